@@ -189,9 +189,11 @@ impl Ratio {
     }
 }
 
+/// As a percentage with at most two decimals: `66%`, `66.67%`.
 impl fmt::Display for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} ({:.2}%)", self.num, self.den, self.as_f64() * 100.0)
+        let pct = format!("{:.2}", self.as_f64() * 100.0);
+        write!(f, "{}%", pct.trim_end_matches('0').trim_end_matches('.'))
     }
 }
 
@@ -242,6 +244,13 @@ mod tests {
         assert_eq!(t.min_count(6), 4);
         assert_eq!(t.min_count(100), 66);
         assert_eq!(Ratio::HALF.min_count(4), 2);
+    }
+
+    #[test]
+    fn ratio_displays_as_a_percentage() {
+        assert_eq!(Ratio::SEED_THRESHOLD.to_string(), "66%");
+        assert_eq!(Ratio::new(2, 3).map(|r| r.to_string()), Some("66.67%".to_owned()));
+        assert_eq!(Ratio::new(1, 2).map(|r| r.to_string()), Some("50%".to_owned()));
     }
 
     #[test]

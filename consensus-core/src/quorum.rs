@@ -205,7 +205,7 @@ pub fn audit(input: &AuditInput) -> Result<Audit, QuorumError> {
     }
     audit_counts(n, f, q, k, t, &mut findings);
     audit_weights(&input.weights_milli, f, t, &mut findings);
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(Audit { n, f, quorum: q, threshold_count: k, findings })
 }
 

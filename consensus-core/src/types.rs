@@ -37,7 +37,7 @@ impl fmt::Display for SessionId {
 }
 
 /// A candidate response, identified within its session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CandidateId(pub u32);
 
@@ -209,6 +209,12 @@ pub struct AgentVote {
     pub confidence: Ppm,
     /// Accept, reject or abstain.
     pub value: VoteValue,
+    /// The voter's score for every candidate it evaluated (seed 3.2: the relevance and
+    /// quality scores an agent picks its best candidate from). Empty when the voter reports
+    /// only its choice. When present, an `Accept` must name a highest-scored candidate with
+    /// exactly that score, so the scores cannot contradict the vote.
+    #[serde(default)]
+    pub scores: BTreeMap<CandidateId, Ppm>,
     /// Free-text justification.
     pub reasoning: String,
     /// When the vote was cast, on the caller's clock.
@@ -235,6 +241,7 @@ impl AgentVote {
             candidate,
             confidence,
             value: VoteValue::Accept { score, priority: Priority::High },
+            scores: BTreeMap::new(),
             reasoning: String::new(),
             timestamp_ms: 0,
             metadata: BTreeMap::new(),
@@ -300,8 +307,9 @@ pub struct ConsensusResult {
     pub chosen: CandidateId,
     /// Support for the chosen candidate among counted votes.
     pub agreement_rate: Ppm,
-    /// Sum over supporting votes of score × effective weight, in millionths of a weight unit.
-    pub weighted_score: u128,
+    /// Sum over supporting votes of score × confidence × effective weight, in millionths of a
+    /// weight unit (seed 4.2 weighted score).
+    pub weighted_score_micro: u64,
     /// Mean confidence of the supporting votes.
     pub average_confidence: Ppm,
     /// Agents whose votes were counted, ascending.
@@ -383,6 +391,12 @@ pub enum ConsensusError {
     /// No countable vote at all.
     #[error("no valid votes for {0}")]
     NoVotes(SessionId),
+    /// The session deadline passed with no fallback configured.
+    #[error("deadline of {deadline_ms} ms exceeded")]
+    DeadlineExceeded {
+        /// The deadline.
+        deadline_ms: TimeMs,
+    },
 }
 
 #[cfg(test)]
@@ -421,6 +435,9 @@ mod tests {
             Ppm::from_f64(0.8).unwrap_or_default(),
             Ppm::from_f64(0.9).unwrap_or_default(),
         );
+        let mut vote = vote;
+        vote.scores.insert(CandidateId(2), Ppm::from_f64(0.8).unwrap_or_default());
+        vote.scores.insert(CandidateId(0), Ppm::from_f64(0.3).unwrap_or_default());
         let json = serde_json::to_string(&vote).unwrap_or_default();
         let back: AgentVote = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
         assert_eq!(back, vote);

@@ -1,1 +1,6 @@
+//! consensus-core integration tests: the seed's own tests (section 7.1) against this engine,
+//! and property tests of aggregation and quorum math.
 
+mod properties;
+mod seed;
+mod support;
