@@ -23,12 +23,17 @@ pub mod aggregate;
 pub mod config;
 pub mod conflict;
 pub mod detection;
+pub mod evaluator;
 pub mod fixed;
 pub mod metrics;
 pub mod policies;
+pub mod protocol;
 pub mod quorum;
 pub mod registry;
+pub mod runner;
+pub mod sign;
 pub mod types;
+pub mod wire;
 
 pub use config::EngineConfig;
 pub use fixed::{Ppm, Ratio};

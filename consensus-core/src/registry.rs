@@ -281,7 +281,10 @@ impl Registry {
             }
             replaced.push(record.specialization);
         }
-        self.spawn_replacements(&replaced, config, &mut events);
+        // Seed 3.2: replacements are spawned while handling detected agents, not otherwise.
+        if !replaced.is_empty() {
+            self.spawn_replacements(&replaced, config, &mut events);
+        }
         events
     }
 

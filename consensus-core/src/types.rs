@@ -19,8 +19,16 @@ pub type TimeMs = u64;
 #[serde(transparent)]
 pub struct AgentId(pub u32);
 
+impl AgentId {
+    /// The client that opens vote sessions (not an agent; it never votes).
+    pub const CLIENT: AgentId = AgentId(u32::MAX);
+}
+
 impl fmt::Display for AgentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == AgentId::CLIENT {
+            return write!(f, "client");
+        }
         write!(f, "agent-{}", self.0)
     }
 }

@@ -20,9 +20,8 @@ fn attacker_is_excluded_and_the_monitor_sees_it() {
     let mut events = Vec::new();
     for s in 0..30u64 {
         let session = SessionId(s);
-        let mut votes: Vec<_> = (0..4)
-            .map(|i| scored_vote(session, i, 0, &[880_000 + i * 10_000, 600_000, 100_000], 920_000))
-            .collect();
+        let mut votes: Vec<_> =
+            (0..4).map(|i| scored_vote(session, i, 0, &[880_000 + i * 10_000, 600_000, 100_000], 920_000)).collect();
         // The attacker (agent 4) votes while it is active; replacements (ids ≥ 5) vote honestly.
         for record in registry.active().filter(|r| r.id.0 >= 4) {
             let v = if record.id == AgentId(4) {

@@ -1,0 +1,286 @@
+//! Byzantine agreement among the agents on the engine's aggregate: single-shot Tendermint per
+//! vote session with external validity. The pseudo-code, its assumptions and a proof sketch are
+//! in `docs/protocol.md`; the code cites its lines as `L<n>`.
+//!
+//! The [`Agent`] is a pure state machine: [`Input`]s in (a session opens, the local evaluator's
+//! vote, a message, a timer), [`Output`]s out (send, broadcast, schedule a timer, evaluate,
+//! decide, evidence, rejection). No async, no clock, no randomness inside: `now` is an
+//! argument. The runner ([`crate::runner`]) performs the outputs over a transport and a clock.
+
+pub mod agent;
+pub mod messages;
+mod session;
+
+use serde::{Deserialize, Serialize};
+
+pub use agent::{Agent, AgentStats};
+pub use messages::{
+    AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SessionSpec, SignedVote,
+    ValueId, VoteKind,
+};
+
+use crate::types::{AgentId, SessionId, TimeMs};
+
+/// Deliberately broken protocol variants, kept so that the simulator can prove it catches them.
+/// Never use anything but `None` outside the simulator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mutation {
+    /// The correct protocol.
+    #[default]
+    None,
+    /// Quorums of q − 1 for prevotes, precommits and decisions: intersection is lost.
+    QuorumOneShort,
+    /// Locks are ignored (L23 and L28 prevote any valid proposal).
+    NoLocking,
+    /// Signatures of votes and round messages are not checked.
+    SkipSignatureCheck,
+    /// At the deadline each agent decides on its own view by > 50% (the seed's code read
+    /// literally), without agreement.
+    LocalTimeoutFallback,
+}
+
+/// Protocol timing and committee settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// How long a proposer waits for all n votes before proposing with ≥ q (L16).
+    pub vote_collect_ms: TimeMs,
+    /// Propose timeout of round 0 (L13).
+    pub timeout_propose_ms: TimeMs,
+    /// Prevote timeout of round 0 (L32).
+    pub timeout_prevote_ms: TimeMs,
+    /// Precommit timeout of round 0 (L42).
+    pub timeout_precommit_ms: TimeMs,
+    /// Added to every timeout per round, so rounds eventually outlast any message delay.
+    pub timeout_delta_ms: TimeMs,
+    /// Interval at which an undecided agent re-sends its own messages (L57–L58).
+    pub retransmit_ms: TimeMs,
+    /// Sessions that may overlap: session s is validated against the registry after sessions
+    /// `0 ..= s − pipeline` (docs/protocol.md, "Replicated reputation").
+    pub pipeline: u64,
+    /// The client allowed to open sessions.
+    pub client: AgentId,
+    /// Decided sessions kept for catch-up before their state is pruned.
+    pub keep_decided: usize,
+    /// A deliberately broken variant (simulator only).
+    pub mutation: Mutation,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            vote_collect_ms: 150,
+            timeout_propose_ms: 200,
+            timeout_prevote_ms: 50,
+            timeout_precommit_ms: 50,
+            timeout_delta_ms: 50,
+            retransmit_ms: 100,
+            pipeline: 1,
+            client: AgentId::CLIENT,
+            keep_decided: 64,
+            mutation: Mutation::None,
+        }
+    }
+}
+
+impl ProtocolConfig {
+    /// The timeout of `kind` in `round` (docs/protocol.md: grows linearly with the round).
+    pub fn timeout(&self, kind: TimerKind, round: Round) -> TimeMs {
+        let base = match kind {
+            TimerKind::VoteCollection => return self.vote_collect_ms,
+            TimerKind::Retransmit => return self.retransmit_ms,
+            TimerKind::Propose => self.timeout_propose_ms,
+            TimerKind::Prevote => self.timeout_prevote_ms,
+            TimerKind::Precommit => self.timeout_precommit_ms,
+            TimerKind::Deadline => return 0,
+        };
+        base.saturating_add(self.timeout_delta_ms.saturating_mul(TimeMs::from(round)))
+    }
+}
+
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimerKind {
+    /// The proposer stops waiting for all n votes (L3, L16).
+    VoteCollection,
+    /// L13 / L51.
+    Propose,
+    /// L32 / L53.
+    Prevote,
+    /// L42 / L55.
+    Precommit,
+    /// L57: re-send own messages.
+    Retransmit,
+    /// The session deadline (fallback, L18, and the local-fallback mutation).
+    Deadline,
+}
+
+/// A timer: it comes back as [`Input::Timeout`] at or after its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    /// The session.
+    pub session: SessionId,
+    /// The round it was set in.
+    pub round: Round,
+    /// What for.
+    pub kind: TimerKind,
+}
+
+/// What an agent is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A message arrived from `from` (the transport's claim; signatures are what count).
+    Receive {
+        /// Sender address.
+        from: AgentId,
+        /// The decoded message.
+        message: Message,
+    },
+    /// The local evaluator produced this agent's vote (L5).
+    LocalVote(crate::types::AgentVote),
+    /// A timer fired.
+    Timeout(Timer),
+    /// A frame from `from` that did not decode (counted as [`Rejection::Malformed`]).
+    Malformed {
+        /// Sender address.
+        from: AgentId,
+    },
+}
+
+/// Why an input was not used. Counted, never a panic.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rejection {
+    /// A frame that did not decode.
+    Malformed,
+    /// A signature that does not verify.
+    BadSignature,
+    /// The signer is not in the session's committee.
+    NotInCommittee,
+    /// Open from someone other than the client.
+    NotTheClient,
+    /// A proposal from an agent that is not the round's proposer.
+    WrongProposer,
+    /// A proposal whose value is not valid (V1–V8).
+    InvalidProposal,
+    /// A vote or message naming another session than it was sent for, or a stale session.
+    WrongSession,
+    /// A commit certificate that does not hold q valid precommits for its value.
+    InvalidCommit,
+    /// Too many buffered messages for a session not yet ready.
+    BufferFull,
+    /// A vote that contradicts itself or the session.
+    InvalidVote,
+}
+
+/// Proof of Byzantine behaviour: two conflicting signed messages from one agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evidence {
+    /// Two different votes in one session.
+    ConflictingVotes {
+        /// The first seen.
+        first: Box<SignedVote>,
+        /// The second.
+        second: Box<SignedVote>,
+    },
+    /// Two different prevotes or precommits in one round.
+    ConflictingRoundVotes {
+        /// The first seen.
+        first: RoundVote,
+        /// The second.
+        second: RoundVote,
+    },
+    /// Two different proposals from the proposer of one round.
+    ConflictingProposals {
+        /// The proposer.
+        proposer: AgentId,
+        /// The session.
+        session: SessionId,
+        /// The round.
+        round: Round,
+    },
+}
+
+impl Evidence {
+    /// The agent the evidence convicts.
+    pub fn culprit(&self) -> AgentId {
+        match self {
+            Evidence::ConflictingVotes { first, .. } => first.vote.agent,
+            Evidence::ConflictingRoundVotes { first, .. } => first.agent,
+            Evidence::ConflictingProposals { proposer, .. } => *proposer,
+        }
+    }
+}
+
+/// A decision, as the agent reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The session.
+    pub session: SessionId,
+    /// The round decided in (`None` for the local-fallback mutation).
+    pub round: Option<Round>,
+    /// The decided value's id (`None` for the local-fallback mutation).
+    pub value: Option<ValueId>,
+    /// The decided outcome.
+    pub outcome: AgreedOutcome,
+    /// Normal or fallback.
+    pub mode: ProposalMode,
+    /// The certified votes the value carries (empty for the local-fallback mutation).
+    pub votes: Vec<SignedVote>,
+    /// When the agent decided.
+    pub at_ms: TimeMs,
+}
+
+/// What an agent asks its runner to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send to every other committee member and the client.
+    Broadcast(Message),
+    /// Send to one agent.
+    Send {
+        /// Recipient.
+        to: AgentId,
+        /// What.
+        message: Message,
+    },
+    /// Deliver [`Input::Timeout`] at `at_ms`.
+    Schedule {
+        /// The timer.
+        timer: Timer,
+        /// When.
+        at_ms: TimeMs,
+    },
+    /// Ask the evaluator for this agent's vote on the session (L2).
+    Evaluate(SessionSpec),
+    /// The agent decided (L45).
+    Decide(Box<DecisionRecord>),
+    /// Byzantine behaviour observed.
+    Evidence(Box<Evidence>),
+    /// An input was not used.
+    Reject {
+        /// From whom it came (the transport's claim).
+        from: AgentId,
+        /// Why.
+        reason: Rejection,
+    },
+}
+
+/// Anything the runner can drive: the honest [`Agent`] or a Byzantine wrapper around it.
+pub trait Node {
+    /// The node's identity.
+    fn id(&self) -> AgentId;
+    /// Handles one input at `now_ms`, appending outputs.
+    fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>);
+}
+
+impl<N: Node + ?Sized> Node for Box<N> {
+    fn id(&self) -> AgentId {
+        (**self).id()
+    }
+    fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
+        (**self).handle(now_ms, input, out);
+    }
+}

@@ -1,0 +1,283 @@
+//! The wire encoding: versioned, length-prefixed frames with bounded sizes, and the canonical
+//! bytes that signatures and value ids cover.
+//!
+//! A frame is `"BF" | version (1 byte) | body length (u32, big-endian) | body`, where the body
+//! is the [postcard] encoding of a [`Message`]. Decoding never panics: a short, oversized,
+//! foreign, future-version, truncated, trailing-garbage or out-of-bounds frame is a typed
+//! [`WireError`] that the caller counts.
+
+use serde::Serialize;
+
+use crate::protocol::messages::{Message, ProposalValue, Round, SessionSpec, ValueId, VoteKind};
+use crate::types::{AgentVote, SessionId};
+
+/// Frame magic.
+pub const MAGIC: [u8; 2] = *b"BF";
+/// Encoding version.
+pub const VERSION: u8 = 1;
+/// Header bytes before the body.
+pub const HEADER_BYTES: usize = 7;
+/// Largest body accepted.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Most votes a proposal may carry.
+pub const MAX_VOTES: usize = 1_024;
+/// Most candidates a session may have.
+pub const MAX_CANDIDATES: usize = 256;
+/// Longest text field (query, reasoning, reasons, metadata keys and values), in bytes.
+pub const MAX_TEXT_BYTES: usize = 4_096;
+/// Most metadata entries or per-candidate scores in a vote.
+pub const MAX_VOTE_ENTRIES: usize = 256;
+/// Most precommits a commit certificate may carry.
+pub const MAX_PRECOMMITS: usize = 1_024;
+
+/// Why a frame was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Fewer bytes than a header.
+    #[error("frame of {0} bytes is shorter than its header")]
+    TooShort(usize),
+    /// Not our magic.
+    #[error("bad magic {0:02x?}")]
+    BadMagic([u8; 2]),
+    /// A version this build does not speak.
+    #[error("unsupported encoding version {0}")]
+    UnsupportedVersion(u8),
+    /// The declared body length is above the limit.
+    #[error("body of {0} bytes exceeds the {MAX_BODY_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The declared body length differs from the bytes present.
+    #[error("declared body length {declared} but {actual} bytes follow the header")]
+    LengthMismatch {
+        /// From the header.
+        declared: usize,
+        /// Present.
+        actual: usize,
+    },
+    /// The body is not a valid message.
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    /// A field exceeds its bound.
+    #[error("{field} has {len} entries or bytes, above the bound {max}")]
+    OutOfBounds {
+        /// Which field.
+        field: &'static str,
+        /// Its size.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// Canonical bytes of any serialisable value (postcard; maps are ordered, so deterministic).
+pub fn canonical_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain data to a Vec cannot fail; an empty result would only weaken a hash.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// What a voter signs: a domain tag and the vote (which names its session).
+pub fn vote_signing_bytes(vote: &AgentVote) -> Vec<u8> {
+    let mut b = b"bftsim/vote/v1".to_vec();
+    b.extend(canonical_bytes(vote));
+    b
+}
+
+/// What the client signs when it opens a session.
+pub fn spec_signing_bytes(spec: &SessionSpec) -> Vec<u8> {
+    let mut b = b"bftsim/open/v1".to_vec();
+    b.extend(canonical_bytes(spec));
+    b
+}
+
+/// What a proposer signs: session, round, valid round and the value id.
+pub fn proposal_signing_bytes(value: &ProposalValue, round: Round, valid_round: Option<Round>) -> Vec<u8> {
+    let mut b = b"bftsim/proposal/v1".to_vec();
+    b.extend(canonical_bytes(&(value.session, round, valid_round, ValueId::of(value))));
+    b
+}
+
+/// What a prevote or precommit signs: kind, session, round and value.
+pub fn round_vote_signing_bytes(kind: VoteKind, session: SessionId, round: Round, value: Option<ValueId>) -> Vec<u8> {
+    let mut b = b"bftsim/round-vote/v1".to_vec();
+    b.extend(canonical_bytes(&(kind, session, round, value)));
+    b
+}
+
+/// Encodes one message as a frame.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let body = canonical_bytes(message);
+    let mut frame = Vec::with_capacity(HEADER_BYTES + body.len());
+    frame.extend_from_slice(&MAGIC);
+    frame.push(VERSION);
+    frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Decodes one frame, checking the header, the length and every bound.
+pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
+    if frame.len() < HEADER_BYTES {
+        return Err(WireError::TooShort(frame.len()));
+    }
+    let magic = [frame[0], frame[1]];
+    if magic != MAGIC {
+        return Err(WireError::BadMagic(magic));
+    }
+    if frame[2] != VERSION {
+        return Err(WireError::UnsupportedVersion(frame[2]));
+    }
+    let declared = u32::from_be_bytes([frame[3], frame[4], frame[5], frame[6]]) as usize;
+    if declared > MAX_BODY_BYTES {
+        return Err(WireError::TooLarge(declared));
+    }
+    let body = &frame[HEADER_BYTES..];
+    if body.len() != declared {
+        return Err(WireError::LengthMismatch { declared, actual: body.len() });
+    }
+    let (message, rest): (Message, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed(format!("{} trailing bytes", rest.len())));
+    }
+    check_bounds(&message)?;
+    Ok(message)
+}
+
+fn bound(field: &'static str, len: usize, max: usize) -> Result<(), WireError> {
+    if len > max {
+        return Err(WireError::OutOfBounds { field, len, max });
+    }
+    Ok(())
+}
+
+fn check_vote(vote: &AgentVote) -> Result<(), WireError> {
+    bound("vote.reasoning", vote.reasoning.len(), MAX_TEXT_BYTES)?;
+    bound("vote.scores", vote.scores.len(), MAX_VOTE_ENTRIES)?;
+    bound("vote.metadata", vote.metadata.len(), MAX_VOTE_ENTRIES)?;
+    for (k, v) in &vote.metadata {
+        bound("vote.metadata entry", k.len() + v.len(), MAX_TEXT_BYTES)?;
+    }
+    match &vote.value {
+        crate::types::VoteValue::Abstain { reason } => bound("vote.reason", reason.len(), MAX_TEXT_BYTES),
+        crate::types::VoteValue::Reject { reason: crate::types::RejectionReason::Other(reason) } => {
+            bound("vote.reason", reason.len(), MAX_TEXT_BYTES)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_spec(spec: &SessionSpec) -> Result<(), WireError> {
+    bound("open.query", spec.query.len(), MAX_TEXT_BYTES)?;
+    bound("open.candidates", spec.candidates.len(), MAX_CANDIDATES)
+}
+
+fn check_value(value: &ProposalValue) -> Result<(), WireError> {
+    check_spec(&value.spec.spec)?;
+    bound("proposal.votes", value.votes.len(), MAX_VOTES)?;
+    value.votes.iter().try_for_each(|v| check_vote(&v.vote))
+}
+
+/// Checks every size bound of a decoded message.
+pub fn check_bounds(message: &Message) -> Result<(), WireError> {
+    match message {
+        Message::Open(open) => check_spec(&open.spec),
+        Message::Vote(v) => check_vote(&v.vote),
+        Message::Proposal(p) => check_value(&p.value),
+        Message::RoundVote(_) => Ok(()),
+        Message::Commit(c) => {
+            bound("commit.precommits", c.precommits.len(), MAX_PRECOMMITS)?;
+            check_value(&c.proposal.value)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::messages::{SignedSpec, SignedVote};
+    use crate::sign::Signature;
+    use crate::types::{AgentId, AgentSpecialization, CandidateId};
+    use crate::Ppm;
+
+    fn vote_message() -> Message {
+        let vote = AgentVote::accept(
+            AgentId(3),
+            AgentSpecialization::Reranker,
+            SessionId(9),
+            CandidateId(1),
+            Ppm::saturating(800_000),
+            Ppm::saturating(900_000),
+        );
+        Message::Vote(SignedVote { vote, signature: Signature([7; 64]) })
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let open = Message::Open(SignedSpec {
+            spec: SessionSpec {
+                session: SessionId(1),
+                query: "what is BFT?".into(),
+                candidates: vec![CandidateId(0), CandidateId(1)],
+                opened_ms: 5,
+            },
+            signature: Signature([1; 64]),
+        });
+        for m in [open, vote_message()] {
+            assert_eq!(decode(&encode(&m)), Ok(m));
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_typed_errors() {
+        let good = encode(&vote_message());
+        assert_eq!(decode(&good[..3]), Err(WireError::TooShort(3)));
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert_eq!(decode(&bad), Err(WireError::BadMagic([b'X', b'F'])));
+        let mut bad = good.clone();
+        bad[2] = 9;
+        assert_eq!(decode(&bad), Err(WireError::UnsupportedVersion(9)));
+        let mut bad = good.clone();
+        bad[3..7].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(decode(&bad), Err(WireError::TooLarge(_))));
+        assert!(matches!(decode(&good[..good.len() - 1]), Err(WireError::LengthMismatch { .. })));
+        let mut bad = good.clone();
+        bad[HEADER_BYTES] = 200; // no such message variant
+        assert!(matches!(decode(&bad), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn oversized_fields_are_rejected() {
+        let open = Message::Open(SignedSpec {
+            spec: SessionSpec {
+                session: SessionId(1),
+                query: "x".repeat(MAX_TEXT_BYTES + 1),
+                candidates: vec![],
+                opened_ms: 0,
+            },
+            signature: Signature::ZERO,
+        });
+        assert!(matches!(decode(&encode(&open)), Err(WireError::OutOfBounds { field: "open.query", .. })));
+    }
+
+    #[test]
+    fn signing_bytes_bind_session_and_round() {
+        let a = round_vote_signing_bytes(VoteKind::Prevote, SessionId(1), 0, None);
+        assert_ne!(a, round_vote_signing_bytes(VoteKind::Prevote, SessionId(2), 0, None));
+        assert_ne!(a, round_vote_signing_bytes(VoteKind::Prevote, SessionId(1), 1, None));
+        assert_ne!(a, round_vote_signing_bytes(VoteKind::Precommit, SessionId(1), 0, None));
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+            let mut framed = MAGIC.to_vec();
+            framed.push(VERSION);
+            framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&bytes);
+            let _ = decode(&framed);
+        }
+    }
+}
