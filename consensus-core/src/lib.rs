@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod adversary;
 pub mod config;
 pub mod conflict;
 pub mod detection;

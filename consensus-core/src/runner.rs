@@ -104,6 +104,7 @@ pub struct Runner<N, Tx, Rx, C, E, O> {
     peers: Vec<AgentId>,
     timers: BTreeMap<(TimeMs, u64), Scheduled>,
     next_seq: u64,
+    initial: Vec<Input>,
 }
 
 impl<N, Tx, Rx, C, E, O> Runner<N, Tx, Rx, C, E, O>
@@ -129,12 +130,34 @@ where
     ) -> Self {
         let me = node.id();
         let peers = peers.into_iter().filter(|p| *p != me).collect();
-        Runner { node, specialization, tx, rx, clock, evaluator, observer, peers, timers: BTreeMap::new(), next_seq: 0 }
+        Runner {
+            node,
+            specialization,
+            tx,
+            rx,
+            clock,
+            evaluator,
+            observer,
+            peers,
+            timers: BTreeMap::new(),
+            next_seq: 0,
+            initial: Vec::new(),
+        }
+    }
+
+    /// Feeds `input` to the node before anything else (e.g. [`Input::Recover`] after a restart).
+    pub fn start_with(mut self, input: Input) -> Self {
+        self.initial.push(input);
+        self
     }
 
     /// Runs until the transport closes; returns the node and the observer.
     pub async fn run(mut self) -> (N, O) {
         let mut out = Vec::new();
+        for input in std::mem::take(&mut self.initial) {
+            let now = self.clock.now_ms();
+            self.step(now, input, &mut out).await;
+        }
         loop {
             self.fire_due_timers(&mut out).await;
             let next_timer = self.timers.keys().next().map(|(t, _)| *t);

@@ -182,7 +182,7 @@ pub fn check_bounds(message: &Message) -> Result<(), WireError> {
         Message::Open(open) => check_spec(&open.spec),
         Message::Vote(v) => check_vote(&v.vote),
         Message::Proposal(p) => check_value(&p.value),
-        Message::RoundVote(_) => Ok(()),
+        Message::RoundVote(_) | Message::Sync { .. } => Ok(()),
         Message::Commit(c) => {
             bound("commit.precommits", c.precommits.len(), MAX_PRECOMMITS)?;
             check_value(&c.proposal.value)

@@ -46,6 +46,8 @@ pub struct Agent<S, V> {
     sessions: BTreeMap<SessionId, SessionMachine>,
     buffered: BTreeMap<SessionId, Vec<Input>>,
     records: BTreeMap<SessionId, SessionRecord>,
+    sync_sent_at: Option<TimeMs>,
+    sync_served_at: BTreeMap<AgentId, TimeMs>,
     stats: AgentStats,
 }
 
@@ -66,6 +68,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             sessions: BTreeMap::new(),
             buffered: BTreeMap::new(),
             records: BTreeMap::new(),
+            sync_sent_at: None,
+            sync_served_at: BTreeMap::new(),
             stats: AgentStats::default(),
         }
     }
@@ -108,7 +112,15 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     /// buffering it otherwise.
     fn route(&mut self, now: TimeMs, input: Input, out: &mut Vec<Output>) {
         let (session, from) = match &input {
+            Input::Receive { from, message: Message::Sync { next } } => {
+                self.serve_sync(now, *from, *next, out);
+                return;
+            }
             Input::Receive { from, message } => (message.session(), *from),
+            Input::Recover => {
+                self.recover(now, out);
+                return;
+            }
             Input::LocalVote(v) => (v.session, self.id),
             Input::Timeout(t) => (t.session, self.id),
             Input::Malformed { from } => {
@@ -133,6 +145,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 } else {
                     buffer.push(input);
                 }
+                self.request_sync(now, from, out);
                 return;
             };
             let committee = Committee::of(registry, self.protocol.mutation);
@@ -183,16 +196,71 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 Message::Proposal(p) => machine.on_proposal(from, *p, &ctx, out),
                 Message::RoundVote(v) => machine.on_round_vote(from, v, &ctx, out),
                 Message::Commit(c) => machine.on_commit(from, *c, &ctx, out),
+                Message::Sync { .. } => {}
             },
             Input::LocalVote(vote) => machine.local_vote(vote, &ctx, out),
             Input::Timeout(timer) => machine.on_timeout(timer, &ctx, out),
-            Input::Malformed { .. } => {}
+            Input::Malformed { .. } | Input::Recover => {}
         }
         if !decided_before {
             if let Some(decided) = machine.decided() {
                 self.records.insert(session, decided.registry_record.clone());
                 self.stats.decided += 1;
             }
+        }
+    }
+
+    /// A peer is ahead of us: ask it for the certificates of the sessions we have not applied
+    /// (at most once per retransmit interval).
+    fn request_sync(&mut self, now: TimeMs, peer: AgentId, out: &mut Vec<Output>) {
+        if peer == self.id || peer == self.protocol.client {
+            return;
+        }
+        if self.sync_sent_at.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
+            return;
+        }
+        self.sync_sent_at = Some(now);
+        out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+    }
+
+    /// Answers a [`Message::Sync`] with up to `sync_batch` certificates.
+    fn serve_sync(&mut self, now: TimeMs, peer: AgentId, next: SessionId, out: &mut Vec<Output>) {
+        let last = self.sync_served_at.get(&peer).copied();
+        if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
+            return;
+        }
+        self.sync_served_at.insert(peer, now);
+        let end = SessionId(next.0.saturating_add(self.protocol.sync_batch));
+        for machine in self.sessions.range(next..end).map(|(_, m)| m) {
+            if let Some(commit) = machine.commit() {
+                out.push(Output::Send { to: peer, message: Message::Commit(Box::new(commit.clone())) });
+            }
+        }
+    }
+
+    /// After a restart: re-arm every undecided session's timers.
+    fn recover(&mut self, now: TimeMs, out: &mut Vec<Output>) {
+        let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for session in sessions {
+            let epoch = self.epoch_of(session);
+            let (Some(machine), Some(registry)) = (self.sessions.get_mut(&session), self.epochs.get(&epoch)) else {
+                continue;
+            };
+            let ctx = Ctx {
+                me: self.id,
+                now,
+                signer: &self.signer,
+                verifier: &self.verifier,
+                registry,
+                engine: &self.engine,
+                protocol: &self.protocol,
+            };
+            machine.recover(&ctx, out);
+        }
+        let me = self.id;
+        let peer = self.epochs.values().next_back().and_then(|r| r.active().map(|a| a.id).find(|id| *id != me));
+        if let Some(peer) = peer {
+            self.request_sync(now, peer, out);
         }
     }
 

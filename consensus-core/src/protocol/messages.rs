@@ -195,6 +195,13 @@ pub enum Message {
     RoundVote(RoundVote),
     /// A decision certificate.
     Commit(Box<Commit>),
+    /// "I have applied every session below `next`; send me the certificates you hold from
+    /// there." Sent by an agent that fell behind (after a crash or a partition). Unsigned: the
+    /// answer is certificates, which prove themselves.
+    Sync {
+        /// The first session the sender has not applied.
+        next: SessionId,
+    },
 }
 
 impl Message {
@@ -206,6 +213,7 @@ impl Message {
             Message::Proposal(p) => p.value.session,
             Message::RoundVote(v) => v.session,
             Message::Commit(c) => c.proposal.value.session,
+            Message::Sync { next } => *next,
         }
     }
 
@@ -218,6 +226,7 @@ impl Message {
             Message::RoundVote(v) if v.kind == VoteKind::Prevote => "prevote",
             Message::RoundVote(_) => "precommit",
             Message::Commit(_) => "commit",
+            Message::Sync { .. } => "sync",
         }
     }
 }

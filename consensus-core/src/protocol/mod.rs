@@ -11,6 +11,8 @@ pub mod agent;
 pub mod messages;
 mod session;
 
+pub use session::{recompute, Committee};
+
 use serde::{Deserialize, Serialize};
 
 pub use agent::{Agent, AgentStats};
@@ -44,6 +46,8 @@ pub enum Mutation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProtocolConfig {
+    /// Certificates sent in answer to one [`Message::Sync`].
+    pub sync_batch: u64,
     /// How long a proposer waits for all n votes before proposing with ≥ q (L16).
     pub vote_collect_ms: TimeMs,
     /// Propose timeout of round 0 (L13).
@@ -79,6 +83,7 @@ impl Default for ProtocolConfig {
             pipeline: 1,
             client: AgentId::CLIENT,
             keep_decided: 64,
+            sync_batch: 16,
             mutation: Mutation::None,
         }
     }
@@ -147,6 +152,8 @@ pub enum Input {
         /// Sender address.
         from: AgentId,
     },
+    /// The agent restarts after a crash with its durable state but no timers: re-arm them.
+    Recover,
 }
 
 /// Why an input was not used. Counted, never a panic.
@@ -189,9 +196,9 @@ pub enum Evidence {
     /// Two different prevotes or precommits in one round.
     ConflictingRoundVotes {
         /// The first seen.
-        first: RoundVote,
+        first: Box<RoundVote>,
         /// The second.
-        second: RoundVote,
+        second: Box<RoundVote>,
     },
     /// Two different proposals from the proposer of one round.
     ConflictingProposals {
@@ -230,6 +237,8 @@ pub struct DecisionRecord {
     pub mode: ProposalMode,
     /// The certified votes the value carries (empty for the local-fallback mutation).
     pub votes: Vec<SignedVote>,
+    /// The client-signed session specification.
+    pub spec: messages::SignedSpec,
     /// When the agent decided.
     pub at_ms: TimeMs,
 }

@@ -22,7 +22,7 @@ use super::{DecisionRecord, Evidence, Mutation, Output, ProtocolConfig, Rejectio
 
 /// The agents of a session's committee and its quorum arithmetic.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Committee {
+pub struct Committee {
     /// Ascending.
     pub members: Vec<AgentId>,
     /// Quorum used for prevotes, precommits, decisions and vote sets.
@@ -154,6 +154,7 @@ impl SessionMachine {
         self.round
     }
 
+
     fn schedule(&self, kind: TimerKind, at: TimeMs, out: &mut Vec<Output>) {
         out.push(Output::Schedule { timer: Timer { session: self.session, round: self.round, kind }, at_ms: at });
     }
@@ -254,7 +255,7 @@ impl SessionMachine {
         let round = book.entry(v.round).or_default();
         match round.get(&v.agent) {
             Some(first) if *first != v => {
-                let evidence = Evidence::ConflictingRoundVotes { first: first.clone(), second: v };
+                let evidence = Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(v) };
                 out.push(Output::Evidence(Box::new(evidence)));
             }
             Some(_) => {}
@@ -335,6 +336,28 @@ impl SessionMachine {
         }
         let r = round.unwrap_or(c.proposal.round);
         self.decide(r, id, Some(c), ctx, out); // L48
+    }
+
+    /// The certificate of a decided session, if held.
+    pub fn commit(&self) -> Option<&Commit> {
+        self.decided.as_ref().and_then(|d| d.commit.as_ref())
+    }
+
+    /// After a restart: timers are gone, so re-arm retransmission and the round's timeout.
+    pub fn recover(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        if self.decided.is_some() || !self.started {
+            return;
+        }
+        if self.own_vote.is_none() && self.evaluation_requested {
+            // The evaluation in flight was lost with the crash: ask again.
+            if let Some(spec) = &self.spec {
+                out.push(Output::Evaluate(spec.spec.clone()));
+            }
+        }
+        self.schedule(TimerKind::Retransmit, ctx.now, out);
+        let at = ctx.now.saturating_add(ctx.protocol.timeout(TimerKind::Propose, self.round));
+        self.schedule(TimerKind::Propose, at, out);
+        self.schedule(TimerKind::Precommit, at, out);
     }
 
     /// L59–L60: after deciding, answer a lagging agent with the certificate.
@@ -650,6 +673,7 @@ impl SessionMachine {
             outcome: value.outcome.clone(),
             mode: value.mode,
             votes: value.votes.clone(),
+            spec: value.spec.clone(),
             at_ms: ctx.now,
         };
         out.push(Output::Decide(Box::new(record.clone()))); // L45
@@ -672,6 +696,7 @@ impl SessionMachine {
             },
             Err(_) => return,
         };
+        let Some(spec) = self.spec.clone() else { return };
         let record = DecisionRecord {
             session: self.session,
             round: None,
@@ -679,6 +704,7 @@ impl SessionMachine {
             outcome: outcome.clone(),
             mode: ProposalMode::Fallback,
             votes: Vec::new(),
+            spec,
             at_ms: ctx.now,
         };
         let registry_record = SessionRecord { chosen: outcome.chosen(), ..SessionRecord::default() };
@@ -721,15 +747,22 @@ fn validate(value: &ProposalValue, committee: &Committee, session: SessionId, ct
 }
 
 /// `outcome(mode, votes)` of docs/protocol.md V5–V6, with what the registry learns from it.
-pub(crate) fn outcome_of(
+fn outcome_of(mode: ProposalMode, spec: &SignedSpec, votes: &[SignedVote], ctx: &Ctx<'_>) -> (AgreedOutcome, SessionRecord) {
+    recompute(mode, spec, votes, ctx.registry, ctx.engine)
+}
+
+/// `outcome(mode, votes)` of docs/protocol.md V5–V6 against an explicit registry epoch, with
+/// what the registry learns from it. The simulator's oracle calls it to re-check decisions.
+pub fn recompute(
     mode: ProposalMode,
     spec: &SignedSpec,
     votes: &[SignedVote],
-    ctx: &Ctx<'_>,
+    registry: &Registry,
+    engine: &EngineConfig,
 ) -> (AgreedOutcome, SessionRecord) {
     let plain: Vec<_> = votes.iter().map(|v| v.vote.clone()).collect();
     let input = SessionInput { session: spec.spec.session, candidates: &spec.spec.candidates, votes: &plain };
-    let aggregation = aggregate(&input, ctx.registry, ctx.engine);
+    let aggregation = aggregate(&input, registry, engine);
     let mut record = aggregation.record;
     let outcome = match mode {
         ProposalMode::Normal => match aggregation.outcome {
@@ -750,9 +783,7 @@ pub(crate) fn outcome_of(
                 agreement: r.agreement_rate,
                 byzantine: r.byzantine,
             },
-            Err(ConsensusError::NoMajority { largest_group, .. }) => {
-                AgreedOutcome::NoDecision { achieved: largest_group }
-            }
+            Err(ConsensusError::NoMajority { largest_group, .. }) => AgreedOutcome::NoDecision { achieved: largest_group },
             Err(_) => AgreedOutcome::NoDecision { achieved: crate::Ppm::ZERO },
         },
     };

@@ -93,13 +93,16 @@ impl Observer for SharedLog {
     }
 }
 
+/// Builds a node from the honest agent, its signer and its peers.
+pub type MakeNode = Box<dyn FnOnce(Agent<SimSigner, SimKeyring>, SimSigner, Vec<AgentId>) -> Box<dyn Node>>;
+
 /// How a committee member behaves.
 pub enum Member {
     Honest,
     /// Never started: crashed from the beginning.
     Absent,
     /// Any node built from the honest agent (Byzantine wrappers).
-    Custom(Box<dyn FnOnce(Agent<SimSigner, SimKeyring>, SimSigner, Vec<AgentId>) -> Box<dyn Node>>),
+    Custom(MakeNode),
 }
 
 pub struct Setup {

@@ -1,0 +1,360 @@
+//! The `bftsim` subcommands.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use consensus_core::quorum::{audit, AuditInput};
+use consensus_core::{AgentSpecialization, Ratio};
+use indicatif::{ProgressBar, ProgressStyle};
+use sim::exec::{execute, ExecOptions, Job};
+use sim::results::RunOutcome;
+use sim::run::{run, RunOptions};
+use sim::scenario::{self, Scenario, ScenarioError};
+use sim::summary::{ScenarioSummary, Summary};
+
+/// Deterministic fault-injection simulator for consensus-core: runs seeded scenarios on madsim,
+/// checks safety, liveness and validity invariants at every step, and replays any failure from
+/// its seed.
+#[derive(Parser)]
+#[command(name = "bftsim", version, about)]
+struct Cli {
+    /// More logging (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files (or directories of them) over many seeds.
+    Run {
+        /// Scenario files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Seeds per scenario (and per sweep point).
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        seed_start: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output directory for runs.jsonl and summary.json.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Run every seed twice and compare trace hashes.
+        #[arg(long)]
+        check_determinism: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Replay one run and print its events in simulated time.
+    Reproduce {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Sweep point: `key=value` (repeat for each axis).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Write the events as JSON lines to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Print at most this many events (the violation is always printed).
+        #[arg(long, default_value_t = 400)]
+        limit: usize,
+    },
+    /// Validate scenario files and print each one's configuration audit.
+    Check {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List the bundled scenarios.
+    List {
+        /// Directory (default: scenarios/).
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Audit a committee: quorum size, and whether the threshold keeps safety and liveness.
+    Audit {
+        /// Agents in the committee.
+        #[arg(long, default_value_t = 5)]
+        agents: u32,
+        /// Agreement threshold in (0, 1].
+        #[arg(long, default_value_t = 0.66)]
+        threshold: f64,
+        /// Byzantine agents to tolerate (default: (n − 1) / 3).
+        #[arg(long)]
+        byzantine: Option<u64>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Run { paths, seeds, seed_start, jobs, out, check_determinism, quiet } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            cmd_run(&paths, seeds, seed_start, jobs, &out, check_determinism, quiet)
+        }
+        Command::Reproduce { scenario, seed, set, trace, limit } => cmd_reproduce(&scenario, seed, &set, trace, limit),
+        Command::Check { paths } => cmd_check(&paths),
+        Command::List { dir } => cmd_list(&dir),
+        Command::Audit { agents, threshold, byzantine } => cmd_audit(agents, threshold, byzantine),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Scenario(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Io(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+enum CliError {
+    Usage(String),
+    Scenario(ScenarioError),
+    Io(String),
+}
+
+impl From<ScenarioError> for CliError {
+    fn from(e: ScenarioError) -> Self {
+        CliError::Scenario(e)
+    }
+}
+
+fn io(context: &str, path: &Path) -> impl FnOnce(std::io::Error) -> CliError {
+    let context = format!("{context} {}", path.display());
+    move |e| CliError::Io(format!("{context}: {e}"))
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,madsim=error",
+        1 => "info,madsim=error",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).try_init();
+}
+
+/// Log lines are stamped with simulated time inside a run.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match madsim::time::TimeHandle::try_current() {
+            Some(t) => write!(w, "sim {:>8.3}s", t.elapsed().as_secs_f64()),
+            None => write!(w, "{:>12}", "-"),
+        }
+    }
+}
+
+/// Loads every scenario under `paths` and expands sweeps into jobs.
+fn load_points(paths: &[PathBuf]) -> Result<Vec<(PathBuf, BTreeMap<String, String>, Arc<Scenario>)>, CliError> {
+    let paths = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths.to_vec() };
+    let files = scenario::discover(&paths)?;
+    if files.is_empty() {
+        return Err(CliError::Usage(format!("no scenario files under {paths:?}")));
+    }
+    let mut points = Vec::new();
+    for file in files {
+        let scenario = scenario::load(&file)?;
+        for (labels, point) in scenario.expand()? {
+            points.push((file.clone(), labels.into_iter().collect(), Arc::new(point)));
+        }
+    }
+    Ok(points)
+}
+
+fn cmd_run(
+    paths: &[PathBuf],
+    seeds: u64,
+    seed_start: u64,
+    jobs: usize,
+    out: &Path,
+    check_determinism: bool,
+    quiet: bool,
+) -> Result<ExitCode, CliError> {
+    if seeds == 0 {
+        return Err(CliError::Usage("--seeds must be at least 1".into()));
+    }
+    let points = load_points(paths)?;
+    fs::create_dir_all(out).map_err(io("cannot create", out))?;
+    let runs_path = out.join("runs.jsonl");
+    let mut runs = BufWriter::new(File::create(&runs_path).map_err(io("cannot create", &runs_path))?);
+    let mut summaries: Vec<ScenarioSummary> = points
+        .iter()
+        .map(|(path, params, s)| {
+            let path = path.display().to_string();
+            ScenarioSummary::new(s.name.clone(), path, params.clone(), s.expect.safety, s.expect.invariant.clone())
+        })
+        .collect();
+    let mut index = BTreeMap::new();
+    let mut job_list = Vec::new();
+    for (i, (path, params, scenario)) in points.iter().enumerate() {
+        index.insert(scenario.name.clone(), i);
+        for seed in seed_start..seed_start.saturating_add(seeds) {
+            job_list.push(Job { scenario: scenario.clone(), path: path.clone(), params: params.clone(), seed });
+        }
+    }
+    let bar = progress(job_list.len() as u64, quiet);
+    let mut write_error = None;
+    execute(&job_list, ExecOptions { jobs, check_determinism }, |job, record| {
+        if let Ok(line) = serde_json::to_string(&record) {
+            // One line per run, flushed at once: an interrupted sweep keeps every finished run.
+            if let Err(e) = writeln!(runs, "{line}").and_then(|()| runs.flush()) {
+                write_error = Some(e);
+            }
+        }
+        if let Some(summary) = index.get(&job.scenario.name).and_then(|i| summaries.get_mut(*i)) {
+            summary.add(&record, || job.reproduce_command());
+        }
+        if record.outcome != RunOutcome::Ok && !quiet {
+            bar.println(format!("{} seed {}: {:?}", job.scenario.name, job.seed, record.violations.first().map(|v| &v.invariant)));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(CliError::Io(format!("writing {}: {e}", runs_path.display())));
+    }
+    for s in &mut summaries {
+        s.finish();
+    }
+    print_table(&summaries);
+    let passed = summaries.iter().all(|s| s.passed);
+    let summary = Summary { seeds, seed_start, runs: job_list.len() as u64, passed, scenarios: summaries };
+    let summary_path = out.join("summary.json");
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| CliError::Io(e.to_string()))?;
+    fs::write(&summary_path, json).map_err(io("cannot write", &summary_path))?;
+    println!("\nwrote {} and {}", runs_path.display(), summary_path.display());
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn progress(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || total < 50 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {per_sec}  eta {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn print_table(summaries: &[ScenarioSummary]) {
+    println!("{}", ScenarioSummary::table_header());
+    for s in summaries {
+        println!("{}", s.table_row());
+    }
+    for s in summaries {
+        let unexpected = s.expect_safety && !s.failures.is_empty();
+        if unexpected {
+            println!("\n{}: {} failing seed(s); reproduce with:", s.scenario, s.violations.values().sum::<u64>());
+            for f in &s.failures {
+                println!("  {}    # {} at step {}, {} ms", f.reproduce, f.invariant, f.step, f.time_ms);
+            }
+        } else if !s.expect_safety {
+            if let Some(f) = s.failures.first() {
+                println!("\n{}: found {} (as expected) first at seed {}: {}", s.scenario, f.invariant, f.seed, f.reproduce);
+            } else {
+                println!("\n{}: expected a {} violation but found none", s.scenario, s.expect_invariant.as_deref().unwrap_or("safety"));
+            }
+        }
+    }
+}
+
+fn cmd_reproduce(path: &Path, seed: u64, set: &[String], trace: Option<PathBuf>, limit: usize) -> Result<ExitCode, CliError> {
+    let scenario = scenario::load(path)?;
+    let mut wanted = BTreeMap::new();
+    for kv in set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--set {kv}: expected KEY=VALUE")))?;
+        wanted.insert(k.to_owned(), v.to_owned());
+    }
+    let point = scenario
+        .expand()?
+        .into_iter()
+        .find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted)
+        .ok_or_else(|| CliError::Usage(format!("no sweep point of {} matches {wanted:?}", path.display())))?;
+    let output = run(&point.1, seed, wanted, RunOptions { trace: true });
+    let shown = output.trace.len().min(limit);
+    for event in &output.trace[..shown] {
+        println!("{:>8} ms  #{:<6} {:<9} {:>8} {:>8} {:>10}  {}", event.time_ms, event.step, event.kind,
+            event.agent.map_or("-".into(), |a| format!("agent-{a}")),
+            event.peer.map_or(String::new(), |p| format!("↔ {p}")),
+            event.session.map_or(String::new(), |s| format!("session-{s}")),
+            event.detail);
+    }
+    if output.trace.len() > shown {
+        println!("... {} more events (raise --limit or use --trace FILE)", output.trace.len() - shown);
+    }
+    if let Some(file) = trace {
+        let mut w = BufWriter::new(File::create(&file).map_err(io("cannot create", &file))?);
+        for event in &output.trace {
+            let line = serde_json::to_string(event).map_err(|e| CliError::Io(e.to_string()))?;
+            writeln!(w, "{line}").map_err(io("cannot write", &file))?;
+        }
+        w.flush().map_err(io("cannot write", &file))?;
+        println!("wrote {} events to {}", output.trace.len(), file.display());
+    }
+    let r = &output.record;
+    println!(
+        "\n{} seed {}: {:?}; {} of {} sessions decided ({} correct), p99 {} ms, {} messages sent",
+        r.scenario, r.seed, r.outcome, r.decided, r.sessions, r.correct, r.latency_ms.p99, r.messages.sent
+    );
+    for v in &r.violations {
+        println!("VIOLATION {} at step {} ({} ms): {}", v.invariant, v.step, v.time_ms, v.detail);
+    }
+    println!("trace_hash {}", r.trace_hash);
+    Ok(if r.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn cmd_check(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let files = scenario::discover(paths)?;
+    let mut all_sound = true;
+    for file in files {
+        let scenario = scenario::load(&file)?;
+        let points = scenario.expand()?;
+        println!("{}: ok ({} sweep point(s)) — {}", file.display(), points.len(), scenario.description);
+        let audit = scenario.audit();
+        all_sound &= audit.is_sound() || !scenario.expect.safety || scenario.byzantine.count as u64 > audit.f;
+        print!("{audit}");
+    }
+    Ok(if all_sound { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn cmd_list(dir: &Path) -> Result<ExitCode, CliError> {
+    for file in scenario::discover(&[dir.to_path_buf()])? {
+        let scenario = scenario::load(&file)?;
+        println!("{:<36} {}", scenario.name, scenario.description);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_audit(agents: u32, threshold: f64, byzantine: Option<u64>) -> Result<ExitCode, CliError> {
+    let threshold =
+        Ratio::from_f64(threshold).ok_or_else(|| CliError::Usage(format!("--threshold must be in (0, 1], got {threshold}")))?;
+    let weights_milli = (0..agents as usize).map(|i| AgentSpecialization::cycled(i).default_weight_milli()).collect();
+    let a = audit(&AuditInput { weights_milli, threshold, byzantine }).map_err(|e| CliError::Usage(e.to_string()))?;
+    print!("{a}");
+    Ok(if a.is_sound() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,14 @@
+//! bftsim: the deterministic fault-injection simulator for consensus-core.
+
+pub mod scenario;
+pub mod oracle;
+pub mod results;
+pub mod summary;
+pub mod trace;
+
+#[cfg(madsim)]
+pub mod exec;
+#[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
+pub mod world;

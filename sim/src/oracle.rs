@@ -1,0 +1,284 @@
+//! The oracle: named invariants, checked at the step where each can first fail.
+//!
+//! | invariant | checked when | meaning |
+//! |---|---|---|
+//! | `agreement` | an honest agent decides | no two honest agents decide different outcomes for one session |
+//! | `integrity` | an honest agent decides | an honest agent decides a session at most once |
+//! | `external-validity` | an honest agent decides | the decision carries ≥ q distinct, correctly signed, session-bound votes of the session's committee, and its outcome is the engine's aggregate of them |
+//! | `unanimity-validity` | an honest agent decides | if every honest agent that voted accepted candidate X, a decided candidate is X |
+//! | `threshold` | an honest agent decides | a `threshold` / `early-unanimous` decision has agreement ≥ the configured threshold |
+//! | `liveness` | the run ends, if the scenario promises it | every honest agent that is up decided every session by the bound |
+//!
+//! The oracle keeps its own reference registry, applying each session's first decision in
+//! session order exactly as agents do, so external validity is re-checked against the same
+//! epoch the agents used, independently of any agent's state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use consensus_core::protocol::{recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig};
+use consensus_core::registry::{Registry, SessionRecord};
+use consensus_core::sign::{SimKeyring, Verifier};
+use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
+use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
+use serde::{Deserialize, Serialize};
+
+/// Registry epochs kept for checking late decisions.
+const EPOCHS_KEPT: u64 = 64;
+
+/// Invariant names, as reported.
+pub mod names {
+    /// No two honest agents decide differently.
+    pub const AGREEMENT: &str = "agreement";
+    /// No honest agent decides twice.
+    pub const INTEGRITY: &str = "integrity";
+    /// Decisions are the aggregate of ≥ q certified votes.
+    pub const EXTERNAL_VALIDITY: &str = "external-validity";
+    /// Unanimous honest votes decide their candidate.
+    pub const UNANIMITY_VALIDITY: &str = "unanimity-validity";
+    /// Threshold decisions reach the threshold.
+    pub const THRESHOLD: &str = "threshold";
+    /// Every honest agent decides every session in time.
+    pub const LIVENESS: &str = "liveness";
+    /// All of them.
+    pub const ALL: [&str; 6] = [AGREEMENT, INTEGRITY, EXTERNAL_VALIDITY, UNANIMITY_VALIDITY, THRESHOLD, LIVENESS];
+}
+
+/// The first violation of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: String,
+    /// The trace step at which it was detected.
+    pub step: u64,
+    /// Simulated time.
+    pub time_ms: TimeMs,
+    /// What happened, in words.
+    pub detail: String,
+}
+
+/// One honest decision as the oracle saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenDecision {
+    /// The outcome.
+    pub outcome: AgreedOutcome,
+    /// The mode.
+    pub mode: ProposalMode,
+    /// When.
+    pub at_ms: TimeMs,
+}
+
+/// The oracle of one run.
+pub struct Oracle {
+    keyring: SimKeyring,
+    engine: EngineConfig,
+    protocol: ProtocolConfig,
+    honest: BTreeSet<AgentId>,
+    registry: Registry,
+    applied: u64,
+    epochs: BTreeMap<u64, Registry>,
+    first: BTreeMap<SessionId, DecisionRecord>,
+    decisions: BTreeMap<SessionId, BTreeMap<AgentId, SeenDecision>>,
+    honest_votes: BTreeMap<SessionId, BTreeMap<AgentId, Option<CandidateId>>>,
+    violation: Option<Violation>,
+}
+
+impl Oracle {
+    /// An oracle for a committee starting from `registry`.
+    pub fn new(
+        keyring: SimKeyring,
+        registry: Registry,
+        engine: EngineConfig,
+        protocol: ProtocolConfig,
+        honest: BTreeSet<AgentId>,
+    ) -> Oracle {
+        let mut epochs = BTreeMap::new();
+        epochs.insert(0, registry.clone());
+        Oracle {
+            keyring,
+            engine,
+            protocol,
+            honest,
+            registry,
+            applied: 0,
+            epochs,
+            first: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            honest_votes: BTreeMap::new(),
+            violation: None,
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// Honest decisions by session.
+    pub fn decisions(&self) -> &BTreeMap<SessionId, BTreeMap<AgentId, SeenDecision>> {
+        &self.decisions
+    }
+
+    /// Whether `agent` is honest in this run.
+    pub fn is_honest(&self, agent: AgentId) -> bool {
+        self.honest.contains(&agent)
+    }
+
+    /// The reference registry after every session applied so far.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn violate(&mut self, invariant: &str, step: u64, time_ms: TimeMs, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { invariant: invariant.to_owned(), step, time_ms, detail });
+        }
+    }
+
+    /// An honest agent's own vote (for unanimity validity).
+    pub fn on_local_vote(&mut self, agent: AgentId, vote: &AgentVote) {
+        if !self.honest.contains(&agent) {
+            return;
+        }
+        let accepted = matches!(vote.value, VoteValue::Accept { .. }).then_some(vote.candidate);
+        self.honest_votes.entry(vote.session).or_default().insert(agent, accepted);
+    }
+
+    /// Checks every decision-time invariant for one decision.
+    pub fn on_decide(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
+        if !self.honest.contains(&agent) {
+            return;
+        }
+        let session = record.session;
+        let seen = SeenDecision { outcome: record.outcome.clone(), mode: record.mode, at_ms: now };
+        let previous = self.decisions.entry(session).or_default().insert(agent, seen);
+        if previous.is_some() {
+            self.violate(names::INTEGRITY, step, now, format!("{agent} decided {session} a second time"));
+        }
+        self.check_agreement(agent, record, step, now);
+        self.check_external_validity(agent, record, step, now);
+        self.check_unanimity(agent, record, step, now);
+        self.check_threshold(agent, record, step, now);
+        if !self.first.contains_key(&session) {
+            self.first.insert(session, record.clone());
+            self.advance();
+        }
+    }
+
+    fn check_agreement(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
+        let Some(others) = self.decisions.get(&record.session) else { return };
+        let conflict = others.iter().find(|(a, d)| **a != agent && d.outcome != record.outcome);
+        if let Some((other, d)) = conflict {
+            let detail = format!(
+                "{agent} decided {:?} in {} but {other} decided {:?}",
+                record.outcome, record.session, d.outcome
+            );
+            self.violate(names::AGREEMENT, step, now, detail);
+        }
+    }
+
+    fn check_external_validity(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
+        if record.value.is_none() {
+            // The local-fallback mutation decides without a certified value: agreement judges it.
+            return;
+        }
+        let session = record.session;
+        let Some(registry) = self.epochs.get(&self.epoch_of(session)) else { return };
+        let committee = Committee::of(registry, Mutation::None);
+        let mut voters = BTreeSet::new();
+        let mut problem = None;
+        for v in &record.votes {
+            let signed = self.keyring.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature);
+            if v.vote.session != session || !committee.contains(v.vote.agent) || !signed {
+                problem = Some(format!(
+                    "the vote of {} is not a correctly signed vote of this session's committee",
+                    v.vote.agent
+                ));
+                break;
+            }
+            voters.insert(v.vote.agent);
+        }
+        if problem.is_none() && voters.len() < committee.q {
+            problem = Some(format!("only {} distinct voters, the quorum is {}", voters.len(), committee.q));
+        }
+        if problem.is_none() {
+            let (outcome, _) = recompute(record.mode, &record.spec, &record.votes, registry, &self.engine);
+            if outcome != record.outcome {
+                problem = Some(format!(
+                    "it claims {:?} but its {} votes aggregate to {:?}",
+                    record.outcome,
+                    record.votes.len(),
+                    outcome
+                ));
+            }
+        }
+        if let Some(problem) = problem {
+            self.violate(names::EXTERNAL_VALIDITY, step, now, format!("{agent} decided {session}: {problem}"));
+        }
+    }
+
+    fn epoch_of(&self, session: SessionId) -> u64 {
+        session.0.saturating_add(1).saturating_sub(self.protocol.pipeline.max(1))
+    }
+
+    fn check_unanimity(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
+        let Some(chosen) = record.outcome.chosen() else { return };
+        let Some(votes) = self.honest_votes.get(&record.session) else { return };
+        let mut choices = votes.values();
+        let Some(Some(first)) = choices.next() else { return };
+        if choices.all(|c| *c == Some(*first)) && chosen != *first {
+            let detail = format!(
+                "every honest agent that voted ({}) accepted {first} in {} but {agent} decided {chosen}",
+                votes.len(),
+                record.session
+            );
+            self.violate(names::UNANIMITY_VALIDITY, step, now, detail);
+        }
+    }
+
+    fn check_threshold(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
+        if let AgreedOutcome::Decided { method, agreement, .. } = &record.outcome {
+            let by_threshold = matches!(method, ConsensusMethod::Threshold | ConsensusMethod::EarlyUnanimous);
+            let t = self.engine.threshold;
+            if by_threshold && !t.reached(u128::from(agreement.raw()), 1_000_000) {
+                let detail =
+                    format!("{agent} decided {} by {method:?} with agreement {agreement} < {t}", record.session);
+                self.violate(names::THRESHOLD, step, now, detail);
+            }
+        }
+    }
+
+    /// Applies first decisions to the reference registry in session order, as agents do.
+    fn advance(&mut self) {
+        while let Some(record) = self.first.get(&SessionId(self.applied)) {
+            let registry_record = match self.epochs.get(&self.epoch_of(record.session)) {
+                Some(registry) if record.value.is_some() => {
+                    recompute(record.mode, &record.spec, &record.votes, registry, &self.engine).1
+                }
+                _ => SessionRecord { chosen: record.outcome.chosen(), ..SessionRecord::default() },
+            };
+            self.registry.apply(&registry_record, &self.engine);
+            self.applied += 1;
+            self.epochs.insert(self.applied, self.registry.clone());
+            // Late deciders of recent sessions are still checked against their epoch.
+            let keep_from = self.applied.saturating_sub(self.protocol.pipeline.max(1).max(EPOCHS_KEPT));
+            self.epochs = self.epochs.split_off(&keep_from);
+        }
+    }
+
+    /// Liveness at the end of a run: every honest agent in `up` decided every session in
+    /// `0..sessions` by `bound_ms`.
+    pub fn check_liveness(&mut self, up: &BTreeSet<AgentId>, sessions: u64, bound_ms: TimeMs, step: u64, now: TimeMs) {
+        for s in 0..sessions {
+            let session = SessionId(s);
+            let decided = self.decisions.get(&session);
+            for agent in self.honest.intersection(up) {
+                let in_time = decided.and_then(|d| d.get(agent)).is_some_and(|d| d.at_ms <= bound_ms);
+                if !in_time {
+                    let detail = format!("{agent} did not decide {session} by {bound_ms} ms");
+                    self.violate(names::LIVENESS, step, now, detail);
+                    return;
+                }
+            }
+        }
+    }
+}

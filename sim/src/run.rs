@@ -1,0 +1,628 @@
+//! One run = (scenario, seed): a madsim runtime created with that seed, one madsim node per
+//! agent plus a client node, the consensus-core runner unchanged on every agent, faults from
+//! the scenario, and the oracle watching every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use consensus_core::adversary::{Byzantine, Strategy};
+use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator, GroundTruth, SyntheticEvaluator, TableTruth};
+use consensus_core::metrics::{check_alerts, AlertThresholds, MetricsRecorder, SessionOutcome, SessionResult};
+use consensus_core::protocol::messages::SignedSpec;
+use consensus_core::protocol::{Agent, AgreedOutcome, Input, Message, Node, Output, SessionSpec};
+use consensus_core::registry::Registry;
+use consensus_core::runner::{Clock, Runner, TransportRx, TransportTx};
+use consensus_core::sign::{sim_committee, Signer};
+use consensus_core::types::ConsensusMethod;
+use consensus_core::{wire, AgentId, AgentSpecialization, CandidateId, Ppm, SessionId, TimeMs};
+use futures_channel::mpsc::{unbounded, UnboundedReceiver};
+use futures_core::Stream;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::oracle::Oracle;
+use crate::results::{LatencySummary, RunOutcome, RunRecord};
+use crate::scenario::{Fault, FaultAction, Scenario};
+use crate::trace::{derive, TraceEvent};
+use crate::world::{Fate, NetModel, Partition, Tail, World, WorldObserver};
+
+/// What to keep besides the record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Keep every event (for `reproduce --trace`).
+    pub trace: bool,
+}
+
+/// A finished run.
+pub struct RunOutput {
+    /// The record for `runs.jsonl`.
+    pub record: RunRecord,
+    /// The events, when asked for.
+    pub trace: Vec<TraceEvent>,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+/// Runs `scenario` with `seed` on a fresh madsim runtime.
+pub fn run(scenario: &Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let scenario = scenario.clone();
+    runtime.block_on(simulate(scenario, seed, params, options))
+}
+
+/// Everything derived from the seed before the run starts (logged first).
+#[derive(Clone, Debug)]
+pub struct Derived {
+    /// Byzantine agents.
+    pub byzantine: BTreeSet<AgentId>,
+    /// True quality per session and candidate.
+    pub truth: TableTruth,
+    /// The best candidate per session.
+    pub best: BTreeMap<SessionId, CandidateId>,
+}
+
+/// Draws the Byzantine agents and the workload's ground truth from the seed.
+pub fn derive_parameters(scenario: &Scenario, seed: u64) -> Derived {
+    let n = scenario.agents.count;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "byzantine", 0));
+    let byzantine: BTreeSet<AgentId> = match &scenario.byzantine.agents {
+        Some(list) => list.iter().map(|i| AgentId(*i)).collect(),
+        None => {
+            let mut all: Vec<u32> = (0..n).collect();
+            all.shuffle(&mut rng);
+            all.into_iter().take(scenario.byzantine.count as usize).map(AgentId).collect()
+        }
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "workload", 0));
+    let gap = (scenario.workload.quality_gap.clamp(0.0, 1.0) * 1e6) as u64;
+    let mut table = BTreeMap::new();
+    let mut best = BTreeMap::new();
+    for s in 0..scenario.workload.sessions {
+        let session = SessionId(s);
+        let k = scenario.workload.candidates.max(1);
+        let top = rng.gen_range(0..k);
+        let top_quality: u64 = rng.gen_range(700_000..=950_000);
+        for c in 0..k {
+            let q = if c == top {
+                top_quality
+            } else {
+                top_quality.saturating_sub(gap).saturating_sub(rng.gen_range(0..=300_000))
+            };
+            table.insert((session, CandidateId(c)), Ppm::saturating(q));
+        }
+        best.insert(session, CandidateId(top));
+    }
+    Derived { byzantine, truth: TableTruth(table), best }
+}
+
+/// Simulated milliseconds since the run started.
+#[derive(Clone, Copy)]
+struct SimClock {
+    start: madsim::time::Instant,
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> TimeMs {
+        self.start.elapsed().as_millis() as TimeMs
+    }
+    fn sleep_until(&self, at_ms: TimeMs) -> impl Future<Output = ()> {
+        madsim::time::sleep_until(self.start + Duration::from_millis(at_ms))
+    }
+}
+
+/// Sends through the world's network model.
+#[derive(Clone)]
+struct SimTx {
+    me: AgentId,
+    world: Shared,
+    clock: SimClock,
+    net: madsim::runtime::NodeHandle,
+}
+
+impl TransportTx for SimTx {
+    fn send(&self, to: AgentId, frame: Vec<u8>) -> impl Future<Output = ()> {
+        let now = self.clock.now_ms();
+        let fate = match self.world.lock() {
+            Ok(mut w) => {
+                let fate = w.fate(self.me, to);
+                match fate {
+                    Fate::Dropped(reason) => w.record_drop(now, self.me, to, reason),
+                    Fate::Held => {
+                        w.record_hold(now, self.me, to);
+                        w.held.push((self.me, to, frame.clone()));
+                    }
+                    Fate::Deliver(_) => {}
+                }
+                fate
+            }
+            Err(_) => Fate::Dropped("world poisoned"),
+        };
+        if let Fate::Deliver(latencies) = fate {
+            for latency in latencies {
+                spawn_delivery(&self.net, &self.world, self.clock, latency, self.me, to, frame.clone());
+            }
+        }
+        std::future::ready(())
+    }
+}
+
+fn spawn_delivery(
+    net: &madsim::runtime::NodeHandle,
+    world: &Shared,
+    clock: SimClock,
+    latency: u64,
+    from: AgentId,
+    to: AgentId,
+    frame: Vec<u8>,
+) {
+    let world = world.clone();
+    net.spawn(async move {
+        madsim::time::sleep(Duration::from_millis(latency)).await;
+        deliver(&world, clock.now_ms(), from, to, frame);
+    });
+}
+
+fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Vec<u8>) {
+    let Ok(mut w) = world.lock() else { return };
+    let sent = w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
+    if sent {
+        w.counts.delivered += 1;
+    } else {
+        w.record_drop(now, from, to, "recipient down");
+    }
+}
+
+struct SimRx(UnboundedReceiver<(AgentId, Vec<u8>)>);
+
+impl TransportRx for SimRx {
+    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Vec<u8>)>> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.0).poll_next(cx))
+    }
+}
+
+/// A node whose state survives a crash (its "disk"), so a restarted agent resumes.
+#[derive(Clone)]
+struct Durable(Arc<Mutex<Box<dyn Node + Send>>>, AgentId);
+
+impl Node for Durable {
+    fn id(&self) -> AgentId {
+        self.1
+    }
+    fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
+        if let Ok(mut node) = self.0.lock() {
+            node.handle(now_ms, input, out);
+        }
+    }
+}
+
+/// The evaluator survives crashes too, so its random stream continues.
+#[derive(Clone)]
+struct DurableEvaluator(Arc<Mutex<SyntheticEvaluator>>);
+
+impl Evaluator for DurableEvaluator {
+    fn evaluate(&mut self, request: &EvaluationRequest<'_>) -> Evaluation {
+        match self.0.lock() {
+            Ok(mut e) => e.evaluate(request),
+            Err(poisoned) => poisoned.into_inner().evaluate(request),
+        }
+    }
+}
+
+async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
+    let clock = SimClock { start: madsim::time::Instant::now() };
+    let handle = madsim::runtime::Handle::current();
+    let n = scenario.agents.count;
+    let derived = derive_parameters(&scenario, seed);
+    let engine = scenario.engine_config();
+    let protocol = scenario.protocol_config();
+    let keys = sim_committee(derive(seed, "keys", 0), n);
+    let registry = Registry::seed_committee(n, &engine);
+    let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
+    let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone());
+    let net = net_model(&scenario);
+    let rng = ChaCha8Rng::seed_from_u64(derive(seed, "network", 0));
+    let world: Shared = Arc::new(Mutex::new(World::new(rng, net, oracle, derived.byzantine.clone(), options.trace)));
+    log_setup(&world, &scenario, seed, &derived);
+    let net_node = handle.create_node().name("network").build();
+    let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
+    let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
+    let strategy = Strategy::from_name(scenario.byzantine.strategy.name()).unwrap_or(Strategy::Silent);
+    let mut nodes = BTreeMap::new();
+    for i in 0..n {
+        let id = AgentId(i);
+        let agent = Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone(), engine, protocol);
+        let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
+        let node: Box<dyn Node + Send> = if derived.byzantine.contains(&id) {
+            let signer = keys.agents[i as usize].clone();
+            let node_seed = derive(seed, "byzantine-node", u64::from(i));
+            Box::new(Byzantine::new(agent, signer, strategy, peers, engine, node_seed, derive(seed, "collusion", 0)))
+        } else {
+            Box::new(agent)
+        };
+        let spec = AgentSpecialization::cycled(i as usize);
+        let evaluator =
+            SyntheticEvaluator::new(derive(seed, "evaluator", u64::from(i)), scenario.evaluator_profile(spec), truth.clone());
+        let durable = Durable(Arc::new(Mutex::new(node)), id);
+        let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
+        let started = Arc::new(Mutex::new(false));
+        let (w, c, nn) = (world.clone(), committee.clone(), net_node.clone());
+        let node = handle
+            .create_node()
+            .name(format!("agent-{i}"))
+            .init(move || {
+                let restarted = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
+                let (tx, rx) = unbounded();
+                if let Ok(mut w) = w.lock() {
+                    w.inboxes.insert(id, tx);
+                    w.up.insert(id);
+                }
+                let transport = SimTx { me: id, world: w.clone(), clock, net: nn.clone() };
+                let mut runner = Runner::new(
+                    durable.clone(),
+                    spec,
+                    transport,
+                    SimRx(rx),
+                    clock,
+                    evaluator.clone(),
+                    WorldObserver(w.clone()),
+                    c.clone(),
+                );
+                if restarted {
+                    runner = runner.start_with(Input::Recover);
+                }
+                async move {
+                    runner.run().await;
+                }
+            })
+            .build();
+        nodes.insert(id, node);
+    }
+    let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
+    let client = client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone());
+    let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
+    faults.abort();
+    finish(&scenario, seed, params, &world, &derived, end_ms)
+}
+
+fn net_model(scenario: &Scenario) -> NetModel {
+    let network = &scenario.network;
+    NetModel {
+        drop: network.drop,
+        latency_ms: (network.latency_ms[0], network.latency_ms[1]),
+        tail: network.tail.as_ref().map(|t| Tail { scale_ms: t.scale_ms as f64, shape: t.shape, max_ms: t.max_ms as f64 }),
+        duplicate: network.duplicate,
+    }
+}
+
+fn log_setup(world: &Shared, scenario: &Scenario, seed: u64, derived: &Derived) {
+    let byzantine: Vec<u32> = derived.byzantine.iter().map(|a| a.0).collect();
+    let best: Vec<u32> = derived.best.values().map(|c| c.0).collect();
+    let detail = format!(
+        "scenario {} seed {seed}: {} agents, byzantine {byzantine:?} ({}), {} sessions × {} candidates, best {best:?}",
+        scenario.name,
+        scenario.agents.count,
+        scenario.byzantine.strategy.name(),
+        scenario.workload.sessions,
+        scenario.workload.candidates
+    );
+    tracing::info!("{detail}");
+    if let Ok(mut w) = world.lock() {
+        w.record_fault(0, format!("setup: {detail}"), None);
+    }
+}
+
+fn spawn_faults(
+    scenario: &Scenario,
+    world: Shared,
+    clock: SimClock,
+    nodes: BTreeMap<AgentId, madsim::runtime::NodeHandle>,
+    net_node: &madsim::runtime::NodeHandle,
+) -> madsim::task::JoinHandle<()> {
+    let faults = scenario.faults.clone();
+    let net = net_node.clone();
+    net_node.spawn(async move {
+        let handle = madsim::runtime::Handle::current();
+        for fault in faults {
+            clock.sleep_until(fault.at_ms).await;
+            let now = clock.now_ms();
+            let released = {
+                let Ok(mut w) = world.lock() else { return };
+                let (detail, agent) = apply_fault(&fault, &mut w, &handle, &nodes);
+                tracing::info!("fault at {now} ms: {detail}");
+                w.record_fault(now, detail, agent);
+                let released = w.release_unclogged();
+                released.into_iter().map(|(f, t, frame)| (w.release_latency(), f, t, frame)).collect::<Vec<_>>()
+            };
+            for (latency, from, to, frame) in released {
+                spawn_delivery(&net, &world, clock, latency, from, to, frame);
+            }
+        }
+    })
+}
+
+fn apply_fault(
+    fault: &Fault,
+    w: &mut World,
+    handle: &madsim::runtime::Handle,
+    nodes: &BTreeMap<AgentId, madsim::runtime::NodeHandle>,
+) -> (String, Option<AgentId>) {
+    match &fault.action {
+        FaultAction::Partition { groups, one_way } => {
+            let groups: Vec<BTreeSet<AgentId>> = groups.iter().map(|g| g.iter().map(|i| AgentId(*i)).collect()).collect();
+            let detail = format!("partition {groups:?}{}", if *one_way { " (one-way)" } else { "" });
+            w.partition = Some(Partition { groups, one_way: *one_way });
+            (detail, None)
+        }
+        FaultAction::Heal => {
+            w.partition = None;
+            ("heal".to_owned(), None)
+        }
+        FaultAction::Crash { agent } => {
+            let id = AgentId(*agent);
+            w.up.remove(&id);
+            w.inboxes.remove(&id);
+            if let Some(node) = nodes.get(&id) {
+                handle.kill(node.id());
+            }
+            (format!("crash {id}"), Some(id))
+        }
+        FaultAction::Restart { agent } => {
+            let id = AgentId(*agent);
+            if let Some(node) = nodes.get(&id) {
+                handle.restart(node.id());
+            }
+            (format!("restart {id}"), Some(id))
+        }
+        FaultAction::Clog { target } => {
+            w.clogs.insert(*target);
+            (format!("clog {target:?}"), None)
+        }
+        FaultAction::Unclog { target } => {
+            w.clogs.remove(target);
+            (format!("unclog {target:?}"), None)
+        }
+    }
+}
+
+/// The client: opens sessions (at most `concurrency` ahead of the last one it knows decided),
+/// re-sends `Open` for sessions not yet decided, and ends the run when every honest agent that
+/// is up decided every session, when a violation is found, or at the liveness bound.
+fn client_node<S: Signer + Clone + 'static>(
+    scenario: &Scenario,
+    signer: &S,
+    world: Shared,
+    clock: SimClock,
+    net: madsim::runtime::NodeHandle,
+    committee: Vec<AgentId>,
+) -> madsim::task::JoinHandle<TimeMs> {
+    let handle = madsim::runtime::Handle::current();
+    let node = handle.create_node().name("client").build();
+    let sessions = scenario.workload.sessions;
+    let concurrency = scenario.workload.concurrency.max(1);
+    let candidates: Vec<CandidateId> = (0..scenario.workload.candidates).map(CandidateId).collect();
+    let bound = scenario.expect.liveness_bound_ms;
+    let f_plus_one = (consensus_core::quorum::f_max(u64::from(scenario.agents.count)) + 1) as usize;
+    let signer = signer.clone();
+    node.spawn(async move {
+        let (tx, rx) = unbounded();
+        if let Ok(mut w) = world.lock() {
+            w.inboxes.insert(AgentId::CLIENT, tx);
+            w.up.insert(AgentId::CLIENT);
+        }
+        let transport = SimTx { me: AgentId::CLIENT, world: world.clone(), clock, net };
+        let mut rx = SimRx(rx);
+        let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();
+        let mut opened: BTreeMap<u64, (TimeMs, Vec<u8>)> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut last_resend = 0;
+        loop {
+            let now = clock.now_ms();
+            while next < sessions && (next < concurrency || committed.get(&(next - concurrency)).is_some_and(|c| c.len() >= f_plus_one)) {
+                let spec = SessionSpec {
+                    session: SessionId(next),
+                    query: format!("query {next}"),
+                    candidates: candidates.clone(),
+                    opened_ms: now,
+                };
+                let signature = signer.sign(&wire::spec_signing_bytes(&spec));
+                let frame = wire::encode(&Message::Open(SignedSpec { spec, signature }));
+                if let Ok(mut w) = world.lock() {
+                    w.opened.insert(next, now);
+                    w.record_open(now, next, format!("open session {next}"));
+                }
+                for a in &committee {
+                    transport.send(*a, frame.clone()).await;
+                }
+                opened.insert(next, (now, frame));
+                next += 1;
+            }
+            if now >= last_resend + 250 {
+                last_resend = now;
+                for (s, (_, frame)) in &opened {
+                    if committed.get(s).is_none_or(|c| c.len() < f_plus_one) {
+                        for a in &committee {
+                            transport.send(*a, frame.clone()).await;
+                        }
+                    }
+                }
+            }
+            if done(&world, sessions, next) || now >= bound {
+                return now;
+            }
+            let received = madsim::time::timeout(Duration::from_millis(25), rx.recv()).await;
+            if let Ok(Some((from, frame))) = received {
+                if let Ok(Message::Commit(c)) = wire::decode(&frame) {
+                    committed.entry(c.proposal.value.session.0).or_default().insert(from);
+                }
+            }
+        }
+    })
+}
+
+/// Whether the run can end: a violation, or every honest agent that is up decided every session.
+fn done(world: &Shared, sessions: u64, opened: u64) -> bool {
+    let Ok(w) = world.lock() else { return true };
+    if w.stop {
+        return true;
+    }
+    if opened < sessions {
+        return false;
+    }
+    let decisions = w.oracle.decisions();
+    (0..sessions).all(|s| {
+        let decided = decisions.get(&SessionId(s));
+        w.up.iter()
+            .filter(|a| **a != AgentId::CLIENT && w.oracle.is_honest(**a))
+            .all(|a| decided.is_some_and(|d| d.contains_key(a)))
+    })
+}
+
+fn finish(
+    scenario: &Scenario,
+    seed: u64,
+    params: BTreeMap<String, String>,
+    world: &Shared,
+    derived: &Derived,
+    end_ms: TimeMs,
+) -> RunOutput {
+    let Ok(mut guard) = world.lock() else {
+        unreachable_poison(scenario, seed)
+    };
+    let w = &mut *guard;
+    if scenario.promises_liveness() && !w.stop {
+        let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
+        let step = w.trace.step();
+        w.oracle.check_liveness(&up, scenario.workload.sessions, scenario.expect.liveness_bound_ms, step, end_ms);
+    }
+    let violation = w.oracle.violation().cloned();
+    if let Some(v) = &violation {
+        let detail = format!("{}: {}", v.invariant, v.detail);
+        w.trace.record(end_ms, "violation", crate::trace::Key { extra: v.step, ..Default::default() }, |step| TraceEvent {
+            step,
+            time_ms: v.time_ms,
+            kind: "violation".into(),
+            agent: None,
+            peer: None,
+            session: None,
+            value: None,
+            honest: None,
+            detail,
+        });
+    }
+    let mut stats = SessionStats::default();
+    let mut metrics = MetricsRecorder::new();
+    for s in 0..scenario.workload.sessions {
+        stats.add(w, derived, scenario, SessionId(s), &mut metrics);
+    }
+    let snapshot = metrics.snapshot(Some(w.oracle.registry()));
+    let thresholds = AlertThresholds { sla_ms: scenario.protocol.deadline_ms, ..AlertThresholds::default() };
+    let alerts = check_alerts(&snapshot, &thresholds).into_iter().map(|a| a.title).collect();
+    let outcome = match (&violation, scenario.expect.safety, &scenario.expect.invariant) {
+        (None, _, _) => RunOutcome::Ok,
+        (Some(v), false, Some(expected)) if v.invariant != *expected => RunOutcome::ExpectationFailed,
+        (Some(_), _, _) => RunOutcome::Violation,
+    };
+    let detected: BTreeSet<u32> = stats.detected.iter().map(|a| a.0).collect();
+    let record = RunRecord {
+        scenario: scenario.name.clone(),
+        params,
+        seed,
+        outcome,
+        violations: violation.into_iter().collect(),
+        sessions: scenario.workload.sessions,
+        decided: stats.decided,
+        correct: stats.correct,
+        escalated: stats.escalated,
+        no_decision: stats.no_decision,
+        undecided: stats.undecided,
+        fallback: stats.fallback,
+        latency_ms: LatencySummary::of(&mut stats.latencies),
+        sla_misses: stats.sla_misses,
+        agreement_ppm: if stats.decided == 0 { 0 } else { stats.agreement_sum / stats.decided },
+        byzantine: derived.byzantine.iter().map(|a| a.0).collect(),
+        wrongly_flagged: detected.iter().copied().filter(|a| !derived.byzantine.contains(&AgentId(*a))).collect(),
+        detected: detected.into_iter().collect(),
+        messages: w.counts,
+        trace_hash: format!("{:016x}", w.trace.hash()),
+        sim_time_ms: end_ms,
+        metrics: snapshot,
+        alerts,
+    };
+    let trace = std::mem::take(&mut w.trace).into_events();
+    RunOutput { record, trace }
+}
+
+fn unreachable_poison(scenario: &Scenario, seed: u64) -> ! {
+    // The world mutex is only poisoned if a task panicked while holding it, which aborts the
+    // simulation first; reaching here is a bug in the simulator itself.
+    panic!("simulator bug: world state poisoned in {} seed {seed}", scenario.name)
+}
+
+#[derive(Default)]
+struct SessionStats {
+    decided: u64,
+    correct: u64,
+    escalated: u64,
+    no_decision: u64,
+    undecided: u64,
+    fallback: u64,
+    sla_misses: u64,
+    agreement_sum: u64,
+    latencies: Vec<u64>,
+    detected: BTreeSet<AgentId>,
+}
+
+impl SessionStats {
+    fn add(&mut self, w: &World, derived: &Derived, scenario: &Scenario, session: SessionId, metrics: &mut MetricsRecorder) {
+        let opened = w.opened.get(&session.0).copied();
+        let decisions = w.oracle.decisions().get(&session);
+        for d in decisions.into_iter().flat_map(|d| d.values()) {
+            let latency = d.at_ms.saturating_sub(opened.unwrap_or(d.at_ms));
+            self.latencies.push(latency);
+            if latency > scenario.protocol.deadline_ms {
+                self.sla_misses += 1;
+            }
+        }
+        let first = decisions.and_then(|d| d.values().min_by_key(|d| d.at_ms));
+        let latency = first.map_or(0, |d| d.at_ms.saturating_sub(opened.unwrap_or(d.at_ms)));
+        let (result, flagged) = match first.map(|d| &d.outcome) {
+            None => {
+                self.undecided += 1;
+                (SessionResult::TimedOut, 0)
+            }
+            Some(AgreedOutcome::Decided { chosen, method, agreement, byzantine }) => {
+                self.decided += 1;
+                self.agreement_sum += u64::from(agreement.raw());
+                if derived.best.get(&session) == Some(chosen) {
+                    self.correct += 1;
+                }
+                let fallback = *method == ConsensusMethod::TimeoutFallback;
+                if fallback {
+                    self.fallback += 1;
+                }
+                self.detected.extend(byzantine.iter().copied());
+                (SessionResult::Decided { agreement: *agreement, fallback }, byzantine.len())
+            }
+            Some(AgreedOutcome::Escalated { byzantine, .. }) => {
+                self.escalated += 1;
+                self.detected.extend(byzantine.iter().copied());
+                (SessionResult::Escalated, byzantine.len())
+            }
+            Some(AgreedOutcome::NoDecision { .. }) => {
+                self.no_decision += 1;
+                (SessionResult::NoDecision, 0)
+            }
+        };
+        let n = scenario.agents.count;
+        metrics.record(&SessionOutcome {
+            session,
+            latency_ms: latency,
+            result,
+            votes_counted: n.saturating_sub(flagged as u32),
+            votes_flagged: flagged as u32,
+        });
+    }
+}

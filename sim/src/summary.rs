@@ -1,0 +1,271 @@
+//! Per-scenario aggregation of run records (`summary.json`) and the verdict on each scenario's
+//! `[expect]`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::{RunOutcome, RunRecord};
+
+/// A failing seed and how to replay it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// The invariant violated.
+    pub invariant: String,
+    /// Step and simulated time of the violation.
+    pub step: u64,
+    /// Simulated time.
+    pub time_ms: u64,
+    /// The exact command that replays it.
+    pub reproduce: String,
+}
+
+/// What one scenario (one sweep point) did over all its seeds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// File.
+    pub path: String,
+    /// Sweep parameters.
+    pub params: BTreeMap<String, String>,
+    /// Whether the scenario expects safety to hold.
+    pub expect_safety: bool,
+    /// The invariant expected to fail (safety = false).
+    pub expect_invariant: Option<String>,
+    /// Runs.
+    pub runs: u64,
+    /// Runs without a violation.
+    pub ok: u64,
+    /// Violations by invariant.
+    pub violations: BTreeMap<String, u64>,
+    /// Runs whose violation was not the expected invariant.
+    pub expectation_failed: u64,
+    /// Sessions over all runs.
+    pub sessions: u64,
+    /// Decided for a candidate.
+    pub decided: u64,
+    /// Decided for the best candidate.
+    pub correct: u64,
+    /// Escalated.
+    pub escalated: u64,
+    /// Agreed "no decision".
+    pub no_decision: u64,
+    /// Never decided.
+    pub undecided: u64,
+    /// Decided by the fallback.
+    pub fallback: u64,
+    /// Honest decisions past the deadline.
+    pub sla_misses: u64,
+    /// Median over runs of the run's p50 latency.
+    pub latency_p50_ms: u64,
+    /// Median over runs of the run's p99 latency.
+    pub latency_p99_ms: u64,
+    /// Largest latency seen.
+    pub latency_max_ms: u64,
+    /// Messages sent over all runs.
+    pub messages_sent: u64,
+    /// The first failing seeds (at most 10), with reproduce commands.
+    pub failures: Vec<Failure>,
+    /// Whether the scenario met its `[expect]`.
+    pub passed: bool,
+    #[serde(skip)]
+    p50s: Vec<u64>,
+    #[serde(skip)]
+    p99s: Vec<u64>,
+}
+
+impl ScenarioSummary {
+    /// An empty summary for a scenario.
+    pub fn new(
+        scenario: String,
+        path: String,
+        params: BTreeMap<String, String>,
+        expect_safety: bool,
+        expect_invariant: Option<String>,
+    ) -> ScenarioSummary {
+        ScenarioSummary { scenario, path, params, expect_safety, expect_invariant, ..ScenarioSummary::default() }
+    }
+
+    /// Folds in one run.
+    pub fn add(&mut self, record: &RunRecord, reproduce: impl FnOnce() -> String) {
+        self.runs += 1;
+        match record.outcome {
+            RunOutcome::Ok => self.ok += 1,
+            RunOutcome::ExpectationFailed => self.expectation_failed += 1,
+            RunOutcome::Violation => {}
+        }
+        if let Some(v) = record.violations.first() {
+            *self.violations.entry(v.invariant.clone()).or_default() += 1;
+            if self.failures.len() < 10 {
+                self.failures.push(Failure {
+                    seed: record.seed,
+                    invariant: v.invariant.clone(),
+                    step: v.step,
+                    time_ms: v.time_ms,
+                    reproduce: reproduce(),
+                });
+            }
+        }
+        self.sessions += record.sessions;
+        self.decided += record.decided;
+        self.correct += record.correct;
+        self.escalated += record.escalated;
+        self.no_decision += record.no_decision;
+        self.undecided += record.undecided;
+        self.fallback += record.fallback;
+        self.sla_misses += record.sla_misses;
+        self.messages_sent += record.messages.sent;
+        self.latency_max_ms = self.latency_max_ms.max(record.latency_ms.max);
+        self.p50s.push(record.latency_ms.p50);
+        self.p99s.push(record.latency_ms.p99);
+    }
+
+    /// Computes medians and the verdict once every run is in.
+    pub fn finish(&mut self) {
+        self.failures.sort_by_key(|f| f.seed);
+        self.latency_p50_ms = median(&mut self.p50s);
+        self.latency_p99_ms = median(&mut self.p99s);
+        let violated: u64 = self.violations.values().sum();
+        self.passed = if self.expect_safety {
+            violated == 0
+        } else {
+            match &self.expect_invariant {
+                Some(name) => self.violations.get(name).copied().unwrap_or(0) > 0,
+                None => violated > 0,
+            }
+        };
+    }
+
+    /// One line of the table `bftsim run` prints.
+    pub fn table_row(&self) -> String {
+        let pct = |x: u64| if self.sessions == 0 { 0.0 } else { x as f64 * 100.0 / self.sessions as f64 };
+        let violated: u64 = self.violations.values().sum();
+        let expect = if self.expect_safety {
+            "safe".to_owned()
+        } else {
+            format!("finds {}", self.expect_invariant.as_deref().unwrap_or("a violation"))
+        };
+        format!(
+            "{:<44} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
+            truncate(&self.scenario, 44),
+            self.runs,
+            violated,
+            pct(self.decided),
+            pct(self.correct),
+            pct(self.escalated + self.no_decision + self.undecided),
+            self.latency_p99_ms,
+            self.sla_misses,
+            expect,
+            if self.passed { "PASS" } else { "FAIL" }
+        )
+    }
+
+    /// The table header.
+    pub fn table_header() -> String {
+        format!(
+            "{:<44} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7}  {:<28} {}",
+            "scenario", "seeds", "viol", "decided", "correct", "other", "p99 ms", "sla>", "expect", "verdict"
+        )
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn median(values: &mut [u64]) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    values.sort_unstable();
+    values[(values.len() - 1) / 2]
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Seeds per scenario.
+    pub seeds: u64,
+    /// First seed.
+    pub seed_start: u64,
+    /// Runs in total.
+    pub runs: u64,
+    /// Whether every scenario met its expectations.
+    pub passed: bool,
+    /// Per scenario, in the order they were given.
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::Violation;
+
+    fn record(seed: u64, violation: Option<&str>) -> RunRecord {
+        RunRecord {
+            scenario: "s".into(),
+            params: BTreeMap::new(),
+            seed,
+            outcome: if violation.is_some() { RunOutcome::Violation } else { RunOutcome::Ok },
+            violations: violation
+                .map(|v| Violation { invariant: v.into(), step: 3, time_ms: 40, detail: String::new() })
+                .into_iter()
+                .collect(),
+            sessions: 10,
+            decided: 9,
+            correct: 8,
+            escalated: 1,
+            no_decision: 0,
+            undecided: 0,
+            fallback: 0,
+            latency_ms: crate::results::LatencySummary { p50: 50, p95: 90, p99: 100 + seed, max: 120 + seed },
+            sla_misses: 0,
+            agreement_ppm: 900_000,
+            byzantine: vec![],
+            detected: vec![],
+            wrongly_flagged: vec![],
+            messages: Default::default(),
+            trace_hash: String::new(),
+            sim_time_ms: 0,
+            metrics: Default::default(),
+            alerts: vec![],
+        }
+    }
+
+    #[test]
+    fn safe_scenarios_pass_only_without_violations() {
+        let mut s = ScenarioSummary::new("s".into(), "p".into(), BTreeMap::new(), true, None);
+        s.add(&record(1, None), String::new);
+        s.add(&record(2, None), String::new);
+        s.finish();
+        assert!(s.passed);
+        assert_eq!((s.latency_p99_ms, s.latency_max_ms), (101, 122));
+        s.add(&record(3, Some("agreement")), || "bftsim reproduce p --seed 3".into());
+        s.finish();
+        assert!(!s.passed);
+        assert_eq!(s.failures[0].reproduce, "bftsim reproduce p --seed 3");
+    }
+
+    #[test]
+    fn mutation_scenarios_pass_only_when_their_invariant_fails() {
+        let mut s = ScenarioSummary::new("m".into(), "p".into(), BTreeMap::new(), false, Some("agreement".into()));
+        s.add(&record(1, None), String::new);
+        s.finish();
+        assert!(!s.passed);
+        s.add(&record(2, Some("liveness")), String::new);
+        s.finish();
+        assert!(!s.passed, "another invariant is not the expected finding");
+        s.add(&record(3, Some("agreement")), String::new);
+        s.finish();
+        assert!(s.passed);
+    }
+}
