@@ -19,8 +19,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_docs)]
 
-pub mod aggregate;
 pub mod adversary;
+pub mod aggregate;
 pub mod config;
 pub mod conflict;
 pub mod detection;

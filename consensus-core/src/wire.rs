@@ -181,10 +181,14 @@ pub fn check_bounds(message: &Message) -> Result<(), WireError> {
     match message {
         Message::Open(open) => check_spec(&open.spec),
         Message::Vote(v) => check_vote(&v.vote),
-        Message::Proposal(p) => check_value(&p.value),
+        Message::Proposal(p) => {
+            bound("proposal.polka", p.polka.len(), MAX_PRECOMMITS)?;
+            check_value(&p.value)
+        }
         Message::RoundVote(_) | Message::Sync { .. } => Ok(()),
         Message::Commit(c) => {
             bound("commit.precommits", c.precommits.len(), MAX_PRECOMMITS)?;
+            bound("commit.proposal.polka", c.proposal.polka.len(), MAX_PRECOMMITS)?;
             check_value(&c.proposal.value)
         }
     }

@@ -153,7 +153,8 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).try_init();
 }
 
 /// Log lines are stamped with simulated time inside a run.
@@ -229,7 +230,12 @@ fn cmd_run(
             summary.add(&record, || job.reproduce_command());
         }
         if record.outcome != RunOutcome::Ok && !quiet {
-            bar.println(format!("{} seed {}: {:?}", job.scenario.name, job.seed, record.violations.first().map(|v| &v.invariant)));
+            bar.println(format!(
+                "{} seed {}: {:?}",
+                job.scenario.name,
+                job.seed,
+                record.violations.first().map(|v| &v.invariant)
+            ));
         }
         bar.inc(1);
     });
@@ -275,15 +281,28 @@ fn print_table(summaries: &[ScenarioSummary]) {
             }
         } else if !s.expect_safety {
             if let Some(f) = s.failures.first() {
-                println!("\n{}: found {} (as expected) first at seed {}: {}", s.scenario, f.invariant, f.seed, f.reproduce);
+                println!(
+                    "\n{}: found {} (as expected) first at seed {}: {}",
+                    s.scenario, f.invariant, f.seed, f.reproduce
+                );
             } else {
-                println!("\n{}: expected a {} violation but found none", s.scenario, s.expect_invariant.as_deref().unwrap_or("safety"));
+                println!(
+                    "\n{}: expected a {} violation but found none",
+                    s.scenario,
+                    s.expect_invariant.as_deref().unwrap_or("safety")
+                );
             }
         }
     }
 }
 
-fn cmd_reproduce(path: &Path, seed: u64, set: &[String], trace: Option<PathBuf>, limit: usize) -> Result<ExitCode, CliError> {
+fn cmd_reproduce(
+    path: &Path,
+    seed: u64,
+    set: &[String],
+    trace: Option<PathBuf>,
+    limit: usize,
+) -> Result<ExitCode, CliError> {
     let scenario = scenario::load(path)?;
     let mut wanted = BTreeMap::new();
     for kv in set {
@@ -298,11 +317,16 @@ fn cmd_reproduce(path: &Path, seed: u64, set: &[String], trace: Option<PathBuf>,
     let output = run(&point.1, seed, wanted, RunOptions { trace: true });
     let shown = output.trace.len().min(limit);
     for event in &output.trace[..shown] {
-        println!("{:>8} ms  #{:<6} {:<9} {:>8} {:>8} {:>10}  {}", event.time_ms, event.step, event.kind,
+        println!(
+            "{:>8} ms  #{:<6} {:<9} {:>8} {:>8} {:>10}  {}",
+            event.time_ms,
+            event.step,
+            event.kind,
             event.agent.map_or("-".into(), |a| format!("agent-{a}")),
             event.peer.map_or(String::new(), |p| format!("↔ {p}")),
             event.session.map_or(String::new(), |s| format!("session-{s}")),
-            event.detail);
+            event.detail
+        );
     }
     if output.trace.len() > shown {
         println!("... {} more events (raise --limit or use --trace FILE)", output.trace.len() - shown);
@@ -351,8 +375,8 @@ fn cmd_list(dir: &Path) -> Result<ExitCode, CliError> {
 }
 
 fn cmd_audit(agents: u32, threshold: f64, byzantine: Option<u64>) -> Result<ExitCode, CliError> {
-    let threshold =
-        Ratio::from_f64(threshold).ok_or_else(|| CliError::Usage(format!("--threshold must be in (0, 1], got {threshold}")))?;
+    let threshold = Ratio::from_f64(threshold)
+        .ok_or_else(|| CliError::Usage(format!("--threshold must be in (0, 1], got {threshold}")))?;
     let weights_milli = (0..agents as usize).map(|i| AgentSpecialization::cycled(i).default_weight_milli()).collect();
     let a = audit(&AuditInput { weights_milli, threshold, byzantine }).map_err(|e| CliError::Usage(e.to_string()))?;
     print!("{a}");

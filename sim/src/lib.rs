@@ -1,8 +1,8 @@
 //! bftsim: the deterministic fault-injection simulator for consensus-core.
 
-pub mod scenario;
 pub mod oracle;
 pub mod results;
+pub mod scenario;
 pub mod summary;
 pub mod trace;
 

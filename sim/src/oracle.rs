@@ -15,7 +15,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus_core::protocol::{recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig};
+use consensus_core::protocol::{
+    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig,
+};
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::{SimKeyring, Verifier};
 use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};

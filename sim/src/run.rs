@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consensus_core::adversary::{Byzantine, Strategy};
-use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator, GroundTruth, SyntheticEvaluator, TableTruth};
+use consensus_core::evaluator::{
+    Evaluation, EvaluationRequest, Evaluator, GroundTruth, SyntheticEvaluator, TableTruth,
+};
 use consensus_core::metrics::{check_alerts, AlertThresholds, MetricsRecorder, SessionOutcome, SessionResult};
 use consensus_core::protocol::messages::SignedSpec;
 use consensus_core::protocol::{Agent, AgreedOutcome, Input, Message, Node, Output, SessionSpec};
@@ -48,7 +50,10 @@ type Shared = Arc<Mutex<World>>;
 
 /// Runs `scenario` with `seed` on a fresh madsim runtime.
 pub fn run(scenario: &Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
-    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    // A safety net: the client ends every run at the liveness bound, so simulated time past it
+    // means the simulator itself is stuck (reported as a `panic` violation by the executor).
+    runtime.set_time_limit(Duration::from_millis(scenario.expect.liveness_bound_ms.saturating_add(60_000)));
     let scenario = scenario.clone();
     runtime.block_on(simulate(scenario, seed, params, options))
 }
@@ -167,7 +172,8 @@ fn spawn_delivery(
 
 fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Vec<u8>) {
     let Ok(mut w) = world.lock() else { return };
-    let sent = w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
+    let sent =
+        w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
     if sent {
         w.counts.delivered += 1;
     } else {
@@ -233,7 +239,8 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let mut nodes = BTreeMap::new();
     for i in 0..n {
         let id = AgentId(i);
-        let agent = Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone(), engine, protocol);
+        let agent =
+            Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone(), engine, protocol);
         let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
         let node: Box<dyn Node + Send> = if derived.byzantine.contains(&id) {
             let signer = keys.agents[i as usize].clone();
@@ -243,8 +250,11 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
             Box::new(agent)
         };
         let spec = AgentSpecialization::cycled(i as usize);
-        let evaluator =
-            SyntheticEvaluator::new(derive(seed, "evaluator", u64::from(i)), scenario.evaluator_profile(spec), truth.clone());
+        let evaluator = SyntheticEvaluator::new(
+            derive(seed, "evaluator", u64::from(i)),
+            scenario.evaluator_profile(spec),
+            truth.clone(),
+        );
         let durable = Durable(Arc::new(Mutex::new(node)), id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
@@ -292,7 +302,11 @@ fn net_model(scenario: &Scenario) -> NetModel {
     NetModel {
         drop: network.drop,
         latency_ms: (network.latency_ms[0], network.latency_ms[1]),
-        tail: network.tail.as_ref().map(|t| Tail { scale_ms: t.scale_ms as f64, shape: t.shape, max_ms: t.max_ms as f64 }),
+        tail: network.tail.as_ref().map(|t| Tail {
+            scale_ms: t.scale_ms as f64,
+            shape: t.shape,
+            max_ms: t.max_ms as f64,
+        }),
         duplicate: network.duplicate,
     }
 }
@@ -330,12 +344,26 @@ fn spawn_faults(
             let now = clock.now_ms();
             let released = {
                 let Ok(mut w) = world.lock() else { return };
-                let (detail, agent) = apply_fault(&fault, &mut w, &handle, &nodes);
+                let (detail, agent) = apply_fault(&fault, &mut w);
                 tracing::info!("fault at {now} ms: {detail}");
                 w.record_fault(now, detail, agent);
                 let released = w.release_unclogged();
                 released.into_iter().map(|(f, t, frame)| (w.release_latency(), f, t, frame)).collect::<Vec<_>>()
             };
+            // Killing or restarting a node runs its code synchronously: never under the lock.
+            match &fault.action {
+                FaultAction::Crash { agent } => {
+                    if let Some(node) = nodes.get(&AgentId(*agent)) {
+                        handle.kill(node.id());
+                    }
+                }
+                FaultAction::Restart { agent } => {
+                    if let Some(node) = nodes.get(&AgentId(*agent)) {
+                        handle.restart(node.id());
+                    }
+                }
+                _ => {}
+            }
             for (latency, from, to, frame) in released {
                 spawn_delivery(&net, &world, clock, latency, from, to, frame);
             }
@@ -343,15 +371,11 @@ fn spawn_faults(
     })
 }
 
-fn apply_fault(
-    fault: &Fault,
-    w: &mut World,
-    handle: &madsim::runtime::Handle,
-    nodes: &BTreeMap<AgentId, madsim::runtime::NodeHandle>,
-) -> (String, Option<AgentId>) {
+fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
     match &fault.action {
         FaultAction::Partition { groups, one_way } => {
-            let groups: Vec<BTreeSet<AgentId>> = groups.iter().map(|g| g.iter().map(|i| AgentId(*i)).collect()).collect();
+            let groups: Vec<BTreeSet<AgentId>> =
+                groups.iter().map(|g| g.iter().map(|i| AgentId(*i)).collect()).collect();
             let detail = format!("partition {groups:?}{}", if *one_way { " (one-way)" } else { "" });
             w.partition = Some(Partition { groups, one_way: *one_way });
             (detail, None)
@@ -361,21 +385,13 @@ fn apply_fault(
             ("heal".to_owned(), None)
         }
         FaultAction::Crash { agent } => {
+            // The node itself is killed by the caller, once the world is unlocked.
             let id = AgentId(*agent);
             w.up.remove(&id);
             w.inboxes.remove(&id);
-            if let Some(node) = nodes.get(&id) {
-                handle.kill(node.id());
-            }
             (format!("crash {id}"), Some(id))
         }
-        FaultAction::Restart { agent } => {
-            let id = AgentId(*agent);
-            if let Some(node) = nodes.get(&id) {
-                handle.restart(node.id());
-            }
-            (format!("restart {id}"), Some(id))
-        }
+        FaultAction::Restart { agent } => (format!("restart {}", AgentId(*agent)), Some(AgentId(*agent))),
         FaultAction::Clog { target } => {
             w.clogs.insert(*target);
             (format!("clog {target:?}"), None)
@@ -420,7 +436,9 @@ fn client_node<S: Signer + Clone + 'static>(
         let mut last_resend = 0;
         loop {
             let now = clock.now_ms();
-            while next < sessions && (next < concurrency || committed.get(&(next - concurrency)).is_some_and(|c| c.len() >= f_plus_one)) {
+            while next < sessions
+                && (next < concurrency || committed.get(&(next - concurrency)).is_some_and(|c| c.len() >= f_plus_one))
+            {
                 let spec = SessionSpec {
                     session: SessionId(next),
                     query: format!("query {next}"),
@@ -434,6 +452,7 @@ fn client_node<S: Signer + Clone + 'static>(
                     w.record_open(now, next, format!("open session {next}"));
                 }
                 for a in &committee {
+                    note_send(&world, next);
                     transport.send(*a, frame.clone()).await;
                 }
                 opened.insert(next, (now, frame));
@@ -444,6 +463,7 @@ fn client_node<S: Signer + Clone + 'static>(
                 for (s, (_, frame)) in &opened {
                     if committed.get(s).is_none_or(|c| c.len() < f_plus_one) {
                         for a in &committee {
+                            note_send(&world, *s);
                             transport.send(*a, frame.clone()).await;
                         }
                     }
@@ -460,6 +480,12 @@ fn client_node<S: Signer + Clone + 'static>(
             }
         }
     })
+}
+
+fn note_send(world: &Shared, session: u64) {
+    if let Ok(mut w) = world.lock() {
+        w.note_client_send("open", session);
+    }
 }
 
 /// Whether the run can end: a violation, or every honest agent that is up decided every session.
@@ -488,9 +514,7 @@ fn finish(
     derived: &Derived,
     end_ms: TimeMs,
 ) -> RunOutput {
-    let Ok(mut guard) = world.lock() else {
-        unreachable_poison(scenario, seed)
-    };
+    let Ok(mut guard) = world.lock() else { unreachable_poison(scenario, seed) };
     let w = &mut *guard;
     if scenario.promises_liveness() && !w.stop {
         let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
@@ -500,16 +524,18 @@ fn finish(
     let violation = w.oracle.violation().cloned();
     if let Some(v) = &violation {
         let detail = format!("{}: {}", v.invariant, v.detail);
-        w.trace.record(end_ms, "violation", crate::trace::Key { extra: v.step, ..Default::default() }, |step| TraceEvent {
-            step,
-            time_ms: v.time_ms,
-            kind: "violation".into(),
-            agent: None,
-            peer: None,
-            session: None,
-            value: None,
-            honest: None,
-            detail,
+        w.trace.record(end_ms, "violation", crate::trace::Key { extra: v.step, ..Default::default() }, |step| {
+            TraceEvent {
+                step,
+                time_ms: v.time_ms,
+                kind: "violation".into(),
+                agent: None,
+                peer: None,
+                session: None,
+                value: None,
+                honest: None,
+                detail,
+            }
         });
     }
     let mut stats = SessionStats::default();
@@ -576,7 +602,14 @@ struct SessionStats {
 }
 
 impl SessionStats {
-    fn add(&mut self, w: &World, derived: &Derived, scenario: &Scenario, session: SessionId, metrics: &mut MetricsRecorder) {
+    fn add(
+        &mut self,
+        w: &World,
+        derived: &Derived,
+        scenario: &Scenario,
+        session: SessionId,
+        metrics: &mut MetricsRecorder,
+    ) {
         let opened = w.opened.get(&session.0).copied();
         let decisions = w.oracle.decisions().get(&session);
         for d in decisions.into_iter().flat_map(|d| d.values()) {

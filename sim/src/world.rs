@@ -111,7 +111,13 @@ fn client_or(id: AgentId) -> Option<u32> {
 
 impl World {
     /// A world with the network model and oracle of a run.
-    pub fn new(rng: ChaCha8Rng, net: NetModel, oracle: Oracle, byzantine: BTreeSet<AgentId>, keep_trace: bool) -> World {
+    pub fn new(
+        rng: ChaCha8Rng,
+        net: NetModel,
+        oracle: Oracle,
+        byzantine: BTreeSet<AgentId>,
+        keep_trace: bool,
+    ) -> World {
         World {
             rng,
             net,
@@ -235,6 +241,12 @@ impl World {
         });
     }
 
+    /// Notes what the client is about to send (for labelling drops).
+    pub fn note_client_send(&mut self, kind: &'static str, session: u64) {
+        self.last_send = (kind, session);
+        self.counts.sent += 1;
+    }
+
     /// Records a client event (session opened).
     pub fn record_open(&mut self, now: TimeMs, session: u64, detail: String) {
         let key = Key { agent: u32::MAX, session, ..Key::default() };
@@ -264,7 +276,12 @@ impl World {
             RunnerEvent::Timeout(timer) => self.timer_event(now, agent, *timer),
             RunnerEvent::LocalVote(vote) => {
                 self.oracle.on_local_vote(agent, vote);
-                let key = Key { agent: agent.0, session: vote.session.0, extra: u64::from(vote.candidate.0), ..Key::default() };
+                let key = Key {
+                    agent: agent.0,
+                    session: vote.session.0,
+                    extra: u64::from(vote.candidate.0),
+                    ..Key::default()
+                };
                 self.trace.record(now, "vote", key, |step| TraceEvent {
                     step,
                     time_ms: now,
@@ -333,7 +350,15 @@ impl World {
         }
     }
 
-    fn message_event(&mut self, now: TimeMs, kind: &'static str, agent: AgentId, peer: AgentId, m: &Message, size: u64) {
+    fn message_event(
+        &mut self,
+        now: TimeMs,
+        kind: &'static str,
+        agent: AgentId,
+        peer: AgentId,
+        m: &Message,
+        size: u64,
+    ) {
         let session = m.session().0;
         let key = Key { agent: agent.0, peer: peer.0, session, extra: size ^ (m.kind().len() as u64) << 32 };
         self.trace.record(now, kind, key, |step| TraceEvent {
@@ -370,10 +395,22 @@ fn describe(m: &Message) -> String {
         Message::Open(o) => format!("open {} candidates", o.spec.candidates.len()),
         Message::Vote(v) => format!("vote of {} for {}", v.vote.agent, v.vote.candidate),
         Message::Proposal(p) => {
-            format!("proposal round {} by {} with {} votes: {:?}", p.round, p.proposer, p.value.votes.len(), p.value.outcome)
+            format!(
+                "proposal round {} by {} with {} votes: {:?}",
+                p.round,
+                p.proposer,
+                p.value.votes.len(),
+                p.value.outcome
+            )
         }
         Message::RoundVote(v) => {
-            format!("{:?} round {} by {} for {:?}", v.kind, v.round, v.agent, v.value.map(|x| format!("{:016x}", x.short())))
+            format!(
+                "{:?} round {} by {} for {:?}",
+                v.kind,
+                v.round,
+                v.agent,
+                v.value.map(|x| format!("{:016x}", x.short()))
+            )
         }
         Message::Commit(c) => format!("commit round {} ({} precommits)", c.proposal.round, c.precommits.len()),
         Message::Sync { next } => format!("sync from {next}"),

@@ -150,6 +150,9 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             };
             let committee = Committee::of(registry, self.protocol.mutation);
             self.sessions.insert(session, SessionMachine::new(session, committee));
+            // Until the session's spec is known, this timer asks peers for it.
+            let timer = super::Timer { session, round: 0, kind: super::TimerKind::Retransmit };
+            out.push(Output::Schedule { timer, at_ms: now.saturating_add(self.protocol.retransmit_ms) });
         }
         self.dispatch(now, session, input, out);
     }

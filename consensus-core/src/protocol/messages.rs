@@ -143,6 +143,10 @@ pub struct Proposal {
     pub proposer: AgentId,
     /// The proposer's signature over [`crate::wire::proposal_signing_bytes`].
     pub signature: Signature,
+    /// With a valid round: the q prevotes for this value in that round (a "polka
+    /// certificate"), so that every agent can check L28 even if it missed those prevotes.
+    #[serde(default)]
+    pub polka: Vec<RoundVote>,
 }
 
 /// Prevote or precommit.

@@ -116,6 +116,7 @@ pub(crate) struct SessionMachine {
     started: bool,
     decided: Option<Decided>,
     commit_sent_at: BTreeMap<AgentId, TimeMs>,
+    round_help_sent_at: BTreeMap<AgentId, TimeMs>,
 }
 
 impl SessionMachine {
@@ -143,6 +144,7 @@ impl SessionMachine {
             started: false,
             decided: None,
             commit_sent_at: BTreeMap::new(),
+            round_help_sent_at: BTreeMap::new(),
         }
     }
 
@@ -153,7 +155,6 @@ impl SessionMachine {
     pub fn round(&self) -> Round {
         self.round
     }
-
 
     fn schedule(&self, kind: TimerKind, at: TimeMs, out: &mut Vec<Output>) {
         out.push(Output::Schedule { timer: Timer { session: self.session, round: self.round, kind }, at_ms: at });
@@ -175,7 +176,7 @@ impl SessionMachine {
         if !self.started {
             self.schedule(TimerKind::VoteCollection, opened.saturating_add(ctx.protocol.vote_collect_ms), out); // L3
             self.start_round(0, ctx, out); // L4
-            self.schedule(TimerKind::Retransmit, ctx.now.saturating_add(ctx.protocol.retransmit_ms), out);
+                                           // The retransmit timer runs from the session's creation (Agent::route).
         }
         self.progress(ctx, out);
     }
@@ -248,6 +249,9 @@ impl SessionMachine {
             out.push(Output::Reject { from, reason: Rejection::BadSignature });
             return;
         }
+        if v.round < self.round {
+            self.answer_lagging_round(from, v.round, ctx, out);
+        }
         let book = match v.kind {
             VoteKind::Prevote => &mut self.prevotes,
             VoteKind::Precommit => &mut self.precommits,
@@ -262,6 +266,26 @@ impl SessionMachine {
             None => {
                 round.insert(v.agent, v);
                 self.progress(ctx, out);
+            }
+        }
+    }
+
+    /// A peer is still in an earlier round (its retransmissions say so) and this agent has moved
+    /// on, so it no longer re-sends that round's messages: send it ours, at most once per
+    /// retransmit interval. Without this, a peer that lost our precommit of round r can wait
+    /// for it forever (Tendermint assumes every message is eventually delivered).
+    fn answer_lagging_round(&mut self, from: AgentId, round: Round, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        if from == ctx.me || !self.committee.contains(from) {
+            return;
+        }
+        let last = self.round_help_sent_at.get(&from).copied();
+        if last.is_some_and(|t| ctx.now < t.saturating_add(ctx.protocol.retransmit_ms)) {
+            return;
+        }
+        self.round_help_sent_at.insert(from, ctx.now);
+        for book in [&self.prevotes, &self.precommits] {
+            if let Some(v) = book.get(&round).and_then(|r| r.get(&ctx.me)) {
+                out.push(Output::Send { to: from, message: Message::RoundVote(v.clone()) });
             }
         }
     }
@@ -290,12 +314,33 @@ impl SessionMachine {
             return;
         }
         let spec = p.value.spec.clone();
-        self.values.entry(ValueId::of(&p.value)).or_insert_with(|| p.value.clone());
+        let id = ValueId::of(&p.value);
+        self.values.entry(id).or_insert_with(|| p.value.clone());
+        self.absorb_polka(from, &p, id, ctx, out);
         self.proposals.insert(p.round, p);
         if self.spec.is_none() && self.spec_authentic(&spec, ctx) {
             self.learn_spec(spec, ctx, out);
         }
         self.progress(ctx, out);
+    }
+
+    /// Stores the verified prevotes of a proposal's polka certificate as if received.
+    fn absorb_polka(&mut self, from: AgentId, p: &Proposal, id: ValueId, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        let Some(vr) = p.valid_round else { return };
+        for v in &p.polka {
+            let bytes = wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value);
+            let genuine = v.kind == VoteKind::Prevote
+                && v.session == self.session
+                && v.round == vr
+                && v.value == Some(id)
+                && self.committee.contains(v.agent)
+                && ctx.verify(v.agent, &bytes, &v.signature);
+            if !genuine {
+                out.push(Output::Reject { from, reason: Rejection::BadSignature });
+                continue;
+            }
+            self.prevotes.entry(vr).or_default().entry(v.agent).or_insert_with(|| v.clone());
+        }
     }
 
     fn spec_authentic(&self, spec: &SignedSpec, ctx: &Ctx<'_>) -> bool {
@@ -366,7 +411,9 @@ impl SessionMachine {
         let Some(commit) = decided.commit.clone() else { return };
         // Messages right after the decision come from peers deciding at the same moment.
         let settled = ctx.now >= decided.record.at_ms.saturating_add(ctx.protocol.retransmit_ms);
-        if from == ctx.me || !self.committee.contains(from) || !settled {
+        // The client re-sends `Open` until it has heard of the decision: answer it too.
+        let known = self.committee.contains(from) || from == ctx.protocol.client;
+        if from == ctx.me || !known || !settled {
             return;
         }
         let last = self.commit_sent_at.get(&from).copied();
@@ -399,7 +446,11 @@ impl SessionMachine {
                 self.start_round(self.round.saturating_add(1), ctx, out); // L56
             }
             TimerKind::Retransmit => {
-                self.retransmit(ctx, out); // L57–L58
+                if self.started {
+                    self.retransmit(ctx, out); // L57–L58
+                } else {
+                    self.ask_for_session(ctx, out);
+                }
                 self.schedule(TimerKind::Retransmit, ctx.now.saturating_add(ctx.protocol.retransmit_ms), out);
             }
             TimerKind::Deadline => {
@@ -412,6 +463,18 @@ impl SessionMachine {
             _ => {}
         }
         self.progress(ctx, out);
+    }
+
+    /// Peers talk about a session whose `Open` (and every proposal) this agent lost: ask one
+    /// peer per interval, in turn, for its certificate (answered if it decided).
+    fn ask_for_session(&self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        let others: Vec<AgentId> = self.committee.members.iter().copied().filter(|a| *a != ctx.me).collect();
+        if others.is_empty() {
+            return;
+        }
+        let turn = ctx.now / ctx.protocol.retransmit_ms.max(1);
+        let peer = others[usize::try_from(turn % others.len() as u64).unwrap_or(0)];
+        out.push(Output::Send { to: peer, message: Message::Sync { next: self.session } });
     }
 
     /// L57–L58: re-send this agent's own messages of the current round.
@@ -481,7 +544,12 @@ impl SessionMachine {
         let signature = ctx.signer.sign(&wire::proposal_signing_bytes(&value, self.round, valid_round));
         let id = ValueId::of(&value);
         self.values.entry(id).or_insert_with(|| value.clone());
-        let proposal = Proposal { round: self.round, valid_round, value, proposer: ctx.me, signature };
+        // L15: a re-proposal carries the q prevotes that made the value valid.
+        let polka: Vec<RoundVote> = valid_round
+            .and_then(|vr| self.prevotes.get(&vr))
+            .map(|r| r.values().filter(|v| v.value == Some(id)).cloned().collect())
+            .unwrap_or_default();
+        let proposal = Proposal { round: self.round, valid_round, value, proposer: ctx.me, signature, polka };
         self.proposals.insert(self.round, proposal.clone());
         out.push(Output::Broadcast(Message::Proposal(Box::new(proposal))));
     }
@@ -747,7 +815,12 @@ fn validate(value: &ProposalValue, committee: &Committee, session: SessionId, ct
 }
 
 /// `outcome(mode, votes)` of docs/protocol.md V5–V6, with what the registry learns from it.
-fn outcome_of(mode: ProposalMode, spec: &SignedSpec, votes: &[SignedVote], ctx: &Ctx<'_>) -> (AgreedOutcome, SessionRecord) {
+fn outcome_of(
+    mode: ProposalMode,
+    spec: &SignedSpec,
+    votes: &[SignedVote],
+    ctx: &Ctx<'_>,
+) -> (AgreedOutcome, SessionRecord) {
     recompute(mode, spec, votes, ctx.registry, ctx.engine)
 }
 
@@ -783,7 +856,9 @@ pub fn recompute(
                 agreement: r.agreement_rate,
                 byzantine: r.byzantine,
             },
-            Err(ConsensusError::NoMajority { largest_group, .. }) => AgreedOutcome::NoDecision { achieved: largest_group },
+            Err(ConsensusError::NoMajority { largest_group, .. }) => {
+                AgreedOutcome::NoDecision { achieved: largest_group }
+            }
             Err(_) => AgreedOutcome::NoDecision { achieved: crate::Ppm::ZERO },
         },
     };
