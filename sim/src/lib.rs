@@ -6,6 +6,15 @@ pub mod scenario;
 pub mod summary;
 pub mod trace;
 
+/// The same scenario with its protocol mutation removed (the control of a mutation test).
+pub fn protocol_mutation_off(scenario: &scenario::Scenario) -> scenario::Scenario {
+    let mut s = scenario.clone();
+    s.protocol.mutation = consensus_core::protocol::Mutation::None;
+    s.expect.safety = true;
+    s.expect.invariant = None;
+    s
+}
+
 #[cfg(madsim)]
 pub mod exec;
 #[cfg(madsim)]

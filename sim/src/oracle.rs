@@ -199,8 +199,8 @@ impl Oracle {
             }
             voters.insert(v.vote.agent);
         }
-        if problem.is_none() && voters.len() < committee.q {
-            problem = Some(format!("only {} distinct voters, the quorum is {}", voters.len(), committee.q));
+        if problem.is_none() && voters.len() < committee.vote_q {
+            problem = Some(format!("only {} distinct voters, the quorum is {}", voters.len(), committee.vote_q));
         }
         if problem.is_none() {
             let (outcome, _) = recompute(record.mode, &record.spec, &record.votes, registry, &self.engine);

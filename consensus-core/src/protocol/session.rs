@@ -25,8 +25,11 @@ use super::{DecisionRecord, Evidence, Mutation, Output, ProtocolConfig, Rejectio
 pub struct Committee {
     /// Ascending.
     pub members: Vec<AgentId>,
-    /// Quorum used for prevotes, precommits, decisions and vote sets.
+    /// Quorum of the agreement: prevotes, precommits, decisions (one short under the
+    /// `quorum-one-short` mutation).
     pub q: usize,
+    /// Votes a proposal's vote set needs (V2): the true quorum, whatever the mutation.
+    pub vote_q: usize,
     /// `f + 1`: the round-skip threshold (L49).
     pub skip: usize,
 }
@@ -38,9 +41,9 @@ impl Committee {
         let members: Vec<AgentId> = registry.active().map(|r| r.id).collect();
         let n = members.len() as u64;
         let f = f_max(n);
-        let q = quorum(n, f).unwrap_or(n.max(1));
-        let q = if mutation == Mutation::QuorumOneShort { q.saturating_sub(1).max(1) } else { q };
-        Committee { members, q: usize::try_from(q).unwrap_or(usize::MAX), skip: usize::try_from(f + 1).unwrap_or(1) }
+        let true_q = usize::try_from(quorum(n, f).unwrap_or(n.max(1))).unwrap_or(usize::MAX);
+        let q = if mutation == Mutation::QuorumOneShort { true_q.saturating_sub(1).max(1) } else { true_q };
+        Committee { members, q, vote_q: true_q, skip: usize::try_from(f + 1).unwrap_or(1) }
     }
 
     /// `proposer(s, r)`: the `(s + r) mod n`-th member.
@@ -511,7 +514,7 @@ impl SessionMachine {
         let have = self.votes.len();
         let unanimous = self.votes_unanimous();
         let enough = have >= self.committee.members.len()
-            || (have >= self.committee.q && (self.vote_collection_done || unanimous)); // L16–L17
+            || (have >= self.committee.vote_q && (self.vote_collection_done || unanimous)); // L16–L17
         if !enough {
             return; // L21
         }
@@ -786,7 +789,7 @@ fn validate(value: &ProposalValue, committee: &Committee, session: SessionId, ct
     let spec_ok = value.spec.spec.session == session
         && ctx.verifier.verify(ctx.protocol.client, &wire::spec_signing_bytes(&value.spec.spec), &value.spec.signature);
     // V2–V3: ≥ q votes from distinct committee members, ascending, session-bound, signed.
-    let votes_ok = value.votes.len() >= committee.q
+    let votes_ok = value.votes.len() >= committee.vote_q
         && value.votes.windows(2).all(|w| w[0].vote.agent < w[1].vote.agent)
         && value.votes.iter().all(|v| {
             v.vote.session == session

@@ -1,0 +1,16 @@
+//! sim integration tests: the simulator finds every deliberately broken protocol variant and
+//! nothing without it, replays are deterministic whatever the thread count, regressions stay
+//! fixed, and the `bftsim` command line behaves as documented.
+#![cfg(madsim)]
+
+mod cli;
+mod determinism;
+mod mutations;
+mod regressions;
+
+use std::path::PathBuf;
+
+/// The workspace's `scenarios/` directory.
+pub fn scenarios() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}

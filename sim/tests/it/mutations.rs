@@ -1,0 +1,60 @@
+//! A checker that cannot fail is worthless: each mutation must be caught within 1,000 seeds by
+//! the invariant its scenario names, and the same seeds without the mutation must be clean.
+
+use sim::protocol_mutation_off;
+use sim::results::RunOutcome;
+use sim::run::{run, RunOptions};
+use sim::scenario;
+
+use crate::scenarios;
+
+/// Runs seeds from 0 until the expected invariant is violated; returns that seed.
+fn first_catch(file: &str) -> u64 {
+    let path = scenarios().join(file);
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let expected = s.expect.invariant.clone().unwrap_or_else(|| panic!("{file} names no invariant"));
+    assert!(!s.expect.safety, "{file} must expect a violation");
+    for seed in 0..1_000 {
+        let record = run(&s, seed, Default::default(), RunOptions::default()).record;
+        if let Some(v) = record.violations.first() {
+            assert_eq!(v.invariant, expected, "{file} seed {seed} violated another invariant: {v:?}");
+            assert_eq!(record.outcome, RunOutcome::Violation);
+            return seed;
+        }
+    }
+    panic!("{file}: no {expected} violation in 1,000 seeds");
+}
+
+/// The same scenario without the mutation, over the seeds up to the catch, violates nothing.
+fn clean_without_mutation(file: &str, up_to: u64) {
+    let path = scenarios().join(file);
+    let s = protocol_mutation_off(&scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
+    for seed in 0..=up_to {
+        let record = run(&s, seed, Default::default(), RunOptions::default()).record;
+        assert!(record.violations.is_empty(), "{file} without its mutation, seed {seed}: {:?}", record.violations);
+    }
+}
+
+#[test]
+fn quorum_one_short_is_caught_by_agreement() {
+    let seed = first_catch("mut-quorum-one-short.toml");
+    clean_without_mutation("mut-quorum-one-short.toml", seed);
+}
+
+#[test]
+fn no_locking_is_caught_by_agreement() {
+    let seed = first_catch("mut-no-locking.toml");
+    clean_without_mutation("mut-no-locking.toml", seed);
+}
+
+#[test]
+fn skip_signature_check_is_caught_by_external_validity() {
+    let seed = first_catch("mut-skip-signature-check.toml");
+    clean_without_mutation("mut-skip-signature-check.toml", seed);
+}
+
+#[test]
+fn local_timeout_fallback_is_caught_by_agreement() {
+    let seed = first_catch("mut-local-timeout-fallback.toml");
+    clean_without_mutation("mut-local-timeout-fallback.toml", seed);
+}
