@@ -169,8 +169,11 @@ impl tracing_subscriber::fmt::time::FormatTime for SimTime {
     }
 }
 
+/// A scenario file, one sweep point's parameters, and the scenario at that point.
+type Point = (PathBuf, BTreeMap<String, String>, Arc<Scenario>);
+
 /// Loads every scenario under `paths` and expands sweeps into jobs.
-fn load_points(paths: &[PathBuf]) -> Result<Vec<(PathBuf, BTreeMap<String, String>, Arc<Scenario>)>, CliError> {
+fn load_points(paths: &[PathBuf]) -> Result<Vec<Point>, CliError> {
     let paths = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths.to_vec() };
     let files = scenario::discover(&paths)?;
     if files.is_empty() {

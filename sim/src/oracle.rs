@@ -160,8 +160,8 @@ impl Oracle {
         self.check_external_validity(agent, record, step, now);
         self.check_unanimity(agent, record, step, now);
         self.check_threshold(agent, record, step, now);
-        if !self.first.contains_key(&session) {
-            self.first.insert(session, record.clone());
+        if let std::collections::btree_map::Entry::Vacant(first) = self.first.entry(session) {
+            first.insert(record.clone());
             self.advance();
         }
     }

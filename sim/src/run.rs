@@ -567,7 +567,7 @@ fn finish(
         fallback: stats.fallback,
         latency_ms: LatencySummary::of(&mut stats.latencies),
         sla_misses: stats.sla_misses,
-        agreement_ppm: if stats.decided == 0 { 0 } else { stats.agreement_sum / stats.decided },
+        agreement_ppm: stats.agreement_sum.checked_div(stats.decided).unwrap_or(0),
         byzantine: derived.byzantine.iter().map(|a| a.0).collect(),
         wrongly_flagged: detected.iter().copied().filter(|a| !derived.byzantine.contains(&AgentId(*a))).collect(),
         detected: detected.into_iter().collect(),

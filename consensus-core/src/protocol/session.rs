@@ -320,11 +320,28 @@ impl SessionMachine {
         let id = ValueId::of(&p.value);
         self.values.entry(id).or_insert_with(|| p.value.clone());
         self.absorb_polka(from, &p, id, ctx, out);
+        self.cross_check_votes(&p.value.votes, ctx, out);
         self.proposals.insert(p.round, p);
         if self.spec.is_none() && self.spec_authentic(&spec, ctx) {
             self.learn_spec(spec, ctx, out);
         }
         self.progress(ctx, out);
+    }
+
+    /// A vote carried by a proposal that differs from the one this agent received directly
+    /// from the same voter proves that the voter equivocated (L9).
+    fn cross_check_votes(&self, votes: &[SignedVote], ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        for carried in votes {
+            let Some(direct) = self.votes.get(&carried.vote.agent) else { continue };
+            if direct != carried
+                && carried.vote.session == self.session
+                && ctx.verify(carried.vote.agent, &wire::vote_signing_bytes(&carried.vote), &carried.signature)
+            {
+                let evidence =
+                    Evidence::ConflictingVotes { first: Box::new(direct.clone()), second: Box::new(carried.clone()) };
+                out.push(Output::Evidence(Box::new(evidence)));
+            }
+        }
     }
 
     /// Stores the verified prevotes of a proposal's polka certificate as if received.

@@ -242,6 +242,7 @@ pub async fn run(setup: Setup) -> Outcome {
     let client_tx = network.tx(AgentId::CLIENT);
     let f_plus_one = (consensus_core::quorum::f_max(u64::from(n)) + 1) as usize;
     let honest_count = honest.len();
+    let honest_ids = honest.clone();
     let log_for_client = log.clone();
     let elapsed = local
         .run_until(async move {
@@ -268,8 +269,12 @@ pub async fn run(setup: Setup) -> Outcome {
                     next += 1;
                 }
                 let all_done = {
-                    let log = log_for_client.0.lock().map(|l| l.decisions.len()).unwrap_or(0);
-                    next == sessions && log >= honest_count * sessions as usize
+                    let decided = log_for_client
+                        .0
+                        .lock()
+                        .map(|l| l.decisions.iter().filter(|(a, _)| honest_ids.contains(a)).count())
+                        .unwrap_or(0);
+                    next == sessions && decided >= honest_count * sessions as usize
                 };
                 if all_done || clock.now_ms() > limit_ms {
                     return clock.now_ms();

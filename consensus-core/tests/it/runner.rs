@@ -94,3 +94,45 @@ async fn lossy_links_still_decide() {
         eprintln!("drop {drop_pct}%: 10 sessions in {} ms", outcome.elapsed_ms);
     }
 }
+
+fn byzantine(strategy: consensus_core::adversary::Strategy, seed: u64) -> Member {
+    Member::Custom(Box::new(move |agent, signer, peers| {
+        let engine = consensus_core::EngineConfig::default();
+        Box::new(consensus_core::adversary::Byzantine::new(agent, signer, strategy, peers, engine, seed, 99))
+    }))
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn one_equivocating_agent_of_five() {
+    let mut setup = Setup::new(5, 10);
+    setup.members.insert(3, byzantine(consensus_core::adversary::Strategy::Equivocate, 1));
+    let outcome = run(setup).await;
+    outcome.assert_safe();
+    outcome.assert_live(10);
+    assert!(outcome.log.evidence.contains(&consensus_core::AgentId(3)), "its conflicting messages are evidence");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn two_equivocating_agents_of_five_cannot_split_honest_agents() {
+    let mut setup = Setup::new(5, 4);
+    setup.members.insert(1, byzantine(consensus_core::adversary::Strategy::Equivocate, 1));
+    setup.members.insert(4, byzantine(consensus_core::adversary::Strategy::Equivocate, 2));
+    setup.limit_ms = 8_000;
+    let outcome = run(setup).await;
+    outcome.assert_safe();
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn committees_of_4_7_10_with_f_max_equivocating() {
+    use consensus_core::adversary::Strategy;
+    for (n, bad) in [(4u32, vec![0u32]), (7, vec![2, 6]), (10, vec![0, 3, 9])] {
+        let mut setup = Setup::new(n, 4);
+        for (i, b) in bad.iter().enumerate() {
+            let strategy = if i % 2 == 0 { Strategy::Equivocate } else { Strategy::VoteWorst };
+            setup.members.insert(*b, byzantine(strategy, u64::from(*b)));
+        }
+        let outcome = run(setup).await;
+        outcome.assert_safe();
+        outcome.assert_live(4);
+    }
+}
