@@ -19,10 +19,14 @@ use crate::wire;
 
 pub mod memory;
 
+/// An encoded message. Shared, so a broadcast encodes once and every copy in flight points at
+/// the same bytes.
+pub type Frame = std::sync::Arc<[u8]>;
+
 /// Sends frames. Losing one is allowed (the protocol re-sends).
 pub trait TransportTx {
     /// Sends `frame` to `to`.
-    fn send(&self, to: AgentId, frame: Vec<u8>) -> impl Future<Output = ()>;
+    fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()>;
 }
 
 /// Receives frames.
@@ -30,7 +34,7 @@ pub trait TransportRx {
     /// The next frame and its sender address, or `None` once the transport is closed. Must be
     /// cancel-safe: the runner drops a pending receive when a timer fires first, and a frame
     /// must not be lost by that.
-    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Vec<u8>)>>;
+    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>>;
 }
 
 /// The runtime's clock.
@@ -223,7 +227,7 @@ where
         for output in out.drain(..) {
             match output {
                 Output::Broadcast(message) => {
-                    let frame = wire::encode(&message);
+                    let frame: Frame = wire::encode(&message).into();
                     for to in self.peers.clone() {
                         self.observer.on_event(
                             me,
@@ -234,7 +238,7 @@ where
                     }
                 }
                 Output::Send { to, message } => {
-                    let frame = wire::encode(&message);
+                    let frame: Frame = wire::encode(&message).into();
                     self.observer.on_event(me, now, &RunnerEvent::Send { to, message: &message, bytes: frame.len() });
                     self.tx.send(to, frame).await;
                 }

@@ -15,7 +15,7 @@ use consensus_core::metrics::{check_alerts, AlertThresholds, MetricsRecorder, Se
 use consensus_core::protocol::messages::SignedSpec;
 use consensus_core::protocol::{Agent, AgreedOutcome, Input, Message, Node, Output, SessionSpec};
 use consensus_core::registry::Registry;
-use consensus_core::runner::{Clock, Runner, TransportRx, TransportTx};
+use consensus_core::runner::{Clock, Frame, Runner, TransportRx, TransportTx};
 use consensus_core::sign::{sim_committee, Signer};
 use consensus_core::types::ConsensusMethod;
 use consensus_core::{wire, AgentId, AgentSpecialization, CandidateId, Ppm, SessionId, TimeMs};
@@ -128,7 +128,7 @@ struct SimTx {
 }
 
 impl TransportTx for SimTx {
-    fn send(&self, to: AgentId, frame: Vec<u8>) -> impl Future<Output = ()> {
+    fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()> {
         let now = self.clock.now_ms();
         let fate = match self.world.lock() {
             Ok(mut w) => {
@@ -161,7 +161,7 @@ fn spawn_delivery(
     latency: u64,
     from: AgentId,
     to: AgentId,
-    frame: Vec<u8>,
+    frame: Frame,
 ) {
     let world = world.clone();
     net.spawn(async move {
@@ -170,7 +170,7 @@ fn spawn_delivery(
     });
 }
 
-fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Vec<u8>) {
+fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Frame) {
     let Ok(mut w) = world.lock() else { return };
     let sent =
         w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
@@ -181,10 +181,10 @@ fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Vec<u
     }
 }
 
-struct SimRx(UnboundedReceiver<(AgentId, Vec<u8>)>);
+struct SimRx(UnboundedReceiver<(AgentId, Frame)>);
 
 impl TransportRx for SimRx {
-    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Vec<u8>)>> {
+    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>> {
         std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.0).poll_next(cx))
     }
 }
@@ -431,7 +431,7 @@ fn client_node<S: Signer + Clone + 'static>(
         let transport = SimTx { me: AgentId::CLIENT, world: world.clone(), clock, net };
         let mut rx = SimRx(rx);
         let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();
-        let mut opened: BTreeMap<u64, (TimeMs, Vec<u8>)> = BTreeMap::new();
+        let mut opened: BTreeMap<u64, (TimeMs, Frame)> = BTreeMap::new();
         let mut next = 0u64;
         let mut last_resend = 0;
         loop {
@@ -446,7 +446,7 @@ fn client_node<S: Signer + Clone + 'static>(
                     opened_ms: now,
                 };
                 let signature = signer.sign(&wire::spec_signing_bytes(&spec));
-                let frame = wire::encode(&Message::Open(SignedSpec { spec, signature }));
+                let frame: Frame = wire::encode(&Message::Open(SignedSpec { spec, signature })).into();
                 if let Ok(mut w) = world.lock() {
                     w.opened.insert(next, now);
                     w.record_open(now, next, format!("open session {next}"));

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::protocol::{Message, Timer};
-use consensus_core::runner::{Observer, RunnerEvent};
+use consensus_core::runner::{Frame, Observer, RunnerEvent};
 use consensus_core::{AgentId, TimeMs};
 use futures_channel::mpsc::UnboundedSender;
 use rand::Rng;
@@ -85,11 +85,11 @@ pub struct World {
     /// Active clogs: frames they match are held until the clog is lifted.
     pub clogs: BTreeSet<ClogTarget>,
     /// Frames held by clogs: (from, to, frame).
-    pub held: Vec<(AgentId, AgentId, Vec<u8>)>,
+    pub held: Vec<(AgentId, AgentId, Frame)>,
     /// Nodes that are up.
     pub up: BTreeSet<AgentId>,
     /// Inboxes of nodes that are up.
-    pub inboxes: BTreeMap<AgentId, UnboundedSender<(AgentId, Vec<u8>)>>,
+    pub inboxes: BTreeMap<AgentId, UnboundedSender<(AgentId, Frame)>>,
     /// The invariants.
     pub oracle: Oracle,
     /// The trace.
@@ -218,7 +218,7 @@ impl World {
     }
 
     /// Takes the held frames that no clog holds any more.
-    pub fn release_unclogged(&mut self) -> Vec<(AgentId, AgentId, Vec<u8>)> {
+    pub fn release_unclogged(&mut self) -> Vec<(AgentId, AgentId, Frame)> {
         let held = std::mem::take(&mut self.held);
         let (keep, release): (Vec<_>, Vec<_>) = held.into_iter().partition(|(f, t, _)| self.clogged(*f, *t));
         self.held = keep;

@@ -107,7 +107,8 @@ pub(crate) struct SessionMachine {
     valid: Option<(Round, ValueId)>,
     values: BTreeMap<ValueId, ProposalValue>,
     validity: BTreeMap<ValueId, bool>,
-    proposals: BTreeMap<Round, Proposal>,
+    /// The proposal of each round from its proposer, with its value id (hashed once).
+    proposals: BTreeMap<Round, (Proposal, ValueId)>,
     prevotes: BTreeMap<Round, BTreeMap<AgentId, RoundVote>>,
     precommits: BTreeMap<Round, BTreeMap<AgentId, RoundVote>>,
     votes: BTreeMap<AgentId, SignedVote>,
@@ -308,7 +309,7 @@ impl SessionMachine {
             out.push(Output::Reject { from, reason: Rejection::BadSignature });
             return;
         }
-        if let Some(first) = self.proposals.get(&p.round) {
+        if let Some((first, _)) = self.proposals.get(&p.round) {
             if *first != p {
                 let evidence =
                     Evidence::ConflictingProposals { proposer: p.proposer, session: self.session, round: p.round };
@@ -321,7 +322,7 @@ impl SessionMachine {
         self.values.entry(id).or_insert_with(|| p.value.clone());
         self.absorb_polka(from, &p, id, ctx, out);
         self.cross_check_votes(&p.value.votes, ctx, out);
-        self.proposals.insert(p.round, p);
+        self.proposals.insert(p.round, (p, id));
         if self.spec.is_none() && self.spec_authentic(&spec, ctx) {
             self.learn_spec(spec, ctx, out);
         }
@@ -502,7 +503,7 @@ impl SessionMachine {
         if let Some(v) = &self.own_vote {
             out.push(Output::Broadcast(Message::Vote(v.clone())));
         }
-        if let Some(p) = self.proposals.get(&self.round).filter(|p| p.proposer == ctx.me) {
+        if let Some((p, _)) = self.proposals.get(&self.round).filter(|(p, _)| p.proposer == ctx.me) {
             out.push(Output::Broadcast(Message::Proposal(Box::new(p.clone()))));
         }
         for book in [&self.prevotes, &self.precommits] {
@@ -570,7 +571,7 @@ impl SessionMachine {
             .map(|r| r.values().filter(|v| v.value == Some(id)).cloned().collect())
             .unwrap_or_default();
         let proposal = Proposal { round: self.round, valid_round, value, proposer: ctx.me, signature, polka };
-        self.proposals.insert(self.round, proposal.clone());
+        self.proposals.insert(self.round, (proposal.clone(), id));
         out.push(Output::Broadcast(Message::Proposal(Box::new(proposal))));
     }
 
@@ -618,8 +619,8 @@ impl SessionMachine {
         if self.step != Step::Propose {
             return false;
         }
-        let Some(p) = self.proposals.get(&self.round) else { return false };
-        let (valid_round, id) = (p.valid_round, ValueId::of(&p.value));
+        let Some((p, id)) = self.proposals.get(&self.round) else { return false };
+        let (valid_round, id) = (p.valid_round, *id);
         let no_locking = ctx.protocol.mutation == Mutation::NoLocking;
         let lock = if no_locking { None } else { self.locked };
         let prevote = match valid_round {
@@ -660,8 +661,8 @@ impl SessionMachine {
         if self.step < Step::Prevote || self.locked_in.contains(&self.round) {
             return false;
         }
-        let Some(p) = self.proposals.get(&self.round) else { return false };
-        let id = ValueId::of(&p.value);
+        let Some((_, id)) = self.proposals.get(&self.round) else { return false };
+        let id = *id;
         if Self::count(&self.prevotes, self.round, Some(Some(id))) < self.committee.q || !self.is_valid(id, ctx) {
             return false;
         }
@@ -700,8 +701,7 @@ impl SessionMachine {
 
     /// L43–L45, in any round.
     fn rule_decide(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
-        let candidates: Vec<(Round, ValueId)> =
-            self.proposals.iter().map(|(r, p)| (*r, ValueId::of(&p.value))).collect();
+        let candidates: Vec<(Round, ValueId)> = self.proposals.iter().map(|(r, (_, id))| (*r, *id)).collect();
         for (round, id) in candidates {
             if Self::count(&self.precommits, round, Some(Some(id))) >= self.committee.q && self.is_valid(id, ctx) {
                 let precommits: Vec<RoundVote> = self
@@ -709,7 +709,7 @@ impl SessionMachine {
                     .get(&round)
                     .map(|r| r.values().filter(|v| v.value == Some(id)).cloned().collect())
                     .unwrap_or_default();
-                let commit = self.proposals.get(&round).map(|p| Commit { proposal: p.clone(), precommits });
+                let commit = self.proposals.get(&round).map(|(p, _)| Commit { proposal: p.clone(), precommits });
                 self.decide(round, id, commit, ctx, out);
                 return true;
             }
@@ -726,7 +726,7 @@ impl SessionMachine {
             }
         }
         for (r, p) in self.proposals.range(self.round.saturating_add(1)..) {
-            senders.entry(*r).or_default().insert(p.proposer);
+            senders.entry(*r).or_default().insert(p.0.proposer);
         }
         let target = senders.iter().rev().find(|(_, s)| s.len() >= self.committee.skip).map(|(r, _)| *r);
         match target {
@@ -744,7 +744,7 @@ impl SessionMachine {
             return *v;
         }
         let Some(value) = self.values.get(&id) else { return false };
-        let (valid, cacheable) = validate(value, &self.committee, self.session, ctx);
+        let (valid, cacheable) = validate(value, &self.committee, self.session, &self.votes, ctx);
         if cacheable {
             self.validity.insert(id, valid);
         }
@@ -802,16 +802,24 @@ impl SessionMachine {
 }
 
 /// V1–V8. Returns (valid, whether the answer may be cached).
-fn validate(value: &ProposalValue, committee: &Committee, session: SessionId, ctx: &Ctx<'_>) -> (bool, bool) {
+fn validate(
+    value: &ProposalValue,
+    committee: &Committee,
+    session: SessionId,
+    verified: &BTreeMap<AgentId, SignedVote>,
+    ctx: &Ctx<'_>,
+) -> (bool, bool) {
     let spec_ok = value.spec.spec.session == session
         && ctx.verifier.verify(ctx.protocol.client, &wire::spec_signing_bytes(&value.spec.spec), &value.spec.signature);
     // V2–V3: ≥ q votes from distinct committee members, ascending, session-bound, signed.
     let votes_ok = value.votes.len() >= committee.vote_q
         && value.votes.windows(2).all(|w| w[0].vote.agent < w[1].vote.agent)
         && value.votes.iter().all(|v| {
+            // A vote identical to one received (and verified) directly needs no second check.
             v.vote.session == session
                 && committee.contains(v.vote.agent)
-                && ctx.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature)
+                && (verified.get(&v.vote.agent) == Some(v)
+                    || ctx.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature))
         });
     if value.session != session || !spec_ok || !votes_ok {
         return (false, true);

@@ -9,17 +9,17 @@ use std::sync::{Arc, Mutex};
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_core::Stream;
 
-use super::{TransportRx, TransportTx};
+use super::{Frame, TransportRx, TransportTx};
 use crate::types::AgentId;
 
-type Frame = (AgentId, Vec<u8>);
+type Envelope = (AgentId, Frame);
 /// Decides whether a frame from → to is dropped.
 pub type DropRule = dyn Fn(AgentId, AgentId, &[u8]) -> bool + Send + Sync;
 
 /// The shared switchboard.
 #[derive(Clone)]
 pub struct MemoryNetwork {
-    inboxes: Arc<Mutex<BTreeMap<AgentId, UnboundedSender<Frame>>>>,
+    inboxes: Arc<Mutex<BTreeMap<AgentId, UnboundedSender<Envelope>>>>,
     drop_rule: Option<Arc<DropRule>>,
 }
 
@@ -57,7 +57,7 @@ pub struct MemoryTx {
 }
 
 impl TransportTx for MemoryTx {
-    fn send(&self, to: AgentId, frame: Vec<u8>) -> impl Future<Output = ()> {
+    fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()> {
         let dropped = self.network.drop_rule.as_ref().is_some_and(|rule| rule(self.me, to, &frame));
         if !dropped {
             if let Ok(inboxes) = self.network.inboxes.lock() {
@@ -73,11 +73,11 @@ impl TransportTx for MemoryTx {
 
 /// Receives for one agent.
 pub struct MemoryRx {
-    rx: UnboundedReceiver<Frame>,
+    rx: UnboundedReceiver<Envelope>,
 }
 
 impl TransportRx for MemoryRx {
-    fn recv(&mut self) -> impl Future<Output = Option<Frame>> {
+    fn recv(&mut self) -> impl Future<Output = Option<Envelope>> {
         std::future::poll_fn(|cx| Pin::new(&mut self.rx).poll_next(cx))
     }
 }

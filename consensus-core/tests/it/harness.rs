@@ -262,7 +262,8 @@ pub async fn run(setup: Setup) -> Outcome {
                         opened_ms: clock.now_ms(),
                     };
                     let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
-                    let frame = wire::encode(&Message::Open(SignedSpec { spec, signature }));
+                    let frame: consensus_core::runner::Frame =
+                        wire::encode(&Message::Open(SignedSpec { spec, signature })).into();
                     for a in &committee {
                         client_tx.send(*a, frame.clone()).await;
                     }
