@@ -226,7 +226,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
     }
 
-    /// Answers a [`Message::Sync`] with up to `sync_batch` certificates.
+    /// L65–L66: answers a [`Message::Sync`] with up to `sync_batch` certificates.
     fn serve_sync(&mut self, now: TimeMs, peer: AgentId, next: SessionId, out: &mut Vec<Output>) {
         let last = self.sync_served_at.get(&peer).copied();
         if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
@@ -241,7 +241,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         }
     }
 
-    /// After a restart: re-arm every undecided session's timers.
+    /// L67–L68: after a restart, re-arm every undecided session's timers.
     fn recover(&mut self, now: TimeMs, out: &mut Vec<Output>) {
         let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in sessions {

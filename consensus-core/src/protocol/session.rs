@@ -274,7 +274,7 @@ impl SessionMachine {
         }
     }
 
-    /// A peer is still in an earlier round (its retransmissions say so) and this agent has moved
+    /// L61–L62. A peer is still in an earlier round (its retransmissions say so) and this agent has moved
     /// on, so it no longer re-sends that round's messages: send it ours, at most once per
     /// retransmit interval. Without this, a peer that lost our precommit of round r can wait
     /// for it forever (Tendermint assumes every message is eventually delivered).
@@ -345,7 +345,7 @@ impl SessionMachine {
         }
     }
 
-    /// Stores the verified prevotes of a proposal's polka certificate as if received.
+    /// L26–L27: stores the verified prevotes of a proposal's polka certificate as if received.
     fn absorb_polka(&mut self, from: AgentId, p: &Proposal, id: ValueId, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let Some(vr) = p.valid_round else { return };
         for v in &p.polka {
@@ -409,7 +409,7 @@ impl SessionMachine {
         self.decided.as_ref().and_then(|d| d.commit.as_ref())
     }
 
-    /// After a restart: timers are gone, so re-arm retransmission and the round's timeout.
+    /// L67–L68. After a restart: timers are gone, so re-arm retransmission and the round's timeout.
     pub fn recover(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         if self.decided.is_some() || !self.started {
             return;
@@ -486,7 +486,7 @@ impl SessionMachine {
         self.progress(ctx, out);
     }
 
-    /// Peers talk about a session whose `Open` (and every proposal) this agent lost: ask one
+    /// L63–L64. Peers talk about a session whose `Open` (and every proposal) this agent lost: ask one
     /// peer per interval, in turn, for its certificate (answered if it decided).
     fn ask_for_session(&self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let others: Vec<AgentId> = self.committee.members.iter().copied().filter(|a| *a != ctx.me).collect();
