@@ -291,9 +291,18 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         nodes.insert(id, node);
     }
     let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
-    let client = client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone());
+    let (client_node, client) =
+        client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone());
     let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
     faults.abort();
+    // Kill every node and let the executor drop their tasks: a pending task holds its own waker
+    // (through its channel), so a task left pending would keep itself, and the world, alive.
+    for node in nodes.values() {
+        handle.kill(node.id());
+    }
+    handle.kill(net_node.id());
+    handle.kill(client_node.id());
+    madsim::time::sleep(Duration::from_millis(1)).await;
     finish(&scenario, seed, params, &world, &derived, end_ms)
 }
 
@@ -413,7 +422,7 @@ fn client_node<S: Signer + Clone + 'static>(
     clock: SimClock,
     net: madsim::runtime::NodeHandle,
     committee: Vec<AgentId>,
-) -> madsim::task::JoinHandle<TimeMs> {
+) -> (madsim::runtime::NodeHandle, madsim::task::JoinHandle<TimeMs>) {
     let handle = madsim::runtime::Handle::current();
     let node = handle.create_node().name("client").build();
     let sessions = scenario.workload.sessions;
@@ -422,7 +431,7 @@ fn client_node<S: Signer + Clone + 'static>(
     let bound = scenario.expect.liveness_bound_ms;
     let f_plus_one = (consensus_core::quorum::f_max(u64::from(scenario.agents.count)) + 1) as usize;
     let signer = signer.clone();
-    node.spawn(async move {
+    let task = node.spawn(async move {
         let (tx, rx) = unbounded();
         if let Ok(mut w) = world.lock() {
             w.inboxes.insert(AgentId::CLIENT, tx);
@@ -479,7 +488,8 @@ fn client_node<S: Signer + Clone + 'static>(
                 }
             }
         }
-    })
+    });
+    (node, task)
 }
 
 fn note_send(world: &Shared, session: u64) {
