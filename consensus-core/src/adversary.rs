@@ -65,10 +65,11 @@ const RANDOM_MIN_PPM: u64 = 500_000;
 
 /// A Byzantine behaviour (module documentation: what each does and what the protocol does
 /// about it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Crash / omission: outputs nothing.
+    #[default]
     Silent,
     /// Votes for its worst-rated candidate with high confidence.
     VoteWorst,
@@ -90,6 +91,12 @@ pub enum Strategy {
     Replay,
     /// Sends votes in other agents' names, signed with its own key.
     Forge,
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Strategy {

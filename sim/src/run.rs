@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use consensus_core::adversary::{Byzantine, Strategy};
+use consensus_core::adversary::Byzantine;
 use consensus_core::evaluator::{
     Evaluation, EvaluationRequest, Evaluator, GroundTruth, SyntheticEvaluator, TableTruth,
 };
@@ -235,7 +235,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let net_node = handle.create_node().name("network").build();
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
     let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
-    let strategy = Strategy::from_name(scenario.byzantine.strategy.name()).unwrap_or(Strategy::Silent);
+    let strategy = scenario.byzantine.strategy;
     let mut nodes = BTreeMap::new();
     for i in 0..n {
         let id = AgentId(i);

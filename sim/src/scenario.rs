@@ -16,7 +16,6 @@
 //! and lose the spans, so a misspelt key inside a fault would point at the `[[faults]]` header.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -240,74 +239,8 @@ pub struct ProfileSpec {
     pub confidence: Option<[f64; 2]>,
 }
 
-/// How Byzantine agents behave.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ByzantineStrategy {
-    /// Send nothing.
-    #[default]
-    Silent,
-    /// High confidence for the worst candidate.
-    VoteWorst,
-    /// Random votes.
-    Random,
-    /// Different signed messages to different peers, in every phase.
-    Equivocate,
-    /// The honest choice with inflated confidence.
-    InflateConfidence,
-    /// Hold every message until just before the deadline.
-    DelayToDeadline,
-    /// All Byzantine agents on one target.
-    Collude,
-    /// Stay just under the detector's threshold.
-    Adaptive,
-    /// As proposer: withhold, propose an invalid aggregate, or cherry-pick votes.
-    BadProposer,
-    /// Votes from old sessions.
-    Replay,
-    /// Invalid signatures.
-    Forge,
-}
-
-impl ByzantineStrategy {
-    /// Every strategy, in declaration order.
-    pub const ALL: [ByzantineStrategy; 11] = [
-        ByzantineStrategy::Silent,
-        ByzantineStrategy::VoteWorst,
-        ByzantineStrategy::Random,
-        ByzantineStrategy::Equivocate,
-        ByzantineStrategy::InflateConfidence,
-        ByzantineStrategy::DelayToDeadline,
-        ByzantineStrategy::Collude,
-        ByzantineStrategy::Adaptive,
-        ByzantineStrategy::BadProposer,
-        ByzantineStrategy::Replay,
-        ByzantineStrategy::Forge,
-    ];
-
-    /// The kebab-case name, as in scenario files.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ByzantineStrategy::Silent => "silent",
-            ByzantineStrategy::VoteWorst => "vote-worst",
-            ByzantineStrategy::Random => "random",
-            ByzantineStrategy::Equivocate => "equivocate",
-            ByzantineStrategy::InflateConfidence => "inflate-confidence",
-            ByzantineStrategy::DelayToDeadline => "delay-to-deadline",
-            ByzantineStrategy::Collude => "collude",
-            ByzantineStrategy::Adaptive => "adaptive",
-            ByzantineStrategy::BadProposer => "bad-proposer",
-            ByzantineStrategy::Replay => "replay",
-            ByzantineStrategy::Forge => "forge",
-        }
-    }
-}
-
-impl fmt::Display for ByzantineStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// How Byzantine agents behave: consensus-core's strategies, by their kebab-case names.
+pub use consensus_core::adversary::Strategy as ByzantineStrategy;
 
 /// `[byzantine]`: how many agents are Byzantine, which, and how they behave.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
