@@ -1,1 +1,156 @@
-//! reports
+//! Fault-tolerance reports for bftsim result sets.
+//!
+//! [`generate`] reads a result directory written by `bftsim run` (`runs.jsonl`, one run record
+//! per line, and `summary.json` when present) and writes:
+//!
+//! - `report.html`: one self-contained page (figures inline as SVG `data:` URIs, inline style,
+//!   a Content-Security-Policy that forbids any network load), with a table of contents;
+//! - `report.md`: the same text and tables, figures referenced as `figures/STEM.png`;
+//! - `figures/STEM.svg` and `figures/STEM.png` for every figure.
+//!
+//! Data flow: [`model`] parses → [`aggregate`] and [`sweep`] group and count → `content`
+//! builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them with
+//! plotters → `html` and `markdown` render the document.
+//!
+//! This crate does not depend on `sim`: [`model`] defines its own lenient view of the records.
+
+pub mod aggregate;
+mod content;
+pub mod doc;
+pub mod figures;
+mod html;
+mod markdown;
+pub mod model;
+pub mod sweep;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The latency service-level target the seed sets (consensus-core's `metrics::SLA_MS`).
+pub const SLA_MS: u64 = 500;
+
+/// What to put in the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// The page title.
+    pub title: String,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions { title: "bftsim fault-tolerance report".to_owned() }
+    }
+}
+
+/// The files a report consists of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportOutput {
+    /// `report.html`.
+    pub html: PathBuf,
+    /// `report.md`.
+    pub markdown: PathBuf,
+    /// Every `.svg` and `.png` written, in figure order (SVG then PNG).
+    pub figures: Vec<PathBuf>,
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// An input file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// An output file or directory could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A line of `runs.jsonl` is not a run record.
+    #[error("{}:{line}: not a run record: {source}", path.display())]
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The parse error (its column is within the line).
+        source: serde_json::Error,
+    },
+    /// `summary.json` is not a summary.
+    #[error("{}:{line}:{column}: not a bftsim summary: {source}", path.display())]
+    BadSummary {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// Plotters failed to draw a figure.
+    #[error("cannot draw {}: {message}", path.display())]
+    Figure {
+        /// The figure file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Reads `input_dir/runs.jsonl` (and `input_dir/summary.json` if present) and writes
+/// `out_dir/report.html`, `out_dir/report.md` and `out_dir/figures/*.{svg,png}`.
+pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Result<ReportOutput, ReportError> {
+    let runs = model::read_runs(&input_dir.join("runs.jsonl"))?;
+    let summary = model::read_summary(&input_dir.join("summary.json"))?;
+    let data = aggregate::Dataset::new(&runs, summary.as_ref());
+    let (document, figure_specs) = content::build(&data, &options.title);
+
+    let figures_dir = out_dir.join("figures");
+    fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write { path: figures_dir.clone(), source })?;
+    if !figure_specs.is_empty() {
+        figures::register_font()?;
+    }
+    let mut svgs = BTreeMap::new();
+    let mut files = Vec::with_capacity(figure_specs.len() * 2);
+    for spec in &figure_specs {
+        let rendered = figures::render(spec, &figures_dir)?;
+        files.push(rendered.svg_path);
+        files.push(rendered.png_path);
+        svgs.insert(spec.stem.clone(), rendered.svg);
+    }
+    debug_assert_eq!(document.figures().count(), figure_specs.len(), "every figure block has a figure");
+
+    let html = out_dir.join("report.html");
+    write(&html, &html::render(&document, &options.title, &svgs))?;
+    let markdown = out_dir.join("report.md");
+    write(&markdown, &markdown::render(&document))?;
+    Ok(ReportOutput { html, markdown, figures: files })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ReportError> {
+    fs::write(path, text).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sla_matches_the_engine() {
+        assert_eq!(SLA_MS, consensus_core::metrics::SLA_MS);
+    }
+
+    #[test]
+    fn default_title() {
+        assert_eq!(ReportOptions::default().title, "bftsim fault-tolerance report");
+    }
+}

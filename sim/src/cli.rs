@@ -12,9 +12,11 @@ use consensus_core::quorum::{audit, AuditInput};
 use consensus_core::{AgentSpecialization, Ratio};
 use indicatif::{ProgressBar, ProgressStyle};
 use sim::exec::{execute, ExecOptions, Job};
+use sim::merge::{Shard, SummaryFile};
 use sim::results::RunOutcome;
 use sim::run::{run, RunOptions};
-use sim::scenario::{self, Scenario, ScenarioError};
+use sim::scenario::{self, Scenario, ScenarioError, SweepLabels};
+use sim::shrink::{self, ShrinkOptions};
 use sim::summary::{ScenarioSummary, Summary};
 
 /// Deterministic fault-injection simulator for consensus-core: runs seeded scenarios on madsim,
@@ -54,6 +56,52 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Run only shard I of N: the jobs whose index in the job list is I modulo N (combine
+        /// the shards' outputs with `bftsim merge`).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
+        /// Write the report (report.html, report.md, figures) into the output directory after
+        /// the run.
+        #[arg(long)]
+        report: bool,
+    },
+    /// Minimize a failing (scenario, seed): a smaller scenario that still violates the same
+    /// invariant at the same seed.
+    Shrink {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The failing seed (kept fixed).
+        #[arg(long)]
+        seed: u64,
+        /// Sweep point: `key=value` (repeat for each axis).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Where to write the minimized scenario (default: out/<stem>-seed<S>.min.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Most simulator runs to spend.
+        #[arg(long, default_value_t = shrink::DEFAULT_MAX_RUNS)]
+        max_runs: usize,
+    },
+    /// Combine the output directories of `bftsim run --shard` (or of whole runs) into one.
+    Merge {
+        /// The directories to merge.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The output directory (runs.jsonl and summary.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the report of a run's output directory: report.html, report.md and the figures.
+    Report {
+        /// A `bftsim run` or `bftsim merge` output directory.
+        dir: PathBuf,
+        /// Where to write the report (default: DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The report's title.
+        #[arg(long)]
+        title: Option<String>,
     },
     /// Replay one run and print its events in simulated time.
     Reproduce {
@@ -102,9 +150,21 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Run { paths, seeds, seed_start, jobs, out, check_determinism, quiet } => {
+        Command::Run { paths, seeds, seed_start, jobs, out, check_determinism, quiet, shard, report } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            cmd_run(&paths, seeds, seed_start, jobs, &out, check_determinism, quiet)
+            let options = RunCommand { seeds, seed_start, jobs, check_determinism, quiet, shard };
+            cmd_run(&paths, &options, &out).and_then(|code| {
+                if report {
+                    cmd_report(&out, &out, None)?;
+                }
+                Ok(code)
+            })
+        }
+        Command::Shrink { scenario, seed, set, out, max_runs } => cmd_shrink(&scenario, seed, &set, out, max_runs),
+        Command::Merge { dirs, out } => cmd_merge(&dirs, &out),
+        Command::Report { dir, out, title } => {
+            let out = out.unwrap_or_else(|| dir.clone());
+            cmd_report(&dir, &out, title).map(|()| ExitCode::SUCCESS)
         }
         Command::Reproduce { scenario, seed, set, trace, limit } => cmd_reproduce(&scenario, seed, &set, trace, limit),
         Command::Check { paths } => cmd_check(&paths),
@@ -152,6 +212,11 @@ fn init_logging(verbose: u8) {
         1 => "info,madsim=error",
         _ => "debug",
     };
+    // Without -v or RUST_LOG no subscriber is installed: madsim enters a tracing span for every
+    // task poll, and an installed subscriber would cost several percent of every run.
+    if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime).with_writer(std::io::stderr).try_init();
@@ -189,15 +254,18 @@ fn load_points(paths: &[PathBuf]) -> Result<Vec<Point>, CliError> {
     Ok(points)
 }
 
-fn cmd_run(
-    paths: &[PathBuf],
+/// The options of `bftsim run` besides the paths and the output directory.
+struct RunCommand {
     seeds: u64,
     seed_start: u64,
     jobs: usize,
-    out: &Path,
     check_determinism: bool,
     quiet: bool,
-) -> Result<ExitCode, CliError> {
+    shard: Option<Shard>,
+}
+
+fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Result<ExitCode, CliError> {
+    let RunCommand { seeds, seed_start, jobs, check_determinism, quiet, shard } = *options;
     if seeds == 0 {
         return Err(CliError::Usage("--seeds must be at least 1".into()));
     }
@@ -218,6 +286,14 @@ fn cmd_run(
         index.insert(scenario.name.clone(), i);
         for seed in seed_start..seed_start.saturating_add(seeds) {
             job_list.push(Job { scenario: scenario.clone(), path: path.clone(), params: params.clone(), seed });
+        }
+    }
+    if let Some(shard) = shard {
+        // The job list depends only on the arguments, so the shards of one command are
+        // disjoint and cover it.
+        job_list = job_list.into_iter().enumerate().filter(|(i, _)| shard.contains(*i)).map(|(_, job)| job).collect();
+        if !quiet {
+            println!("shard {shard}: {} job(s) of this run", job_list.len());
         }
     }
     let bar = progress(job_list.len() as u64, quiet);
@@ -253,10 +329,129 @@ fn cmd_run(
     let passed = summaries.iter().all(|s| s.passed);
     let summary = Summary { seeds, seed_start, runs: job_list.len() as u64, passed, scenarios: summaries };
     let summary_path = out.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| CliError::Io(e.to_string()))?;
+    let file = SummaryFile { summary, shard, merged_from: Vec::new() };
+    let json = serde_json::to_string_pretty(&file).map_err(|e| CliError::Io(e.to_string()))?;
     fs::write(&summary_path, json).map_err(io("cannot write", &summary_path))?;
     println!("\nwrote {} and {}", runs_path.display(), summary_path.display());
+    if let Some(shard) = shard {
+        // A shard cannot judge an [expect]: the seed a mutation scenario must fail at may be in
+        // another shard. Its exit code says only that its runs are written; merge gives the verdict.
+        println!(
+            "shard {shard}: the verdicts above cover this shard only; `bftsim merge` the shards for the run's verdict"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn cmd_merge(dirs: &[PathBuf], out: &Path) -> Result<ExitCode, CliError> {
+    let merged = sim::merge::merge(dirs, out).map_err(|e| CliError::Io(e.to_string()))?;
+    print_table(&merged.summary.scenarios);
+    println!(
+        "\nmerged {} run(s) from {} director{} into {} and {}",
+        merged.summary.runs,
+        dirs.len(),
+        if dirs.len() == 1 { "y" } else { "ies" },
+        merged.runs_path.display(),
+        merged.summary_path.display()
+    );
+    Ok(if merged.summary.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn cmd_report(dir: &Path, out: &Path, title: Option<String>) -> Result<(), CliError> {
+    let mut options = reports::ReportOptions::default();
+    if let Some(title) = title {
+        options.title = title;
+    }
+    let output = reports::generate(dir, out, &options).map_err(|e| {
+        CliError::Io(format!("cannot write the report of {} into {}: {e}", dir.display(), out.display()))
+    })?;
+    println!("\nwrote {}", output.html.display());
+    println!("wrote {}", output.markdown.display());
+    const LISTED: usize = 12;
+    if output.figures.len() <= LISTED {
+        for figure in &output.figures {
+            println!("wrote {}", figure.display());
+        }
+    } else {
+        let parent = output.figures.first().and_then(|f| f.parent()).unwrap_or(out);
+        println!("wrote {} figures (SVG and PNG) under {}", output.figures.len(), parent.display());
+    }
+    Ok(())
+}
+
+fn cmd_shrink(
+    path: &Path,
+    seed: u64,
+    set: &[String],
+    out: Option<PathBuf>,
+    max_runs: usize,
+) -> Result<ExitCode, CliError> {
+    let (labels, point) = sweep_point(path, set)?;
+    let stem = path.file_stem().map_or_else(|| "scenario".to_owned(), |s| s.to_string_lossy().into_owned());
+    let out = out.unwrap_or_else(|| PathBuf::from("out").join(format!("{stem}-seed{seed}.min.toml")));
+    println!("shrinking {} at seed {seed} (at most {max_runs} runs)", point.name);
+    let shrunk = shrink::shrink(
+        &point,
+        ShrinkOptions { max_runs },
+        |candidate| shrink::violation_at(candidate, seed),
+        |step| println!("  size {:>4}  after {:>3} runs: {}", step.size, step.runs, step.change),
+    )
+    .map_err(|e| CliError::Usage(format!("{} at seed {seed}: {e}", path.display())))?;
+    let text = shrink::render(&shrunk, path, &labels, seed, &out);
+    // Check the file as it will be read back before writing it.
+    let written = scenario::parse(&text, &out)?;
+    match shrink::violation_at(&written, seed) {
+        Some(invariant) if invariant == shrunk.invariant => {}
+        other => {
+            return Err(CliError::Io(format!(
+                "the minimized scenario does not fail the same way when read back ({} instead of {} at seed {seed}); nothing written",
+                other.as_deref().unwrap_or("no violation"),
+                shrunk.invariant
+            )))
+        }
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+    }
+    fs::write(&out, &text).map_err(io("cannot write", &out))?;
+    println!(
+        "\n{} at seed {seed} violates {}: size {} → {} after {} runs{}",
+        point.name,
+        shrunk.invariant,
+        shrunk.original_size,
+        shrunk.size,
+        shrunk.runs,
+        if shrunk.budget_exhausted { " (run budget exhausted; raise --max-runs to go further)" } else { "" }
+    );
+    let before = shrink::size_terms(&point);
+    let after = shrink::size_terms(&shrunk.scenario);
+    let terms: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b.1 != a.1)
+        .map(|((name, b), (_, a))| format!("{name} {b} → {a}"))
+        .collect();
+    if !terms.is_empty() {
+        println!("  {}", terms.join(", "));
+    }
+    println!("wrote {}\nreproduce with: bftsim reproduce {} --seed {seed}", out.display(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The scenario at `path`, at the sweep point `set` names (`key=value` for each axis).
+fn sweep_point(path: &Path, set: &[String]) -> Result<(SweepLabels, Scenario), CliError> {
+    let scenario = scenario::load(path)?;
+    let mut wanted = BTreeMap::new();
+    for kv in set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--set {kv}: expected KEY=VALUE")))?;
+        wanted.insert(k.to_owned(), v.to_owned());
+    }
+    scenario
+        .expand()?
+        .into_iter()
+        .find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted)
+        .ok_or_else(|| CliError::Usage(format!("no sweep point of {} matches {wanted:?}", path.display())))
 }
 
 fn progress(total: u64, quiet: bool) -> ProgressBar {
@@ -306,18 +501,8 @@ fn cmd_reproduce(
     trace: Option<PathBuf>,
     limit: usize,
 ) -> Result<ExitCode, CliError> {
-    let scenario = scenario::load(path)?;
-    let mut wanted = BTreeMap::new();
-    for kv in set {
-        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--set {kv}: expected KEY=VALUE")))?;
-        wanted.insert(k.to_owned(), v.to_owned());
-    }
-    let point = scenario
-        .expand()?
-        .into_iter()
-        .find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted)
-        .ok_or_else(|| CliError::Usage(format!("no sweep point of {} matches {wanted:?}", path.display())))?;
-    let output = run(&point.1, seed, wanted, RunOptions { trace: true });
+    let (labels, point) = sweep_point(path, set)?;
+    let output = run(&point, seed, labels.into_iter().collect(), RunOptions { trace: true });
     let shown = output.trace.len().min(limit);
     for event in &output.trace[..shown] {
         println!(

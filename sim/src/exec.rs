@@ -28,11 +28,7 @@ pub struct Job {
 impl Job {
     /// The exact command that replays this run.
     pub fn reproduce_command(&self) -> String {
-        let mut cmd = format!("bftsim reproduce {} --seed {}", self.path.display(), self.seed);
-        for (k, v) in &self.params {
-            cmd.push_str(&format!(" --set {k}={v}"));
-        }
-        cmd
+        crate::merge::reproduce_command(&self.path.display().to_string(), self.seed, &self.params)
     }
 }
 

@@ -1,8 +1,10 @@
 //! bftsim: the deterministic fault-injection simulator for consensus-core.
 
+pub mod merge;
 pub mod oracle;
 pub mod results;
 pub mod scenario;
+pub mod shrink;
 pub mod summary;
 pub mod trace;
 

@@ -99,7 +99,9 @@ impl ScenarioSummary {
         }
         if let Some(v) = record.violations.first() {
             *self.violations.entry(v.invariant.clone()).or_default() += 1;
-            if self.failures.len() < 10 {
+            // Keep the 10 lowest failing seeds, whatever order the runs finish in.
+            let worth_keeping = self.failures.len() < 10 || self.failures.iter().any(|f| f.seed > record.seed);
+            if worth_keeping {
                 self.failures.push(Failure {
                     seed: record.seed,
                     invariant: v.invariant.clone(),
@@ -107,6 +109,8 @@ impl ScenarioSummary {
                     time_ms: v.time_ms,
                     reproduce: reproduce(),
                 });
+                self.failures.sort_by_key(|f| f.seed);
+                self.failures.truncate(10);
             }
         }
         self.sessions += record.sessions;

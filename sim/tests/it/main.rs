@@ -7,6 +7,8 @@ mod cli;
 mod determinism;
 mod mutations;
 mod regressions;
+mod shard;
+mod shrink;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,551 @@
+//! Grouping run records by scenario and the numbers the report shows.
+//!
+//! Counters are summed with saturation (a corrupt or huge input must not wrap or panic); rates
+//! are computed in `f64` only at the end, for display.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Latency, Metrics, Run, ScenarioSummary, Summary};
+
+/// All the runs of one scenario (one sweep point), ordered by seed.
+#[derive(Clone, Debug)]
+pub struct Scenario<'a> {
+    /// Full name, sweep labels included.
+    pub name: String,
+    /// The name before any `[` (the sweep's base name).
+    pub base: String,
+    /// Sweep parameters (of the first run; every run of a sweep point has the same).
+    pub params: BTreeMap<String, String>,
+    /// The runs, by seed.
+    pub runs: Vec<&'a Run>,
+    /// The scenario's entry of `summary.json`, if any.
+    pub summary: Option<&'a ScenarioSummary>,
+    /// Summed counters.
+    pub totals: Totals,
+}
+
+impl Scenario<'_> {
+    /// Whether `summary.json` says this scenario is expected to break an invariant (a mutation).
+    pub fn expects_violation(&self) -> bool {
+        self.summary.and_then(|s| s.expect_safety) == Some(false)
+    }
+
+    /// Mean number of Byzantine agents per run.
+    pub fn byzantine_mean(&self) -> f64 {
+        let total: u64 = self.runs.iter().map(|r| r.byzantine.len() as u64).fold(0, u64::saturating_add);
+        ratio(total, self.runs.len() as u64)
+    }
+
+    /// The latency percentiles of the runs that recorded any decision.
+    pub fn latencies(&self) -> Vec<Latency> {
+        self.runs.iter().map(|r| r.latency_ms).filter(Latency::is_recorded).collect()
+    }
+
+    /// Agreement rates (0..=1) of the runs that decided at least one session.
+    pub fn agreement_rates(&self) -> Vec<f64> {
+        self.runs.iter().filter(|r| r.decided > 0).map(|r| r.agreement_ppm as f64 / 1e6).collect()
+    }
+}
+
+/// Counters summed over runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Runs.
+    pub runs: u64,
+    /// Runs that reported at least one violation.
+    pub violation_runs: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Decided sessions (fallback included).
+    pub decided: u64,
+    /// Decided correctly.
+    pub correct: u64,
+    /// Escalated.
+    pub escalated: u64,
+    /// Agreed "no decision".
+    pub no_decision: u64,
+    /// Never decided.
+    pub undecided: u64,
+    /// Decided by the timeout fallback.
+    pub fallback: u64,
+    /// Decisions later than the SLA.
+    pub sla_misses: u64,
+}
+
+impl Totals {
+    /// Folds in one run.
+    pub fn add(&mut self, run: &Run) {
+        self.runs = self.runs.saturating_add(1);
+        self.violation_runs = self.violation_runs.saturating_add(u64::from(!run.violations.is_empty()));
+        self.sessions = self.sessions.saturating_add(run.sessions);
+        self.decided = self.decided.saturating_add(run.decided);
+        self.correct = self.correct.saturating_add(run.correct);
+        self.escalated = self.escalated.saturating_add(run.escalated);
+        self.no_decision = self.no_decision.saturating_add(run.no_decision);
+        self.undecided = self.undecided.saturating_add(run.undecided);
+        self.fallback = self.fallback.saturating_add(run.fallback);
+        self.sla_misses = self.sla_misses.saturating_add(run.sla_misses);
+    }
+
+    /// Sums `runs`.
+    pub fn of<'r>(runs: impl IntoIterator<Item = &'r Run>) -> Totals {
+        let mut totals = Totals::default();
+        for run in runs {
+            totals.add(run);
+        }
+        totals
+    }
+
+    /// Correctly decided sessions over all sessions.
+    pub fn accuracy(&self) -> f64 {
+        ratio(self.correct, self.sessions)
+    }
+
+    /// Sessions that ended (decided, escalated or agreed "no decision") over all sessions:
+    /// `1 − undecided / sessions`.
+    pub fn liveness(&self) -> f64 {
+        if self.sessions == 0 {
+            return 0.0;
+        }
+        1.0 - ratio(self.undecided, self.sessions)
+    }
+
+    /// Decided sessions over all sessions.
+    pub fn success(&self) -> f64 {
+        ratio(self.decided, self.sessions)
+    }
+
+    /// Session counts by outcome category (see [`OUTCOME_CATEGORIES`]).
+    pub fn outcome_counts(&self) -> [u64; 6] {
+        outcome_counts(self.sessions, self.decided, self.correct, [self.escalated, self.no_decision, self.undecided])
+    }
+}
+
+/// The outcome categories a session falls in, in stacking order. Every session is in exactly
+/// one; "unaccounted" holds sessions a record does not place in any other category (zero for
+/// consistent records). Fallback decisions are part of "decided correct"/"decided wrong".
+pub const OUTCOME_CATEGORIES: [&str; 6] =
+    ["decided correct", "decided wrong", "escalated", "no decision", "undecided", "unaccounted"];
+
+/// The sessions of one run by outcome category; sums to `run.sessions` for a consistent record.
+pub fn run_outcome_counts(run: &Run) -> [u64; 6] {
+    outcome_counts(run.sessions, run.decided, run.correct, [run.escalated, run.no_decision, run.undecided])
+}
+
+fn outcome_counts(sessions: u64, decided: u64, correct: u64, rest: [u64; 3]) -> [u64; 6] {
+    let correct = correct.min(decided);
+    let wrong = decided - correct;
+    let [escalated, no_decision, undecided] = rest;
+    let placed = [decided, escalated, no_decision, undecided].into_iter().fold(0, u64::saturating_add);
+    [correct, wrong, escalated, no_decision, undecided, sessions.saturating_sub(placed)]
+}
+
+/// `num / den`, or 0 when `den` is 0.
+pub fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+/// Everything the report is built from.
+#[derive(Debug)]
+pub struct Dataset<'a> {
+    /// Scenarios ordered by name.
+    pub scenarios: Vec<Scenario<'a>>,
+    /// `summary.json`, if present.
+    pub summary: Option<&'a Summary>,
+    /// All runs.
+    pub totals: Totals,
+}
+
+impl<'a> Dataset<'a> {
+    /// Groups `runs` by scenario name.
+    pub fn new(runs: &'a [Run], summary: Option<&'a Summary>) -> Dataset<'a> {
+        let mut groups: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
+        for run in runs {
+            groups.entry(run.scenario.as_str()).or_default().push(run);
+        }
+        let scenarios = groups
+            .into_iter()
+            .map(|(name, mut runs)| {
+                runs.sort_by_key(|r| r.seed);
+                Scenario {
+                    name: name.to_owned(),
+                    base: base_name(name).to_owned(),
+                    params: runs.first().map(|r| r.params.clone()).unwrap_or_default(),
+                    summary: summary.and_then(|s| s.scenario(name)),
+                    totals: Totals::of(runs.iter().copied()),
+                    runs,
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut scenarios = scenarios;
+        scenarios.sort_by(|a, b| scenario_order(a).cmp(&scenario_order(b)));
+        Dataset { scenarios, summary, totals: Totals::of(runs) }
+    }
+
+    /// Distinct seeds over all runs.
+    pub fn seed_count(&self) -> usize {
+        self.scenarios.iter().flat_map(|s| s.runs.iter().map(|r| r.seed)).collect::<BTreeSet<_>>().len()
+    }
+}
+
+/// Sort key of a scenario: base name, then sweep parameters (numbers in numeric order), then
+/// the full name.
+fn scenario_order<'s>(s: &'s Scenario<'_>) -> (&'s str, Vec<(&'s str, ParamValue<'s>)>, &'s str) {
+    let params = s.params.iter().map(|(k, v)| (k.as_str(), ParamValue::of(v))).collect();
+    (s.base.as_str(), params, s.name.as_str())
+}
+
+/// A parameter value that orders numbers numerically (before any text).
+#[derive(Debug, PartialEq, PartialOrd)]
+enum ParamValue<'s> {
+    Number(f64),
+    Text(&'s str),
+}
+
+impl<'s> ParamValue<'s> {
+    fn of(value: &'s str) -> Self {
+        match value.parse::<f64>() {
+            Ok(n) if n.is_finite() => ParamValue::Number(n),
+            _ => ParamValue::Text(value),
+        }
+    }
+}
+
+impl Eq for ParamValue<'_> {}
+
+impl Ord for ParamValue<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+/// The part of a scenario name before `[`.
+pub fn base_name(name: &str) -> &str {
+    name.split('[').next().unwrap_or(name)
+}
+
+/// Mean of each metric over `runs` (all zeros for no runs).
+pub fn average_metrics(runs: &[&Run]) -> Metrics {
+    let n = runs.len().max(1) as f64;
+    let mean = |f: fn(&Metrics) -> f64| runs.iter().map(|r| f(&r.metrics)).sum::<f64>() / n;
+    Metrics {
+        average_consensus_time_ms: mean(|m| m.average_consensus_time_ms),
+        p95_consensus_time_ms: mean(|m| m.p95_consensus_time_ms),
+        p99_consensus_time_ms: mean(|m| m.p99_consensus_time_ms),
+        timeout_rate: mean(|m| m.timeout_rate),
+        consensus_success_rate: mean(|m| m.consensus_success_rate),
+        average_agreement_rate: mean(|m| m.average_agreement_rate),
+        byzantine_detection_rate: mean(|m| m.byzantine_detection_rate),
+        active_agents: mean(|m| m.active_agents),
+        quarantined_agents: mean(|m| m.quarantined_agents),
+        excluded_agents: mean(|m| m.excluded_agents),
+        agent_performance_variance: mean(|m| m.agent_performance_variance),
+    }
+}
+
+/// In how many of `runs` each alert title fired (a title listed twice by one run counts once).
+pub fn alert_counts(runs: &[&Run]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for run in runs {
+        for title in run.alerts.iter().collect::<BTreeSet<_>>() {
+            let count: &mut u64 = counts.entry(title.clone()).or_default();
+            *count = count.saturating_add(1);
+        }
+    }
+    counts
+}
+
+/// Byzantine detection summed over the runs of one strategy/detector group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DetectionGroup {
+    /// "strategy X, detector Y", or the scenario name when neither is known.
+    pub label: String,
+    /// Runs.
+    pub runs: u64,
+    /// Byzantine agents summed over runs.
+    pub byzantine: u64,
+    /// Byzantine agents the engine flagged, summed over runs.
+    pub caught: u64,
+    /// Honest agents the engine flagged, summed over runs.
+    pub wrongly_flagged: u64,
+}
+
+/// The group label of a run: its `strategy`/`detector` fields, else the `byzantine.strategy`/
+/// `protocol.detector` sweep parameters, else the scenario name.
+pub fn detection_label(run: &Run) -> String {
+    let strategy = run.strategy.clone().or_else(|| run.params.get("byzantine.strategy").cloned());
+    let detector = run.detector.clone().or_else(|| run.params.get("protocol.detector").cloned());
+    match (strategy, detector) {
+        (None, None) => run.scenario.clone(),
+        (s, d) => format!(
+            "strategy {}, detector {}",
+            s.as_deref().unwrap_or("(scenario default)"),
+            d.as_deref().unwrap_or("(scenario default)")
+        ),
+    }
+}
+
+/// Detection per group, in order of first appearance in `runs`, for the groups with any
+/// Byzantine or flagged agent.
+pub fn detection_groups(runs: &[&Run]) -> Vec<DetectionGroup> {
+    let mut groups: Vec<DetectionGroup> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for run in runs {
+        let label = detection_label(run);
+        let at = *index.entry(label.clone()).or_insert_with(|| {
+            groups.push(DetectionGroup { label, ..Default::default() });
+            groups.len() - 1
+        });
+        let group = &mut groups[at];
+        let byzantine: BTreeSet<u64> = run.byzantine.iter().copied().collect();
+        let caught = run.detected.iter().collect::<BTreeSet<_>>().into_iter().filter(|a| byzantine.contains(a));
+        group.runs = group.runs.saturating_add(1);
+        group.byzantine = group.byzantine.saturating_add(byzantine.len() as u64);
+        group.caught = group.caught.saturating_add(caught.count() as u64);
+        group.wrongly_flagged = group.wrongly_flagged.saturating_add(run.wrongly_flagged.len() as u64);
+    }
+    groups.retain(|g| g.byzantine > 0 || g.wrongly_flagged > 0);
+    groups
+}
+
+/// Totals pooled by the number of Byzantine agents in a run.
+pub fn by_byzantine_count<'r>(runs: impl IntoIterator<Item = &'r Run>) -> BTreeMap<u64, Totals> {
+    let mut pooled: BTreeMap<u64, Totals> = BTreeMap::new();
+    for run in runs {
+        pooled.entry(run.byzantine.len() as u64).or_default().add(run);
+    }
+    pooled
+}
+
+/// One invariant violation with the command that replays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViolationRow {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Invariant.
+    pub invariant: String,
+    /// Trace step.
+    pub step: u64,
+    /// Simulated time.
+    pub time_ms: u64,
+    /// What happened.
+    pub detail: String,
+    /// The replay command.
+    pub reproduce: String,
+}
+
+/// Every violation of every run, by scenario and seed.
+pub fn violations(data: &Dataset<'_>) -> Vec<ViolationRow> {
+    let mut rows = Vec::new();
+    for scenario in &data.scenarios {
+        for run in &scenario.runs {
+            for v in &run.violations {
+                rows.push(ViolationRow {
+                    scenario: scenario.name.clone(),
+                    seed: run.seed,
+                    invariant: v.invariant.clone(),
+                    step: v.step,
+                    time_ms: v.time_ms,
+                    detail: v.detail.clone(),
+                    reproduce: reproduce_command(scenario.summary, &scenario.base, &run.params, run.seed),
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// The replay command of `seed`: the one `summary.json` lists for it, else
+/// `bftsim reproduce PATH --seed SEED --set k=v …` with the scenario file from `summary.json`
+/// (a `<BASE.toml>` placeholder when unknown).
+pub fn reproduce_command(
+    summary: Option<&ScenarioSummary>,
+    base: &str,
+    params: &BTreeMap<String, String>,
+    seed: u64,
+) -> String {
+    if let Some(failure) = summary.and_then(|s| s.failures.iter().find(|f| f.seed == seed && !f.reproduce.is_empty())) {
+        return failure.reproduce.clone();
+    }
+    let path = match summary.map(|s| s.path.as_str()).filter(|p| !p.is_empty()) {
+        Some(path) => shell_quote(path),
+        None => format!("<{base}.toml>"),
+    };
+    let mut command = format!("bftsim reproduce {path} --seed {seed}");
+    for (key, value) in params {
+        command.push_str(" --set ");
+        command.push_str(&shell_quote(&format!("{key}={value}")));
+    }
+    command
+}
+
+/// Quotes `word` for a POSIX shell when it holds anything but safe characters.
+fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Failure;
+
+    fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> Run {
+        let [sessions, decided, correct, escalated, no_decision, undecided, fallback] = counts;
+        Run {
+            scenario: scenario.into(),
+            seed,
+            sessions,
+            decided,
+            correct,
+            escalated,
+            no_decision,
+            undecided,
+            fallback,
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn outcome_categories_sum_to_sessions() {
+        for counts in [[10, 7, 5, 1, 1, 1, 2], [10, 10, 10, 0, 0, 0, 0], [5, 0, 0, 0, 0, 5, 0], [1, 0, 0, 1, 0, 0, 0]] {
+            let r = run("s", 0, counts);
+            let cats = run_outcome_counts(&r);
+            assert_eq!(cats.iter().sum::<u64>(), r.sessions, "{counts:?}");
+            assert_eq!(cats[5], 0, "consistent records leave nothing unaccounted");
+            assert_eq!(cats[0] + cats[1], r.decided);
+        }
+        let cats = run_outcome_counts(&run("s", 0, [10, 4, 3, 0, 0, 2, 0]));
+        assert_eq!(cats, [3, 1, 0, 0, 2, 4], "missing sessions are shown as unaccounted");
+        let cats = run_outcome_counts(&run("s", 0, [10, 4, 9, 0, 0, 0, 0]));
+        assert_eq!((cats[0], cats[1]), (4, 0), "correct is capped at decided");
+    }
+
+    #[test]
+    fn rates_of_totals() {
+        let runs = [run("s", 0, [10, 8, 6, 1, 0, 1, 0]), run("s", 1, [10, 10, 10, 0, 0, 0, 3])];
+        let t = Totals::of(&runs);
+        assert_eq!((t.runs, t.sessions, t.decided, t.fallback), (2, 20, 18, 3));
+        assert!((t.accuracy() - 0.8).abs() < 1e-12);
+        assert!((t.liveness() - 0.95).abs() < 1e-12);
+        assert!((t.success() - 0.9).abs() < 1e-12);
+        assert_eq!(Totals::default().liveness(), 0.0, "no sessions: nothing to claim");
+        assert_eq!(t.outcome_counts().iter().sum::<u64>(), 20);
+    }
+
+    #[test]
+    fn huge_counters_saturate() {
+        let big = run("s", 0, [u64::MAX, u64::MAX, u64::MAX, u64::MAX, 0, 0, 0]);
+        let t = Totals::of([&big, &big]);
+        assert_eq!(t.sessions, u64::MAX);
+        assert_eq!(t.accuracy(), 1.0);
+        assert_eq!(run_outcome_counts(&big)[5], 0);
+    }
+
+    #[test]
+    fn grouping_by_scenario_sorts_seeds() {
+        let mut runs = vec![run("b", 2, [1; 7]), run("a[x=1]", 0, [1; 7]), run("b", 1, [1; 7])];
+        for x in ["0.05", "0.0", "10", "2"] {
+            let mut r = run(&format!("a[x={x}]"), 0, [1; 7]);
+            r.params.insert("x".into(), x.into());
+            runs.push(r);
+        }
+        let data = Dataset::new(&runs, None);
+        let names: Vec<_> = data.scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a[x=1]", "a[x=0.0]", "a[x=0.05]", "a[x=2]", "a[x=10]", "b"],
+            "sweep points in numeric order"
+        );
+        assert_eq!(data.scenarios[0].base, "a");
+        assert_eq!(data.scenarios[5].runs.iter().map(|r| r.seed).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(data.totals.runs, 7);
+        assert_eq!(data.seed_count(), 3);
+    }
+
+    #[test]
+    fn detection_counts_only_byzantine_agents_as_caught() {
+        let mut a = run("byz-x", 0, [1; 7]);
+        a.byzantine = vec![3, 4];
+        a.detected = vec![4, 1, 4];
+        a.wrongly_flagged = vec![1];
+        let mut b = run("byz-x", 1, [1; 7]);
+        b.byzantine = vec![3, 4];
+        let mut c = run("sweep[byzantine.strategy=silent]", 0, [1; 7]);
+        c.params.insert("byzantine.strategy".into(), "silent".into());
+        c.byzantine = vec![0];
+        let mut d = run("other", 0, [1; 7]);
+        d.strategy = Some("collude".into());
+        d.detector = Some("median-mad".into());
+        let quiet = run("baseline", 0, [1; 7]);
+        let groups = detection_groups(&[&a, &b, &c, &d, &quiet]);
+        let labels: Vec<_> = groups.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(labels, ["byz-x", "strategy silent, detector (scenario default)"]);
+        assert_eq!((groups[0].runs, groups[0].byzantine, groups[0].caught, groups[0].wrongly_flagged), (2, 4, 1, 1));
+        assert_eq!(detection_label(&d), "strategy collude, detector median-mad");
+    }
+
+    #[test]
+    fn metrics_and_alerts_aggregate() {
+        let mut a = run("s", 0, [1; 7]);
+        a.metrics.timeout_rate = 100.0;
+        a.alerts = vec!["SLA".into(), "Low".into(), "SLA".into()];
+        let mut b = run("s", 1, [1; 7]);
+        b.metrics.timeout_rate = 300.0;
+        b.alerts = vec!["SLA".into()];
+        assert_eq!(average_metrics(&[&a, &b]).timeout_rate, 200.0);
+        assert_eq!(average_metrics(&[]).timeout_rate, 0.0);
+        let alerts = alert_counts(&[&a, &b]);
+        assert_eq!(alerts.into_iter().collect::<Vec<_>>(), [("Low".into(), 1), ("SLA".into(), 2)]);
+    }
+
+    #[test]
+    fn reproduce_commands() {
+        let mut params = BTreeMap::new();
+        params.insert("network.drop".to_owned(), "0.1".to_owned());
+        params.insert("byzantine.count".to_owned(), "2".to_owned());
+        let summary = ScenarioSummary {
+            scenario: "sw[..]".into(),
+            path: "scenarios/sw.toml".into(),
+            failures: vec![Failure { seed: 7, reproduce: "bftsim reproduce given --seed 7".into() }],
+            ..Default::default()
+        };
+        assert_eq!(reproduce_command(Some(&summary), "sw", &params, 7), "bftsim reproduce given --seed 7");
+        assert_eq!(
+            reproduce_command(Some(&summary), "sw", &params, 12),
+            "bftsim reproduce scenarios/sw.toml --seed 12 --set byzantine.count=2 --set network.drop=0.1"
+        );
+        assert_eq!(reproduce_command(None, "sw", &BTreeMap::new(), 3), "bftsim reproduce <sw.toml> --seed 3");
+        params.insert("workload.name".into(), "a b's".into());
+        let cmd = reproduce_command(Some(&summary), "sw", &params, 1);
+        assert!(cmd.ends_with(r"--set 'workload.name=a b'\''s'"), "{cmd}");
+    }
+
+    #[test]
+    fn byzantine_pooling() {
+        let mut a = run("a", 0, [10, 10, 9, 0, 0, 0, 0]);
+        a.byzantine = vec![1];
+        let b = run("b", 0, [10, 5, 5, 0, 0, 5, 0]);
+        let pooled = by_byzantine_count([&a, &b]);
+        assert_eq!(pooled.keys().copied().collect::<Vec<_>>(), [0, 1]);
+        assert!((pooled[&1].accuracy() - 0.9).abs() < 1e-12);
+        assert!((pooled[&0].liveness() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn base_names() {
+        assert_eq!(base_name("sweep[a=1,b=2]"), "sweep");
+        assert_eq!(base_name("plain"), "plain");
+        assert_eq!(base_name(""), "");
+    }
+}

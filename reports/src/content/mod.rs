@@ -1,0 +1,356 @@
+//! What the report says: the document and the figures it shows, built from a [`Dataset`].
+//!
+//! Section order: summary, how to read, overview, violations, across scenarios, sweeps, the
+//! seed's metrics, alerts, then one section per scenario.
+
+mod scenarios;
+mod sections;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::aggregate::{self, Dataset, Scenario, Totals, OUTCOME_CATEGORIES};
+use crate::doc::{code, link, slug, strong, text, Block, Document, FigureBlock, Inline, Table};
+use crate::figures::{Figure, OverviewData, OverviewRow, Plot};
+use crate::model::Run;
+use crate::SLA_MS;
+
+/// Builds the document and the figures it references.
+pub fn build(data: &Dataset<'_>, title: &str) -> (Document, Vec<Figure>) {
+    let mut b = Builder::new(data);
+    b.doc.heading(1, "top", title);
+    if data.scenarios.is_empty() {
+        b.doc.para(vec![
+            code("runs.jsonl"),
+            text(" holds no run records, so there is nothing to show. Run "),
+            code("bftsim run SCENARIOS --out DIR"),
+            text(" first, then "),
+            code("bftsim report DIR"),
+            text("."),
+        ]);
+        return (b.doc, b.figures);
+    }
+    b.summary();
+    b.doc.push(Block::Toc);
+    b.reading_guide();
+    b.overview();
+    b.violations();
+    b.across();
+    b.sweeps();
+    b.metrics();
+    b.alerts();
+    b.scenarios();
+    (b.doc, b.figures)
+}
+
+/// Accumulates the document and its figures.
+struct Builder<'d, 'a> {
+    data: &'d Dataset<'a>,
+    doc: Document,
+    figures: Vec<Figure>,
+    stems: BTreeSet<String>,
+    /// Scenario name → anchor of its section.
+    anchors: BTreeMap<String, String>,
+}
+
+impl<'d, 'a> Builder<'d, 'a> {
+    fn new(data: &'d Dataset<'a>) -> Self {
+        let mut anchors = BTreeMap::new();
+        let mut taken = BTreeSet::new();
+        for s in &data.scenarios {
+            let base = format!("scenario-{}", slug(&s.name));
+            let anchor = unique(&base, &taken);
+            taken.insert(anchor.clone());
+            anchors.insert(s.name.clone(), anchor);
+        }
+        Builder { data, doc: Document::default(), figures: Vec::new(), stems: BTreeSet::new(), anchors }
+    }
+
+    /// Adds a figure block (title, explanation) and the figure to draw.
+    fn figure(&mut self, stem: &str, title: &str, explanation: Vec<Inline>, size: (u32, u32), plot: Plot) {
+        let stem = unique(&slug(stem), &self.stems);
+        self.stems.insert(stem.clone());
+        self.doc.push(Block::Figure(FigureBlock {
+            stem: stem.clone(),
+            title: title.to_owned(),
+            alt: title.to_owned(),
+            explanation,
+            size,
+        }));
+        self.figures.push(Figure { stem, size, plot });
+    }
+
+    fn scenario_link(&self, name: &str) -> Inline {
+        match self.anchors.get(name) {
+            Some(anchor) => link(name, anchor.as_str()),
+            None => code(name),
+        }
+    }
+
+    fn summary(&mut self) {
+        let data = self.data;
+        let t = &data.totals;
+        let mut intro = vec![text(format!(
+            "This report covers {} runs of {} scenarios: each scenario was simulated once per seed ({}). It was \
+             built from ",
+            t.runs,
+            data.scenarios.len(),
+            seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
+        ))];
+        intro.push(code("runs.jsonl"));
+        if data.summary.is_some() {
+            intro.extend([text(" and "), code("summary.json")]);
+        }
+        intro.push(text("."));
+        self.doc.para(intro);
+        if data.summary.is_some() {
+            let failing: Vec<&Scenario<'_>> =
+                data.scenarios.iter().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
+            let mut verdict = vec![strong("Verdict: ")];
+            if failing.is_empty() {
+                verdict.push(text("every scenario met the expectations written in its file."));
+            } else {
+                verdict.push(text(format!(
+                    "{} of {} scenarios did not meet the expectations written in their files: ",
+                    failing.len(),
+                    data.scenarios.len()
+                )));
+                for (i, s) in failing.iter().enumerate() {
+                    if i > 0 {
+                        verdict.push(text(", "));
+                    }
+                    verdict.push(self.scenario_link(&s.name));
+                }
+                verdict.push(text("."));
+            }
+            self.doc.para(verdict);
+        }
+        let mut overall = vec![text(format!("Over all runs, of {} sessions: ", t.sessions))];
+        overall.push(text(outcome_sentence(t)));
+        overall.push(text(format!(" {} of {} runs violated an invariant (", t.violation_runs, t.runs)));
+        overall.push(link("Violations", "violations"));
+        overall.push(text(")."));
+        self.doc.para(overall);
+    }
+
+    fn reading_guide(&mut self) {
+        self.doc.heading(2, "reading", "How to read this report");
+        let items: Vec<Vec<Inline>> = vec![
+            vec![strong("Scenario: "), text("a file describing the agents, the faults injected (Byzantine agents, crashes, message loss, partitions…), the workload and what is expected. A sweep point is named "), code("base[axis=value,…]"), text(".")],
+            vec![strong("Run and seed: "), text("one simulation of one scenario with one seed. The simulator is deterministic: the same seed replays exactly the same run.")],
+            vec![strong("Session: "), text("one question the agents must agree on (choose the best of several candidates). Every session ends in exactly one way: "), strong("decided correct"), text(" — agreed on the best candidate (the ground truth the simulator knows); "), strong("decided wrong"), text(" — agreed on another candidate; "), strong("escalated"), text(" — handed to people; "), strong("no decision"), text(" — agreed that no candidate qualifies; "), strong("undecided"), text(" — still open when the run ended (a liveness failure); "), strong("unaccounted"), text(" — sessions a record places nowhere (should be zero).")],
+            vec![strong("Fallback: "), text("a session decided by the timeout fallback instead of a vote. Fallback decisions are already counted in decided correct/wrong; figures draw them as a black outline over the decided part, not as extra sessions.")],
+            vec![strong("Violation: "), text("the checker found a named invariant broken (for example "), code("agreement"), text(": two honest agents decided differently). A run stops at its first violation; each comes with a command that replays it.")],
+            vec![strong("Latency: "), text(format!("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99; the service-level target (SLA) is {SLA_MS} ms."))],
+            vec![strong("Agreement rate: "), text("the mean share of agents that voted for the decided outcome (100% = unanimous).")],
+            vec![strong("Byzantine agent: "), text("an agent the scenario makes misbehave (lie, stay silent, equivocate…). The engine may flag agents it suspects: flagging a Byzantine agent is a catch, flagging an honest one is a mistake.")],
+        ];
+        self.doc.push(Block::List(items));
+    }
+
+    fn overview(&mut self) {
+        self.doc.heading(2, "overview", "Overview: how every session ended");
+        let rows: Vec<OverviewRow> = self
+            .data
+            .scenarios
+            .iter()
+            .map(|s| OverviewRow {
+                label: s.name.clone(),
+                counts: s.totals.outcome_counts(),
+                fallback: s.totals.fallback,
+                runs: s.totals.runs,
+                violation_runs: s.totals.violation_runs,
+            })
+            .collect();
+        let height = 52 + 60 + 24 * rows.len() as u32;
+        let explanation = vec![text(format!(
+            "Each bar is one scenario; its full length is all the sessions of all its runs together ({}), coloured \
+             by how each session ended. The black outline marks the part decided by the timeout fallback (inside \
+             the decided colours, not extra). The red note on the right counts runs that violated an invariant.",
+            seeds_phrase(self.data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
+        ))];
+        self.figure(
+            "overview-outcomes",
+            "Sessions by outcome, per scenario",
+            explanation,
+            (1100, height),
+            Plot::Overview(OverviewData { rows }),
+        );
+        self.doc.push(Block::Table(self.overview_table()));
+    }
+
+    fn overview_table(&self) -> Table {
+        let with_summary = self.data.summary.is_some();
+        let mut header: Vec<String> = vec!["scenario".into(), "runs".into(), "sessions".into()];
+        header.extend(OUTCOME_CATEGORIES.iter().take(5).map(|c| c.to_string()));
+        header.extend([
+            "of decided: fallback".into(),
+            "runs with a violation".into(),
+            "p99 latency, median of runs".into(),
+        ]);
+        if with_summary {
+            header.extend(["expected".into(), "verdict".into()]);
+        }
+        let mut numeric = vec![false];
+        numeric.extend([true; 10]);
+        numeric.extend([false, false]);
+        let rows = self
+            .data
+            .scenarios
+            .iter()
+            .map(|s| {
+                let t = &s.totals;
+                let counts = t.outcome_counts();
+                let mut row = vec![self.scenario_link(&s.name), text(t.runs.to_string()), text(t.sessions.to_string())];
+                row.extend(counts.iter().take(5).map(|c| text(pct(*c, t.sessions))));
+                row.push(text(pct(t.fallback, t.sessions)));
+                row.push(text(t.violation_runs.to_string()));
+                row.push(text(median_p99(&s.runs)));
+                if with_summary {
+                    row.push(text(expectation(s)));
+                    row.push(text(verdict(s)));
+                }
+                row
+            })
+            .collect();
+        Table { header, numeric, rows }
+    }
+
+    fn violations(&mut self) {
+        self.doc.heading(2, "violations", "Violations and how to replay them");
+        let rows = aggregate::violations(self.data);
+        if rows.is_empty() {
+            self.doc.para(vec![text("No run violated an invariant.")]);
+            return;
+        }
+        self.doc.para(vec![text(format!(
+            "Every run that broke an invariant ({} in all). The step is the position in the run's event trace and \
+             the time is simulated time. Paste the command in a shell at the repository root to replay the run \
+             exactly. Rows marked expected belong to deliberately broken (mutation) scenarios, where finding the \
+             violation is the point of the scenario.",
+            rows.len()
+        ))]);
+        let header = ["scenario", "seed", "invariant", "step", "time (ms)", "expected", "what happened", "reproduce"];
+        let expected: BTreeSet<&str> =
+            self.data.scenarios.iter().filter(|s| s.expects_violation()).map(|s| s.name.as_str()).collect();
+        let table_rows = rows
+            .iter()
+            .map(|v| {
+                vec![
+                    self.scenario_link(&v.scenario),
+                    text(v.seed.to_string()),
+                    code(v.invariant.as_str()),
+                    text(v.step.to_string()),
+                    text(v.time_ms.to_string()),
+                    text(if expected.contains(v.scenario.as_str()) { "yes" } else { "no" }),
+                    text(crate::figures::truncate(&v.detail, 240)),
+                    code(v.reproduce.as_str()),
+                ]
+            })
+            .collect();
+        let numeric = vec![false, true, false, true, true, false, false, false];
+        self.doc.push(Block::Table(Table { header: header.map(String::from).to_vec(), numeric, rows: table_rows }));
+    }
+}
+
+fn unique(base: &str, taken: &BTreeSet<String>) -> String {
+    if !taken.contains(base) {
+        return base.to_owned();
+    }
+    (2..).map(|i| format!("{base}-{i}")).find(|s| !taken.contains(s)).unwrap_or_else(|| base.to_owned())
+}
+
+/// `num / den` as a percentage with one decimal, or "–" when `den` is 0.
+pub fn pct(num: u64, den: u64) -> String {
+    if den == 0 {
+        "–".to_owned()
+    } else {
+        format!("{:.1}%", aggregate::ratio(num, den) * 100.0)
+    }
+}
+
+/// "seeds 0–29" for a contiguous range, else "N distinct seeds".
+pub fn seeds_phrase<'r>(runs: impl IntoIterator<Item = &'r Run>) -> String {
+    let seeds: BTreeSet<u64> = runs.into_iter().map(|r| r.seed).collect();
+    match (seeds.first(), seeds.last()) {
+        (Some(a), Some(b)) if a == b => format!("seed {a}"),
+        (Some(a), Some(b)) if b.checked_sub(*a).and_then(|d| d.checked_add(1)) == Some(seeds.len() as u64) => {
+            format!("seeds {a}–{b}")
+        }
+        _ => format!("{} distinct seeds", seeds.len()),
+    }
+}
+
+/// "95.0% decided correct, 5.0% escalated …" listing only the non-empty categories.
+fn outcome_sentence(t: &Totals) -> String {
+    let counts = t.outcome_counts();
+    let parts: Vec<String> = OUTCOME_CATEGORIES
+        .iter()
+        .zip(counts)
+        .filter(|(_, c)| *c > 0)
+        .map(|(name, c)| format!("{} {name}", pct(c, t.sessions)))
+        .collect();
+    let mut sentence = if parts.is_empty() { "none".to_owned() } else { parts.join(", ") };
+    if t.fallback > 0 {
+        sentence
+            .push_str(&format!(" ({} of all sessions decided by the timeout fallback)", pct(t.fallback, t.sessions)));
+    }
+    sentence.push('.');
+    sentence
+}
+
+/// Median over runs (that decided something) of the run's p99 latency.
+fn median_p99(runs: &[&Run]) -> String {
+    let mut p99s: Vec<u64> = runs.iter().filter(|r| r.latency_ms.is_recorded()).map(|r| r.latency_ms.p99).collect();
+    if p99s.is_empty() {
+        return "–".to_owned();
+    }
+    p99s.sort_unstable();
+    format!("{} ms", p99s[(p99s.len() - 1) / 2])
+}
+
+fn expectation(s: &Scenario<'_>) -> String {
+    match s.summary {
+        Some(x) if x.expect_safety == Some(false) => {
+            format!("finds {}", x.expect_invariant.as_deref().unwrap_or("a violation"))
+        }
+        Some(x) if x.expect_safety == Some(true) => "safe".to_owned(),
+        _ => "–".to_owned(),
+    }
+}
+
+fn verdict(s: &Scenario<'_>) -> String {
+    match s.summary.and_then(|x| x.passed) {
+        Some(true) => "PASS".to_owned(),
+        Some(false) => "FAIL".to_owned(),
+        None => "–".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64) -> Run {
+        Run { seed, ..Run::default() }
+    }
+
+    #[test]
+    fn seed_phrases() {
+        assert_eq!(seeds_phrase(&[run(0), run(1), run(2)]), "seeds 0–2");
+        assert_eq!(seeds_phrase(&[run(5), run(5)]), "seed 5");
+        assert_eq!(seeds_phrase(&[run(0), run(7)]), "2 distinct seeds");
+        assert_eq!(seeds_phrase(&[run(0), run(u64::MAX)]), "2 distinct seeds");
+        assert_eq!(seeds_phrase(&[]), "0 distinct seeds");
+    }
+
+    #[test]
+    fn percentages_and_sentences() {
+        assert_eq!(pct(1, 3), "33.3%");
+        assert_eq!(pct(1, 0), "–");
+        let t = Totals { sessions: 4, decided: 3, correct: 2, undecided: 1, fallback: 1, ..Totals::default() };
+        assert_eq!(
+            outcome_sentence(&t),
+            "50.0% decided correct, 25.0% decided wrong, 25.0% undecided (25.0% of all sessions decided by the timeout fallback)."
+        );
+    }
+}

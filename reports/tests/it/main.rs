@@ -1,0 +1,6 @@
+//! Integration tests of the reports crate: reports from synthetic result sets, and the page in
+//! headless Chromium.
+
+mod browser;
+mod fixtures;
+mod report;
