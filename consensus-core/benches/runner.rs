@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use harness::{run, Setup};
 
+// A benchmark measures wall-clock time; the library itself never reads a clock.
+#[allow(clippy::disallowed_methods)]
 fn main() {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build() {
         Ok(rt) => rt,
