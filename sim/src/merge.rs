@@ -14,7 +14,7 @@
 //! the same as the unsharded run's: the same runs, the same numbers, and the same reproduce
 //! commands.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -184,7 +184,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         }
     }
     let scenarios = scenario_list(inputs, &files)?;
-    let index: HashMap<&str, usize> = scenarios.iter().enumerate().map(|(i, s)| (s.scenario.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = scenarios.iter().enumerate().map(|(i, s)| (s.scenario.as_str(), i)).collect();
 
     // Pass 1: index every run, streaming each runs.jsonl.
     let mut entries = Vec::new();
@@ -348,7 +348,7 @@ fn check_shards(inputs: &[PathBuf], files: &[SummaryFile]) -> Result<(), MergeEr
 /// scenario must have the same file, parameters and expectations everywhere.
 fn scenario_list(inputs: &[PathBuf], files: &[SummaryFile]) -> Result<Vec<ScenarioSummary>, MergeError> {
     let mut list: Vec<ScenarioSummary> = Vec::new();
-    let mut first_in: HashMap<String, (usize, &PathBuf)> = HashMap::new();
+    let mut first_in: BTreeMap<String, (usize, &PathBuf)> = BTreeMap::new();
     for (dir, file) in inputs.iter().zip(files) {
         for s in &file.summary.scenarios {
             let fresh = ScenarioSummary::new(

@@ -34,7 +34,7 @@
 //! workload.concurrency + round(100·network.drop) + round(100·network.duplicate) +
 //! network.latency_ms[1] / 10 + (1 if network.tail else 0)`. No change makes it larger.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::scenario::{self, ClogTarget, Fault, FaultAction, Scenario};
@@ -145,7 +145,7 @@ pub fn shrink(
         invariant: invariant.clone(),
         runs: 1,
         max_runs: options.max_runs,
-        seen: HashMap::new(),
+        seen: BTreeMap::new(),
         original_byzantine: original.byzantine.count,
         min_candidates: if original.workload.candidates >= 2 { 2 } else { 1 },
         steps: Vec::new(),
@@ -222,7 +222,7 @@ struct Search {
     runs: usize,
     max_runs: usize,
     /// Verdicts by the candidate's TOML text.
-    seen: HashMap<String, bool>,
+    seen: BTreeMap<String, bool>,
     original_byzantine: u32,
     min_candidates: u32,
     steps: Vec<Step>,
@@ -664,7 +664,7 @@ liveness = false
             invariant: String::new(),
             runs: 0,
             max_runs: 1,
-            seen: HashMap::new(),
+            seen: BTreeMap::new(),
             original_byzantine: 2,
             min_candidates: 2,
             steps: vec![],
