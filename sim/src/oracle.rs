@@ -9,6 +9,10 @@
 //! | `threshold` | an honest agent decides | a `threshold` / `early-unanimous` decision has agreement ≥ the configured threshold |
 //! | `liveness` | the run ends, if the scenario promises it | every honest agent that is up decided every session by the bound |
 //!
+//! Beyond f_max Byzantine agents not everything is promised ([`Promises`]): agreement only
+//! while the Byzantine agents are fewer than the quorum intersection `2q − n`, unanimity
+//! validity and liveness not at all. The invariants not promised are not checked.
+//!
 //! The oracle keeps its own reference registry, applying each session's first decision in
 //! session order exactly as agents do, so external validity is re-checked against the same
 //! epoch the agents used, independently of any agent's state.
@@ -43,6 +47,27 @@ pub mod names {
     pub const LIVENESS: &str = "liveness";
     /// All of them.
     pub const ALL: [&str; 6] = [AGREEMENT, INTEGRITY, EXTERNAL_VALIDITY, UNANIMITY_VALIDITY, THRESHOLD, LIVENESS];
+}
+
+/// Which invariants a run promises (the others always hold by construction or are promised
+/// whatever the Byzantine count: integrity, external validity, threshold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promises {
+    /// Agreement: the Byzantine agents are fewer than `2q − n` (every two quorums share an
+    /// honest agent).
+    pub agreement: bool,
+    /// Unanimity validity: at most f_max Byzantine agents.
+    pub unanimity_validity: bool,
+}
+
+impl Promises {
+    /// What a committee of `n` with `byzantine` faulty agents promises.
+    pub fn of(n: u64, byzantine: u64) -> Promises {
+        let f_max = n.saturating_sub(1) / 3;
+        let q = consensus_core::quorum::quorum(n, f_max).unwrap_or(n);
+        let intersection = (2 * q).saturating_sub(n);
+        Promises { agreement: byzantine < intersection, unanimity_validity: byzantine <= f_max }
+    }
 }
 
 /// The first violation of a run.
@@ -82,6 +107,7 @@ pub struct Oracle {
     decisions: BTreeMap<SessionId, BTreeMap<AgentId, SeenDecision>>,
     honest_votes: BTreeMap<SessionId, BTreeMap<AgentId, Option<CandidateId>>>,
     violation: Option<Violation>,
+    promises: Promises,
 }
 
 impl Oracle {
@@ -107,7 +133,14 @@ impl Oracle {
             decisions: BTreeMap::new(),
             honest_votes: BTreeMap::new(),
             violation: None,
+            promises: Promises { agreement: true, unanimity_validity: true },
         }
+    }
+
+    /// Checks only what `promises` promises.
+    pub fn with_promises(mut self, promises: Promises) -> Oracle {
+        self.promises = promises;
+        self
     }
 
     /// The first violation, if any.
@@ -156,9 +189,13 @@ impl Oracle {
         if previous.is_some() {
             self.violate(names::INTEGRITY, step, now, format!("{agent} decided {session} a second time"));
         }
-        self.check_agreement(agent, record, step, now);
+        if self.promises.agreement {
+            self.check_agreement(agent, record, step, now);
+        }
         self.check_external_validity(agent, record, step, now);
-        self.check_unanimity(agent, record, step, now);
+        if self.promises.unanimity_validity {
+            self.check_unanimity(agent, record, step, now);
+        }
         self.check_threshold(agent, record, step, now);
         if let std::collections::btree_map::Entry::Vacant(first) = self.first.entry(session) {
             first.insert(record.clone());
@@ -282,5 +319,21 @@ impl Oracle {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promises_follow_quorum_arithmetic() {
+        // n = 5: q = 4, 2q − n = 3: agreement holds with up to 2 Byzantine agents.
+        assert_eq!(Promises::of(5, 1), Promises { agreement: true, unanimity_validity: true });
+        assert_eq!(Promises::of(5, 2), Promises { agreement: true, unanimity_validity: false });
+        assert_eq!(Promises::of(5, 3), Promises { agreement: false, unanimity_validity: false });
+        // n = 4: q = 3, 2q − n = 2.
+        assert_eq!(Promises::of(4, 1), Promises { agreement: true, unanimity_validity: true });
+        assert_eq!(Promises::of(4, 2), Promises { agreement: false, unanimity_validity: false });
     }
 }

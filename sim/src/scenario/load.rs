@@ -87,6 +87,10 @@ pub(super) struct ScenarioFile {
     #[serde(default)]
     pub(super) faults: Vec<FaultEntry>,
     #[serde(default)]
+    pub(super) round_partitions: Vec<RoundPartition>,
+    #[serde(default)]
+    pub(super) tamper: Vec<Tamper>,
+    #[serde(default)]
     pub(super) expect: Expect,
     #[serde(default)]
     pub(super) sweep: BTreeMap<String, Vec<toml::Value>>,
@@ -163,6 +167,8 @@ impl ScenarioFile {
         check_network(&self.network)?;
         let faults = check_faults(self.faults, &self.agents)?;
         check_expect(&self.expect)?;
+        check_round_partitions(&self.round_partitions, &self.byzantine, &self.agents, &self.workload)?;
+        check_tamper(&self.tamper, &self.byzantine, &self.agents, &self.workload)?;
         Ok(Scenario {
             name,
             description: self.description,
@@ -173,6 +179,8 @@ impl ScenarioFile {
             byzantine: self.byzantine,
             network: self.network,
             faults,
+            round_partitions: self.round_partitions,
+            tamper: self.tamper,
             expect: self.expect,
             sweep: self.sweep,
             path: path.to_path_buf(),

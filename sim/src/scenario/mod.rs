@@ -28,12 +28,14 @@ use consensus_core::quorum::{self, Audit, AuditInput, Finding, Severity};
 use consensus_core::{AgentSpecialization, EngineConfig, Ppm, Ratio};
 use serde::{Deserialize, Serialize};
 
+mod adversarial;
 mod load;
 mod sweep;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use adversarial::{Behaviour, NodeRef, RoundPartition, Tamper, TamperAction};
 pub use load::{discover, load, parse};
 use validate::Timeline;
 
@@ -73,6 +75,12 @@ pub struct Scenario {
     pub network: Network,
     /// Timed faults, sorted by `at_ms` (stable: equal times keep file order).
     pub faults: Vec<Fault>,
+    /// Partitions of one round of one session.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_partitions: Vec<RoundPartition>,
+    /// Mutations of a faulty agent's messages of one round of one session.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tamper: Vec<Tamper>,
     /// What the run must show.
     pub expect: Expect,
     /// Sweep axes: dotted key → values. Empty for expanded scenarios.
@@ -245,20 +253,58 @@ pub struct ProfileSpec {
     pub confidence: Option<[f64; 2]>,
 }
 
-/// How Byzantine agents behave: consensus-core's strategies, by their kebab-case names.
+/// consensus-core's Byzantine strategies, by their kebab-case names.
 pub use consensus_core::adversary::Strategy as ByzantineStrategy;
 
 /// `[byzantine]`: how many agents are Byzantine, which, and how they behave.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, expecting = "a [byzantine] table with count, strategy and agents")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a [byzantine] table with count, strategy, strategies and agents")]
 pub struct Byzantine {
     /// Byzantine agents, at most `agents.count` (default 0).
     pub count: u32,
-    /// Their strategy (default `silent`).
-    pub strategy: ByzantineStrategy,
+    /// Their behaviour (default `silent`): a consensus-core strategy, `twin` or `honest`.
+    pub strategy: Behaviour,
+    /// A mix: the behaviour of each Byzantine agent in agent-index order, cycled when shorter;
+    /// overrides `strategy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategies: Option<Vec<Behaviour>>,
     /// Which agents, by index; `None` means drawn from the seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<u32>>,
+}
+
+impl Default for Byzantine {
+    fn default() -> Self {
+        Byzantine { count: 0, strategy: Behaviour::Core(ByzantineStrategy::Silent), strategies: None, agents: None }
+    }
+}
+
+impl Byzantine {
+    /// The behaviour of the Byzantine agent of rank `rank` (0 = lowest agent index).
+    pub fn behaviour(&self, rank: usize) -> Behaviour {
+        match &self.strategies {
+            Some(list) if !list.is_empty() => list[rank % list.len()],
+            _ => self.strategy,
+        }
+    }
+
+    /// Every behaviour in use, sorted, without repeats.
+    pub fn behaviours(&self) -> Vec<Behaviour> {
+        let mut all: Vec<Behaviour> = (0..self.count as usize).map(|r| self.behaviour(r)).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The behaviours as one label, e.g. `equivocate+silent`.
+    pub fn label(&self) -> String {
+        let names: Vec<&str> = self.behaviours().into_iter().map(Behaviour::name).collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join("+")
+        }
+    }
 }
 
 /// `[network]`: message drops, latency and duplication.

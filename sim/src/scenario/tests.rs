@@ -1,4 +1,3 @@
-
 use super::load::*;
 use super::*;
 
@@ -109,7 +108,7 @@ fn bundled_scenarios_say_what_they_exercise() {
     let load_named = |name: &str| load(&suite_dir().join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"));
     for strategy in ByzantineStrategy::ALL {
         let s = load_named(&format!("byz-{strategy}"));
-        assert_eq!(s.byzantine.strategy, strategy);
+        assert_eq!(s.byzantine.strategy, Behaviour::Core(strategy));
         assert!(s.promises_liveness(), "{}", s.name);
     }
     let collude = load_named("byz-collude");
@@ -139,7 +138,7 @@ fn bundled_scenarios_say_what_they_exercise() {
         assert_eq!(s.protocol.mutation, mutation);
         assert_eq!(s.expect.invariant.as_deref(), Some(invariant));
     }
-    assert_eq!(load_named("mut-skip-signature-check").byzantine.strategy, ByzantineStrategy::Forge);
+    assert_eq!(load_named("mut-skip-signature-check").byzantine.strategy, Behaviour::Core(ByzantineStrategy::Forge));
 }
 
 #[test]
@@ -147,7 +146,7 @@ fn the_issue_example_parses() {
     let s = ok(ISSUE_EXAMPLE);
     assert_eq!(s.name, "one-equivocator");
     assert_eq!(s.agents.count, 5);
-    assert_eq!(s.byzantine.strategy, ByzantineStrategy::Equivocate);
+    assert_eq!(s.byzantine.strategy, Behaviour::Core(ByzantineStrategy::Equivocate));
     assert_eq!(s.network.drop, 0.05);
     assert_eq!(s.network.latency_ms, [1, 50]);
     assert_eq!(s.faults.len(), 3);
@@ -252,7 +251,10 @@ fn defaults_and_the_file_stem() {
     assert_eq!(s.agents, Agents { count: 5, spares: 0 });
     assert_eq!(s.protocol, Protocol::default());
     assert_eq!(s.workload, Workload { sessions: 10, candidates: 3, concurrency: 1, quality_gap: 0.3 });
-    assert_eq!(s.byzantine, Byzantine { count: 0, strategy: ByzantineStrategy::Silent, agents: None });
+    assert_eq!(
+        s.byzantine,
+        Byzantine { count: 0, strategy: Behaviour::Core(ByzantineStrategy::Silent), strategies: None, agents: None }
+    );
     assert_eq!(s.network, Network { drop: 0.0, latency_ms: [1, 10], tail: None, duplicate: 0.0 });
     assert_eq!(s.expect, Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, invariant: None });
     assert!(s.faults.is_empty() && s.sweep.is_empty());
@@ -321,7 +323,7 @@ fn sweep_expands_to_the_cartesian_product() {
     assert_eq!(labels[1].1, "0.05");
     assert_eq!(sixth.name, "sweep[byzantine.count=1,network.drop=0.05]");
     assert_eq!((sixth.byzantine.count, sixth.network.drop), (1, 0.05));
-    assert_eq!(sixth.byzantine.strategy, ByzantineStrategy::Silent);
+    assert_eq!(sixth.byzantine.strategy, Behaviour::Core(ByzantineStrategy::Silent));
     for (labels, run) in &runs {
         assert!(run.sweep.is_empty());
         assert_eq!(run.path, Path::new("scenarios/sweep.toml"));

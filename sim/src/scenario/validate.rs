@@ -398,3 +398,114 @@ impl Timeline {
         self.crashed.union(&self.clogged_agents).count() as u64
     }
 }
+
+/// The Byzantine agents a rule may name: the explicit `byzantine.agents` list, with the
+/// behaviour of each.
+fn named_byzantine(b: &Byzantine) -> Option<Vec<(u32, Behaviour)>> {
+    let mut list = b.agents.clone()?;
+    list.sort_unstable();
+    Some(list.into_iter().enumerate().map(|(rank, a)| (a, b.behaviour(rank))).collect())
+}
+
+pub(super) fn check_round_partitions(
+    rules: &[RoundPartition],
+    b: &Byzantine,
+    agents: &Agents,
+    w: &Workload,
+) -> Result<(), Problem> {
+    let twins: Vec<u32> = named_byzantine(b)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, x)| *x == Behaviour::Twin)
+        .map(|(a, _)| a)
+        .collect();
+    for (index, rule) in rules.iter().enumerate() {
+        let at = |rest: &[Seg]| {
+            let mut p = vec![Seg::key("round_partitions"), Seg::Index(index)];
+            p.extend_from_slice(rest);
+            p
+        };
+        if rule.session >= w.sessions {
+            let message = format!(
+                "round_partitions[{index}].session = {} is not a session of the run: expected 0 to {} (workload.sessions = {})",
+                rule.session,
+                w.sessions - 1,
+                w.sessions
+            );
+            return Err(Problem::at(at(&[Seg::key("session")]), message));
+        }
+        if rule.groups.len() < 2 {
+            let message = format!(
+                "round_partitions[{index}].groups has {} group(s): a partition needs at least two groups, e.g. [[0, 1], [2, 3]]",
+                rule.groups.len()
+            );
+            return Err(Problem::at(at(&[Seg::key("groups")]), message));
+        }
+        let mut seen = BTreeSet::new();
+        for (g, group) in rule.groups.iter().enumerate() {
+            if group.is_empty() {
+                let message = format!("round_partitions[{index}].groups[{g}] is empty: expected at least one node");
+                return Err(Problem::at(at(&[Seg::key("groups"), Seg::Index(g)]), message));
+            }
+            for (j, node) in group.iter().enumerate() {
+                let here = at(&[Seg::key("groups"), Seg::Index(g), Seg::Index(j)]);
+                agent_index(node.agent, agents, here.clone(), &format!("round_partitions[{index}].groups[{g}][{j}]"))?;
+                if node.copy > 0 && !twins.contains(&node.agent) {
+                    let message = format!(
+                        "round_partitions[{index}].groups[{g}][{j}] = \"{node}\" names the second copy of agent {}, which is not a twin: list it in byzantine.agents with the behaviour \"twin\", or write {}",
+                        node.agent, node.agent
+                    );
+                    return Err(Problem::at(here, message));
+                }
+                if !seen.insert(*node) {
+                    let message =
+                        format!("node {node} is in two groups of round_partitions[{index}]: expected disjoint groups");
+                    return Err(Problem::at(here, message));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_tamper(rules: &[Tamper], b: &Byzantine, agents: &Agents, w: &Workload) -> Result<(), Problem> {
+    let named = named_byzantine(b);
+    for (index, rule) in rules.iter().enumerate() {
+        let at = |key: &str| vec![Seg::key("tamper"), Seg::Index(index), Seg::key(key)];
+        let Some(named) = &named else {
+            let message = format!(
+                "tamper[{index}] needs the Byzantine agents named: set byzantine.agents (agent {} among them)",
+                rule.agent
+            );
+            return Err(Problem::at(at("agent"), message));
+        };
+        if !named.iter().any(|(a, _)| *a == rule.agent) {
+            let list: Vec<String> = named.iter().map(|(a, _)| a.to_string()).collect();
+            let message = format!(
+                "tamper[{index}].agent = {} is not Byzantine: expected one of byzantine.agents = [{}]",
+                rule.agent,
+                list.join(", ")
+            );
+            return Err(Problem::at(at("agent"), message));
+        }
+        if rule.session >= w.sessions {
+            let message = format!(
+                "tamper[{index}].session = {} is not a session of the run: expected 0 to {} (workload.sessions = {})",
+                rule.session,
+                w.sessions - 1,
+                w.sessions
+            );
+            return Err(Problem::at(at("session"), message));
+        }
+        if rule.to.is_empty() {
+            let message = format!("tamper[{index}].to is empty: expected the receivers, e.g. [0, 2]");
+            return Err(Problem::at(at("to"), message));
+        }
+        for (j, &to) in rule.to.iter().enumerate() {
+            let mut here = at("to");
+            here.push(Seg::Index(j));
+            agent_index(to, agents, here, &format!("tamper[{index}].to[{j}]"))?;
+        }
+    }
+    Ok(())
+}

@@ -12,24 +12,30 @@ use consensus_core::evaluator::{
     Evaluation, EvaluationRequest, Evaluator, GroundTruth, SyntheticEvaluator, TableTruth,
 };
 use consensus_core::metrics::{check_alerts, AlertThresholds, MetricsRecorder, SessionOutcome, SessionResult};
-use consensus_core::protocol::messages::SignedSpec;
-use consensus_core::protocol::{Agent, AgreedOutcome, Input, Message, Node, Output, SessionSpec};
+use consensus_core::protocol::{Agent, AgreedOutcome, Input, Node, Output};
 use consensus_core::registry::Registry;
-use consensus_core::runner::{Clock, Frame, Runner, TransportRx, TransportTx};
-use consensus_core::sign::{sim_committee, Signer};
+use consensus_core::runner::{Clock, Runner};
+use consensus_core::sign::sim_committee;
 use consensus_core::types::ConsensusMethod;
-use consensus_core::{wire, AgentId, AgentSpecialization, CandidateId, Ppm, SessionId, TimeMs};
-use futures_channel::mpsc::{unbounded, UnboundedReceiver};
-use futures_core::Stream;
+use consensus_core::{AgentId, AgentSpecialization, CandidateId, Ppm, SessionId, TimeMs};
+use futures_channel::mpsc::unbounded;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::oracle::Oracle;
+use crate::oracle::{Oracle, Promises};
 use crate::results::{LatencySummary, RunOutcome, RunRecord};
-use crate::scenario::{Fault, FaultAction, Scenario};
+use crate::scenario::{Behaviour, Scenario};
 use crate::trace::{derive, TraceEvent};
-use crate::world::{Fate, NetModel, Partition, Tail, World, WorldObserver};
+use crate::world::{World, WorldObserver};
+
+mod client;
+mod net;
+mod rounds;
+
+use client::client_node;
+use net::{net_model, spawn_faults, twin_address, Routing, SimRx, SimTx};
+use rounds::RoundFaults;
 
 /// What to keep besides the record.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,6 +73,8 @@ pub struct Derived {
     pub truth: TableTruth,
     /// The best candidate per session.
     pub best: BTreeMap<SessionId, CandidateId>,
+    /// The behaviour of each Byzantine agent.
+    pub behaviours: BTreeMap<AgentId, Behaviour>,
 }
 
 /// Draws the Byzantine agents and the workload's ground truth from the seed.
@@ -100,12 +108,13 @@ pub fn derive_parameters(scenario: &Scenario, seed: u64) -> Derived {
         }
         best.insert(session, CandidateId(top));
     }
-    Derived { byzantine, truth: TableTruth(table), best }
+    let behaviours = byzantine.iter().enumerate().map(|(rank, a)| (*a, scenario.byzantine.behaviour(rank))).collect();
+    Derived { byzantine, truth: TableTruth(table), best, behaviours }
 }
 
 /// Simulated milliseconds since the run started.
 #[derive(Clone, Copy)]
-struct SimClock {
+pub(crate) struct SimClock {
     start: madsim::time::Instant,
 }
 
@@ -115,77 +124,6 @@ impl Clock for SimClock {
     }
     fn sleep_until(&self, at_ms: TimeMs) -> impl Future<Output = ()> {
         madsim::time::sleep_until(self.start + Duration::from_millis(at_ms))
-    }
-}
-
-/// Sends through the world's network model.
-#[derive(Clone)]
-struct SimTx {
-    me: AgentId,
-    world: Shared,
-    clock: SimClock,
-    net: madsim::runtime::NodeHandle,
-}
-
-impl TransportTx for SimTx {
-    fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()> {
-        let now = self.clock.now_ms();
-        let fate = match self.world.lock() {
-            Ok(mut w) => {
-                let fate = w.fate(self.me, to);
-                match fate {
-                    Fate::Dropped(reason) => w.record_drop(now, self.me, to, reason),
-                    Fate::Held => {
-                        w.record_hold(now, self.me, to);
-                        w.held.push((self.me, to, frame.clone()));
-                    }
-                    Fate::Deliver(_) => {}
-                }
-                fate
-            }
-            Err(_) => Fate::Dropped("world poisoned"),
-        };
-        if let Fate::Deliver(latencies) = fate {
-            for latency in latencies {
-                spawn_delivery(&self.net, &self.world, self.clock, latency, self.me, to, frame.clone());
-            }
-        }
-        std::future::ready(())
-    }
-}
-
-fn spawn_delivery(
-    net: &madsim::runtime::NodeHandle,
-    world: &Shared,
-    clock: SimClock,
-    latency: u64,
-    from: AgentId,
-    to: AgentId,
-    frame: Frame,
-) {
-    let world = world.clone();
-    net.spawn(async move {
-        madsim::time::sleep(Duration::from_millis(latency)).await;
-        deliver(&world, clock.now_ms(), from, to, frame);
-    });
-}
-
-fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Frame) {
-    let Ok(mut w) = world.lock() else { return };
-    let sent =
-        w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
-    if sent {
-        w.counts.delivered += 1;
-    } else {
-        w.record_drop(now, from, to, "recipient down");
-    }
-}
-
-struct SimRx(UnboundedReceiver<(AgentId, Frame)>);
-
-impl TransportRx for SimRx {
-    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>> {
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.0).poll_next(cx))
     }
 }
 
@@ -227,7 +165,9 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let keys = sim_committee(derive(seed, "keys", 0), n);
     let registry = Registry::seed_committee(n, &engine);
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
-    let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone());
+    let promises = Promises::of(u64::from(n), derived.byzantine.len() as u64);
+    let oracle =
+        Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone()).with_promises(promises);
     let net = net_model(&scenario);
     let rng = ChaCha8Rng::seed_from_u64(derive(seed, "network", 0));
     let world: Shared = Arc::new(Mutex::new(World::new(rng, net, oracle, derived.byzantine.clone(), options.trace)));
@@ -235,19 +175,34 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let net_node = handle.create_node().name("network").build();
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
     let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
-    let strategy = scenario.byzantine.strategy;
+    let twins: BTreeSet<AgentId> =
+        derived.behaviours.iter().filter(|(_, b)| **b == Behaviour::Twin).map(|(a, _)| *a).collect();
+    let signers = derived.byzantine.iter().map(|a| (*a, keys.agents[a.0 as usize].clone())).collect();
+    let rounds = RoundFaults::new(scenario.round_partitions.clone(), scenario.tamper.clone(), signers);
+    let routing = Arc::new(Routing { twins, rounds: rounds.map(Mutex::new) });
+    let ctx = NodeContext {
+        world: world.clone(),
+        clock,
+        net: net_node.clone(),
+        routing: routing.clone(),
+        committee: committee.clone(),
+    };
     let mut nodes = BTreeMap::new();
+    let mut twin_nodes = Vec::new();
     for i in 0..n {
         let id = AgentId(i);
-        let agent =
-            Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone(), engine, protocol);
-        let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
-        let node: Box<dyn Node + Send> = if derived.byzantine.contains(&id) {
-            let signer = keys.agents[i as usize].clone();
-            let node_seed = derive(seed, "byzantine-node", u64::from(i));
-            Box::new(Byzantine::new(agent, signer, strategy, peers, engine, node_seed, derive(seed, "collusion", 0)))
-        } else {
-            Box::new(agent)
+        let make_agent =
+            || Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone(), engine, protocol);
+        let behaviour = derived.behaviours.get(&id).copied();
+        let node: Box<dyn Node + Send> = match behaviour {
+            Some(Behaviour::Core(strategy)) => {
+                let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
+                let signer = keys.agents[i as usize].clone();
+                let node_seed = derive(seed, "byzantine-node", u64::from(i));
+                let collusion = derive(seed, "collusion", 0);
+                Box::new(Byzantine::new(make_agent(), signer, strategy, peers, engine, node_seed, collusion))
+            }
+            Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => Box::new(make_agent()),
         };
         let spec = AgentSpecialization::cycled(i as usize);
         let evaluator = SyntheticEvaluator::new(
@@ -255,21 +210,71 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
             scenario.evaluator_profile(spec),
             truth.clone(),
         );
+        nodes.insert(id, ctx.spawn_agent(id, id, spec, node, evaluator));
+        if behaviour == Some(Behaviour::Twin) {
+            // The second copy: the same identity and key, its own evaluator stream and state.
+            let evaluator = SyntheticEvaluator::new(
+                derive(seed, "twin-evaluator", u64::from(i)),
+                scenario.evaluator_profile(spec),
+                truth.clone(),
+            );
+            twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, Box::new(make_agent()), evaluator));
+        }
+    }
+    let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
+    let (client_node, client) =
+        client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone(), routing);
+    let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
+    faults.abort();
+    // Kill every node and let the executor drop their tasks: a pending task holds its own waker
+    // (through its channel), so a task left pending would keep itself, and the world, alive.
+    for node in nodes.values().chain(&twin_nodes) {
+        handle.kill(node.id());
+    }
+    handle.kill(net_node.id());
+    handle.kill(client_node.id());
+    madsim::time::sleep(Duration::from_millis(1)).await;
+    finish(&scenario, seed, params, &world, &derived, end_ms)
+}
+
+/// What every agent node of a run shares.
+struct NodeContext {
+    world: Shared,
+    clock: SimClock,
+    net: madsim::runtime::NodeHandle,
+    routing: Arc<Routing>,
+    committee: Vec<AgentId>,
+}
+
+impl NodeContext {
+    /// A madsim node that runs `node` as agent `id` at network `address`; restarted after a
+    /// crash with its durable state.
+    fn spawn_agent(
+        &self,
+        id: AgentId,
+        address: AgentId,
+        spec: AgentSpecialization,
+        node: Box<dyn Node + Send>,
+        evaluator: SyntheticEvaluator,
+    ) -> madsim::runtime::NodeHandle {
         let durable = Durable(Arc::new(Mutex::new(node)), id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
-        let (w, c, nn) = (world.clone(), committee.clone(), net_node.clone());
-        let node = handle
+        let (w, c, nn, routing, clock) =
+            (self.world.clone(), self.committee.clone(), self.net.clone(), self.routing.clone(), self.clock);
+        let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
+        madsim::runtime::Handle::current()
             .create_node()
-            .name(format!("agent-{i}"))
+            .name(name)
             .init(move || {
                 let restarted = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
                 let (tx, rx) = unbounded();
                 if let Ok(mut w) = w.lock() {
-                    w.inboxes.insert(id, tx);
-                    w.up.insert(id);
+                    w.inboxes.insert(address, tx);
+                    w.up.insert(address);
                 }
-                let transport = SimTx { me: id, world: w.clone(), clock, net: nn.clone() };
+                let transport =
+                    SimTx { me: id, address, world: w.clone(), clock, net: nn.clone(), routing: routing.clone() };
                 let mut runner = Runner::new(
                     durable.clone(),
                     spec,
@@ -287,36 +292,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
                     runner.run().await;
                 }
             })
-            .build();
-        nodes.insert(id, node);
-    }
-    let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
-    let (client_node, client) =
-        client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone());
-    let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
-    faults.abort();
-    // Kill every node and let the executor drop their tasks: a pending task holds its own waker
-    // (through its channel), so a task left pending would keep itself, and the world, alive.
-    for node in nodes.values() {
-        handle.kill(node.id());
-    }
-    handle.kill(net_node.id());
-    handle.kill(client_node.id());
-    madsim::time::sleep(Duration::from_millis(1)).await;
-    finish(&scenario, seed, params, &world, &derived, end_ms)
-}
-
-fn net_model(scenario: &Scenario) -> NetModel {
-    let network = &scenario.network;
-    NetModel {
-        drop: network.drop,
-        latency_ms: (network.latency_ms[0], network.latency_ms[1]),
-        tail: network.tail.as_ref().map(|t| Tail {
-            scale_ms: t.scale_ms as f64,
-            shape: t.shape,
-            max_ms: t.max_ms as f64,
-        }),
-        duplicate: network.duplicate,
+            .build()
     }
 }
 
@@ -327,7 +303,7 @@ fn log_setup(world: &Shared, scenario: &Scenario, seed: u64, derived: &Derived) 
         "scenario {} seed {seed}: {} agents, byzantine {byzantine:?} ({}), {} sessions × {} candidates, best {best:?}",
         scenario.name,
         scenario.agents.count,
-        scenario.byzantine.strategy.name(),
+        scenario.byzantine.label(),
         scenario.workload.sessions,
         scenario.workload.candidates
     );
@@ -335,185 +311,6 @@ fn log_setup(world: &Shared, scenario: &Scenario, seed: u64, derived: &Derived) 
     if let Ok(mut w) = world.lock() {
         w.record_fault(0, format!("setup: {detail}"), None);
     }
-}
-
-fn spawn_faults(
-    scenario: &Scenario,
-    world: Shared,
-    clock: SimClock,
-    nodes: BTreeMap<AgentId, madsim::runtime::NodeHandle>,
-    net_node: &madsim::runtime::NodeHandle,
-) -> madsim::task::JoinHandle<()> {
-    let faults = scenario.faults.clone();
-    let net = net_node.clone();
-    net_node.spawn(async move {
-        let handle = madsim::runtime::Handle::current();
-        for fault in faults {
-            clock.sleep_until(fault.at_ms).await;
-            let now = clock.now_ms();
-            let released = {
-                let Ok(mut w) = world.lock() else { return };
-                let (detail, agent) = apply_fault(&fault, &mut w);
-                tracing::info!("fault at {now} ms: {detail}");
-                w.record_fault(now, detail, agent);
-                let released = w.release_unclogged();
-                released.into_iter().map(|(f, t, frame)| (w.release_latency(), f, t, frame)).collect::<Vec<_>>()
-            };
-            // Killing or restarting a node runs its code synchronously: never under the lock.
-            match &fault.action {
-                FaultAction::Crash { agent } => {
-                    if let Some(node) = nodes.get(&AgentId(*agent)) {
-                        handle.kill(node.id());
-                    }
-                }
-                FaultAction::Restart { agent } => {
-                    if let Some(node) = nodes.get(&AgentId(*agent)) {
-                        handle.restart(node.id());
-                    }
-                }
-                _ => {}
-            }
-            for (latency, from, to, frame) in released {
-                spawn_delivery(&net, &world, clock, latency, from, to, frame);
-            }
-        }
-    })
-}
-
-fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
-    match &fault.action {
-        FaultAction::Partition { groups, one_way } => {
-            let groups: Vec<BTreeSet<AgentId>> =
-                groups.iter().map(|g| g.iter().map(|i| AgentId(*i)).collect()).collect();
-            let detail = format!("partition {groups:?}{}", if *one_way { " (one-way)" } else { "" });
-            w.partition = Some(Partition { groups, one_way: *one_way });
-            (detail, None)
-        }
-        FaultAction::Heal => {
-            w.partition = None;
-            ("heal".to_owned(), None)
-        }
-        FaultAction::Crash { agent } => {
-            // The node itself is killed by the caller, once the world is unlocked.
-            let id = AgentId(*agent);
-            w.up.remove(&id);
-            w.inboxes.remove(&id);
-            (format!("crash {id}"), Some(id))
-        }
-        FaultAction::Restart { agent } => (format!("restart {}", AgentId(*agent)), Some(AgentId(*agent))),
-        FaultAction::Clog { target } => {
-            w.clogs.insert(*target);
-            (format!("clog {target:?}"), None)
-        }
-        FaultAction::Unclog { target } => {
-            w.clogs.remove(target);
-            (format!("unclog {target:?}"), None)
-        }
-    }
-}
-
-/// The client: opens sessions (at most `concurrency` ahead of the last one it knows decided),
-/// re-sends `Open` for sessions not yet decided, and ends the run when every honest agent that
-/// is up decided every session, when a violation is found, or at the liveness bound.
-fn client_node<S: Signer + Clone + 'static>(
-    scenario: &Scenario,
-    signer: &S,
-    world: Shared,
-    clock: SimClock,
-    net: madsim::runtime::NodeHandle,
-    committee: Vec<AgentId>,
-) -> (madsim::runtime::NodeHandle, madsim::task::JoinHandle<TimeMs>) {
-    let handle = madsim::runtime::Handle::current();
-    let node = handle.create_node().name("client").build();
-    let sessions = scenario.workload.sessions;
-    let concurrency = scenario.workload.concurrency.max(1);
-    let candidates: Vec<CandidateId> = (0..scenario.workload.candidates).map(CandidateId).collect();
-    let bound = scenario.expect.liveness_bound_ms;
-    let f_plus_one = (consensus_core::quorum::f_max(u64::from(scenario.agents.count)) + 1) as usize;
-    let signer = signer.clone();
-    let task = node.spawn(async move {
-        let (tx, rx) = unbounded();
-        if let Ok(mut w) = world.lock() {
-            w.inboxes.insert(AgentId::CLIENT, tx);
-            w.up.insert(AgentId::CLIENT);
-        }
-        let transport = SimTx { me: AgentId::CLIENT, world: world.clone(), clock, net };
-        let mut rx = SimRx(rx);
-        let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();
-        let mut opened: BTreeMap<u64, (TimeMs, Frame)> = BTreeMap::new();
-        let mut next = 0u64;
-        let mut last_resend = 0;
-        loop {
-            let now = clock.now_ms();
-            while next < sessions
-                && (next < concurrency || committed.get(&(next - concurrency)).is_some_and(|c| c.len() >= f_plus_one))
-            {
-                let spec = SessionSpec {
-                    session: SessionId(next),
-                    query: format!("query {next}"),
-                    candidates: candidates.clone(),
-                    opened_ms: now,
-                };
-                let signature = signer.sign(&wire::spec_signing_bytes(&spec));
-                let frame: Frame = wire::encode(&Message::Open(SignedSpec { spec, signature })).into();
-                if let Ok(mut w) = world.lock() {
-                    w.opened.insert(next, now);
-                    w.record_open(now, next, format!("open session {next}"));
-                }
-                for a in &committee {
-                    note_send(&world, next);
-                    transport.send(*a, frame.clone()).await;
-                }
-                opened.insert(next, (now, frame));
-                next += 1;
-            }
-            if now >= last_resend + 250 {
-                last_resend = now;
-                for (s, (_, frame)) in &opened {
-                    if committed.get(s).is_none_or(|c| c.len() < f_plus_one) {
-                        for a in &committee {
-                            note_send(&world, *s);
-                            transport.send(*a, frame.clone()).await;
-                        }
-                    }
-                }
-            }
-            if done(&world, sessions, next) || now >= bound {
-                return now;
-            }
-            let received = madsim::time::timeout(Duration::from_millis(25), rx.recv()).await;
-            if let Ok(Some((from, frame))) = received {
-                if let Ok(Message::Commit(c)) = wire::decode(&frame) {
-                    committed.entry(c.proposal.value.session.0).or_default().insert(from);
-                }
-            }
-        }
-    });
-    (node, task)
-}
-
-fn note_send(world: &Shared, session: u64) {
-    if let Ok(mut w) = world.lock() {
-        w.note_client_send("open", session);
-    }
-}
-
-/// Whether the run can end: a violation, or every honest agent that is up decided every session.
-fn done(world: &Shared, sessions: u64, opened: u64) -> bool {
-    let Ok(w) = world.lock() else { return true };
-    if w.stop {
-        return true;
-    }
-    if opened < sessions {
-        return false;
-    }
-    let decisions = w.oracle.decisions();
-    (0..sessions).all(|s| {
-        let decided = decisions.get(&SessionId(s));
-        w.up.iter()
-            .filter(|a| **a != AgentId::CLIENT && w.oracle.is_honest(**a))
-            .all(|a| decided.is_some_and(|d| d.contains_key(a)))
-    })
 }
 
 fn finish(

@@ -1,0 +1,255 @@
+//! The simulated network: how a frame a node sends becomes a delivery, a drop or a hold, and
+//! the timed faults (partitions, crashes, clogs) that change it.
+//!
+//! Twins: a twin agent runs as two nodes under one identity. Its first copy has the agent's
+//! own network address, its second the address [`twin_address`]; a frame sent to the agent
+//! goes to both copies (each with its own fate), and a frame a copy sends arrives from the
+//! agent's identity. Round-targeted faults ([`RoundFaults`]) see every frame first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use consensus_core::runner::{Clock, Frame, TransportRx, TransportTx};
+use consensus_core::{AgentId, TimeMs};
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_core::Stream;
+
+use super::rounds::{RoundFaults, Verdict};
+use super::{Shared, SimClock};
+use crate::scenario::{Fault, FaultAction, NodeRef, Scenario};
+use crate::world::{Fate, NetModel, Partition, Tail, World};
+
+/// Network addresses of twins' second copies start here (agent indices are below 256).
+const TWIN_BASE: u32 = 1 << 30;
+
+/// The network address of the second copy of twin `agent`.
+pub(super) fn twin_address(agent: AgentId) -> AgentId {
+    AgentId(TWIN_BASE + agent.0)
+}
+
+/// The node behind a network address.
+pub(super) fn node_of(address: AgentId) -> NodeRef {
+    if address != AgentId::CLIENT && address.0 >= TWIN_BASE {
+        NodeRef { agent: address.0 - TWIN_BASE, copy: 1 }
+    } else {
+        NodeRef::agent(address.0)
+    }
+}
+
+/// How frames find their receivers: twins' second copies and round-targeted faults.
+pub(super) struct Routing {
+    /// Twin agents (they have a second copy).
+    pub twins: BTreeSet<AgentId>,
+    /// Round partitions and tampering, when the scenario has any.
+    pub rounds: Option<Mutex<RoundFaults>>,
+}
+
+/// Sends through the world's network model.
+#[derive(Clone)]
+pub(super) struct SimTx {
+    /// The identity the frames come from.
+    pub me: AgentId,
+    /// This node's network address (differs from `me` for a twin's second copy).
+    pub address: AgentId,
+    pub world: Shared,
+    pub clock: SimClock,
+    pub net: madsim::runtime::NodeHandle,
+    pub routing: Arc<Routing>,
+}
+
+impl TransportTx for SimTx {
+    fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()> {
+        let twin = self.routing.twins.contains(&to);
+        let addresses = [Some(to), twin.then(|| twin_address(to))];
+        for address in addresses.into_iter().flatten() {
+            self.send_to(address, frame.clone());
+        }
+        std::future::ready(())
+    }
+}
+
+impl SimTx {
+    fn send_to(&self, address: AgentId, frame: Frame) {
+        let now = self.clock.now_ms();
+        let verdict = match &self.routing.rounds {
+            Some(rounds) => match rounds.lock() {
+                Ok(mut r) => r.apply(node_of(self.address), node_of(address), &frame),
+                Err(_) => Verdict::Pass,
+            },
+            None => Verdict::Pass,
+        };
+        let frame = match verdict {
+            Verdict::Pass => frame,
+            Verdict::Replace(frame, what) => {
+                if let Ok(mut w) = self.world.lock() {
+                    w.record_fault(now, format!("tamper {} → {}: {what}", self.me, node_of(address)), Some(self.me));
+                }
+                frame
+            }
+            Verdict::Drop(reason) => {
+                if let Ok(mut w) = self.world.lock() {
+                    w.record_drop(now, self.me, address, reason);
+                }
+                return;
+            }
+        };
+        let fate = match self.world.lock() {
+            Ok(mut w) => {
+                let fate = w.fate(self.address, address);
+                match fate {
+                    Fate::Dropped(reason) => w.record_drop(now, self.me, address, reason),
+                    Fate::Held => {
+                        w.record_hold(now, self.me, address);
+                        w.held.push((self.me, address, frame.clone()));
+                    }
+                    Fate::Deliver(_) => {}
+                }
+                fate
+            }
+            Err(_) => Fate::Dropped("world poisoned"),
+        };
+        if let Fate::Deliver(latencies) = fate {
+            for latency in latencies {
+                spawn_delivery(&self.net, &self.world, self.clock, latency, self.me, address, frame.clone());
+            }
+        }
+    }
+}
+
+pub(super) fn spawn_delivery(
+    net: &madsim::runtime::NodeHandle,
+    world: &Shared,
+    clock: SimClock,
+    latency: u64,
+    from: AgentId,
+    to: AgentId,
+    frame: Frame,
+) {
+    let world = world.clone();
+    net.spawn(async move {
+        madsim::time::sleep(Duration::from_millis(latency)).await;
+        deliver(&world, clock.now_ms(), from, to, frame);
+    });
+}
+
+fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Frame) {
+    let Ok(mut w) = world.lock() else { return };
+    let sent =
+        w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
+    if sent {
+        w.counts.delivered += 1;
+    } else {
+        w.record_drop(now, from, to, "recipient down");
+    }
+}
+
+pub(super) struct SimRx(pub UnboundedReceiver<(AgentId, Frame)>);
+
+impl TransportRx for SimRx {
+    fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.0).poll_next(cx))
+    }
+}
+
+pub(super) fn net_model(scenario: &Scenario) -> NetModel {
+    let network = &scenario.network;
+    NetModel {
+        drop: network.drop,
+        latency_ms: (network.latency_ms[0], network.latency_ms[1]),
+        tail: network.tail.as_ref().map(|t| Tail {
+            scale_ms: t.scale_ms as f64,
+            shape: t.shape,
+            max_ms: t.max_ms as f64,
+        }),
+        duplicate: network.duplicate,
+    }
+}
+
+pub(super) fn spawn_faults(
+    scenario: &Scenario,
+    world: Shared,
+    clock: SimClock,
+    nodes: BTreeMap<AgentId, madsim::runtime::NodeHandle>,
+    net_node: &madsim::runtime::NodeHandle,
+) -> madsim::task::JoinHandle<()> {
+    let faults = scenario.faults.clone();
+    let net = net_node.clone();
+    net_node.spawn(async move {
+        let handle = madsim::runtime::Handle::current();
+        for fault in faults {
+            clock.sleep_until(fault.at_ms).await;
+            let now = clock.now_ms();
+            let released = {
+                let Ok(mut w) = world.lock() else { return };
+                let (detail, agent) = apply_fault(&fault, &mut w);
+                tracing::info!("fault at {now} ms: {detail}");
+                w.record_fault(now, detail, agent);
+                let released = w.release_unclogged();
+                released.into_iter().map(|(f, t, frame)| (w.release_latency(), f, t, frame)).collect::<Vec<_>>()
+            };
+            // Killing or restarting a node runs its code synchronously: never under the lock.
+            match &fault.action {
+                FaultAction::Crash { agent } => {
+                    if let Some(node) = nodes.get(&AgentId(*agent)) {
+                        handle.kill(node.id());
+                    }
+                }
+                FaultAction::Restart { agent } => {
+                    if let Some(node) = nodes.get(&AgentId(*agent)) {
+                        handle.restart(node.id());
+                    }
+                }
+                _ => {}
+            }
+            for (latency, from, to, frame) in released {
+                spawn_delivery(&net, &world, clock, latency, from, to, frame);
+            }
+        }
+    })
+}
+
+fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
+    match &fault.action {
+        FaultAction::Partition { groups, one_way } => {
+            let groups: Vec<BTreeSet<AgentId>> =
+                groups.iter().map(|g| g.iter().map(|i| AgentId(*i)).collect()).collect();
+            let detail = format!("partition {groups:?}{}", if *one_way { " (one-way)" } else { "" });
+            w.partition = Some(Partition { groups, one_way: *one_way });
+            (detail, None)
+        }
+        FaultAction::Heal => {
+            w.partition = None;
+            ("heal".to_owned(), None)
+        }
+        FaultAction::Crash { agent } => {
+            // The node itself is killed by the caller, once the world is unlocked.
+            let id = AgentId(*agent);
+            w.up.remove(&id);
+            w.inboxes.remove(&id);
+            (format!("crash {id}"), Some(id))
+        }
+        FaultAction::Restart { agent } => (format!("restart {}", AgentId(*agent)), Some(AgentId(*agent))),
+        FaultAction::Clog { target } => {
+            w.clogs.insert(*target);
+            (format!("clog {target:?}"), None)
+        }
+        FaultAction::Unclog { target } => {
+            w.clogs.remove(target);
+            (format!("unclog {target:?}"), None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twin_addresses_map_back_to_their_node() {
+        assert_eq!(node_of(AgentId(3)), NodeRef::agent(3));
+        assert_eq!(node_of(twin_address(AgentId(3))), NodeRef { agent: 3, copy: 1 });
+        assert_eq!(node_of(AgentId::CLIENT), NodeRef::agent(u32::MAX));
+    }
+}
