@@ -20,6 +20,8 @@ pub fn protocol_mutation_off(scenario: &scenario::Scenario) -> scenario::Scenari
 #[cfg(madsim)]
 pub mod exec;
 #[cfg(madsim)]
+pub mod explore;
+#[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
 pub mod world;

@@ -23,7 +23,12 @@
 //!   hundredth);
 //! - `network.tail`: removed;
 //! - `network.latency_ms`: the upper bound halved (not below 1), then 10 ms less; the lower
-//!   bound goes down with it when needed so that `min ≤ max`.
+//!   bound goes down with it when needed so that `min ≤ max`;
+//! - `round_partitions` and `tamper` rules: all of them, then one at a time;
+//! - `byzantine.strategies` (a mix): each behaviour of the mix alone.
+//!
+//! After every change the round rules are pruned to what still fits ([`Scenario::prune_rules`]:
+//! no rule names a removed session or agent, or an agent that is no longer Byzantine).
 //!
 //! Every candidate is written as TOML and parsed again with [`scenario::parse`], so it is a
 //! valid scenario file by construction; one that does not parse is skipped without a run.
@@ -32,7 +37,8 @@
 //! The size of a scenario ([`size`]) is
 //! `faults + agents.count + byzantine.count + workload.sessions + workload.candidates +
 //! workload.concurrency + round(100·network.drop) + round(100·network.duplicate) +
-//! network.latency_ms[1] / 10 + (1 if network.tail else 0)`. No change makes it larger.
+//! network.latency_ms[1] / 10 + (1 if network.tail else 0) + round rules + behaviours in the
+//! mix`. No change makes it larger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -100,7 +106,7 @@ pub enum ShrinkError {
 }
 
 /// The terms of [`size`], by name.
-pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 10] {
+pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 12] {
     [
         ("faults", s.faults.len() as u64),
         ("agents", u64::from(s.agents.count)),
@@ -112,6 +118,8 @@ pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 10] {
         ("duplicate%", percent(s.network.duplicate)),
         ("latency_max/10", s.network.latency_ms[1] / 10),
         ("tail", u64::from(s.network.tail.is_some())),
+        ("rules", (s.round_partitions.len() + s.tamper.len()) as u64),
+        ("mix", s.byzantine.strategies.as_ref().map_or(0, |m| m.len() as u64)),
     ]
 }
 
@@ -200,10 +208,12 @@ enum Kind {
     Duplicate,
     Tail,
     Latency,
+    Rules,
+    Mix,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 12] = [
         Kind::Sessions,
         Kind::Faults,
         Kind::Agents,
@@ -214,6 +224,8 @@ impl Kind {
         Kind::Duplicate,
         Kind::Tail,
         Kind::Latency,
+        Kind::Rules,
+        Kind::Mix,
     ];
 }
 
@@ -238,7 +250,8 @@ impl Search {
     ) -> Option<(String, Scenario)> {
         let current_size = size(current);
         let current_text = to_text(current);
-        for (change, candidate) in self.candidates(current, kind) {
+        for (change, mut candidate) in self.candidates(current, kind) {
+            candidate.prune_rules();
             let Some(text) = to_text(&candidate) else { continue };
             // Re-parse: the candidate must be a valid scenario file, and its source text must
             // be the text it is written as.
@@ -382,6 +395,38 @@ impl Search {
                     out.push((format!("network.latency_ms [{min}, {max}] → {:?}", c.network.latency_ms), c));
                 }
             }
+            Kind::Rules => {
+                let total = s.round_partitions.len() + s.tamper.len();
+                if total > 1 {
+                    let mut c = s.clone();
+                    c.round_partitions.clear();
+                    c.tamper.clear();
+                    out.push(("removed every round rule".to_owned(), c));
+                }
+                for i in 0..s.round_partitions.len() {
+                    let mut c = s.clone();
+                    c.round_partitions.remove(i);
+                    out.push((format!("removed round_partitions[{i}]"), c));
+                }
+                for i in 0..s.tamper.len() {
+                    let mut c = s.clone();
+                    c.tamper.remove(i);
+                    out.push((format!("removed tamper[{i}] ({})", s.tamper[i].action.name()), c));
+                }
+            }
+            Kind::Mix => {
+                let mut seen = Vec::new();
+                for b in s.byzantine.strategies.iter().flatten() {
+                    if seen.contains(b) {
+                        continue;
+                    }
+                    seen.push(*b);
+                    let mut c = s.clone();
+                    c.byzantine.strategies = None;
+                    c.byzantine.strategy = *b;
+                    out.push((format!("byzantine.strategies → strategy = {b}"), c));
+                }
+            }
         }
         out
     }
@@ -523,22 +568,18 @@ pub fn render(shrunk: &Shrunk, original: &Path, params: &[(String, String)], see
         let labels: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(" (sweep point {})", labels.join(", "))
     };
-    let mut text = String::new();
-    text.push_str(&format!("# Minimized by `bftsim shrink` from {}{point} at seed {seed}.\n", original.display()));
-    text.push_str(&format!(
-        "# At seed {seed} it still violates the `{}` invariant. Replay it with:\n",
-        shrunk.invariant
-    ));
-    text.push_str(&format!("#   bftsim reproduce {} --seed {seed}\n", out.display()));
-    text.push_str(&format!(
-        "# Size {} → {} after {} runs{} (faults + agents + byzantine + sessions + candidates\n",
+    scenario.description = String::new();
+    let mut text = format!(
+        "# Minimized by `bftsim shrink` from {}{point} at seed {seed}: still violates `{}` (size {} → {}, {} runs{}).\n",
+        original.display(),
+        shrunk.invariant,
         shrunk.original_size,
         shrunk.size,
         shrunk.runs,
-        if shrunk.budget_exhausted { ", run budget exhausted" } else { "" }
-    ));
-    text.push_str("#   + concurrency + round(100·drop) + round(100·duplicate) + latency_max/10 + tail).\n\n");
-    text.push_str(&toml::to_string(&scenario).unwrap_or_default());
+        if shrunk.budget_exhausted { ", budget exhausted" } else { "" }
+    );
+    text.push_str(&format!("# Replay: bftsim reproduce {} --seed {seed}\n", out.display()));
+    text.push_str(&scenario.to_minimal_toml());
     text
 }
 
@@ -725,10 +766,11 @@ liveness = false
         let shrunk = shrink(&base(), opts(30), |_| Some("agreement".into()), |_| {}).unwrap_or_else(|e| panic!("{e}"));
         let out = Path::new("out/base-seed7.min.toml");
         let text = render(&shrunk, Path::new("scenarios/base.toml"), &[], 7, out);
-        assert!(text.starts_with("# Minimized by `bftsim shrink` from scenarios/base.toml at seed 7.\n"), "{text}");
-        assert!(text.contains("`agreement` invariant"));
+        assert!(text.starts_with("# Minimized by `bftsim shrink` from scenarios/base.toml at seed 7: "), "{text}");
+        assert!(text.contains("still violates `agreement`"));
         assert!(text.contains("bftsim reproduce out/base-seed7.min.toml --seed 7"));
-        assert!(text.contains(&format!("Size {} → {}", shrunk.original_size, shrunk.size)));
+        assert!(text.contains(&format!("size {} → {}", shrunk.original_size, shrunk.size)));
+        assert!(text.lines().count() <= 15, "{text}");
         let back = scenario::parse(&text, out).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back.name, "base-min");
         assert!(back.sweep.is_empty());

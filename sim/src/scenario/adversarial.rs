@@ -84,7 +84,7 @@ impl<'de> Deserialize<'de> for Behaviour {
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<Behaviour, E> {
                 Behaviour::from_name(name).ok_or_else(|| {
-                    let names: Vec<&str> = Behaviour::all().into_iter().map(Behaviour::name).collect();
+                    let names: Vec<String> = Behaviour::all().into_iter().map(|b| format!("`{b}`")).collect();
                     E::custom(format!("unknown variant `{name}`, expected one of {}", names.join(", ")))
                 })
             }
@@ -248,6 +248,33 @@ pub struct Tamper {
     pub to: Vec<u32>,
     /// What is done.
     pub action: TamperAction,
+}
+
+impl super::Scenario {
+    /// Drops what of the round rules no longer fits the scenario (after a shrink removed
+    /// agents, sessions or Byzantine agents): nodes that do not exist or twin copies of agents
+    /// that are not twins, partitions left with fewer than two groups, tamper rules of agents
+    /// that are not Byzantine, receivers that do not exist.
+    pub fn prune_rules(&mut self) {
+        let (count, sessions) = (self.agents.count, self.workload.sessions);
+        let mut named: Vec<u32> = self.byzantine.agents.clone().unwrap_or_default();
+        named.sort_unstable();
+        let behaviours: Vec<(u32, Behaviour)> =
+            named.iter().enumerate().map(|(rank, a)| (*a, self.byzantine.behaviour(rank))).collect();
+        let twin = |a: u32| behaviours.iter().any(|(b, x)| *b == a && *x == Behaviour::Twin);
+        let exists = |n: &NodeRef| n.agent < count && (n.copy == 0 || twin(n.agent));
+        self.round_partitions.retain_mut(|p| {
+            for g in &mut p.groups {
+                g.retain(exists);
+            }
+            p.groups.retain(|g| !g.is_empty());
+            p.session < sessions && p.groups.len() >= 2
+        });
+        self.tamper.retain_mut(|t| {
+            t.to.retain(|a| *a < count);
+            t.session < sessions && !t.to.is_empty() && named.contains(&t.agent)
+        });
+    }
 }
 
 #[cfg(test)]

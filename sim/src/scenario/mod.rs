@@ -34,6 +34,7 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod write;
 
 pub use adversarial::{Behaviour, NodeRef, RoundPartition, Tamper, TamperAction};
 pub use load::{discover, load, parse};

@@ -1,0 +1,352 @@
+//! The envelope of `bftsim explore`: the fault space runs are drawn from, as a TOML file.
+//! `default-envelope.toml` (bundled, printed by `bftsim explore --print-envelope`) documents
+//! every key; a user's file overrides any of them and keeps the defaults for the rest.
+
+use std::path::Path;
+
+use consensus_core::config::{DetectorKind, FallbackPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Behaviour;
+
+/// The bundled default envelope.
+pub const DEFAULT_ENVELOPE: &str = include_str!("default-envelope.toml");
+
+/// An inclusive range `[min, max]`.
+pub type Span<T> = [T; 2];
+
+/// The fault space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Weights of the modes.
+    pub modes: Modes,
+    /// Committee sizes.
+    pub committee: Committee,
+    /// Byzantine behaviours.
+    pub byzantine: ByzantineSpace,
+    /// Network ranges.
+    pub network: NetworkSpace,
+    /// Timed faults before GST.
+    pub faults: FaultSpace,
+    /// Workload ranges.
+    pub workload: WorkloadSpace,
+    /// Protocol options.
+    pub protocol: ProtocolSpace,
+    /// Swarm testing.
+    pub swarm: Swarm,
+    /// Twins mode.
+    pub twins: Twins,
+    /// ByzzFuzz mode.
+    pub byzzfuzz: ByzzFuzz,
+    /// The liveness bound.
+    pub liveness: Liveness,
+}
+
+/// `[modes]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modes {
+    /// Weight of swarm runs.
+    pub swarm: u32,
+    /// Weight of Twins runs.
+    pub twins: u32,
+    /// Weight of ByzzFuzz runs.
+    pub byzzfuzz: u32,
+}
+
+/// `[committee]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Committee {
+    /// Sizes, drawn with weight 1/size.
+    pub sizes: Vec<u32>,
+    /// Share of runs beyond f_max.
+    pub beyond_f_max: f64,
+}
+
+/// `[byzantine]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByzantineSpace {
+    /// Behaviours drawn from.
+    pub behaviours: Vec<Behaviour>,
+    /// Probability all Byzantine agents share one behaviour.
+    pub same: f64,
+}
+
+/// `[network]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpace {
+    /// Loss probability.
+    pub drop: Span<f64>,
+    /// Lower latency bound.
+    pub latency_min_ms: Span<u64>,
+    /// Upper latency bound.
+    pub latency_max_ms: Span<u64>,
+    /// Pareto scale of the tail.
+    pub tail_scale_ms: Span<u64>,
+    /// Cap of the tail.
+    pub tail_max_ms: Span<u64>,
+    /// Duplication probability.
+    pub duplicate: Span<f64>,
+}
+
+/// `[faults]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpace {
+    /// Global stabilisation time.
+    pub gst_ms: Span<u64>,
+    /// Partition windows when partitions are on.
+    pub partitions: Span<u32>,
+    /// Probability a partition is one-way.
+    pub one_way: f64,
+    /// Crash/restart pairs when crashes are on.
+    pub crashes: Span<u32>,
+    /// Clog windows when clogs are on.
+    pub clogs: Span<u32>,
+}
+
+/// `[workload]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpace {
+    /// Sessions per run.
+    pub sessions: Span<u64>,
+    /// Candidates per session.
+    pub candidates: Span<u32>,
+    /// Overlapping sessions.
+    pub concurrency: Span<u64>,
+    /// Quality gap.
+    pub quality_gap: Span<f64>,
+}
+
+/// `[protocol]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolSpace {
+    /// Detectors drawn from.
+    pub detectors: Vec<DetectorKind>,
+    /// Fallbacks drawn from.
+    pub fallbacks: Vec<FallbackPolicy>,
+    /// Thresholds drawn from (those the audit accepts).
+    pub thresholds: Vec<f64>,
+    /// Probability that early unanimous decisions are on.
+    pub early_unanimous: f64,
+}
+
+/// `[swarm]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// Probability each family is off.
+    pub off: f64,
+}
+
+/// `[twins]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Twins {
+    /// Committee sizes.
+    pub sizes: Vec<u32>,
+    /// Rounds with a chosen partition.
+    pub rounds: Span<u32>,
+    /// Most groups per partition (2 or 3).
+    pub groups: u32,
+}
+
+/// `[byzzfuzz]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByzzFuzz {
+    /// Rounds with tampered messages.
+    pub c: Span<u32>,
+    /// Rounds with partitions.
+    pub d: Span<u32>,
+    /// Rounds are drawn from `0..=max_round`.
+    pub max_round: u32,
+}
+
+/// `[liveness]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Liveness {
+    /// Allowance per session after GST.
+    pub per_session_ms: u64,
+}
+
+/// An envelope file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct EnvelopeError {
+    /// The file.
+    pub file: String,
+    /// 1-based line (0: the file as a whole).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+impl Default for Envelope {
+    fn default() -> Self {
+        // The bundled text is tested to parse (`tests::the_default_parses_and_is_sane`).
+        match parse(DEFAULT_ENVELOPE, "default-envelope.toml") {
+            Ok(envelope) => envelope,
+            Err(e) => panic!("bftsim bug: the bundled envelope does not parse: {e}"),
+        }
+    }
+}
+
+/// Reads an envelope file; omitted keys keep the bundled defaults.
+pub fn load(path: &Path) -> Result<Envelope, EnvelopeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EnvelopeError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the envelope: {e}"),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses envelope text over the bundled defaults.
+pub fn parse(text: &str, file: &str) -> Result<Envelope, EnvelopeError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let offset = span.map_or(0, |s| s.start).min(text.len());
+        let before = text.get(..offset).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        EnvelopeError { file: file.to_owned(), line, column, message }
+    };
+    let user: toml::Table = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+    let mut merged: toml::Table = toml::from_str(DEFAULT_ENVELOPE).map_err(|e| at(None, e.to_string()))?;
+    for (section, value) in user {
+        match (merged.get_mut(&section), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => base.extend(over),
+            (_, value) => {
+                merged.insert(section, value);
+            }
+        }
+    }
+    let envelope: Envelope = toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| {
+        // Positions are lost in the merge: name the key instead.
+        at(None, format!("{}; see `bftsim explore --print-envelope` for every key", e.message()))
+    })?;
+    envelope.check().map_err(|message| at(None, message))?;
+    Ok(envelope)
+}
+
+impl Envelope {
+    fn check(&self) -> Result<(), String> {
+        let Modes { swarm, twins, byzzfuzz } = self.modes;
+        if swarm + twins + byzzfuzz == 0 {
+            return Err("modes: every weight is 0: give at least one mode a weight above 0".into());
+        }
+        if self.committee.sizes.is_empty() || self.committee.sizes.iter().any(|n| !(1..=64).contains(n)) {
+            return Err("committee.sizes: expected a non-empty list of sizes from 1 to 64".into());
+        }
+        if self.twins.sizes.iter().any(|n| !(2..=64).contains(n)) || !(2..=3).contains(&self.twins.groups) {
+            return Err("twins: expected sizes from 2 to 64 and groups = 2 or 3".into());
+        }
+        if self.byzantine.behaviours.is_empty() {
+            return Err("byzantine.behaviours: expected at least one behaviour".into());
+        }
+        if self.protocol.detectors.is_empty()
+            || self.protocol.fallbacks.is_empty()
+            || self.protocol.thresholds.is_empty()
+        {
+            return Err("protocol: detectors, fallbacks and thresholds each need at least one value".into());
+        }
+        let probabilities = [
+            ("committee.beyond_f_max", self.committee.beyond_f_max),
+            ("byzantine.same", self.byzantine.same),
+            ("faults.one_way", self.faults.one_way),
+            ("protocol.early_unanimous", self.protocol.early_unanimous),
+            ("swarm.off", self.swarm.off),
+            ("network.drop[0]", self.network.drop[0]),
+            ("network.drop[1]", self.network.drop[1]),
+            ("network.duplicate[0]", self.network.duplicate[0]),
+            ("network.duplicate[1]", self.network.duplicate[1]),
+            ("workload.quality_gap[0]", self.workload.quality_gap[0]),
+            ("workload.quality_gap[1]", self.workload.quality_gap[1]),
+        ];
+        for (key, p) in probabilities {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{key} = {p}: expected a number from 0.0 to 1.0"));
+            }
+        }
+        let ranges = [
+            ("network.drop", self.network.drop[0] <= self.network.drop[1]),
+            ("network.duplicate", self.network.duplicate[0] <= self.network.duplicate[1]),
+            ("network.latency_min_ms", self.network.latency_min_ms[0] <= self.network.latency_min_ms[1]),
+            ("network.latency_max_ms", self.network.latency_max_ms[0] <= self.network.latency_max_ms[1]),
+            ("network.tail_scale_ms", self.network.tail_scale_ms[0] <= self.network.tail_scale_ms[1]),
+            ("network.tail_max_ms", self.network.tail_max_ms[0] <= self.network.tail_max_ms[1]),
+            ("faults.gst_ms", self.faults.gst_ms[0] <= self.faults.gst_ms[1]),
+            ("faults.partitions", self.faults.partitions[0] <= self.faults.partitions[1]),
+            ("faults.crashes", self.faults.crashes[0] <= self.faults.crashes[1]),
+            ("faults.clogs", self.faults.clogs[0] <= self.faults.clogs[1]),
+            (
+                "workload.sessions",
+                1 <= self.workload.sessions[0] && self.workload.sessions[0] <= self.workload.sessions[1],
+            ),
+            (
+                "workload.candidates",
+                1 <= self.workload.candidates[0] && self.workload.candidates[0] <= self.workload.candidates[1],
+            ),
+            (
+                "workload.concurrency",
+                1 <= self.workload.concurrency[0] && self.workload.concurrency[0] <= self.workload.concurrency[1],
+            ),
+            ("workload.quality_gap", self.workload.quality_gap[0] <= self.workload.quality_gap[1]),
+            ("twins.rounds", 1 <= self.twins.rounds[0] && self.twins.rounds[0] <= self.twins.rounds[1]),
+            ("byzzfuzz.c", self.byzzfuzz.c[0] <= self.byzzfuzz.c[1]),
+            ("byzzfuzz.d", self.byzzfuzz.d[0] <= self.byzzfuzz.d[1]),
+        ];
+        for (key, ok) in ranges {
+            if !ok {
+                return Err(format!("{key}: expected [min, max] with min ≤ max (and min ≥ 1 for counts of sessions, candidates, concurrency and rounds)"));
+            }
+        }
+        if self.workload.sessions[1] > 1_000 || self.workload.candidates[1] > 64 {
+            return Err("workload: at most 1000 sessions and 64 candidates per generated run".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_parses_and_is_sane() {
+        let e = Envelope::default();
+        assert_eq!(e.committee.sizes.first(), Some(&4));
+        assert_eq!(e.byzantine.behaviours.len(), Behaviour::all().len(), "the default covers every behaviour");
+        assert!(e.network.latency_max_ms[1] > 200, "the default crosses the propose timeout");
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let e = parse("[committee]\nsizes = [4]\n", "x.toml").unwrap();
+        assert_eq!(e.committee.sizes, vec![4]);
+        assert_eq!(e.committee.beyond_f_max, Envelope::default().committee.beyond_f_max);
+        assert_eq!(e.network, Envelope::default().network);
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = parse("[committee]\nsizes = [4\n", "x.toml").unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("x.toml", 2));
+        let e = parse("[network]\ndrop = [0.5, 0.1]\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("network.drop"), "{e}");
+        let e = parse("[byzantine]\nbehaviours = [\"sneaky\"]\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("sneaky"), "{e}");
+        let e = parse("[modes]\nswarm = 0\ntwins = 0\nbyzzfuzz = 0\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("modes"), "{e}");
+    }
+}

@@ -1,0 +1,715 @@
+//! Scenario generation: run `index` of master seed `m` is a pure function of (envelope, m,
+//! index). Every generated scenario is written as ordinary scenario TOML (only the keys that
+//! differ from the defaults) and parsed by [`scenario::parse`], so it is a valid scenario file
+//! by construction and can be written out and run with `bftsim run`.
+//!
+//! Modes (`[modes]` weights, assigned by index so the split is exact and needs no state):
+//! - **swarm** (Groce et al., ISSTA 2012): every fault family of the envelope, each switched
+//!   off with probability `swarm.off`, so families that suppress bugs (constant loss hides an
+//!   equivocation split) are absent in some runs;
+//! - **twins** (Bano et al., OPODIS 2021): one Byzantine agent runs as two honest copies under
+//!   one key; the partition of every early round of session 0 places the copies apart.
+//!   Committees of the first `twins.sizes` entry are enumerated (twin position × one
+//!   partition per round), others sampled;
+//! - **byzzfuzz** (Winter et al., OOPSLA 2023): one Byzantine agent runs the honest code and
+//!   its messages of c chosen rounds are mutated for a random subset of receivers; d chosen
+//!   rounds are partitioned at random.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use consensus_core::quorum::Severity;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use toml::{Table, Value};
+
+use super::envelope::{Envelope, Span};
+use crate::scenario::{self, Behaviour, Scenario, ScenarioError, TamperAction};
+use crate::trace::derive;
+
+/// How a run was generated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// Swarm testing over the whole envelope.
+    Swarm,
+    /// Twins.
+    Twins,
+    /// ByzzFuzz.
+    ByzzFuzz,
+}
+
+impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 3] = [Mode::Swarm, Mode::Twins, Mode::ByzzFuzz];
+
+    /// The name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Swarm => "swarm",
+            Mode::Twins => "twins",
+            Mode::ByzzFuzz => "byzzfuzz",
+        }
+    }
+
+    /// The mode named `name`.
+    pub fn from_name(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// One generated run.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    /// Its index in the master seed's sequence.
+    pub index: u64,
+    /// How it was generated.
+    pub mode: Mode,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The simulator seed.
+    pub seed: u64,
+    /// The envelope features this run exercises (for the coverage table).
+    pub features: Vec<String>,
+    /// The scenario as a file.
+    pub text: String,
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    envelope: Envelope,
+    master: u64,
+    only: Option<Mode>,
+    mutation: String,
+}
+
+impl Generator {
+    /// Runs of `master` within `envelope`; `only` restricts to one mode; `mutation` (a
+    /// `protocol.mutation` name, `none` for the correct protocol) is set in every scenario.
+    pub fn new(envelope: Envelope, master: u64, only: Option<Mode>, mutation: &str) -> Generator {
+        Generator { envelope, master, only, mutation: mutation.to_owned() }
+    }
+
+    /// The mode of run `index` and its index among the runs of that mode.
+    pub fn mode_of(&self, index: u64) -> (Mode, u64) {
+        if let Some(mode) = self.only {
+            return (mode, index);
+        }
+        let m = self.envelope.modes;
+        let weights = [(Mode::Swarm, m.swarm), (Mode::Twins, m.twins), (Mode::ByzzFuzz, m.byzzfuzz)];
+        let total: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum::<u64>().max(1);
+        let (round, mut slot) = (index / total, index % total);
+        for (mode, w) in weights {
+            let w = u64::from(w);
+            if slot < w {
+                return (mode, round * w + slot);
+            }
+            slot -= w;
+        }
+        (Mode::Swarm, index)
+    }
+
+    /// Run `index`.
+    pub fn generate(&self, index: u64) -> Result<Generated, ScenarioError> {
+        let (mode, k) = self.mode_of(index);
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore", index));
+        let mut draft = Draft::default();
+        match mode {
+            Mode::Swarm => self.swarm(&mut rng, &mut draft),
+            Mode::Twins => self.twins(&mut rng, &mut draft, k),
+            Mode::ByzzFuzz => self.byzzfuzz(&mut rng, &mut draft),
+        }
+        self.finish(&mut rng, &mut draft);
+        if let Some(faults) = draft.faults_value() {
+            draft.table.insert("faults".into(), faults);
+        }
+        let mut table = draft.table;
+        table.insert("name".into(), Value::String(format!("explore-{}", mode.name())));
+        let description = format!("bftsim explore --seed {} run {index} ({})", self.master, mode.name());
+        table.insert("description".into(), Value::String(description));
+        if self.mutation != "none" {
+            set(&mut table, "protocol.mutation", Value::String(self.mutation.clone()));
+        }
+        let text = order(&table);
+        let path = format!("explore-{}-{index}.toml", self.master);
+        let scenario = scenario::parse(&text, Path::new(&path))?;
+        let seed = derive(self.master, "explore-seed", index);
+        let mut features = draft.features;
+        features.insert(format!("mode:{}", mode.name()));
+        Ok(Generated { index, mode, scenario, seed, features: features.into_iter().collect(), text })
+    }
+
+    fn swarm(&self, rng: &mut ChaCha8Rng, d: &mut Draft) {
+        let e = &self.envelope;
+        let on = |rng: &mut ChaCha8Rng| !rng.gen_bool(e.swarm.off);
+        let families = ["loss", "latency-high", "tail", "duplicates", "partitions", "crashes", "clogs", "byzantine"];
+        let families: BTreeSet<&str> = families.into_iter().filter(|_| on(rng)).collect();
+        let concurrency = on(rng);
+        let protocol = on(rng);
+        let n = pick_size(rng, &e.committee.sizes);
+        d.agents(n);
+        if families.contains("byzantine") {
+            let f_max = (n - 1) / 3;
+            let b = if rng.gen_bool(e.committee.beyond_f_max) || f_max == 0 {
+                rng.gen_range(f_max + 1..=(f_max + 2).min(n))
+            } else if rng.gen_bool(0.5) {
+                f_max
+            } else {
+                rng.gen_range(1..=f_max)
+            };
+            let behaviours = self.behaviours(rng, b);
+            d.byzantine(rng, n, &behaviours);
+        }
+        let high = families.contains("latency-high");
+        d.network(rng, e, families.contains("loss"), high, families.contains("tail"), families.contains("duplicates"));
+        let gst = draw(rng, e.faults.gst_ms);
+        d.gst_ms = gst;
+        if families.contains("partitions") {
+            let k = draw32(rng, e.faults.partitions);
+            d.partitions(rng, n, gst, k, e.faults.one_way);
+        }
+        if families.contains("crashes") {
+            let k = draw32(rng, e.faults.crashes);
+            d.crashes(rng, n, gst, k);
+        }
+        if families.contains("clogs") {
+            let k = draw32(rng, e.faults.clogs);
+            d.clogs(rng, n, gst, k);
+        }
+        d.workload(rng, e, concurrency);
+        if protocol {
+            self.protocol(rng, d, n);
+        }
+        d.features.extend(families.iter().map(|f| format!("family:{f}")));
+        if concurrency {
+            d.features.insert("family:concurrency".into());
+        }
+        if protocol {
+            d.features.insert("family:protocol-options".into());
+        }
+    }
+
+    fn twins(&self, rng: &mut ChaCha8Rng, d: &mut Draft, k: u64) {
+        let e = &self.envelope;
+        let sizes = if e.twins.sizes.is_empty() { vec![4] } else { e.twins.sizes.clone() };
+        // Even runs enumerate the first size; odd ones sample the rest.
+        let enumerate = k % 2 == 0;
+        let n = if enumerate { sizes[0] } else { *sizes.choose(rng).unwrap_or(&4) }.max(2);
+        let rounds = if enumerate { e.twins.rounds[1] } else { draw32(rng, e.twins.rounds) }.max(1);
+        let partitions = twin_partitions(n, e.twins.groups);
+        let mut code = k / 2;
+        let twin = if enumerate { (code % u64::from(n)) as u32 } else { rng.gen_range(0..n) };
+        code /= u64::from(n);
+        d.agents(n);
+        set(&mut d.table, "byzantine.count", int(1));
+        set(&mut d.table, "byzantine.strategy", Value::String("twin".into()));
+        set(&mut d.table, "byzantine.agents", Value::Array(vec![int(u64::from(twin))]));
+        d.features.insert("behaviour:twin".into());
+        let mut rules = Vec::new();
+        for round in 0..rounds {
+            let choice = if enumerate && !partitions.is_empty() {
+                let c = (code % partitions.len() as u64) as usize;
+                code /= partitions.len() as u64;
+                c
+            } else {
+                rng.gen_range(0..partitions.len().max(1))
+            };
+            let Some(groups) = partitions.get(choice) else { continue };
+            rules.push(round_partition(0, round, groups, twin));
+        }
+        d.table.insert("round_partitions".into(), Value::Array(rules));
+        let latency_max = rng.gen_range(10..=120u64);
+        set(&mut d.table, "network.latency_ms", Value::Array(vec![int(1), int(latency_max)]));
+        d.latency_max_ms = latency_max;
+        let sessions = rng.gen_range(1..=2u64);
+        set(&mut d.table, "workload.sessions", int(sessions));
+        d.sessions = sessions;
+        d.features.insert(format!("twins:rounds={rounds}"));
+        if enumerate {
+            d.features.insert(format!("twins:enumerated-n{n}"));
+        }
+    }
+
+    fn byzzfuzz(&self, rng: &mut ChaCha8Rng, d: &mut Draft) {
+        let e = &self.envelope;
+        let sizes: Vec<u32> = e.committee.sizes.iter().copied().filter(|n| (4..=10).contains(n)).collect();
+        let n = if sizes.is_empty() { 4 } else { pick_size(rng, &sizes) };
+        d.agents(n);
+        let f_max = ((n - 1) / 3).max(1);
+        let b = rng.gen_range(1..=f_max);
+        let mut behaviours = vec![Behaviour::Honest];
+        behaviours.extend(self.behaviours(rng, b - 1));
+        let agents = d.byzantine(rng, n, &behaviours);
+        let fuzzed = agents[0];
+        let sessions = rng.gen_range(1..=3u64);
+        set(&mut d.table, "workload.sessions", int(sessions));
+        d.sessions = sessions;
+        let c = draw32(rng, e.byzzfuzz.c);
+        let mut tamper = Vec::new();
+        for _ in 0..c {
+            let mut others: Vec<u32> = (0..n).filter(|a| *a != fuzzed).collect();
+            others.shuffle(rng);
+            let take = rng.gen_range(1..=others.len().max(1));
+            let mut to: Vec<u32> = others.into_iter().take(take).collect();
+            to.sort_unstable();
+            let action = *TamperAction::ALL.choose(rng).unwrap_or(&TamperAction::Omit);
+            let mut rule = Table::new();
+            rule.insert("agent".into(), int(u64::from(fuzzed)));
+            rule.insert("session".into(), int(rng.gen_range(0..sessions)));
+            rule.insert("round".into(), int(u64::from(rng.gen_range(0..=e.byzzfuzz.max_round))));
+            rule.insert("to".into(), Value::Array(to.into_iter().map(|a| int(u64::from(a))).collect()));
+            rule.insert("action".into(), Value::String(action.name().into()));
+            d.features.insert(format!("tamper:{}", action.name()));
+            tamper.push(Value::Table(rule));
+        }
+        let dd = draw32(rng, e.byzzfuzz.d);
+        let mut partitions = Vec::new();
+        for _ in 0..dd {
+            let groups = random_groups(rng, n, 2);
+            let mut rule = Table::new();
+            rule.insert("session".into(), int(rng.gen_range(0..sessions)));
+            rule.insert("round".into(), int(u64::from(rng.gen_range(0..=e.byzzfuzz.max_round))));
+            rule.insert("groups".into(), groups_value(&groups));
+            partitions.push(Value::Table(rule));
+        }
+        d.features.insert(format!("byzzfuzz:c={c},d={dd}"));
+        d.table.insert("tamper".into(), Value::Array(tamper));
+        d.table.insert("round_partitions".into(), Value::Array(partitions));
+        let loss = rng.gen_bool(0.3);
+        let latency_min = rng.gen_range(0..=20u64);
+        let latency_max = rng.gen_range(latency_min.max(19) + 1..=200);
+        set(&mut d.table, "network.latency_ms", Value::Array(vec![int(latency_min), int(latency_max)]));
+        d.latency_max_ms = latency_max;
+        if loss {
+            set(&mut d.table, "network.drop", Value::Float(round2(rng.gen_range(0.01..=0.1))));
+            d.features.insert("family:loss".into());
+        }
+    }
+
+    /// `b` behaviours from the envelope: one shared with probability `byzantine.same`.
+    fn behaviours(&self, rng: &mut ChaCha8Rng, b: u32) -> Vec<Behaviour> {
+        let list = &self.envelope.byzantine.behaviours;
+        let pick = |rng: &mut ChaCha8Rng| *list.choose(rng).unwrap_or(&Behaviour::Honest);
+        if rng.gen_bool(self.envelope.byzantine.same) {
+            let one = pick(rng);
+            vec![one; b as usize]
+        } else {
+            (0..b).map(|_| pick(rng)).collect()
+        }
+    }
+
+    fn protocol(&self, rng: &mut ChaCha8Rng, d: &mut Draft, n: u32) {
+        let p = &self.envelope.protocol;
+        if let Some(detector) = p.detectors.choose(rng) {
+            set(&mut d.table, "protocol.detector", Value::try_from(detector).unwrap_or(Value::String("none".into())));
+        }
+        if let Some(fallback) = p.fallbacks.choose(rng) {
+            set(&mut d.table, "protocol.fallback", Value::try_from(fallback).unwrap_or(Value::String("none".into())));
+        }
+        let b = d.byzantine_count.max(1);
+        let accepted: Vec<f64> =
+            p.thresholds.iter().copied().filter(|t| threshold_accepted(n, b.min((n - 1) / 3), *t)).collect();
+        if let Some(t) = accepted.choose(rng) {
+            set(&mut d.table, "protocol.threshold", Value::Float(*t));
+        }
+        set(&mut d.table, "protocol.early_unanimous", Value::Boolean(rng.gen_bool(p.early_unanimous)));
+    }
+
+    /// Workload defaults where a mode set none, and the liveness bound.
+    fn finish(&self, rng: &mut ChaCha8Rng, d: &mut Draft) {
+        if d.sessions == 0 {
+            d.workload(rng, &self.envelope, false);
+        }
+        if d.latency_max_ms == 0 {
+            d.latency_max_ms = 10;
+        }
+        let latency = d.latency_max_ms.saturating_add(d.tail_max_ms);
+        d.features.insert(latency_feature(latency).into());
+        // Rounds until the timeouts (50 ms + 50 ms per round) outgrow two message delays, and
+        // the time the timeouts of those rounds add up to (propose 200, prevote and
+        // precommit 50, each + 50 per round).
+        let rounds = (2 * latency).div_ceil(50) + 2;
+        let rounds_ms = 300 * rounds + 75 * rounds * rounds;
+        let per_session = self.envelope.liveness.per_session_ms.saturating_add(rounds_ms);
+        let bound = d.gst_ms.saturating_add(d.sessions.max(1).saturating_mul(per_session));
+        set(&mut d.table, "expect.liveness_bound_ms", int(bound.max(30_000)));
+    }
+}
+
+fn latency_feature(latency: u64) -> &'static str {
+    match latency {
+        0..=50 => "latency:below-prevote-timeout",
+        51..=200 => "latency:above-prevote-timeout",
+        _ => "latency:above-propose-timeout",
+    }
+}
+
+/// Whether the audit accepts `threshold` for `n` agents and `f` Byzantine ones.
+fn threshold_accepted(n: u32, f: u32, threshold: f64) -> bool {
+    let Some(ratio) = consensus_core::Ratio::from_f64(threshold) else { return false };
+    let weights_milli =
+        (0..n as usize).map(|i| consensus_core::AgentSpecialization::cycled(i).default_weight_milli()).collect();
+    let input = consensus_core::quorum::AuditInput { weights_milli, threshold: ratio, byzantine: Some(u64::from(f)) };
+    consensus_core::quorum::audit(&input).is_ok_and(|a| a.findings.iter().all(|f| f.severity != Severity::Error))
+}
+
+/// The scenario being drawn, as TOML, and what the liveness bound needs to know.
+#[derive(Default)]
+struct Draft {
+    table: Table,
+    features: BTreeSet<String>,
+    gst_ms: u64,
+    sessions: u64,
+    latency_max_ms: u64,
+    tail_max_ms: u64,
+    byzantine_count: u32,
+    faults: Vec<(u64, Table)>,
+}
+
+impl Draft {
+    fn agents(&mut self, n: u32) {
+        set(&mut self.table, "agents.count", int(u64::from(n)));
+        let bucket = match n {
+            0..=4 => "n:4",
+            5..=7 => "n:5-7",
+            8..=13 => "n:8-13",
+            _ => "n:14+",
+        };
+        self.features.insert(bucket.into());
+    }
+
+    /// Makes `behaviours.len()` random agents Byzantine; returns them in index order (the
+    /// behaviours are given in that order).
+    fn byzantine(&mut self, rng: &mut ChaCha8Rng, n: u32, behaviours: &[Behaviour]) -> Vec<u32> {
+        let mut all: Vec<u32> = (0..n).collect();
+        all.shuffle(rng);
+        let mut chosen: Vec<u32> = all.into_iter().take(behaviours.len()).collect();
+        chosen.sort_unstable();
+        let b = chosen.len() as u32;
+        self.byzantine_count = b;
+        set(&mut self.table, "byzantine.count", int(u64::from(b)));
+        set(&mut self.table, "byzantine.agents", Value::Array(chosen.iter().map(|a| int(u64::from(*a))).collect()));
+        let names: Vec<Value> = behaviours.iter().map(|x| Value::String(x.name().into())).collect();
+        if names.iter().all(|x| Some(x) == names.first()) {
+            if let Some(first) = names.first() {
+                set(&mut self.table, "byzantine.strategy", first.clone());
+            }
+        } else {
+            set(&mut self.table, "byzantine.strategies", Value::Array(names));
+        }
+        for x in behaviours {
+            self.features.insert(format!("behaviour:{}", x.name()));
+        }
+        let f_max = n.saturating_sub(1) / 3;
+        let share = if b > f_max {
+            "byzantine:beyond-f-max"
+        } else if b == f_max {
+            "byzantine:f-max"
+        } else {
+            "byzantine:below-f-max"
+        };
+        self.features.insert(share.into());
+        if behaviours.len() > 1 && behaviours.iter().any(|x| Some(x) != behaviours.first()) {
+            self.features.insert("byzantine:mixed".into());
+        }
+        chosen
+    }
+
+    fn network(&mut self, rng: &mut ChaCha8Rng, e: &Envelope, loss: bool, high: bool, tail: bool, dup: bool) {
+        let n = &e.network;
+        if loss {
+            set(&mut self.table, "network.drop", Value::Float(round2(draw_f(rng, n.drop))));
+        }
+        let min = draw(rng, n.latency_min_ms);
+        let max = if high {
+            rng.gen_range((min + 1).max(51).max(n.latency_max_ms[0])..=n.latency_max_ms[1].max(51))
+        } else {
+            rng.gen_range((min + 1).max(n.latency_max_ms[0]).min(50)..=50)
+        };
+        let max = max.max(min);
+        self.latency_max_ms = max;
+        set(&mut self.table, "network.latency_ms", Value::Array(vec![int(min), int(max)]));
+        if tail {
+            let scale = draw(rng, n.tail_scale_ms).max(1);
+            let cap = draw(rng, n.tail_max_ms).max(scale);
+            let mut t = Table::new();
+            t.insert("kind".into(), Value::String("pareto".into()));
+            t.insert("scale_ms".into(), int(scale));
+            t.insert("shape".into(), Value::Float(round2(rng.gen_range(1.1..3.0))));
+            t.insert("max_ms".into(), int(cap));
+            set(&mut self.table, "network.tail", Value::Table(t));
+            self.tail_max_ms = cap;
+        }
+        if dup {
+            set(&mut self.table, "network.duplicate", Value::Float(round2(draw_f(rng, n.duplicate))));
+        }
+    }
+
+    fn workload(&mut self, rng: &mut ChaCha8Rng, e: &Envelope, concurrency: bool) {
+        let w = &e.workload;
+        self.sessions = draw(rng, w.sessions);
+        set(&mut self.table, "workload.sessions", int(self.sessions));
+        set(&mut self.table, "workload.candidates", int(u64::from(draw32(rng, w.candidates))));
+        set(&mut self.table, "workload.quality_gap", Value::Float(round2(draw_f(rng, w.quality_gap))));
+        if concurrency {
+            set(&mut self.table, "workload.concurrency", int(draw(rng, w.concurrency)));
+        }
+    }
+
+    /// `k` partition windows before `gst`, none overlapping (a partition replaces the one in
+    /// effect, so overlapping windows would heal each other).
+    fn partitions(&mut self, rng: &mut ChaCha8Rng, n: u32, gst: u64, k: u32, one_way: f64) {
+        let mut points: Vec<u64> = (0..2 * k).map(|_| rng.gen_range(0..=gst)).collect();
+        points.sort_unstable();
+        for pair in points.chunks(2) {
+            let [start, end] = [pair[0], pair.get(1).copied().unwrap_or(gst).max(pair[0] + 1)];
+            let groups = random_groups(rng, n, 2);
+            let mut t = Table::new();
+            t.insert("kind".into(), Value::String("partition".into()));
+            t.insert("groups".into(), groups_value(&groups));
+            if rng.gen_bool(one_way) {
+                t.insert("one_way".into(), Value::Boolean(true));
+            }
+            self.faults.push((start, t));
+            let mut heal = Table::new();
+            heal.insert("kind".into(), Value::String("heal".into()));
+            self.faults.push((end, heal));
+        }
+    }
+
+    /// `k` crash/restart pairs of distinct agents before `gst`.
+    fn crashes(&mut self, rng: &mut ChaCha8Rng, n: u32, gst: u64, k: u32) {
+        let mut agents: Vec<u32> = (0..n).collect();
+        agents.shuffle(rng);
+        for agent in agents.into_iter().take(k.min(n.saturating_sub(1)) as usize) {
+            let start = rng.gen_range(0..gst.max(1));
+            let end = rng.gen_range(start + 1..=gst.max(start + 1));
+            for (at, kind) in [(start, "crash"), (end, "restart")] {
+                let mut t = Table::new();
+                t.insert("kind".into(), Value::String(kind.into()));
+                t.insert("agent".into(), int(u64::from(agent)));
+                self.faults.push((at, t));
+            }
+        }
+    }
+
+    /// `k` clog windows (an agent or a link) before `gst`.
+    fn clogs(&mut self, rng: &mut ChaCha8Rng, n: u32, gst: u64, k: u32) {
+        for _ in 0..k {
+            let start = rng.gen_range(0..gst.max(1));
+            let end = rng.gen_range(start + 1..=gst.max(start + 1));
+            let target = if n >= 2 && rng.gen_bool(0.5) {
+                let a = rng.gen_range(0..n);
+                let b = (a + rng.gen_range(1..n)) % n;
+                ("link", Value::Array(vec![int(u64::from(a)), int(u64::from(b))]))
+            } else {
+                ("agent", int(u64::from(rng.gen_range(0..n))))
+            };
+            for (at, kind) in [(start, "clog"), (end, "unclog")] {
+                let mut t = Table::new();
+                t.insert("kind".into(), Value::String(kind.into()));
+                t.insert(target.0.into(), target.1.clone());
+                self.faults.push((at, t));
+            }
+        }
+    }
+}
+
+impl Draft {
+    fn faults_value(&mut self) -> Option<Value> {
+        if self.faults.is_empty() {
+            return None;
+        }
+        // Stable by time: a window's end never precedes its start.
+        self.faults.sort_by_key(|(at, _)| *at);
+        let list = self
+            .faults
+            .drain(..)
+            .map(|(at, mut t)| {
+                t.insert("at_ms".into(), int(at));
+                Value::Table(t)
+            })
+            .collect();
+        Some(Value::Array(list))
+    }
+}
+
+/// The table as TOML (plain keys first, then tables, then arrays of tables).
+fn order(table: &Table) -> String {
+    toml::to_string(table).unwrap_or_default()
+}
+
+/// Every way to split `n` agents plus twin 0's second copy (element `n`) into 2 to `groups`
+/// non-empty groups with the twin's copies apart; the twin is element 0 before relabelling.
+fn twin_partitions(n: u32, groups: u32) -> Vec<Vec<Vec<u32>>> {
+    let elements = n as usize + 1;
+    let mut out = Vec::new();
+    let mut assignment = vec![0usize; elements];
+    // Restricted growth strings enumerate set partitions without repeats.
+    fn walk(i: usize, max: usize, limit: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<Vec<u32>>>) {
+        if i == a.len() {
+            let k = max + 1;
+            if k >= 2 && a[0] != a[a.len() - 1] {
+                let mut groups = vec![Vec::new(); k];
+                for (element, g) in a.iter().enumerate() {
+                    groups[*g].push(element as u32);
+                }
+                out.push(groups);
+            }
+            return;
+        }
+        for g in 0..=(max + 1).min(limit - 1) {
+            a[i] = g;
+            walk(i + 1, max.max(g), limit, a, out);
+        }
+    }
+    if elements >= 2 {
+        walk(1, 0, groups as usize, &mut assignment, &mut out);
+    }
+    out
+}
+
+/// A round partition of session `session`, round `round`, from a twin partition whose element
+/// 0 is the twin, elements 1..n the other agents in order, and element n the twin's copy.
+fn round_partition(session: u64, round: u32, groups: &[Vec<u32>], twin: u32) -> Value {
+    let n = groups.iter().map(|g| g.len()).sum::<usize>() as u32 - 1;
+    // Relabel: element 0 → the twin; element e in 1..n → the e-th other agent; n → "twin'".
+    let others: Vec<u32> = (0..n).filter(|a| *a != twin).collect();
+    let node = |e: u32| -> Value {
+        if e == 0 {
+            int(u64::from(twin))
+        } else if e == n {
+            Value::String(format!("{twin}'"))
+        } else {
+            int(u64::from(others[(e - 1) as usize]))
+        }
+    };
+    let mut t = Table::new();
+    t.insert("session".into(), int(session));
+    t.insert("round".into(), int(u64::from(round)));
+    t.insert(
+        "groups".into(),
+        Value::Array(groups.iter().map(|g| Value::Array(g.iter().map(|e| node(*e)).collect())).collect()),
+    );
+    Value::Table(t)
+}
+
+/// A random split of agents `0..n` into `k` non-empty groups (fewer when `n < k`).
+fn random_groups(rng: &mut ChaCha8Rng, n: u32, k: u32) -> Vec<Vec<u32>> {
+    let mut agents: Vec<u32> = (0..n).collect();
+    agents.shuffle(rng);
+    let k = k.min(n).max(1) as usize;
+    let mut cuts: Vec<usize> = (1..n as usize).collect();
+    cuts.shuffle(rng);
+    let mut cuts: Vec<usize> = cuts.into_iter().take(k - 1).collect();
+    cuts.sort_unstable();
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for cut in cuts.into_iter().chain([n as usize]) {
+        let mut g = agents[start..cut].to_vec();
+        g.sort_unstable();
+        groups.push(g);
+        start = cut;
+    }
+    groups
+}
+
+fn groups_value(groups: &[Vec<u32>]) -> Value {
+    Value::Array(groups.iter().map(|g| Value::Array(g.iter().map(|a| int(u64::from(*a))).collect())).collect())
+}
+
+/// Draws a committee size with weight 1/size.
+fn pick_size(rng: &mut ChaCha8Rng, sizes: &[u32]) -> u32 {
+    let total: f64 = sizes.iter().map(|n| 1.0 / f64::from((*n).max(1))).sum();
+    let mut x = rng.gen_range(0.0..total.max(f64::MIN_POSITIVE));
+    for n in sizes {
+        let w = 1.0 / f64::from((*n).max(1));
+        if x < w {
+            return *n;
+        }
+        x -= w;
+    }
+    sizes.last().copied().unwrap_or(4)
+}
+
+fn draw(rng: &mut ChaCha8Rng, [lo, hi]: Span<u64>) -> u64 {
+    rng.gen_range(lo.min(hi)..=hi.max(lo))
+}
+
+fn draw32(rng: &mut ChaCha8Rng, [lo, hi]: Span<u32>) -> u32 {
+    rng.gen_range(lo.min(hi)..=hi.max(lo))
+}
+
+fn draw_f(rng: &mut ChaCha8Rng, [lo, hi]: Span<f64>) -> f64 {
+    if hi > lo {
+        rng.gen_range(lo..=hi)
+    } else {
+        lo
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn int(x: u64) -> Value {
+    Value::Integer(i64::try_from(x).unwrap_or(i64::MAX))
+}
+
+/// Sets `a.b = value`, creating the table `a`.
+fn set(table: &mut Table, key: &str, value: Value) {
+    let mut parts = key.splitn(2, '.');
+    let (Some(head), rest) = (parts.next(), parts.next()) else { return };
+    match rest {
+        None => {
+            table.insert(head.to_owned(), value);
+        }
+        Some(rest) => {
+            let entry = table.entry(head.to_owned()).or_insert_with(|| Value::Table(Table::new()));
+            if let Value::Table(inner) = entry {
+                set(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_split_by_weight_without_state() {
+        let g = Generator::new(Envelope::default(), 1, None, "none");
+        let modes: Vec<Mode> = (0..10).map(|i| g.mode_of(i).0).collect();
+        assert_eq!(modes.iter().filter(|m| **m == Mode::Swarm).count(), 6);
+        assert_eq!(modes.iter().filter(|m| **m == Mode::Twins).count(), 2);
+        assert_eq!(g.mode_of(16), (Mode::Twins, 2), "the second twins run of the second block");
+    }
+
+    #[test]
+    fn twin_partitions_keep_the_copies_apart() {
+        let p = twin_partitions(4, 2);
+        assert!(!p.is_empty());
+        for groups in &p {
+            assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 5);
+            let of = |e: u32| groups.iter().position(|g| g.contains(&e));
+            assert_ne!(of(0), of(4));
+        }
+        // 2 groups, 0 and 4 apart: the 3 others each go either way: 2^3 = 8.
+        assert_eq!(p.len(), 8);
+        assert!(twin_partitions(4, 3).len() > p.len());
+    }
+
+    #[test]
+    fn every_generated_scenario_is_valid_and_deterministic() {
+        let g = Generator::new(Envelope::default(), 7, None, "none");
+        for i in 0..300 {
+            let a = g.generate(i).unwrap_or_else(|e| panic!("run {i}: {e}"));
+            let b = g.generate(i).unwrap();
+            assert_eq!((a.text.as_str(), a.seed), (b.text.as_str(), b.seed));
+            let again = scenario::parse(&a.text, Path::new("x.toml")).unwrap();
+            assert_eq!(again.agents, a.scenario.agents);
+        }
+    }
+}
