@@ -198,10 +198,14 @@ impl Generator {
         let n = if enumerate { sizes[0] } else { *sizes.choose(rng).unwrap_or(&4) }.max(2);
         let rounds = if enumerate { e.twins.rounds[1] } else { draw32(rng, e.twins.rounds) }.max(1);
         let partitions = twin_partitions(n, e.twins.groups);
-        let mut code = k / 2;
+        // Walk the product space (twin position × a partition per round) in a scrambled but
+        // complete order, so the first runs do not all start with the same partitions.
+        let total = u64::from(n).saturating_mul((partitions.len().max(1) as u64).saturating_pow(rounds)).max(1);
+        let mut code = scramble(k / 2 % total, total);
         let twin = if enumerate { (code % u64::from(n)) as u32 } else { rng.gen_range(0..n) };
         code /= u64::from(n);
         d.agents(n);
+        d.gst_ms = draw(rng, e.faults.gst_ms);
         set(&mut d.table, "byzantine.count", int(1));
         set(&mut d.table, "byzantine.strategy", Value::String("twin".into()));
         set(&mut d.table, "byzantine.agents", Value::Array(vec![int(u64::from(twin))]));
@@ -216,7 +220,7 @@ impl Generator {
                 rng.gen_range(0..partitions.len().max(1))
             };
             let Some(groups) = partitions.get(choice) else { continue };
-            rules.push(round_partition(0, round, groups, twin));
+            rules.push(round_partition(0, round, groups, twin, d.gst_ms));
         }
         d.table.insert("round_partitions".into(), Value::Array(rules));
         let latency_max = rng.gen_range(10..=120u64);
@@ -264,6 +268,7 @@ impl Generator {
             tamper.push(Value::Table(rule));
         }
         let dd = draw32(rng, e.byzzfuzz.d);
+        d.gst_ms = draw(rng, e.faults.gst_ms);
         let mut partitions = Vec::new();
         for _ in 0..dd {
             let groups = random_groups(rng, n, 2);
@@ -271,11 +276,16 @@ impl Generator {
             rule.insert("session".into(), int(rng.gen_range(0..sessions)));
             rule.insert("round".into(), int(u64::from(rng.gen_range(0..=e.byzzfuzz.max_round))));
             rule.insert("groups".into(), groups_value(&groups));
+            rule.insert("until_ms".into(), int(d.gst_ms));
             partitions.push(Value::Table(rule));
         }
         d.features.insert(format!("byzzfuzz:c={c},d={dd}"));
-        d.table.insert("tamper".into(), Value::Array(tamper));
-        d.table.insert("round_partitions".into(), Value::Array(partitions));
+        if !tamper.is_empty() {
+            d.table.insert("tamper".into(), Value::Array(tamper));
+        }
+        if !partitions.is_empty() {
+            d.table.insert("round_partitions".into(), Value::Array(partitions));
+        }
         let loss = rng.gen_bool(0.3);
         let latency_min = rng.gen_range(0..=20u64);
         let latency_max = rng.gen_range(latency_min.max(19) + 1..=200);
@@ -335,6 +345,21 @@ impl Generator {
         let bound = d.gst_ms.saturating_add(d.sessions.max(1).saturating_mul(per_session));
         set(&mut d.table, "expect.liveness_bound_ms", int(bound.max(30_000)));
     }
+}
+
+/// A bijection of `0..total`: `x ↦ (a·x + c) mod total` with `a` coprime to `total`.
+fn scramble(x: u64, total: u64) -> u64 {
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut a = (total / 2 + 1) | 1;
+    while gcd(a, total) != 1 {
+        a += 2;
+    }
+    ((u128::from(a) * u128::from(x) + 7) % u128::from(total)) as u64
 }
 
 fn latency_feature(latency: u64) -> &'static str {
@@ -572,7 +597,7 @@ fn twin_partitions(n: u32, groups: u32) -> Vec<Vec<Vec<u32>>> {
 
 /// A round partition of session `session`, round `round`, from a twin partition whose element
 /// 0 is the twin, elements 1..n the other agents in order, and element n the twin's copy.
-fn round_partition(session: u64, round: u32, groups: &[Vec<u32>], twin: u32) -> Value {
+fn round_partition(session: u64, round: u32, groups: &[Vec<u32>], twin: u32, until_ms: u64) -> Value {
     let n = groups.iter().map(|g| g.len()).sum::<usize>() as u32 - 1;
     // Relabel: element 0 → the twin; element e in 1..n → the e-th other agent; n → "twin'".
     let others: Vec<u32> = (0..n).filter(|a| *a != twin).collect();
@@ -592,6 +617,7 @@ fn round_partition(session: u64, round: u32, groups: &[Vec<u32>], twin: u32) -> 
         "groups".into(),
         Value::Array(groups.iter().map(|g| Value::Array(g.iter().map(|e| node(*e)).collect())).collect()),
     );
+    t.insert("until_ms".into(), int(until_ms));
     Value::Table(t)
 }
 
@@ -685,6 +711,15 @@ mod tests {
         assert_eq!(modes.iter().filter(|m| **m == Mode::Swarm).count(), 6);
         assert_eq!(modes.iter().filter(|m| **m == Mode::Twins).count(), 2);
         assert_eq!(g.mode_of(16), (Mode::Twins, 2), "the second twins run of the second block");
+    }
+
+    #[test]
+    fn scramble_is_a_bijection() {
+        for total in [1u64, 2, 8, 12, 100, 243] {
+            let mut seen: Vec<u64> = (0..total).map(|x| scramble(x, total)).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..total).collect::<Vec<_>>(), "total {total}");
+        }
     }
 
     #[test]

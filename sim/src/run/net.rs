@@ -75,7 +75,7 @@ impl SimTx {
         let now = self.clock.now_ms();
         let verdict = match &self.routing.rounds {
             Some(rounds) => match rounds.lock() {
-                Ok(mut r) => r.apply(node_of(self.address), node_of(address), &frame),
+                Ok(mut r) => r.apply(node_of(self.address), node_of(address), &frame, now),
                 Err(_) => Verdict::Pass,
             },
             None => Verdict::Pass,

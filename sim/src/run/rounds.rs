@@ -61,8 +61,8 @@ impl RoundFaults {
         Some(RoundFaults { partitions, tamper, signers, seen: BTreeMap::new(), sent: BTreeMap::new() })
     }
 
-    /// The fate of `frame` from `from` to `to` under the rules.
-    pub fn apply(&mut self, from: NodeRef, to: NodeRef, frame: &Frame) -> Verdict {
+    /// The fate of `frame` from `from` to `to`, sent at `now_ms`, under the rules.
+    pub fn apply(&mut self, from: NodeRef, to: NodeRef, frame: &Frame, now_ms: u64) -> Verdict {
         let Ok(message) = wire::decode(frame) else { return Verdict::Pass };
         let session = message.session().0;
         let receiver = AgentId(to.agent);
@@ -76,7 +76,7 @@ impl RoundFaults {
             }
         }
         let Some(round) = round_of(&message) else { return Verdict::Pass };
-        if self.partitions.iter().any(|p| p.cuts(session, round, from, to)) {
+        if self.partitions.iter().any(|p| p.cuts(session, round, from, to, now_ms)) {
             return Verdict::Drop("round partition");
         }
         let sender = AgentId(from.agent);

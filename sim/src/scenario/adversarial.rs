@@ -161,9 +161,12 @@ impl<'de> Deserialize<'de> for NodeRef {
 }
 
 /// `[[round_partitions]]`: the messages of `round` of `session` between different groups are
-/// lost. Nodes in no group keep their links.
+/// lost (those sent before `until_ms`, when given). Nodes in no group keep their links.
+///
+/// Without `until_ms` the cut lasts for ever, retransmissions included, so the scenario does
+/// not promise liveness by default; generated scenarios end every cut by their GST.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a [[round_partitions]] table with session, round and groups")]
+#[serde(deny_unknown_fields, expecting = "a [[round_partitions]] table with session, round, groups and until_ms")]
 pub struct RoundPartition {
     /// The session.
     pub session: u64,
@@ -171,12 +174,16 @@ pub struct RoundPartition {
     pub round: u32,
     /// At least two disjoint, non-empty groups of nodes.
     pub groups: Vec<Vec<NodeRef>>,
+    /// Messages sent from this simulated time on pass (default: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
 }
 
 impl RoundPartition {
-    /// Whether this rule cuts a message of (`session`, `round`) from `from` to `to`.
-    pub fn cuts(&self, session: u64, round: u32, from: NodeRef, to: NodeRef) -> bool {
-        if self.session != session || self.round != round {
+    /// Whether this rule cuts a message of (`session`, `round`) from `from` to `to` sent at
+    /// `now_ms`.
+    pub fn cuts(&self, session: u64, round: u32, from: NodeRef, to: NodeRef, now_ms: u64) -> bool {
+        if self.session != session || self.round != round || self.until_ms.is_some_and(|u| now_ms >= u) {
             return false;
         }
         let group = |n: NodeRef| self.groups.iter().position(|g| g.contains(&n));
@@ -320,11 +327,14 @@ mod tests {
             session: 0,
             round: 1,
             groups: vec![vec![NodeRef::agent(0), NodeRef::agent(1)], vec![NodeRef { agent: 1, copy: 1 }]],
+            until_ms: Some(500),
         };
-        assert!(p.cuts(0, 1, NodeRef::agent(0), NodeRef { agent: 1, copy: 1 }));
-        assert!(!p.cuts(0, 1, NodeRef::agent(0), NodeRef::agent(1)));
-        assert!(!p.cuts(0, 2, NodeRef::agent(0), NodeRef { agent: 1, copy: 1 }));
-        assert!(!p.cuts(1, 1, NodeRef::agent(0), NodeRef { agent: 1, copy: 1 }));
-        assert!(!p.cuts(0, 1, NodeRef::agent(0), NodeRef::agent(3)));
+        let twin = NodeRef { agent: 1, copy: 1 };
+        assert!(p.cuts(0, 1, NodeRef::agent(0), twin, 0));
+        assert!(!p.cuts(0, 1, NodeRef::agent(0), twin, 500), "the cut ends at until_ms");
+        assert!(!p.cuts(0, 1, NodeRef::agent(0), NodeRef::agent(1), 0));
+        assert!(!p.cuts(0, 2, NodeRef::agent(0), twin, 0));
+        assert!(!p.cuts(1, 1, NodeRef::agent(0), twin, 0));
+        assert!(!p.cuts(0, 1, NodeRef::agent(0), NodeRef::agent(3), 0));
     }
 }

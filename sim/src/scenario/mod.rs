@@ -557,11 +557,13 @@ impl Scenario {
 
     /// The default of `expect.liveness`: true when the faulty agents at the end of the run
     /// (Byzantine ones, agents still crashed or clogged, one per link still clogged) are at most
-    /// [`Scenario::f_max`], no partition is left in effect, and `network.drop < 1`.
+    /// [`Scenario::f_max`], no partition is left in effect, every round partition ends
+    /// (`until_ms`), and `network.drop < 1`.
     pub fn default_liveness(&self) -> bool {
         let end = Timeline::replay(&self.faults);
         let faulty = u64::from(self.byzantine.count) + end.down_agents() + end.clogged_links.len() as u64;
-        faulty <= u64::from(self.f_max()) && !end.partitioned && self.network.drop < 1.0
+        let cut_for_ever = self.round_partitions.iter().any(|p| p.until_ms.is_none());
+        faulty <= u64::from(self.f_max()) && !end.partitioned && !cut_for_ever && self.network.drop < 1.0
     }
 
     /// The configuration audit, with the seed weights of the cycled specialisations and

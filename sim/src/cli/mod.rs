@@ -19,6 +19,8 @@ use sim::scenario::{self, Scenario, ScenarioError, SweepLabels};
 use sim::shrink::{self, ShrinkOptions};
 use sim::summary::{ScenarioSummary, Summary};
 
+mod explore;
+
 /// Deterministic fault-injection simulator for consensus-core: runs seeded scenarios on madsim,
 /// checks safety, liveness and validity invariants at every step, and replays any failure from
 /// its seed.
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long)]
         report: bool,
     },
+    /// Explore the fault space: generate scenarios from a master seed within an envelope (swarm,
+    /// Twins, ByzzFuzz), run them, and shrink and write every distinct failure.
+    Explore(explore::ExploreArgs),
     /// Minimize a failing (scenario, seed): a smaller scenario that still violates the same
     /// invariant at the same seed.
     Shrink {
@@ -151,15 +156,19 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Run { paths, seeds, seed_start, jobs, out, check_determinism, quiet, shard, report } => {
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let options = RunCommand { seeds, seed_start, jobs, check_determinism, quiet, shard };
-            cmd_run(&paths, &options, &out).and_then(|code| {
-                if report {
-                    cmd_report(&out, &out, None)?;
-                }
-                Ok(code)
-            })
+            self::jobs(jobs)
+                .and_then(|jobs| {
+                    let options = RunCommand { seeds, seed_start, jobs, check_determinism, quiet, shard };
+                    cmd_run(&paths, &options, &out)
+                })
+                .and_then(|code| {
+                    if report {
+                        cmd_report(&out, &out, None)?;
+                    }
+                    Ok(code)
+                })
         }
+        Command::Explore(args) => explore::cmd_explore(args),
         Command::Shrink { scenario, seed, set, out, max_runs } => cmd_shrink(&scenario, seed, &set, out, max_runs),
         Command::Merge { dirs, out } => cmd_merge(&dirs, &out),
         Command::Report { dir, out, title } => {
@@ -181,15 +190,26 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-        Err(CliError::Io(message)) => {
+        Err(CliError::Io(message)) | Err(CliError::Input(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
     }
 }
 
+/// `--jobs`: at least 1; all cores when absent.
+fn jobs(jobs: Option<usize>) -> Result<usize, CliError> {
+    match jobs {
+        Some(0) => Err(CliError::Usage("--jobs must be at least 1".into())),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 enum CliError {
     Usage(String),
+    /// A file the user gave cannot be used.
+    Input(String),
     Scenario(ScenarioError),
     Io(String),
 }

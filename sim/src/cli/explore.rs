@@ -1,0 +1,203 @@
+//! `bftsim explore`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use sim::explore::envelope::{self, Envelope, DEFAULT_ENVELOPE};
+use sim::explore::generate::{Generator, Mode};
+use sim::explore::{explore, ExploreConfig, ExploreSummary};
+use sim::merge::Shard;
+use sim::results::RunOutcome;
+
+use super::{progress, CliError};
+
+/// The options of `bftsim explore`.
+#[derive(Args)]
+pub(super) struct ExploreArgs {
+    /// The master seed: the same seed gives the same runs and findings on any --jobs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most runs (default 10000, or no limit with --time).
+    #[arg(long)]
+    runs: Option<u64>,
+    /// Most wall-clock time for the runs, e.g. 90s, 10m, 2h (shrinking comes after).
+    #[arg(long, value_parser = parse_duration)]
+    time: Option<Duration>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Output directory: runs.jsonl, explore.json, findings/.
+    #[arg(long, default_value = "out/explore")]
+    out: PathBuf,
+    /// The envelope file (default: the bundled one; see --print-envelope).
+    #[arg(long)]
+    envelope: Option<PathBuf>,
+    /// Print the bundled envelope and exit.
+    #[arg(long)]
+    print_envelope: bool,
+    /// Only this mode: swarm, twins or byzzfuzz.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<Mode>,
+    /// Explore this deliberately broken protocol variant (a protocol.mutation name).
+    #[arg(long, default_value = "none")]
+    mutation: String,
+    /// Run only shard I of N of the run sequence (combine with `bftsim merge`).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Stop at the first finding (the runs before it complete, so it is the first in run order).
+    #[arg(long)]
+    until_found: bool,
+    /// Simulator runs each shrink may spend.
+    #[arg(long, default_value_t = 300)]
+    shrink_runs: usize,
+    /// Most findings shrunk and written.
+    #[arg(long, default_value_t = 10)]
+    max_findings: usize,
+    /// Print generated run I as a scenario file and exit.
+    #[arg(long, value_name = "I")]
+    emit: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
+    if args.print_envelope {
+        print!("{DEFAULT_ENVELOPE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (envelope, envelope_name) = match &args.envelope {
+        Some(path) => (envelope::load(path).map_err(|e| CliError::Input(e.to_string()))?, path.display().to_string()),
+        None => (Envelope::default(), "default".to_owned()),
+    };
+    if args.mutation != "none" {
+        check_mutation(&args.mutation)?;
+    }
+    if let Some(index) = args.emit {
+        let g = Generator::new(envelope, args.seed, args.mode, &args.mutation)
+            .generate(index)
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        println!(
+            "# bftsim explore --seed {} --emit {index} ({}); run it with --seed {}",
+            args.seed,
+            g.mode.name(),
+            g.seed
+        );
+        print!("{}", g.text);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let jobs = super::jobs(args.jobs)?;
+    let runs = match (args.runs, args.time) {
+        (Some(0), _) => return Err(CliError::Usage("--runs must be at least 1".into())),
+        (Some(r), _) => r,
+        (None, Some(_)) => u64::MAX,
+        (None, None) => 10_000,
+    };
+    let config = ExploreConfig {
+        envelope,
+        envelope_name,
+        master: args.seed,
+        runs,
+        time: args.time,
+        jobs,
+        mode: args.mode,
+        mutation: args.mutation.clone(),
+        shard: args.shard,
+        until_found: args.until_found,
+        shrink_runs: args.shrink_runs,
+        max_findings: args.max_findings,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // A second Ctrl-C while findings are shrunk ends the process at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    let bar = progress(if runs == u64::MAX { 0 } else { runs }, args.quiet);
+    let mut first_seen = std::collections::BTreeSet::new();
+    let summary = explore(&config, &args.out, &stop, |done| {
+        bar.inc(1);
+        if done.record.outcome != RunOutcome::Ok {
+            if let Some(v) = done.record.violations.first() {
+                if first_seen.insert(v.invariant.clone()) && !args.quiet {
+                    bar.println(format!(
+                        "run {} ({}, {}): {} — {}",
+                        done.k,
+                        done.generated.mode.name(),
+                        done.generated.scenario.byzantine.label(),
+                        v.invariant,
+                        v.detail
+                    ));
+                }
+            }
+        }
+    })
+    .map_err(|e| CliError::Io(e.to_string()))?;
+    bar.finish_and_clear();
+    print_summary(&summary, &args.out, &config);
+    Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {
+    let secs = s.elapsed_ms as f64 / 1000.0;
+    println!(
+        "explored {} runs (swarm {}, twins {}, byzzfuzz {}) of master seed {}{} in {secs:.1} s on {} job(s)",
+        s.runs,
+        s.modes.swarm,
+        s.modes.twins,
+        s.modes.byzzfuzz,
+        s.master_seed,
+        if config.mutation == "none" { String::new() } else { format!(" with mutation {}", config.mutation) },
+        s.jobs
+    );
+    if s.interrupted {
+        println!(
+            "interrupted: the runs above are in {}; the findings so far are written",
+            out.join("runs.jsonl").display()
+        );
+    }
+    if s.findings.is_empty() {
+        println!("no finding: every invariant held in every run");
+    } else {
+        println!("\n{} finding(s):", s.findings.len());
+        for f in &s.findings {
+            println!(
+                "  {:<18} {:<40} first at run {:>6}, {:>5} hit(s), size {} → {} ({} lines)",
+                f.invariant, f.location, f.first_run, f.hits, f.size_before, f.size_after, f.lines
+            );
+            println!("      {}", f.reproduce);
+        }
+    }
+    println!("\nwrote {} and {}", out.join("runs.jsonl").display(), out.join("explore.json").display());
+}
+
+fn check_mutation(name: &str) -> Result<(), CliError> {
+    let probe = format!("[protocol]\nmutation = \"{name}\"\n");
+    sim::scenario::parse(&probe, Path::new("--mutation"))
+        .map(|_| ())
+        .map_err(|e| CliError::Usage(format!("--mutation {name}: {}", e.message)))
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::from_name(s).ok_or_else(|| format!("unknown mode {s:?}: expected swarm, twins or byzzfuzz"))
+}
+
+/// `90s`, `10m`, `2h`, or a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration: expected e.g. 90s, 10m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}, expected s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,150 @@
+//! Findings: failing runs grouped by (invariant, where), each group's first run shrunk and
+//! written as a self-contained scenario file with its reproduce command, its trace and a
+//! space-time diagram.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ExploreConfig, ExploreError, Failure};
+use crate::run::{run, RunOptions};
+use crate::scenario::{self, Scenario};
+use crate::shrink::{self, ShrinkOptions};
+
+/// One distinct failure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `<invariant>-<mode>-<run>`, also the file stem under `findings/`.
+    pub id: String,
+    /// The invariant violated.
+    pub invariant: String,
+    /// Where: the mode and the Byzantine behaviours of the run.
+    pub location: String,
+    /// Runs explored until the first run with this finding, that run included.
+    pub first_run: u64,
+    /// Runs with this finding.
+    pub hits: u64,
+    /// The scenario file, relative to the output directory.
+    pub scenario: String,
+    /// The seed that fails.
+    pub seed: u64,
+    /// The command that replays it.
+    pub reproduce: String,
+    /// Size of the generated scenario ([`shrink::size`]).
+    pub size_before: u64,
+    /// Size after shrinking.
+    pub size_after: u64,
+    /// Lines of the written file.
+    pub lines: u64,
+    /// The space-time diagram (SVG), relative to the output directory.
+    pub diagram: Option<String>,
+    /// The violation, in words (of the shrunk run).
+    pub detail: String,
+}
+
+/// Groups, shrinks and writes the findings of `failures` (in run order).
+pub(super) fn process(
+    config: &ExploreConfig,
+    out: &Path,
+    failures: &[Failure],
+    stop: &AtomicBool,
+) -> Result<Vec<Finding>, ExploreError> {
+    let mut groups: BTreeMap<(String, String), (usize, u64)> = BTreeMap::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    for (i, f) in failures.iter().enumerate() {
+        let key = (f.invariant.clone(), location(f));
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            (i, 0)
+        });
+        entry.1 += 1;
+    }
+    let dir = out.join("findings");
+    if !order.is_empty() {
+        fs::create_dir_all(&dir).map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut findings = Vec::new();
+    for key in order.into_iter().take(config.max_findings) {
+        let Some(&(first, hits)) = groups.get(&key) else { continue };
+        let Some(failure) = failures.get(first) else { continue };
+        let shrink_runs = if stop.load(Ordering::Relaxed) { 1 } else { config.shrink_runs };
+        findings.push(write_finding(config, out, failure, key.1, hits, shrink_runs)?);
+    }
+    Ok(findings)
+}
+
+fn location(f: &Failure) -> String {
+    format!("{} / {}", f.generated.mode.name(), f.generated.scenario.byzantine.label())
+}
+
+fn write_finding(
+    config: &ExploreConfig,
+    out: &Path,
+    failure: &Failure,
+    location: String,
+    hits: u64,
+    shrink_runs: usize,
+) -> Result<Finding, ExploreError> {
+    let g = &failure.generated;
+    let id = format!("{}-{}-{}", failure.invariant, g.mode.name(), g.index);
+    let relative = format!("findings/{id}.toml");
+    let path = out.join(&relative);
+    let seed = g.seed;
+    let original = g.scenario.clone();
+    let shrunk = shrink::shrink(
+        &original,
+        ShrinkOptions { max_runs: shrink_runs.max(1) },
+        |candidate| shrink::violation_at(candidate, seed),
+        |_| {},
+    )
+    .ok();
+    // Keep the shrunk scenario only if it fails the same way read back from its file.
+    let mut chosen = shrunk
+        .as_ref()
+        .filter(|s| s.invariant == failure.invariant)
+        .map(|s| s.scenario.clone())
+        .filter(|s| replays(s, &path, seed, &failure.invariant))
+        .unwrap_or(original);
+    chosen.name = id.clone();
+    let reproduce = format!("bftsim reproduce {} --seed {seed}", path.display());
+    let header = format!(
+        "# Found by `bftsim explore --seed {}{}` (run {}, {}): violates `{}`.\n# Replay: {reproduce}\n",
+        config.master,
+        if config.mutation == "none" { String::new() } else { format!(" --mutation {}", config.mutation) },
+        g.index,
+        g.mode.name(),
+        failure.invariant
+    );
+    let text = format!("{header}{}", chosen.to_minimal_toml());
+    fs::write(&path, &text).map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let traced = run(&chosen, seed, BTreeMap::new(), RunOptions { trace: true });
+    let detail = traced.record.violations.first().map_or_else(|| failure.detail.clone(), |v| v.detail.clone());
+    let trace_path = out.join(format!("findings/{id}.trace.jsonl"));
+    let lines: Vec<String> = traced.trace.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
+    fs::write(&trace_path, lines.join("\n") + "\n")
+        .map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", trace_path.display())))?;
+    Ok(Finding {
+        id,
+        invariant: failure.invariant.clone(),
+        location,
+        first_run: failure.k + 1,
+        hits,
+        scenario: relative,
+        seed,
+        reproduce,
+        size_before: shrink::size(&g.scenario),
+        size_after: shrink::size(&chosen),
+        lines: text.lines().count() as u64,
+        diagram: None,
+        detail,
+    })
+}
+
+/// Whether `s`, written as a minimal file and read back, still violates `invariant` at `seed`.
+fn replays(s: &Scenario, path: &Path, seed: u64, invariant: &str) -> bool {
+    let Ok(back) = scenario::parse(&s.to_minimal_toml(), path) else { return false };
+    shrink::violation_at(&back, seed).as_deref() == Some(invariant)
+}
