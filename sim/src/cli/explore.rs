@@ -145,6 +145,10 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
 }
 
 fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {
+    print_findings(s, out, &config.mutation);
+}
+
+fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
     let secs = s.elapsed_ms as f64 / 1000.0;
     println!(
         "explored {} runs (swarm {}, twins {}, byzzfuzz {}) of master seed {}{} in {secs:.1} s on {} job(s)",
@@ -153,13 +157,19 @@ fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {
         s.modes.twins,
         s.modes.byzzfuzz,
         s.master_seed,
-        if config.mutation == "none" { String::new() } else { format!(" with mutation {}", config.mutation) },
+        if mutation == "none" { String::new() } else { format!(" with mutation {mutation}") },
         s.jobs
     );
     if s.interrupted {
         println!(
             "interrupted: the runs above are in {}; the findings so far are written",
             out.join("runs.jsonl").display()
+        );
+    }
+    if s.control_failures > 0 {
+        println!(
+            "{} failing run(s) also failed without the mutation: failures of the protocol itself, not counted as findings",
+            s.control_failures
         );
     }
     if s.findings.is_empty() {
@@ -200,4 +210,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("{s:?}: unknown unit {unit:?}, expected s, m or h")),
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// `bftsim merge` of exploration directories.
+pub(super) fn cmd_merge(dirs: &[PathBuf], out: &Path) -> Result<ExitCode, CliError> {
+    let summary = sim::explore::merge::merge(dirs, out).map_err(|e| CliError::Input(e.to_string()))?;
+    let config_mutation = summary.mutation.clone();
+    println!("merged {} exploration(s) into {}", dirs.len(), out.display());
+    print_findings(&summary, out, &config_mutation);
+    Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -365,6 +365,9 @@ fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Result<ExitCo
 }
 
 fn cmd_merge(dirs: &[PathBuf], out: &Path) -> Result<ExitCode, CliError> {
+    if dirs.first().is_some_and(|d| sim::explore::merge::is_exploration(d)) {
+        return explore::cmd_merge(dirs, out);
+    }
     let merged = sim::merge::merge(dirs, out).map_err(|e| CliError::Io(e.to_string()))?;
     print_table(&merged.summary.scenarios);
     println!(

@@ -23,7 +23,8 @@ pub struct Finding {
     pub invariant: String,
     /// Where: the mode and the Byzantine behaviours of the run.
     pub location: String,
-    /// Runs explored until the first run with this finding, that run included.
+    /// Runs explored until the first run with this finding, that run included (its index in
+    /// the master seed's sequence plus one, also across shards).
     pub first_run: u64,
     /// Runs with this finding.
     pub hits: u64,
@@ -130,7 +131,7 @@ fn write_finding(
         id,
         invariant: failure.invariant.clone(),
         location,
-        first_run: failure.k + 1,
+        first_run: g.index + 1,
         hits,
         scenario: relative,
         seed,

@@ -16,6 +16,7 @@
 pub mod envelope;
 mod findings;
 pub mod generate;
+pub mod merge;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -97,6 +98,10 @@ pub struct ExploreSummary {
     pub findings: Vec<Finding>,
     /// Whether the exploration was interrupted before its budget.
     pub interrupted: bool,
+    /// With a mutation: failing runs that also fail without it (failures of the protocol
+    /// itself, not caught mutations; they are not findings of the mutation).
+    #[serde(default)]
+    pub control_failures: u64,
     /// The shard explored, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -179,7 +184,7 @@ pub fn explore(
     let mut write_error = None;
     let mut generation_error = None;
     let outcome = run_all(config, &generator, stop, started, |k, result| {
-        let (generated, record) = match result {
+        let (generated, record, control_failed) = match result {
             Ok(pair) => pair,
             Err(e) => {
                 generation_error.get_or_insert(e);
@@ -204,6 +209,10 @@ pub fn explore(
             entry.1 += u64::from(failed);
         }
         on_run(RunDone { k, generated: &generated, record: &record });
+        if control_failed {
+            summary.control_failures += 1;
+            return false;
+        }
         if let (true, Some(v)) = (failed, record.violations.first()) {
             let failure =
                 Failure { k, invariant: v.invariant.clone(), detail: v.detail.clone(), generated: generated.clone() };
@@ -240,7 +249,7 @@ fn run_all(
     generator: &Generator,
     stop: &AtomicBool,
     started: Instant,
-    mut on_result: impl FnMut(u64, Result<(Generated, RunRecord), ExploreError>) -> bool,
+    mut on_result: impl FnMut(u64, Result<(Generated, RunRecord, bool), ExploreError>) -> bool,
 ) -> RunAll {
     let next = AtomicU64::new(0);
     let limit = AtomicU64::new(config.runs);
@@ -275,7 +284,12 @@ fn run_all(
                             seed: generated.seed,
                         };
                         let record = run_job(&job, false);
-                        (generated, record)
+                        // With a mutation, a failure counts only if the correct protocol
+                        // passes the same run (the control).
+                        let control_failed = record.outcome != RunOutcome::Ok
+                            && config.mutation != "none"
+                            && run_job(&control(&job), false).outcome != RunOutcome::Ok;
+                        (generated, record, control_failed)
                     });
                 if tx.send((k, result)).is_err() {
                     return;
@@ -293,6 +307,11 @@ fn run_all(
         }
     });
     RunAll { interrupted: stop.load(Ordering::Relaxed) }
+}
+
+/// The job with its protocol mutation removed.
+fn control(job: &Job) -> Job {
+    Job { scenario: Arc::new(crate::protocol_mutation_off(&job.scenario)), ..job.clone() }
 }
 
 /// The record's `params`: where in the exploration the run comes from.
