@@ -25,7 +25,8 @@
 //! - `network.latency_ms`: the upper bound halved (not below 1), then 10 ms less; the lower
 //!   bound goes down with it when needed so that `min ≤ max`;
 //! - `round_partitions` and `tamper` rules: all of them, then one at a time;
-//! - `byzantine.strategies` (a mix): each behaviour of the mix alone.
+//! - `byzantine.strategies` (a mix): each behaviour of the mix alone;
+//! - `expect.liveness_bound_ms` back to its default, for a safety violation only.
 //!
 //! After every change the round rules are pruned to what still fits ([`Scenario::prune_rules`]:
 //! no rule names a removed session or agent, or an agent that is no longer Byzantine).
@@ -210,10 +211,11 @@ enum Kind {
     Latency,
     Rules,
     Mix,
+    Bound,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 13] = [
         Kind::Sessions,
         Kind::Faults,
         Kind::Agents,
@@ -226,6 +228,7 @@ impl Kind {
         Kind::Latency,
         Kind::Rules,
         Kind::Mix,
+        Kind::Bound,
     ];
 }
 
@@ -414,6 +417,17 @@ impl Search {
                     out.push((format!("removed tamper[{i}] ({})", s.tamper[i].action.name()), c));
                 }
             }
+            // A safety violation does not depend on when the run would have ended; a liveness
+            // violation does, so its bound is never lowered.
+            Kind::Bound if self.invariant != "liveness" => {
+                let default = crate::scenario::Expect::default().liveness_bound_ms;
+                if s.expect.liveness_bound_ms > default {
+                    let mut c = s.clone();
+                    c.expect.liveness_bound_ms = default;
+                    out.push((format!("expect.liveness_bound_ms {} → {default}", s.expect.liveness_bound_ms), c));
+                }
+            }
+            Kind::Bound => {}
             Kind::Mix => {
                 let mut seen = Vec::new();
                 for b in s.byzantine.strategies.iter().flatten() {

@@ -110,6 +110,7 @@ fn write_finding(
         .filter(|s| replays(s, &path, seed, &failure.invariant))
         .unwrap_or(original);
     chosen.name = id.clone();
+    chosen.description = String::new();
     let reproduce = format!("bftsim reproduce {} --seed {seed}", path.display());
     let header = format!(
         "# Found by `bftsim explore --seed {}{}` (run {}, {}): violates `{}`.\n# Replay: {reproduce}\n",

@@ -99,7 +99,14 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     }
     merged.coverage =
         coverage.into_iter().map(|(feature, (runs, violations))| Coverage { feature, runs, violations }).collect();
-    let mut list: Vec<_> = findings.into_values().map(|(f, hits)| super::Finding { hits, ..f }).collect();
+    let mut list: Vec<_> = findings
+        .into_values()
+        .map(|(f, hits)| {
+            // The files were copied: replay them from here.
+            let reproduce = format!("bftsim reproduce {} --seed {}", out.join(&f.scenario).display(), f.seed);
+            super::Finding { hits, reproduce, ..f }
+        })
+        .collect();
     list.sort_by_key(|f| f.first_run);
     merged.findings = list;
     let json = serde_json::to_string_pretty(&merged).map_err(|e| ExploreError::Io(e.to_string()))?;

@@ -41,7 +41,8 @@ fn diff(full: &Table, default: &Table, prefix: &str, lines: &mut Vec<String>) {
         match (value, default.get(key)) {
             (_, Some(d)) if d == value => {}
             (Value::Table(inner), Some(Value::Table(d))) => diff(inner, d, &dotted, lines),
-            (Value::Table(inner), None) => diff(inner, &Table::new(), &dotted, lines),
+            // A table the defaults do not have (network.tail): one inline table.
+            (Value::Table(inner), None) => lines.push(format!("{dotted} = {}", Value::Table(inner.clone()))),
             (Value::Array(items), None) if items.is_empty() => {}
             (value, _) => lines.push(format!("{dotted} = {value}")),
         }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod determinism;
+mod explore;
 mod mutations;
 mod regressions;
 mod shard;

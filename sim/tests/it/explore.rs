@@ -1,0 +1,138 @@
+//! `bftsim explore`: the generator is deterministic (the same master seed gives the same runs
+//! and findings on 1 and 2 jobs), every finding is written shrunk and replays to the same
+//! invariant, and the explorer finds every deliberately broken protocol variant by itself
+//! within a small budget of a small envelope (fixed master seeds, so CI is reproducible).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use sim::explore::envelope::{self, Envelope};
+use sim::explore::{explore, ExploreConfig, ExploreSummary};
+use sim::scenario;
+use sim::shrink::violation_at;
+
+/// A small corner of the default envelope, so that debug-build tests stay fast.
+fn small_envelope() -> Envelope {
+    let text = "[committee]\nsizes = [4, 5]\n[network]\nlatency_max_ms = [5, 120]\ntail_max_ms = [50, 150]\n\
+                [workload]\nsessions = [1, 2]\n[twins]\nsizes = [4]\n[faults]\ngst_ms = [200, 1500]\n";
+    envelope::parse(text, "small.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config(master: u64, runs: u64, jobs: usize, mutation: &str) -> ExploreConfig {
+    ExploreConfig {
+        envelope: small_envelope(),
+        envelope_name: "small".into(),
+        master,
+        runs,
+        time: None,
+        jobs,
+        mode: None,
+        mutation: mutation.into(),
+        shard: None,
+        until_found: false,
+        shrink_runs: 40,
+        max_findings: 2,
+    }
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bftsim-it-explore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn go(config: &ExploreConfig, out: &Path) -> ExploreSummary {
+    explore(config, out, &AtomicBool::new(false), |_| {}).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (index, seed, trace hash) of every run in runs.jsonl.
+fn runs(out: &Path) -> BTreeSet<(String, u64, String)> {
+    let text = std::fs::read_to_string(out.join("runs.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            let index = v["params"]["explore.index"].as_str().unwrap_or_default().to_owned();
+            (index, v["seed"].as_u64().unwrap_or_default(), v["trace_hash"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_master_seed_gives_the_same_runs_and_findings_on_1_and_2_jobs() {
+    let (a, b) = (out_dir("jobs1"), out_dir("jobs2"));
+    let one = go(&config(11, 12, 1, "quorum-one-short"), &a);
+    let two = go(&config(11, 12, 2, "quorum-one-short"), &b);
+    assert_eq!(one.runs, 12);
+    assert_eq!(runs(&a), runs(&b), "the same (run, seed, trace hash) on 1 and 2 jobs");
+    assert_eq!(runs(&a).len(), 12);
+    assert!(!one.findings.is_empty(), "quorum-one-short is found in 12 runs of master seed 11");
+    let strip = |s: &ExploreSummary| {
+        s.findings.iter().map(|f| (f.id.clone(), f.seed, f.first_run, f.size_after)).collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&one), strip(&two));
+    assert_eq!(one.coverage, two.coverage);
+    for f in &one.findings {
+        let text_a = std::fs::read_to_string(a.join(&f.scenario)).unwrap_or_default();
+        let text_b = std::fs::read_to_string(b.join(&f.scenario)).unwrap_or_default();
+        let body = |t: &str| t.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+        assert_eq!(body(&text_a), body(&text_b), "the same shrunk file");
+    }
+}
+
+#[test]
+fn every_finding_is_written_shrunk_and_replays_to_the_same_invariant() {
+    let out = out_dir("replay");
+    let summary = go(&config(12, 10, 2, "quorum-one-short"), &out);
+    assert!(!summary.findings.is_empty());
+    for f in &summary.findings {
+        let path = out.join(&f.scenario);
+        let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(violation_at(&s, f.seed).as_deref(), Some(f.invariant.as_str()), "{}", path.display());
+        assert!(f.size_after <= f.size_before);
+        assert!(f.lines <= 15, "{} has {} lines", path.display(), f.lines);
+        assert!(f.reproduce.contains(&format!("--seed {}", f.seed)));
+        assert!(out.join(format!("findings/{}.trace.jsonl", f.id)).is_file());
+    }
+    let json: ExploreSummary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("explore.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json.findings.len(), summary.findings.len());
+    assert!(json.coverage.iter().any(|c| c.feature == "mode:swarm" && c.runs > 0));
+}
+
+#[test]
+fn the_correct_protocol_passes_a_small_exploration_of_safe_modes() {
+    // Safety only: the twins and byzzfuzz modes' agreement/validity at f ≤ f_max.
+    let out = out_dir("correct");
+    let mut c = config(13, 8, 2, "none");
+    c.mode = Some(sim::explore::generate::Mode::Twins);
+    let summary = go(&c, &out);
+    let safety: Vec<_> = summary.findings.iter().filter(|f| f.invariant != "liveness").collect();
+    assert!(safety.is_empty(), "{safety:?}");
+}
+
+/// Explores with `mutation` on until the first finding (fixed master seed, at most `budget`
+/// runs); returns the runs it took.
+fn runs_to_find(mutation: &str, master: u64, budget: u64) -> u64 {
+    let out = out_dir(mutation);
+    let mut c = config(master, budget, 2, mutation);
+    c.until_found = true;
+    c.shrink_runs = 1;
+    c.max_findings = 1;
+    let summary = go(&c, &out);
+    let first = summary
+        .findings
+        .first()
+        .unwrap_or_else(|| panic!("explore --mutation {mutation} --seed {master} found nothing in {budget} runs"));
+    let _ = std::fs::remove_dir_all(&out);
+    first.first_run
+}
+
+#[test]
+fn explore_finds_every_mutation() {
+    for mutation in ["quorum-one-short", "skip-signature-check", "local-timeout-fallback", "no-locking"] {
+        let runs = runs_to_find(mutation, 1, 400);
+        assert!(runs <= 400, "{mutation}: {runs}");
+    }
+}
