@@ -229,6 +229,7 @@ impl Generator {
         let sessions = rng.gen_range(1..=2u64);
         set(&mut d.table, "workload.sessions", int(sessions));
         d.sessions = sessions;
+        close_candidates(rng, d);
         d.features.insert(format!("twins:rounds={rounds}"));
         if enumerate {
             d.features.insert(format!("twins:enumerated-n{n}"));
@@ -249,6 +250,7 @@ impl Generator {
         let sessions = rng.gen_range(1..=3u64);
         set(&mut d.table, "workload.sessions", int(sessions));
         d.sessions = sessions;
+        close_candidates(rng, d);
         let c = draw32(rng, e.byzzfuzz.c);
         let mut tamper = Vec::new();
         for _ in 0..c {
@@ -345,6 +347,15 @@ impl Generator {
         let bound = d.gst_ms.saturating_add(d.sessions.max(1).saturating_mul(per_session));
         set(&mut d.table, "expect.liveness_bound_ms", int(bound.max(30_000)));
     }
+}
+
+/// Two or three candidates of nearly equal quality, so that honest votes split and proposals
+/// built from different vote sets decide differently: what lets a lost lock show as a
+/// disagreement rather than two decisions of the same outcome.
+fn close_candidates(rng: &mut ChaCha8Rng, d: &mut Draft) {
+    set(&mut d.table, "workload.candidates", int(rng.gen_range(2..=3u64)));
+    set(&mut d.table, "workload.quality_gap", Value::Float(round2(rng.gen_range(0.0..=0.08))));
+    d.features.insert("workload:close-candidates".into());
 }
 
 /// A bijection of `0..total`: `x ↦ (a·x + c) mod total` with `a` coprime to `total`.
