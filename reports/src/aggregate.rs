@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Latency, Metrics, Run, ScenarioSummary, Summary};
+use consensus_core::metrics::ConsensusMetrics;
+
+use crate::model::{LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, Summary};
 
 /// All the runs of one scenario (one sweep point), ordered by seed.
 #[derive(Clone, Debug)]
@@ -17,7 +19,7 @@ pub struct Scenario<'a> {
     /// Sweep parameters (of the first run; every run of a sweep point has the same).
     pub params: BTreeMap<String, String>,
     /// The runs, by seed.
-    pub runs: Vec<&'a Run>,
+    pub runs: Vec<&'a RunRecord>,
     /// The scenario's entry of `summary.json`, if any.
     pub summary: Option<&'a ScenarioSummary>,
     /// Summed counters.
@@ -37,8 +39,8 @@ impl Scenario<'_> {
     }
 
     /// The latency percentiles of the runs that recorded any decision.
-    pub fn latencies(&self) -> Vec<Latency> {
-        self.runs.iter().map(|r| r.latency_ms).filter(Latency::is_recorded).collect()
+    pub fn latencies(&self) -> Vec<LatencySummary> {
+        self.runs.iter().map(|r| r.latency_ms).filter(LatencySummary::is_recorded).collect()
     }
 
     /// Agreement rates (0..=1) of the runs that decided at least one session.
@@ -74,7 +76,7 @@ pub struct Totals {
 
 impl Totals {
     /// Folds in one run.
-    pub fn add(&mut self, run: &Run) {
+    pub fn add(&mut self, run: &RunRecord) {
         self.runs = self.runs.saturating_add(1);
         self.violation_runs = self.violation_runs.saturating_add(u64::from(!run.violations.is_empty()));
         self.sessions = self.sessions.saturating_add(run.sessions);
@@ -88,7 +90,7 @@ impl Totals {
     }
 
     /// Sums `runs`.
-    pub fn of<'r>(runs: impl IntoIterator<Item = &'r Run>) -> Totals {
+    pub fn of<'r>(runs: impl IntoIterator<Item = &'r RunRecord>) -> Totals {
         let mut totals = Totals::default();
         for run in runs {
             totals.add(run);
@@ -128,7 +130,7 @@ pub const OUTCOME_CATEGORIES: [&str; 6] =
     ["decided correct", "decided wrong", "escalated", "no decision", "undecided", "unaccounted"];
 
 /// The sessions of one run by outcome category; sums to `run.sessions` for a consistent record.
-pub fn run_outcome_counts(run: &Run) -> [u64; 6] {
+pub fn run_outcome_counts(run: &RunRecord) -> [u64; 6] {
     outcome_counts(run.sessions, run.decided, run.correct, [run.escalated, run.no_decision, run.undecided])
 }
 
@@ -162,8 +164,8 @@ pub struct Dataset<'a> {
 
 impl<'a> Dataset<'a> {
     /// Groups `runs` by scenario name.
-    pub fn new(runs: &'a [Run], summary: Option<&'a Summary>) -> Dataset<'a> {
-        let mut groups: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
+    pub fn new(runs: &'a [RunRecord], summary: Option<&'a Summary>) -> Dataset<'a> {
+        let mut groups: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
         for run in runs {
             groups.entry(run.scenario.as_str()).or_default().push(run);
         }
@@ -228,27 +230,45 @@ pub fn base_name(name: &str) -> &str {
     name.split('[').next().unwrap_or(name)
 }
 
+/// The design's monitoring metrics averaged over runs, as floating point for display: times
+/// in ms, rates in parts per million, agents as counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[allow(missing_docs)]
+pub struct MeanMetrics {
+    pub average_consensus_time_ms: f64,
+    pub p95_consensus_time_ms: f64,
+    pub p99_consensus_time_ms: f64,
+    pub timeout_rate: f64,
+    pub consensus_success_rate: f64,
+    pub average_agreement_rate: f64,
+    pub byzantine_detection_rate: f64,
+    pub active_agents: f64,
+    pub quarantined_agents: f64,
+    pub excluded_agents: f64,
+    pub agent_performance_variance: f64,
+}
+
 /// Mean of each metric over `runs` (all zeros for no runs).
-pub fn average_metrics(runs: &[&Run]) -> Metrics {
+pub fn average_metrics(runs: &[&RunRecord]) -> MeanMetrics {
     let n = runs.len().max(1) as f64;
-    let mean = |f: fn(&Metrics) -> f64| runs.iter().map(|r| f(&r.metrics)).sum::<f64>() / n;
-    Metrics {
-        average_consensus_time_ms: mean(|m| m.average_consensus_time_ms),
-        p95_consensus_time_ms: mean(|m| m.p95_consensus_time_ms),
-        p99_consensus_time_ms: mean(|m| m.p99_consensus_time_ms),
-        timeout_rate: mean(|m| m.timeout_rate),
-        consensus_success_rate: mean(|m| m.consensus_success_rate),
-        average_agreement_rate: mean(|m| m.average_agreement_rate),
-        byzantine_detection_rate: mean(|m| m.byzantine_detection_rate),
-        active_agents: mean(|m| m.active_agents),
-        quarantined_agents: mean(|m| m.quarantined_agents),
-        excluded_agents: mean(|m| m.excluded_agents),
-        agent_performance_variance: mean(|m| m.agent_performance_variance),
+    let mean = |f: fn(&ConsensusMetrics) -> f64| runs.iter().map(|r| f(&r.metrics)).sum::<f64>() / n;
+    MeanMetrics {
+        average_consensus_time_ms: mean(|m| m.average_consensus_time_ms as f64),
+        p95_consensus_time_ms: mean(|m| m.p95_consensus_time_ms as f64),
+        p99_consensus_time_ms: mean(|m| m.p99_consensus_time_ms as f64),
+        timeout_rate: mean(|m| f64::from(m.timeout_rate.raw())),
+        consensus_success_rate: mean(|m| f64::from(m.consensus_success_rate.raw())),
+        average_agreement_rate: mean(|m| f64::from(m.average_agreement_rate.raw())),
+        byzantine_detection_rate: mean(|m| f64::from(m.byzantine_detection_rate.raw())),
+        active_agents: mean(|m| m.active_agents as f64),
+        quarantined_agents: mean(|m| m.quarantined_agents as f64),
+        excluded_agents: mean(|m| m.excluded_agents as f64),
+        agent_performance_variance: mean(|m| f64::from(m.agent_performance_variance.raw())),
     }
 }
 
 /// In how many of `runs` each alert title fired (a title listed twice by one run counts once).
-pub fn alert_counts(runs: &[&Run]) -> BTreeMap<String, u64> {
+pub fn alert_counts(runs: &[&RunRecord]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for run in runs {
         for title in run.alerts.iter().collect::<BTreeSet<_>>() {
@@ -274,11 +294,14 @@ pub struct DetectionGroup {
     pub wrongly_flagged: u64,
 }
 
-/// The group label of a run: its `strategy`/`detector` fields, else the `byzantine.strategy`/
-/// `protocol.detector` sweep parameters, else the scenario name.
-pub fn detection_label(run: &Run) -> String {
-    let strategy = run.strategy.clone().or_else(|| run.params.get("byzantine.strategy").cloned());
-    let detector = run.detector.clone().or_else(|| run.params.get("protocol.detector").cloned());
+/// The group label of a run: the `byzantine.strategy`/`protocol.detector` sweep parameters,
+/// else its scenario's settings, else the scenario name.
+pub fn detection_label(run: &RunRecord, settings: Option<&ScenarioSettings>) -> String {
+    let known = |s: &String| !s.is_empty();
+    let strategy =
+        run.params.get("byzantine.strategy").cloned().or_else(|| settings.map(|s| s.strategy.clone()).filter(known));
+    let detector =
+        run.params.get("protocol.detector").cloned().or_else(|| settings.map(|s| s.detector.clone()).filter(known));
     match (strategy, detector) {
         (None, None) => run.scenario.clone(),
         (s, d) => format!(
@@ -289,19 +312,21 @@ pub fn detection_label(run: &Run) -> String {
     }
 }
 
-/// Detection per group, in order of first appearance in `runs`, for the groups with any
-/// Byzantine or flagged agent.
-pub fn detection_groups(runs: &[&Run]) -> Vec<DetectionGroup> {
+/// Detection per group, in order of first appearance in `runs` (each with its scenario's
+/// settings), for the groups with any Byzantine or flagged agent.
+pub fn detection_groups<'r>(
+    runs: impl IntoIterator<Item = (&'r RunRecord, Option<&'r ScenarioSettings>)>,
+) -> Vec<DetectionGroup> {
     let mut groups: Vec<DetectionGroup> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for run in runs {
-        let label = detection_label(run);
+    for (run, settings) in runs {
+        let label = detection_label(run, settings);
         let at = *index.entry(label.clone()).or_insert_with(|| {
             groups.push(DetectionGroup { label, ..Default::default() });
             groups.len() - 1
         });
         let group = &mut groups[at];
-        let byzantine: BTreeSet<u64> = run.byzantine.iter().copied().collect();
+        let byzantine: BTreeSet<u32> = run.byzantine.iter().copied().collect();
         let caught = run.detected.iter().collect::<BTreeSet<_>>().into_iter().filter(|a| byzantine.contains(a));
         group.runs = group.runs.saturating_add(1);
         group.byzantine = group.byzantine.saturating_add(byzantine.len() as u64);
@@ -313,7 +338,7 @@ pub fn detection_groups(runs: &[&Run]) -> Vec<DetectionGroup> {
 }
 
 /// Totals pooled by the number of Byzantine agents in a run.
-pub fn by_byzantine_count<'r>(runs: impl IntoIterator<Item = &'r Run>) -> BTreeMap<u64, Totals> {
+pub fn by_byzantine_count<'r>(runs: impl IntoIterator<Item = &'r RunRecord>) -> BTreeMap<u64, Totals> {
     let mut pooled: BTreeMap<u64, Totals> = BTreeMap::new();
     for run in runs {
         pooled.entry(run.byzantine.len() as u64).or_default().add(run);
@@ -400,9 +425,9 @@ mod tests {
     use super::*;
     use crate::model::Failure;
 
-    fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> Run {
+    fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> RunRecord {
         let [sessions, decided, correct, escalated, no_decision, undecided, fallback] = counts;
-        Run {
+        RunRecord {
             scenario: scenario.into(),
             seed,
             sessions,
@@ -412,7 +437,7 @@ mod tests {
             no_decision,
             undecided,
             fallback,
-            ..Run::default()
+            ..RunRecord::default()
         }
     }
 
@@ -484,24 +509,24 @@ mod tests {
         let mut c = run("sweep[byzantine.strategy=silent]", 0, [1; 7]);
         c.params.insert("byzantine.strategy".into(), "silent".into());
         c.byzantine = vec![0];
-        let mut d = run("other", 0, [1; 7]);
-        d.strategy = Some("collude".into());
-        d.detector = Some("median-mad".into());
+        let d = run("other", 0, [1; 7]);
+        let settings =
+            ScenarioSettings { strategy: "collude".into(), detector: "median-mad".into(), ..Default::default() };
         let quiet = run("baseline", 0, [1; 7]);
-        let groups = detection_groups(&[&a, &b, &c, &d, &quiet]);
+        let groups = detection_groups([(&a, None), (&b, None), (&c, None), (&d, Some(&settings)), (&quiet, None)]);
         let labels: Vec<_> = groups.iter().map(|g| g.label.as_str()).collect();
         assert_eq!(labels, ["byz-x", "strategy silent, detector (scenario default)"]);
         assert_eq!((groups[0].runs, groups[0].byzantine, groups[0].caught, groups[0].wrongly_flagged), (2, 4, 1, 1));
-        assert_eq!(detection_label(&d), "strategy collude, detector median-mad");
+        assert_eq!(detection_label(&d, Some(&settings)), "strategy collude, detector median-mad");
     }
 
     #[test]
     fn metrics_and_alerts_aggregate() {
         let mut a = run("s", 0, [1; 7]);
-        a.metrics.timeout_rate = 100.0;
+        a.metrics.timeout_rate = consensus_core::Ppm::saturating(100);
         a.alerts = vec!["SLA".into(), "Low".into(), "SLA".into()];
         let mut b = run("s", 1, [1; 7]);
-        b.metrics.timeout_rate = 300.0;
+        b.metrics.timeout_rate = consensus_core::Ppm::saturating(300);
         b.alerts = vec!["SLA".into()];
         assert_eq!(average_metrics(&[&a, &b]).timeout_rate, 200.0);
         assert_eq!(average_metrics(&[]).timeout_rate, 0.0);
@@ -517,7 +542,11 @@ mod tests {
         let summary = ScenarioSummary {
             scenario: "sw[..]".into(),
             path: "scenarios/sw.toml".into(),
-            failures: vec![Failure { seed: 7, reproduce: "bftsim reproduce given --seed 7".into() }],
+            failures: vec![Failure {
+                seed: 7,
+                reproduce: "bftsim reproduce given --seed 7".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         assert_eq!(reproduce_command(Some(&summary), "sw", &params, 7), "bftsim reproduce given --seed 7");

@@ -12,7 +12,8 @@
 //! builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them with
 //! plotters → `html` and `markdown` render the document.
 //!
-//! This crate does not depend on `sim`: [`model`] defines its own lenient view of the records.
+//! [`model`] defines the run record itself ([`model::RunRecord`]); `sim` depends on this crate
+//! and re-exports it, so the simulator writes and the report reads one type.
 
 pub mod aggregate;
 mod content;

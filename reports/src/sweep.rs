@@ -156,18 +156,18 @@ fn axis_values(axis: &str, points: &[&Scenario<'_>]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::aggregate::Dataset;
-    use crate::model::{Latency, Run};
+    use crate::model::{LatencySummary, RunRecord};
 
-    fn point(params: &[(&str, &str)], seed: u64, decided: u64, p99: u64) -> Run {
+    fn point(params: &[(&str, &str)], seed: u64, decided: u64, p99: u64) -> RunRecord {
         let label: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        Run {
+        RunRecord {
             scenario: format!("sw[{}]", label.join(",")),
             params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             seed,
             sessions: 4,
             decided,
-            latency_ms: Latency { p50: 1, p95: 1, p99, max: p99 },
-            ..Run::default()
+            latency_ms: LatencySummary { p50: 1, p95: 1, p99, max: p99 },
+            ..RunRecord::default()
         }
     }
 
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn scenarios_without_params_are_not_sweeps() {
-        let runs = [Run { scenario: "plain".into(), ..Run::default() }];
+        let runs = [RunRecord { scenario: "plain".into(), ..RunRecord::default() }];
         assert!(sweeps(&Dataset::new(&runs, None).scenarios).is_empty());
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::aggregate::{self, Dataset, Scenario, Totals, OUTCOME_CATEGORIES};
 use crate::doc::{code, link, slug, strong, text, Block, Document, FigureBlock, Inline, Table};
 use crate::figures::{Figure, OverviewData, OverviewRow, Plot};
-use crate::model::Run;
+use crate::model::RunRecord;
 use crate::SLA_MS;
 
 /// Builds the document and the figures it references.
@@ -269,7 +269,7 @@ pub fn pct(num: u64, den: u64) -> String {
 }
 
 /// "seeds 0–29" for a contiguous range, else "N distinct seeds".
-pub fn seeds_phrase<'r>(runs: impl IntoIterator<Item = &'r Run>) -> String {
+pub fn seeds_phrase<'r>(runs: impl IntoIterator<Item = &'r RunRecord>) -> String {
     let seeds: BTreeSet<u64> = runs.into_iter().map(|r| r.seed).collect();
     match (seeds.first(), seeds.last()) {
         (Some(a), Some(b)) if a == b => format!("seed {a}"),
@@ -299,7 +299,7 @@ fn outcome_sentence(t: &Totals) -> String {
 }
 
 /// Median over runs (that decided something) of the run's p99 latency.
-fn median_p99(runs: &[&Run]) -> String {
+fn median_p99(runs: &[&RunRecord]) -> String {
     let mut p99s: Vec<u64> = runs.iter().filter(|r| r.latency_ms.is_recorded()).map(|r| r.latency_ms.p99).collect();
     if p99s.is_empty() {
         return "–".to_owned();
@@ -330,8 +330,8 @@ fn verdict(s: &Scenario<'_>) -> String {
 mod tests {
     use super::*;
 
-    fn run(seed: u64) -> Run {
-        Run { seed, ..Run::default() }
+    fn run(seed: u64) -> RunRecord {
+        RunRecord { seed, ..RunRecord::default() }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{pct, seeds_phrase, Builder};
 use crate::aggregate::{self, ratio};
 use crate::doc::{code, text, Block, Inline, Table};
 use crate::figures::{ByzantineData, ByzantinePoint, DetectionData, HeatMetric, HeatmapData, Plot, SweepLineData};
-use crate::model::Run;
+use crate::model::RunRecord;
 use crate::sweep::{self, Cell, Shape, Sweep};
 use crate::SLA_MS;
 
@@ -29,7 +29,7 @@ impl Builder<'_, '_> {
                 mutation: s.expects_violation(),
             })
             .collect();
-        let pooled_runs: Vec<&Run> =
+        let pooled_runs: Vec<&RunRecord> =
             scenarios.iter().filter(|s| !s.expects_violation()).flat_map(|s| s.runs.iter().copied()).collect();
         let pooled_totals = aggregate::by_byzantine_count(pooled_runs.iter().copied());
         let pooled: Vec<(u64, f64, f64)> =
@@ -74,8 +74,12 @@ impl Builder<'_, '_> {
 
     fn detection(&mut self) {
         self.doc.heading(3, "detection", "Byzantine detection");
-        let runs: Vec<&Run> = self.data.scenarios.iter().flat_map(|s| s.runs.iter().copied()).collect();
-        let groups = aggregate::detection_groups(&runs);
+        let runs = self
+            .data
+            .scenarios
+            .iter()
+            .flat_map(|s| s.runs.iter().map(move |r| (*r, s.summary.and_then(|x| x.settings.as_ref()))));
+        let groups = aggregate::detection_groups(runs);
         let covered: u64 = groups.iter().map(|g| g.runs).sum();
         let explanation = vec![text(format!(
             "For each Byzantine strategy and detector (or each scenario, where the runs record neither), the mean \
