@@ -22,6 +22,7 @@ pub mod figures;
 mod html;
 mod markdown;
 pub mod model;
+pub mod spacetime;
 pub mod sweep;
 
 use std::collections::BTreeMap;
