@@ -18,6 +18,7 @@
 pub mod aggregate;
 mod content;
 pub mod doc;
+pub mod explore;
 pub mod figures;
 mod html;
 mod markdown;
@@ -98,6 +99,18 @@ pub enum ReportError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// `explore.json` is not what `bftsim explore` writes.
+    #[error("{}:{line}:{column}: not a bftsim explore.json: {source}", path.display())]
+    BadExplore {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parse error.
+        source: serde_json::Error,
+    },
     /// Plotters failed to draw a figure.
     #[error("cannot draw {}: {message}", path.display())]
     Figure {
@@ -111,10 +124,21 @@ pub enum ReportError {
 /// Reads `input_dir/runs.jsonl` (and `input_dir/summary.json` if present) and writes
 /// `out_dir/report.html`, `out_dir/report.md` and `out_dir/figures/*.{svg,png}`.
 pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Result<ReportOutput, ReportError> {
-    let runs = model::read_runs(&input_dir.join("runs.jsonl"))?;
+    let exploration = explore::read(&input_dir.join("explore.json"))?.map(|summary| {
+        let diagrams = summary
+            .findings
+            .iter()
+            .filter_map(|f| Some((f.id.clone(), fs::read_to_string(input_dir.join(f.diagram.as_ref()?)).ok()?)))
+            .collect();
+        content::Exploration { summary, diagrams }
+    });
+    let runs_path = input_dir.join("runs.jsonl");
+    // An exploration's directory may hold no runs.jsonl: its report is the Exploration section.
+    let runs = if exploration.is_some() && !runs_path.exists() { Vec::new() } else { model::read_runs(&runs_path)? };
     let summary = model::read_summary(&input_dir.join("summary.json"))?;
     let data = aggregate::Dataset::new(&runs, summary.as_ref());
-    let (document, figure_specs) = content::build(&data, &options.title);
+    let content::Built { doc: document, figures: figure_specs, images } =
+        content::build(&data, &options.title, exploration.as_ref());
 
     let figures_dir = out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write { path: figures_dir.clone(), source })?;
@@ -129,7 +153,13 @@ pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Re
         files.push(rendered.png_path);
         svgs.insert(spec.stem.clone(), rendered.svg);
     }
-    debug_assert_eq!(document.figures().count(), figure_specs.len(), "every figure block has a figure");
+    for (stem, svg) in images {
+        let path = figures_dir.join(format!("{stem}.svg"));
+        write(&path, &svg)?;
+        files.push(path);
+        svgs.insert(stem, svg);
+    }
+    debug_assert_eq!(document.figures().count(), svgs.len(), "every figure block has a figure");
 
     let html = out_dir.join("report.html");
     write(&html, &html::render(&document, &options.title, &svgs))?;

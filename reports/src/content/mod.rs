@@ -3,6 +3,7 @@
 //! Section order: summary, how to read, overview, violations, across scenarios, sweeps, the
 //! seed's metrics, alerts, then one section per scenario.
 
+mod explore;
 mod scenarios;
 mod sections;
 
@@ -14,11 +15,29 @@ use crate::figures::{Figure, OverviewData, OverviewRow, Plot};
 use crate::model::RunRecord;
 use crate::SLA_MS;
 
-/// Builds the document and the figures it references.
-pub fn build(data: &Dataset<'_>, title: &str) -> (Document, Vec<Figure>) {
+pub use explore::Exploration;
+
+/// What the report consists of.
+#[derive(Debug)]
+pub struct Built {
+    /// The text.
+    pub doc: Document,
+    /// Figures to draw.
+    pub figures: Vec<Figure>,
+    /// Ready-made SVG images (stem, text) to write to `figures/STEM.svg` as they are.
+    pub images: Vec<(String, String)>,
+}
+
+/// Builds the document, the figures it references and the images it shows.
+pub fn build(data: &Dataset<'_>, title: &str, exploration: Option<&Exploration>) -> Built {
     let mut b = Builder::new(data);
     b.doc.heading(1, "top", title);
     if data.scenarios.is_empty() {
+        if let Some(e) = exploration {
+            b.doc.push(Block::Toc);
+            b.exploration(e);
+            return b.finish();
+        }
         b.doc.para(vec![
             code("runs.jsonl"),
             text(" holds no run records, so there is nothing to show. Run "),
@@ -27,19 +46,22 @@ pub fn build(data: &Dataset<'_>, title: &str) -> (Document, Vec<Figure>) {
             code("bftsim report DIR"),
             text("."),
         ]);
-        return (b.doc, b.figures);
+        return b.finish();
     }
     b.summary();
     b.doc.push(Block::Toc);
     b.reading_guide();
     b.overview();
     b.violations();
+    if let Some(e) = exploration {
+        b.exploration(e);
+    }
     b.across();
     b.sweeps();
     b.metrics();
     b.alerts();
     b.scenarios();
-    (b.doc, b.figures)
+    b.finish()
 }
 
 /// Accumulates the document and its figures.
@@ -47,6 +69,7 @@ struct Builder<'d, 'a> {
     data: &'d Dataset<'a>,
     doc: Document,
     figures: Vec<Figure>,
+    images: Vec<(String, String)>,
     stems: BTreeSet<String>,
     /// Scenario name → anchor of its section.
     anchors: BTreeMap<String, String>,
@@ -62,7 +85,33 @@ impl<'d, 'a> Builder<'d, 'a> {
             taken.insert(anchor.clone());
             anchors.insert(s.name.clone(), anchor);
         }
-        Builder { data, doc: Document::default(), figures: Vec::new(), stems: BTreeSet::new(), anchors }
+        Builder {
+            data,
+            doc: Document::default(),
+            figures: Vec::new(),
+            images: Vec::new(),
+            stems: BTreeSet::new(),
+            anchors,
+        }
+    }
+
+    fn finish(self) -> Built {
+        Built { doc: self.doc, figures: self.figures, images: self.images }
+    }
+
+    /// Adds a figure block for a ready-made SVG (written as `figures/STEM.svg`, no PNG).
+    fn image(&mut self, stem: &str, title: &str, explanation: Vec<Inline>, svg: &str) {
+        let stem = unique(&slug(stem), &self.stems);
+        self.stems.insert(stem.clone());
+        self.doc.push(Block::Figure(FigureBlock {
+            stem: stem.clone(),
+            title: title.to_owned(),
+            alt: title.to_owned(),
+            explanation,
+            size: svg_size(svg),
+            png: false,
+        }));
+        self.images.push((stem, svg.to_owned()));
     }
 
     /// Adds a figure block (title, explanation) and the figure to draw.
@@ -75,6 +124,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             alt: title.to_owned(),
             explanation,
             size,
+            png: true,
         }));
         self.figures.push(Figure { stem, size, plot });
     }
@@ -252,6 +302,22 @@ impl<'d, 'a> Builder<'d, 'a> {
     }
 }
 
+/// The `width` and `height` of an SVG's root element, in pixels (1400 × 600 when unreadable).
+fn svg_size(svg: &str) -> (u32, u32) {
+    let root = svg.find("<svg").and_then(|at| svg[at..].find('>').map(|end| &svg[at..at + end])).unwrap_or("");
+    let attribute = |name: &str| {
+        let start = root.find(&format!(" {name}=\""))? + name.len() + 3;
+        let value = &root[start..start + root[start..].find('"')?];
+        value
+            .trim_end_matches("px")
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 1.0)
+            .map(|v| v.min(10_000.0) as u32)
+    };
+    (attribute("width").unwrap_or(1400), attribute("height").unwrap_or(600))
+}
+
 fn unique(base: &str, taken: &BTreeSet<String>) -> String {
     if !taken.contains(base) {
         return base.to_owned();
@@ -332,6 +398,13 @@ mod tests {
 
     fn run(seed: u64) -> RunRecord {
         RunRecord { seed, ..RunRecord::default() }
+    }
+
+    #[test]
+    fn svg_sizes() {
+        assert_eq!(svg_size(r#"<?xml?><svg xmlns="x" width="1400" height="512.5">"#), (1400, 512));
+        assert_eq!(svg_size(r#"<svg height="20px" width="30px"/>"#), (30, 20));
+        assert_eq!(svg_size("not svg"), (1400, 600));
     }
 
     #[test]
