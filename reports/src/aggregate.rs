@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::metrics::ConsensusMetrics;
 
-use crate::model::{LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, Summary};
+use crate::model::{LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, Summary, DEFAULT_DEADLINE_MS};
 
 /// All the runs of one scenario (one sweep point), ordered by seed.
 #[derive(Clone, Debug)]
@@ -43,6 +43,23 @@ impl Scenario<'_> {
         self.runs.iter().map(|r| r.latency_ms).filter(LatencySummary::is_recorded).collect()
     }
 
+    /// The scenario file's settings, when `summary.json` has them.
+    pub fn settings(&self) -> Option<&ScenarioSettings> {
+        self.summary.and_then(|s| s.settings.as_ref())
+    }
+
+    /// The SLA the scenario's runs are judged against: its session deadline (the runs'
+    /// `deadline_ms`; the design's 500 ms for records that predate the field).
+    pub fn deadline_ms(&self) -> u64 {
+        let recorded = self.runs.first().map(|r| r.deadline_ms);
+        match (recorded, self.settings().map(|s| s.deadline_ms).filter(|d| *d > 0)) {
+            (Some(d), Some(set)) if d == DEFAULT_DEADLINE_MS => set,
+            (Some(d), _) => d,
+            (None, Some(set)) => set,
+            (None, None) => DEFAULT_DEADLINE_MS,
+        }
+    }
+
     /// Agreement rates (0..=1) of the runs that decided at least one session.
     pub fn agreement_rates(&self) -> Vec<f64> {
         self.runs.iter().filter(|r| r.decided > 0).map(|r| r.agreement_ppm as f64 / 1e6).collect()
@@ -70,8 +87,12 @@ pub struct Totals {
     pub undecided: u64,
     /// Decided by the timeout fallback.
     pub fallback: u64,
-    /// Decisions later than the SLA.
+    /// Honest decisions later than the SLA.
     pub sla_misses: u64,
+    /// Sessions whose first honest decision came after the SLA, over the runs that know it.
+    pub over_sla: u64,
+    /// Sessions of the runs that know `over_sla` (its denominator).
+    pub over_sla_of: u64,
 }
 
 impl Totals {
@@ -87,6 +108,31 @@ impl Totals {
         self.undecided = self.undecided.saturating_add(run.undecided);
         self.fallback = self.fallback.saturating_add(run.fallback);
         self.sla_misses = self.sla_misses.saturating_add(run.sla_misses);
+        if let Some(over) = run.sessions_over_sla() {
+            self.over_sla = self.over_sla.saturating_add(over);
+            self.over_sla_of = self.over_sla_of.saturating_add(run.sessions);
+        }
+    }
+
+    /// Adds `other`'s counters to these.
+    pub fn merge(&mut self, other: &Totals) {
+        let pairs = [
+            (&mut self.runs, other.runs),
+            (&mut self.violation_runs, other.violation_runs),
+            (&mut self.sessions, other.sessions),
+            (&mut self.decided, other.decided),
+            (&mut self.correct, other.correct),
+            (&mut self.escalated, other.escalated),
+            (&mut self.no_decision, other.no_decision),
+            (&mut self.undecided, other.undecided),
+            (&mut self.fallback, other.fallback),
+            (&mut self.sla_misses, other.sla_misses),
+            (&mut self.over_sla, other.over_sla),
+            (&mut self.over_sla_of, other.over_sla_of),
+        ];
+        for (mine, theirs) in pairs {
+            *mine = mine.saturating_add(theirs);
+        }
     }
 
     /// Sums `runs`.
@@ -110,6 +156,12 @@ impl Totals {
             return 0.0;
         }
         1.0 - ratio(self.undecided, self.sessions)
+    }
+
+    /// Sessions over the SLA as a share of the sessions that could be judged; `None` when no
+    /// run records it.
+    pub fn over_sla_share(&self) -> Option<f64> {
+        (self.over_sla_of > 0).then(|| ratio(self.over_sla, self.over_sla_of))
     }
 
     /// Decided sessions over all sessions.
@@ -337,13 +389,120 @@ pub fn detection_groups<'r>(
     groups
 }
 
-/// Totals pooled by the number of Byzantine agents in a run.
-pub fn by_byzantine_count<'r>(runs: impl IntoIterator<Item = &'r RunRecord>) -> BTreeMap<u64, Totals> {
+/// The committee size n of a run: its `agents`, else the scenario settings', else an
+/// `agents.count` sweep parameter; `None` when none is known (records that predate the field).
+pub fn committee_size(run: &RunRecord, settings: Option<&ScenarioSettings>) -> Option<u32> {
+    Some(run.agents)
+        .filter(|n| *n > 0)
+        .or_else(|| settings.map(|s| s.agents).filter(|n| *n > 0))
+        .or_else(|| run.params.get("agents.count").and_then(|v| v.parse().ok()).filter(|n| *n > 0))
+}
+
+/// The most Byzantine agents a committee of `n` tolerates: `⌊(n − 1) / 3⌋` (n ≥ 3f + 1).
+pub fn f_max(n: u32) -> u32 {
+    n.saturating_sub(1) / 3
+}
+
+/// Where a run's Byzantine count f stands against what its committee tolerates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tolerance {
+    /// No Byzantine agent.
+    None,
+    /// 0 < f < f_max.
+    Below,
+    /// f = f_max > 0: as many as the committee tolerates.
+    AtLimit,
+    /// f > f_max: more than the committee tolerates (safety is not promised).
+    Beyond,
+    /// The committee size is not recorded.
+    Unknown,
+}
+
+impl Tolerance {
+    /// The category of `byzantine` Byzantine agents of `n`.
+    pub fn of(byzantine: u32, n: Option<u32>) -> Tolerance {
+        match (byzantine, n) {
+            (0, _) => Tolerance::None,
+            (_, None) => Tolerance::Unknown,
+            (f, Some(n)) if f > f_max(n) => Tolerance::Beyond,
+            (f, Some(n)) if f == f_max(n) => Tolerance::AtLimit,
+            _ => Tolerance::Below,
+        }
+    }
+
+    /// Every category, in axis order.
+    pub const ALL: [Tolerance; 5] =
+        [Tolerance::None, Tolerance::Below, Tolerance::AtLimit, Tolerance::Beyond, Tolerance::Unknown];
+
+    /// Axis label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tolerance::None => "f = 0",
+            Tolerance::Below => "0 < f < f_max",
+            Tolerance::AtLimit => "f = f_max",
+            Tolerance::Beyond => "f > f_max",
+            Tolerance::Unknown => "n unknown",
+        }
+    }
+}
+
+/// Totals pooled by Byzantine share f/n (in thousandths, so equal shares pool exactly); runs
+/// whose committee size is unknown are left out.
+pub fn by_byzantine_share<'r>(
+    runs: impl IntoIterator<Item = (&'r RunRecord, Option<&'r ScenarioSettings>)>,
+) -> BTreeMap<u64, Totals> {
     let mut pooled: BTreeMap<u64, Totals> = BTreeMap::new();
-    for run in runs {
-        pooled.entry(run.byzantine.len() as u64).or_default().add(run);
+    for (run, settings) in runs {
+        if let Some(n) = committee_size(run, settings) {
+            let share_milli = (run.byzantine.len() as u64).saturating_mul(1000) / u64::from(n);
+            pooled.entry(share_milli).or_default().add(run);
+        }
     }
     pooled
+}
+
+/// Network conditions as the report names them, in display order (mildest first).
+pub const NETWORK_CONDITIONS: [&str; 8] = [
+    "no network faults",
+    "duplicates",
+    "message loss",
+    "latency tail",
+    "clogs",
+    "crash and restart",
+    "partition",
+    "not recorded",
+];
+
+/// The harshest network condition of a scenario: partition, crash and restart, clogs, latency
+/// tail, message loss, duplicates, else none; from its settings, else from `network.drop`
+/// sweep parameters; "not recorded" when neither says.
+pub fn network_condition(settings: Option<&ScenarioSettings>, params: &BTreeMap<String, String>) -> &'static str {
+    let param = |key: &str| params.get(key).and_then(|v| v.parse::<f64>().ok());
+    let Some(s) = settings else {
+        return match param("network.drop") {
+            Some(drop) if drop > 0.0 => NETWORK_CONDITIONS[2],
+            Some(_) => NETWORK_CONDITIONS[0],
+            None => NETWORK_CONDITIONS[7],
+        };
+    };
+    let has = |kind: &str| s.faults.iter().any(|f| f.kind == kind);
+    let drop = param("network.drop").unwrap_or(s.drop);
+    let duplicate = param("network.duplicate").unwrap_or(s.duplicate);
+    if has("partition") {
+        NETWORK_CONDITIONS[6]
+    } else if has("crash") {
+        NETWORK_CONDITIONS[5]
+    } else if has("clog") {
+        NETWORK_CONDITIONS[4]
+    } else if !s.tail.is_empty() {
+        NETWORK_CONDITIONS[3]
+    } else if drop > 0.0 {
+        NETWORK_CONDITIONS[2]
+    } else if duplicate > 0.0 {
+        NETWORK_CONDITIONS[1]
+    } else {
+        NETWORK_CONDITIONS[0]
+    }
 }
 
 /// One invariant violation with the command that replays it.
@@ -466,6 +625,9 @@ mod tests {
         assert!((t.success() - 0.9).abs() < 1e-12);
         assert_eq!(Totals::default().liveness(), 0.0, "no sessions: nothing to claim");
         assert_eq!(t.outcome_counts().iter().sum::<u64>(), 20);
+        let mut twice = t;
+        twice.merge(&t);
+        assert_eq!((twice.runs, twice.sessions, twice.fallback), (4, 40, 6));
     }
 
     #[test]
@@ -561,14 +723,62 @@ mod tests {
     }
 
     #[test]
-    fn byzantine_pooling() {
+    fn byzantine_pooling_by_share() {
         let mut a = run("a", 0, [10, 10, 9, 0, 0, 0, 0]);
         a.byzantine = vec![1];
+        a.agents = 5;
         let b = run("b", 0, [10, 5, 5, 0, 0, 5, 0]);
-        let pooled = by_byzantine_count([&a, &b]);
-        assert_eq!(pooled.keys().copied().collect::<Vec<_>>(), [0, 1]);
-        assert!((pooled[&1].accuracy() - 0.9).abs() < 1e-12);
+        let settings = ScenarioSettings { agents: 4, ..Default::default() };
+        let unknown = run("c", 0, [10, 0, 0, 0, 0, 10, 0]);
+        let pooled = by_byzantine_share([(&a, None), (&b, Some(&settings)), (&unknown, None)]);
+        assert_eq!(pooled.keys().copied().collect::<Vec<_>>(), [0, 200], "f/n in thousandths; unknown n left out");
+        assert!((pooled[&200].accuracy() - 0.9).abs() < 1e-12);
         assert!((pooled[&0].liveness() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn network_conditions_pick_the_harshest() {
+        let none = BTreeMap::new();
+        assert_eq!(network_condition(None, &none), "not recorded");
+        let drop = BTreeMap::from([("network.drop".to_owned(), "0.1".to_owned())]);
+        assert_eq!(network_condition(None, &drop), "message loss");
+        let mut s = ScenarioSettings { drop: 0.05, duplicate: 0.01, ..Default::default() };
+        assert_eq!(network_condition(Some(&s), &none), "message loss");
+        let zero = BTreeMap::from([("network.drop".to_owned(), "0.0".to_owned())]);
+        assert_eq!(network_condition(Some(&s), &zero), "duplicates", "the sweep value wins");
+        s.faults.push(crate::model::FaultSetting { at_ms: 1, kind: "crash".into(), target: "agent 1".into() });
+        s.faults.push(crate::model::FaultSetting { at_ms: 2, kind: "partition".into(), target: String::new() });
+        assert_eq!(network_condition(Some(&s), &none), "partition");
+        assert_eq!(network_condition(Some(&ScenarioSettings::default()), &none), "no network faults");
+    }
+
+    #[test]
+    fn tolerance_categories() {
+        assert_eq!((f_max(4), f_max(5), f_max(7), f_max(31), f_max(0)), (1, 1, 2, 10, 0));
+        assert_eq!(Tolerance::of(0, None), Tolerance::None);
+        assert_eq!(Tolerance::of(1, None), Tolerance::Unknown);
+        assert_eq!(Tolerance::of(1, Some(7)), Tolerance::Below);
+        assert_eq!(Tolerance::of(2, Some(7)), Tolerance::AtLimit);
+        assert_eq!(Tolerance::of(2, Some(5)), Tolerance::Beyond);
+        assert_eq!(Tolerance::of(1, Some(3)), Tolerance::Beyond, "3 agents tolerate none");
+        let mut r = run("s", 0, [1; 7]);
+        assert_eq!(committee_size(&r, None), None);
+        r.params.insert("agents.count".into(), "10".into());
+        assert_eq!(committee_size(&r, None), Some(10));
+        r.agents = 7;
+        assert_eq!(committee_size(&r, None), Some(7));
+    }
+
+    #[test]
+    fn sessions_over_the_sla_have_a_denominator() {
+        let mut a = run("s", 0, [10, 10, 10, 0, 0, 0, 0]);
+        a.sessions_over_sla = Some(3);
+        let mut old = run("s", 1, [10, 10, 10, 0, 0, 0, 0]);
+        old.deadline_ms = 1000; // predates the field with a deadline other than 500: unknown
+        let t = Totals::of([&a, &old]);
+        assert_eq!((t.over_sla, t.over_sla_of), (3, 10));
+        assert_eq!(t.over_sla_share(), Some(0.3));
+        assert_eq!(Totals::of([&old]).over_sla_share(), None);
     }
 
     #[test]

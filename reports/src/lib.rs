@@ -21,6 +21,7 @@ pub mod doc;
 pub mod explore;
 pub mod figures;
 mod html;
+mod humanize;
 mod markdown;
 pub mod model;
 pub mod spacetime;

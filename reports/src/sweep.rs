@@ -66,6 +66,8 @@ pub struct Cell {
     pub success: f64,
     /// Median over runs of the run's p99 latency; `None` when no run decided anything.
     pub p99_ms: Option<u64>,
+    /// The SLA of the point (its scenarios' deadline; the largest when pooled points differ).
+    pub deadline_ms: u64,
 }
 
 impl Cell {
@@ -75,7 +77,8 @@ impl Cell {
         let mut p99s: Vec<u64> = runs.filter(|r| r.latency_ms.is_recorded()).map(|r| r.latency_ms.p99).collect();
         p99s.sort_unstable();
         let p99_ms = if p99s.is_empty() { None } else { Some(p99s[(p99s.len() - 1) / 2]) };
-        Cell { runs: totals.runs, success: totals.success(), p99_ms }
+        let deadline_ms = points.iter().map(|p| p.deadline_ms()).max().unwrap_or(crate::model::DEFAULT_DEADLINE_MS);
+        Cell { runs: totals.runs, success: totals.success(), p99_ms, deadline_ms }
     }
 }
 

@@ -1,9 +1,11 @@
 //! What the report says: the document and the figures it shows, built from a [`Dataset`].
 //!
-//! Section order: summary, how to read, overview, violations, across scenarios, sweeps, the
-//! seed's metrics, alerts, then one section per scenario.
+//! Section order: the first screen (verdict, what to replay, the envelope figure), contents,
+//! how to read, overview, violations, exploration, across scenarios, sweeps, the design's
+//! metrics, alerts, then the scenarios (failing ones in full, passing ones one line each).
 
 mod explore;
+mod first;
 mod scenarios;
 mod sections;
 
@@ -13,7 +15,6 @@ use crate::aggregate::{self, Dataset, Scenario, Totals, OUTCOME_CATEGORIES};
 use crate::doc::{code, link, slug, strong, text, Block, Document, FigureBlock, Inline, Table};
 use crate::figures::{Figure, OverviewData, OverviewRow, Plot};
 use crate::model::RunRecord;
-use crate::SLA_MS;
 
 pub use explore::Exploration;
 
@@ -48,7 +49,7 @@ pub fn build(data: &Dataset<'_>, title: &str, exploration: Option<&Exploration>)
         ]);
         return b.finish();
     }
-    b.summary();
+    b.first_screen(exploration);
     b.doc.push(Block::Toc);
     b.reading_guide();
     b.overview();
@@ -80,6 +81,10 @@ impl<'d, 'a> Builder<'d, 'a> {
         let mut anchors = BTreeMap::new();
         let mut taken = BTreeSet::new();
         for s in &data.scenarios {
+            if !scenarios::in_full(s) {
+                anchors.insert(s.name.clone(), scenarios::PASSED_ANCHOR.to_owned());
+                continue;
+            }
             let base = format!("scenario-{}", slug(&s.name));
             let anchor = unique(&base, &taken);
             taken.insert(anchor.clone());
@@ -136,52 +141,6 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
     }
 
-    fn summary(&mut self) {
-        let data = self.data;
-        let t = &data.totals;
-        let mut intro = vec![text(format!(
-            "This report covers {} runs of {} scenarios: each scenario was simulated once per seed ({}). It was \
-             built from ",
-            t.runs,
-            data.scenarios.len(),
-            seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
-        ))];
-        intro.push(code("runs.jsonl"));
-        if data.summary.is_some() {
-            intro.extend([text(" and "), code("summary.json")]);
-        }
-        intro.push(text("."));
-        self.doc.para(intro);
-        if data.summary.is_some() {
-            let failing: Vec<&Scenario<'_>> =
-                data.scenarios.iter().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
-            let mut verdict = vec![strong("Verdict: ")];
-            if failing.is_empty() {
-                verdict.push(text("every scenario met the expectations written in its file."));
-            } else {
-                verdict.push(text(format!(
-                    "{} of {} scenarios did not meet the expectations written in their files: ",
-                    failing.len(),
-                    data.scenarios.len()
-                )));
-                for (i, s) in failing.iter().enumerate() {
-                    if i > 0 {
-                        verdict.push(text(", "));
-                    }
-                    verdict.push(self.scenario_link(&s.name));
-                }
-                verdict.push(text("."));
-            }
-            self.doc.para(verdict);
-        }
-        let mut overall = vec![text(format!("Over all runs, of {} sessions: ", t.sessions))];
-        overall.push(text(outcome_sentence(t)));
-        overall.push(text(format!(" {} of {} runs violated an invariant (", t.violation_runs, t.runs)));
-        overall.push(link("Violations", "violations"));
-        overall.push(text(")."));
-        self.doc.para(overall);
-    }
-
     fn reading_guide(&mut self) {
         self.doc.heading(2, "reading", "How to read this report");
         let items: Vec<Vec<Inline>> = vec![
@@ -190,7 +149,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             vec![strong("Session: "), text("one question the agents must agree on (choose the best of several candidates). Every session ends in exactly one way: "), strong("decided correct"), text(" — agreed on the best candidate (the ground truth the simulator knows); "), strong("decided wrong"), text(" — agreed on another candidate; "), strong("escalated"), text(" — handed to people; "), strong("no decision"), text(" — agreed that no candidate qualifies; "), strong("undecided"), text(" — still open when the run ended (a liveness failure); "), strong("unaccounted"), text(" — sessions a record places nowhere (should be zero).")],
             vec![strong("Fallback: "), text("a session decided by the timeout fallback instead of a vote. Fallback decisions are already counted in decided correct/wrong; figures draw them as a black outline over the decided part, not as extra sessions.")],
             vec![strong("Violation: "), text("the checker found a named invariant broken (for example "), code("agreement"), text(": two honest agents decided differently). A run stops at its first violation; each comes with a command that replays it.")],
-            vec![strong("Latency: "), text(format!("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99; the service-level target (SLA) is {SLA_MS} ms."))],
+            vec![strong("Latency: "), text("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99. The service-level target (SLA) is each scenario's session deadline ([protocol] deadline_ms; the design's default is 500 ms). A session is over the SLA when its first honest decision came later than that; the report gives their share of all sessions.")],
             vec![strong("Agreement rate: "), text("the mean share of agents that voted for the decided outcome (100% = unanimous).")],
             vec![strong("Byzantine agent: "), text("an agent the scenario makes misbehave (lie, stay silent, equivocate…). The engine may flag agents it suspects: flagging a Byzantine agent is a catch, flagging an honest one is a mistake.")],
         ];
@@ -282,8 +241,16 @@ impl<'d, 'a> Builder<'d, 'a> {
         let header = ["scenario", "seed", "invariant", "step", "time (ms)", "expected", "what happened", "reproduce"];
         let expected: BTreeSet<&str> =
             self.data.scenarios.iter().filter(|s| s.expects_violation()).map(|s| s.name.as_str()).collect();
+        const SHOWN: usize = 60;
+        if rows.len() > SHOWN {
+            self.doc.para(vec![text(format!(
+                "The first {SHOWN} are listed, by scenario and seed; every scenario section lists its own first \
+                 violations."
+            ))]);
+        }
         let table_rows = rows
             .iter()
+            .take(SHOWN)
             .map(|v| {
                 vec![
                     self.scenario_link(&v.scenario),
@@ -292,7 +259,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                     text(v.step.to_string()),
                     text(v.time_ms.to_string()),
                     text(if expected.contains(v.scenario.as_str()) { "yes" } else { "no" }),
-                    text(crate::figures::truncate(&v.detail, 240)),
+                    text(crate::humanize::detail(&v.detail)),
                     code(v.reproduce.as_str()),
                 ]
             })
