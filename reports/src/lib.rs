@@ -21,7 +21,7 @@ pub mod doc;
 pub mod explore;
 pub mod figures;
 mod html;
-mod humanize;
+pub mod humanize;
 mod markdown;
 pub mod model;
 pub mod spacetime;

@@ -296,8 +296,11 @@ fn time_range(diagram: &Diagram, events: &[&DiagramEvent]) -> (u64, u64) {
     if let Some((from, to)) = diagram.window_ms {
         return (from, to.max(from + 1));
     }
+    // With one session shown, its own events set the span (not faults or other bookkeeping).
+    let own = |e: &&&DiagramEvent| diagram.session.is_none() || e.session.is_some();
     let times = events
         .iter()
+        .filter(own)
         .flat_map(|e| [Some(e.time_ms), e.matched_send_ms])
         .flatten()
         .chain(diagram.violation.as_ref().map(|v| v.0));
@@ -427,19 +430,30 @@ fn nice_step(span: u64, max_ticks: u64) -> u64 {
     }
 }
 
+/// A dotted line where each session's rounds after its first begin.
 fn rounds(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, lanes: usize) {
-    let mut first: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut first: BTreeMap<(Option<u64>, u32), u64> = BTreeMap::new();
     for e in events {
         if let Some(r) = e.round {
-            first.entry(r).or_insert(e.time_ms);
+            first.entry((e.session, r)).or_insert(e.time_ms);
         }
     }
-    for (round, t) in first.iter().skip(1) {
+    let sessions: BTreeSet<Option<u64>> = first.keys().map(|(s, _)| *s).collect();
+    let opening: BTreeMap<Option<u64>, u32> =
+        sessions.iter().filter_map(|s| first.keys().find(|(x, _)| x == s).map(|(_, r)| (*s, *r))).collect();
+    for ((session, round), t) in &first {
+        if opening.get(session) == Some(round) {
+            continue;
+        }
+        let name = match session {
+            Some(s) if sessions.len() > 1 => format!("session {s} round {round}"),
+            _ => format!("round {round}"),
+        };
         let x = frame.x(*t);
         let _ = writeln!(
             svg,
             "<g class=\"round\"><line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#555\" stroke-dasharray=\"1 3\"/>\
-             <text x=\"{:.1}\" y=\"{}\" fill=\"#555\">round {round}</text></g>",
+             <text x=\"{:.1}\" y=\"{}\" fill=\"#555\">{name}</text></g>",
             frame.top - 12.0,
             frame.bottom(lanes),
             x + 3.0,

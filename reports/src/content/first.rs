@@ -67,13 +67,25 @@ impl<'d, 'a> Builder<'d, 'a> {
             v.push(text(". The table below says what to replay."));
             v
         };
+        let (within, beyond) = by_tolerance(&real);
         holds.push(text(format!(
-            " Of their {} sessions, {} were decided for the best candidate and {} stayed undecided; {}.",
-            totals.sessions,
-            pct(totals.correct, totals.sessions),
-            pct(totals.undecided, totals.sessions),
-            over_sla_phrase(&totals)
+            " Within the tolerance (f ≤ f_max Byzantine agents), of {} sessions {} were decided for the best \
+             candidate and {} stayed undecided; {}.",
+            within.sessions,
+            pct(within.correct, within.sessions),
+            pct(within.undecided, within.sessions),
+            over_sla_phrase(&within)
         )));
+        if beyond.runs > 0 {
+            holds.push(text(format!(
+                " Beyond it (f > f_max, {} runs), {} of {} sessions were decided and {} stayed undecided: the \
+                 design requires a halt there.",
+                beyond.runs,
+                pct(beyond.decided, beyond.sessions),
+                beyond.sessions,
+                pct(beyond.undecided, beyond.sessions)
+            )));
+        }
         self.doc.para(holds);
 
         let mutations: Vec<&Scenario<'_>> = self.data.scenarios.iter().filter(|s| s.expects_violation()).collect();
@@ -190,10 +202,15 @@ impl<'d, 'a> Builder<'d, 'a> {
                 reproduce: f.reproduce.clone(),
             });
         }
+        // Beyond f_max wrong or missing decisions are not failures (nothing is promised there).
         let worst = |key: fn(&RunRecord) -> u64| -> Vec<(&Scenario<'_>, &RunRecord)> {
             let mut picks: Vec<(&Scenario<'_>, &RunRecord)> = real
                 .iter()
-                .filter_map(|s| s.runs.iter().copied().filter(|r| key(r) > 0).max_by_key(|r| key(r)).map(|r| (*s, r)))
+                .filter_map(|s| {
+                    let promised = |r: &&RunRecord| tolerance(r, s) != Tolerance::Beyond;
+                    let worst = s.runs.iter().copied().filter(promised).filter(|r| key(r) > 0).max_by_key(|r| key(r));
+                    worst.map(|r| (*s, r))
+                })
                 .collect();
             picks.sort_by_key(|(_, r)| std::cmp::Reverse(key(r)));
             picks.truncate(2);
@@ -249,6 +266,27 @@ impl<'d, 'a> Builder<'d, 'a> {
     }
 }
 
+/// Where a run's Byzantine count stands against its committee's tolerance.
+fn tolerance(run: &RunRecord, s: &Scenario<'_>) -> Tolerance {
+    let n = aggregate::committee_size(run, s.settings());
+    Tolerance::of(u32::try_from(run.byzantine.len()).unwrap_or(u32::MAX), n)
+}
+
+/// Totals of the runs within the tolerance (f ≤ f_max, or n unknown) and beyond it.
+fn by_tolerance(scenarios: &[&Scenario<'_>]) -> (Totals, Totals) {
+    let (mut within, mut beyond) = (Totals::default(), Totals::default());
+    for s in scenarios {
+        for run in &s.runs {
+            if tolerance(run, s) == Tolerance::Beyond {
+                beyond.add(run);
+            } else {
+                within.add(run);
+            }
+        }
+    }
+    (within, beyond)
+}
+
 fn over_sla_phrase(t: &Totals) -> String {
     match t.over_sla_share() {
         Some(share) => format!(
@@ -273,11 +311,7 @@ pub fn envelope_data(scenarios: &[Scenario<'_>]) -> EnvelopeData {
             .unwrap_or(NETWORK_CONDITIONS.len() - 1);
         let mut by_tolerance: BTreeMap<Tolerance, Totals> = BTreeMap::new();
         for run in &s.runs {
-            let n = aggregate::committee_size(run, s.settings());
-            by_tolerance
-                .entry(Tolerance::of(u32::try_from(run.byzantine.len()).unwrap_or(u32::MAX), n))
-                .or_default()
-                .add(run);
+            by_tolerance.entry(tolerance(run, s)).or_default().add(run);
         }
         for (tolerance, totals) in by_tolerance {
             let cell = cells.entry((row, tolerance)).or_default();

@@ -33,12 +33,21 @@ pub struct EnvelopeData {
     pub cells: Vec<Vec<Option<EnvelopeCell>>>,
 }
 
-/// Red: a violation; otherwise green through yellow to orange by the share decided correctly.
+/// Red: a violation; grey: safe but mostly undecided (halted); otherwise green through yellow
+/// to orange by the share decided correctly.
 const BROKEN: RGBColor = RGBColor(0xB2, 0x18, 0x2B);
+/// Safe but mostly undecided.
+const HALTED: RGBColor = RGBColor(0xBB, 0xBB, 0xBB);
 
 /// The fill and the lines of text of a cell.
 pub fn envelope_cell(cell: &EnvelopeCell) -> (RGBColor, [String; 3]) {
-    let fill = if cell.violation_runs > 0 { BROKEN } else { super::cross::success_color(cell.correct) };
+    let fill = if cell.violation_runs > 0 {
+        BROKEN
+    } else if cell.undecided > 0.5 {
+        HALTED
+    } else {
+        super::cross::success_color(cell.correct)
+    };
     let verdict = if cell.violation_runs > 0 {
         format!("BROKEN: {} of {} runs", cell.violation_runs, cell.runs)
     } else {
@@ -63,13 +72,14 @@ pub fn envelope<DB: DrawingBackend>(data: &EnvelopeData, root: &DrawingArea<DB, 
             ("safe, all decided correctly", Mark::Box(super::cross::success_color(1.0))),
             ("safe, half decided correctly", Mark::Box(super::cross::success_color(0.5))),
             ("safe, none decided correctly", Mark::Box(super::cross::success_color(0.0))),
+            ("safe, mostly undecided (halted)", Mark::Box(HALTED)),
         ],
     )?;
     let (nx, ny) = (data.columns.len(), data.rows.len());
     if nx == 0 || ny == 0 {
         return empty_note(&body, "no scenario of the real protocol");
     }
-    let label_px = data.rows.iter().map(|r| r.chars().count()).max().unwrap_or(10).clamp(10, 40) as u32 * 8 + 16;
+    let label_px = data.rows.iter().map(|r| r.chars().count()).max().unwrap_or(10).clamp(10, 40) as u32 * 9 + 30;
     let rows: Vec<String> = data.rows.iter().rev().cloned().collect();
     let mut chart = ChartBuilder::on(&body)
         .margin(8)
@@ -85,7 +95,7 @@ pub fn envelope<DB: DrawingBackend>(data: &EnvelopeData, root: &DrawingArea<DB, 
         .y_label_formatter(&|v| category_label(&rows, *v))
         .x_desc("Byzantine agents f against f_max = ⌊(n − 1)/3⌋, the most n agents tolerate")
         .y_desc("network condition")
-        .label_style(label_font(13))
+        .label_style(label_font(15))
         .light_line_style(TRANSPARENT)
         .bold_line_style(MESH)
         .draw()?;
@@ -104,7 +114,7 @@ pub fn envelope<DB: DrawingBackend>(data: &EnvelopeData, root: &DrawingArea<DB, 
             chart.draw_series([Rectangle::new([(x - 0.48, y - 0.45), (x + 0.48, y + 0.45)], fill.filled())])?;
             let ink = if super::cross::luminance(fill) < 0.45 { WHITE } else { BLACK };
             for (k, line) in lines.iter().enumerate() {
-                let size = if k == 0 { 14 } else { 12 };
+                let size = if k == 0 { 17 } else { 15 };
                 let style = label_font(size).color(&ink).pos(Pos::new(HPos::Center, VPos::Center));
                 chart.draw_series([Text::new(line.clone(), (x, y + 0.22 - 0.22 * k as f64), style)])?;
             }
@@ -125,7 +135,9 @@ mod tests {
         assert_eq!(lines, ["BROKEN: 3 of 40 runs", "90% correct, 5% undecided", "2 scenarios"]);
         let safe = EnvelopeCell { scenarios: 1, runs: 20, violation_runs: 0, correct: 1.0, undecided: 0.0 };
         let (fill, lines) = envelope_cell(&safe);
-        assert_ne!(fill, BROKEN);
+        assert!(fill != BROKEN && fill != HALTED);
+        let halted = EnvelopeCell { undecided: 0.9, correct: 0.0, ..safe.clone() };
+        assert_eq!(envelope_cell(&halted).0, HALTED);
         assert_eq!(lines, ["safe in 20 runs", "100% correct", "1 scenario"]);
     }
 }
