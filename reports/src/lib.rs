@@ -32,7 +32,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The latency service-level target the seed sets (consensus-core's `metrics::SLA_MS`).
+/// The design's default latency service-level target (consensus-core's `metrics::SLA_MS`); each
+/// scenario's own SLA is its session deadline, [`model::RunRecord::deadline_ms`].
 pub const SLA_MS: u64 = 500;
 
 /// What to put in the report.

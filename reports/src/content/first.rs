@@ -26,9 +26,12 @@ impl<'d, 'a> Builder<'d, 'a> {
         let data = self.data;
         let t = &data.totals;
         let mut intro = vec![text(format!(
-            "{} runs of {} scenarios, each scenario simulated once per seed ({}), from ",
+            "{} runs of {}, each scenario simulated once per seed ({}), from ",
             t.runs,
-            data.scenarios.len(),
+            match data.scenarios.len() {
+                1 => "1 scenario".to_owned(),
+                n => format!("{n} scenarios"),
+            },
             seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
         ))];
         intro.push(code("runs.jsonl"));
@@ -46,7 +49,12 @@ impl<'d, 'a> Builder<'d, 'a> {
         let real: Vec<&'d Scenario<'a>> = self.data.scenarios.iter().filter(|s| !s.expects_violation()).collect();
         let totals = Totals::of(real.iter().flat_map(|s| s.runs.iter().copied()));
         let broken: Vec<&Scenario<'_>> = real.iter().copied().filter(|s| s.totals.violation_runs > 0).collect();
-        let mut holds = if broken.is_empty() {
+        let mut holds = if real.is_empty() {
+            vec![
+                strong("No verdict on the real protocol: "),
+                text("every scenario here runs a deliberately broken protocol variant (a mutation)."),
+            ]
+        } else if broken.is_empty() {
             vec![
                 strong("The vote held: "),
                 text(format!(
@@ -68,14 +76,16 @@ impl<'d, 'a> Builder<'d, 'a> {
             v
         };
         let (within, beyond) = by_tolerance(&real);
-        holds.push(text(format!(
-            " Within the tolerance (f ≤ f_max Byzantine agents), of {} sessions {} were decided for the best \
-             candidate and {} stayed undecided; {}.",
-            within.sessions,
-            pct(within.correct, within.sessions),
-            pct(within.undecided, within.sessions),
-            over_sla_phrase(&within)
-        )));
+        if within.runs > 0 {
+            holds.push(text(format!(
+                " Within the tolerance (f ≤ f_max Byzantine agents), of {} sessions {} were decided for the best \
+                 candidate and {} stayed undecided; {}.",
+                within.sessions,
+                pct(within.correct, within.sessions),
+                pct(within.undecided, within.sessions),
+                over_sla_phrase(&within)
+            )));
+        }
         if beyond.runs > 0 {
             holds.push(text(format!(
                 " Beyond it (f > f_max, {} runs), {} of {} sessions were decided and {} stayed undecided: the \
@@ -94,11 +104,15 @@ impl<'d, 'a> Builder<'d, 'a> {
                 mutations.iter().copied().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
             let mut checker = vec![strong("The checker works: ")];
             if missed.is_empty() {
-                checker.push(text(format!(
-                    "it found the expected violation in all {} deliberately broken protocol variants (mutation \
-                     scenarios).",
-                    mutations.len()
-                )));
+                checker.push(text(match mutations.len() {
+                    1 => "it found the expected violation in the deliberately broken protocol variant (mutation \
+                          scenario)."
+                        .to_owned(),
+                    n => format!(
+                        "it found the expected violation in all {n} deliberately broken protocol variants (mutation \
+                         scenarios)."
+                    ),
+                }));
             } else {
                 checker = vec![strong("The checker missed: ")];
                 checker.push(text(format!(
@@ -202,6 +216,12 @@ impl<'d, 'a> Builder<'d, 'a> {
                 reproduce: f.reproduce.clone(),
             });
         }
+        for s in self.data.scenarios.iter().filter(|s| s.expects_violation()) {
+            if let Some((run, v)) = s.runs.iter().find_map(|r| r.violations.first().map(|v| (*r, v))) {
+                let what = format!("{} violated, as expected (mutation)", v.invariant);
+                rows.push(self.replay(s, run, what, humanize::detail(&v.detail)));
+            }
+        }
         // Beyond f_max wrong or missing decisions are not failures (nothing is promised there).
         let worst = |key: fn(&RunRecord) -> u64| -> Vec<(&Scenario<'_>, &RunRecord)> {
             let mut picks: Vec<(&Scenario<'_>, &RunRecord)> = real
@@ -247,6 +267,9 @@ impl<'d, 'a> Builder<'d, 'a> {
     }
 
     fn envelope(&mut self) {
+        if self.data.scenarios.iter().all(|s| s.expects_violation()) {
+            return;
+        }
         let data = envelope_data(&self.data.scenarios);
         let rows = data.rows.len().max(1) as u32;
         let explanation = vec![text(
