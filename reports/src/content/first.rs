@@ -216,12 +216,6 @@ impl<'d, 'a> Builder<'d, 'a> {
                 reproduce: f.reproduce.clone(),
             });
         }
-        for s in self.data.scenarios.iter().filter(|s| s.expects_violation()) {
-            if let Some((run, v)) = s.runs.iter().find_map(|r| r.violations.first().map(|v| (*r, v))) {
-                let what = format!("{} violated, as expected (mutation)", v.invariant);
-                rows.push(self.replay(s, run, what, humanize::detail(&v.detail)));
-            }
-        }
         // Beyond f_max wrong or missing decisions are not failures (nothing is promised there).
         let worst = |key: fn(&RunRecord) -> u64| -> Vec<(&Scenario<'_>, &RunRecord)> {
             let mut picks: Vec<(&Scenario<'_>, &RunRecord)> = real
@@ -251,6 +245,12 @@ impl<'d, 'a> Builder<'d, 'a> {
                 run.latency_ms.max, run.deadline_ms, run.latency_ms.p99
             );
             rows.push(self.replay(s, run, "slowest run".into(), detail));
+        }
+        for s in self.data.scenarios.iter().filter(|s| s.expects_violation()) {
+            if let Some((run, v)) = s.runs.iter().find_map(|r| r.violations.first().map(|v| (*r, v))) {
+                let what = format!("{} violated, as expected (mutation)", v.invariant);
+                rows.push(self.replay(s, run, what, humanize::detail(&v.detail)));
+            }
         }
         rows.truncate(REPLAY_ROWS);
         rows
