@@ -221,8 +221,10 @@ const WRAP: usize = 150;
 
 /// Draws `diagram` as an SVG document.
 pub fn render_svg(diagram: &Diagram) -> String {
-    let events = visible_events(diagram);
+    let mut events = visible_events(diagram);
     let (t0, t1) = time_range(diagram, &events);
+    // Bookkeeping outside the shown span (other sessions' evidence, late faults) is left out.
+    events.retain(|e| (t0..=t1).contains(&e.time_ms));
     let lanes: BTreeMap<u32, usize> = diagram.agents.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
     let violation_lines =
         diagram.violation.as_ref().map(|(_, _, text)| wrap(&format!("violation: {text}"), WRAP)).unwrap_or_default();

@@ -50,10 +50,13 @@ impl Builder<'_, '_> {
             self.doc.para(vec![text(format!("No run of the {} violated an invariant.", s.runs))]);
             return;
         }
+        let count = match s.findings.len() {
+            1 => "One distinct failure, shrunk".to_owned(),
+            n => format!("{n} distinct failures, each shrunk"),
+        };
         self.doc.para(vec![text(format!(
-            "{} distinct failures, each shrunk to a small scenario that still fails the same way; the shrunk file is \
-             in the exploration's output directory and the command replays it.",
-            s.findings.len()
+            "{count} to a small scenario that still fails the same way; the shrunk file is in the exploration's \
+             output directory and the command replays it."
         ))]);
         for finding in &s.findings {
             self.finding(finding, e.diagrams.get(&finding.id));
@@ -98,7 +101,7 @@ impl Builder<'_, '_> {
             text(format!(". First hit at run {} of the exploration; {} runs hit it in all. ", f.first_run, f.hits)),
         ];
         if !f.detail.is_empty() {
-            what.extend([strong("What happened: "), text(f.detail.as_str())]);
+            what.extend([strong("What happened: "), text(crate::humanize::detail(&f.detail))]);
         }
         self.doc.para(what);
         self.doc.para(vec![
