@@ -1,16 +1,20 @@
 //! Fault-tolerance reports for bftsim result sets.
 //!
 //! [`generate`] reads a result directory written by `bftsim run` (`runs.jsonl`, one run record
-//! per line, and `summary.json` when present) and writes:
+//! per line, and `summary.json` when present) or `bftsim explore` (`explore.json` and the
+//! space-time diagrams it names) and writes:
 //!
 //! - `report.html`: one self-contained page (figures inline as SVG `data:` URIs, inline style,
-//!   a Content-Security-Policy that forbids any network load), with a table of contents;
+//!   a Content-Security-Policy that forbids any network load), with a table of contents; its
+//!   first screen answers "does the vote hold, where does it break, what do I replay";
 //! - `report.md`: the same text and tables, figures referenced as `figures/STEM.png`;
-//! - `figures/STEM.svg` and `figures/STEM.png` for every figure.
+//! - `figures/STEM.svg` and `figures/STEM.png` for every figure drawn, and `figures/STEM.svg`
+//!   for every space-time diagram shown.
 //!
-//! Data flow: [`model`] parses → [`aggregate`] and [`sweep`] group and count → `content`
-//! builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them with
-//! plotters → `html` and `markdown` render the document.
+//! Data flow: [`model`] and [`explore`] parse → [`aggregate`] and [`sweep`] group and count →
+//! `content` builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them
+//! with plotters → `html` and `markdown` render the document. [`spacetime`] draws one run as a
+//! space-time diagram (pure SVG); [`humanize`] turns the oracle's violation details into words.
 //!
 //! [`model`] defines the run record itself ([`model::RunRecord`]); `sim` depends on this crate
 //! and re-exports it, so the simulator writes and the report reads one type.
