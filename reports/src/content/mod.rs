@@ -193,6 +193,7 @@ impl<'d, 'a> Builder<'d, 'a> {
         header.extend(OUTCOME_CATEGORIES.iter().take(5).map(|c| c.to_string()));
         header.extend([
             "of decided: fallback".into(),
+            "sessions over the SLA".into(),
             "runs with a violation".into(),
             "p99 latency, median of runs".into(),
         ]);
@@ -200,7 +201,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             header.extend(["expected".into(), "verdict".into()]);
         }
         let mut numeric = vec![false];
-        numeric.extend([true; 10]);
+        numeric.extend([true; 11]);
         numeric.extend([false, false]);
         let rows = self
             .data
@@ -212,6 +213,10 @@ impl<'d, 'a> Builder<'d, 'a> {
                 let mut row = vec![self.scenario_link(&s.name), text(t.runs.to_string()), text(t.sessions.to_string())];
                 row.extend(counts.iter().take(5).map(|c| text(pct(*c, t.sessions))));
                 row.push(text(pct(t.fallback, t.sessions)));
+                row.push(text(t.over_sla_share().map_or_else(
+                    || "–".to_owned(),
+                    |share| format!("{:.1}% (SLA {} ms)", share * 100.0, s.deadline_ms()),
+                )));
                 row.push(text(t.violation_runs.to_string()));
                 row.push(text(median_p99(&s.runs)));
                 if with_summary {
