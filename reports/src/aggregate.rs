@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Latency, Metrics, Run, ScenarioSummary, Summary};
+use consensus_core::metrics::ConsensusMetrics;
+
+use crate::model::{LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, Summary, DEFAULT_DEADLINE_MS};
 
 /// All the runs of one scenario (one sweep point), ordered by seed.
 #[derive(Clone, Debug)]
@@ -17,7 +19,7 @@ pub struct Scenario<'a> {
     /// Sweep parameters (of the first run; every run of a sweep point has the same).
     pub params: BTreeMap<String, String>,
     /// The runs, by seed.
-    pub runs: Vec<&'a Run>,
+    pub runs: Vec<&'a RunRecord>,
     /// The scenario's entry of `summary.json`, if any.
     pub summary: Option<&'a ScenarioSummary>,
     /// Summed counters.
@@ -37,8 +39,25 @@ impl Scenario<'_> {
     }
 
     /// The latency percentiles of the runs that recorded any decision.
-    pub fn latencies(&self) -> Vec<Latency> {
-        self.runs.iter().map(|r| r.latency_ms).filter(Latency::is_recorded).collect()
+    pub fn latencies(&self) -> Vec<LatencySummary> {
+        self.runs.iter().map(|r| r.latency_ms).filter(LatencySummary::is_recorded).collect()
+    }
+
+    /// The scenario file's settings, when `summary.json` has them.
+    pub fn settings(&self) -> Option<&ScenarioSettings> {
+        self.summary.and_then(|s| s.settings.as_ref())
+    }
+
+    /// The SLA the scenario's runs are judged against: its session deadline (the runs'
+    /// `deadline_ms`; the design's 500 ms for records that predate the field).
+    pub fn deadline_ms(&self) -> u64 {
+        let recorded = self.runs.first().map(|r| r.deadline_ms);
+        match (recorded, self.settings().map(|s| s.deadline_ms).filter(|d| *d > 0)) {
+            (Some(d), Some(set)) if d == DEFAULT_DEADLINE_MS => set,
+            (Some(d), _) => d,
+            (None, Some(set)) => set,
+            (None, None) => DEFAULT_DEADLINE_MS,
+        }
     }
 
     /// Agreement rates (0..=1) of the runs that decided at least one session.
@@ -68,13 +87,17 @@ pub struct Totals {
     pub undecided: u64,
     /// Decided by the timeout fallback.
     pub fallback: u64,
-    /// Decisions later than the SLA.
+    /// Honest decisions later than the SLA.
     pub sla_misses: u64,
+    /// Sessions whose first honest decision came after the SLA, over the runs that know it.
+    pub over_sla: u64,
+    /// Sessions of the runs that know `over_sla` (its denominator).
+    pub over_sla_of: u64,
 }
 
 impl Totals {
     /// Folds in one run.
-    pub fn add(&mut self, run: &Run) {
+    pub fn add(&mut self, run: &RunRecord) {
         self.runs = self.runs.saturating_add(1);
         self.violation_runs = self.violation_runs.saturating_add(u64::from(!run.violations.is_empty()));
         self.sessions = self.sessions.saturating_add(run.sessions);
@@ -85,10 +108,35 @@ impl Totals {
         self.undecided = self.undecided.saturating_add(run.undecided);
         self.fallback = self.fallback.saturating_add(run.fallback);
         self.sla_misses = self.sla_misses.saturating_add(run.sla_misses);
+        if let Some(over) = run.sessions_over_sla() {
+            self.over_sla = self.over_sla.saturating_add(over);
+            self.over_sla_of = self.over_sla_of.saturating_add(run.sessions);
+        }
+    }
+
+    /// Adds `other`'s counters to these.
+    pub fn merge(&mut self, other: &Totals) {
+        let pairs = [
+            (&mut self.runs, other.runs),
+            (&mut self.violation_runs, other.violation_runs),
+            (&mut self.sessions, other.sessions),
+            (&mut self.decided, other.decided),
+            (&mut self.correct, other.correct),
+            (&mut self.escalated, other.escalated),
+            (&mut self.no_decision, other.no_decision),
+            (&mut self.undecided, other.undecided),
+            (&mut self.fallback, other.fallback),
+            (&mut self.sla_misses, other.sla_misses),
+            (&mut self.over_sla, other.over_sla),
+            (&mut self.over_sla_of, other.over_sla_of),
+        ];
+        for (mine, theirs) in pairs {
+            *mine = mine.saturating_add(theirs);
+        }
     }
 
     /// Sums `runs`.
-    pub fn of<'r>(runs: impl IntoIterator<Item = &'r Run>) -> Totals {
+    pub fn of<'r>(runs: impl IntoIterator<Item = &'r RunRecord>) -> Totals {
         let mut totals = Totals::default();
         for run in runs {
             totals.add(run);
@@ -110,6 +158,12 @@ impl Totals {
         1.0 - ratio(self.undecided, self.sessions)
     }
 
+    /// Sessions over the SLA as a share of the sessions that could be judged; `None` when no
+    /// run records it.
+    pub fn over_sla_share(&self) -> Option<f64> {
+        (self.over_sla_of > 0).then(|| ratio(self.over_sla, self.over_sla_of))
+    }
+
     /// Decided sessions over all sessions.
     pub fn success(&self) -> f64 {
         ratio(self.decided, self.sessions)
@@ -128,7 +182,7 @@ pub const OUTCOME_CATEGORIES: [&str; 6] =
     ["decided correct", "decided wrong", "escalated", "no decision", "undecided", "unaccounted"];
 
 /// The sessions of one run by outcome category; sums to `run.sessions` for a consistent record.
-pub fn run_outcome_counts(run: &Run) -> [u64; 6] {
+pub fn run_outcome_counts(run: &RunRecord) -> [u64; 6] {
     outcome_counts(run.sessions, run.decided, run.correct, [run.escalated, run.no_decision, run.undecided])
 }
 
@@ -162,8 +216,8 @@ pub struct Dataset<'a> {
 
 impl<'a> Dataset<'a> {
     /// Groups `runs` by scenario name.
-    pub fn new(runs: &'a [Run], summary: Option<&'a Summary>) -> Dataset<'a> {
-        let mut groups: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
+    pub fn new(runs: &'a [RunRecord], summary: Option<&'a Summary>) -> Dataset<'a> {
+        let mut groups: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
         for run in runs {
             groups.entry(run.scenario.as_str()).or_default().push(run);
         }
@@ -228,27 +282,45 @@ pub fn base_name(name: &str) -> &str {
     name.split('[').next().unwrap_or(name)
 }
 
+/// The design's monitoring metrics averaged over runs, as floating point for display: times
+/// in ms, rates in parts per million, agents as counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[allow(missing_docs)]
+pub struct MeanMetrics {
+    pub average_consensus_time_ms: f64,
+    pub p95_consensus_time_ms: f64,
+    pub p99_consensus_time_ms: f64,
+    pub timeout_rate: f64,
+    pub consensus_success_rate: f64,
+    pub average_agreement_rate: f64,
+    pub byzantine_detection_rate: f64,
+    pub active_agents: f64,
+    pub quarantined_agents: f64,
+    pub excluded_agents: f64,
+    pub agent_performance_variance: f64,
+}
+
 /// Mean of each metric over `runs` (all zeros for no runs).
-pub fn average_metrics(runs: &[&Run]) -> Metrics {
+pub fn average_metrics(runs: &[&RunRecord]) -> MeanMetrics {
     let n = runs.len().max(1) as f64;
-    let mean = |f: fn(&Metrics) -> f64| runs.iter().map(|r| f(&r.metrics)).sum::<f64>() / n;
-    Metrics {
-        average_consensus_time_ms: mean(|m| m.average_consensus_time_ms),
-        p95_consensus_time_ms: mean(|m| m.p95_consensus_time_ms),
-        p99_consensus_time_ms: mean(|m| m.p99_consensus_time_ms),
-        timeout_rate: mean(|m| m.timeout_rate),
-        consensus_success_rate: mean(|m| m.consensus_success_rate),
-        average_agreement_rate: mean(|m| m.average_agreement_rate),
-        byzantine_detection_rate: mean(|m| m.byzantine_detection_rate),
-        active_agents: mean(|m| m.active_agents),
-        quarantined_agents: mean(|m| m.quarantined_agents),
-        excluded_agents: mean(|m| m.excluded_agents),
-        agent_performance_variance: mean(|m| m.agent_performance_variance),
+    let mean = |f: fn(&ConsensusMetrics) -> f64| runs.iter().map(|r| f(&r.metrics)).sum::<f64>() / n;
+    MeanMetrics {
+        average_consensus_time_ms: mean(|m| m.average_consensus_time_ms as f64),
+        p95_consensus_time_ms: mean(|m| m.p95_consensus_time_ms as f64),
+        p99_consensus_time_ms: mean(|m| m.p99_consensus_time_ms as f64),
+        timeout_rate: mean(|m| f64::from(m.timeout_rate.raw())),
+        consensus_success_rate: mean(|m| f64::from(m.consensus_success_rate.raw())),
+        average_agreement_rate: mean(|m| f64::from(m.average_agreement_rate.raw())),
+        byzantine_detection_rate: mean(|m| f64::from(m.byzantine_detection_rate.raw())),
+        active_agents: mean(|m| m.active_agents as f64),
+        quarantined_agents: mean(|m| m.quarantined_agents as f64),
+        excluded_agents: mean(|m| m.excluded_agents as f64),
+        agent_performance_variance: mean(|m| f64::from(m.agent_performance_variance.raw())),
     }
 }
 
 /// In how many of `runs` each alert title fired (a title listed twice by one run counts once).
-pub fn alert_counts(runs: &[&Run]) -> BTreeMap<String, u64> {
+pub fn alert_counts(runs: &[&RunRecord]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for run in runs {
         for title in run.alerts.iter().collect::<BTreeSet<_>>() {
@@ -274,11 +346,14 @@ pub struct DetectionGroup {
     pub wrongly_flagged: u64,
 }
 
-/// The group label of a run: its `strategy`/`detector` fields, else the `byzantine.strategy`/
-/// `protocol.detector` sweep parameters, else the scenario name.
-pub fn detection_label(run: &Run) -> String {
-    let strategy = run.strategy.clone().or_else(|| run.params.get("byzantine.strategy").cloned());
-    let detector = run.detector.clone().or_else(|| run.params.get("protocol.detector").cloned());
+/// The group label of a run: the `byzantine.strategy`/`protocol.detector` sweep parameters,
+/// else its scenario's settings, else the scenario name.
+pub fn detection_label(run: &RunRecord, settings: Option<&ScenarioSettings>) -> String {
+    let known = |s: &String| !s.is_empty();
+    let strategy =
+        run.params.get("byzantine.strategy").cloned().or_else(|| settings.map(|s| s.strategy.clone()).filter(known));
+    let detector =
+        run.params.get("protocol.detector").cloned().or_else(|| settings.map(|s| s.detector.clone()).filter(known));
     match (strategy, detector) {
         (None, None) => run.scenario.clone(),
         (s, d) => format!(
@@ -289,19 +364,21 @@ pub fn detection_label(run: &Run) -> String {
     }
 }
 
-/// Detection per group, in order of first appearance in `runs`, for the groups with any
-/// Byzantine or flagged agent.
-pub fn detection_groups(runs: &[&Run]) -> Vec<DetectionGroup> {
+/// Detection per group, in order of first appearance in `runs` (each with its scenario's
+/// settings), for the groups with any Byzantine or flagged agent.
+pub fn detection_groups<'r>(
+    runs: impl IntoIterator<Item = (&'r RunRecord, Option<&'r ScenarioSettings>)>,
+) -> Vec<DetectionGroup> {
     let mut groups: Vec<DetectionGroup> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for run in runs {
-        let label = detection_label(run);
+    for (run, settings) in runs {
+        let label = detection_label(run, settings);
         let at = *index.entry(label.clone()).or_insert_with(|| {
             groups.push(DetectionGroup { label, ..Default::default() });
             groups.len() - 1
         });
         let group = &mut groups[at];
-        let byzantine: BTreeSet<u64> = run.byzantine.iter().copied().collect();
+        let byzantine: BTreeSet<u32> = run.byzantine.iter().copied().collect();
         let caught = run.detected.iter().collect::<BTreeSet<_>>().into_iter().filter(|a| byzantine.contains(a));
         group.runs = group.runs.saturating_add(1);
         group.byzantine = group.byzantine.saturating_add(byzantine.len() as u64);
@@ -312,13 +389,120 @@ pub fn detection_groups(runs: &[&Run]) -> Vec<DetectionGroup> {
     groups
 }
 
-/// Totals pooled by the number of Byzantine agents in a run.
-pub fn by_byzantine_count<'r>(runs: impl IntoIterator<Item = &'r Run>) -> BTreeMap<u64, Totals> {
+/// The committee size n of a run: its `agents`, else the scenario settings', else an
+/// `agents.count` sweep parameter; `None` when none is known (records that predate the field).
+pub fn committee_size(run: &RunRecord, settings: Option<&ScenarioSettings>) -> Option<u32> {
+    Some(run.agents)
+        .filter(|n| *n > 0)
+        .or_else(|| settings.map(|s| s.agents).filter(|n| *n > 0))
+        .or_else(|| run.params.get("agents.count").and_then(|v| v.parse().ok()).filter(|n| *n > 0))
+}
+
+/// The most Byzantine agents a committee of `n` tolerates: `⌊(n − 1) / 3⌋` (n ≥ 3f + 1).
+pub fn f_max(n: u32) -> u32 {
+    n.saturating_sub(1) / 3
+}
+
+/// Where a run's Byzantine count f stands against what its committee tolerates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tolerance {
+    /// No Byzantine agent.
+    None,
+    /// 0 < f < f_max.
+    Below,
+    /// f = f_max > 0: as many as the committee tolerates.
+    AtLimit,
+    /// f > f_max: more than the committee tolerates (safety is not promised).
+    Beyond,
+    /// The committee size is not recorded.
+    Unknown,
+}
+
+impl Tolerance {
+    /// The category of `byzantine` Byzantine agents of `n`.
+    pub fn of(byzantine: u32, n: Option<u32>) -> Tolerance {
+        match (byzantine, n) {
+            (0, _) => Tolerance::None,
+            (_, None) => Tolerance::Unknown,
+            (f, Some(n)) if f > f_max(n) => Tolerance::Beyond,
+            (f, Some(n)) if f == f_max(n) => Tolerance::AtLimit,
+            _ => Tolerance::Below,
+        }
+    }
+
+    /// Every category, in axis order.
+    pub const ALL: [Tolerance; 5] =
+        [Tolerance::None, Tolerance::Below, Tolerance::AtLimit, Tolerance::Beyond, Tolerance::Unknown];
+
+    /// Axis label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tolerance::None => "f = 0",
+            Tolerance::Below => "0 < f < f_max",
+            Tolerance::AtLimit => "f = f_max",
+            Tolerance::Beyond => "f > f_max",
+            Tolerance::Unknown => "n unknown",
+        }
+    }
+}
+
+/// Totals pooled by Byzantine share f/n (in thousandths, so equal shares pool exactly); runs
+/// whose committee size is unknown are left out.
+pub fn by_byzantine_share<'r>(
+    runs: impl IntoIterator<Item = (&'r RunRecord, Option<&'r ScenarioSettings>)>,
+) -> BTreeMap<u64, Totals> {
     let mut pooled: BTreeMap<u64, Totals> = BTreeMap::new();
-    for run in runs {
-        pooled.entry(run.byzantine.len() as u64).or_default().add(run);
+    for (run, settings) in runs {
+        if let Some(n) = committee_size(run, settings) {
+            let share_milli = (run.byzantine.len() as u64).saturating_mul(1000) / u64::from(n);
+            pooled.entry(share_milli).or_default().add(run);
+        }
     }
     pooled
+}
+
+/// Network conditions as the report names them, in display order (mildest first).
+pub const NETWORK_CONDITIONS: [&str; 8] = [
+    "no network faults",
+    "duplicates",
+    "message loss",
+    "latency tail",
+    "clogs",
+    "crash and restart",
+    "partition",
+    "not recorded",
+];
+
+/// The harshest network condition of a scenario: partition, crash and restart, clogs, latency
+/// tail, message loss, duplicates, else none; from its settings, else from `network.drop`
+/// sweep parameters; "not recorded" when neither says.
+pub fn network_condition(settings: Option<&ScenarioSettings>, params: &BTreeMap<String, String>) -> &'static str {
+    let param = |key: &str| params.get(key).and_then(|v| v.parse::<f64>().ok());
+    let Some(s) = settings else {
+        return match param("network.drop") {
+            Some(drop) if drop > 0.0 => NETWORK_CONDITIONS[2],
+            Some(_) => NETWORK_CONDITIONS[0],
+            None => NETWORK_CONDITIONS[7],
+        };
+    };
+    let has = |kind: &str| s.faults.iter().any(|f| f.kind == kind);
+    let drop = param("network.drop").unwrap_or(s.drop);
+    let duplicate = param("network.duplicate").unwrap_or(s.duplicate);
+    if has("partition") {
+        NETWORK_CONDITIONS[6]
+    } else if has("crash") {
+        NETWORK_CONDITIONS[5]
+    } else if has("clog") {
+        NETWORK_CONDITIONS[4]
+    } else if !s.tail.is_empty() {
+        NETWORK_CONDITIONS[3]
+    } else if drop > 0.0 {
+        NETWORK_CONDITIONS[2]
+    } else if duplicate > 0.0 {
+        NETWORK_CONDITIONS[1]
+    } else {
+        NETWORK_CONDITIONS[0]
+    }
 }
 
 /// One invariant violation with the command that replays it.
@@ -400,9 +584,9 @@ mod tests {
     use super::*;
     use crate::model::Failure;
 
-    fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> Run {
+    fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> RunRecord {
         let [sessions, decided, correct, escalated, no_decision, undecided, fallback] = counts;
-        Run {
+        RunRecord {
             scenario: scenario.into(),
             seed,
             sessions,
@@ -412,7 +596,7 @@ mod tests {
             no_decision,
             undecided,
             fallback,
-            ..Run::default()
+            ..RunRecord::default()
         }
     }
 
@@ -441,6 +625,9 @@ mod tests {
         assert!((t.success() - 0.9).abs() < 1e-12);
         assert_eq!(Totals::default().liveness(), 0.0, "no sessions: nothing to claim");
         assert_eq!(t.outcome_counts().iter().sum::<u64>(), 20);
+        let mut twice = t;
+        twice.merge(&t);
+        assert_eq!((twice.runs, twice.sessions, twice.fallback), (4, 40, 6));
     }
 
     #[test]
@@ -484,24 +671,24 @@ mod tests {
         let mut c = run("sweep[byzantine.strategy=silent]", 0, [1; 7]);
         c.params.insert("byzantine.strategy".into(), "silent".into());
         c.byzantine = vec![0];
-        let mut d = run("other", 0, [1; 7]);
-        d.strategy = Some("collude".into());
-        d.detector = Some("median-mad".into());
+        let d = run("other", 0, [1; 7]);
+        let settings =
+            ScenarioSettings { strategy: "collude".into(), detector: "median-mad".into(), ..Default::default() };
         let quiet = run("baseline", 0, [1; 7]);
-        let groups = detection_groups(&[&a, &b, &c, &d, &quiet]);
+        let groups = detection_groups([(&a, None), (&b, None), (&c, None), (&d, Some(&settings)), (&quiet, None)]);
         let labels: Vec<_> = groups.iter().map(|g| g.label.as_str()).collect();
         assert_eq!(labels, ["byz-x", "strategy silent, detector (scenario default)"]);
         assert_eq!((groups[0].runs, groups[0].byzantine, groups[0].caught, groups[0].wrongly_flagged), (2, 4, 1, 1));
-        assert_eq!(detection_label(&d), "strategy collude, detector median-mad");
+        assert_eq!(detection_label(&d, Some(&settings)), "strategy collude, detector median-mad");
     }
 
     #[test]
     fn metrics_and_alerts_aggregate() {
         let mut a = run("s", 0, [1; 7]);
-        a.metrics.timeout_rate = 100.0;
+        a.metrics.timeout_rate = consensus_core::Ppm::saturating(100);
         a.alerts = vec!["SLA".into(), "Low".into(), "SLA".into()];
         let mut b = run("s", 1, [1; 7]);
-        b.metrics.timeout_rate = 300.0;
+        b.metrics.timeout_rate = consensus_core::Ppm::saturating(300);
         b.alerts = vec!["SLA".into()];
         assert_eq!(average_metrics(&[&a, &b]).timeout_rate, 200.0);
         assert_eq!(average_metrics(&[]).timeout_rate, 0.0);
@@ -517,7 +704,11 @@ mod tests {
         let summary = ScenarioSummary {
             scenario: "sw[..]".into(),
             path: "scenarios/sw.toml".into(),
-            failures: vec![Failure { seed: 7, reproduce: "bftsim reproduce given --seed 7".into() }],
+            failures: vec![Failure {
+                seed: 7,
+                reproduce: "bftsim reproduce given --seed 7".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         assert_eq!(reproduce_command(Some(&summary), "sw", &params, 7), "bftsim reproduce given --seed 7");
@@ -532,14 +723,62 @@ mod tests {
     }
 
     #[test]
-    fn byzantine_pooling() {
+    fn byzantine_pooling_by_share() {
         let mut a = run("a", 0, [10, 10, 9, 0, 0, 0, 0]);
         a.byzantine = vec![1];
+        a.agents = 5;
         let b = run("b", 0, [10, 5, 5, 0, 0, 5, 0]);
-        let pooled = by_byzantine_count([&a, &b]);
-        assert_eq!(pooled.keys().copied().collect::<Vec<_>>(), [0, 1]);
-        assert!((pooled[&1].accuracy() - 0.9).abs() < 1e-12);
+        let settings = ScenarioSettings { agents: 4, ..Default::default() };
+        let unknown = run("c", 0, [10, 0, 0, 0, 0, 10, 0]);
+        let pooled = by_byzantine_share([(&a, None), (&b, Some(&settings)), (&unknown, None)]);
+        assert_eq!(pooled.keys().copied().collect::<Vec<_>>(), [0, 200], "f/n in thousandths; unknown n left out");
+        assert!((pooled[&200].accuracy() - 0.9).abs() < 1e-12);
         assert!((pooled[&0].liveness() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn network_conditions_pick_the_harshest() {
+        let none = BTreeMap::new();
+        assert_eq!(network_condition(None, &none), "not recorded");
+        let drop = BTreeMap::from([("network.drop".to_owned(), "0.1".to_owned())]);
+        assert_eq!(network_condition(None, &drop), "message loss");
+        let mut s = ScenarioSettings { drop: 0.05, duplicate: 0.01, ..Default::default() };
+        assert_eq!(network_condition(Some(&s), &none), "message loss");
+        let zero = BTreeMap::from([("network.drop".to_owned(), "0.0".to_owned())]);
+        assert_eq!(network_condition(Some(&s), &zero), "duplicates", "the sweep value wins");
+        s.faults.push(crate::model::FaultSetting { at_ms: 1, kind: "crash".into(), target: "agent 1".into() });
+        s.faults.push(crate::model::FaultSetting { at_ms: 2, kind: "partition".into(), target: String::new() });
+        assert_eq!(network_condition(Some(&s), &none), "partition");
+        assert_eq!(network_condition(Some(&ScenarioSettings::default()), &none), "no network faults");
+    }
+
+    #[test]
+    fn tolerance_categories() {
+        assert_eq!((f_max(4), f_max(5), f_max(7), f_max(31), f_max(0)), (1, 1, 2, 10, 0));
+        assert_eq!(Tolerance::of(0, None), Tolerance::None);
+        assert_eq!(Tolerance::of(1, None), Tolerance::Unknown);
+        assert_eq!(Tolerance::of(1, Some(7)), Tolerance::Below);
+        assert_eq!(Tolerance::of(2, Some(7)), Tolerance::AtLimit);
+        assert_eq!(Tolerance::of(2, Some(5)), Tolerance::Beyond);
+        assert_eq!(Tolerance::of(1, Some(3)), Tolerance::Beyond, "3 agents tolerate none");
+        let mut r = run("s", 0, [1; 7]);
+        assert_eq!(committee_size(&r, None), None);
+        r.params.insert("agents.count".into(), "10".into());
+        assert_eq!(committee_size(&r, None), Some(10));
+        r.agents = 7;
+        assert_eq!(committee_size(&r, None), Some(7));
+    }
+
+    #[test]
+    fn sessions_over_the_sla_have_a_denominator() {
+        let mut a = run("s", 0, [10, 10, 10, 0, 0, 0, 0]);
+        a.sessions_over_sla = Some(3);
+        let mut old = run("s", 1, [10, 10, 10, 0, 0, 0, 0]);
+        old.deadline_ms = 1000; // predates the field with a deadline other than 500: unknown
+        let t = Totals::of([&a, &old]);
+        assert_eq!((t.over_sla, t.over_sla_of), (3, 10));
+        assert_eq!(t.over_sla_share(), Some(0.3));
+        assert_eq!(Totals::of([&old]).over_sla_share(), None);
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct FigureBlock {
     pub alt: String,
     /// Pixel size.
     pub size: (u32, u32),
+    /// Whether a `figures/STEM.png` exists besides `figures/STEM.svg` (drawn figures have one;
+    /// ready-made SVG images, such as space-time diagrams, do not).
+    pub png: bool,
 }
 
 /// The whole report.

@@ -123,10 +123,11 @@ fn figure_html(out: &mut String, figure: &FigureBlock, svg: Option<&String>) {
             let _ = writeln!(out, "<p><em>Figure missing: {}</em></p>", escape(&figure.alt));
         }
     }
+    let png =
+        if figure.png { format!(", <a href=\"figures/{stem}.png\">figures/{stem}.png</a>") } else { String::new() };
     let _ = writeln!(
         out,
-        "<div class=\"files\">Files: <a href=\"figures/{stem}.svg\">figures/{stem}.svg</a>, \
-         <a href=\"figures/{stem}.png\">figures/{stem}.png</a></div>\n</figure>"
+        "<div class=\"files\">Files: <a href=\"figures/{stem}.svg\">figures/{stem}.svg</a>{png}</div>\n</figure>"
     );
 }
 
@@ -178,6 +179,7 @@ mod tests {
             explanation: vec![text("what")],
             alt: "alt \"q\"".into(),
             size: (10, 20),
+            png: true,
         }));
         doc.push(Block::Table(Table {
             header: vec!["h".into(), "n".into()],

@@ -1,26 +1,34 @@
 //! Fault-tolerance reports for bftsim result sets.
 //!
 //! [`generate`] reads a result directory written by `bftsim run` (`runs.jsonl`, one run record
-//! per line, and `summary.json` when present) and writes:
+//! per line, and `summary.json` when present) or `bftsim explore` (`explore.json` and the
+//! space-time diagrams it names) and writes:
 //!
 //! - `report.html`: one self-contained page (figures inline as SVG `data:` URIs, inline style,
-//!   a Content-Security-Policy that forbids any network load), with a table of contents;
+//!   a Content-Security-Policy that forbids any network load), with a table of contents; its
+//!   first screen answers "does the vote hold, where does it break, what do I replay";
 //! - `report.md`: the same text and tables, figures referenced as `figures/STEM.png`;
-//! - `figures/STEM.svg` and `figures/STEM.png` for every figure.
+//! - `figures/STEM.svg` and `figures/STEM.png` for every figure drawn, and `figures/STEM.svg`
+//!   for every space-time diagram shown.
 //!
-//! Data flow: [`model`] parses → [`aggregate`] and [`sweep`] group and count → `content`
-//! builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them with
-//! plotters → `html` and `markdown` render the document.
+//! Data flow: [`model`] and [`explore`] parse → [`aggregate`] and [`sweep`] group and count →
+//! `content` builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them
+//! with plotters → `html` and `markdown` render the document. [`spacetime`] draws one run as a
+//! space-time diagram (pure SVG); [`humanize`] turns the oracle's violation details into words.
 //!
-//! This crate does not depend on `sim`: [`model`] defines its own lenient view of the records.
+//! [`model`] defines the run record itself ([`model::RunRecord`]); `sim` depends on this crate
+//! and re-exports it, so the simulator writes and the report reads one type.
 
 pub mod aggregate;
 mod content;
 pub mod doc;
+pub mod explore;
 pub mod figures;
 mod html;
+pub mod humanize;
 mod markdown;
 pub mod model;
+pub mod spacetime;
 pub mod sweep;
 
 use std::collections::BTreeMap;
@@ -28,7 +36,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The latency service-level target the seed sets (consensus-core's `metrics::SLA_MS`).
+/// The design's default latency service-level target (consensus-core's `metrics::SLA_MS`); each
+/// scenario's own SLA is its session deadline, [`model::RunRecord::deadline_ms`].
 pub const SLA_MS: u64 = 500;
 
 /// What to put in the report.
@@ -96,6 +105,18 @@ pub enum ReportError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// `explore.json` is not what `bftsim explore` writes.
+    #[error("{}:{line}:{column}: not a bftsim explore.json: {source}", path.display())]
+    BadExplore {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parse error.
+        source: serde_json::Error,
+    },
     /// Plotters failed to draw a figure.
     #[error("cannot draw {}: {message}", path.display())]
     Figure {
@@ -109,10 +130,21 @@ pub enum ReportError {
 /// Reads `input_dir/runs.jsonl` (and `input_dir/summary.json` if present) and writes
 /// `out_dir/report.html`, `out_dir/report.md` and `out_dir/figures/*.{svg,png}`.
 pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Result<ReportOutput, ReportError> {
-    let runs = model::read_runs(&input_dir.join("runs.jsonl"))?;
+    let exploration = explore::read(&input_dir.join("explore.json"))?.map(|summary| {
+        let diagrams = summary
+            .findings
+            .iter()
+            .filter_map(|f| Some((f.id.clone(), fs::read_to_string(input_dir.join(f.diagram.as_ref()?)).ok()?)))
+            .collect();
+        content::Exploration { summary, diagrams }
+    });
+    let runs_path = input_dir.join("runs.jsonl");
+    // An exploration's directory may hold no runs.jsonl: its report is the Exploration section.
+    let runs = if exploration.is_some() && !runs_path.exists() { Vec::new() } else { model::read_runs(&runs_path)? };
     let summary = model::read_summary(&input_dir.join("summary.json"))?;
     let data = aggregate::Dataset::new(&runs, summary.as_ref());
-    let (document, figure_specs) = content::build(&data, &options.title);
+    let content::Built { doc: document, figures: figure_specs, images } =
+        content::build(&data, &options.title, exploration.as_ref());
 
     let figures_dir = out_dir.join("figures");
     fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write { path: figures_dir.clone(), source })?;
@@ -127,7 +159,13 @@ pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Re
         files.push(rendered.png_path);
         svgs.insert(spec.stem.clone(), rendered.svg);
     }
-    debug_assert_eq!(document.figures().count(), figure_specs.len(), "every figure block has a figure");
+    for (stem, svg) in images {
+        let path = figures_dir.join(format!("{stem}.svg"));
+        write(&path, &svg)?;
+        files.push(path);
+        svgs.insert(stem, svg);
+    }
+    debug_assert_eq!(document.figures().count(), svgs.len(), "every figure block has a figure");
 
     let html = out_dir.join("report.html");
     write(&html, &html::render(&document, &options.title, &svgs))?;

@@ -63,12 +63,16 @@ fn table_md(out: &mut String, table: &Table) {
 
 fn figure_md(out: &mut String, figure: &FigureBlock) {
     let _ = writeln!(out, "**{}.** {}\n", escape(&figure.title), inlines(&figure.explanation, false));
-    let _ = writeln!(
-        out,
-        "![{}](figures/{stem}.png)\n\n(also as [SVG](figures/{stem}.svg))\n",
-        escape(&figure.alt),
-        stem = figure.stem
-    );
+    if figure.png {
+        let _ = writeln!(
+            out,
+            "![{}](figures/{stem}.png)\n\n(also as [SVG](figures/{stem}.svg))\n",
+            escape(&figure.alt),
+            stem = figure.stem
+        );
+    } else {
+        let _ = writeln!(out, "![{}](figures/{}.svg)\n", escape(&figure.alt), figure.stem);
+    }
 }
 
 fn inlines(parts: &[Inline], in_table: bool) -> String {
@@ -130,6 +134,7 @@ mod tests {
             explanation: vec![text("shows x")],
             alt: "alt".into(),
             size: (1, 1),
+            png: true,
         }));
         let md = render(&doc);
         assert!(md.contains("![alt](figures/a-outcomes.png)"));

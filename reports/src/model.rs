@@ -1,87 +1,59 @@
-//! What the report reads: `runs.jsonl` (one run record per line) and `summary.json`.
+//! The records bftsim writes and the report reads: [`RunRecord`] (one line of `runs.jsonl`,
+//! shared with `sim`, which re-exports it from `sim::results`), and a lenient view of
+//! `summary.json` ([`Summary`]) with the scenario settings ([`ScenarioSettings`]) that `sim`
+//! fills in.
 //!
-//! These structs mirror only the fields the report uses of `sim`'s `RunRecord` and `Summary`.
-//! Every field has a default and unknown fields are ignored, so a record with more (or fewer)
-//! fields than this crate knows still parses: the simulator and the report can evolve apart.
+//! Compatibility: every field of [`RunRecord`] has a default (`#[serde(default)]` on the
+//! struct) and unknown fields are ignored, so a `runs.jsonl` written before a field existed
+//! still loads. Fields added later say what their default means for old records.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use consensus_core::metrics::ConsensusMetrics;
+use consensus_core::TimeMs;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ReportError;
 
-/// One run: one line of `runs.jsonl`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Run {
-    /// Scenario name; sweep points carry their labels, e.g. `sweep[network.drop=0.1]`.
-    pub scenario: String,
-    /// Sweep parameter values, axis → value (empty outside sweeps).
-    #[serde(deserialize_with = "params_as_strings")]
-    pub params: BTreeMap<String, String>,
-    /// The seed.
-    pub seed: u64,
-    /// `ok`, `violation` or `expectation-failed`.
-    pub outcome: String,
-    /// The violations found (the simulator stops at the first).
-    pub violations: Vec<Violation>,
-    /// Sessions in the workload.
-    pub sessions: u64,
-    /// Sessions decided for a candidate (the fallback included).
-    pub decided: u64,
-    /// Decided sessions whose choice was the ground-truth best candidate.
-    pub correct: u64,
-    /// Sessions escalated to people.
-    pub escalated: u64,
-    /// Sessions agreed as "no decision".
-    pub no_decision: u64,
-    /// Sessions no honest agent decided by the end of the run.
-    pub undecided: u64,
-    /// Decided sessions that the timeout fallback decided.
-    pub fallback: u64,
-    /// Percentiles of the run's honest decision latencies.
-    pub latency_ms: Latency,
-    /// Honest decisions later than the SLA.
-    pub sla_misses: u64,
-    /// Mean agreement rate of decided sessions, in parts per million.
-    pub agreement_ppm: u64,
-    /// Byzantine agents of this run.
-    pub byzantine: Vec<u64>,
-    /// Agents the engine flagged.
-    pub detected: Vec<u64>,
-    /// Honest agents the engine flagged.
-    pub wrongly_flagged: Vec<u64>,
-    /// The seed's monitoring metrics over this run.
-    pub metrics: Metrics,
-    /// Titles of the alerts that fired.
-    pub alerts: Vec<String>,
-    /// Byzantine strategy, when the simulator records it.
-    pub strategy: Option<String>,
-    /// Detector, when the simulator records it.
-    pub detector: Option<String>,
+/// The SLA a record without `deadline_ms` is judged against: the design's 500 ms
+/// (consensus-core's `metrics::SLA_MS`).
+pub const DEFAULT_DEADLINE_MS: u64 = 500;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// No invariant was violated.
+    #[default]
+    Ok,
+    /// An invariant was violated.
+    Violation,
+    /// A violation of another invariant than the one the scenario expects (safety = false).
+    ExpectationFailed,
 }
 
-/// An invariant violation.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// The first invariant violation of a run, as the oracle reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Violation {
     /// Which invariant.
     pub invariant: String,
-    /// Trace step.
+    /// The trace step at which it was detected.
     pub step: u64,
     /// Simulated time.
-    pub time_ms: u64,
+    pub time_ms: TimeMs,
     /// What happened, in words.
     pub detail: String,
 }
 
-/// Latency percentiles of one run, in milliseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// Latency percentiles over every honest decision of the run (decide time − open time), in ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Latency {
+pub struct LatencySummary {
     /// Median.
     pub p50: u64,
     /// 95th percentile.
@@ -92,30 +64,153 @@ pub struct Latency {
     pub max: u64,
 }
 
-impl Latency {
+impl LatencySummary {
+    /// Nearest-rank percentiles of `samples` (any order).
+    pub fn of(samples: &mut [u64]) -> LatencySummary {
+        if samples.is_empty() {
+            return LatencySummary::default();
+        }
+        samples.sort_unstable();
+        let rank = |p: u64| {
+            let n = samples.len() as u64;
+            let k = (n * p).div_ceil(100).max(1);
+            samples[usize::try_from(k - 1).unwrap_or(0).min(samples.len() - 1)]
+        };
+        LatencySummary { p50: rank(50), p95: rank(95), p99: rank(99), max: samples[samples.len() - 1] }
+    }
+
     /// Whether the run recorded any decision latency (a run without decisions has all zeros).
     pub fn is_recorded(&self) -> bool {
         self.max > 0 || self.p99 > 0
     }
 }
 
-/// The seed's `ConsensusMetrics`; rates are parts per million, times milliseconds. Read as
-/// floating point so that integer or fractional encodings both parse.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+/// Message counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-#[allow(missing_docs)]
-pub struct Metrics {
-    pub average_consensus_time_ms: f64,
-    pub p95_consensus_time_ms: f64,
-    pub p99_consensus_time_ms: f64,
-    pub timeout_rate: f64,
-    pub consensus_success_rate: f64,
-    pub average_agreement_rate: f64,
-    pub byzantine_detection_rate: f64,
-    pub active_agents: f64,
-    pub quarantined_agents: f64,
-    pub excluded_agents: f64,
-    pub agent_performance_variance: f64,
+pub struct MessageCounts {
+    /// Frames handed to the network.
+    pub sent: u64,
+    /// Frames that reached a live agent.
+    pub delivered: u64,
+    /// Frames lost to drops, partitions, clogs or crashed recipients.
+    pub dropped: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+}
+
+/// One run: the record `bftsim run` writes as one line of `runs.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunRecord {
+    /// Scenario name; sweep points carry their labels, e.g. `sweep[network.drop=0.1]`.
+    pub scenario: String,
+    /// Sweep parameter values, axis → value (empty outside sweeps). Numbers and booleans are
+    /// read as their text.
+    #[serde(deserialize_with = "params_as_strings")]
+    pub params: BTreeMap<String, String>,
+    /// The seed.
+    pub seed: u64,
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// The violation found, if any (at most one: the first stops the run).
+    pub violations: Vec<Violation>,
+    /// Sessions in the workload.
+    pub sessions: u64,
+    /// Sessions decided for a candidate (the fallback included).
+    pub decided: u64,
+    /// Decided sessions whose choice was the ground-truth best candidate.
+    pub correct: u64,
+    /// Sessions escalated to people.
+    pub escalated: u64,
+    /// Sessions agreed as "no decision" by the engine.
+    pub no_decision: u64,
+    /// Sessions no honest agent decided by the end of the run.
+    pub undecided: u64,
+    /// Decided sessions that the timeout fallback decided.
+    pub fallback: u64,
+    /// Latency of honest decisions.
+    pub latency_ms: LatencySummary,
+    /// Honest decisions (one per honest agent and session) later than `deadline_ms`.
+    pub sla_misses: u64,
+    /// Mean agreement rate of decided sessions, in parts per million.
+    pub agreement_ppm: u64,
+    /// Byzantine agents of this run.
+    pub byzantine: Vec<u32>,
+    /// Agents the engine flagged in decided sessions.
+    pub detected: Vec<u32>,
+    /// Honest agents the engine flagged.
+    pub wrongly_flagged: Vec<u32>,
+    /// Network counters.
+    pub messages: MessageCounts,
+    /// Hash of every send, delivery, drop, timeout, decision and fault, in order.
+    pub trace_hash: String,
+    /// Simulated time at the end of the run.
+    pub sim_time_ms: u64,
+    /// The design's monitoring metrics (its `ConsensusMetrics`) over this run. Missing fields
+    /// read as zero.
+    #[serde(deserialize_with = "lenient")]
+    pub metrics: ConsensusMetrics,
+    /// Titles of the design's alerts that fired.
+    pub alerts: Vec<String>,
+    /// The scenario's session deadline (`[protocol] deadline_ms`): the SLA this run is judged
+    /// against. Records written before the field existed read as the design's 500 ms.
+    pub deadline_ms: u64,
+    /// Agents in the committee (`[agents] count`); 0 in records written before the field
+    /// existed (the report then falls back to the scenario settings or the metrics).
+    pub agents: u32,
+    /// Sessions whose first honest decision came later than `deadline_ms` ("sessions over the
+    /// SLA"; undecided sessions are not counted here). `None` in records written before the
+    /// field existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_over_sla: Option<u64>,
+}
+
+impl Default for RunRecord {
+    fn default() -> Self {
+        RunRecord {
+            scenario: String::new(),
+            params: BTreeMap::new(),
+            seed: 0,
+            outcome: RunOutcome::Ok,
+            violations: Vec::new(),
+            sessions: 0,
+            decided: 0,
+            correct: 0,
+            escalated: 0,
+            no_decision: 0,
+            undecided: 0,
+            fallback: 0,
+            latency_ms: LatencySummary::default(),
+            sla_misses: 0,
+            agreement_ppm: 0,
+            byzantine: Vec::new(),
+            detected: Vec::new(),
+            wrongly_flagged: Vec::new(),
+            messages: MessageCounts::default(),
+            trace_hash: String::new(),
+            sim_time_ms: 0,
+            metrics: ConsensusMetrics::default(),
+            alerts: Vec::new(),
+            deadline_ms: DEFAULT_DEADLINE_MS,
+            agents: 0,
+            sessions_over_sla: None,
+        }
+    }
+}
+
+impl RunRecord {
+    /// Sessions over the SLA: `sessions_over_sla`, or for records without it the metrics'
+    /// count of sessions slower than 500 ms when the deadline is 500 ms (the same definition);
+    /// `None` when neither is known.
+    pub fn sessions_over_sla(&self) -> Option<u64> {
+        self.sessions_over_sla.or_else(|| (self.deadline_ms == DEFAULT_DEADLINE_MS).then_some(self.metrics.sla_misses))
+    }
+
+    /// Decided sessions whose choice was not the best candidate.
+    pub fn wrong(&self) -> u64 {
+        self.decided.saturating_sub(self.correct.min(self.decided))
+    }
 }
 
 /// `summary.json`: what the report takes from it.
@@ -148,6 +243,63 @@ pub struct ScenarioSummary {
     pub failures: Vec<Failure>,
     /// Whether the scenario met its expectations.
     pub passed: Option<bool>,
+    /// What the scenario file sets, when the simulator recorded it.
+    pub settings: Option<ScenarioSettings>,
+}
+
+/// What a scenario file sets: the `settings` of a scenario in `summary.json`, written by `sim`
+/// (`sim::summary::settings`) and shown by the report next to each scenario. Every field has a
+/// default so that a summary without some of them still loads; enum values are the names the
+/// scenario file uses (`equivocate`, `mean-deviation`, `simple-majority`…).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScenarioSettings {
+    /// One line from the file's `description`.
+    pub description: String,
+    /// `[agents] count`: the committee size n.
+    pub agents: u32,
+    /// `[byzantine] count`.
+    pub byzantine: u32,
+    /// `[byzantine] strategy`.
+    pub strategy: String,
+    /// `[protocol] threshold`, a fraction.
+    pub threshold: f64,
+    /// `[protocol] deadline_ms`: the session deadline, which is the SLA.
+    pub deadline_ms: u64,
+    /// `[protocol] fallback`.
+    pub fallback: String,
+    /// `[protocol] detector`.
+    pub detector: String,
+    /// `[protocol] mutation` (`none` for the real protocol).
+    pub mutation: String,
+    /// `[workload] sessions`.
+    pub sessions: u64,
+    /// `[workload] candidates`.
+    pub candidates: u32,
+    /// `[workload] concurrency`.
+    pub concurrency: u64,
+    /// `[network] drop`, a probability.
+    pub drop: f64,
+    /// `[network] duplicate`, a probability.
+    pub duplicate: f64,
+    /// `[network] latency_ms`: the uniform latency range.
+    pub latency_ms: [u64; 2],
+    /// `[network] tail` in words (`pareto scale 5 ms, shape 1.5, max 2000 ms`), empty for none.
+    pub tail: String,
+    /// `[[faults]]` in time order.
+    pub faults: Vec<FaultSetting>,
+}
+
+/// One timed fault of a scenario file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultSetting {
+    /// When it happens, in simulated ms.
+    pub at_ms: u64,
+    /// `partition`, `heal`, `crash`, `restart`, `clog`, `unclog`.
+    pub kind: String,
+    /// Its target in words (`groups [0, 1] | [2, 3, 4]`, `agent 2`, `link 0–3`), empty for `heal`.
+    pub target: String,
 }
 
 /// A failing seed of `summary.json`.
@@ -156,6 +308,8 @@ pub struct ScenarioSummary {
 pub struct Failure {
     /// The seed.
     pub seed: u64,
+    /// The invariant violated.
+    pub invariant: String,
     /// The command that replays it.
     pub reproduce: String,
 }
@@ -168,13 +322,13 @@ impl Summary {
 }
 
 /// Parses `runs.jsonl` text; blank lines are skipped. `path` only names the file in errors.
-pub fn parse_runs(text: &str, path: &Path) -> Result<Vec<Run>, ReportError> {
+pub fn parse_runs(text: &str, path: &Path) -> Result<Vec<RunRecord>, ReportError> {
     let mut runs = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let run: Run = serde_json::from_str(line).map_err(|source| ReportError::BadRecord {
+        let run: RunRecord = serde_json::from_str(line).map_err(|source| ReportError::BadRecord {
             path: path.to_path_buf(),
             line: index + 1,
             source,
@@ -185,7 +339,7 @@ pub fn parse_runs(text: &str, path: &Path) -> Result<Vec<Run>, ReportError> {
 }
 
 /// Reads `runs.jsonl`.
-pub fn read_runs(path: &Path) -> Result<Vec<Run>, ReportError> {
+pub fn read_runs(path: &Path) -> Result<Vec<RunRecord>, ReportError> {
     let text = fs::read_to_string(path).map_err(|source| ReportError::Read { path: path.to_path_buf(), source })?;
     parse_runs(&text, path)
 }
@@ -203,6 +357,23 @@ pub fn read_summary(path: &Path) -> Result<Option<Summary>, ReportError> {
         column: source.column(),
         source,
     })
+}
+
+/// Reads a JSON object over the default value of `T`: fields it lacks keep their defaults
+/// (for types, like consensus-core's, that do not default their fields themselves).
+fn lenient<'de, D: Deserializer<'de>, T: Default + Serialize + DeserializeOwned>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    use serde::de::Error as _;
+    let given = Option::<serde_json::Value>::deserialize(deserializer)?;
+    let Some(serde_json::Value::Object(given)) = given else {
+        return Ok(T::default());
+    };
+    let mut merged = serde_json::to_value(T::default()).map_err(D::Error::custom)?;
+    if let serde_json::Value::Object(base) = &mut merged {
+        base.extend(given);
+    }
+    serde_json::from_value(merged).map_err(D::Error::custom)
 }
 
 /// Accepts parameter values as strings, numbers or booleans (all shown as text).
@@ -229,14 +400,13 @@ mod tests {
     fn unknown_and_missing_fields_are_tolerated() {
         let text = r#"{"scenario":"a","seed":3,"future_field":{"x":1},"latency_ms":{"p50":1,"p99":2}}
 
-{"scenario":"b","params":{"n":4,"drop":"0.1","on":true},"decided":2,"strategy":"silent"}"#;
+{"scenario":"b","params":{"n":4,"drop":"0.1","on":true},"decided":2,"strategy":"silent","metrics":null}"#;
         let runs = parse_runs(text, Path::new("runs.jsonl")).unwrap();
         assert_eq!(runs.len(), 2, "the blank line is skipped");
         assert_eq!((runs[0].seed, runs[0].latency_ms.p99, runs[0].sessions), (3, 2, 0));
         assert_eq!(runs[1].params["n"], "4");
         assert_eq!(runs[1].params["drop"], "0.1");
         assert_eq!(runs[1].params["on"], "true");
-        assert_eq!(runs[1].strategy.as_deref(), Some("silent"));
     }
 
     #[test]
@@ -249,12 +419,13 @@ mod tests {
     #[test]
     fn huge_numbers_parse() {
         let line = format!(
-            r#"{{"sessions":{max},"latency_ms":{{"max":{max}}},"metrics":{{"timeout_rate":1e300}}}}"#,
+            r#"{{"sessions":{max},"latency_ms":{{"max":{max}}},"metrics":{{"timeout_rate":4294967295}}}}"#,
             max = u64::MAX
         );
         let runs = parse_runs(&line, Path::new("r")).unwrap();
         assert_eq!(runs[0].sessions, u64::MAX);
         assert!(runs[0].latency_ms.is_recorded());
+        assert_eq!(runs[0].metrics.timeout_rate.raw(), u32::MAX);
     }
 
     #[test]
@@ -262,7 +433,45 @@ mod tests {
         let line = r#"{"scenario":"baseline","params":{},"seed":1,"outcome":"ok","violations":[{"invariant":"agreement","step":3,"time_ms":40,"detail":"d"}],"sessions":20,"decided":20,"correct":19,"escalated":0,"no_decision":0,"undecided":0,"fallback":0,"latency_ms":{"p50":94,"p95":139,"p99":144,"max":145},"sla_misses":0,"agreement_ppm":1000000,"byzantine":[4],"detected":[4],"wrongly_flagged":[],"messages":{"sent":1719,"delivered":1715,"dropped":0,"bytes":322563},"trace_hash":"74436a3dc72986d9","sim_time_ms":2066,"metrics":{"average_consensus_time_ms":98,"timeout_rate":0,"consensus_success_rate":1000000,"active_agents":5},"alerts":["Consensus SLA Violation"]}"#;
         let run = &parse_runs(line, Path::new("r")).unwrap()[0];
         assert_eq!(run.violations[0].invariant, "agreement");
-        assert_eq!(run.metrics.consensus_success_rate, 1_000_000.0);
+        assert_eq!(run.metrics.consensus_success_rate.raw(), 1_000_000);
+        assert_eq!(run.metrics.active_agents, 5);
         assert_eq!(run.alerts, vec!["Consensus SLA Violation".to_owned()]);
+        assert_eq!(run.deadline_ms, DEFAULT_DEADLINE_MS, "old records are judged against the design's 500 ms");
+        assert_eq!(run.sessions_over_sla(), Some(0), "the metrics' 500 ms count stands in");
+    }
+
+    #[test]
+    fn records_round_trip_and_new_fields_are_read() {
+        let record = RunRecord {
+            scenario: "s".into(),
+            seed: 4,
+            deadline_ms: 1000,
+            agents: 7,
+            sessions_over_sla: Some(2),
+            violations: vec![Violation { invariant: "agreement".into(), step: 1, time_ms: 2, detail: "d".into() }],
+            ..RunRecord::default()
+        };
+        let line = serde_json::to_string(&record).unwrap();
+        let back = &parse_runs(&line, Path::new("r")).unwrap()[0];
+        assert_eq!(back, &record);
+        let mut old = record.clone();
+        old.sessions_over_sla = None;
+        assert_eq!(old.sessions_over_sla(), None, "a 1000 ms deadline cannot use the 500 ms count");
+        assert!(!serde_json::to_string(&old).unwrap().contains("sessions_over_sla"));
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut samples: Vec<u64> = (1..=100).rev().collect();
+        let s = LatencySummary::of(&mut samples);
+        assert_eq!((s.p50, s.p95, s.p99, s.max), (50, 95, 99, 100));
+        assert_eq!(LatencySummary::of(&mut []), LatencySummary::default());
+        assert_eq!(LatencySummary::of(&mut [7]).p99, 7);
+    }
+
+    #[test]
+    fn outcome_names_are_kebab_case() {
+        let json = serde_json::to_string(&RunOutcome::ExpectationFailed).unwrap_or_default();
+        assert_eq!(json, "\"expectation-failed\"");
     }
 }

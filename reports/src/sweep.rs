@@ -66,6 +66,8 @@ pub struct Cell {
     pub success: f64,
     /// Median over runs of the run's p99 latency; `None` when no run decided anything.
     pub p99_ms: Option<u64>,
+    /// The SLA of the point (its scenarios' deadline; the largest when pooled points differ).
+    pub deadline_ms: u64,
 }
 
 impl Cell {
@@ -75,7 +77,8 @@ impl Cell {
         let mut p99s: Vec<u64> = runs.filter(|r| r.latency_ms.is_recorded()).map(|r| r.latency_ms.p99).collect();
         p99s.sort_unstable();
         let p99_ms = if p99s.is_empty() { None } else { Some(p99s[(p99s.len() - 1) / 2]) };
-        Cell { runs: totals.runs, success: totals.success(), p99_ms }
+        let deadline_ms = points.iter().map(|p| p.deadline_ms()).max().unwrap_or(crate::model::DEFAULT_DEADLINE_MS);
+        Cell { runs: totals.runs, success: totals.success(), p99_ms, deadline_ms }
     }
 }
 
@@ -156,18 +159,18 @@ fn axis_values(axis: &str, points: &[&Scenario<'_>]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::aggregate::Dataset;
-    use crate::model::{Latency, Run};
+    use crate::model::{LatencySummary, RunRecord};
 
-    fn point(params: &[(&str, &str)], seed: u64, decided: u64, p99: u64) -> Run {
+    fn point(params: &[(&str, &str)], seed: u64, decided: u64, p99: u64) -> RunRecord {
         let label: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        Run {
+        RunRecord {
             scenario: format!("sw[{}]", label.join(",")),
             params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             seed,
             sessions: 4,
             decided,
-            latency_ms: Latency { p50: 1, p95: 1, p99, max: p99 },
-            ..Run::default()
+            latency_ms: LatencySummary { p50: 1, p95: 1, p99, max: p99 },
+            ..RunRecord::default()
         }
     }
 
@@ -214,7 +217,7 @@ mod tests {
 
     #[test]
     fn scenarios_without_params_are_not_sweeps() {
-        let runs = [Run { scenario: "plain".into(), ..Run::default() }];
+        let runs = [RunRecord { scenario: "plain".into(), ..RunRecord::default() }];
         assert!(sweeps(&Dataset::new(&runs, None).scenarios).is_empty());
     }
 }

@@ -94,6 +94,9 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
         sim_time_ms: 0,
         metrics: Default::default(),
         alerts: vec![],
+        deadline_ms: job.scenario.protocol.deadline_ms,
+        agents: job.scenario.agents.count,
+        sessions_over_sla: Some(0),
     }
 }
 

@@ -358,6 +358,10 @@ fn scenario_list(inputs: &[PathBuf], files: &[SummaryFile]) -> Result<Vec<Scenar
                 s.expect_safety,
                 s.expect_invariant.clone(),
             );
+            let fresh = match &s.settings {
+                Some(settings) => fresh.with_settings(settings.clone()),
+                None => fresh,
+            };
             match first_in.get(&s.scenario) {
                 None => {
                     first_in.insert(s.scenario.clone(), (list.len(), dir));
@@ -458,6 +462,9 @@ mod tests {
             sim_time_ms: 0,
             metrics: Default::default(),
             alerts: vec![],
+            deadline_ms: 500,
+            agents: 5,
+            sessions_over_sla: Some(0),
         }
     }
 

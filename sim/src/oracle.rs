@@ -26,7 +26,6 @@ use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::{SimKeyring, Verifier};
 use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
 use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
-use serde::{Deserialize, Serialize};
 
 /// Registry epochs kept for checking late decisions.
 const EPOCHS_KEPT: u64 = 64;
@@ -70,18 +69,8 @@ impl Promises {
     }
 }
 
-/// The first violation of a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation {
-    /// Which invariant.
-    pub invariant: String,
-    /// The trace step at which it was detected.
-    pub step: u64,
-    /// Simulated time.
-    pub time_ms: TimeMs,
-    /// What happened, in words.
-    pub detail: String,
-}
+/// The first violation of a run (defined with the run record, in `reports::model`).
+pub use reports::model::Violation;
 
 /// One honest decision as the oracle saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]

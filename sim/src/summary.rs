@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+pub use reports::model::{FaultSetting, ScenarioSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::results::{RunOutcome, RunRecord};
+use crate::scenario::{ClogTarget, FaultAction, Scenario};
 
 /// A failing seed and how to replay it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +73,9 @@ pub struct ScenarioSummary {
     pub failures: Vec<Failure>,
     /// Whether the scenario met its `[expect]`.
     pub passed: bool,
+    /// What the scenario file sets (see [`settings`]); absent in summaries written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ScenarioSettings>,
     #[serde(skip)]
     p50s: Vec<u64>,
     #[serde(skip)]
@@ -87,6 +92,12 @@ impl ScenarioSummary {
         expect_invariant: Option<String>,
     ) -> ScenarioSummary {
         ScenarioSummary { scenario, path, params, expect_safety, expect_invariant, ..ScenarioSummary::default() }
+    }
+
+    /// The same summary with the scenario's settings, for the report.
+    pub fn with_settings(mut self, settings: ScenarioSettings) -> ScenarioSummary {
+        self.settings = Some(settings);
+        self
     }
 
     /// Folds in one run.
@@ -176,6 +187,63 @@ impl ScenarioSummary {
     }
 }
 
+/// What `scenario` sets, as the report shows it next to the scenario.
+pub fn settings(scenario: &Scenario) -> ScenarioSettings {
+    let network = &scenario.network;
+    let tail = network.tail.map_or_else(String::new, |t| {
+        format!("{} scale {} ms, shape {}, max {} ms", name(&t.kind), t.scale_ms, t.shape, t.max_ms)
+    });
+    let mut faults: Vec<FaultSetting> = scenario.faults.iter().map(|f| fault_setting(f.at_ms, &f.action)).collect();
+    faults.sort_by_key(|f| f.at_ms);
+    ScenarioSettings {
+        description: scenario.description.lines().next().unwrap_or_default().trim().to_owned(),
+        agents: scenario.agents.count,
+        byzantine: scenario.byzantine.count,
+        strategy: name(&scenario.byzantine.strategy),
+        threshold: scenario.protocol.threshold,
+        deadline_ms: scenario.protocol.deadline_ms,
+        fallback: name(&scenario.protocol.fallback),
+        detector: name(&scenario.protocol.detector),
+        mutation: name(&scenario.protocol.mutation),
+        sessions: scenario.workload.sessions,
+        candidates: scenario.workload.candidates,
+        concurrency: scenario.workload.concurrency,
+        drop: network.drop,
+        duplicate: network.duplicate,
+        latency_ms: network.latency_ms,
+        tail,
+        faults,
+    }
+}
+
+fn fault_setting(at_ms: u64, action: &FaultAction) -> FaultSetting {
+    let clog = |target: &ClogTarget| match target {
+        ClogTarget::Agent(a) => format!("agent {a}"),
+        ClogTarget::Link([a, b]) => format!("link {a}–{b}"),
+    };
+    let (kind, target) = match action {
+        FaultAction::Partition { groups, one_way } => {
+            let groups: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+            let direction = if *one_way { " (one way: only from the first group)" } else { "" };
+            ("partition", format!("groups {}{direction}", groups.join(" | ")))
+        }
+        FaultAction::Heal => ("heal", String::new()),
+        FaultAction::Crash { agent } => ("crash", format!("agent {agent}")),
+        FaultAction::Restart { agent } => ("restart", format!("agent {agent}")),
+        FaultAction::Clog { target } => ("clog", clog(target)),
+        FaultAction::Unclog { target } => ("unclog", clog(target)),
+    };
+    FaultSetting { at_ms, kind: kind.to_owned(), target }
+}
+
+/// The name a value serialises to: the kebab-case name the scenario file uses.
+fn name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_owned(),
+    }
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
@@ -242,6 +310,9 @@ mod tests {
             sim_time_ms: 0,
             metrics: Default::default(),
             alerts: vec![],
+            deadline_ms: 500,
+            agents: 5,
+            sessions_over_sla: Some(0),
         }
     }
 

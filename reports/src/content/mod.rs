@@ -1,8 +1,11 @@
 //! What the report says: the document and the figures it shows, built from a [`Dataset`].
 //!
-//! Section order: summary, how to read, overview, violations, across scenarios, sweeps, the
-//! seed's metrics, alerts, then one section per scenario.
+//! Section order: the first screen (verdict, what to replay, the envelope figure), contents,
+//! how to read, overview, violations, exploration, across scenarios, sweeps, the design's
+//! metrics, alerts, then the scenarios (failing ones in full, passing ones one line each).
 
+mod explore;
+mod first;
 mod scenarios;
 mod sections;
 
@@ -11,14 +14,31 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::aggregate::{self, Dataset, Scenario, Totals, OUTCOME_CATEGORIES};
 use crate::doc::{code, link, slug, strong, text, Block, Document, FigureBlock, Inline, Table};
 use crate::figures::{Figure, OverviewData, OverviewRow, Plot};
-use crate::model::Run;
-use crate::SLA_MS;
+use crate::model::RunRecord;
 
-/// Builds the document and the figures it references.
-pub fn build(data: &Dataset<'_>, title: &str) -> (Document, Vec<Figure>) {
+pub use explore::Exploration;
+
+/// What the report consists of.
+#[derive(Debug)]
+pub struct Built {
+    /// The text.
+    pub doc: Document,
+    /// Figures to draw.
+    pub figures: Vec<Figure>,
+    /// Ready-made SVG images (stem, text) to write to `figures/STEM.svg` as they are.
+    pub images: Vec<(String, String)>,
+}
+
+/// Builds the document, the figures it references and the images it shows.
+pub fn build(data: &Dataset<'_>, title: &str, exploration: Option<&Exploration>) -> Built {
     let mut b = Builder::new(data);
     b.doc.heading(1, "top", title);
     if data.scenarios.is_empty() {
+        if let Some(e) = exploration {
+            b.doc.push(Block::Toc);
+            b.exploration(e);
+            return b.finish();
+        }
         b.doc.para(vec![
             code("runs.jsonl"),
             text(" holds no run records, so there is nothing to show. Run "),
@@ -27,19 +47,22 @@ pub fn build(data: &Dataset<'_>, title: &str) -> (Document, Vec<Figure>) {
             code("bftsim report DIR"),
             text("."),
         ]);
-        return (b.doc, b.figures);
+        return b.finish();
     }
-    b.summary();
+    b.first_screen(exploration);
     b.doc.push(Block::Toc);
     b.reading_guide();
     b.overview();
     b.violations();
+    if let Some(e) = exploration {
+        b.exploration(e);
+    }
     b.across();
     b.sweeps();
     b.metrics();
     b.alerts();
     b.scenarios();
-    (b.doc, b.figures)
+    b.finish()
 }
 
 /// Accumulates the document and its figures.
@@ -47,6 +70,7 @@ struct Builder<'d, 'a> {
     data: &'d Dataset<'a>,
     doc: Document,
     figures: Vec<Figure>,
+    images: Vec<(String, String)>,
     stems: BTreeSet<String>,
     /// Scenario name → anchor of its section.
     anchors: BTreeMap<String, String>,
@@ -57,12 +81,42 @@ impl<'d, 'a> Builder<'d, 'a> {
         let mut anchors = BTreeMap::new();
         let mut taken = BTreeSet::new();
         for s in &data.scenarios {
+            if !scenarios::in_full(s) {
+                anchors.insert(s.name.clone(), scenarios::PASSED_ANCHOR.to_owned());
+                continue;
+            }
             let base = format!("scenario-{}", slug(&s.name));
             let anchor = unique(&base, &taken);
             taken.insert(anchor.clone());
             anchors.insert(s.name.clone(), anchor);
         }
-        Builder { data, doc: Document::default(), figures: Vec::new(), stems: BTreeSet::new(), anchors }
+        Builder {
+            data,
+            doc: Document::default(),
+            figures: Vec::new(),
+            images: Vec::new(),
+            stems: BTreeSet::new(),
+            anchors,
+        }
+    }
+
+    fn finish(self) -> Built {
+        Built { doc: self.doc, figures: self.figures, images: self.images }
+    }
+
+    /// Adds a figure block for a ready-made SVG (written as `figures/STEM.svg`, no PNG).
+    fn image(&mut self, stem: &str, title: &str, explanation: Vec<Inline>, svg: &str) {
+        let stem = unique(&slug(stem), &self.stems);
+        self.stems.insert(stem.clone());
+        self.doc.push(Block::Figure(FigureBlock {
+            stem: stem.clone(),
+            title: title.to_owned(),
+            alt: title.to_owned(),
+            explanation,
+            size: svg_size(svg),
+            png: false,
+        }));
+        self.images.push((stem, svg.to_owned()));
     }
 
     /// Adds a figure block (title, explanation) and the figure to draw.
@@ -75,6 +129,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             alt: title.to_owned(),
             explanation,
             size,
+            png: true,
         }));
         self.figures.push(Figure { stem, size, plot });
     }
@@ -86,52 +141,6 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
     }
 
-    fn summary(&mut self) {
-        let data = self.data;
-        let t = &data.totals;
-        let mut intro = vec![text(format!(
-            "This report covers {} runs of {} scenarios: each scenario was simulated once per seed ({}). It was \
-             built from ",
-            t.runs,
-            data.scenarios.len(),
-            seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
-        ))];
-        intro.push(code("runs.jsonl"));
-        if data.summary.is_some() {
-            intro.extend([text(" and "), code("summary.json")]);
-        }
-        intro.push(text("."));
-        self.doc.para(intro);
-        if data.summary.is_some() {
-            let failing: Vec<&Scenario<'_>> =
-                data.scenarios.iter().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
-            let mut verdict = vec![strong("Verdict: ")];
-            if failing.is_empty() {
-                verdict.push(text("every scenario met the expectations written in its file."));
-            } else {
-                verdict.push(text(format!(
-                    "{} of {} scenarios did not meet the expectations written in their files: ",
-                    failing.len(),
-                    data.scenarios.len()
-                )));
-                for (i, s) in failing.iter().enumerate() {
-                    if i > 0 {
-                        verdict.push(text(", "));
-                    }
-                    verdict.push(self.scenario_link(&s.name));
-                }
-                verdict.push(text("."));
-            }
-            self.doc.para(verdict);
-        }
-        let mut overall = vec![text(format!("Over all runs, of {} sessions: ", t.sessions))];
-        overall.push(text(outcome_sentence(t)));
-        overall.push(text(format!(" {} of {} runs violated an invariant (", t.violation_runs, t.runs)));
-        overall.push(link("Violations", "violations"));
-        overall.push(text(")."));
-        self.doc.para(overall);
-    }
-
     fn reading_guide(&mut self) {
         self.doc.heading(2, "reading", "How to read this report");
         let items: Vec<Vec<Inline>> = vec![
@@ -140,7 +149,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             vec![strong("Session: "), text("one question the agents must agree on (choose the best of several candidates). Every session ends in exactly one way: "), strong("decided correct"), text(" — agreed on the best candidate (the ground truth the simulator knows); "), strong("decided wrong"), text(" — agreed on another candidate; "), strong("escalated"), text(" — handed to people; "), strong("no decision"), text(" — agreed that no candidate qualifies; "), strong("undecided"), text(" — still open when the run ended (a liveness failure); "), strong("unaccounted"), text(" — sessions a record places nowhere (should be zero).")],
             vec![strong("Fallback: "), text("a session decided by the timeout fallback instead of a vote. Fallback decisions are already counted in decided correct/wrong; figures draw them as a black outline over the decided part, not as extra sessions.")],
             vec![strong("Violation: "), text("the checker found a named invariant broken (for example "), code("agreement"), text(": two honest agents decided differently). A run stops at its first violation; each comes with a command that replays it.")],
-            vec![strong("Latency: "), text(format!("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99; the service-level target (SLA) is {SLA_MS} ms."))],
+            vec![strong("Latency: "), text("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99. The service-level target (SLA) is each scenario's session deadline ([protocol] deadline_ms; the design's default is 500 ms). A session is over the SLA when its first honest decision came later than that; the report gives their share of all sessions.")],
             vec![strong("Agreement rate: "), text("the mean share of agents that voted for the decided outcome (100% = unanimous).")],
             vec![strong("Byzantine agent: "), text("an agent the scenario makes misbehave (lie, stay silent, equivocate…). The engine may flag agents it suspects: flagging a Byzantine agent is a catch, flagging an honest one is a mistake.")],
         ];
@@ -184,6 +193,7 @@ impl<'d, 'a> Builder<'d, 'a> {
         header.extend(OUTCOME_CATEGORIES.iter().take(5).map(|c| c.to_string()));
         header.extend([
             "of decided: fallback".into(),
+            "sessions over the SLA".into(),
             "runs with a violation".into(),
             "p99 latency, median of runs".into(),
         ]);
@@ -191,7 +201,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             header.extend(["expected".into(), "verdict".into()]);
         }
         let mut numeric = vec![false];
-        numeric.extend([true; 10]);
+        numeric.extend([true; 11]);
         numeric.extend([false, false]);
         let rows = self
             .data
@@ -203,6 +213,10 @@ impl<'d, 'a> Builder<'d, 'a> {
                 let mut row = vec![self.scenario_link(&s.name), text(t.runs.to_string()), text(t.sessions.to_string())];
                 row.extend(counts.iter().take(5).map(|c| text(pct(*c, t.sessions))));
                 row.push(text(pct(t.fallback, t.sessions)));
+                row.push(text(t.over_sla_share().map_or_else(
+                    || "–".to_owned(),
+                    |share| format!("{:.1}% (SLA {} ms)", share * 100.0, s.deadline_ms()),
+                )));
                 row.push(text(t.violation_runs.to_string()));
                 row.push(text(median_p99(&s.runs)));
                 if with_summary {
@@ -232,8 +246,16 @@ impl<'d, 'a> Builder<'d, 'a> {
         let header = ["scenario", "seed", "invariant", "step", "time (ms)", "expected", "what happened", "reproduce"];
         let expected: BTreeSet<&str> =
             self.data.scenarios.iter().filter(|s| s.expects_violation()).map(|s| s.name.as_str()).collect();
+        const SHOWN: usize = 60;
+        if rows.len() > SHOWN {
+            self.doc.para(vec![text(format!(
+                "The first {SHOWN} are listed, by scenario and seed; every scenario section lists its own first \
+                 violations."
+            ))]);
+        }
         let table_rows = rows
             .iter()
+            .take(SHOWN)
             .map(|v| {
                 vec![
                     self.scenario_link(&v.scenario),
@@ -242,7 +264,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                     text(v.step.to_string()),
                     text(v.time_ms.to_string()),
                     text(if expected.contains(v.scenario.as_str()) { "yes" } else { "no" }),
-                    text(crate::figures::truncate(&v.detail, 240)),
+                    text(crate::humanize::detail(&v.detail)),
                     code(v.reproduce.as_str()),
                 ]
             })
@@ -250,6 +272,22 @@ impl<'d, 'a> Builder<'d, 'a> {
         let numeric = vec![false, true, false, true, true, false, false, false];
         self.doc.push(Block::Table(Table { header: header.map(String::from).to_vec(), numeric, rows: table_rows }));
     }
+}
+
+/// The `width` and `height` of an SVG's root element, in pixels (1400 × 600 when unreadable).
+fn svg_size(svg: &str) -> (u32, u32) {
+    let root = svg.find("<svg").and_then(|at| svg[at..].find('>').map(|end| &svg[at..at + end])).unwrap_or("");
+    let attribute = |name: &str| {
+        let start = root.find(&format!(" {name}=\""))? + name.len() + 3;
+        let value = &root[start..start + root[start..].find('"')?];
+        value
+            .trim_end_matches("px")
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 1.0)
+            .map(|v| v.min(10_000.0) as u32)
+    };
+    (attribute("width").unwrap_or(1400), attribute("height").unwrap_or(600))
 }
 
 fn unique(base: &str, taken: &BTreeSet<String>) -> String {
@@ -269,7 +307,7 @@ pub fn pct(num: u64, den: u64) -> String {
 }
 
 /// "seeds 0–29" for a contiguous range, else "N distinct seeds".
-pub fn seeds_phrase<'r>(runs: impl IntoIterator<Item = &'r Run>) -> String {
+pub fn seeds_phrase<'r>(runs: impl IntoIterator<Item = &'r RunRecord>) -> String {
     let seeds: BTreeSet<u64> = runs.into_iter().map(|r| r.seed).collect();
     match (seeds.first(), seeds.last()) {
         (Some(a), Some(b)) if a == b => format!("seed {a}"),
@@ -299,7 +337,7 @@ fn outcome_sentence(t: &Totals) -> String {
 }
 
 /// Median over runs (that decided something) of the run's p99 latency.
-fn median_p99(runs: &[&Run]) -> String {
+fn median_p99(runs: &[&RunRecord]) -> String {
     let mut p99s: Vec<u64> = runs.iter().filter(|r| r.latency_ms.is_recorded()).map(|r| r.latency_ms.p99).collect();
     if p99s.is_empty() {
         return "–".to_owned();
@@ -330,8 +368,15 @@ fn verdict(s: &Scenario<'_>) -> String {
 mod tests {
     use super::*;
 
-    fn run(seed: u64) -> Run {
-        Run { seed, ..Run::default() }
+    fn run(seed: u64) -> RunRecord {
+        RunRecord { seed, ..RunRecord::default() }
+    }
+
+    #[test]
+    fn svg_sizes() {
+        assert_eq!(svg_size(r#"<?xml?><svg xmlns="x" width="1400" height="512.5">"#), (1400, 512));
+        assert_eq!(svg_size(r#"<svg height="20px" width="30px"/>"#), (30, 20));
+        assert_eq!(svg_size("not svg"), (1400, 600));
     }
 
     #[test]

@@ -1,16 +1,14 @@
-//! Sections across scenarios: Byzantine agents, sweeps, the seed's metrics and alerts.
+//! Sections across scenarios: Byzantine agents, sweeps, the design's metrics and alerts.
 
 use std::collections::BTreeSet;
 
 use super::{pct, seeds_phrase, Builder};
-use crate::aggregate::{self, ratio};
+use crate::aggregate::{self, ratio, Scenario};
 use crate::doc::{code, text, Block, Inline, Table};
 use crate::figures::{ByzantineData, ByzantinePoint, DetectionData, HeatMetric, HeatmapData, Plot, SweepLineData};
-use crate::model::Run;
 use crate::sweep::{self, Cell, Shape, Sweep};
-use crate::SLA_MS;
 
-impl Builder<'_, '_> {
+impl<'d, 'a> Builder<'d, 'a> {
     pub(super) fn across(&mut self) {
         self.doc.heading(2, "across", "Across scenarios");
         self.byzantine_curve();
@@ -18,29 +16,38 @@ impl Builder<'_, '_> {
     }
 
     fn byzantine_curve(&mut self) {
-        self.doc.heading(3, "byzantine-count", "Accuracy and liveness against the number of Byzantine agents");
+        self.doc.heading(3, "byzantine-share", "Accuracy and liveness against the Byzantine share");
         let scenarios = &self.data.scenarios;
+        let with_settings = |s: &'d Scenario<'a>| s.runs.iter().map(move |r| (*r, s.settings()));
         let points: Vec<ByzantinePoint> = scenarios
             .iter()
-            .map(|s| ByzantinePoint {
-                byzantine: s.byzantine_mean(),
-                accuracy: s.totals.accuracy(),
-                liveness: s.totals.liveness(),
-                mutation: s.expects_violation(),
+            .filter_map(|s| {
+                let shares: Vec<f64> = with_settings(s)
+                    .filter_map(|(r, set)| {
+                        Some(r.byzantine.len() as f64 / f64::from(aggregate::committee_size(r, set)?))
+                    })
+                    .collect();
+                (!shares.is_empty()).then(|| ByzantinePoint {
+                    share: shares.iter().sum::<f64>() / shares.len() as f64,
+                    accuracy: s.totals.accuracy(),
+                    liveness: s.totals.liveness(),
+                    mutation: s.expects_violation(),
+                })
             })
             .collect();
-        let pooled_runs: Vec<&Run> =
-            scenarios.iter().filter(|s| !s.expects_violation()).flat_map(|s| s.runs.iter().copied()).collect();
-        let pooled_totals = aggregate::by_byzantine_count(pooled_runs.iter().copied());
-        let pooled: Vec<(u64, f64, f64)> =
-            pooled_totals.iter().map(|(b, t)| (*b, t.accuracy(), t.liveness())).collect();
+        let unplaced = scenarios.len() - points.len();
+        let pooled_totals =
+            aggregate::by_byzantine_share(scenarios.iter().filter(|s| !s.expects_violation()).flat_map(with_settings));
+        let pooled: Vec<(f64, f64, f64)> =
+            pooled_totals.iter().map(|(b, t)| (*b as f64 / 1000.0, t.accuracy(), t.liveness())).collect();
         let mutations = points.iter().filter(|p| p.mutation).count();
         let mut explanation = vec![text(format!(
             "Left: accuracy, the share of sessions decided for the correct candidate. Right: liveness, the share \
              of sessions that ended at all (decided, escalated or agreed \"no decision\") rather than staying \
-             undecided. Each circle is one scenario over all its runs ({}), placed at its mean number of Byzantine \
-             agents per run and spread slightly sideways so circles do not hide each other; the black line pools \
-             every run with that many Byzantine agents.",
+             undecided. Across: the Byzantine share f/n, Byzantine agents over all agents of the run, so \
+             committees of different sizes compare; the red dashed line is f = n/3, beyond which n ≥ 3f + 1 fails \
+             and the protocol promises nothing. Each circle is one scenario over all its runs ({}), spread slightly \
+             sideways so circles do not hide each other; the black line pools every run with that share.",
             seeds_phrase(scenarios.iter().flat_map(|s| s.runs.iter().copied()))
         ))];
         if mutations > 0 {
@@ -49,9 +56,14 @@ impl Builder<'_, '_> {
                  pooled line."
             )));
         }
+        if unplaced > 0 {
+            explanation.push(text(format!(
+                " {unplaced} scenarios are not shown: their records do not say how many agents they had."
+            )));
+        }
         self.figure(
             "byzantine-accuracy-liveness",
-            "Accuracy and liveness vs Byzantine agents",
+            "Accuracy and liveness vs the Byzantine share",
             explanation,
             (1100, 420),
             Plot::Byzantine(ByzantineData { scenarios: points, pooled }),
@@ -60,7 +72,7 @@ impl Builder<'_, '_> {
             .iter()
             .map(|(b, t)| {
                 vec![
-                    text(b.to_string()),
+                    text(format!("{:.1}%", *b as f64 / 10.0)),
                     text(t.runs.to_string()),
                     text(t.sessions.to_string()),
                     text(pct(t.correct, t.sessions)),
@@ -68,14 +80,18 @@ impl Builder<'_, '_> {
                 ]
             })
             .collect();
-        let header = ["Byzantine agents in the run", "runs", "sessions", "accuracy", "liveness"];
+        let header = ["Byzantine share f/n", "runs", "sessions", "accuracy", "liveness"];
         self.doc.push(Block::Table(Table { header: header.map(String::from).to_vec(), numeric: vec![true; 5], rows }));
     }
 
     fn detection(&mut self) {
         self.doc.heading(3, "detection", "Byzantine detection");
-        let runs: Vec<&Run> = self.data.scenarios.iter().flat_map(|s| s.runs.iter().copied()).collect();
-        let groups = aggregate::detection_groups(&runs);
+        let runs = self
+            .data
+            .scenarios
+            .iter()
+            .flat_map(|s| s.runs.iter().map(move |r| (*r, s.summary.and_then(|x| x.settings.as_ref()))));
+        let groups = aggregate::detection_groups(runs);
         let covered: u64 = groups.iter().map(|g| g.runs).sum();
         let explanation = vec![text(format!(
             "For each Byzantine strategy and detector (or each scenario, where the runs record neither), the mean \
@@ -154,11 +170,11 @@ impl Builder<'_, '_> {
                 let explanation = vec![text(format!(
                     "Left: the share of sessions decided at each value of {axis}. Right: the p99 latency (the \
                      median over the point's runs of each run's 99th-percentile decision latency), with the \
-                     {SLA_MS} ms SLA dashed. Each point covers {runs}.",
+                     SLA (each point's session deadline) dashed. Each point covers {runs}.",
                     axis = line.axis
                 ))];
                 let stem = format!("sweep-{}-lines", sweep.base);
-                let plot = Plot::SweepLine(SweepLineData { line: line.clone(), sla_ms: SLA_MS });
+                let plot = Plot::SweepLine(SweepLineData { line: line.clone() });
                 self.figure(
                     &stem,
                     &format!("Sweep {}: success and p99 latency", sweep.base),
@@ -194,11 +210,11 @@ impl Builder<'_, '_> {
                 );
                 let explanation = vec![text(format!(
                     "The same grid, coloured by p99 latency: the median over the point's runs of each run's \
-                     99th-percentile decision latency. Cells above the {SLA_MS} ms SLA have a red border; grey cells \
+                     99th-percentile decision latency. Cells above their SLA (the point's session deadline) have a red \
+                     border; grey cells \
                      decided nothing, so there is no latency to show.{pooled}"
                 ))];
-                let plot =
-                    Plot::Heatmap(HeatmapData { grid: grid.clone(), metric: HeatMetric::P99 { sla_ms: SLA_MS } });
+                let plot = Plot::Heatmap(HeatmapData { grid: grid.clone(), metric: HeatMetric::P99 });
                 self.figure(
                     &format!("sweep-{}-p99", sweep.base),
                     &format!("Sweep {}: p99 latency", sweep.base),
@@ -227,9 +243,9 @@ impl Builder<'_, '_> {
     }
 
     pub(super) fn metrics(&mut self) {
-        self.doc.heading(2, "metrics", "The seed's monitoring metrics");
+        self.doc.heading(2, "metrics", "The design's monitoring metrics");
         self.doc.para(vec![text(
-            "The engine's own monitoring (the seed's ConsensusMetrics) computed at the end of each run, averaged \
+            "The engine's own monitoring (the design's ConsensusMetrics, section 6.1) computed at the end of each run, averaged \
              over the scenario's runs. Times are in milliseconds. Timeout rate: sessions that timed out. Success \
              rate: sessions decided (fallback included). Agreement: mean agreement of decided sessions. Byzantine \
              detection rate: flagged votes over all votes. Active, quarantined and excluded: agents whose votes \
@@ -284,12 +300,13 @@ impl Builder<'_, '_> {
         self.doc.heading(2, "alerts", "Alerts that fired");
         let titles: BTreeSet<String> =
             self.data.scenarios.iter().flat_map(|s| s.runs.iter().flat_map(|r| r.alerts.iter().cloned())).collect();
-        self.doc.para(vec![text(format!(
-            "The seed's monitoring raises alerts from a run's metrics with its default thresholds: High Consensus \
-             Timeout Rate (over 5% of sessions timed out), Consensus SLA Violation (p99 latency over {SLA_MS} ms), \
+        self.doc.para(vec![text(
+            "The design's monitoring raises alerts from a run's metrics with its thresholds: High Consensus \
+             Timeout Rate (over 5% of sessions timed out), Consensus SLA Violation (p99 latency over the scenario's \
+             session deadline, the design's 500 ms by default), \
              High Byzantine Detection Rate (over 10% of votes flagged) and Low Consensus Success Rate (under 95% \
-             decided). Each cell counts the runs of the scenario in which the alert fired."
-        ))]);
+             decided). Each cell counts the runs of the scenario in which the alert fired.",
+        )]);
         if titles.is_empty() {
             self.doc.para(vec![text("No alert fired in any run.")]);
             return;

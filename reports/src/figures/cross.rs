@@ -22,8 +22,8 @@ pub struct DetectionData {
 /// One scenario's point on the accuracy/liveness chart.
 #[derive(Clone, Debug, Default)]
 pub struct ByzantinePoint {
-    /// Mean Byzantine agents per run.
-    pub byzantine: f64,
+    /// Mean Byzantine share f/n per run.
+    pub share: f64,
     /// Correct sessions over sessions.
     pub accuracy: f64,
     /// `1 − undecided / sessions`.
@@ -32,13 +32,13 @@ pub struct ByzantinePoint {
     pub mutation: bool,
 }
 
-/// Accuracy and liveness against the number of Byzantine agents.
+/// Accuracy and liveness against the Byzantine share f/n.
 #[derive(Clone, Debug, Default)]
 pub struct ByzantineData {
     /// One point per scenario.
     pub scenarios: Vec<ByzantinePoint>,
-    /// Pooled over the runs of non-mutation scenarios: (Byzantine agents, accuracy, liveness).
-    pub pooled: Vec<(u64, f64, f64)>,
+    /// Pooled over the runs of non-mutation scenarios: (f/n, accuracy, liveness).
+    pub pooled: Vec<(f64, f64, f64)>,
 }
 
 /// What a heatmap shows.
@@ -46,11 +46,8 @@ pub struct ByzantineData {
 pub enum HeatMetric {
     /// Decided sessions over sessions.
     Success,
-    /// Median over runs of the run's p99 latency; cells above the SLA are outlined.
-    P99 {
-        /// The SLA.
-        sla_ms: u64,
-    },
+    /// Median over runs of the run's p99 latency; cells above their SLA are outlined.
+    P99,
 }
 
 /// A two-axis sweep drawn as a heatmap.
@@ -62,13 +59,11 @@ pub struct HeatmapData {
     pub metric: HeatMetric,
 }
 
-/// A one-axis sweep drawn as lines.
+/// A one-axis sweep drawn as lines (the SLA of each point dashed).
 #[derive(Clone, Debug)]
 pub struct SweepLineData {
     /// The points.
     pub line: Line,
-    /// The SLA.
-    pub sla_ms: u64,
 }
 
 /// Horizontal grouped bars per group: Byzantine agents, those caught, honest agents flagged.
@@ -120,7 +115,7 @@ pub fn detection<DB: DrawingBackend>(data: &DetectionData, root: &DrawingArea<DB
     Ok(())
 }
 
-/// Two panels (accuracy, liveness) against the number of Byzantine agents.
+/// Two panels (accuracy, liveness) against the Byzantine share f/n, with the n ≥ 3f + 1 bound.
 pub fn byzantine<DB: DrawingBackend>(data: &ByzantineData, root: &DrawingArea<DB, Shift>) -> Drawn {
     let (top, body) = root.split_vertically(34);
     legend(
@@ -129,6 +124,7 @@ pub fn byzantine<DB: DrawingBackend>(data: &ByzantineData, root: &DrawingArea<DB
             ("one scenario", Mark::Circle(BLUE)),
             ("deliberately broken (mutation) scenario", Mark::Cross(ORANGE)),
             ("all runs of the other scenarios pooled", Mark::Line(BLACK)),
+            ("f = n/3: beyond it, n ≥ 3f + 1 fails", Mark::Dashed(RED)),
         ],
     )?;
     if data.scenarios.is_empty() {
@@ -136,11 +132,11 @@ pub fn byzantine<DB: DrawingBackend>(data: &ByzantineData, root: &DrawingArea<DB
     }
     let (width, _) = body.dim_in_pixel();
     let (left, right) = body.split_horizontally(width / 2);
-    let accuracy: Vec<_> = data.scenarios.iter().map(|p| (p.byzantine, p.accuracy, p.mutation)).collect();
-    let pooled: Vec<_> = data.pooled.iter().map(|(b, a, _)| (*b as f64, *a)).collect();
+    let accuracy: Vec<_> = data.scenarios.iter().map(|p| (p.share, p.accuracy, p.mutation)).collect();
+    let pooled: Vec<_> = data.pooled.iter().map(|(b, a, _)| (*b, *a)).collect();
     rate_panel(&left, "accuracy: sessions decided correctly", &accuracy, &pooled)?;
-    let liveness: Vec<_> = data.scenarios.iter().map(|p| (p.byzantine, p.liveness, p.mutation)).collect();
-    let pooled: Vec<_> = data.pooled.iter().map(|(b, _, l)| (*b as f64, *l)).collect();
+    let liveness: Vec<_> = data.scenarios.iter().map(|p| (p.share, p.liveness, p.mutation)).collect();
+    let pooled: Vec<_> = data.pooled.iter().map(|(b, _, l)| (*b, *l)).collect();
     rate_panel(&right, "liveness: sessions that ended (not undecided)", &liveness, &pooled)
 }
 
@@ -150,32 +146,28 @@ fn rate_panel<DB: DrawingBackend>(
     points: &[(f64, f64, bool)],
     pooled: &[(f64, f64)],
 ) -> Drawn {
-    let x_max = points.iter().map(|p| p.0).fold(0.0, f64::max).ceil() + 0.5;
+    let widest = points.iter().map(|p| p.0).filter(|x| x.is_finite()).fold(0.0, f64::max);
+    let x_max = (widest + 0.05).clamp(0.45, 1.0);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, label_font(14))
         .margin(8)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(-0.5..x_max, 0.0..1.05)?;
-    let x_labels = (x_max.ceil() as usize).clamp(1, 12) * 2 + 2;
+        .build_cartesian_2d(-0.02..x_max, 0.0..1.05)?;
     chart
         .configure_mesh()
-        .x_desc("Byzantine agents in the run")
-        .x_labels(x_labels)
-        .x_label_formatter(&|v| {
-            if (v - v.round()).abs() < 1e-6 && *v >= 0.0 {
-                format!("{v:.0}")
-            } else {
-                String::new()
-            }
-        })
+        .x_desc("Byzantine share f/n (Byzantine agents over agents in the run)")
+        .x_labels(12)
+        .x_label_formatter(&|v| format!("{:.0}%", v * 100.0))
         .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
         .label_style(label_font(12))
         .light_line_style(TRANSPARENT)
         .bold_line_style(MESH)
         .draw()?;
+    let bound = [(1.0 / 3.0, 0.0), (1.0 / 3.0, 1.05)];
+    chart.draw_series(DashedLineSeries::new(bound, 6, 4, RED.stroke_width(2)))?;
     for (i, (x, y, mutation)) in points.iter().enumerate() {
-        let jitter = ((i % 7) as f64 - 3.0) * 0.04;
+        let jitter = ((i % 7) as f64 - 3.0) * 0.004;
         if *mutation {
             chart.draw_series([Cross::new((x + jitter, *y), 5, ORANGE.stroke_width(2))])?;
         } else {
@@ -194,7 +186,7 @@ pub fn heatmap<DB: DrawingBackend>(data: &HeatmapData, root: &DrawingArea<DB, Sh
     let p99_max = grid.cells.iter().flatten().flatten().filter_map(|c| c.p99_ms).max().unwrap_or(0);
     let scale_max = match data.metric {
         HeatMetric::Success => 1.0,
-        HeatMetric::P99 { sla_ms } => p99_max.max(sla_ms).max(1) as f64,
+        HeatMetric::P99 => p99_max.max(1) as f64,
     };
     match data.metric {
         HeatMetric::Success => legend(
@@ -205,7 +197,7 @@ pub fn heatmap<DB: DrawingBackend>(data: &HeatmapData, root: &DrawingArea<DB, Sh
                 ("100%", Mark::Box(success_color(1.0))),
             ],
         )?,
-        HeatMetric::P99 { .. } => legend(
+        HeatMetric::P99 => legend(
             &top,
             &[
                 ("fast", Mark::Box(latency_color(0.0))),
@@ -260,15 +252,15 @@ fn heat_cell(cell: Option<&crate::sweep::Cell>, metric: HeatMetric, scale_max: f
     };
     match metric {
         HeatMetric::Success => (success_color(cell.success), format!("{:.0}%", cell.success * 100.0), false),
-        HeatMetric::P99 { sla_ms } => match cell.p99_ms {
+        HeatMetric::P99 => match cell.p99_ms {
             None => (GREY, "none".to_owned(), false),
-            Some(ms) => (latency_color(ms as f64 / scale_max), format!("{ms} ms"), ms > sla_ms),
+            Some(ms) => (latency_color(ms as f64 / scale_max), format!("{ms} ms"), ms > cell.deadline_ms),
         },
     }
 }
 
 /// Vermillion (0) through yellow (0.5) to green (1).
-fn success_color(value: f64) -> RGBColor {
+pub(super) fn success_color(value: f64) -> RGBColor {
     let v = if value.is_finite() { value.clamp(0.0, 1.0) } else { 0.0 };
     if v < 0.5 {
         mix((0xD5, 0x5E, 0x00), (0xF0, 0xE4, 0x42), v * 2.0)
@@ -288,7 +280,7 @@ fn mix(a: (u8, u8, u8), b: (u8, u8, u8), t: f64) -> RGBColor {
     RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
 }
 
-fn luminance(c: RGBColor) -> f64 {
+pub(super) fn luminance(c: RGBColor) -> f64 {
     (0.2126 * f64::from(c.0) + 0.7152 * f64::from(c.1) + 0.0722 * f64::from(c.2)) / 255.0
 }
 
@@ -323,7 +315,9 @@ pub fn sweep_line<DB: DrawingBackend>(data: &SweepLineData, root: &DrawingArea<D
 
     let p99: Vec<(f64, f64)> =
         line.cells.iter().enumerate().filter_map(|(i, c)| c.p99_ms.map(|ms| (i as f64, ms as f64))).collect();
-    let y_max = headroom(p99.iter().map(|p| p.1).fold(0.0, f64::max), data.sla_ms as f64 * 1.1);
+    let slas: Vec<(f64, f64)> = line.cells.iter().enumerate().map(|(i, c)| (i as f64, c.deadline_ms as f64)).collect();
+    let sla_max = slas.iter().map(|p| p.1).fold(0.0, f64::max);
+    let y_max = headroom(p99.iter().map(|p| p.1).fold(0.0, f64::max), sla_max * 1.1);
     let mut chart = ChartBuilder::on(&right)
         .caption("p99 latency (median over runs)", label_font(14))
         .margin(8)
@@ -343,10 +337,16 @@ pub fn sweep_line<DB: DrawingBackend>(data: &SweepLineData, root: &DrawingArea<D
         .draw()?;
     chart.draw_series(LineSeries::new(p99.iter().copied(), VERMILLION.stroke_width(2)))?;
     chart.draw_series(p99.iter().map(|p| Circle::new(*p, 4, VERMILLION.filled())))?;
-    let sla = data.sla_ms as f64;
-    let span = [(-0.5, sla), (n as f64 - 0.5, sla)];
-    chart.draw_series(DashedLineSeries::new(span, 6, 4, RED.stroke_width(2)))?;
-    chart.draw_series([Text::new(format!("SLA {} ms", data.sla_ms), (-0.45, sla), label_font(12).color(&RED))])?;
+    // The SLA of each point, as a step line (flat when every point has the same deadline).
+    let mut steps = Vec::with_capacity(2 * slas.len());
+    for (i, sla) in &slas {
+        steps.extend([(i - 0.5, *sla), (i + 0.5, *sla)]);
+    }
+    chart.draw_series(DashedLineSeries::new(steps, 6, 4, RED.stroke_width(2)))?;
+    if let Some((_, first)) = slas.first() {
+        let label = format!("SLA {first:.0} ms");
+        chart.draw_series([Text::new(label, (-0.45, *first), label_font(12).color(&RED))])?;
+    }
     Ok(())
 }
 
@@ -365,9 +365,11 @@ mod tests {
 
     #[test]
     fn heat_cells_mark_the_sla() {
-        let cell = crate::sweep::Cell { runs: 3, success: 0.5, p99_ms: Some(700) };
-        let (_, text, over) = heat_cell(Some(&cell), HeatMetric::P99 { sla_ms: 500 }, 700.0);
+        let mut cell = crate::sweep::Cell { runs: 3, success: 0.5, p99_ms: Some(700), deadline_ms: 500 };
+        let (_, text, over) = heat_cell(Some(&cell), HeatMetric::P99, 700.0);
         assert_eq!((text.as_str(), over), ("700 ms", true));
+        cell.deadline_ms = 1000;
+        assert!(!heat_cell(Some(&cell), HeatMetric::P99, 700.0).2, "each cell has its own SLA");
         let (_, text, _) = heat_cell(Some(&cell), HeatMetric::Success, 1.0);
         assert_eq!(text, "50%");
         assert_eq!(heat_cell(None, HeatMetric::Success, 1.0).1, "no runs");

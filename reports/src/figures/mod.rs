@@ -5,6 +5,7 @@
 //! system font is read at run time); the SVG names `sans-serif` and lets the viewer pick one.
 
 mod cross;
+mod envelope;
 mod png;
 mod runs;
 
@@ -18,6 +19,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 pub use cross::{ByzantineData, ByzantinePoint, DetectionData, HeatMetric, HeatmapData, SweepLineData};
+pub use envelope::{EnvelopeCell, EnvelopeData};
 pub use runs::{AgreementData, LatencyData, OutcomeData, OverviewData, OverviewRow};
 
 use crate::ReportError;
@@ -59,6 +61,8 @@ pub enum Plot {
     Heatmap(HeatmapData),
     /// A one-axis sweep.
     SweepLine(SweepLineData),
+    /// Outcome by Byzantine tolerance and network condition.
+    Envelope(EnvelopeData),
 }
 
 /// The files written for a figure.
@@ -128,6 +132,7 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> D
         Plot::Byzantine(d) => cross::byzantine(d, root),
         Plot::Heatmap(d) => cross::heatmap(d, root),
         Plot::SweepLine(d) => cross::sweep_line(d, root),
+        Plot::Envelope(d) => envelope::envelope(d, root),
     }
 }
 

@@ -44,7 +44,7 @@ pub struct OutcomeData {
     pub counts: Vec<[u64; 6]>,
     /// Fallback decisions per seed.
     pub fallback: Vec<u64>,
-    /// Whether the seed's run violated an invariant.
+    /// Whether the run of that seed violated an invariant.
     pub violation: Vec<bool>,
 }
 

@@ -68,8 +68,7 @@ pub fn sample_records() -> Vec<Value> {
             seed,
             [10, 9, 8, 1, 0, 0, 1],
             json!({"byzantine": [3, 4], "detected": [4], "wrongly_flagged": if seed == 0 { json!([1]) } else { json!([]) },
-                   "alerts": ["Low Consensus Success Rate"], "strategy": "collude", "detector": "median-mad",
-                   "a_future_field": {"nested": [1, 2, 3]}}),
+                   "alerts": ["Low Consensus Success Rate"], "a_future_field": {"nested": [1, 2, 3]}}),
         ));
     }
     runs.push(record(
@@ -113,6 +112,8 @@ pub fn sample_summary() -> Value {
         "seeds": 3, "seed_start": 0, "runs": 18, "passed": false,
         "scenarios": [
             {"scenario": "baseline", "path": "scenarios/baseline.toml", "params": {}, "expect_safety": true, "passed": true, "failures": []},
+            {"scenario": "byz-collude", "path": "scenarios/byz-collude.toml", "params": {}, "expect_safety": true, "passed": true, "failures": [],
+             "settings": {"agents": 5, "byzantine": 2, "strategy": "collude", "detector": "median-mad", "deadline_ms": 500}},
             {"scenario": "mut-quorum", "path": "scenarios/mut-quorum.toml", "params": {}, "expect_safety": false,
              "expect_invariant": "agreement", "passed": true,
              "failures": [{"seed": 0, "invariant": "agreement", "step": 41, "time_ms": 230,

@@ -2,5 +2,6 @@
 //! headless Chromium.
 
 mod browser;
+mod explore;
 mod fixtures;
 mod report;

@@ -22,8 +22,9 @@ fn every_figure_is_written_and_referenced() {
     let svgs: Vec<_> = output.figures.iter().filter(|p| p.extension().is_some_and(|e| e == "svg")).collect();
     let pngs: Vec<_> = output.figures.iter().filter(|p| p.extension().is_some_and(|e| e == "png")).collect();
     assert_eq!(svgs.len(), pngs.len(), "every figure as SVG and PNG");
-    // Overview, 2 Byzantine figures, 2 heatmaps, 1 line chart, 3 per scenario (10 scenarios).
-    assert_eq!(svgs.len(), 1 + 2 + 2 + 1 + 3 * 10);
+    // Envelope, overview, 2 Byzantine figures, 2 heatmaps, 1 line chart, and 3 for the one
+    // scenario shown in full (the sweep point that missed its expectations).
+    assert_eq!(svgs.len(), 1 + 1 + 2 + 2 + 1 + 3);
     for path in &output.figures {
         let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(path.starts_with(out.join("figures")), "{}", path.display());
@@ -56,16 +57,24 @@ fn content_covers_the_brief() {
         "Violations and how to replay them",
         "bftsim reproduce scenarios/mut-quorum.toml --seed 0",
         "bftsim reproduce scenarios/mut-quorum.toml --seed 1",
-        "Accuracy and liveness against the number of Byzantine agents",
+        "Accuracy and liveness against the Byzantine share",
         "strategy collude, detector median-mad",
         "Sweep sw",
         "Sweep line",
-        "The seed's monitoring metrics",
+        "The design's monitoring metrics",
         "Low Consensus Success Rate",
-        "**Verdict:**",
-        "seeds 0–2",
+        "**The vote held:**",
+        "**The checker works:**",
+        "**Expectations:**",
+        "**What to replay first**",
+        "Where the vote holds",
+        "Scenarios that need attention",
+        "Scenarios in brief",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    for word in ["the seed's", "The seed's", "the seed (", "seed 6.1", "seed 3.2"] {
+        assert!(!md.contains(word), "the design document is \"the design\", not {word:?}");
     }
     assert!(html.contains("Contents"), "table of contents");
     assert!(md.contains("| `agreement` |"), "violation rows name the invariant");
@@ -95,7 +104,8 @@ fn single_runs_and_huge_numbers_render() {
     let input = write_input("huge-in", &[huge], None);
     let out = temp_dir("huge-out");
     let output = generate(&input, &out, &ReportOptions::default()).expect("report");
-    assert_eq!(output.figures.len(), 2 * (1 + 2 + 3));
+    // Envelope, overview and the 2 Byzantine figures; the scenario itself is one line.
+    assert_eq!(output.figures.len(), 2 * (1 + 1 + 2));
     let md = fs::read_to_string(&output.markdown).expect("report.md");
     assert!(md.contains(&format!("seed {max}")));
 }
@@ -116,4 +126,46 @@ fn bad_input_is_named_by_file_and_line() {
     let missing = temp_dir("missing-in");
     let err = generate(&missing, &temp_dir("missing-out"), &ReportOptions::default()).expect_err("no runs.jsonl");
     assert!(matches!(err, ReportError::Read { .. }) && err.to_string().contains("runs.jsonl"), "{err}");
+}
+
+/// Issue 10 (a): with `deadline_ms = 1000` the report said the SLA was 500 ms and drew the
+/// 500 ms line, while the terminal counted misses against 1,000 ms.
+#[test]
+fn the_sla_comes_from_each_scenario() {
+    let slow = record(
+        "slow",
+        0,
+        [10, 10, 10, 0, 0, 0, 0],
+        json!({"deadline_ms": 1000, "agents": 5, "sessions_over_sla": 2, "outcome": "violation",
+               "violations": [{"invariant": "liveness", "step": 9, "time_ms": 31000, "detail": "agent-2 did not decide session-4 by 30000 ms"}]}),
+    );
+    let fast = record("fast", 0, [10, 10, 10, 0, 0, 0, 0], json!({"agents": 4, "sessions_over_sla": 0}));
+    let summary = json!({"seeds": 1, "seed_start": 0, "passed": false, "scenarios": [
+        {"scenario": "slow", "path": "scenarios/slow.toml", "expect_safety": true, "passed": false,
+         "failures": [{"seed": 0, "invariant": "liveness", "reproduce": "bftsim reproduce scenarios/slow.toml --seed 0"}],
+         "settings": {"description": "a slow one", "agents": 5, "byzantine": 1, "strategy": "silent", "threshold": 0.66,
+                      "deadline_ms": 1000, "fallback": "none", "detector": "mean-deviation", "mutation": "none",
+                      "sessions": 10, "candidates": 3, "concurrency": 1, "drop": 0.05, "latency_ms": [1, 50],
+                      "faults": [{"at_ms": 100, "kind": "crash", "target": "agent 2"}, {"at_ms": 900, "kind": "restart", "target": "agent 2"}]}},
+        {"scenario": "fast", "path": "scenarios/fast.toml", "expect_safety": true, "passed": true, "failures": []}
+    ]});
+    let input = write_input("sla-in", &[slow, fast], Some(&summary));
+    let output = generate(&input, &temp_dir("sla-out"), &ReportOptions::default()).expect("report");
+    let md = fs::read_to_string(&output.markdown).expect("report.md");
+    let after = |heading: &str| md.rfind(heading).map(|at| &md[at..]).unwrap_or_else(|| panic!("no {heading:?}"));
+    let brief = after("Scenarios in brief");
+    let slow_section = after("Scenarios that need attention").trim_end_matches(brief);
+    for needle in [
+        "**SLA:** 1000 ms, the scenario's session deadline. 20.0% of its sessions (2 of 10)",
+        "session deadline (the SLA) 1000 ms",
+        "100 ms: **crash** agent 2",
+        "900 ms: **restart** agent 2",
+        "agent 2 did not decide session 4 by 30000 ms",
+        "bftsim reproduce scenarios/slow.toml --seed 0",
+    ] {
+        assert!(slow_section.contains(needle), "the slow scenario's section lacks {needle:?}");
+    }
+    assert!(!slow_section.contains("500 ms"), "no 500 ms SLA anywhere for a 1000 ms scenario");
+    assert!(brief.contains("| `fast` | 4 agents; not recorded; SLA 500 ms |"), "{brief}");
+    assert!(md.contains("10.0% of sessions (2 of 20) were decided later than their scenario's SLA"));
 }

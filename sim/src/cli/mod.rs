@@ -298,6 +298,7 @@ fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Result<ExitCo
         .map(|(path, params, s)| {
             let path = path.display().to_string();
             ScenarioSummary::new(s.name.clone(), path, params.clone(), s.expect.safety, s.expect.invariant.clone())
+                .with_settings(sim::summary::settings(s))
         })
         .collect();
     let mut index = BTreeMap::new();

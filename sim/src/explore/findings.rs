@@ -7,44 +7,10 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::{Deserialize, Serialize};
-
-use super::{ExploreConfig, ExploreError, Failure};
+use super::{ExploreConfig, ExploreError, Failure, Finding};
 use crate::run::{run, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::shrink::{self, ShrinkOptions};
-
-/// One distinct failure.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    /// `<invariant>-<mode>-<run>`, also the file stem under `findings/`.
-    pub id: String,
-    /// The invariant violated.
-    pub invariant: String,
-    /// Where: the mode and the Byzantine behaviours of the run.
-    pub location: String,
-    /// Runs explored until the first run with this finding, that run included (its index in
-    /// the master seed's sequence plus one, also across shards).
-    pub first_run: u64,
-    /// Runs with this finding.
-    pub hits: u64,
-    /// The scenario file, relative to the output directory.
-    pub scenario: String,
-    /// The seed that fails.
-    pub seed: u64,
-    /// The command that replays it.
-    pub reproduce: String,
-    /// Size of the generated scenario ([`shrink::size`]).
-    pub size_before: u64,
-    /// Size after shrinking.
-    pub size_after: u64,
-    /// Lines of the written file.
-    pub lines: u64,
-    /// The space-time diagram (SVG), relative to the output directory.
-    pub diagram: Option<String>,
-    /// The violation, in words (of the shrunk run).
-    pub detail: String,
-}
 
 /// Groups, shrinks and writes the findings of `failures` (in run order).
 pub(super) fn process(
@@ -126,8 +92,14 @@ fn write_finding(
     let detail = traced.record.violations.first().map_or_else(|| failure.detail.clone(), |v| v.detail.clone());
     let trace_path = out.join(format!("findings/{id}.trace.jsonl"));
     let lines: Vec<String> = traced.trace.iter().filter_map(|e| serde_json::to_string(e).ok()).collect();
-    fs::write(&trace_path, lines.join("\n") + "\n")
+    let trace_text = lines.join("\n") + "\n";
+    fs::write(&trace_path, &trace_text)
         .map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", trace_path.display())))?;
+    let diagram_relative = format!("findings/{id}.svg");
+    let diagram_path = out.join(&diagram_relative);
+    let svg = diagram(&trace_text, &id, &detail, &traced.trace);
+    fs::write(&diagram_path, svg)
+        .map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", diagram_path.display())))?;
     Ok(Finding {
         id,
         invariant: failure.invariant.clone(),
@@ -140,9 +112,27 @@ fn write_finding(
         size_before: shrink::size(&g.scenario),
         size_after: shrink::size(&chosen),
         lines: text.lines().count() as u64,
-        diagram: None,
+        diagram: Some(diagram_relative),
         detail,
     })
+}
+
+/// The space-time diagram of a finding's run: the session the violation names, from its
+/// opening to the violation (at most 4 s of it, so a stalled session stays readable).
+fn diagram(trace_text: &str, id: &str, detail: &str, trace: &[crate::trace::TraceEvent]) -> String {
+    let mut d = reports::spacetime::from_trace_jsonl(trace_text, id);
+    let session = detail
+        .split("session-")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok());
+    let opened = session.and_then(|s| trace.iter().find(|e| e.kind == "open" && e.session == Some(s)));
+    let start = opened.map_or(0, |e| e.time_ms);
+    let end = trace.iter().rev().find(|e| e.kind == "violation").map_or(start + 4_000, |e| e.time_ms);
+    d.session = session;
+    d.window_ms = Some((start, end.clamp(start + 1, start + 4_000)));
+    d.title = format!("{id}: {detail}");
+    reports::spacetime::render_svg(&d)
 }
 
 /// Whether `s`, written as a minimal file and read back, still violates `invariant` at `seed`.

@@ -26,13 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::exec::{run_job, Job};
 use crate::merge::Shard;
 use crate::results::{RunOutcome, RunRecord};
 use envelope::Envelope;
-pub use findings::Finding;
 use generate::{Generated, Generator, Mode};
 
 /// How to explore.
@@ -75,59 +72,8 @@ pub struct RunDone<'a> {
     pub record: &'a RunRecord,
 }
 
-/// `OUT/explore.json`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExploreSummary {
-    /// The master seed.
-    pub master_seed: u64,
-    /// Runs completed.
-    pub runs: u64,
-    /// Worker threads.
-    pub jobs: u32,
-    /// Wall-clock time of the runs and the shrinking.
-    pub elapsed_ms: u64,
-    /// The envelope (`default` or its file).
-    pub envelope: String,
-    /// The protocol mutation explored (`none`: the correct protocol).
-    pub mutation: String,
-    /// Runs per mode.
-    pub modes: ModeCounts,
-    /// Runs and violations per feature of the envelope.
-    pub coverage: Vec<Coverage>,
-    /// Findings, in order of their first run.
-    pub findings: Vec<Finding>,
-    /// Whether the exploration was interrupted before its budget.
-    pub interrupted: bool,
-    /// With a mutation: failing runs that also fail without it (failures of the protocol
-    /// itself, not caught mutations; they are not findings of the mutation).
-    #[serde(default)]
-    pub control_failures: u64,
-    /// The shard explored, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
-}
-
-/// Runs per mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModeCounts {
-    /// Swarm runs.
-    pub swarm: u64,
-    /// Twins runs.
-    pub twins: u64,
-    /// ByzzFuzz runs.
-    pub byzzfuzz: u64,
-}
-
-/// One feature of the envelope: how many runs exercised it and how many of those failed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Coverage {
-    /// `mode:swarm`, `family:loss`, `behaviour:equivocate`, `n:5-7`, ...
-    pub feature: String,
-    /// Runs with it.
-    pub runs: u64,
-    /// Of those, runs with a violation.
-    pub violations: u64,
-}
+/// `OUT/explore.json` (the model the report reads).
+pub use reports::explore::{Coverage, ExploreSummary, Finding, Modes as ModeCounts};
 
 /// Why an exploration cannot run.
 #[derive(Debug, thiserror::Error)]

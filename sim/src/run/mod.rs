@@ -383,6 +383,9 @@ fn finish(
         sim_time_ms: end_ms,
         metrics: snapshot,
         alerts,
+        deadline_ms: scenario.protocol.deadline_ms,
+        agents: scenario.agents.count,
+        sessions_over_sla: Some(stats.sessions_over_sla),
     };
     let trace = std::mem::take(&mut w.trace).into_events();
     RunOutput { record, trace }
@@ -403,6 +406,7 @@ struct SessionStats {
     undecided: u64,
     fallback: u64,
     sla_misses: u64,
+    sessions_over_sla: u64,
     agreement_sum: u64,
     latencies: Vec<u64>,
     detected: BTreeSet<AgentId>,
@@ -428,6 +432,9 @@ impl SessionStats {
         }
         let first = decisions.and_then(|d| d.values().min_by_key(|d| d.at_ms));
         let latency = first.map_or(0, |d| d.at_ms.saturating_sub(opened.unwrap_or(d.at_ms)));
+        if first.is_some() && latency > scenario.protocol.deadline_ms {
+            self.sessions_over_sla += 1;
+        }
         let (result, flagged) = match first.map(|d| &d.outcome) {
             None => {
                 self.undecided += 1;

@@ -1,0 +1,369 @@
+//! The first screen: does the vote hold, where does it break, what to replay.
+
+use std::collections::BTreeMap;
+
+use super::{pct, seeds_phrase, Builder, Exploration};
+use crate::aggregate::{self, network_condition, reproduce_command, Scenario, Tolerance, Totals, NETWORK_CONDITIONS};
+use crate::doc::{code, link, strong, text, Block, Inline, Table};
+use crate::figures::{EnvelopeCell, EnvelopeData, Plot};
+use crate::humanize;
+use crate::model::RunRecord;
+
+/// Rows of the replay table at most.
+const REPLAY_ROWS: usize = 8;
+
+/// One thing worth replaying.
+struct Replay {
+    what: String,
+    scenario: Inline,
+    seed: String,
+    detail: String,
+    reproduce: String,
+}
+
+impl<'d, 'a> Builder<'d, 'a> {
+    pub(super) fn first_screen(&mut self, exploration: Option<&Exploration>) {
+        let data = self.data;
+        let t = &data.totals;
+        let mut intro = vec![text(format!(
+            "{} runs of {}, each scenario simulated once per seed ({}), from ",
+            t.runs,
+            match data.scenarios.len() {
+                1 => "1 scenario".to_owned(),
+                n => format!("{n} scenarios"),
+            },
+            seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
+        ))];
+        intro.push(code("runs.jsonl"));
+        if data.summary.is_some() {
+            intro.extend([text(" and "), code("summary.json")]);
+        }
+        intro.push(text("."));
+        self.doc.para(intro);
+        self.verdict(exploration);
+        self.replay_table(exploration);
+        self.envelope();
+    }
+
+    fn verdict(&mut self, exploration: Option<&Exploration>) {
+        let real: Vec<&'d Scenario<'a>> = self.data.scenarios.iter().filter(|s| !s.expects_violation()).collect();
+        let totals = Totals::of(real.iter().flat_map(|s| s.runs.iter().copied()));
+        let broken: Vec<&Scenario<'_>> = real.iter().copied().filter(|s| s.totals.violation_runs > 0).collect();
+        let mut holds = if real.is_empty() {
+            vec![
+                strong("No verdict on the real protocol: "),
+                text("every scenario here runs a deliberately broken protocol variant (a mutation)."),
+            ]
+        } else if broken.is_empty() {
+            vec![
+                strong("The vote held: "),
+                text(format!(
+                    "no invariant was violated in any of the {} runs of the {} scenarios that run the real protocol.",
+                    totals.runs,
+                    real.len()
+                )),
+            ]
+        } else {
+            let mut v = vec![
+                strong("The vote broke: "),
+                text(format!(
+                    "{} of {} runs of the real protocol violated an invariant, in ",
+                    totals.violation_runs, totals.runs
+                )),
+            ];
+            self.links(&mut v, &broken);
+            v.push(text(". The table below says what to replay."));
+            v
+        };
+        let (within, beyond) = by_tolerance(&real);
+        if within.runs > 0 {
+            holds.push(text(format!(
+                " Within the tolerance (f ≤ f_max Byzantine agents), of {} sessions {} were decided for the best \
+                 candidate and {} stayed undecided; {}.",
+                within.sessions,
+                pct(within.correct, within.sessions),
+                pct(within.undecided, within.sessions),
+                over_sla_phrase(&within)
+            )));
+        }
+        if beyond.runs > 0 {
+            holds.push(text(format!(
+                " Beyond it (f > f_max, {} runs), {} of {} sessions were decided and {} stayed undecided: the \
+                 design requires a halt there.",
+                beyond.runs,
+                pct(beyond.decided, beyond.sessions),
+                beyond.sessions,
+                pct(beyond.undecided, beyond.sessions)
+            )));
+        }
+        self.doc.para(holds);
+
+        let mutations: Vec<&Scenario<'_>> = self.data.scenarios.iter().filter(|s| s.expects_violation()).collect();
+        if !mutations.is_empty() {
+            let missed: Vec<&Scenario<'_>> =
+                mutations.iter().copied().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
+            let mut checker = vec![strong("The checker works: ")];
+            if missed.is_empty() {
+                checker.push(text(match mutations.len() {
+                    1 => "it found the expected violation in the deliberately broken protocol variant (mutation \
+                          scenario)."
+                        .to_owned(),
+                    n => format!(
+                        "it found the expected violation in all {n} deliberately broken protocol variants (mutation \
+                         scenarios)."
+                    ),
+                }));
+            } else {
+                checker = vec![strong("The checker missed: ")];
+                checker.push(text(format!(
+                    "{} of {} mutation scenarios found no expected violation: ",
+                    missed.len(),
+                    mutations.len()
+                )));
+                self.links(&mut checker, &missed);
+                checker.push(text("."));
+            }
+            self.doc.para(checker);
+        }
+        if self.data.summary.is_some() {
+            let failing: Vec<&Scenario<'_>> =
+                self.data.scenarios.iter().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
+            let mut expect = vec![strong("Expectations: ")];
+            if failing.is_empty() {
+                expect.push(text("every scenario met the expectations written in its file."));
+            } else {
+                expect.push(text(format!(
+                    "{} of {} scenarios missed the expectations written in their files: ",
+                    failing.len(),
+                    self.data.scenarios.len()
+                )));
+                self.links(&mut expect, &failing);
+                expect.push(text("."));
+            }
+            self.doc.para(expect);
+        }
+        if let Some(e) = exploration {
+            let s = &e.summary;
+            self.doc.para(vec![
+                strong("Exploration: "),
+                text(format!("{} generated runs around ", s.runs)),
+                code(s.envelope.as_str()),
+                text(format!(" found {} distinct failures (", s.findings.len())),
+                link("Exploration", "exploration"),
+                text(")."),
+            ]);
+        }
+    }
+
+    fn links(&self, out: &mut Vec<Inline>, scenarios: &[&Scenario<'_>]) {
+        for (i, s) in scenarios.iter().enumerate() {
+            if i > 0 {
+                out.push(text(", "));
+            }
+            out.push(self.scenario_link(&s.name));
+        }
+    }
+
+    fn replay_table(&mut self, exploration: Option<&Exploration>) {
+        let rows = self.replays(exploration);
+        if rows.is_empty() {
+            self.doc.para(vec![text(
+                "Nothing to replay: no violation, wrong decision, undecided session or decision past the SLA.",
+            )]);
+            return;
+        }
+        self.doc.para(vec![
+            strong("What to replay first"),
+            text(" (the worst first; paste the command at the repository root):"),
+        ]);
+        let table_rows = rows
+            .into_iter()
+            .map(|r| {
+                vec![
+                    text(r.what),
+                    r.scenario,
+                    text(r.seed),
+                    text(r.detail),
+                    if r.reproduce.is_empty() { text("–") } else { code(r.reproduce) },
+                ]
+            })
+            .collect();
+        let header = ["what", "scenario", "seed", "what happened", "reproduce"];
+        self.doc.push(Block::Table(Table {
+            header: header.map(String::from).to_vec(),
+            numeric: vec![false, false, true, false, false],
+            rows: table_rows,
+        }));
+    }
+
+    fn replays(&self, exploration: Option<&Exploration>) -> Vec<Replay> {
+        let mut rows = Vec::new();
+        let real: Vec<&Scenario<'_>> = self.data.scenarios.iter().filter(|s| !s.expects_violation()).collect();
+        for s in &real {
+            let mut seen = std::collections::BTreeSet::new();
+            for run in &s.runs {
+                for v in run.violations.iter().filter(|v| seen.insert(v.invariant.clone())) {
+                    rows.push(self.replay(s, run, format!("{} violated", v.invariant), humanize::detail(&v.detail)));
+                }
+            }
+        }
+        for f in exploration.iter().flat_map(|e| &e.summary.findings) {
+            rows.push(Replay {
+                what: format!("exploration finding {}: {} violated", f.id, f.invariant),
+                scenario: code(f.scenario.as_str()),
+                seed: f.seed.to_string(),
+                detail: humanize::detail(&f.detail),
+                reproduce: f.reproduce.clone(),
+            });
+        }
+        // Beyond f_max wrong or missing decisions are not failures (nothing is promised there).
+        let worst = |key: fn(&RunRecord) -> u64| -> Vec<(&Scenario<'_>, &RunRecord)> {
+            let mut picks: Vec<(&Scenario<'_>, &RunRecord)> = real
+                .iter()
+                .filter_map(|s| {
+                    let promised = |r: &&RunRecord| tolerance(r, s) != Tolerance::Beyond;
+                    let worst = s.runs.iter().copied().filter(promised).filter(|r| key(r) > 0).max_by_key(|r| key(r));
+                    worst.map(|r| (*s, r))
+                })
+                .collect();
+            picks.sort_by_key(|(_, r)| std::cmp::Reverse(key(r)));
+            picks.truncate(2);
+            picks
+        };
+        for (s, run) in worst(RunRecord::wrong) {
+            let detail =
+                format!("{} of {} sessions decided for a candidate other than the best", run.wrong(), run.sessions);
+            rows.push(self.replay(s, run, "wrong decisions".into(), detail));
+        }
+        for (s, run) in worst(|r| r.undecided) {
+            let detail = format!("{} of {} sessions still undecided when the run ended", run.undecided, run.sessions);
+            rows.push(self.replay(s, run, "undecided sessions".into(), detail));
+        }
+        for (s, run) in worst(|r| r.latency_ms.max.saturating_sub(r.deadline_ms)) {
+            let detail = format!(
+                "slowest decision {} ms against the {} ms SLA (p99 {} ms)",
+                run.latency_ms.max, run.deadline_ms, run.latency_ms.p99
+            );
+            rows.push(self.replay(s, run, "slowest run".into(), detail));
+        }
+        for s in self.data.scenarios.iter().filter(|s| s.expects_violation()) {
+            if let Some((run, v)) = s.runs.iter().find_map(|r| r.violations.first().map(|v| (*r, v))) {
+                let what = format!("{} violated, as expected (mutation)", v.invariant);
+                rows.push(self.replay(s, run, what, humanize::detail(&v.detail)));
+            }
+        }
+        rows.truncate(REPLAY_ROWS);
+        rows
+    }
+
+    fn replay(&self, s: &Scenario<'_>, run: &RunRecord, what: String, detail: String) -> Replay {
+        Replay {
+            what,
+            scenario: self.scenario_link(&s.name),
+            seed: run.seed.to_string(),
+            detail,
+            reproduce: reproduce_command(s.summary, &s.base, &run.params, run.seed),
+        }
+    }
+
+    fn envelope(&mut self) {
+        if self.data.scenarios.iter().all(|s| s.expects_violation()) {
+            return;
+        }
+        let data = envelope_data(&self.data.scenarios);
+        let rows = data.rows.len().max(1) as u32;
+        let explanation = vec![text(
+            "Every scenario of the real protocol (mutation scenarios left out), placed by how many Byzantine agents \
+             its runs had against the most its committee tolerates (f_max = ⌊(n − 1)/3⌋ of n agents) and by its \
+             harshest network condition. A cell is red when any run violated an invariant; otherwise its colour \
+             is the share of sessions decided for the best candidate. Beyond f_max the protocol promises safety \
+             only as far as the checker found no violation; liveness is not promised.",
+        )];
+        self.figure(
+            "envelope",
+            "Where the vote holds: outcome by Byzantine tolerance and network condition",
+            explanation,
+            (1100, 90 + 84 * rows),
+            Plot::Envelope(data),
+        );
+    }
+}
+
+/// Where a run's Byzantine count stands against its committee's tolerance.
+fn tolerance(run: &RunRecord, s: &Scenario<'_>) -> Tolerance {
+    let n = aggregate::committee_size(run, s.settings());
+    Tolerance::of(u32::try_from(run.byzantine.len()).unwrap_or(u32::MAX), n)
+}
+
+/// Totals of the runs within the tolerance (f ≤ f_max, or n unknown) and beyond it.
+fn by_tolerance(scenarios: &[&Scenario<'_>]) -> (Totals, Totals) {
+    let (mut within, mut beyond) = (Totals::default(), Totals::default());
+    for s in scenarios {
+        for run in &s.runs {
+            if tolerance(run, s) == Tolerance::Beyond {
+                beyond.add(run);
+            } else {
+                within.add(run);
+            }
+        }
+    }
+    (within, beyond)
+}
+
+fn over_sla_phrase(t: &Totals) -> String {
+    match t.over_sla_share() {
+        Some(share) => format!(
+            "{:.1}% of sessions ({} of {}) were decided later than their scenario's SLA (its session deadline)",
+            share * 100.0,
+            t.over_sla,
+            t.over_sla_of
+        ),
+        None => "the records do not say how many sessions were decided after the SLA".to_owned(),
+    }
+}
+
+/// The envelope grid over the non-mutation scenarios: columns are the tolerance categories
+/// that occur, rows the network conditions that occur.
+pub fn envelope_data(scenarios: &[Scenario<'_>]) -> EnvelopeData {
+    // (row, column) → (scenarios, totals)
+    let mut cells: BTreeMap<(usize, Tolerance), (u64, Totals)> = BTreeMap::new();
+    for s in scenarios.iter().filter(|s| !s.expects_violation()) {
+        let row = NETWORK_CONDITIONS
+            .iter()
+            .position(|c| *c == network_condition(s.settings(), &s.params))
+            .unwrap_or(NETWORK_CONDITIONS.len() - 1);
+        let mut by_tolerance: BTreeMap<Tolerance, Totals> = BTreeMap::new();
+        for run in &s.runs {
+            by_tolerance.entry(tolerance(run, s)).or_default().add(run);
+        }
+        for (tolerance, totals) in by_tolerance {
+            let cell = cells.entry((row, tolerance)).or_default();
+            cell.0 += 1;
+            cell.1.merge(&totals);
+        }
+    }
+    let columns: Vec<Tolerance> = Tolerance::ALL.into_iter().filter(|c| cells.keys().any(|(_, t)| t == c)).collect();
+    let rows: Vec<usize> = (0..NETWORK_CONDITIONS.len()).filter(|r| cells.keys().any(|(row, _)| row == r)).collect();
+    let grid = rows
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| {
+                    cells.get(&(*r, *c)).map(|(scenarios, t)| EnvelopeCell {
+                        scenarios: *scenarios,
+                        runs: t.runs,
+                        violation_runs: t.violation_runs,
+                        correct: t.accuracy(),
+                        undecided: aggregate::ratio(t.undecided, t.sessions),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    EnvelopeData {
+        columns: columns.iter().map(|c| c.label().to_owned()).collect(),
+        rows: rows.iter().map(|r| NETWORK_CONDITIONS[*r].to_owned()).collect(),
+        cells: grid,
+    }
+}

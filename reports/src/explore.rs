@@ -1,0 +1,191 @@
+//! `explore.json`: what `bftsim explore` found, read for the report's Exploration section.
+//!
+//! `bftsim explore` searches the fault space around a scenario envelope with many generated
+//! runs (swarm testing, twins, ByzzFuzz-style message mutations), shrinks every distinct
+//! failure and writes `OUT/explore.json`:
+//!
+//! ```json
+//! { "master_seed": 7, "runs": 20000, "jobs": 2, "elapsed_ms": 61000,
+//!   "envelope": "scenarios/envelope.toml", "mutation": "none",
+//!   "modes": { "swarm": 12000, "twins": 4000, "byzzfuzz": 4000 },
+//!   "coverage": [ { "feature": "partition", "runs": 5100, "violations": 3 } ],
+//!   "findings": [ { "id": "F1", "invariant": "agreement", "location": "protocol::session L22",
+//!                   "first_run": 1834, "hits": 3, "scenario": "findings/F1.min.toml", "seed": 88,
+//!                   "reproduce": "bftsim reproduce out/findings/F1.min.toml --seed 88",
+//!                   "size_before": 41, "size_after": 9, "lines": 23,
+//!                   "diagram": "findings/F1.svg", "detail": "agents 0 and 2 decided …" } ],
+//!   "interrupted": false }
+//! ```
+//!
+//! Paths (`scenario`, `diagram`) are relative to `OUT`. Every field is required except
+//! `diagram`; unknown fields are ignored, so the explorer may write more.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ReportError;
+
+/// The whole of `explore.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExploreSummary {
+    /// The seed every run's seed was derived from.
+    pub master_seed: u64,
+    /// Runs made.
+    pub runs: u64,
+    /// Worker threads.
+    pub jobs: u32,
+    /// Wall-clock time of the exploration.
+    pub elapsed_ms: u64,
+    /// The envelope scenario file explored around.
+    pub envelope: String,
+    /// The protocol mutation explored (`none` for the real protocol).
+    pub mutation: String,
+    /// Runs per generation mode.
+    pub modes: Modes,
+    /// Runs and violations per feature of the envelope.
+    pub coverage: Vec<Coverage>,
+    /// Distinct failures found, each shrunk.
+    pub findings: Vec<Finding>,
+    /// Whether the exploration was stopped before its budget.
+    pub interrupted: bool,
+    /// With a mutation: failing runs that also fail without it (failures of the protocol
+    /// itself, not findings of the mutation).
+    #[serde(default)]
+    pub control_failures: u64,
+    /// The shard explored (`I/N`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+/// Runs per generation mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modes {
+    /// Swarm testing: random subsets of the envelope's features.
+    pub swarm: u64,
+    /// Twins: Byzantine agents as copies of honest ones with the same key.
+    pub twins: u64,
+    /// ByzzFuzz: message mutations and network partitions by round.
+    pub byzzfuzz: u64,
+}
+
+/// How often one feature of the envelope was exercised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The feature (a fault kind, a strategy, a network condition…).
+    pub feature: String,
+    /// Runs that had it.
+    pub runs: u64,
+    /// Of those, runs with a violation.
+    pub violations: u64,
+}
+
+/// One distinct failure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `<invariant>-<mode>-<run index>`, also the file stem under `findings/`.
+    pub id: String,
+    /// The invariant violated.
+    pub invariant: String,
+    /// Where in the protocol or engine it broke.
+    pub location: String,
+    /// Runs explored until the first run with it, that run included (its index in the master
+    /// seed's sequence plus one, also across shards).
+    pub first_run: u64,
+    /// Runs that hit it.
+    pub hits: u64,
+    /// The shrunk scenario file, relative to `OUT`.
+    pub scenario: String,
+    /// The seed that replays it.
+    pub seed: u64,
+    /// The command that replays it.
+    pub reproduce: String,
+    /// Size of the failing scenario before shrinking (faults + agents + sessions …).
+    pub size_before: u64,
+    /// Size after shrinking.
+    pub size_after: u64,
+    /// Lines of the shrunk scenario file.
+    pub lines: u64,
+    /// The space-time diagram of the shrunk run, an SVG relative to `OUT`.
+    #[serde(default)]
+    pub diagram: Option<String>,
+    /// What happened, in words.
+    pub detail: String,
+}
+
+impl ExploreSummary {
+    /// Runs per second of wall-clock time (0 when no time was recorded).
+    pub fn runs_per_second(&self) -> f64 {
+        if self.elapsed_ms == 0 {
+            0.0
+        } else {
+            self.runs as f64 * 1000.0 / self.elapsed_ms as f64
+        }
+    }
+}
+
+/// Reads `path` (`OUT/explore.json`) when it exists.
+pub fn read(path: &Path) -> Result<Option<ExploreSummary>, ReportError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ReportError::Read { path: path.to_path_buf(), source }),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|source| ReportError::BadExplore {
+        path: path.to_path_buf(),
+        line: source.line(),
+        column: source.column(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the module documentation, verbatim.
+    const EXAMPLE: &str = r#"{ "master_seed": 7, "runs": 20000, "jobs": 2, "elapsed_ms": 61000,
+  "envelope": "scenarios/envelope.toml", "mutation": "none",
+  "modes": { "swarm": 12000, "twins": 4000, "byzzfuzz": 4000 },
+  "coverage": [ { "feature": "partition", "runs": 5100, "violations": 3 } ],
+  "findings": [ { "id": "F1", "invariant": "agreement", "location": "protocol::session L22",
+                  "first_run": 1834, "hits": 3, "scenario": "findings/F1.min.toml", "seed": 88,
+                  "reproduce": "bftsim reproduce out/findings/F1.min.toml --seed 88",
+                  "size_before": 41, "size_after": 9, "lines": 23,
+                  "diagram": "findings/F1.svg", "detail": "agents 0 and 2 decided differently" } ],
+  "interrupted": false }"#;
+
+    #[test]
+    fn the_documented_example_parses_and_round_trips() {
+        let e: ExploreSummary = serde_json::from_str(EXAMPLE).expect("example");
+        assert_eq!((e.master_seed, e.runs, e.jobs, e.modes.twins), (7, 20_000, 2, 4_000));
+        assert_eq!(e.findings[0].diagram.as_deref(), Some("findings/F1.svg"));
+        assert!((e.runs_per_second() - 327.868).abs() < 1e-3);
+        let back: ExploreSummary = serde_json::from_str(&serde_json::to_string(&e).expect("json")).expect("back");
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn diagram_is_optional_and_other_fields_are_not() {
+        let without = EXAMPLE.replace(r#""diagram": "findings/F1.svg", "#, "");
+        let e: ExploreSummary = serde_json::from_str(&without).expect("no diagram");
+        assert_eq!(e.findings[0].diagram, None);
+        let missing = EXAMPLE.replace(r#""interrupted": false"#, r#""extra": 1"#);
+        let err = serde_json::from_str::<ExploreSummary>(&missing).expect_err("interrupted is required");
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        assert_eq!(ExploreSummary::default().runs_per_second(), 0.0);
+    }
+
+    #[test]
+    fn a_missing_file_is_no_exploration_and_a_bad_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("bftsim-explore-{}", std::process::id()));
+        let _ = fs::create_dir_all(&dir);
+        assert_eq!(read(&dir.join("explore.json")).expect("missing is fine"), None);
+        fs::write(dir.join("explore.json"), "{\n \"runs\": \"many\"\n}").expect("write");
+        let err = read(&dir.join("explore.json")).expect_err("bad");
+        assert!(err.to_string().contains("explore.json:2:"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

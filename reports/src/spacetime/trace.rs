@@ -1,0 +1,99 @@
+//! From the simulator's trace events to a [`Diagram`].
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde_json::Value;
+
+use super::{Diagram, DiagramEvent, EventKind, Lane};
+
+/// (receiver, session, message text): what a delivery shares with its send.
+type MessageKey = (u64, Option<u64>, String);
+
+/// The diagram of a trace (`bftsim reproduce --trace` lines, one JSON event per line):
+/// deliveries are matched to their sends first-in, first-out by (receiver, session, message
+/// text), since a delivery event names its receiver but not its sender.
+pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
+    let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_u64);
+    let detail = |e: &Value| e.get("detail").and_then(Value::as_str).unwrap_or("").to_owned();
+    let (byzantine, strategy) = setup(events.iter().map(detail).find(|d| d.starts_with("setup:")).as_deref());
+    let mut agents: BTreeSet<u32> = BTreeSet::new();
+    let mut in_flight: BTreeMap<MessageKey, VecDeque<(u64, Option<u64>)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut violation = None;
+    for e in &events {
+        let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
+        let time_ms = field(e, "time_ms").unwrap_or(0);
+        let agent = field(e, "agent").and_then(|a| u32::try_from(a).ok());
+        let peer = field(e, "peer");
+        let session = field(e, "session");
+        let label = crate::humanize::detail(&detail(e));
+        agents.extend(agent);
+        let round =
+            label.split("round ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+        let mut ev = DiagramEvent { time_ms, agent, session, round, label: label.clone(), ..Default::default() };
+        ev.kind = match kind {
+            "send" => {
+                let key = (peer.unwrap_or(u64::MAX), session, detail(e));
+                in_flight.entry(key).or_default().push_back((time_ms, field(e, "agent")));
+                continue;
+            }
+            "deliver" | "drop" => {
+                let receiver = if kind == "deliver" { field(e, "agent") } else { peer };
+                let key = (receiver.unwrap_or(u64::MAX), session, detail(e));
+                let sent = in_flight.get_mut(&key).and_then(VecDeque::pop_front);
+                ev.matched_send_ms = sent.map(|s| s.0);
+                let sender = sent.and_then(|s| s.1).and_then(|a| u32::try_from(a).ok());
+                if kind == "deliver" {
+                    ev.peer = sender;
+                    EventKind::Deliver
+                } else {
+                    ev.agent = sender.or(agent);
+                    ev.peer = peer.and_then(|p| u32::try_from(p).ok());
+                    EventKind::Drop
+                }
+            }
+            "hold" => EventKind::Hold,
+            "timeout" => EventKind::Timeout,
+            "vote" => EventKind::Vote,
+            "decide" => {
+                let value = field(e, "value").map_or("no candidate".to_owned(), |v| format!("candidate {v}"));
+                ev.label = format!("decide {value}");
+                EventKind::Decide
+            }
+            "evidence" | "reject" => EventKind::Evidence,
+            "fault" if !label.starts_with("setup") => EventKind::Fault,
+            "open" => EventKind::Open,
+            "violation" => {
+                violation = Some((time_ms, agent, label));
+                continue;
+            }
+            _ => continue,
+        };
+        out.push(ev);
+    }
+    let lanes = agents
+        .into_iter()
+        .map(|id| {
+            let honest = !byzantine.contains(&id);
+            let label = if honest { format!("agent {id}") } else { format!("agent {id} (byzantine, {strategy})") };
+            Lane { id, label, honest }
+        })
+        .collect();
+    Diagram {
+        title: format!("space-time diagram of {name}"),
+        agents: lanes,
+        events: out,
+        violation,
+        ..Default::default()
+    }
+}
+
+/// The Byzantine agents and their strategy from the trace's setup line
+/// (`… byzantine [2] (equivocate) …`).
+fn setup(line: Option<&str>) -> (BTreeSet<u32>, String) {
+    let Some(rest) = line.and_then(|l| l.split("byzantine [").nth(1)) else { return (BTreeSet::new(), String::new()) };
+    let ids = rest.split(']').next().unwrap_or("").split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let strategy = rest.split('(').nth(1).and_then(|s| s.split(')').next()).unwrap_or("").to_owned();
+    (ids, strategy)
+}
