@@ -6,7 +6,7 @@
 //!   {"status": "pending"}` when this agent has not decided (after waiting up to `wait_ms`).
 //! - `GET /metrics` (Prometheus text), `GET /healthz`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicU64;
+use tokio::sync::Notify;
 
 use crate::clock::RealClock;
 use crate::evaluate::QueryEnvelope;
@@ -40,31 +41,86 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// The opener: numbers sessions, signs `Open` with the cluster client key, sends it to every
 /// agent (its own included) and re-sends it until its own agent has decided.
+///
+/// Like the simulator's client, it keeps at most `max_in_flight` sessions open that its own
+/// agent has not decided; later sessions get their number at once and are opened, in order,
+/// as earlier ones decide. Undecided sessions cost retransmissions every `retransmit_ms`, so
+/// an unbounded burst would only slow every session down.
 pub struct Opener {
     signer: NodeSigner,
     tx: TcpTx,
     inbox: Inbox,
     clock: RealClock,
     shared: Arc<Shared>,
-    next: Mutex<u64>,
+    max_in_flight: usize,
+    queue: Mutex<(u64, VecDeque<(SessionId, String, u32)>)>,
+    wake: Notify,
     pending: Mutex<BTreeMap<SessionId, (u64, SignedSpec)>>,
 }
 
 impl Opener {
     /// An opener signing with the client key `signer`.
-    pub fn new(signer: NodeSigner, tx: TcpTx, inbox: Inbox, clock: RealClock, shared: Arc<Shared>) -> Arc<Opener> {
-        Arc::new(Opener { signer, tx, inbox, clock, shared, next: Mutex::new(0), pending: Mutex::new(BTreeMap::new()) })
+    pub fn new(
+        signer: NodeSigner,
+        tx: TcpTx,
+        inbox: Inbox,
+        clock: RealClock,
+        shared: Arc<Shared>,
+        max_in_flight: usize,
+    ) -> Arc<Opener> {
+        Arc::new(Opener {
+            signer,
+            tx,
+            inbox,
+            clock,
+            shared,
+            max_in_flight: max_in_flight.max(1),
+            queue: Mutex::new((0, VecDeque::new())),
+            wake: Notify::new(),
+            pending: Mutex::new(BTreeMap::new()),
+        })
     }
 
-    /// Opens a session on the committee; returns its id.
-    pub async fn open(&self, query: String, candidates: u32) -> SessionId {
+    /// Numbers a session and queues it for opening; returns its id.
+    pub fn submit(&self, query: String, candidates: u32) -> SessionId {
         let session = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let highest = self.shared.highest_opened.load(std::sync::atomic::Ordering::Relaxed);
-            let id = (*next).max(highest);
-            *next = id + 1;
+            let id = queue.0.max(highest);
+            queue.0 = id + 1;
+            queue.1.push_back((SessionId(id), query, candidates));
             SessionId(id)
         };
+        self.wake.notify_one();
+        session
+    }
+
+    fn in_flight(&self) -> usize {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|session, _| self.shared.decision(*session).is_none());
+        pending.len()
+    }
+
+    /// Opens queued sessions while fewer than `max_in_flight` are undecided here.
+    pub async fn pump(self: Arc<Self>) {
+        loop {
+            if self.in_flight() < self.max_in_flight {
+                let next = self.queue.lock().unwrap_or_else(|p| p.into_inner()).1.pop_front();
+                if let Some((session, query, candidates)) = next {
+                    self.open(session, query, candidates).await;
+                    continue;
+                }
+            }
+            let decided = self.shared.decided.notified();
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = decided => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+
+    async fn open(&self, session: SessionId, query: String, candidates: u32) {
         self.shared.note_opened(session);
         let now = self.clock.now_ms();
         let spec =
@@ -77,7 +133,6 @@ impl Opener {
             self.tx.send(peer, frame.clone()).await;
         }
         let _ = self.inbox.send((AgentId::CLIENT, frame)).await;
-        session
     }
 
     /// Re-sends `Open` of sessions its own agent has not decided, every `interval_ms`.
@@ -85,9 +140,9 @@ impl Opener {
         loop {
             tokio::time::sleep(Duration::from_millis(interval_ms.max(10))).await;
             let now = self.clock.now_ms();
+            let _ = self.in_flight();
             let due: Vec<SignedSpec> = {
-                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                pending.retain(|session, _| self.shared.decision(*session).is_none());
+                let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
                 pending.values().filter(|(at, _)| now >= at + interval_ms).map(|(_, s)| s.clone()).collect()
             };
             for signed in due {
@@ -199,7 +254,7 @@ async fn create_session(State(state): State<Arc<ApiState>>, body: axum::body::By
     let Some(opener) = &state.opener else {
         return forward(&state.opener_http, &body).await;
     };
-    let session = opener.open(query, request.candidates.len() as u32).await;
+    let session = opener.submit(query, request.candidates.len() as u32);
     (StatusCode::CREATED, Json(json!({ "session": session.0 }))).into_response()
 }
 

@@ -113,7 +113,8 @@ pub fn init_cluster(spec: &ClusterSpec) -> Result<Vec<PathBuf>, ClusterError> {
         let _ = writeln!(t, "# The cluster client signs Open; agent `opener` numbers and opens every session.");
         let _ = writeln!(t, "public_key = \"{}\"", to_hex(client.verifying_key().as_bytes()));
         let _ = writeln!(t, "key_file = \"client.key\"");
-        let _ = writeln!(t, "opener = 0\n");
+        let _ = writeln!(t, "opener = 0");
+        let _ = writeln!(t, "max_in_flight = 16\n");
         for (j, key) in keys.iter().enumerate() {
             if j == i {
                 continue;

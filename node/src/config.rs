@@ -59,6 +59,14 @@ pub struct ClientConfig {
     pub key_file: Option<PathBuf>,
     /// The agent that numbers and opens sessions; the others forward `POST /v1/sessions` to it.
     pub opener: u32,
+    /// Sessions the opener keeps open at once (undecided at the opener); later ones wait their
+    /// turn. At most `protocol.pipeline`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_max_in_flight() -> usize {
+    16
 }
 
 /// `[[peers]]`: another agent.
@@ -255,6 +263,15 @@ impl NodeConfig {
         }
         if self.protocol.pipeline == 0 {
             return Err(("pipeline", "pipeline must be at least 1; fix: set protocol.pipeline = 64".into()));
+        }
+        if self.client.max_in_flight == 0 || self.client.max_in_flight as u64 > self.protocol.pipeline {
+            return Err((
+                "max_in_flight",
+                format!(
+                    "max_in_flight = {} must be between 1 and protocol.pipeline = {}; fix: lower it or raise the pipeline",
+                    self.client.max_in_flight, self.protocol.pipeline
+                ),
+            ));
         }
         if self.transport.queue_frames == 0 {
             return Err(("queue_frames", "queue_frames must be at least 1".into()));

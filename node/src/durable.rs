@@ -2,9 +2,13 @@
 //!
 //! The `Agent` is a deterministic state machine (no clock, no randomness; ed25519 signatures
 //! are deterministic), so its state after a sequence of `(now, input)` is a function of that
-//! sequence. The log records every input **before** the agent handles it and is fsync'd
-//! **before** any message produced by that input leaves (the runner sends only after
-//! `Node::handle` returns). Locks, valid values, own signed votes, prevotes and precommits,
+//! sequence. The log records every input **before** the agent handles it, and is fsync'd
+//! **before** any message that depends on it leaves: when an input makes the agent sign
+//! something for the first time (a vote, a proposal, a prevote or precommit), the wrapper
+//! raises the log's *required* mark to the records written so far; the transport writes a
+//! frame to a socket only once the *durable* mark (advanced by the syncer task after each
+//! fsync) has reached the required mark at the time the frame was queued. fsyncs are batched
+//! (group commit) and the runner never waits for one. Locks, valid values, own signed votes, prevotes and precommits,
 //! decisions and registry epochs are all functions of the logged prefix, so a restarted agent
 //! replays the log, reaches the same state, and can never sign a prevote or precommit that
 //! conflicts with one it sent before. It then gets `Input::Recover` (timers re-armed, `Sync`
@@ -14,15 +18,18 @@
 //! Record format: `length (u32 LE) | postcard(Record)`; a torn last record (a crash mid-write)
 //! is cut off on replay.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use consensus_core::protocol::{Input, Message, Node, Output, SessionSpec, Timer};
-use consensus_core::{wire, AgentId, AgentVote, TimeMs};
+use consensus_core::{wire, AgentId, AgentVote, SessionId, TimeMs};
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, Notify};
 
 /// The sender id under which the node's own evaluator delivers the agent's vote: a frame
 /// `Vote` from this id (never reachable from the network, whose frames carry authenticated
@@ -68,16 +75,80 @@ pub enum WalError {
     },
 }
 
+/// How far the log is written, required to be durable, and durable (in records since start).
+pub struct Durability {
+    written: AtomicU64,
+    required: AtomicU64,
+    durable: watch::Sender<u64>,
+    kick: Notify,
+    /// fsyncs performed.
+    pub fsyncs: Counter,
+}
+
+impl Durability {
+    fn new() -> Arc<Durability> {
+        Arc::new(Durability {
+            written: AtomicU64::new(0),
+            required: AtomicU64::new(0),
+            durable: watch::Sender::new(0),
+            kick: Notify::new(),
+            fsyncs: Counter::default(),
+        })
+    }
+
+    /// The mark a frame queued now must wait for.
+    pub fn required(&self) -> u64 {
+        self.required.load(Ordering::Acquire)
+    }
+
+    /// Waits until the log is durable up to `mark`.
+    pub async fn wait_durable(&self, mark: u64) {
+        let mut rx = self.durable.subscribe();
+        let _ = rx.wait_for(|d| *d >= mark).await;
+    }
+
+    fn require_all_written(&self) {
+        self.required.fetch_max(self.written.load(Ordering::Acquire), Ordering::AcqRel);
+        self.kick.notify_one();
+    }
+}
+
+/// fsyncs the log whenever the required mark is ahead of the durable one, covering every
+/// record written by then (group commit). Exits the process if the disk fails: without a
+/// durable log the agent could contradict itself after a restart.
+pub async fn syncer(durability: Arc<Durability>, file: File, path: PathBuf) {
+    let file = Arc::new(file);
+    loop {
+        let required = durability.required();
+        if *durability.durable.borrow() >= required {
+            durability.kick.notified().await;
+            continue;
+        }
+        let target = durability.written.load(Ordering::Acquire);
+        let f = file.clone();
+        let synced = tokio::task::spawn_blocking(move || f.sync_data()).await;
+        match synced {
+            Ok(Ok(())) => {
+                durability.fsyncs.inc();
+                durability.durable.send_replace(target);
+            }
+            Ok(Err(e)) => {
+                eprintln!("fatal: durable log {}: fsync: {e}", path.display());
+                std::process::exit(74);
+            }
+            Err(_) => std::process::exit(74),
+        }
+    }
+}
+
 /// The append-only input log.
 pub struct Wal {
     path: PathBuf,
     file: File,
     fsync: bool,
-    dirty: bool,
+    durability: Arc<Durability>,
     /// Records appended since start.
     pub appended: Counter,
-    /// fsyncs performed since start.
-    pub fsyncs: Counter,
 }
 
 impl Wal {
@@ -94,7 +165,8 @@ impl Wal {
         if good < bytes.len() {
             file.set_len(good as u64).map_err(io)?; // a torn last record
         }
-        Ok((Wal { path, file, fsync, dirty: false, appended: Counter::default(), fsyncs: Counter::default() }, inputs))
+        let durability = Durability::new();
+        Ok((Wal { path, file, fsync, durability, appended: Counter::default() }, inputs))
     }
 
     /// Appends one input (written, not yet fsync'd).
@@ -112,18 +184,30 @@ impl Wal {
         record.extend_from_slice(&body);
         self.file.write_all(&record).map_err(|source| WalError::Io { path: self.path.clone(), source })?;
         self.appended.inc();
-        self.dirty = true;
+        self.durability.written.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Makes everything appended durable (when fsync is on).
+    /// Makes everything appended durable now (when fsync is on), waiting for the disk.
     pub fn sync(&mut self) -> Result<(), WalError> {
-        if self.dirty && self.fsync {
+        if self.fsync {
             self.file.sync_data().map_err(|source| WalError::Io { path: self.path.clone(), source })?;
-            self.fsyncs.inc();
         }
-        self.dirty = false;
         Ok(())
+    }
+
+    /// The marks shared with the transport and the syncer.
+    pub fn durability(&self) -> Arc<Durability> {
+        self.durability.clone()
+    }
+
+    /// The syncer task for this log, or `None` when fsync is off (frames then never wait).
+    pub fn syncer(&self) -> Result<Option<impl std::future::Future<Output = ()>>, WalError> {
+        if !self.fsync {
+            return Ok(None);
+        }
+        let file = self.file.try_clone().map_err(|source| WalError::Io { path: self.path.clone(), source })?;
+        Ok(Some(syncer(self.durability.clone(), file, self.path.clone())))
     }
 }
 
@@ -166,12 +250,33 @@ pub struct DurableNode<N> {
     inner: N,
     wal: Wal,
     evaluations: mpsc::UnboundedSender<SessionSpec>,
+    /// Own signed messages already made durable: re-sending one (retransmission, help for a
+    /// lagging peer) needs no fsync.
+    durable_signed: BTreeSet<SignedKey>,
+}
+
+/// Identifies one of the agent's own signed messages: session, kind, round.
+type SignedKey = (SessionId, u8, u32);
+
+/// Own signed messages remembered before the oldest half is forgotten.
+const MAX_DURABLE_SIGNED: usize = 200_000;
+
+/// The key of `message` when it is signed by `me`.
+fn own_signed(me: AgentId, message: &Message) -> Option<SignedKey> {
+    match message {
+        Message::Vote(v) if v.vote.agent == me => Some((v.vote.session, 0, 0)),
+        Message::Proposal(p) if p.proposer == me => Some((p.value.session, 1, p.round)),
+        Message::RoundVote(v) if v.agent == me => {
+            Some((v.session, if v.kind == consensus_core::protocol::VoteKind::Prevote { 2 } else { 3 }, v.round))
+        }
+        _ => None,
+    }
 }
 
 impl<N: Node> DurableNode<N> {
     /// Wraps `inner`.
     pub fn new(inner: N, wal: Wal, evaluations: mpsc::UnboundedSender<SessionSpec>) -> Self {
-        DurableNode { inner, wal, evaluations }
+        DurableNode { inner, wal, evaluations, durable_signed: BTreeSet::new() }
     }
 
     /// Replays logged inputs into the wrapped node (nothing is sent, no evaluation is asked
@@ -211,28 +316,39 @@ impl<N: Node> Node for DurableNode<N> {
         }
         let start = out.len();
         self.inner.handle(now_ms, input, out);
-        let mut leaves = false;
+        let me = self.inner.id();
+        let mut new_signed = Vec::new();
         let mut kept = Vec::with_capacity(out.len() - start);
         for output in out.drain(start..) {
-            match output {
+            match &output {
                 Output::Evaluate(spec) => {
-                    let _ = self.evaluations.send(spec);
+                    let _ = self.evaluations.send(spec.clone());
+                    continue;
                 }
-                Output::Broadcast(_) => {
-                    leaves = true;
-                    kept.push(output);
+                Output::Broadcast(message) | Output::Send { message, .. } => {
+                    if let Some(key) = own_signed(me, message).filter(|k| !self.durable_signed.contains(k)) {
+                        new_signed.push(key);
+                    }
                 }
-                Output::Send { to, .. } => {
-                    leaves |= to != consensus_core::AgentId::CLIENT;
-                    kept.push(output);
-                }
-                other => kept.push(other),
+                _ => {}
             }
+            kept.push(output);
         }
         out.extend(kept);
-        if leaves {
-            if let Err(e) = self.wal.sync() {
-                self.fail(&e);
+        // A message signed for the first time commits the agent (a vote, a proposal, a
+        // prevote or precommit it must never contradict): the inputs it follows from must be
+        // durable before it leaves. Everything else that leaves (re-sent messages, commit
+        // certificates, Sync) follows from state that is already durable or proves itself.
+        if !new_signed.is_empty() {
+            if self.wal.fsync {
+                self.wal.durability.require_all_written();
+            }
+            self.durable_signed.extend(new_signed);
+            if self.durable_signed.len() > MAX_DURABLE_SIGNED {
+                let keep_from = self.durable_signed.iter().nth(MAX_DURABLE_SIGNED / 2).copied();
+                if let Some(k) = keep_from {
+                    self.durable_signed = self.durable_signed.split_off(&k);
+                }
             }
         }
     }

@@ -109,7 +109,13 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     // Durable state first: replay before anything can be sent.
     let (wal, logged) = Wal::open(&NodeConfig::resolve(path, &config.data_dir), config.storage.fsync)?;
     metrics.register("wal_records", "Inputs appended to the durable log", wal.appended.clone());
-    metrics.register("wal_fsyncs", "fsyncs of the durable log", wal.fsyncs.clone());
+    let durability = wal.durability();
+    metrics.register("wal_fsyncs", "fsyncs of the durable log (group commits)", durability.fsyncs.clone());
+    let syncer = wal.syncer()?;
+    let durability = syncer.is_some().then_some(durability);
+    if let Some(syncer) = syncer {
+        tokio::spawn(syncer);
+    }
     let (eval_tx, eval_rx) = mpsc::unbounded_channel();
     let mut durable = DurableNode::new(node, wal, eval_tx);
     let restarted = !logged.is_empty();
@@ -124,7 +130,7 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
     let http =
         TcpListener::bind(config.http).await.map_err(|source| StartError::Bind { address: config.http, source })?;
-    let net = transport::start(me, Arc::new(signing_key), listener, &peers, config.transport);
+    let net = transport::start(me, Arc::new(signing_key), listener, &peers, config.transport, durability);
     net.stats.register(&mut metrics);
     let clock = RealClock::new();
 
@@ -148,8 +154,10 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
             net.inbox.clone(),
             clock,
             shared.clone(),
+            config.client.max_in_flight,
         );
         tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
+        tokio::spawn(opener.clone().pump());
         Some(opener)
     } else {
         None

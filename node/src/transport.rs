@@ -15,9 +15,10 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use consensus_core::runner::{Frame, TransportRx, TransportTx};
 use consensus_core::{wire, AgentId};
@@ -30,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::config::TransportConfig;
+use crate::durable::Durability;
 use crate::keys::{handshake_bytes, verify_with};
 
 /// Handshake magic, acceptor side.
@@ -46,6 +48,41 @@ pub const IDENT_BYTES: usize = 4 + 4 + 64;
 pub const INBOX_FRAMES: usize = 8_192;
 /// Frames written to a socket in one go.
 const WRITE_BATCH: usize = 64;
+/// A frame identical to one the same peer sent less than this long ago is not delivered again.
+///
+/// Why: agents re-send their own messages every `retransmit_ms` until they decide, to replace
+/// messages a lossy link lost. TCP loses nothing on a live connection, so a byte-identical
+/// repeat tells the agent nothing new, and on a starved machine (the runner behind its inbox)
+/// the repeats grow the backlog until every round times out: congestion collapse. One copy
+/// per window still gets through, so the protocol's reactions to a peer's repeats (L59–L62:
+/// answering a lagging peer) still happen, and the link stays fair-lossy.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_millis(1_000);
+/// Frames remembered per connection for duplicate suppression.
+const RECENT_FRAMES: usize = 8_192;
+
+/// Recently delivered frames of one connection, by hash.
+#[derive(Default)]
+struct Recent {
+    seen: BTreeMap<u64, Instant>,
+}
+
+impl Recent {
+    /// Whether `frame` should be delivered (not a repeat within the window); remembers it.
+    fn fresh(&mut self, frame: &[u8]) -> bool {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        frame.hash(&mut hasher);
+        let key = hasher.finish();
+        let now = Instant::now();
+        if self.seen.get(&key).is_some_and(|at| now.duration_since(*at) < DUPLICATE_WINDOW) {
+            return false;
+        }
+        self.seen.insert(key, now);
+        if self.seen.len() > RECENT_FRAMES {
+            self.seen.retain(|_, at| now.duration_since(*at) < DUPLICATE_WINDOW);
+        }
+        true
+    }
+}
 
 /// What the transport counted.
 #[derive(Debug, Default)]
@@ -66,6 +103,8 @@ pub struct TransportStats {
     pub connects: Counter,
     /// Outgoing connections lost or refused.
     pub connect_failures: Counter,
+    /// Frames identical to one the same peer sent within [`DUPLICATE_WINDOW`], not delivered.
+    pub duplicates_suppressed: Counter,
 }
 
 impl TransportStats {
@@ -108,8 +147,9 @@ pub type Inbox = mpsc::Sender<(AgentId, Frame)>;
 /// The sending half the runner uses.
 #[derive(Clone)]
 pub struct TcpTx {
-    queues: Arc<BTreeMap<AgentId, mpsc::Sender<Frame>>>,
+    queues: Arc<BTreeMap<AgentId, mpsc::Sender<(u64, Frame)>>>,
     stats: Arc<TransportStats>,
+    durability: Option<Arc<Durability>>,
 }
 
 impl TcpTx {
@@ -128,7 +168,9 @@ impl TransportTx for TcpTx {
     fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()> {
         // Unknown recipients (the client, whose certificates the observer keeps) are skipped.
         if let Some(queue) = self.queues.get(&to) {
-            if queue.try_send(frame).is_err() {
+            // The frame may depend on logged inputs: it leaves once the log is durable so far.
+            let mark = self.durability.as_ref().map_or(0, |d| d.required());
+            if queue.try_send((mark, frame)).is_err() {
                 bump(&self.stats.frames_dropped);
             }
         }
@@ -178,6 +220,7 @@ pub fn start(
     listener: TcpListener,
     peers: &[Peer],
     config: TransportConfig,
+    durability: Option<Arc<Durability>>,
 ) -> Transport {
     let stats = Arc::new(TransportStats::default());
     let (inbox, rx) = mpsc::channel(INBOX_FRAMES);
@@ -187,9 +230,10 @@ pub fn start(
     for peer in peers {
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_frames.max(1));
         queues.insert(peer.id, queue_tx);
-        tokio::spawn(dial_loop(me, peer.clone(), key.clone(), queue_rx, stats.clone(), config));
+        let writer = Writer { me, peer: peer.clone(), key: key.clone(), durability: durability.clone() };
+        tokio::spawn(writer.run(queue_rx, stats.clone(), config));
     }
-    let tx = TcpTx { queues: Arc::new(queues), stats: stats.clone() };
+    let tx = TcpTx { queues: Arc::new(queues), stats: stats.clone(), durability };
     Transport { tx, rx: TcpRx { rx }, inbox, stats }
 }
 
@@ -234,6 +278,7 @@ async fn serve_connection(
         }
     };
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut recent = Recent::default();
     loop {
         let mut header = [0u8; wire::HEADER_BYTES];
         if reader.read_exact(&mut header).await.is_err() {
@@ -254,6 +299,10 @@ async fn serve_connection(
             return;
         }
         bump(&stats.frames_received);
+        if !recent.fresh(&frame) {
+            bump(&stats.duplicates_suppressed);
+            continue;
+        }
         if inbox.send((peer, frame.into())).await.is_err() {
             return; // the runner stopped
         }
@@ -303,58 +352,65 @@ pub async fn dial(me: AgentId, peer: AgentId, address: SocketAddr, key: &Signing
     Ok(stream)
 }
 
-/// Keeps one connection to `peer` up and writes its queue to it.
-async fn dial_loop(
+/// Keeps one connection to a peer up and writes its queue to it.
+struct Writer {
     me: AgentId,
     peer: Peer,
     key: Arc<SigningKey>,
-    mut queue: mpsc::Receiver<Frame>,
-    stats: Arc<TransportStats>,
-    config: TransportConfig,
-) {
-    let backoff_min = Duration::from_millis(config.backoff_min_ms.max(1));
-    let backoff_max = Duration::from_millis(config.backoff_max_ms.max(config.backoff_min_ms).max(1));
-    let handshake = Duration::from_millis(config.handshake_timeout_ms);
-    let mut backoff = backoff_min;
-    let mut batch: Vec<Frame> = Vec::with_capacity(WRITE_BATCH);
-    let mut buffer: Vec<u8> = Vec::new();
-    loop {
-        let connected = tokio::time::timeout(handshake, dial(me, peer.id, peer.address, &key)).await;
-        let mut stream = match connected {
-            Ok(Ok(stream)) => stream,
-            _ => {
-                bump(&stats.connect_failures);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(backoff_max);
-                continue;
-            }
-        };
-        bump(&stats.connects);
-        backoff = backoff_min;
+    durability: Option<Arc<Durability>>,
+}
+
+impl Writer {
+    async fn run(self, mut queue: mpsc::Receiver<(u64, Frame)>, stats: Arc<TransportStats>, config: TransportConfig) {
+        let backoff_min = Duration::from_millis(config.backoff_min_ms.max(1));
+        let backoff_max = Duration::from_millis(config.backoff_max_ms.max(config.backoff_min_ms).max(1));
+        let handshake = Duration::from_millis(config.handshake_timeout_ms);
+        let mut backoff = backoff_min;
+        let mut batch: Vec<(u64, Frame)> = Vec::with_capacity(WRITE_BATCH);
+        let mut buffer: Vec<u8> = Vec::new();
         loop {
-            if batch.is_empty() {
-                match queue.recv().await {
-                    Some(frame) => batch.push(frame),
-                    None => return, // the node is shutting down
+            let connected =
+                tokio::time::timeout(handshake, dial(self.me, self.peer.id, self.peer.address, &self.key)).await;
+            let mut stream = match connected {
+                Ok(Ok(stream)) => stream,
+                _ => {
+                    bump(&stats.connect_failures);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(backoff_max);
+                    continue;
                 }
-                while batch.len() < WRITE_BATCH {
-                    match queue.try_recv() {
-                        Ok(frame) => batch.push(frame),
-                        Err(_) => break,
+            };
+            bump(&stats.connects);
+            backoff = backoff_min;
+            loop {
+                if batch.is_empty() {
+                    match queue.recv().await {
+                        Some(item) => batch.push(item),
+                        None => return, // the node is shutting down
+                    }
+                    while batch.len() < WRITE_BATCH {
+                        match queue.try_recv() {
+                            Ok(item) => batch.push(item),
+                            Err(_) => break,
+                        }
                     }
                 }
+                if let Some(d) = &self.durability {
+                    let mark = batch.iter().map(|(m, _)| *m).max().unwrap_or(0);
+                    d.wait_durable(mark).await;
+                }
+                buffer.clear();
+                for (_, frame) in &batch {
+                    buffer.extend_from_slice(frame);
+                }
+                if stream.write_all(&buffer).await.is_err() {
+                    // Keep the batch for the next connection; the peer may have restarted.
+                    bump(&stats.connect_failures);
+                    break;
+                }
+                stats.frames_sent.inc_by(batch.len() as u64);
+                batch.clear();
             }
-            buffer.clear();
-            for frame in &batch {
-                buffer.extend_from_slice(frame);
-            }
-            if stream.write_all(&buffer).await.is_err() {
-                // Keep the batch for the next connection; the peer may have restarted.
-                bump(&stats.connect_failures);
-                break;
-            }
-            stats.frames_sent.inc_by(batch.len() as u64);
-            batch.clear();
         }
     }
 }
