@@ -292,7 +292,14 @@ async fn get_session(
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return (StatusCode::ACCEPTED, Json(json!({ "session": id, "status": "pending" }))).into_response();
+            let progress = state.shared.progress(session);
+            let body = json!({
+                "session": id,
+                "status": "pending",
+                "round": progress.as_ref().map(|p| p.0),
+                "last_timer": progress.map(|p| p.1),
+            });
+            return (StatusCode::ACCEPTED, Json(body)).into_response();
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }

@@ -81,6 +81,8 @@ pub struct Shared {
     pub counters: Counters,
     /// The highest session id seen in an `Open` (the opener numbers new sessions above it).
     pub highest_opened: AtomicU64,
+    /// Undecided sessions: the latest round a protocol timer fired in, and the last timer.
+    progress: Mutex<BTreeMap<SessionId, (u32, String)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,12 +107,18 @@ impl Shared {
             decided: Notify::new(),
             counters: Counters::new(),
             highest_opened: AtomicU64::new(0),
+            progress: Mutex::new(BTreeMap::new()),
         })
     }
 
     /// The decision of `session`, if this agent has it.
     pub fn decision(&self, session: SessionId) -> Option<DecisionEntry> {
         lock(&self.decisions).get(&session).cloned()
+    }
+
+    /// Where an undecided session is: the latest round a timer fired in and that timer's kind.
+    pub fn progress(&self, session: SessionId) -> Option<(u32, String)> {
+        lock(&self.progress).get(&session).cloned()
     }
 
     /// Sessions decided here.
@@ -142,6 +150,7 @@ impl Shared {
             votes_flagged: flagged as u32,
         };
         lock(&self.recorder).record(&outcome);
+        lock(&self.progress).remove(&record.session);
         lock(&self.decisions)
             .entry(record.session)
             .or_insert_with(|| DecisionEntry { record: record.clone(), certificate: None });
@@ -208,6 +217,12 @@ impl Observer for NodeObserver {
             }
             RunnerEvent::Timeout(timer) => {
                 counters.timeouts.get_or_create(&label("kind", kebab(&timer.kind))).inc();
+                if self.shared.decision(timer.session).is_none() {
+                    let mut progress = lock(&self.shared.progress);
+                    let entry = progress.entry(timer.session).or_insert((0, String::new()));
+                    entry.0 = entry.0.max(timer.round);
+                    entry.1 = format!("{} (round {})", kebab(&timer.kind), timer.round);
+                }
             }
             RunnerEvent::LocalVote(_) => {}
             RunnerEvent::Decide(record) => self.shared.on_decide(record),

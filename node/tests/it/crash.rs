@@ -52,6 +52,10 @@ async fn killed_agent_restarts_catches_up_and_never_equivocates() {
             assert_eq!(agreed_part(&d), agreed_part(&reference), "session {s}: restarted agent 3 differs");
             verify(&d, &keyring, &members);
         }
+        let log = cluster.log(3);
+        let replayed = log.lines().find(|l| l.contains("replayed")).unwrap_or_default().to_owned();
+        assert!(!replayed.is_empty(), "agent 3 did not restart from its log:\n{log}");
+        eprintln!("{replayed}; sessions: {}", sessions.len());
         for i in 0..5 {
             let evidence = cluster.metric(i, "bftsim_evidence_total", "").await;
             assert_eq!(evidence, 0.0, "agent {i} holds evidence of equivocation");

@@ -178,6 +178,16 @@ impl Cluster {
                     .map(|r| String::from_utf8_lossy(&r.body).into_owned())
                     .unwrap_or_default();
                 let metrics: Vec<&str> = metrics.lines().filter(|l| !l.starts_with('#')).collect();
+                let mut states = Vec::new();
+                for (j, base) in self.urls.iter().enumerate() {
+                    let url = format!("{base}/v1/sessions/{session}");
+                    let state = http_client::request("GET", &url, None, Duration::from_secs(5))
+                        .await
+                        .map(|r| String::from_utf8_lossy(&r.body).chars().take(160).collect::<String>())
+                        .unwrap_or_else(|e| e.to_string());
+                    states.push(format!("agent {j}: {state}"));
+                }
+                eprintln!("session {session} everywhere:\n{}", states.join("\n"));
                 panic!(
                     "agent {i} did not decide session {session} in {wait_ms} ms; log:\n{}\nmetrics:\n{}",
                     self.log(i),
