@@ -39,6 +39,9 @@ use crate::transport::{Inbox, TcpTx};
 /// Longest `wait_ms` honoured.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
+/// A numbered session waiting to be opened: its id, query JSON and candidate count.
+type Queued = (SessionId, String, u32);
+
 /// The opener: numbers sessions, signs `Open` with the cluster client key, sends it to every
 /// agent (its own included) and re-sends it until its own agent has decided.
 ///
@@ -53,7 +56,7 @@ pub struct Opener {
     clock: RealClock,
     shared: Arc<Shared>,
     max_in_flight: usize,
-    queue: Mutex<(u64, VecDeque<(SessionId, String, u32)>)>,
+    queue: Mutex<(u64, VecDeque<Queued>)>,
     wake: Notify,
     pending: Mutex<BTreeMap<SessionId, (u64, SignedSpec)>>,
 }

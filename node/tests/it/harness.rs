@@ -66,6 +66,19 @@ impl Cluster {
     /// Writes a cluster of `n` agents with an almost instant synthetic evaluator and starts it;
     /// `byzantine` runs agent i with a strategy.
     pub fn start(name: &str, n: usize, byzantine: &[(usize, &str)]) -> Cluster {
+        let instant = "[evaluator]\nkind = \"synthetic\"\nlatency_ms = [0, 2]\n";
+        Cluster::start_with(name, n, byzantine, instant, &[])
+    }
+
+    /// A cluster whose agents use the `[evaluator]` table `evaluator`, except those listed in
+    /// `overrides`.
+    pub fn start_with(
+        name: &str,
+        n: usize,
+        byzantine: &[(usize, &str)],
+        evaluator: &str,
+        overrides: &[(usize, String)],
+    ) -> Cluster {
         let dir = std::env::temp_dir().join(format!("bftsim-node-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let ports = free_ports(2 * n);
@@ -75,10 +88,14 @@ impl Cluster {
             base_port: 0,
             host: "127.0.0.1".into(),
             out: dir.clone(),
-            evaluator: Some("[evaluator]\nkind = \"synthetic\"\nlatency_ms = [0, 2]\n".into()),
+            evaluator: Some(evaluator.to_owned()),
             ports: Some(pairs.clone()),
         };
         let configs = init_cluster(&spec).unwrap_or_else(|e| panic!("init-cluster: {e}"));
+        for (i, table) in overrides {
+            let text = std::fs::read_to_string(&configs[*i]).unwrap_or_default().replace(evaluator, table);
+            std::fs::write(&configs[*i], text).unwrap_or_else(|e| panic!("{e}"));
+        }
         let urls = pairs.iter().map(|(_, http)| format!("http://127.0.0.1:{http}")).collect();
         let byzantine = byzantine.iter().map(|(i, s)| (*i, (*s).to_owned())).collect();
         let mut cluster = Cluster { dir, configs, urls, procs: Vec::new(), byzantine };

@@ -4,5 +4,6 @@
 mod byzantine;
 mod crash;
 mod decisions;
+mod evaluators;
 mod frames;
 mod harness;
