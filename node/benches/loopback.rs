@@ -8,7 +8,8 @@
 //! 2. throughput: submits a burst of sessions and times until the opener has decided them all.
 //!
 //! Environment: `BENCH_AGENTS` (default "5,31"), `BENCH_SEQUENTIAL` (default 200),
-//! `BENCH_BURST` (default 500), `BENCH_FSYNC` (default 1).
+//! `BENCH_BURST` (default 500), `BENCH_FSYNC` (default 1), `BENCH_IN_FLIGHT` (the opener's
+//! `max_in_flight`, default 16).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -57,7 +58,7 @@ async fn decision(base: &str, s: u64, wait_ms: u64) -> Option<Value> {
     (r.status == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
 }
 
-async fn bench(n: usize, sequential: usize, burst: usize, fsync: bool) {
+async fn bench(n: usize, sequential: usize, burst: usize, fsync: bool, in_flight: usize) {
     let dir = std::env::temp_dir().join(format!("bftsim-node-bench-{n}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let listeners: Vec<TcpListener> =
@@ -76,10 +77,12 @@ async fn bench(n: usize, sequential: usize, burst: usize, fsync: bool) {
     let configs = init_cluster(&spec).unwrap_or_else(|e| panic!("{e}"));
     let mut procs = Procs(Vec::new());
     for path in &configs {
+        let mut text = std::fs::read_to_string(path).unwrap_or_default();
         if !fsync {
-            let text = std::fs::read_to_string(path).unwrap_or_default().replace("fsync = true", "fsync = false");
-            std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+            text = text.replace("fsync = true", "fsync = false");
         }
+        text = text.replace("max_in_flight = 16", &format!("max_in_flight = {in_flight}"));
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(env!("CARGO_BIN_EXE_bftsim-node"))
             .arg("run")
             .arg("--config")
@@ -138,7 +141,7 @@ async fn bench(n: usize, sequential: usize, burst: usize, fsync: bool) {
     let elapsed = start.elapsed().as_secs_f64();
     burst_ms.sort_unstable();
     println!(
-        "n={n} fsync={fsync} burst {burst} (16 in flight): {} decided in {elapsed:.2} s = {:.0} sessions/s; \
+        "n={n} fsync={fsync} burst {burst} ({in_flight} in flight): {} decided in {elapsed:.2} s = {:.0} sessions/s; \
          latency p50 {} ms p99 {} ms",
         burst_ms.len(),
         burst_ms.len() as f64 / elapsed,
@@ -158,9 +161,10 @@ fn main() {
     let sequential: usize = env("BENCH_SEQUENTIAL", "200").parse().unwrap_or(200);
     let burst: usize = env("BENCH_BURST", "500").parse().unwrap_or(500);
     let fsync = env("BENCH_FSYNC", "1") != "0";
+    let in_flight: usize = env("BENCH_IN_FLIGHT", "16").parse().unwrap_or(16);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let runtime = runtime.unwrap_or_else(|e| panic!("{e}"));
     for n in agents {
-        runtime.block_on(bench(n, sequential, burst, fsync));
+        runtime.block_on(bench(n, sequential, burst, fsync, in_flight));
     }
 }

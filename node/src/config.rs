@@ -60,13 +60,16 @@ pub struct ClientConfig {
     /// The agent that numbers and opens sessions; the others forward `POST /v1/sessions` to it.
     pub opener: u32,
     /// Sessions the opener keeps open at once (undecided at the opener); later ones wait their
-    /// turn. At most `protocol.pipeline`.
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
+    /// turn. At most `protocol.pipeline`; by default 16 or the pipeline, whichever is smaller.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
-fn default_max_in_flight() -> usize {
-    16
+impl NodeConfig {
+    /// The opener's window: `max_in_flight`, or 16 capped by the pipeline.
+    pub fn max_in_flight(&self) -> usize {
+        self.client.max_in_flight.unwrap_or_else(|| usize::try_from(self.protocol.pipeline.min(16)).unwrap_or(1))
+    }
 }
 
 /// `[[peers]]`: another agent.
@@ -264,12 +267,13 @@ impl NodeConfig {
         if self.protocol.pipeline == 0 {
             return Err(("pipeline", "pipeline must be at least 1; fix: set protocol.pipeline = 64".into()));
         }
-        if self.client.max_in_flight == 0 || self.client.max_in_flight as u64 > self.protocol.pipeline {
+        let window = self.max_in_flight();
+        if window == 0 || window as u64 > self.protocol.pipeline {
             return Err((
                 "max_in_flight",
                 format!(
-                    "max_in_flight = {} must be between 1 and protocol.pipeline = {}; fix: lower it or raise the pipeline",
-                    self.client.max_in_flight, self.protocol.pipeline
+                    "max_in_flight = {window} must be between 1 and protocol.pipeline = {}; fix: lower it or raise the pipeline",
+                    self.protocol.pipeline
                 ),
             ));
         }

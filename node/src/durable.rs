@@ -280,16 +280,21 @@ impl<N: Node> DurableNode<N> {
     }
 
     /// Replays logged inputs into the wrapped node (nothing is sent, no evaluation is asked
-    /// for) and returns the outputs, for the caller to rebuild what it shows (decisions).
-    pub fn replay(&mut self, inputs: Vec<(TimeMs, Input)>) -> Vec<Output> {
+    /// for) and returns the outputs, for the caller to rebuild what it shows (decisions), and
+    /// the sessions whose `Open` was logged (the opener must never number a session twice).
+    pub fn replay(&mut self, inputs: Vec<(TimeMs, Input)>) -> (Vec<Output>, Vec<SessionId>) {
         let mut all = Vec::new();
+        let mut opened = Vec::new();
         let mut out = Vec::new();
         for (now_ms, input) in inputs {
+            if let Input::Receive { message: Message::Open(open), .. } = &input {
+                opened.push(open.spec.session);
+            }
             out.clear();
             self.inner.handle(now_ms, input, &mut out);
             all.extend(out.drain(..).filter(|o| matches!(o, Output::Decide(_) | Output::Send { .. })));
         }
-        all
+        (all, opened)
     }
 
     fn fail(&self, error: &WalError) -> ! {

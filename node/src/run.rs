@@ -120,8 +120,11 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     let mut durable = DurableNode::new(node, wal, eval_tx);
     let restarted = !logged.is_empty();
     let replayed = logged.len();
-    let outputs = durable.replay(logged);
+    let (outputs, opened) = durable.replay(logged);
     shared.absorb_replayed(&outputs);
+    for session in opened {
+        shared.note_opened(session);
+    }
     if restarted {
         eprintln!("agent {}: replayed {replayed} logged inputs, {} decisions", me.0, shared.decided_sessions().len());
     }
@@ -154,7 +157,7 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
             net.inbox.clone(),
             clock,
             shared.clone(),
-            config.client.max_in_flight,
+            config.max_in_flight(),
         );
         tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
         tokio::spawn(opener.clone().pump());
