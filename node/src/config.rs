@@ -1,0 +1,368 @@
+//! One agent's configuration file (TOML), written by `init-cluster`, checked on load.
+//!
+//! Errors name `file:line:column` (toml's spans) and say how to fix the problem.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use consensus_core::protocol::ProtocolConfig;
+use consensus_core::{AgentId, AgentSpecialization, EngineConfig};
+use serde::{Deserialize, Serialize};
+
+/// One agent's node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This agent's id.
+    pub id: u32,
+    /// What it is specialised in.
+    pub specialization: AgentSpecialization,
+    /// Where peers connect (TCP).
+    pub listen: SocketAddr,
+    /// Where the client API listens (HTTP).
+    pub http: SocketAddr,
+    /// The agent's secret key (64 hex digits), relative to this file.
+    pub key_file: PathBuf,
+    /// Where the durable log lives, relative to this file.
+    pub data_dir: PathBuf,
+    /// The cluster client that opens sessions.
+    pub client: ClientConfig,
+    /// Every other agent of the committee.
+    pub peers: Vec<PeerConfig>,
+    /// The voting engine (the design's defaults when omitted).
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// The agreement protocol (the design's defaults when omitted; `pipeline` is the number of
+    /// sessions that may be in flight at once).
+    #[serde(default)]
+    pub protocol: ProtocolConfig,
+    /// How this agent votes.
+    #[serde(default)]
+    pub evaluator: EvaluatorConfig,
+    /// Peer connections.
+    #[serde(default)]
+    pub transport: TransportConfig,
+    /// Durable state.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// `[client]`: the cluster's client identity (signs `Open`) and which agent opens sessions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The client's public key (64 hex digits): every agent checks `Open` against it.
+    pub public_key: String,
+    /// The client's secret key, relative to this file; needed on the opener only.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The agent that numbers and opens sessions; the others forward `POST /v1/sessions` to it.
+    pub opener: u32,
+    /// Sessions the opener keeps open at once (undecided at the opener); later ones wait their
+    /// turn. At most `protocol.pipeline`; by default 16 or the pipeline, whichever is smaller.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+}
+
+impl NodeConfig {
+    /// The opener's window: `max_in_flight`, or 16 capped by the pipeline.
+    pub fn max_in_flight(&self) -> usize {
+        self.client.max_in_flight.unwrap_or_else(|| usize::try_from(self.protocol.pipeline.min(16)).unwrap_or(1))
+    }
+}
+
+/// `[[peers]]`: another agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its id.
+    pub id: u32,
+    /// Its specialisation.
+    pub specialization: AgentSpecialization,
+    /// Its TCP address.
+    pub address: SocketAddr,
+    /// Its HTTP address.
+    pub http: SocketAddr,
+    /// Its public key (64 hex digits).
+    pub public_key: String,
+}
+
+/// `[evaluator]`: how this agent scores candidates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EvaluatorConfig {
+    /// consensus-core's `SyntheticEvaluator` over a ground truth derived from the query (demos,
+    /// benchmarks). `latency_ms` overrides the specialisation's latency range.
+    Synthetic {
+        /// `[min, max]` milliseconds; the specialisation's default when omitted.
+        #[serde(default)]
+        latency_ms: Option<(u64, u64)>,
+        /// Seeds the noise.
+        #[serde(default)]
+        seed: u64,
+    },
+    /// Runs a program: the request as JSON on stdin, the vote as JSON on stdout.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// Beyond this the agent abstains.
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+    /// POSTs the request as JSON to a URL; the response body is the vote.
+    Http {
+        /// `http://host:port/path`.
+        url: String,
+        /// Beyond this the agent abstains.
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+
+impl Default for EvaluatorConfig {
+    fn default() -> Self {
+        EvaluatorConfig::Synthetic { latency_ms: None, seed: 0 }
+    }
+}
+
+/// `[transport]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportConfig {
+    /// Frames queued per peer; beyond, new frames are dropped (and counted).
+    pub queue_frames: usize,
+    /// First reconnect delay.
+    pub backoff_min_ms: u64,
+    /// Longest reconnect delay.
+    pub backoff_max_ms: u64,
+    /// Time allowed for a handshake.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig { queue_frames: 4_096, backoff_min_ms: 20, backoff_max_ms: 1_000, handshake_timeout_ms: 2_000 }
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// fsync the log before any message that depends on it leaves (off: survives a process
+    /// crash, not a power loss).
+    pub fsync: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { fsync: true }
+    }
+}
+
+/// A configuration error at a place in a file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line; 0 for the file as a whole.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Adds a hint on how to fix the commonest mistakes.
+fn with_fix(message: &str) -> String {
+    let first = message.trim().lines().next().unwrap_or_default().to_owned();
+    let fix = if first.contains("unknown field") {
+        "fix: remove the key or correct its spelling (the expected keys are listed above)"
+    } else if first.contains("missing field") {
+        "fix: add the key (init-cluster writes every required key)"
+    } else if first.contains("unknown variant") {
+        "fix: use one of the listed names"
+    } else if first.contains("invalid socket address") {
+        "fix: write an address as \"host:port\", e.g. \"127.0.0.1:7000\""
+    } else {
+        "fix: see docs/node.md, \"Configuration\""
+    };
+    format!("{}; {fix}", message.trim().replace('\n', " "))
+}
+
+impl NodeConfig {
+    /// Parses `text` (from `file`), reporting errors at their position.
+    pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ConfigError { file: file.to_path_buf(), line, column, message: with_fix(e.message()) }
+        })?;
+        config.check().map_err(|(key, message)| {
+            let (line, column) = find_key(text, key);
+            ConfigError { file: file.to_path_buf(), line, column, message }
+        })?;
+        Ok(config)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        NodeConfig::parse(file, &text)
+    }
+
+    /// Checks what serde cannot: returns the offending key and the message.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let mut ids: Vec<u32> = self.peers.iter().map(|p| p.id).collect();
+        ids.push(self.id);
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(("id", format!("agent ids {ids:?} repeat; fix: give every agent a distinct id")));
+        }
+        if !ids.contains(&self.client.opener) {
+            return Err((
+                "opener",
+                format!("opener {} is not an agent of {ids:?}; fix: name one of them", self.client.opener),
+            ));
+        }
+        if self.client.opener == self.id && self.client.key_file.is_none() {
+            return Err((
+                "opener",
+                "this agent is the opener but [client] has no key_file; fix: add key_file = \"client.key\"".into(),
+            ));
+        }
+        if self.protocol.mutation != consensus_core::protocol::Mutation::None {
+            return Err(("mutation", "mutations are for the simulator only; fix: remove protocol.mutation".into()));
+        }
+        if self.protocol.pipeline == 0 {
+            return Err(("pipeline", "pipeline must be at least 1; fix: set protocol.pipeline = 64".into()));
+        }
+        let window = self.max_in_flight();
+        if window == 0 || window as u64 > self.protocol.pipeline {
+            return Err((
+                "max_in_flight",
+                format!(
+                    "max_in_flight = {window} must be between 1 and protocol.pipeline = {}; fix: lower it or raise the pipeline",
+                    self.protocol.pipeline
+                ),
+            ));
+        }
+        if self.transport.queue_frames == 0 {
+            return Err(("queue_frames", "queue_frames must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Resolves a path written in the file relative to the file's directory.
+    pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base.parent().unwrap_or(Path::new(".")).join(path)
+        }
+    }
+
+    /// The agent's id.
+    pub fn agent(&self) -> AgentId {
+        AgentId(self.id)
+    }
+
+    /// Every agent, ascending, with its specialisation.
+    pub fn committee(&self) -> Vec<(AgentId, AgentSpecialization)> {
+        let mut all: Vec<(AgentId, AgentSpecialization)> =
+            self.peers.iter().map(|p| (AgentId(p.id), p.specialization)).collect();
+        all.push((self.agent(), self.specialization));
+        all.sort();
+        all
+    }
+}
+
+/// Position of the first line that assigns `key`, for errors serde cannot place.
+fn find_key(text: &str, key: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return (i + 1, line.len() - trimmed.len() + 1);
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id = 0
+specialization = "retriever"
+listen = "127.0.0.1:7000"
+http = "127.0.0.1:8000"
+key_file = "agent-0.key"
+data_dir = "data"
+
+[client]
+public_key = "00"
+key_file = "client.key"
+opener = 0
+
+[[peers]]
+id = 1
+specialization = "analyzer"
+address = "127.0.0.1:7001"
+http = "127.0.0.1:8001"
+public_key = "00"
+"#;
+
+    #[test]
+    fn minimal_file_takes_the_designs_defaults() {
+        let c = NodeConfig::parse(Path::new("a.toml"), MINIMAL).map_err(|e| e.to_string());
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.engine, EngineConfig::default());
+        assert_eq!(c.protocol, ProtocolConfig::default());
+        assert_eq!(c.committee().len(), 2);
+    }
+
+    #[test]
+    fn errors_point_at_the_line_and_say_how_to_fix() {
+        let bad = MINIMAL.replace("opener = 0", "opener = 0\nopenr = 1");
+        let e = NodeConfig::parse(Path::new("a.toml"), &bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("a.toml:13:1: unknown field `openr`"), "{e}");
+        assert!(e.contains("fix:"), "{e}");
+        let bad = MINIMAL.replace("\"127.0.0.1:7000\"", "\"localhost\"");
+        let e = NodeConfig::parse(Path::new("a.toml"), &bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("a.toml:4:10:"), "{e}");
+        let bad = MINIMAL.replace("opener = 0", "opener = 7");
+        let e = NodeConfig::parse(Path::new("a.toml"), &bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("a.toml:12:1: opener 7"), "{e}");
+    }
+}

@@ -1,0 +1,31 @@
+//! bftsim-node: consensus-core's `Runner`, unchanged, over a real network.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | one agent's TOML file; errors at `file:line:col` with the fix |
+//! | [`cluster`] | `init-cluster`: keys and configuration files for a local cluster |
+//! | [`keys`] | ed25519 key files, the agent's signer, the handshake's signed bytes |
+//! | [`transport`] | tokio TCP carrying `wire` frames: bounded queue per peer, reconnect with backoff, signed handshake, size limits |
+//! | [`clock`] | the real clock (`runner::Clock`) |
+//! | [`durable`] | the write-ahead input log and the node wrapper that fsyncs it before messages leave |
+//! | [`evaluate`] | `synthetic`, `command` and `http` evaluators and their JSON schema |
+//! | [`state`] | decisions, certificates, counters; the runner's observer |
+//! | [`api`] | the HTTP/JSON client API, `/metrics`, `/healthz`, and the opener |
+//! | [`verify`] | offline verification of a commit certificate |
+//! | [`run`] | assembles a node |
+//! | [`http_client`] | a minimal HTTP/1.1 client (forwarding, the `http` evaluator, tests) |
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod clock;
+pub mod cluster;
+pub mod config;
+pub mod durable;
+pub mod evaluate;
+pub mod http_client;
+pub mod keys;
+pub mod run;
+pub mod state;
+pub mod transport;
+pub mod verify;

@@ -1,0 +1,182 @@
+//! Assembles one agent's node: keys, durable log, TCP transport, evaluator, client API, and
+//! consensus-core's `Runner`, unchanged, driving the agent.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use consensus_core::adversary::{Byzantine, Strategy};
+use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator};
+use consensus_core::protocol::{Agent, Input, Node};
+use consensus_core::registry::{AgentRecord, Registry};
+use consensus_core::runner::Runner;
+use consensus_core::AgentId;
+use prometheus_client::registry::Registry as Metrics;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::api::{self, ApiState, Opener};
+use crate::clock::RealClock;
+use crate::config::{ConfigError, NodeConfig};
+use crate::durable::{DurableNode, Wal, WalError};
+use crate::evaluate::{abstention, EvaluatorTask};
+use crate::keys::{self, KeyError, NodeSigner};
+use crate::state::{NodeObserver, Shared};
+use crate::transport::{self, Peer};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A key.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// The durable log.
+    #[error("{0}")]
+    Wal(#[from] WalError),
+    /// Binding a socket.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// Where.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The registry.
+    #[error("registry: {0}")]
+    Registry(String),
+}
+
+/// How the node runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Run the agent with this Byzantine strategy (testing only).
+    pub byzantine: Option<Strategy>,
+}
+
+/// The runner's evaluator is never asked: `DurableNode` takes every `Evaluate` output to the
+/// asynchronous [`EvaluatorTask`]. Should it be asked, it abstains.
+struct Unused;
+
+impl Evaluator for Unused {
+    fn evaluate(&mut self, request: &EvaluationRequest<'_>) -> Evaluation {
+        let vote = abstention(request.spec, request.agent, request.specialization, request.now_ms, "no evaluator");
+        Evaluation { vote, latency_ms: 0 }
+    }
+}
+
+/// Runs the node of the configuration at `path` until the process is stopped.
+pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
+    let config = NodeConfig::load(path)?;
+    let me = config.agent();
+    let signing_key = keys::read_secret(&NodeConfig::resolve(path, &config.key_file))?;
+    let signer = NodeSigner::new(me, signing_key.clone());
+    let client_public = keys::parse_public(&config.client.public_key, "[client] public_key")?;
+    let mut public_keys = vec![(me, signer.public()), (AgentId::CLIENT, client_public)];
+    let mut peers = Vec::new();
+    for p in &config.peers {
+        let key = keys::parse_public(&p.public_key, &format!("[[peers]] id = {} public_key", p.id))?;
+        public_keys.push((AgentId(p.id), key));
+        peers.push(Peer { id: AgentId(p.id), address: p.address, key });
+    }
+    let keyring = keys::keyring(public_keys);
+    let committee = config.committee();
+    let records = committee.iter().map(|(id, s)| AgentRecord::new(*id, *s, &config.engine)).collect();
+    let registry = Registry::from_records(records).map_err(|e| StartError::Registry(e.to_string()))?;
+    let members: Vec<AgentId> = committee.iter().map(|(id, _)| *id).collect();
+    let agent = Agent::new(signer.clone(), keyring, registry, config.engine, config.protocol);
+    let node: Box<dyn Node> = match options.byzantine {
+        Some(strategy) => {
+            eprintln!("agent {}: running BYZANTINE strategy {strategy}", me.0);
+            Box::new(Byzantine::new(
+                agent,
+                signer.clone(),
+                strategy,
+                members.clone(),
+                config.engine,
+                u64::from(me.0),
+                1,
+            ))
+        }
+        None => Box::new(agent),
+    };
+
+    let shared = Shared::new(me);
+    let mut metrics = Metrics::with_prefix("bftsim");
+    shared.counters.register(&mut metrics);
+
+    // Durable state first: replay before anything can be sent.
+    let (wal, logged) = Wal::open(&NodeConfig::resolve(path, &config.data_dir), config.storage.fsync)?;
+    metrics.register("wal_records", "Inputs appended to the durable log", wal.appended.clone());
+    let durability = wal.durability();
+    metrics.register("wal_fsyncs", "fsyncs of the durable log (group commits)", durability.fsyncs.clone());
+    let syncer = wal.syncer()?;
+    let durability = syncer.is_some().then_some(durability);
+    if let Some(syncer) = syncer {
+        tokio::spawn(syncer);
+    }
+    let (eval_tx, eval_rx) = mpsc::unbounded_channel();
+    let mut durable = DurableNode::new(node, wal, eval_tx);
+    let restarted = !logged.is_empty();
+    let replayed = logged.len();
+    let (outputs, opened) = durable.replay(logged);
+    shared.absorb_replayed(&outputs);
+    for session in opened {
+        shared.note_opened(session);
+    }
+    if restarted {
+        eprintln!("agent {}: replayed {replayed} logged inputs, {} decisions", me.0, shared.decided_sessions().len());
+    }
+
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
+    let http =
+        TcpListener::bind(config.http).await.map_err(|source| StartError::Bind { address: config.http, source })?;
+    let net = transport::start(me, Arc::new(signing_key), listener, &peers, config.transport, durability);
+    net.stats.register(&mut metrics);
+    let clock = RealClock::new();
+
+    let evaluator = EvaluatorTask {
+        agent: me,
+        specialization: config.specialization,
+        config: config.evaluator.clone(),
+        deadline_ms: config.engine.deadline_ms,
+        inbox: net.inbox.clone(),
+        shared: shared.clone(),
+        clock,
+    };
+    tokio::spawn(evaluator.run(eval_rx));
+
+    let opener = if config.client.opener == me.0 {
+        let key_file = config.client.key_file.clone().unwrap_or_default();
+        let client_key = keys::read_secret(&NodeConfig::resolve(path, &key_file))?;
+        let opener = Opener::new(
+            NodeSigner::new(AgentId::CLIENT, client_key),
+            net.tx.clone(),
+            net.inbox.clone(),
+            clock,
+            shared.clone(),
+            config.max_in_flight(),
+        );
+        tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
+        tokio::spawn(opener.clone().pump());
+        Some(opener)
+    } else {
+        None
+    };
+    let opener_http = config.peers.iter().find(|p| p.id == config.client.opener).map_or(config.http, |p| p.http);
+    let state = ApiState::new(shared.clone(), opener, opener_http, net.tx.clone(), net.inbox.clone(), metrics);
+    tokio::spawn(async move {
+        let _ = axum::serve(http, api::router(state)).await;
+    });
+
+    let mut runner =
+        Runner::new(durable, config.specialization, net.tx, net.rx, clock, Unused, NodeObserver::new(shared), members);
+    if restarted {
+        runner = runner.start_with(Input::Recover);
+    }
+    eprintln!("agent {}: listening on {} (peers) and http://{} (clients)", me.0, config.listen, config.http);
+    runner.run().await;
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! bftsim-node integration tests: real processes on 127.0.0.1, one cluster at a time, every
+//! test bounded by a timeout and every process killed when its test ends.
+
+mod byzantine;
+mod crash;
+mod decisions;
+mod evaluators;
+mod frames;
+mod harness;
