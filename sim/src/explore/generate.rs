@@ -226,10 +226,11 @@ impl Generator {
         let latency_max = rng.gen_range(10..=120u64);
         set(&mut d.table, "network.latency_ms", Value::Array(vec![int(1), int(latency_max)]));
         d.latency_max_ms = latency_max;
-        let sessions = rng.gen_range(1..=2u64);
+        let sessions = rng.gen_range(1..=4u64);
         set(&mut d.table, "workload.sessions", int(sessions));
         d.sessions = sessions;
         close_candidates(rng, d);
+        lossy(rng, d, 0.5);
         d.features.insert(format!("twins:rounds={rounds}"));
         if enumerate {
             d.features.insert(format!("twins:enumerated-n{n}"));
@@ -247,7 +248,7 @@ impl Generator {
         behaviours.extend(self.behaviours(rng, b - 1));
         let agents = d.byzantine(rng, n, &behaviours);
         let fuzzed = agents[0];
-        let sessions = rng.gen_range(1..=3u64);
+        let sessions = rng.gen_range(1..=6u64);
         set(&mut d.table, "workload.sessions", int(sessions));
         d.sessions = sessions;
         close_candidates(rng, d);
@@ -288,15 +289,11 @@ impl Generator {
         if !partitions.is_empty() {
             d.table.insert("round_partitions".into(), Value::Array(partitions));
         }
-        let loss = rng.gen_bool(0.3);
         let latency_min = rng.gen_range(0..=20u64);
         let latency_max = rng.gen_range(latency_min.max(19) + 1..=200);
         set(&mut d.table, "network.latency_ms", Value::Array(vec![int(latency_min), int(latency_max)]));
         d.latency_max_ms = latency_max;
-        if loss {
-            set(&mut d.table, "network.drop", Value::Float(round2(rng.gen_range(0.01..=0.1))));
-            d.features.insert("family:loss".into());
-        }
+        lossy(rng, d, 0.6);
     }
 
     /// `b` behaviours from the envelope: one shared with probability `byzantine.same`.
@@ -356,6 +353,15 @@ fn close_candidates(rng: &mut ChaCha8Rng, d: &mut Draft) {
     set(&mut d.table, "workload.candidates", int(rng.gen_range(2..=3u64)));
     set(&mut d.table, "workload.quality_gap", Value::Float(round2(rng.gen_range(0.0..=0.08))));
     d.features.insert("workload:close-candidates".into());
+}
+
+/// With probability `p`, 5% to 25% loss: lost prevotes and precommits are what leave agents
+/// with different views of a round.
+fn lossy(rng: &mut ChaCha8Rng, d: &mut Draft, p: f64) {
+    if rng.gen_bool(p) {
+        set(&mut d.table, "network.drop", Value::Float(round2(rng.gen_range(0.05..=0.25))));
+        d.features.insert("family:loss".into());
+    }
 }
 
 /// A bijection of `0..total`: `x ↦ (a·x + c) mod total` with `a` coprime to `total`.
