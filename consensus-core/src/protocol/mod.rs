@@ -40,6 +40,32 @@ pub enum Mutation {
     /// At the deadline each agent decides on its own view by > 50% (the seed's code read
     /// literally), without agreement.
     LocalTimeoutFallback,
+    /// L15: the proposer proposes a fresh value even when it holds a `validValue`, so agents
+    /// locked on different values are never brought together. The livelock of tendermint#1047
+    /// (with a Byzantine validator), fixed by the validBlock mechanism of tendermint PR #1142.
+    ReproposeFreshValue,
+    /// L26–L27: a proposal with valid round 0 is rejected as malformed ("invalid proposal POL
+    /// round"), so a value locked in round 0 can never be re-proposed (tendermint#2702, fixed by
+    /// PR #2704).
+    PolRoundZeroRejected,
+    /// L31–L43: the prevote and precommit tallies count signed messages, not distinct signers,
+    /// so a re-sent (L58), duplicated or certificate-carried copy of one agent's vote counts
+    /// again (monad-bft#2086: QCs with duplicate signatures; flow-go PR #1830: a vote fed twice).
+    DuplicateVotesCounted,
+    /// Timeouts do not grow with the round (`timeout_delta` ignored), so rounds never outlast a
+    /// message delay above them (cometbft#2547, CodeChain#948).
+    ConstantTimeouts,
+    /// L12/L14: the proposer does not propose when it holds a proposal of an earlier round, as if
+    /// the "current proposal" were not reset on round change (CodeChain#983, fixed by CodeChain
+    /// PR #998: a node that received a proposal never proposes again).
+    ProposalNotReset,
+    /// L15: a re-proposal does not carry the q prevotes of its valid round (its polka
+    /// certificate), so agents that missed them cannot check it at L28 (the hidden lock of
+    /// malachite#956 / #850, fixed by #859; our `regressions/polka-livelock.toml`).
+    PolkaNotRelayed,
+    /// Agreement quorums of `2f + 1` instead of `ceil((n + f + 1) / 2)`: two quorums need not
+    /// intersect in an honest agent when `n ≠ 3f + 1` (celo-blockchain#253, autonity#854).
+    QuorumTwoFPlusOne,
 }
 
 /// Protocol timing and committee settings.
@@ -100,7 +126,8 @@ impl ProtocolConfig {
             TimerKind::Precommit => self.timeout_precommit_ms,
             TimerKind::Deadline => return 0,
         };
-        base.saturating_add(self.timeout_delta_ms.saturating_mul(TimeMs::from(round)))
+        let grows = if self.mutation == Mutation::ConstantTimeouts { 0 } else { round };
+        base.saturating_add(self.timeout_delta_ms.saturating_mul(TimeMs::from(grows)))
     }
 }
 

@@ -26,7 +26,7 @@ pub struct Committee {
     /// Ascending.
     pub members: Vec<AgentId>,
     /// Quorum of the agreement: prevotes, precommits, decisions (one short under the
-    /// `quorum-one-short` mutation).
+    /// `quorum-one-short` mutation, `2f + 1` under `quorum-two-f-plus-one`).
     pub q: usize,
     /// Votes a proposal's vote set needs (V2): the true quorum, whatever the mutation.
     pub vote_q: usize,
@@ -42,7 +42,13 @@ impl Committee {
         let n = members.len() as u64;
         let f = f_max(n);
         let true_q = usize::try_from(quorum(n, f).unwrap_or(n.max(1))).unwrap_or(usize::MAX);
-        let q = if mutation == Mutation::QuorumOneShort { true_q.saturating_sub(1).max(1) } else { true_q };
+        let q = match mutation {
+            Mutation::QuorumOneShort => true_q.saturating_sub(1).max(1),
+            Mutation::QuorumTwoFPlusOne => {
+                usize::try_from(f.saturating_mul(2).saturating_add(1)).unwrap_or(true_q).min(true_q)
+            }
+            _ => true_q,
+        };
         Committee { members, q, vote_q: true_q, skip: usize::try_from(f + 1).unwrap_or(1) }
     }
 
@@ -121,6 +127,8 @@ pub(crate) struct SessionMachine {
     decided: Option<Decided>,
     commit_sent_at: BTreeMap<AgentId, TimeMs>,
     round_help_sent_at: BTreeMap<AgentId, TimeMs>,
+    /// `duplicate-votes-counted` only: copies of round votes already held, counted again.
+    duplicates: BTreeMap<(VoteKind, Round), Vec<RoundVote>>,
 }
 
 impl SessionMachine {
@@ -149,6 +157,7 @@ impl SessionMachine {
             decided: None,
             commit_sent_at: BTreeMap::new(),
             round_help_sent_at: BTreeMap::new(),
+            duplicates: BTreeMap::new(),
         }
     }
 
@@ -266,6 +275,11 @@ impl SessionMachine {
                 let evidence = Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(v) };
                 out.push(Output::Evidence(Box::new(evidence)));
             }
+            Some(_) if ctx.protocol.mutation == Mutation::DuplicateVotesCounted => {
+                // The mutation: a copy of a held vote is tallied again.
+                self.duplicates.entry((v.kind, v.round)).or_default().push(v);
+                self.progress(ctx, out);
+            }
             Some(_) => {}
             None => {
                 round.insert(v.agent, v);
@@ -307,6 +321,11 @@ impl SessionMachine {
         let bytes = wire::proposal_signing_bytes(&p.value, p.round, p.valid_round);
         if !ctx.verify(p.proposer, &bytes, &p.signature) {
             out.push(Output::Reject { from, reason: Rejection::BadSignature });
+            return;
+        }
+        if ctx.protocol.mutation == Mutation::PolRoundZeroRejected && p.valid_round == Some(0) {
+            // The mutation: valid round 0 taken for "no valid round" gone wrong (tendermint#2702).
+            out.push(Output::Reject { from, reason: Rejection::InvalidProposal });
             return;
         }
         if let Some((first, _)) = self.proposals.get(&p.round) {
@@ -360,7 +379,13 @@ impl SessionMachine {
                 out.push(Output::Reject { from, reason: Rejection::BadSignature });
                 continue;
             }
-            self.prevotes.entry(vr).or_default().entry(v.agent).or_insert_with(|| v.clone());
+            let held = self.prevotes.entry(vr).or_default();
+            if ctx.protocol.mutation == Mutation::DuplicateVotesCounted && held.get(&v.agent) == Some(v) {
+                // The mutation: a certificate's copy of a prevote already received is tallied again.
+                self.duplicates.entry((VoteKind::Prevote, vr)).or_default().push(v.clone());
+                continue;
+            }
+            held.entry(v.agent).or_insert_with(|| v.clone());
         }
     }
 
@@ -515,14 +540,21 @@ impl SessionMachine {
 
     /// L14–L21.
     fn try_propose(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        let has_proposal = if ctx.protocol.mutation == Mutation::ProposalNotReset {
+            // The mutation: a proposal of any earlier round still counts as this round's.
+            self.proposals.range(..=self.round).next().is_some()
+        } else {
+            self.proposals.contains_key(&self.round)
+        };
         if self.decided.is_some()
             || self.step != Step::Propose
             || self.committee.proposer(self.session, self.round) != Some(ctx.me)
-            || self.proposals.contains_key(&self.round)
+            || has_proposal
         {
             return;
         }
-        if let Some((valid_round, id)) = self.valid {
+        let valid = self.valid.filter(|_| ctx.protocol.mutation != Mutation::ReproposeFreshValue);
+        if let Some((valid_round, id)) = valid {
             if let Some(value) = self.values.get(&id).cloned() {
                 self.propose(value, Some(valid_round), ctx, out); // L15
             }
@@ -567,6 +599,7 @@ impl SessionMachine {
         self.values.entry(id).or_insert_with(|| value.clone());
         // L15: a re-proposal carries the q prevotes that made the value valid.
         let polka: Vec<RoundVote> = valid_round
+            .filter(|_| ctx.protocol.mutation != Mutation::PolkaNotRelayed)
             .and_then(|vr| self.prevotes.get(&vr))
             .map(|r| r.values().filter(|v| v.value == Some(id)).cloned().collect())
             .unwrap_or_default();
@@ -592,6 +625,20 @@ impl SessionMachine {
         value: Option<Option<ValueId>>,
     ) -> usize {
         book.get(&round).map_or(0, |r| r.values().filter(|v| value.is_none_or(|x| v.value == x)).count())
+    }
+
+    /// The prevotes or precommits of `round` for `value` (`None`: any value), by distinct
+    /// signer; under `duplicate-votes-counted`, plus every copy counted again.
+    fn tally(&self, kind: VoteKind, round: Round, value: Option<Option<ValueId>>) -> usize {
+        let book = match kind {
+            VoteKind::Prevote => &self.prevotes,
+            VoteKind::Precommit => &self.precommits,
+        };
+        let copies = self
+            .duplicates
+            .get(&(kind, round))
+            .map_or(0, |c| c.iter().filter(|v| value.is_none_or(|x| v.value == x)).count());
+        Self::count(book, round, value).saturating_add(copies)
     }
 
     /// Runs every "upon" rule until none fires.
@@ -630,7 +677,7 @@ impl SessionMachine {
             }
             Some(vr) if vr < self.round => {
                 // L26–L28: needs q prevotes for id(v) in round vr.
-                if Self::count(&self.prevotes, vr, Some(Some(id))) < self.committee.q {
+                if self.tally(VoteKind::Prevote, vr, Some(Some(id))) < self.committee.q {
                     return false;
                 }
                 self.is_valid(id, ctx) && lock.is_none_or(|(locked_round, locked)| locked_round <= vr || locked == id)
@@ -646,7 +693,7 @@ impl SessionMachine {
     fn rule_prevote_timer(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if self.step != Step::Prevote
             || self.prevote_timer_set.contains(&self.round)
-            || Self::count(&self.prevotes, self.round, None) < self.committee.q
+            || self.tally(VoteKind::Prevote, self.round, None) < self.committee.q
         {
             return false;
         }
@@ -663,7 +710,7 @@ impl SessionMachine {
         }
         let Some((_, id)) = self.proposals.get(&self.round) else { return false };
         let id = *id;
-        if Self::count(&self.prevotes, self.round, Some(Some(id))) < self.committee.q || !self.is_valid(id, ctx) {
+        if self.tally(VoteKind::Prevote, self.round, Some(Some(id))) < self.committee.q || !self.is_valid(id, ctx) {
             return false;
         }
         self.locked_in.insert(self.round);
@@ -678,7 +725,7 @@ impl SessionMachine {
 
     /// L39–L40.
     fn rule_precommit_nil(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
-        if self.step != Step::Prevote || Self::count(&self.prevotes, self.round, Some(None)) < self.committee.q {
+        if self.step != Step::Prevote || self.tally(VoteKind::Prevote, self.round, Some(None)) < self.committee.q {
             return false;
         }
         self.broadcast_round_vote(VoteKind::Precommit, None, ctx, out);
@@ -689,7 +736,7 @@ impl SessionMachine {
     /// L41–L42.
     fn rule_precommit_timer(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if self.precommit_timer_set.contains(&self.round)
-            || Self::count(&self.precommits, self.round, None) < self.committee.q
+            || self.tally(VoteKind::Precommit, self.round, None) < self.committee.q
         {
             return false;
         }
@@ -703,7 +750,7 @@ impl SessionMachine {
     fn rule_decide(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         let candidates: Vec<(Round, ValueId)> = self.proposals.iter().map(|(r, (_, id))| (*r, *id)).collect();
         for (round, id) in candidates {
-            if Self::count(&self.precommits, round, Some(Some(id))) >= self.committee.q && self.is_valid(id, ctx) {
+            if self.tally(VoteKind::Precommit, round, Some(Some(id))) >= self.committee.q && self.is_valid(id, ctx) {
                 let precommits: Vec<RoundVote> = self
                     .precommits
                     .get(&round)

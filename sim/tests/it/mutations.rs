@@ -58,3 +58,45 @@ fn local_timeout_fallback_is_caught_by_agreement() {
     let seed = first_catch("mut-local-timeout-fallback.toml");
     clean_without_mutation("mut-local-timeout-fallback.toml", seed);
 }
+
+#[test]
+fn repropose_fresh_value_is_caught_by_liveness() {
+    let seed = first_catch("mut-repropose-fresh-value.toml");
+    clean_without_mutation("mut-repropose-fresh-value.toml", seed);
+}
+
+#[test]
+fn pol_round_zero_rejected_is_caught_by_liveness() {
+    let seed = first_catch("mut-pol-round-zero-rejected.toml");
+    clean_without_mutation("mut-pol-round-zero-rejected.toml", seed);
+}
+
+#[test]
+fn duplicate_votes_counted_is_caught_by_agreement() {
+    let seed = first_catch("mut-duplicate-votes-counted.toml");
+    clean_without_mutation("mut-duplicate-votes-counted.toml", seed);
+}
+
+#[test]
+fn constant_timeouts_is_caught_by_liveness() {
+    let seed = first_catch("mut-constant-timeouts.toml");
+    clean_without_mutation("mut-constant-timeouts.toml", seed);
+}
+
+#[test]
+fn proposal_not_reset_is_caught_by_liveness() {
+    let seed = first_catch("mut-proposal-not-reset.toml");
+    clean_without_mutation("mut-proposal-not-reset.toml", seed);
+}
+
+#[test]
+fn polka_not_relayed_is_caught_by_liveness() {
+    let seed = first_catch("mut-polka-not-relayed.toml");
+    clean_without_mutation("mut-polka-not-relayed.toml", seed);
+}
+
+#[test]
+fn quorum_two_f_plus_one_is_caught_by_agreement() {
+    let seed = first_catch("mut-quorum-two-f-plus-one.toml");
+    clean_without_mutation("mut-quorum-two-f-plus-one.toml", seed);
+}
