@@ -70,46 +70,45 @@ pub enum WireError {
 
 /// Canonical bytes of any serialisable value (postcard; maps are ordered, so deterministic).
 pub fn canonical_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    tagged_bytes(b"", value)
+}
+
+/// `tag` followed by the canonical bytes of `value`, in one buffer sized for a typical message
+/// (so that serialising does not grow it step by step).
+fn tagged_bytes<T: Serialize>(tag: &[u8], value: &T) -> Vec<u8> {
+    let mut b = Vec::with_capacity(tag.len() + 256);
+    b.extend_from_slice(tag);
     // Serialising plain data to a Vec cannot fail; an empty result would only weaken a hash.
-    postcard::to_allocvec(value).unwrap_or_default()
+    postcard::to_extend(value, b).unwrap_or_default()
 }
 
 /// What a voter signs: a domain tag and the vote (which names its session).
 pub fn vote_signing_bytes(vote: &AgentVote) -> Vec<u8> {
-    let mut b = b"bftsim/vote/v1".to_vec();
-    b.extend(canonical_bytes(vote));
-    b
+    tagged_bytes(b"bftsim/vote/v1", vote)
 }
 
 /// What the client signs when it opens a session.
 pub fn spec_signing_bytes(spec: &SessionSpec) -> Vec<u8> {
-    let mut b = b"bftsim/open/v1".to_vec();
-    b.extend(canonical_bytes(spec));
-    b
+    tagged_bytes(b"bftsim/open/v1", spec)
 }
 
 /// What a proposer signs: session, round, valid round and the value id.
 pub fn proposal_signing_bytes(value: &ProposalValue, round: Round, valid_round: Option<Round>) -> Vec<u8> {
-    let mut b = b"bftsim/proposal/v1".to_vec();
-    b.extend(canonical_bytes(&(value.session, round, valid_round, ValueId::of(value))));
-    b
+    tagged_bytes(b"bftsim/proposal/v1", &(value.session, round, valid_round, ValueId::of(value)))
 }
 
 /// What a prevote or precommit signs: kind, session, round and value.
 pub fn round_vote_signing_bytes(kind: VoteKind, session: SessionId, round: Round, value: Option<ValueId>) -> Vec<u8> {
-    let mut b = b"bftsim/round-vote/v1".to_vec();
-    b.extend(canonical_bytes(&(kind, session, round, value)));
-    b
+    tagged_bytes(b"bftsim/round-vote/v1", &(kind, session, round, value))
 }
 
-/// Encodes one message as a frame.
+/// Encodes one message as a frame (header and body serialised into one buffer).
 pub fn encode(message: &Message) -> Vec<u8> {
-    let body = canonical_bytes(message);
-    let mut frame = Vec::with_capacity(HEADER_BYTES + body.len());
-    frame.extend_from_slice(&MAGIC);
-    frame.push(VERSION);
-    frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let mut frame = tagged_bytes(&[MAGIC[0], MAGIC[1], VERSION, 0, 0, 0, 0], message);
+    let body = u32::try_from(frame.len().saturating_sub(HEADER_BYTES)).unwrap_or(u32::MAX);
+    if let Some(length) = frame.get_mut(3..HEADER_BYTES) {
+        length.copy_from_slice(&body.to_be_bytes());
+    }
     frame
 }
 
@@ -295,7 +294,11 @@ mod tests {
             signature: Signature([1; 64]),
         });
         for m in [open, vote_message()] {
-            assert_eq!(decode(&encode(&m)), Ok(m));
+            let frame = encode(&m);
+            assert_eq!(frame[..HEADER_BYTES - 4], [b'B', b'F', VERSION]);
+            assert_eq!(frame[3..HEADER_BYTES], (frame.len() as u32 - HEADER_BYTES as u32).to_be_bytes());
+            assert_eq!(frame[HEADER_BYTES..], canonical_bytes(&m));
+            assert_eq!(decode(&frame), Ok(m));
         }
     }
 

@@ -29,7 +29,7 @@ use crate::oracle::Oracle;
 use crate::results::{LatencySummary, RunOutcome, RunRecord};
 use crate::scenario::{Fault, FaultAction, Scenario};
 use crate::trace::{derive, TraceEvent};
-use crate::world::{Fate, NetModel, Partition, Tail, World, WorldObserver};
+use crate::world::{NetModel, Partition, Tail, World, WorldObserver};
 
 /// What to keep besides the record.
 #[derive(Clone, Copy, Debug, Default)]
@@ -124,60 +124,14 @@ struct SimTx {
     me: AgentId,
     world: Shared,
     clock: SimClock,
-    net: madsim::runtime::NodeHandle,
 }
 
 impl TransportTx for SimTx {
     fn send(&self, to: AgentId, frame: Frame) -> impl Future<Output = ()> {
-        let now = self.clock.now_ms();
-        let fate = match self.world.lock() {
-            Ok(mut w) => {
-                let fate = w.fate(self.me, to);
-                match fate {
-                    Fate::Dropped(reason) => w.record_drop(now, self.me, to, reason),
-                    Fate::Held => {
-                        w.record_hold(now, self.me, to);
-                        w.held.push((self.me, to, frame.clone()));
-                    }
-                    Fate::Deliver(_) => {}
-                }
-                fate
-            }
-            Err(_) => Fate::Dropped("world poisoned"),
-        };
-        if let Fate::Deliver(latencies) = fate {
-            for latency in latencies {
-                spawn_delivery(&self.net, &self.world, self.clock, latency, self.me, to, frame.clone());
-            }
+        if let Ok(mut w) = self.world.lock() {
+            w.send(self.clock.now_ms(), self.me, to, frame);
         }
         std::future::ready(())
-    }
-}
-
-fn spawn_delivery(
-    net: &madsim::runtime::NodeHandle,
-    world: &Shared,
-    clock: SimClock,
-    latency: u64,
-    from: AgentId,
-    to: AgentId,
-    frame: Frame,
-) {
-    let world = world.clone();
-    net.spawn(async move {
-        madsim::time::sleep(Duration::from_millis(latency)).await;
-        deliver(&world, clock.now_ms(), from, to, frame);
-    });
-}
-
-fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Frame) {
-    let Ok(mut w) = world.lock() else { return };
-    let sent =
-        w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
-    if sent {
-        w.counts.delivered += 1;
-    } else {
-        w.record_drop(now, from, to, "recipient down");
     }
 }
 
@@ -229,10 +183,12 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
     let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone());
     let net = net_model(&scenario);
-    let rng = ChaCha8Rng::seed_from_u64(derive(seed, "network", 0));
-    let world: Shared = Arc::new(Mutex::new(World::new(rng, net, oracle, derived.byzantine.clone(), options.trace)));
+    let net_seed = derive(seed, "network", 0);
+    let world: Shared =
+        Arc::new(Mutex::new(World::new(net_seed, net, oracle, derived.byzantine.clone(), options.trace)));
     log_setup(&world, &scenario, seed, &derived);
     let net_node = handle.create_node().name("network").build();
+    net_node.spawn(crate::world::carry(world.clone(), clock));
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
     let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
     let strategy = scenario.byzantine.strategy;
@@ -258,7 +214,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         let durable = Durable(Arc::new(Mutex::new(node)), id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
-        let (w, c, nn) = (world.clone(), committee.clone(), net_node.clone());
+        let (w, c) = (world.clone(), committee.clone());
         let node = handle
             .create_node()
             .name(format!("agent-{i}"))
@@ -269,7 +225,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
                     w.inboxes.insert(id, tx);
                     w.up.insert(id);
                 }
-                let transport = SimTx { me: id, world: w.clone(), clock, net: nn.clone() };
+                let transport = SimTx { me: id, world: w.clone(), clock };
                 let mut runner = Runner::new(
                     durable.clone(),
                     spec,
@@ -291,8 +247,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         nodes.insert(id, node);
     }
     let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
-    let (client_node, client) =
-        client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone());
+    let (client_node, client) = client_node(&scenario, &keys.client, world.clone(), clock, committee.clone());
     let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
     faults.abort();
     // Kill every node and let the executor drop their tasks: a pending task holds its own waker
@@ -345,20 +300,18 @@ fn spawn_faults(
     net_node: &madsim::runtime::NodeHandle,
 ) -> madsim::task::JoinHandle<()> {
     let faults = scenario.faults.clone();
-    let net = net_node.clone();
     net_node.spawn(async move {
         let handle = madsim::runtime::Handle::current();
         for fault in faults {
             clock.sleep_until(fault.at_ms).await;
             let now = clock.now_ms();
-            let released = {
+            {
                 let Ok(mut w) = world.lock() else { return };
                 let (detail, agent) = apply_fault(&fault, &mut w);
                 tracing::info!("fault at {now} ms: {detail}");
                 w.record_fault(now, detail, agent);
-                let released = w.release_unclogged();
-                released.into_iter().map(|(f, t, frame)| (w.release_latency(), f, t, frame)).collect::<Vec<_>>()
-            };
+                w.release_unclogged(now);
+            }
             // Killing or restarting a node runs its code synchronously: never under the lock.
             match &fault.action {
                 FaultAction::Crash { agent } => {
@@ -372,9 +325,6 @@ fn spawn_faults(
                     }
                 }
                 _ => {}
-            }
-            for (latency, from, to, frame) in released {
-                spawn_delivery(&net, &world, clock, latency, from, to, frame);
             }
         }
     })
@@ -420,7 +370,6 @@ fn client_node<S: Signer + Clone + 'static>(
     signer: &S,
     world: Shared,
     clock: SimClock,
-    net: madsim::runtime::NodeHandle,
     committee: Vec<AgentId>,
 ) -> (madsim::runtime::NodeHandle, madsim::task::JoinHandle<TimeMs>) {
     let handle = madsim::runtime::Handle::current();
@@ -437,7 +386,7 @@ fn client_node<S: Signer + Clone + 'static>(
             w.inboxes.insert(AgentId::CLIENT, tx);
             w.up.insert(AgentId::CLIENT);
         }
-        let transport = SimTx { me: AgentId::CLIENT, world: world.clone(), clock, net };
+        let transport = SimTx { me: AgentId::CLIENT, world: world.clone(), clock };
         let mut rx = SimRx(rx);
         let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();
         let mut opened: BTreeMap<u64, (TimeMs, Frame)> = BTreeMap::new();
