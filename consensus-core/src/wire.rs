@@ -184,6 +184,14 @@ pub fn peek_session(frame: &[u8]) -> Option<SessionId> {
     }
 }
 
+/// The session of a `Commit` frame, read like [`peek_session`] (header and first fields only;
+/// `None` for any other message). For a party that only counts certificates, such as the
+/// simulator's client, without decoding them.
+pub fn peek_commit(frame: &[u8]) -> Option<SessionId> {
+    const COMMIT: u8 = 4;
+    (frame.get(HEADER_BYTES) == Some(&COMMIT)).then(|| peek_session(frame)).flatten()
+}
+
 /// Reads postcard's primitives from the front of a body.
 struct Cursor<'a>(&'a [u8]);
 
@@ -411,6 +419,8 @@ mod tests {
                     other => Some(other.session()),
                 };
                 prop_assert_eq!(peek_session(&frame), expected, "{}", m.kind());
+                let commit = matches!(m, Message::Commit(_)).then(|| m.session());
+                prop_assert_eq!(peek_commit(&frame), commit, "{}", m.kind());
             }
         }
 

@@ -432,8 +432,8 @@ fn client_node<S: Signer + Clone + 'static>(
             }
             let received = madsim::time::timeout(Duration::from_millis(25), rx.recv()).await;
             if let Ok(Some((from, frame))) = received {
-                if let Ok(Message::Commit(c)) = wire::decode(&frame) {
-                    committed.entry(c.proposal.value.session.0).or_default().insert(from);
+                if let Some(session) = wire::peek_commit(&frame) {
+                    committed.entry(session.0).or_default().insert(from);
                 }
             }
         }
