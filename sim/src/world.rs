@@ -637,6 +637,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_frame_draws_depend_only_on_its_link_session_and_position() {
+        let (a, b, c) = (AgentId(0), AgentId(1), AgentId(2));
+        let mut one = Streams::new(7);
+        let mut other = Streams::new(7);
+        // `other` also carries session 1 and another link's frames in between: session 2's
+        // frames on a → b draw the same numbers as without them.
+        let first: Vec<_> = (0..5).map(|_| one.next_frame(a, b, Some(2))).collect();
+        let mut second = Vec::new();
+        for _ in 0..5 {
+            other.next_frame(a, b, Some(1));
+            other.next_frame(c, b, Some(2));
+            second.push(other.next_frame(a, b, Some(2)));
+        }
+        assert_eq!(first, second);
+        assert_ne!(first[0], first[1], "consecutive frames draw differently");
+        assert_ne!(one.next_frame(b, a, Some(2)), first[0], "each direction has its own stream");
+        assert_ne!(one.next_frame(a, b, None), first[0], "frames of no session have their own stream");
+        assert_ne!(Streams::new(8).next_frame(a, b, Some(2)), first[0], "another seed, other draws");
+    }
+
+    #[test]
+    fn draws_follow_the_configured_rates_and_ranges() {
+        let mut streams = Streams::new(1);
+        let n = 20_000;
+        let draws: Vec<_> =
+            (0..n).map(|i| streams.next_frame(AgentId(i % 3), AgentId(3), Some(u64::from(i % 7)))).collect();
+        let lost = draws.iter().filter(|d| d.chance(Purpose::Loss, 0.2)).count();
+        assert!((3_600..4_400).contains(&lost), "20% loss: {lost} of {n}");
+        assert_eq!(draws.iter().filter(|d| d.chance(Purpose::Loss, 0.0)).count(), 0);
+        let latencies: Vec<u64> = draws.iter().map(|d| in_range(d.u64(Purpose::Latency), 1, 10)).collect();
+        assert!(latencies.iter().all(|l| (1..=10).contains(l)));
+        for l in 1..=10 {
+            let k = latencies.iter().filter(|x| **x == l).count();
+            assert!((1_700..2_300).contains(&k), "latency {l} ms drawn {k} times of {n}");
+        }
+        // Purposes are independent draws of one frame.
+        let same = draws.iter().filter(|d| d.u64(Purpose::Latency) == d.u64(Purpose::Order)).count();
+        assert_eq!(same, 0);
+    }
+
+    #[test]
     fn partitions_cut_between_groups_only() {
         let p = Partition {
             groups: vec![[AgentId(0), AgentId(1)].into(), [AgentId(2), AgentId(3)].into()],
