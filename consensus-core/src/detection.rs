@@ -199,6 +199,22 @@ fn windowed(config: &DetectorConfig, registry: &Registry, agent: AgentId, sessio
     values
 }
 
+/// The sum and the number of the values [`windowed`] returns, without collecting them (this
+/// runs for every voter of every aggregation).
+fn windowed_sum(config: &DetectorConfig, registry: &Registry, agent: AgentId, session: Ppm) -> (u128, u128) {
+    let total = config.window.max(1);
+    let (mut sum, mut count) = (u128::from(session.raw()), 1u128);
+    if let Some(record) = registry.get(agent) {
+        let skip = record.deviations.len().saturating_sub(total - 1);
+        for d in record.deviations.iter().skip(skip) {
+            sum += u128::from(d.raw());
+            count += 1;
+        }
+    }
+    debug_assert!(count <= total as u128, "window of 1..={total} values");
+    (sum, count)
+}
+
 /// Seed rule: flagged iff the mean of the windowed deviations exceeds the threshold.
 fn flag_by_windowed_mean(
     config: &DetectorConfig,
@@ -209,10 +225,9 @@ fn flag_by_windowed_mean(
     deviations
         .iter()
         .filter(|(agent, deviation)| {
-            let values = windowed(config, registry, **agent, **deviation);
-            let sum: u128 = values.iter().map(|v| u128::from(*v)).sum();
+            let (sum, count) = windowed_sum(config, registry, **agent, **deviation);
             // mean > threshold, exactly: sum / count > threshold.
-            sum > threshold * values.len() as u128
+            sum > threshold * count
         })
         .map(|(agent, _)| *agent)
         .collect()

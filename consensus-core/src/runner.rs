@@ -93,7 +93,8 @@ pub enum RunnerEvent<'a> {
 
 enum Scheduled {
     Timer(Timer),
-    LocalVote(AgentVote),
+    /// Boxed: a vote is large, and the timer map moves its entries around.
+    LocalVote(Box<AgentVote>),
 }
 
 /// Drives one node until its transport closes.
@@ -208,7 +209,7 @@ where
                 }
                 Scheduled::LocalVote(vote) => {
                     self.observer.on_event(self.node.id(), now, &RunnerEvent::LocalVote(&vote));
-                    Input::LocalVote(vote)
+                    Input::LocalVote(*vote)
                 }
             };
             self.step(now, input, out).await;
@@ -228,7 +229,8 @@ where
             match output {
                 Output::Broadcast(message) => {
                     let frame: Frame = wire::encode(&message).into();
-                    for to in self.peers.clone() {
+                    for i in 0..self.peers.len() {
+                        let to = self.peers[i];
                         self.observer.on_event(
                             me,
                             now,
@@ -247,7 +249,10 @@ where
                     let request =
                         EvaluationRequest { spec: &spec, agent: me, specialization: self.specialization, now_ms: now };
                     let evaluation = self.evaluator.evaluate(&request);
-                    self.schedule(now.saturating_add(evaluation.latency_ms), Scheduled::LocalVote(evaluation.vote));
+                    self.schedule(
+                        now.saturating_add(evaluation.latency_ms),
+                        Scheduled::LocalVote(Box::new(evaluation.vote)),
+                    );
                 }
                 Output::Decide(record) => self.observer.on_event(me, now, &RunnerEvent::Decide(&record)),
                 Output::Evidence(evidence) => self.observer.on_event(me, now, &RunnerEvent::Evidence(&evidence)),

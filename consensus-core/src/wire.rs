@@ -70,46 +70,45 @@ pub enum WireError {
 
 /// Canonical bytes of any serialisable value (postcard; maps are ordered, so deterministic).
 pub fn canonical_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    tagged_bytes(b"", value)
+}
+
+/// `tag` followed by the canonical bytes of `value`, in one buffer sized for a typical message
+/// (so that serialising does not grow it step by step).
+fn tagged_bytes<T: Serialize>(tag: &[u8], value: &T) -> Vec<u8> {
+    let mut b = Vec::with_capacity(tag.len() + 256);
+    b.extend_from_slice(tag);
     // Serialising plain data to a Vec cannot fail; an empty result would only weaken a hash.
-    postcard::to_allocvec(value).unwrap_or_default()
+    postcard::to_extend(value, b).unwrap_or_default()
 }
 
 /// What a voter signs: a domain tag and the vote (which names its session).
 pub fn vote_signing_bytes(vote: &AgentVote) -> Vec<u8> {
-    let mut b = b"bftsim/vote/v1".to_vec();
-    b.extend(canonical_bytes(vote));
-    b
+    tagged_bytes(b"bftsim/vote/v1", vote)
 }
 
 /// What the client signs when it opens a session.
 pub fn spec_signing_bytes(spec: &SessionSpec) -> Vec<u8> {
-    let mut b = b"bftsim/open/v1".to_vec();
-    b.extend(canonical_bytes(spec));
-    b
+    tagged_bytes(b"bftsim/open/v1", spec)
 }
 
 /// What a proposer signs: session, round, valid round and the value id.
 pub fn proposal_signing_bytes(value: &ProposalValue, round: Round, valid_round: Option<Round>) -> Vec<u8> {
-    let mut b = b"bftsim/proposal/v1".to_vec();
-    b.extend(canonical_bytes(&(value.session, round, valid_round, ValueId::of(value))));
-    b
+    tagged_bytes(b"bftsim/proposal/v1", &(value.session, round, valid_round, ValueId::of(value)))
 }
 
 /// What a prevote or precommit signs: kind, session, round and value.
 pub fn round_vote_signing_bytes(kind: VoteKind, session: SessionId, round: Round, value: Option<ValueId>) -> Vec<u8> {
-    let mut b = b"bftsim/round-vote/v1".to_vec();
-    b.extend(canonical_bytes(&(kind, session, round, value)));
-    b
+    tagged_bytes(b"bftsim/round-vote/v1", &(kind, session, round, value))
 }
 
-/// Encodes one message as a frame.
+/// Encodes one message as a frame (header and body serialised into one buffer).
 pub fn encode(message: &Message) -> Vec<u8> {
-    let body = canonical_bytes(message);
-    let mut frame = Vec::with_capacity(HEADER_BYTES + body.len());
-    frame.extend_from_slice(&MAGIC);
-    frame.push(VERSION);
-    frame.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let mut frame = tagged_bytes(&[MAGIC[0], MAGIC[1], VERSION, 0, 0, 0, 0], message);
+    let body = u32::try_from(frame.len().saturating_sub(HEADER_BYTES)).unwrap_or(u32::MAX);
+    if let Some(length) = frame.get_mut(3..HEADER_BYTES) {
+        length.copy_from_slice(&body.to_be_bytes());
+    }
     frame
 }
 
@@ -140,6 +139,81 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
     }
     check_bounds(&message)?;
     Ok(message)
+}
+
+/// The session a frame belongs to, read from the header and the first fields of the body only
+/// (no allocation, no full decode): `None` for a frame that is malformed or belongs to no session
+/// (`Sync`). Agrees with `decode(frame).map(|m| m.session())` on every well-formed frame but
+/// `Sync` (a property test checks it); it does not check the rest of the body, so a malformed
+/// frame may still yield a session.
+pub fn peek_session(frame: &[u8]) -> Option<SessionId> {
+    if frame.len() < HEADER_BYTES || frame[..2] != MAGIC || frame[2] != VERSION {
+        return None;
+    }
+    let mut body = Cursor(&frame[HEADER_BYTES..]);
+    // The variant index of `Message`, then each variant's fields in declaration order
+    // (postcard: unsigned integers and enum tags are varints; `Option` is a 0/1 byte).
+    match body.varint()? {
+        // Open(SignedSpec { spec: SessionSpec { session, .. }, .. })
+        0 => body.varint().map(SessionId),
+        // Vote(SignedVote { vote: AgentVote { agent, specialization, session, .. }, .. })
+        1 => {
+            body.varint()?;
+            body.varint()?;
+            body.varint().map(SessionId)
+        }
+        // Proposal(Proposal { round, valid_round, value: ProposalValue { session, .. }, .. }),
+        // and Commit(Commit { proposal: Proposal { .. }, .. }) which starts the same way.
+        2 | 4 => {
+            body.varint()?;
+            match body.byte()? {
+                0 => {}
+                1 => {
+                    body.varint()?;
+                }
+                _ => return None,
+            }
+            body.varint().map(SessionId)
+        }
+        // RoundVote(RoundVote { kind, session, .. })
+        3 => {
+            body.varint()?;
+            body.varint().map(SessionId)
+        }
+        _ => None,
+    }
+}
+
+/// The session of a `Commit` frame, read like [`peek_session`] (header and first fields only;
+/// `None` for any other message). For a party that only counts certificates, such as the
+/// simulator's client, without decoding them.
+pub fn peek_commit(frame: &[u8]) -> Option<SessionId> {
+    const COMMIT: u8 = 4;
+    (frame.get(HEADER_BYTES) == Some(&COMMIT)).then(|| peek_session(frame)).flatten()
+}
+
+/// Reads postcard's primitives from the front of a body.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*first)
+    }
+
+    /// An unsigned LEB128 varint of at most 64 bits.
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
 }
 
 fn bound(field: &'static str, len: usize, max: usize) -> Result<(), WireError> {
@@ -228,7 +302,11 @@ mod tests {
             signature: Signature([1; 64]),
         });
         for m in [open, vote_message()] {
-            assert_eq!(decode(&encode(&m)), Ok(m));
+            let frame = encode(&m);
+            assert_eq!(frame[..HEADER_BYTES - 4], [b'B', b'F', VERSION]);
+            assert_eq!(frame[3..HEADER_BYTES], (frame.len() as u32 - HEADER_BYTES as u32).to_be_bytes());
+            assert_eq!(frame[HEADER_BYTES..], canonical_bytes(&m));
+            assert_eq!(decode(&frame), Ok(m));
         }
     }
 
@@ -273,7 +351,89 @@ mod tests {
         assert_ne!(a, round_vote_signing_bytes(VoteKind::Precommit, SessionId(1), 0, None));
     }
 
+    /// One message of each variant, with the numbers that precede the session in the encoding
+    /// (agent, round, valid round) and the session itself taken from the arguments.
+    fn messages(session: u64, agent: u32, round: u32, valid_round: Option<u32>) -> Vec<Message> {
+        use crate::protocol::messages::{AgreedOutcome, Commit, Proposal, ProposalMode, RoundVote};
+        let session = SessionId(session);
+        let spec = SignedSpec {
+            spec: SessionSpec { session, query: "q".into(), candidates: vec![CandidateId(0)], opened_ms: 3 },
+            signature: Signature([2; 64]),
+        };
+        let mut vote = AgentVote::accept(
+            AgentId(agent),
+            AgentSpecialization::Monitor,
+            session,
+            CandidateId(0),
+            Ppm::saturating(1),
+            Ppm::saturating(2),
+        );
+        vote.timestamp_ms = u64::from(round);
+        let signed = SignedVote { vote, signature: Signature([3; 64]) };
+        let round_vote = RoundVote {
+            kind: if round % 2 == 0 { VoteKind::Prevote } else { VoteKind::Precommit },
+            session,
+            round,
+            value: valid_round.map(|_| ValueId([4; 32])),
+            agent: AgentId(agent),
+            signature: Signature([5; 64]),
+        };
+        let proposal = Proposal {
+            round,
+            valid_round,
+            value: ProposalValue {
+                session,
+                spec: spec.clone(),
+                mode: ProposalMode::Normal,
+                votes: vec![signed.clone()],
+                outcome: AgreedOutcome::NoDecision { achieved: Ppm::saturating(3) },
+            },
+            proposer: AgentId(agent),
+            signature: Signature([6; 64]),
+            polka: vec![round_vote.clone()],
+        };
+        vec![
+            Message::Open(spec),
+            Message::Vote(signed),
+            Message::Proposal(Box::new(proposal.clone())),
+            Message::RoundVote(round_vote.clone()),
+            Message::Commit(Box::new(Commit { proposal, precommits: vec![round_vote] })),
+            Message::Sync { next: session },
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn peek_session_agrees_with_a_full_decode(
+            session in any::<u64>(),
+            agent in any::<u32>(),
+            round in any::<u32>(),
+            valid_round in any::<Option<u32>>(),
+        ) {
+            for m in messages(session, agent, round, valid_round) {
+                let frame = encode(&m);
+                let decoded = decode(&frame);
+                prop_assert_eq!(decoded.as_ref(), Ok(&m));
+                let expected = match &m {
+                    Message::Sync { .. } => None,
+                    other => Some(other.session()),
+                };
+                prop_assert_eq!(peek_session(&frame), expected, "{}", m.kind());
+                let commit = matches!(m, Message::Commit(_)).then(|| m.session());
+                prop_assert_eq!(peek_commit(&frame), commit, "{}", m.kind());
+            }
+        }
+
+        #[test]
+        fn peeking_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = peek_session(&bytes);
+            let mut framed = MAGIC.to_vec();
+            framed.push(VERSION);
+            framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&bytes);
+            let _ = peek_session(&framed);
+        }
+
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(&bytes);

@@ -7,6 +7,10 @@
 //!
 //! `cargo bench -p sim --bench throughput [-- SEEDS]`
 
+/// The allocator `bftsim` runs with (see `sim/src/main.rs`), so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(madsim))]
 fn main() {
     eprintln!("build with --cfg madsim (the workspace's .cargo/config.toml does)");

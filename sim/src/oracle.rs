@@ -93,6 +93,10 @@ pub struct Oracle {
     applied: u64,
     epochs: BTreeMap<u64, Registry>,
     first: BTreeMap<SessionId, DecisionRecord>,
+    /// Sessions whose first decision passed the external-validity check. That check depends
+    /// only on the decision's spec, mode, votes and outcome and on the session's epoch, so a
+    /// later decision equal to the first in those passes it too and is not recomputed.
+    externally_valid: BTreeSet<SessionId>,
     decisions: BTreeMap<SessionId, BTreeMap<AgentId, SeenDecision>>,
     honest_votes: BTreeMap<SessionId, BTreeMap<AgentId, Option<CandidateId>>>,
     violation: Option<Violation>,
@@ -119,6 +123,7 @@ impl Oracle {
             applied: 0,
             epochs,
             first: BTreeMap::new(),
+            externally_valid: BTreeSet::new(),
             decisions: BTreeMap::new(),
             honest_votes: BTreeMap::new(),
             violation: None,
@@ -210,6 +215,12 @@ impl Oracle {
             return;
         }
         let session = record.session;
+        let same_as_first = |f: &DecisionRecord| {
+            f.mode == record.mode && f.outcome == record.outcome && f.spec == record.spec && f.votes == record.votes
+        };
+        if self.externally_valid.contains(&session) && self.first.get(&session).is_some_and(same_as_first) {
+            return;
+        }
         let Some(registry) = self.epochs.get(&self.epoch_of(session)) else { return };
         let committee = Committee::of(registry, Mutation::None);
         let mut voters = BTreeSet::new();
@@ -239,8 +250,14 @@ impl Oracle {
                 ));
             }
         }
-        if let Some(problem) = problem {
-            self.violate(names::EXTERNAL_VALIDITY, step, now, format!("{agent} decided {session}: {problem}"));
+        match problem {
+            Some(problem) => {
+                self.violate(names::EXTERNAL_VALIDITY, step, now, format!("{agent} decided {session}: {problem}"))
+            }
+            None if !self.first.contains_key(&session) => {
+                self.externally_valid.insert(session);
+            }
+            None => {}
         }
     }
 

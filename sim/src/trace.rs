@@ -1,5 +1,6 @@
 //! The run's event trace: a running hash over every event (always), and the events themselves
-//! (only when asked, for `bftsim reproduce --trace`).
+//! (only when asked, for `bftsim reproduce --trace`). Recording an event costs a few
+//! multiplications; its `TraceEvent` (and any text in it) is built only when events are kept.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,14 +88,29 @@ pub struct Key {
 #[derive(Debug, Default)]
 pub struct Trace {
     step: u64,
-    hash: Fnv,
+    hash: u64,
     events: Option<Vec<TraceEvent>>,
+}
+
+/// splitmix64's finaliser: a bijection of u64 that mixes every input bit into every output bit.
+/// The trace hash folds each event word by word with it (`h = mix(h ^ word)`): order-sensitive,
+/// stable across platforms and Rust versions like FNV, and a few times cheaper per event than
+/// FNV's one multiplication per byte, which showed in the profile (one event per message).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// An event kind as one word: its bytes folded in (kinds are short ASCII names, all distinct).
+fn kind_word(kind: &str) -> u64 {
+    kind.bytes().fold(kind.len() as u64, |w, b| w.rotate_left(8) ^ u64::from(b))
 }
 
 impl Trace {
     /// A trace that keeps its events when `keep` is true.
     pub fn new(keep: bool) -> Trace {
-        Trace { step: 0, hash: Fnv::default(), events: keep.then(Vec::new) }
+        Trace { step: 0, hash: Fnv::default().finish(), events: keep.then(Vec::new) }
     }
 
     /// The step the next event will get.
@@ -104,7 +120,7 @@ impl Trace {
 
     /// The hash of every event so far.
     pub fn hash(&self) -> u64 {
-        self.hash.finish()
+        self.hash
     }
 
     /// Whether events are kept (so that building details is worth it).
@@ -115,10 +131,11 @@ impl Trace {
     /// Records one event; `event` is built only when events are kept.
     pub fn record(&mut self, time_ms: u64, kind: &str, key: Key, event: impl FnOnce(u64) -> TraceEvent) -> u64 {
         let step = self.step;
-        self.hash.bytes(kind.as_bytes());
-        for x in [time_ms, u64::from(key.agent), u64::from(key.peer), key.session, key.extra] {
-            self.hash.u64(x);
+        let mut h = self.hash;
+        for x in [kind_word(kind), time_ms, u64::from(key.agent), u64::from(key.peer), key.session, key.extra] {
+            h = mix(h ^ x);
         }
+        self.hash = h;
         if let Some(events) = &mut self.events {
             events.push(event(step));
         }

@@ -1,17 +1,26 @@
 //! The simulated world shared by every node of one run: the network model (loss, latency,
 //! long tails, duplicates, partitions, clogs, crashed nodes), the oracle and the trace.
 //!
-//! Every random choice comes from a ChaCha stream derived from the run's seed, and everything
-//! happens on madsim's single-threaded, seeded executor, so one seed gives one run.
+//! Every random choice of the network is a hash of the run's network seed, the link, the frame's
+//! session, the frame's position among that link's frames of that session, and the purpose of
+//! the draw (see [`Streams`]), and everything happens on madsim's single-threaded, seeded
+//! executor, so one seed gives one run. Removing a session or a fault from a scenario leaves
+//! the fates of the other sessions' frames as they were, which is what lets `bftsim shrink`
+//! shrink.
+//!
+//! Frames in flight wait in one queue, ordered by delivery time, that a single task on the
+//! network node delivers from ([`carry`]): no task per frame.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 
 use consensus_core::protocol::{Message, Timer};
-use consensus_core::runner::{Frame, Observer, RunnerEvent};
-use consensus_core::{AgentId, TimeMs};
+use consensus_core::runner::{Clock, Frame, Observer, RunnerEvent};
+use consensus_core::{wire, AgentId, TimeMs};
 use futures_channel::mpsc::UnboundedSender;
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::oracle::Oracle;
 use crate::scenario::ClogTarget;
@@ -66,26 +75,141 @@ impl Partition {
 }
 
 /// What happens to one frame.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fate {
     /// Lost, and why.
     Dropped(&'static str),
-    /// Delivered after each of these latencies (two for a duplicate).
-    Deliver(Vec<u64>),
+    /// Delivered after this latency, and once more after the second one if duplicated.
+    Deliver(u64, Option<u64>),
     /// Held by a clog until it is lifted.
     Held,
 }
 
+/// Why a random number is drawn for a frame: each purpose has its own draw, so a draw that a
+/// scenario does not need (no loss, no tail) does not shift the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+enum Purpose {
+    Loss = 1,
+    Duplicate,
+    Latency,
+    Tail,
+    DuplicateLatency,
+    DuplicateTail,
+    Order,
+    DuplicateOrder,
+    ReleaseLatency,
+    ReleaseTail,
+    ReleaseOrder,
+}
+
+/// Where a frame sits in the network's random streams: the stream of its (sender, recipient,
+/// session) and its position in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameDraws {
+    stream: u64,
+    index: u64,
+}
+
+impl FrameDraws {
+    /// A uniform 64-bit number for `purpose`.
+    fn u64(self, purpose: Purpose) -> u64 {
+        mix(mix(self.stream ^ self.index) ^ (purpose as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    /// True with probability `p`.
+    fn chance(self, purpose: Purpose, p: f64) -> bool {
+        p > 0.0 && unit(self.u64(purpose)) < p
+    }
+}
+
+/// splitmix64's finaliser: a bijection of u64 that mixes every input bit into every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The top 53 bits as a number in [0, 1).
+fn unit(x: u64) -> f64 {
+    (x >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A number in `lo..=hi` (Lemire's multiply-shift; the bias is below 2^-50 for our ranges).
+fn in_range(x: u64, lo: u64, hi: u64) -> u64 {
+    let span = u128::from(hi - lo) + 1;
+    lo + ((u128::from(x) * span) >> 64) as u64
+}
+
+/// The network's random streams: one per (sender, recipient, session), and one per link for
+/// frames of no session (`Sync`). The n-th frame on a stream draws `mix(stream, n, purpose)`,
+/// a counter-based hash rather than a sequential generator, so each draw depends on nothing but
+/// its frame's place in its own stream.
+#[derive(Debug)]
+pub struct Streams {
+    seed: u64,
+    /// (from, to, session) → (stream key, frames so far).
+    next: BTreeMap<(AgentId, AgentId, Option<u64>), (u64, u64)>,
+}
+
+impl Streams {
+    /// The streams of a run's network seed.
+    pub fn new(seed: u64) -> Streams {
+        Streams { seed, next: BTreeMap::new() }
+    }
+
+    /// The draws of the next frame from → to of `session`.
+    pub fn next_frame(&mut self, from: AgentId, to: AgentId, session: Option<u64>) -> FrameDraws {
+        let seed = self.seed;
+        let (stream, count) = self.next.entry((from, to, session)).or_insert_with(|| {
+            let link = mix(mix(mix(seed) ^ u64::from(from.0)) ^ u64::from(to.0));
+            let key = match session {
+                Some(s) => mix(mix(link ^ 1) ^ s),
+                None => mix(link ^ 2),
+            };
+            (key, 0)
+        });
+        let draws = FrameDraws { stream: *stream, index: *count };
+        *count += 1;
+        draws
+    }
+}
+
+/// A frame held by a clog.
+#[derive(Clone, Debug)]
+pub struct Held {
+    /// Sender.
+    pub from: AgentId,
+    /// Recipient.
+    pub to: AgentId,
+    /// The frame.
+    pub frame: Frame,
+    /// Its random draws (its release latency comes from them).
+    draws: FrameDraws,
+}
+
+/// A frame in flight.
+struct InFlight {
+    from: AgentId,
+    to: AgentId,
+    frame: Frame,
+}
+
 /// Network, oracle and trace of one run.
 pub struct World {
-    rng: ChaCha8Rng,
+    streams: Streams,
     net: NetModel,
     /// The active partition.
     pub partition: Option<Partition>,
     /// Active clogs: frames they match are held until the clog is lifted.
     pub clogs: BTreeSet<ClogTarget>,
-    /// Frames held by clogs: (from, to, frame).
-    pub held: Vec<(AgentId, AgentId, Frame)>,
+    /// Frames held by clogs.
+    pub held: Vec<Held>,
+    /// Frames in flight by (delivery time, random order within the millisecond, sequence).
+    in_flight: BTreeMap<(TimeMs, u64, u64), InFlight>,
+    in_flight_seq: u64,
+    /// The delivery task's waker, and the time it sleeps until (`None`: until woken).
+    carrier: Option<(Waker, Option<TimeMs>)>,
     /// Nodes that are up.
     pub up: BTreeSet<AgentId>,
     /// Inboxes of nodes that are up.
@@ -110,20 +234,18 @@ fn client_or(id: AgentId) -> Option<u32> {
 }
 
 impl World {
-    /// A world with the network model and oracle of a run.
-    pub fn new(
-        rng: ChaCha8Rng,
-        net: NetModel,
-        oracle: Oracle,
-        byzantine: BTreeSet<AgentId>,
-        keep_trace: bool,
-    ) -> World {
+    /// A world with the network model and oracle of a run; `net_seed` seeds the network's
+    /// random streams.
+    pub fn new(net_seed: u64, net: NetModel, oracle: Oracle, byzantine: BTreeSet<AgentId>, keep_trace: bool) -> World {
         World {
-            rng,
+            streams: Streams::new(net_seed),
             net,
             partition: None,
             clogs: BTreeSet::new(),
             held: Vec::new(),
+            in_flight: BTreeMap::new(),
+            in_flight_seq: 0,
+            carrier: None,
             up: BTreeSet::new(),
             inboxes: BTreeMap::new(),
             oracle,
@@ -136,8 +258,35 @@ impl World {
         }
     }
 
-    /// Decides the fate of a frame from → to, drawing from the network stream.
-    pub fn fate(&mut self, from: AgentId, to: AgentId) -> Fate {
+    /// Hands a frame from → to to the network at `now`: decides its fate, records a loss or a
+    /// hold, and queues its deliveries.
+    pub fn send(&mut self, now: TimeMs, from: AgentId, to: AgentId, frame: Frame) {
+        self.send_as(now, from, from, to, frame);
+    }
+
+    /// Sends `frame` from network address `address` to network address `to`, arriving from
+    /// identity `from` (they differ for a twin's second copy, see `run::net`).
+    pub fn send_as(&mut self, now: TimeMs, from: AgentId, address: AgentId, to: AgentId, frame: Frame) {
+        let session = wire::peek_session(&frame).map(|s| s.0);
+        let draws = self.streams.next_frame(address, to, session);
+        match self.fate(address, to, draws) {
+            Fate::Dropped(reason) => self.record_drop(now, from, to, reason),
+            Fate::Held => {
+                self.record_hold(now, from, to);
+                self.held.push(Held { from, to, frame, draws });
+            }
+            Fate::Deliver(latency, duplicate) => {
+                if let Some(again) = duplicate {
+                    let order = draws.u64(Purpose::DuplicateOrder);
+                    self.enqueue(now + again, order, InFlight { from, to, frame: frame.clone() });
+                }
+                self.enqueue(now + latency, draws.u64(Purpose::Order), InFlight { from, to, frame });
+            }
+        }
+    }
+
+    /// Decides the fate of a frame from → to from its draws.
+    pub fn fate(&self, from: AgentId, to: AgentId, draws: FrameDraws) -> Fate {
         if !self.up.contains(&to) {
             return Fate::Dropped("recipient down");
         }
@@ -147,14 +296,14 @@ impl World {
         if self.clogged(from, to) {
             return Fate::Held;
         }
-        if self.net.drop > 0.0 && self.rng.gen_bool(self.net.drop.clamp(0.0, 1.0)) {
+        if draws.chance(Purpose::Loss, self.net.drop) {
             return Fate::Dropped("loss");
         }
-        let mut latencies = vec![self.latency()];
-        if self.net.duplicate > 0.0 && self.rng.gen_bool(self.net.duplicate.clamp(0.0, 1.0)) {
-            latencies.push(self.latency());
-        }
-        Fate::Deliver(latencies)
+        let latency = self.latency(draws, Purpose::Latency, Purpose::Tail);
+        let duplicate = draws
+            .chance(Purpose::Duplicate, self.net.duplicate)
+            .then(|| self.latency(draws, Purpose::DuplicateLatency, Purpose::DuplicateTail));
+        Fate::Deliver(latency, duplicate)
     }
 
     /// Whether a clog holds frames from → to.
@@ -165,21 +314,57 @@ impl World {
         })
     }
 
-    /// A latency draw for a frame released from a clog.
-    pub fn release_latency(&mut self) -> u64 {
-        self.latency()
-    }
-
-    fn latency(&mut self) -> u64 {
+    /// At least 1 ms, as a madsim sleep would be.
+    fn latency(&self, draws: FrameDraws, base: Purpose, tail: Purpose) -> u64 {
         let (lo, hi) = self.net.latency_ms;
-        let mut ms = self.rng.gen_range(lo.min(hi)..=hi.max(lo));
+        let mut ms = in_range(draws.u64(base), lo.min(hi), hi.max(lo));
         if let Some(t) = self.net.tail {
             // Pareto(scale, shape) − scale: 0 most of the time, occasionally very long.
-            let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
+            let u = f64::EPSILON + (1.0 - f64::EPSILON) * unit(draws.u64(tail));
             let extra = (t.scale_ms / u.powf(1.0 / t.shape) - t.scale_ms).clamp(0.0, t.max_ms);
             ms = ms.saturating_add(extra as u64);
         }
-        ms
+        ms.max(1)
+    }
+
+    fn enqueue(&mut self, at: TimeMs, order: u64, frame: InFlight) {
+        self.in_flight.insert((at, order, self.in_flight_seq), frame);
+        self.in_flight_seq += 1;
+        // Wake the delivery task if it sleeps past this frame's time (or until woken).
+        if self.carrier.as_ref().is_some_and(|(_, until)| until.is_none_or(|t| at < t)) {
+            if let Some((waker, _)) = self.carrier.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Delivers every frame due at `now`; returns when the next one is due.
+    fn deliver_due(&mut self, now: TimeMs) -> Option<TimeMs> {
+        while let Some(entry) = self.in_flight.first_entry() {
+            if entry.key().0 > now {
+                return Some(entry.key().0);
+            }
+            let InFlight { from, to, frame } = entry.remove();
+            let sent = self.up.contains(&to)
+                && self.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
+            if sent {
+                self.counts.delivered += 1;
+            } else {
+                self.record_drop(now, from, to, "recipient down");
+            }
+        }
+        None
+    }
+
+    /// Releases the held frames that no clog holds any more, each after a fresh latency.
+    pub fn release_unclogged(&mut self, now: TimeMs) {
+        let held = std::mem::take(&mut self.held);
+        let (keep, release): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| self.clogged(h.from, h.to));
+        self.held = keep;
+        for Held { from, to, frame, draws } in release {
+            let latency = self.latency(draws, Purpose::ReleaseLatency, Purpose::ReleaseTail);
+            self.enqueue(now + latency, draws.u64(Purpose::ReleaseOrder), InFlight { from, to, frame });
+        }
     }
 
     /// Records a lost frame.
@@ -215,14 +400,6 @@ impl World {
             honest: None,
             detail: format!("{kind} held by a clog"),
         });
-    }
-
-    /// Takes the held frames that no clog holds any more.
-    pub fn release_unclogged(&mut self) -> Vec<(AgentId, AgentId, Frame)> {
-        let held = std::mem::take(&mut self.held);
-        let (keep, release): (Vec<_>, Vec<_>) = held.into_iter().partition(|(f, t, _)| self.clogged(*f, *t));
-        self.held = keep;
-        release
     }
 
     /// Records a fault injection.
@@ -417,6 +594,38 @@ fn describe(m: &Message) -> String {
     }
 }
 
+/// The network's delivery task: delivers each frame in flight at its time, in the order of
+/// its key. Runs on the network node until the run ends.
+pub async fn carry<C: Clock>(world: Arc<Mutex<World>>, clock: C) {
+    loop {
+        let next = {
+            let Ok(mut w) = world.lock() else { return };
+            w.deliver_due(clock.now_ms())
+        };
+        let mut sleep = pin!(async {
+            match next {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut registered = false;
+        // Until the next frame is due, or an earlier one is queued (`enqueue` wakes us).
+        std::future::poll_fn(|cx| {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            let Ok(mut w) = world.lock() else { return Poll::Ready(()) };
+            if registered && w.carrier.is_none() {
+                return Poll::Ready(()); // woken by `enqueue`
+            }
+            registered = true;
+            w.carrier = Some((cx.waker().clone(), next));
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
 /// The observer handed to each runner: reports into the shared world.
 #[derive(Clone)]
 pub struct WorldObserver(pub std::sync::Arc<std::sync::Mutex<World>>);
@@ -432,6 +641,47 @@ impl Observer for WorldObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_draws_depend_only_on_its_link_session_and_position() {
+        let (a, b, c) = (AgentId(0), AgentId(1), AgentId(2));
+        let mut one = Streams::new(7);
+        let mut other = Streams::new(7);
+        // `other` also carries session 1 and another link's frames in between: session 2's
+        // frames on a → b draw the same numbers as without them.
+        let first: Vec<_> = (0..5).map(|_| one.next_frame(a, b, Some(2))).collect();
+        let mut second = Vec::new();
+        for _ in 0..5 {
+            other.next_frame(a, b, Some(1));
+            other.next_frame(c, b, Some(2));
+            second.push(other.next_frame(a, b, Some(2)));
+        }
+        assert_eq!(first, second);
+        assert_ne!(first[0], first[1], "consecutive frames draw differently");
+        assert_ne!(one.next_frame(b, a, Some(2)), first[0], "each direction has its own stream");
+        assert_ne!(one.next_frame(a, b, None), first[0], "frames of no session have their own stream");
+        assert_ne!(Streams::new(8).next_frame(a, b, Some(2)), first[0], "another seed, other draws");
+    }
+
+    #[test]
+    fn draws_follow_the_configured_rates_and_ranges() {
+        let mut streams = Streams::new(1);
+        let n = 20_000;
+        let draws: Vec<_> =
+            (0..n).map(|i| streams.next_frame(AgentId(i % 3), AgentId(3), Some(u64::from(i % 7)))).collect();
+        let lost = draws.iter().filter(|d| d.chance(Purpose::Loss, 0.2)).count();
+        assert!((3_600..4_400).contains(&lost), "20% loss: {lost} of {n}");
+        assert_eq!(draws.iter().filter(|d| d.chance(Purpose::Loss, 0.0)).count(), 0);
+        let latencies: Vec<u64> = draws.iter().map(|d| in_range(d.u64(Purpose::Latency), 1, 10)).collect();
+        assert!(latencies.iter().all(|l| (1..=10).contains(l)));
+        for l in 1..=10 {
+            let k = latencies.iter().filter(|x| **x == l).count();
+            assert!((1_700..2_300).contains(&k), "latency {l} ms drawn {k} times of {n}");
+        }
+        // Purposes are independent draws of one frame.
+        let same = draws.iter().filter(|d| d.u64(Purpose::Latency) == d.u64(Purpose::Order)).count();
+        assert_eq!(same, 0);
+    }
 
     #[test]
     fn partitions_cut_between_groups_only() {

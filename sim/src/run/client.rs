@@ -24,7 +24,6 @@ pub(super) fn client_node<S: Signer + Clone + 'static>(
     signer: &S,
     world: Shared,
     clock: SimClock,
-    net: madsim::runtime::NodeHandle,
     committee: Vec<AgentId>,
     routing: Arc<Routing>,
 ) -> (madsim::runtime::NodeHandle, madsim::task::JoinHandle<TimeMs>) {
@@ -42,8 +41,7 @@ pub(super) fn client_node<S: Signer + Clone + 'static>(
             w.inboxes.insert(AgentId::CLIENT, tx);
             w.up.insert(AgentId::CLIENT);
         }
-        let transport =
-            SimTx { me: AgentId::CLIENT, address: AgentId::CLIENT, world: world.clone(), clock, net, routing };
+        let transport = SimTx { me: AgentId::CLIENT, address: AgentId::CLIENT, world: world.clone(), clock, routing };
         let mut rx = SimRx(rx);
         let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();
         let mut opened: BTreeMap<u64, (TimeMs, Frame)> = BTreeMap::new();
@@ -89,8 +87,8 @@ pub(super) fn client_node<S: Signer + Clone + 'static>(
             }
             let received = madsim::time::timeout(Duration::from_millis(25), rx.recv()).await;
             if let Ok(Some((from, frame))) = received {
-                if let Ok(Message::Commit(c)) = wire::decode(&frame) {
-                    committed.entry(c.proposal.value.session.0).or_default().insert(from);
+                if let Some(session) = wire::peek_commit(&frame) {
+                    committed.entry(session.0).or_default().insert(from);
                 }
             }
         }

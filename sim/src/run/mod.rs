@@ -169,10 +169,12 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let oracle =
         Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone()).with_promises(promises);
     let net = net_model(&scenario);
-    let rng = ChaCha8Rng::seed_from_u64(derive(seed, "network", 0));
-    let world: Shared = Arc::new(Mutex::new(World::new(rng, net, oracle, derived.byzantine.clone(), options.trace)));
+    let net_seed = derive(seed, "network", 0);
+    let world: Shared =
+        Arc::new(Mutex::new(World::new(net_seed, net, oracle, derived.byzantine.clone(), options.trace)));
     log_setup(&world, &scenario, seed, &derived);
     let net_node = handle.create_node().name("network").build();
+    net_node.spawn(crate::world::carry(world.clone(), clock));
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
     let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
     let twins: BTreeSet<AgentId> =
@@ -180,13 +182,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let signers = derived.byzantine.iter().map(|a| (*a, keys.agents[a.0 as usize].clone())).collect();
     let rounds = RoundFaults::new(scenario.round_partitions.clone(), scenario.tamper.clone(), signers);
     let routing = Arc::new(Routing { twins, rounds: rounds.map(Mutex::new) });
-    let ctx = NodeContext {
-        world: world.clone(),
-        clock,
-        net: net_node.clone(),
-        routing: routing.clone(),
-        committee: committee.clone(),
-    };
+    let ctx = NodeContext { world: world.clone(), clock, routing: routing.clone(), committee: committee.clone() };
     let mut nodes = BTreeMap::new();
     let mut twin_nodes = Vec::new();
     for i in 0..n {
@@ -222,8 +218,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         }
     }
     let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
-    let (client_node, client) =
-        client_node(&scenario, &keys.client, world.clone(), clock, net_node.clone(), committee.clone(), routing);
+    let (client_node, client) = client_node(&scenario, &keys.client, world.clone(), clock, committee.clone(), routing);
     let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
     faults.abort();
     // Kill every node and let the executor drop their tasks: a pending task holds its own waker
@@ -241,7 +236,6 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
 struct NodeContext {
     world: Shared,
     clock: SimClock,
-    net: madsim::runtime::NodeHandle,
     routing: Arc<Routing>,
     committee: Vec<AgentId>,
 }
@@ -260,8 +254,7 @@ impl NodeContext {
         let durable = Durable(Arc::new(Mutex::new(node)), id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
-        let (w, c, nn, routing, clock) =
-            (self.world.clone(), self.committee.clone(), self.net.clone(), self.routing.clone(), self.clock);
+        let (w, c, routing, clock) = (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock);
         let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
         madsim::runtime::Handle::current()
             .create_node()
@@ -273,8 +266,7 @@ impl NodeContext {
                     w.inboxes.insert(address, tx);
                     w.up.insert(address);
                 }
-                let transport =
-                    SimTx { me: id, address, world: w.clone(), clock, net: nn.clone(), routing: routing.clone() };
+                let transport = SimTx { me: id, address, world: w.clone(), clock, routing: routing.clone() };
                 let mut runner = Runner::new(
                     durable.clone(),
                     spec,

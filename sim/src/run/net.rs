@@ -9,17 +9,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use consensus_core::runner::{Clock, Frame, TransportRx, TransportTx};
-use consensus_core::{AgentId, TimeMs};
+use consensus_core::AgentId;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
 
 use super::rounds::{RoundFaults, Verdict};
 use super::{Shared, SimClock};
 use crate::scenario::{Fault, FaultAction, NodeRef, Scenario};
-use crate::world::{Fate, NetModel, Partition, Tail, World};
+use crate::world::{NetModel, Partition, Tail, World};
 
 /// Network addresses of twins' second copies start here (agent indices are below 256).
 const TWIN_BASE: u32 = 1 << 30;
@@ -55,7 +54,6 @@ pub(super) struct SimTx {
     pub address: AgentId,
     pub world: Shared,
     pub clock: SimClock,
-    pub net: madsim::runtime::NodeHandle,
     pub routing: Arc<Routing>,
 }
 
@@ -95,53 +93,9 @@ impl SimTx {
                 return;
             }
         };
-        let fate = match self.world.lock() {
-            Ok(mut w) => {
-                let fate = w.fate(self.address, address);
-                match fate {
-                    Fate::Dropped(reason) => w.record_drop(now, self.me, address, reason),
-                    Fate::Held => {
-                        w.record_hold(now, self.me, address);
-                        w.held.push((self.me, address, frame.clone()));
-                    }
-                    Fate::Deliver(_) => {}
-                }
-                fate
-            }
-            Err(_) => Fate::Dropped("world poisoned"),
-        };
-        if let Fate::Deliver(latencies) = fate {
-            for latency in latencies {
-                spawn_delivery(&self.net, &self.world, self.clock, latency, self.me, address, frame.clone());
-            }
+        if let Ok(mut w) = self.world.lock() {
+            w.send_as(now, self.me, self.address, address, frame);
         }
-    }
-}
-
-pub(super) fn spawn_delivery(
-    net: &madsim::runtime::NodeHandle,
-    world: &Shared,
-    clock: SimClock,
-    latency: u64,
-    from: AgentId,
-    to: AgentId,
-    frame: Frame,
-) {
-    let world = world.clone();
-    net.spawn(async move {
-        madsim::time::sleep(Duration::from_millis(latency)).await;
-        deliver(&world, clock.now_ms(), from, to, frame);
-    });
-}
-
-fn deliver(world: &Shared, now: TimeMs, from: AgentId, to: AgentId, frame: Frame) {
-    let Ok(mut w) = world.lock() else { return };
-    let sent =
-        w.up.contains(&to) && w.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
-    if sent {
-        w.counts.delivered += 1;
-    } else {
-        w.record_drop(now, from, to, "recipient down");
     }
 }
 
@@ -175,20 +129,18 @@ pub(super) fn spawn_faults(
     net_node: &madsim::runtime::NodeHandle,
 ) -> madsim::task::JoinHandle<()> {
     let faults = scenario.faults.clone();
-    let net = net_node.clone();
     net_node.spawn(async move {
         let handle = madsim::runtime::Handle::current();
         for fault in faults {
             clock.sleep_until(fault.at_ms).await;
             let now = clock.now_ms();
-            let released = {
+            {
                 let Ok(mut w) = world.lock() else { return };
                 let (detail, agent) = apply_fault(&fault, &mut w);
                 tracing::info!("fault at {now} ms: {detail}");
                 w.record_fault(now, detail, agent);
-                let released = w.release_unclogged();
-                released.into_iter().map(|(f, t, frame)| (w.release_latency(), f, t, frame)).collect::<Vec<_>>()
-            };
+                w.release_unclogged(now);
+            }
             // Killing or restarting a node runs its code synchronously: never under the lock.
             match &fault.action {
                 FaultAction::Crash { agent } => {
@@ -202,9 +154,6 @@ pub(super) fn spawn_faults(
                     }
                 }
                 _ => {}
-            }
-            for (latency, from, to, frame) in released {
-                spawn_delivery(&net, &world, clock, latency, from, to, frame);
             }
         }
     })
