@@ -44,7 +44,7 @@ for m in $mutations; do
   for mode in $MODES; do
     values=""
     for s in $SEEDS; do
-      dir="$OUT/$m/$mode-seed$s"
+      dir="$OUT/$m/$mode-seed$s"; mkdir -p "$OUT/$m"
       mode_arg=(); [ "$mode" != all ] && mode_arg=(--mode "$mode")
       "$BFTSIM" explore --seed "$s" --runs "$BUDGET" --mutation "$m" "${mode_arg[@]}" --until-found \
         --shrink-runs 1 --max-findings 1 --jobs "$JOBS" --out "$dir" --quiet > "$dir.log" 2>&1 || true

@@ -12,11 +12,11 @@ use sim::explore::{explore, ExploreConfig, ExploreSummary};
 use sim::scenario;
 use sim::shrink::violation_at;
 
-/// A small corner of the default envelope, so that debug-build tests stay fast.
+/// The default envelope with committees of 4 to 7 agents (`small-envelope.toml`), so that
+/// the tests' runs stay fast.
 fn small_envelope() -> Envelope {
-    let text = "[committee]\nsizes = [4, 5]\n[network]\nlatency_max_ms = [5, 120]\ntail_max_ms = [50, 150]\n\
-                [workload]\nsessions = [1, 2]\n[twins]\nsizes = [4]\n[faults]\ngst_ms = [200, 1500]\n";
-    envelope::parse(text, "small.toml").unwrap_or_else(|e| panic!("{e}"))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/small-envelope.toml");
+    envelope::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn config(master: u64, runs: u64, jobs: usize, mutation: &str) -> ExploreConfig {
@@ -61,12 +61,12 @@ fn runs(out: &Path) -> BTreeSet<(String, u64, String)> {
 #[test]
 fn the_same_master_seed_gives_the_same_runs_and_findings_on_1_and_2_jobs() {
     let (a, b) = (out_dir("jobs1"), out_dir("jobs2"));
-    let one = go(&config(11, 12, 1, "quorum-one-short"), &a);
-    let two = go(&config(11, 12, 2, "quorum-one-short"), &b);
+    let one = go(&config(1, 12, 1, "skip-signature-check"), &a);
+    let two = go(&config(1, 12, 2, "skip-signature-check"), &b);
     assert_eq!(one.runs, 12);
     assert_eq!(runs(&a), runs(&b), "the same (run, seed, trace hash) on 1 and 2 jobs");
     assert_eq!(runs(&a).len(), 12);
-    assert!(!one.findings.is_empty(), "quorum-one-short is found in 12 runs of master seed 11");
+    assert!(!one.findings.is_empty(), "skip-signature-check is found in 12 runs of master seed 1");
     let strip = |s: &ExploreSummary| {
         s.findings.iter().map(|f| (f.id.clone(), f.seed, f.first_run, f.size_after)).collect::<Vec<_>>()
     };
@@ -83,7 +83,7 @@ fn the_same_master_seed_gives_the_same_runs_and_findings_on_1_and_2_jobs() {
 #[test]
 fn every_finding_is_written_shrunk_and_replays_to_the_same_invariant() {
     let out = out_dir("replay");
-    let summary = go(&config(12, 10, 2, "quorum-one-short"), &out);
+    let summary = go(&config(1, 12, 2, "skip-signature-check"), &out);
     assert!(!summary.findings.is_empty());
     for f in &summary.findings {
         let path = out.join(&f.scenario);
@@ -129,10 +129,25 @@ fn runs_to_find(mutation: &str, master: u64, budget: u64) -> u64 {
     first.first_run
 }
 
+/// (mutation, master seed, runs within which `explore` finds it in the small envelope). The
+/// full table over 5 master seeds and the default envelope is in docs/mutations.md
+/// (`scripts/mutation-table.sh`); the bundled scenario of every mutation is tested in
+/// `mutations.rs`.
+const FOUND_BY_EXPLORE: [(&str, u64, u64); 8] = [
+    ("quorum-one-short", 1, 170),
+    ("skip-signature-check", 1, 20),
+    ("local-timeout-fallback", 1, 10),
+    ("no-locking", 1, 320),
+    ("duplicate-votes-counted", 1, 20),
+    ("proposal-not-reset", 1, 10),
+    ("repropose-fresh-value", 1, 50),
+    ("pol-round-zero-rejected", 1, 20),
+];
+
 #[test]
-fn explore_finds_every_mutation() {
-    for mutation in ["quorum-one-short", "skip-signature-check", "local-timeout-fallback", "no-locking"] {
-        let runs = runs_to_find(mutation, 1, 400);
-        assert!(runs <= 400, "{mutation}: {runs}");
+fn explore_finds_the_mutations_by_itself() {
+    for (mutation, master, budget) in FOUND_BY_EXPLORE {
+        let runs = runs_to_find(mutation, master, budget);
+        assert!(runs <= budget, "{mutation}: {runs}");
     }
 }
