@@ -92,7 +92,7 @@ fn every_bundled_scenario_loads_and_validates() {
     for file in &files {
         let s = load(file).unwrap_or_else(|e| panic!("{e}"));
         assert!(!s.description.is_empty() && !s.description.contains('\n'), "{}: one-line description", s.name);
-        assert!(s.workload.sessions <= 20, "{}: keep the suite fast", s.name);
+        assert!(s.workload.sessions <= 40, "{}: keep the suite fast", s.name);
         assert_eq!(s.expect.safety, s.protocol.mutation == Mutation::None, "{}: mutations expect a violation", s.name);
         if s.protocol.mutation != Mutation::None {
             assert!(s.expect.invariant.is_some(), "{}: name the invariant", s.name);
