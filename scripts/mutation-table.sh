@@ -5,7 +5,7 @@
 # A run counts as a catch only if the correct protocol passes the same run (explore's control).
 #
 #   scripts/mutation-table.sh                 # 5 master seeds, budget 5000 runs, all modes
-#   SEEDS="1 2 3" BUDGET=1000 MODES="all twins" scripts/mutation-table.sh
+#   SEEDS="1 2 3" BUDGET=1000 MODES="all twins" ONLY="no-locking" scripts/mutation-table.sh
 #
 # Prints a Markdown table (median and maximum runs to find; "—" when not found within the
 # budget) and keeps every exploration under $OUT.
@@ -22,7 +22,7 @@ if [ -z "$BFTSIM" ]; then
   BFTSIM=./target/release/bftsim
 fi
 mkdir -p "$OUT"
-mutations=$(grep -ho 'mutation = "[a-z-]*"' scenarios/mut-*.toml | sed 's/.*"\(.*\)"/\1/' | sort -u)
+mutations=${ONLY:-$(grep -ho 'mutation = "[a-z-]*"' scenarios/mut-*.toml | sed 's/.*"\(.*\)"/\1/' | sort -u)}
 
 # first_run of the first finding in an explore.json, or nothing.
 first_run() { grep -o '"first_run": [0-9]*' "$1" 2>/dev/null | head -1 | grep -o '[0-9]*$' || true; }
