@@ -87,8 +87,8 @@ pub struct Totals {
     pub undecided: u64,
     /// Decided by the timeout fallback.
     pub fallback: u64,
-    /// Honest decisions later than the SLA.
-    pub sla_misses: u64,
+    /// Honest decisions later than the deadline (`late_decisions` of the runs).
+    pub late_decisions: u64,
     /// Sessions whose first honest decision came after the SLA, over the runs that know it.
     pub over_sla: u64,
     /// Sessions of the runs that know `over_sla` (its denominator).
@@ -107,7 +107,7 @@ impl Totals {
         self.no_decision = self.no_decision.saturating_add(run.no_decision);
         self.undecided = self.undecided.saturating_add(run.undecided);
         self.fallback = self.fallback.saturating_add(run.fallback);
-        self.sla_misses = self.sla_misses.saturating_add(run.sla_misses);
+        self.late_decisions = self.late_decisions.saturating_add(run.late_decisions);
         if let Some(over) = run.sessions_over_sla() {
             self.over_sla = self.over_sla.saturating_add(over);
             self.over_sla_of = self.over_sla_of.saturating_add(run.sessions);
@@ -126,7 +126,7 @@ impl Totals {
             (&mut self.no_decision, other.no_decision),
             (&mut self.undecided, other.undecided),
             (&mut self.fallback, other.fallback),
-            (&mut self.sla_misses, other.sla_misses),
+            (&mut self.late_decisions, other.late_decisions),
             (&mut self.over_sla, other.over_sla),
             (&mut self.over_sla_of, other.over_sla_of),
         ];

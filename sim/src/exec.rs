@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use crate::oracle::Violation;
@@ -84,7 +84,7 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
         undecided: job.scenario.workload.sessions,
         fallback: 0,
         latency_ms: Default::default(),
-        sla_misses: 0,
+        late_decisions: 0,
         agreement_ppm: 0,
         byzantine: vec![],
         detected: vec![],
@@ -102,14 +102,30 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
 
 /// Runs every job on `options.jobs` threads; `on_record` sees each record (in completion order)
 /// on the calling thread.
-pub fn execute(jobs: &[Job], options: ExecOptions, mut on_record: impl FnMut(&Job, RunRecord)) {
+pub fn execute(jobs: &[Job], options: ExecOptions, on_record: impl FnMut(&Job, RunRecord)) {
+    execute_until(jobs, options, &AtomicBool::new(false), on_record);
+}
+
+/// [`execute`], stopping early once `stop` is set (Ctrl-C, SIGTERM): no job starts after that,
+/// the runs in flight finish and are handed to `on_record` like the others. Returns how many
+/// jobs ran (all of them unless stopped).
+pub fn execute_until(
+    jobs: &[Job],
+    options: ExecOptions,
+    stop: &AtomicBool,
+    mut on_record: impl FnMut(&Job, RunRecord),
+) -> usize {
     let next = AtomicUsize::new(0);
+    let mut ran = 0;
     let (tx, rx) = mpsc::channel::<(usize, RunRecord)>();
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1) {
             let tx = tx.clone();
             let next = &next;
             scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { return };
                 if tx.send((i, run_job(job, options.check_determinism))).is_err() {
@@ -120,8 +136,11 @@ pub fn execute(jobs: &[Job], options: ExecOptions, mut on_record: impl FnMut(&Jo
         drop(tx);
         for (i, record) in rx {
             if let Some(job) = jobs.get(i) {
+                ran += 1;
                 on_record(job, record);
             }
         }
     });
+    debug_assert!(ran <= jobs.len(), "{ran} records for {} jobs", jobs.len());
+    ran
 }

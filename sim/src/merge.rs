@@ -82,6 +82,10 @@ pub struct SummaryFile {
     /// `bftsim merge`: the directories merged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// The run was stopped (Ctrl-C, SIGTERM) before every job ran: `summary.runs` counts the
+    /// finished runs and the verdicts cover only them. `bftsim run ... --resume` completes it.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// The exact command that replays one run: the same text as `Job::reproduce_command`.
@@ -168,6 +172,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
                 .map_err(|e| MergeError::Malformed { path, message: format!("not a bftsim summary.json: {e}") })
         })
         .collect::<Result<Vec<SummaryFile>, MergeError>>()?;
+    if let Some((dir, _)) = inputs.iter().zip(&files).find(|(_, f)| f.interrupted) {
+        return Err(MergeError::Inconsistent(format!(
+            "{} holds an interrupted run: finish it first with the same `bftsim run` command and --resume",
+            dir.display()
+        )));
+    }
     check_shards(inputs, &files)?;
     let (seeds, seed_start) = (files[0].summary.seeds, files[0].summary.seed_start);
     for (dir, file) in inputs.iter().zip(&files) {
@@ -291,6 +301,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         summary: summary.clone(),
         shard: None,
         merged_from: inputs.iter().map(|d| d.display().to_string()).collect(),
+        interrupted: false,
     };
     let summary_path = out.join("summary.json");
     let json = serde_json::to_string_pretty(&file)
@@ -452,7 +463,7 @@ mod tests {
             undecided: 0,
             fallback: 0,
             latency_ms: crate::results::LatencySummary { p50: seed, p95: seed, p99: seed, max: seed },
-            sla_misses: 0,
+            late_decisions: 0,
             agreement_ppm: 0,
             byzantine: vec![],
             detected: vec![],
@@ -491,7 +502,7 @@ mod tests {
             passed: summaries.iter().all(|s| s.passed),
             scenarios: summaries,
         };
-        let file = SummaryFile { summary, shard, merged_from: vec![] };
+        let file = SummaryFile { summary, shard, merged_from: vec![], interrupted: false };
         fs::write(dir.join("runs.jsonl"), lines).unwrap_or_else(|e| panic!("{e}"));
         fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&file).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{e}"));

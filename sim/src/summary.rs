@@ -59,8 +59,10 @@ pub struct ScenarioSummary {
     pub undecided: u64,
     /// Decided by the fallback.
     pub fallback: u64,
-    /// Honest decisions past the deadline.
-    pub sla_misses: u64,
+    /// Honest decisions (one per honest agent and session) later than the deadline. Summaries
+    /// written before the rename call it `sla_misses`.
+    #[serde(alias = "sla_misses")]
+    pub late_decisions: u64,
     /// Median over runs of the run's p50 latency.
     pub latency_p50_ms: u64,
     /// Median over runs of the run's p99 latency.
@@ -131,7 +133,7 @@ impl ScenarioSummary {
         self.no_decision += record.no_decision;
         self.undecided += record.undecided;
         self.fallback += record.fallback;
-        self.sla_misses += record.sla_misses;
+        self.late_decisions += record.late_decisions;
         self.messages_sent += record.messages.sent;
         self.latency_max_ms = self.latency_max_ms.max(record.latency_ms.max);
         self.p50s.push(record.latency_ms.p50);
@@ -154,8 +156,10 @@ impl ScenarioSummary {
         };
     }
 
-    /// One line of the table `bftsim run` prints.
-    pub fn table_row(&self) -> String {
+    /// One line of the table `bftsim run` prints, the scenario name padded to `name_width`
+    /// (never cut: see [`ScenarioSummary::name_width`]). A scenario that decided nothing has no
+    /// latency: its p99 shows as "—", not 0.
+    pub fn table_row(&self, name_width: usize) -> String {
         let pct = |x: u64| if self.sessions == 0 { 0.0 } else { x as f64 * 100.0 / self.sessions as f64 };
         let violated: u64 = self.violations.values().sum();
         let expect = if self.expect_safety {
@@ -163,26 +167,33 @@ impl ScenarioSummary {
         } else {
             format!("finds {}", self.expect_invariant.as_deref().unwrap_or("a violation"))
         };
+        let p99 = if self.decided == 0 { "—".to_owned() } else { self.latency_p99_ms.to_string() };
         format!(
-            "{:<44} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
-            truncate(&self.scenario, 44),
+            "{:<name_width$} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
+            self.scenario,
             self.runs,
             violated,
             pct(self.decided),
             pct(self.correct),
             pct(self.escalated + self.no_decision + self.undecided),
-            self.latency_p99_ms,
-            self.sla_misses,
+            p99,
+            self.late_decisions,
             expect,
             if self.passed { "PASS" } else { "FAIL" }
         )
     }
 
-    /// The table header.
-    pub fn table_header() -> String {
+    /// The width of the scenario column for `summaries`: the longest name (sweep points carry
+    /// their labels), at least 20 characters.
+    pub fn name_width(summaries: &[ScenarioSummary]) -> usize {
+        summaries.iter().map(|s| s.scenario.chars().count()).max().unwrap_or(0).max(20)
+    }
+
+    /// The table header, the scenario column `name_width` wide.
+    pub fn table_header(name_width: usize) -> String {
         format!(
-            "{:<44} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7}  {:<28} {}",
-            "scenario", "seeds", "viol", "decided", "correct", "other", "p99 ms", "sla>", "expect", "verdict"
+            "{:<name_width$} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7}  {:<28} {}",
+            "scenario", "seeds", "viol", "decided", "correct", "other", "p99 ms", "late", "expect", "verdict"
         )
     }
 }
@@ -244,16 +255,6 @@ fn name<T: Serialize>(value: &T) -> String {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
 fn median(values: &mut [u64]) -> u64 {
     if values.is_empty() {
         return 0;
@@ -300,7 +301,7 @@ mod tests {
             undecided: 0,
             fallback: 0,
             latency_ms: crate::results::LatencySummary { p50: 50, p95: 90, p99: 100 + seed, max: 120 + seed },
-            sla_misses: 0,
+            late_decisions: 0,
             agreement_ppm: 900_000,
             byzantine: vec![],
             detected: vec![],

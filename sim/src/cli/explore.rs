@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -13,6 +11,7 @@ use sim::explore::{explore, ExploreConfig, ExploreSummary};
 use sim::merge::Shard;
 use sim::results::RunOutcome;
 
+use super::out::{out, outln};
 use super::{progress, CliError};
 
 /// The options of `bftsim explore`.
@@ -67,7 +66,7 @@ pub(super) struct ExploreArgs {
 
 pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
     if args.print_envelope {
-        print!("{DEFAULT_ENVELOPE}");
+        out!("{DEFAULT_ENVELOPE}");
         return Ok(ExitCode::SUCCESS);
     }
     let (envelope, envelope_name) = match &args.envelope {
@@ -81,13 +80,13 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         let g = Generator::new(envelope, args.seed, args.mode, &args.mutation)
             .generate(index)
             .map_err(|e| CliError::Input(e.to_string()))?;
-        println!(
+        outln!(
             "# bftsim explore --seed {} --emit {index} ({}); run it with --seed {}",
             args.seed,
             g.mode.name(),
             g.seed
         );
-        print!("{}", g.text);
+        out!("{}", g.text);
         return Ok(ExitCode::SUCCESS);
     }
     let jobs = super::jobs(args.jobs)?;
@@ -111,14 +110,9 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         shrink_runs: args.shrink_runs,
         max_findings: args.max_findings,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // A second Ctrl-C while findings are shrunk ends the process at once.
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    // Ctrl-C, SIGTERM or SIGHUP: no new run starts, findings so far are shrunk and written; a
+    // second signal while they are shrunk ends the process at once.
+    let stop = super::stop_on_signal();
     let bar = progress(if runs == u64::MAX { 0 } else { runs }, args.quiet);
     let mut first_seen = std::collections::BTreeSet::new();
     let summary = explore(&config, &args.out, &stop, |done| {
@@ -150,7 +144,7 @@ fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {
 
 fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
     let secs = s.elapsed_ms as f64 / 1000.0;
-    println!(
+    outln!(
         "explored {} runs (swarm {}, twins {}, byzzfuzz {}) of master seed {}{} in {secs:.1} s on {} job(s)",
         s.runs,
         s.modes.swarm,
@@ -161,30 +155,30 @@ fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
         s.jobs
     );
     if s.interrupted {
-        println!(
+        outln!(
             "interrupted: the runs above are in {}; the findings so far are written",
             out.join("runs.jsonl").display()
         );
     }
     if s.control_failures > 0 {
-        println!(
+        outln!(
             "{} failing run(s) also failed without the mutation: failures of the protocol itself, not counted as findings",
             s.control_failures
         );
     }
     if s.findings.is_empty() {
-        println!("no finding: every invariant held in every run");
+        outln!("no finding: every invariant held in every run");
     } else {
-        println!("\n{} finding(s):", s.findings.len());
+        outln!("\n{} finding(s):", s.findings.len());
         for f in &s.findings {
-            println!(
+            outln!(
                 "  {:<18} {:<40} first at run {:>6}, {:>5} hit(s), size {} → {} ({} lines)",
                 f.invariant, f.location, f.first_run, f.hits, f.size_before, f.size_after, f.lines
             );
-            println!("      {}", f.reproduce);
+            outln!("      {}", f.reproduce);
         }
     }
-    println!("\nwrote {} and {}", out.join("runs.jsonl").display(), out.join("explore.json").display());
+    outln!("\nwrote {} and {}", out.join("runs.jsonl").display(), out.join("explore.json").display());
 }
 
 fn check_mutation(name: &str) -> Result<(), CliError> {
@@ -216,7 +210,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(super) fn cmd_merge(dirs: &[PathBuf], out: &Path) -> Result<ExitCode, CliError> {
     let summary = sim::explore::merge::merge(dirs, out).map_err(|e| CliError::Input(e.to_string()))?;
     let config_mutation = summary.mutation.clone();
-    println!("merged {} exploration(s) into {}", dirs.len(), out.display());
+    outln!("merged {} exploration(s) into {}", dirs.len(), out.display());
     print_findings(&summary, out, &config_mutation);
     Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -365,7 +365,7 @@ fn finish(
         undecided: stats.undecided,
         fallback: stats.fallback,
         latency_ms: LatencySummary::of(&mut stats.latencies),
-        sla_misses: stats.sla_misses,
+        late_decisions: stats.sla_misses,
         agreement_ppm: stats.agreement_sum.checked_div(stats.decided).unwrap_or(0),
         byzantine: derived.byzantine.iter().map(|a| a.0).collect(),
         wrongly_flagged: detected.iter().copied().filter(|a| !derived.byzantine.contains(&AgentId(*a))).collect(),

@@ -79,7 +79,7 @@ fn every_bundled_scenario_loads_and_validates() {
         "n7-fmax",
         "n10-fmax",
         "n31-fmax",
-        "seed-fallback",
+        "design-fallback",
         "mut-quorum-one-short",
         "mut-no-locking",
         "mut-skip-signature-check",
@@ -125,7 +125,7 @@ fn bundled_scenarios_say_what_they_exercise() {
             audit.findings.iter().filter(|f| f.severity == Severity::Error && f.code.starts_with("count-")).count();
         assert_eq!(count_errors, 0, "{audit}");
     }
-    let fallback = load_named("seed-fallback");
+    let fallback = load_named("design-fallback");
     assert_eq!(fallback.protocol.fallback, FallbackPolicy::SimpleMajority);
     assert!(fallback.faults.iter().any(|f| f.at_ms > fallback.protocol.deadline_ms + 100));
     for (name, mutation, invariant) in [
