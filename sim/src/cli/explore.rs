@@ -135,7 +135,13 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
     .map_err(|e| CliError::Io(e.to_string()))?;
     bar.finish_and_clear();
     print_summary(&summary, &args.out, &config);
-    Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if !summary.findings.is_empty() {
+        ExitCode::from(1)
+    } else if summary.interrupted {
+        ExitCode::from(super::run::INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {
@@ -173,7 +179,13 @@ fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
         for f in &s.findings {
             outln!(
                 "  {:<18} {:<40} first at run {:>6}, {:>5} hit(s), size {} → {} ({} lines)",
-                f.invariant, f.location, f.first_run, f.hits, f.size_before, f.size_after, f.lines
+                f.invariant,
+                f.location,
+                f.first_run,
+                f.hits,
+                f.size_before,
+                f.size_after,
+                f.lines
             );
             outln!("      {}", f.reproduce);
         }

@@ -447,7 +447,10 @@ fn print_table(summaries: &[ScenarioSummary]) {
             if let Some(f) = s.failures.first() {
                 outln!(
                     "\n{}: found {} (as expected) first at seed {}: {}",
-                    s.scenario, f.invariant, f.seed, f.reproduce
+                    s.scenario,
+                    f.invariant,
+                    f.seed,
+                    f.reproduce
                 );
             } else {
                 outln!(

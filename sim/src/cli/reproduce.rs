@@ -49,8 +49,20 @@ pub(super) struct ReproduceArgs {
     to: Option<u64>,
 }
 
-const KINDS: [&str; 12] =
-    ["send", "deliver", "drop", "hold", "timeout", "vote", "decide", "evidence", "reject", "fault", "open", "violation"];
+const KINDS: [&str; 12] = [
+    "send",
+    "deliver",
+    "drop",
+    "hold",
+    "timeout",
+    "vote",
+    "decide",
+    "evidence",
+    "reject",
+    "fault",
+    "open",
+    "violation",
+];
 
 /// The longest event detail printed; longer ones end at a word boundary with "…".
 const DETAIL_CHARS: usize = 110;
@@ -74,7 +86,10 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
         outln!("{}", event_line(event));
     }
     if matching.len() > args.limit {
-        outln!("... {} more matching events (raise --limit, narrow the filters, or use --trace FILE)", matching.len() - args.limit);
+        outln!(
+            "... {} more matching events (raise --limit, narrow the filters, or use --trace FILE)",
+            matching.len() - args.limit
+        );
     }
     if matching.is_empty() {
         outln!("no event matches the filters ({} events in the run)", output.trace.len());
@@ -138,7 +153,15 @@ fn event_line(e: &TraceEvent) -> String {
         "timeout" => format!("{} timer", humanize(&e.detail)),
         _ => humanize(&e.detail),
     };
-    format!("{:>8} ms  #{:<6} {:<8} {:<16} {:<4} {}", e.time_ms, e.step, e.kind, who, session, clip(&detail, DETAIL_CHARS))
+    format!(
+        "{:>8} ms  #{:<6} {:<8} {:<16} {:<4} {}",
+        e.time_ms,
+        e.step,
+        e.kind,
+        who,
+        session,
+        clip(&detail, DETAIL_CHARS)
+    )
 }
 
 /// What one session did, from its events.
@@ -158,7 +181,9 @@ fn print_sessions(trace: &[TraceEvent], only: &[u64]) {
         let entry = sessions.entry(s).or_default();
         match e.kind.as_str() {
             "open" => entry.opened_ms = entry.opened_ms.or(Some(e.time_ms)),
-            "decide" => entry.decisions.push((e.time_ms, e.agent.unwrap_or(u32::MAX), e.value, e.honest != Some(false))),
+            "decide" => {
+                entry.decisions.push((e.time_ms, e.agent.unwrap_or(u32::MAX), e.value, e.honest != Some(false)))
+            }
             _ => {}
         }
         if let Some(round) = round_of(&e.detail) {
@@ -204,22 +229,23 @@ fn round_of(detail: &str) -> Option<u64> {
 /// 100%)`, and a long `Variant { … }` (evidence, rejections) to its variant name in words.
 pub(super) fn humanize(detail: &str) -> String {
     let mut text = detail.to_owned();
-    if let Some(start) = text.find("Decided { chosen: ") {
-        if let Some(len) = text[start..].find(" }") {
-            let inner = text[start + "Decided { ".len()..start + len].to_owned();
-            let field = |name: &str| {
-                inner.split(", ").find_map(|f| f.strip_prefix(name)).map(str::to_owned).unwrap_or_default()
-            };
-            let flagged = field("byzantine: ");
-            let flagged = if flagged == "[]" || flagged.is_empty() { String::new() } else { format!(", flagged {flagged}") };
-            let replacement = format!(
-                "{} by {} (agreement {}{flagged})",
-                field("chosen: "),
-                words(&field("method: ")),
-                field("agreement: ")
-            );
-            text.replace_range(start..start + len + 2, &replacement);
-        }
+    let mut from = 0;
+    while let Some(start) = text[from..].find("Decided { chosen: ").map(|i| from + i) {
+        let Some(len) = text[start..].find(" }") else { break };
+        let inner = text[start + "Decided { ".len()..start + len].to_owned();
+        let field =
+            |name: &str| inner.split(", ").find_map(|f| f.strip_prefix(name)).map(str::to_owned).unwrap_or_default();
+        let flagged = field("byzantine: ");
+        let flagged =
+            if flagged == "[]" || flagged.is_empty() { String::new() } else { format!(", flagged {flagged}") };
+        let replacement = format!(
+            "{} by {} (agreement {}{flagged})",
+            field("chosen: "),
+            words(&field("method: ")),
+            field("agreement: ")
+        );
+        text.replace_range(start..start + len + 2, &replacement);
+        from = start + replacement.len();
     }
     if let Some(brace) = text.find(" { ") {
         // A large debug struct (evidence, rejections): its variant name says what it is.
@@ -310,9 +336,19 @@ mod tests {
     fn decisions_and_round_votes_read_as_text() {
         let decide = "Decided { chosen: CandidateId(2), method: EarlyUnanimous, agreement: Ppm(1000000), byzantine: [] } in round Some(1) (Normal mode)";
         assert_eq!(humanize(decide), "candidate-2 by early unanimous (agreement 100%) in round 1");
-        let flagged = "Decided { chosen: CandidateId(0), method: Threshold, agreement: Ppm(750000), byzantine: [AgentId(3)] }";
+        let flagged =
+            "Decided { chosen: CandidateId(0), method: Threshold, agreement: Ppm(750000), byzantine: [AgentId(3)] }";
         assert_eq!(humanize(flagged), "candidate-0 by threshold (agreement 75%, flagged [a3])");
-        assert_eq!(humanize("Prevote round 2 by agent-3 for Some(\"3f9c1e312cd7097b\")"), "Prevote round 2 by a3 for value 3f9c1e31…");
+        let both = format!("a2 decided {decide} but a1 decided {flagged}");
+        assert_eq!(
+            humanize(&both),
+            "a2 decided candidate-2 by early unanimous (agreement 100%) in round 1 but a1 decided \
+             candidate-0 by threshold (agreement 75%, flagged [a3])"
+        );
+        assert_eq!(
+            humanize("Prevote round 2 by agent-3 for Some(\"3f9c1e312cd7097b\")"),
+            "Prevote round 2 by a3 for value 3f9c1e31…"
+        );
         assert_eq!(humanize("Precommit round 0 by agent-1 for None"), "Precommit round 0 by a1 for nil");
         assert_eq!(humanize("vote of agent-4 for candidate-2"), "vote of a4 for candidate-2");
         assert_eq!(round_of("Prevote round 12 by a1"), Some(12));

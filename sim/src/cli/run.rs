@@ -58,13 +58,16 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
     let todo: Vec<Job> =
         job_list.iter().filter(|j| !done.contains(&(j.scenario.name.clone(), j.seed))).cloned().collect();
     if resume && !quiet {
-        outln!("resuming: {} of {} run(s) already in {}, {} to go", done.len(), job_list.len(), runs_path.display(), todo.len());
+        outln!(
+            "resuming: {} of {} run(s) already in {}, {} to go",
+            done.len(),
+            job_list.len(),
+            runs_path.display(),
+            todo.len()
+        );
     }
-    let file = if resume {
-        OpenOptions::new().create(true).append(true).open(&runs_path)
-    } else {
-        File::create(&runs_path)
-    };
+    let file =
+        if resume { OpenOptions::new().create(true).append(true).open(&runs_path) } else { File::create(&runs_path) };
     let mut runs = BufWriter::new(file.map_err(io("cannot open", &runs_path))?);
     let stop = stop_on_signal();
     let bar = progress(todo.len() as u64, quiet);
@@ -104,13 +107,16 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
     fs::write(&summary_path, json).map_err(io("cannot write", &summary_path))?;
     outln!("\nwrote {} and {}", runs_path.display(), summary_path.display());
     if interrupted {
+        // A violation where safety is expected is a finding whatever comes next; any other
+        // verdict (a mutation scenario has not found its violation yet) waits for the rest.
+        let finding = file.summary.scenarios.iter().any(|s| s.expect_safety && !s.passed);
         outln!(
             "interrupted after {finished} of {} run(s): the verdicts above cover the finished runs only.\n\
              Resume (finished runs are not rerun) with:\n  {}",
             job_list.len(),
             resume_command()
         );
-        return Ok(ExitCode::from(INTERRUPTED));
+        return Ok(ExitCode::from(if finding { 1 } else { INTERRUPTED }));
     }
     if let Some(shard) = shard {
         // A shard cannot judge an [expect]: the seed a mutation scenario must fail at may be in
@@ -187,8 +193,8 @@ fn read_finished(
             continue;
         }
         let at = || format!("{}:{}", runs_path.display(), number + 1);
-        let record: RunRecord = serde_json::from_str(line)
-            .map_err(|e| CliError::Input(format!("{}: not a run record: {e}", at())))?;
+        let record: RunRecord =
+            serde_json::from_str(line).map_err(|e| CliError::Input(format!("{}: not a run record: {e}", at())))?;
         let job = jobs.get(&(record.scenario.as_str(), record.seed)).ok_or_else(|| {
             CliError::Input(format!(
                 "{}: {} seed {} is not a job of this command: resume with the same paths, --seeds, \
@@ -199,7 +205,12 @@ fn read_finished(
             ))
         })?;
         if !done.insert((record.scenario.clone(), record.seed)) {
-            return Err(CliError::Input(format!("{}: {} seed {} is in the file twice", at(), record.scenario, record.seed)));
+            return Err(CliError::Input(format!(
+                "{}: {} seed {} is in the file twice",
+                at(),
+                record.scenario,
+                record.seed
+            )));
         }
         if let Some(summary) = index.get(&record.scenario).and_then(|i| summaries.get_mut(*i)) {
             summary.add(&record, || job.reproduce_command());
@@ -218,8 +229,7 @@ fn resume_command() -> String {
 }
 
 fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c));
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c));
     if plain {
         word.to_owned()
     } else {

@@ -117,7 +117,8 @@ fn bad_scenarios_exit_2_with_file_line_and_column() {
 fn list_and_check_cover_the_bundled_suite() {
     let output = bftsim().args(["list", "--dir"]).arg(scenarios()).output().unwrap_or_else(|e| panic!("{e}"));
     assert!(output.status.success());
-    let listed = String::from_utf8_lossy(&output.stdout).lines().count();
+    // A header line says what is listed, then one line per file.
+    let listed = String::from_utf8_lossy(&output.stdout).lines().count() - 1;
     let files = std::fs::read_dir(scenarios())
         .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "toml")).count())
         .unwrap_or(0);
@@ -126,5 +127,138 @@ fn list_and_check_cover_the_bundled_suite() {
     let output =
         bftsim().arg("check").arg(scenarios().join("baseline.toml")).output().unwrap_or_else(|e| panic!("{e}"));
     assert!(String::from_utf8_lossy(&output.stdout).contains("BFT quorum q = 4"));
-    let _ = Path::new("");
+}
+
+/// Runs `bftsim` with `args` in `dir` and returns (exit code, stdout, stderr).
+fn bftsim_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = bftsim().current_dir(dir).args(args).output().unwrap_or_else(|e| panic!("{e}"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// `bftsim list | head -1` and the like: a reader that goes away early must not make any
+/// subcommand panic; the command finishes its work and exits with its usual code. The test
+/// closes the pipe before the child writes anything, so every write meets a closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_usual_exit_code() {
+    let out = tempdir("pipe");
+    let baseline = scenarios().join("baseline.toml");
+    let mutation = scenarios().join("mut-no-locking.toml");
+    let run_out = out.join("run");
+    let cases: Vec<(Vec<std::ffi::OsString>, i32)> = vec![
+        (vec!["list".into(), "--dir".into(), scenarios().into()], 0),
+        (vec!["reproduce".into(), baseline.clone().into(), "--seed".into(), "1".into()], 0),
+        (vec!["reproduce".into(), mutation.into(), "--seed".into(), "12".into(), "--limit".into(), "5".into()], 1),
+        (
+            vec![
+                "run".into(),
+                baseline.clone().into(),
+                "--seeds".into(),
+                "3".into(),
+                "--out".into(),
+                run_out.clone().into(),
+            ],
+            0,
+        ),
+        (vec!["check".into(), baseline.into()], 0),
+        (vec!["audit".into(), "--agents".into(), "9".into(), "--byzantine".into(), "3".into()], 1),
+    ];
+    for (args, code) in cases {
+        let mut child = bftsim()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    }
+    // The run still wrote its results although nobody read its table.
+    assert!(run_out.join("summary.json").is_file());
+    assert_eq!(std::fs::read_to_string(run_out.join("runs.jsonl")).unwrap_or_default().lines().count(), 3);
+}
+
+/// One exit-code contract for every subcommand: 0 when everything met its expectations, 1 for
+/// a finding, 2 for a usage or input error.
+#[test]
+fn every_subcommand_follows_the_exit_code_contract() {
+    let dir = tempdir("codes");
+    let suite = scenarios();
+    let path = |name: &str| suite.join(name).display().to_string();
+    let low = dir.join("low-threshold.toml");
+    std::fs::write(&low, "[agents]\ncount = 5\n[protocol]\nthreshold = 0.5\n").unwrap_or_default();
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "").unwrap_or_default();
+    let low = low.display().to_string();
+    let empty = empty.display().to_string();
+    let sweep = path("sweep-drop-byzantine.toml");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["check", &empty], 0, "ok; 1 sweep point(s)\n"),
+        (vec!["check", &low], 1, "ERROR: the configuration audit below fails"),
+        (vec!["check", "no-such-file.toml"], 2, ""),
+        (vec!["audit"], 0, "BFT quorum q = 4"),
+        (vec!["audit", "--agents", "9", "--byzantine", "3"], 1, "[ERROR] too-few-agents"),
+        (vec!["audit", "--threshold", "1.5"], 2, ""),
+        (vec!["reproduce", &path("baseline.toml"), "--seed", "1", "--limit", "0"], 0, "trace_hash"),
+        (vec!["reproduce", &path("mut-no-locking.toml"), "--seed", "12", "--limit", "0"], 1, "VIOLATION agreement"),
+        (vec!["reproduce", &sweep, "--seed", "3"], 2, ""),
+        (vec!["reproduce", &path("baseline.toml"), "--seed", "1", "--kind", "nonsense"], 2, ""),
+        (vec!["run", "--no-such-flag"], 2, ""),
+        (vec!["explore", "--runs", "0"], 2, ""),
+        (vec!["list", "--dir", "no-such-dir"], 2, ""),
+    ];
+    for (args, code, expected) in cases {
+        let (status, stdout, stderr) = bftsim_in(&dir, &args);
+        assert_eq!(status, Some(code), "{args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.contains(expected), "{args:?}: {stdout}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // A sweep without --set lists its points as commands to copy.
+    let (_, _, stderr) = bftsim_in(&dir, &["reproduce", &sweep, "--seed", "3"]);
+    assert!(stderr.contains("is a sweep of 12 points"), "{stderr}");
+    assert!(stderr.contains("--seed 3 --set byzantine.count=2 --set network.drop=0.2"), "{stderr}");
+    // More Byzantine agents than the committee tolerates: the run says so.
+    let (_, _, stderr) =
+        bftsim_in(&dir, &["run", "--seeds", "1", "--quiet", "--out", "o", &path("two-byzantine-of-five.toml")]);
+    assert!(stderr.contains("exceeds f_max = 1"), "{stderr}");
+}
+
+/// Outside the repository `bftsim list` finds the bundled scenarios (of the repository it was
+/// built from) and says where they are.
+#[test]
+fn list_works_from_any_directory() {
+    let dir = tempdir("elsewhere");
+    let (status, stdout, stderr) = bftsim_in(&dir, &["list"]);
+    assert_eq!(status, Some(0), "{stderr}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.contains("scenario file(s) in") && first.contains("scenarios"), "{first}");
+    assert!(stdout.lines().any(|l| l.trim_start().starts_with("design-fallback ")), "{stdout}");
+}
+
+/// `reproduce`'s filters keep only matching events, and its session summary names rounds and
+/// decisions.
+#[test]
+fn reproduce_filters_events_and_summarises_sessions() {
+    let file = scenarios().join("baseline.toml");
+    let output = bftsim()
+        .arg("reproduce")
+        .arg(&file)
+        .args(["--seed", "1", "--session", "2", "--kind", "decide,send", "--agent", "3", "--limit", "10000"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let events: Vec<&str> = stdout.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(!events.is_empty(), "{stdout}");
+    for line in &events {
+        assert!(line.contains(" s2 "), "{line}");
+        assert!(line.contains(" decide ") || line.contains(" send "), "{line}");
+        assert!(line.contains("a3"), "{line}");
+        assert!(!line.contains("CandidateId(") && !line.contains("Some("), "debug text: {line}");
+    }
+    assert!(events.iter().any(|l| l.contains(" decide ") && l.contains("candidate-")), "{stdout}");
+    assert!(stdout.contains("sessions (rounds reached"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.trim_start().starts_with("s2 ") && l.contains("max round")), "{stdout}");
 }

@@ -6,6 +6,7 @@
 mod cli;
 mod determinism;
 mod explore;
+mod interrupt;
 mod mutations;
 mod regressions;
 mod shard;
