@@ -195,6 +195,8 @@ fn every_subcommand_follows_the_exit_code_contract() {
     let low = low.display().to_string();
     let empty = empty.display().to_string();
     let sweep = path("sweep-drop-byzantine.toml");
+    let baseline = path("baseline.toml");
+    let mutation = path("mut-no-locking.toml");
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["check", &empty], 0, "ok; 1 sweep point(s)\n"),
         (vec!["check", &low], 1, "ERROR: the configuration audit below fails"),
@@ -202,10 +204,10 @@ fn every_subcommand_follows_the_exit_code_contract() {
         (vec!["audit"], 0, "BFT quorum q = 4"),
         (vec!["audit", "--agents", "9", "--byzantine", "3"], 1, "[ERROR] too-few-agents"),
         (vec!["audit", "--threshold", "1.5"], 2, ""),
-        (vec!["reproduce", &path("baseline.toml"), "--seed", "1", "--limit", "0"], 0, "trace_hash"),
-        (vec!["reproduce", &path("mut-no-locking.toml"), "--seed", "12", "--limit", "0"], 1, "VIOLATION agreement"),
+        (vec!["reproduce", &baseline, "--seed", "1", "--limit", "0"], 0, "trace_hash"),
+        (vec!["reproduce", &mutation, "--seed", "12", "--limit", "0"], 1, "VIOLATION agreement"),
         (vec!["reproduce", &sweep, "--seed", "3"], 2, ""),
-        (vec!["reproduce", &path("baseline.toml"), "--seed", "1", "--kind", "nonsense"], 2, ""),
+        (vec!["reproduce", &baseline, "--seed", "1", "--kind", "nonsense"], 2, ""),
         (vec!["run", "--no-such-flag"], 2, ""),
         (vec!["explore", "--runs", "0"], 2, ""),
         (vec!["list", "--dir", "no-such-dir"], 2, ""),
