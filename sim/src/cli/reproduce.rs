@@ -129,7 +129,7 @@ impl ReproduceArgs {
         let agent = self.agent.is_empty()
             || e.agent.is_some_and(|a| self.agent.contains(&a))
             || e.peer.is_some_and(|p| self.agent.contains(&p));
-        let kind = self.kind.is_empty() || self.kind.iter().any(|k| *k == e.kind);
+        let kind = self.kind.is_empty() || self.kind.contains(&e.kind);
         let from = self.from.is_none_or(|from| e.time_ms >= from);
         let to = self.to.is_none_or(|to| e.time_ms <= to);
         session && agent && kind && from && to
