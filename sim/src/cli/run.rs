@@ -236,3 +236,17 @@ fn shell_quote(word: &str) -> String {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_commands_quote_what_the_shell_would_split() {
+        assert_eq!(shell_quote("scenarios/baseline.toml"), "scenarios/baseline.toml");
+        assert_eq!(shell_quote("--shard=0/8"), "--shard=0/8");
+        assert_eq!(shell_quote("my runs"), "'my runs'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

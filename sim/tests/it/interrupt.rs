@@ -109,6 +109,16 @@ fn an_interrupted_run_resumes_to_the_runs_of_an_uninterrupted_one() {
     let done = runs(&partial);
     assert!(!done.is_empty());
     assert_eq!(s["runs"].as_u64(), Some(done.len() as u64));
+    // Merge refuses a partial directory until it is resumed.
+    let merge = Command::new(env!("CARGO_BIN_EXE_bftsim"))
+        .arg("merge")
+        .arg(&partial)
+        .arg("--out")
+        .arg(dir.join("merged"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(merge.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&merge.stderr).contains("--resume"));
     // A run killed mid-write leaves half a line: resume drops it.
     let mut text = std::fs::read_to_string(partial.join("runs.jsonl")).unwrap_or_default();
     text.push_str("{\"scenario\":\"baseline\",\"se");
