@@ -229,6 +229,19 @@ fn round_of(detail: &str) -> Option<u64> {
 /// 100%)`, and a long `Variant { … }` (evidence, rejections) to its variant name in words.
 pub(super) fn humanize(detail: &str) -> String {
     let mut text = detail.to_owned();
+    if let Some(brace) = text.find(" { ") {
+        // A large debug struct (evidence, rejections): its variant name says what it is.
+        let head = &text[..brace];
+        if text.len() > DETAIL_CHARS && head != "Decided" && head.chars().all(char::is_alphanumeric) {
+            text = words(head);
+        }
+    }
+    // A leading CamelCase name (`BadSignature`, `VoteCollection round 0`) reads as words.
+    let head_len = text.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(text.len());
+    if text[..head_len].chars().filter(char::is_ascii_uppercase).count() >= 2 {
+        let head = words(&text[..head_len]);
+        text.replace_range(..head_len, &head);
+    }
     let mut from = 0;
     while let Some(start) = text[from..].find("Decided { chosen: ").map(|i| from + i) {
         let Some(len) = text[start..].find(" }") else { break };
@@ -246,13 +259,6 @@ pub(super) fn humanize(detail: &str) -> String {
         );
         text.replace_range(start..start + len + 2, &replacement);
         from = start + replacement.len();
-    }
-    if let Some(brace) = text.find(" { ") {
-        // A large debug struct (evidence, rejections): its variant name says what it is.
-        let head = &text[..brace];
-        if text.len() > DETAIL_CHARS && head.chars().all(char::is_alphanumeric) {
-            text = words(head);
-        }
     }
     text = rewrite_calls(&text, "CandidateId(", |n| format!("candidate-{n}"));
     text = rewrite_calls(&text, "AgentId(", |n| format!("a{n}"));
@@ -351,6 +357,9 @@ mod tests {
         );
         assert_eq!(humanize("Precommit round 0 by agent-1 for None"), "Precommit round 0 by a1 for nil");
         assert_eq!(humanize("vote of agent-4 for candidate-2"), "vote of a4 for candidate-2");
+        assert_eq!(humanize("BadSignature"), "bad signature");
+        assert_eq!(humanize("UnknownSession(SessionId(3))"), "unknown session(s3)");
+        assert_eq!(humanize("VoteCollection round 0"), "vote collection round 0");
         assert_eq!(round_of("Prevote round 12 by a1"), Some(12));
         assert_eq!(round_of("x in round Some(3) (Normal mode)"), Some(3));
         assert_eq!(round_of("open 3 candidates"), None);
