@@ -120,14 +120,17 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         if done.record.outcome != RunOutcome::Ok {
             if let Some(v) = done.record.violations.first() {
                 if first_seen.insert(v.invariant.clone()) && !args.quiet {
-                    bar.println(format!(
-                        "run {} ({}, {}): {} — {}",
-                        done.k,
-                        done.generated.mode.name(),
-                        done.generated.scenario.byzantine.label(),
-                        v.invariant,
-                        v.detail
-                    ));
+                    super::bar_line(
+                        &bar,
+                        format!(
+                            "run {} ({}, {}): {} — {}",
+                            done.k,
+                            done.generated.mode.name(),
+                            done.generated.scenario.byzantine.label(),
+                            v.invariant,
+                            v.detail
+                        ),
+                    );
                 }
             }
         }

@@ -430,6 +430,16 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// A line above the progress bar, or on stderr when the bar is hidden (`--quiet` filters
+/// before calling; a hidden bar's `println` would drop the line).
+fn bar_line(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 fn print_table(summaries: &[ScenarioSummary]) {
     let width = ScenarioSummary::name_width(summaries);
     outln!("{}", ScenarioSummary::table_header(width));

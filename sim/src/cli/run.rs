@@ -84,7 +84,7 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
         }
         if record.outcome != RunOutcome::Ok && !quiet {
             let invariant = record.violations.first().map_or("?", |v| v.invariant.as_str());
-            bar.println(format!("{} seed {}: {invariant} violated", job.scenario.name, job.seed));
+            super::bar_line(&bar, format!("{} seed {}: {invariant} violated", job.scenario.name, job.seed));
         }
         bar.inc(1);
     });
