@@ -9,9 +9,11 @@ use super::{Diagram, DiagramEvent, EventKind, Lane};
 /// (receiver, session, message text): what a delivery shares with its send.
 type MessageKey = (u64, Option<u64>, String);
 
-/// The diagram of a trace (`bftsim reproduce --trace` lines, one JSON event per line):
-/// deliveries are matched to their sends first-in, first-out by (receiver, session, message
-/// text), since a delivery event names its receiver but not its sender.
+/// The diagram of a trace (`bftsim reproduce --trace` lines, one JSON event per line). A
+/// delivery that carries `sent_ms` (traces since the simulator records it) is drawn from that
+/// send time on the lane of its `peer` (the sender), and the send it matches is taken out of
+/// the sends still in flight. Older traces' deliveries, and drops, are matched to their sends
+/// first-in, first-out by (receiver, session, message text).
 pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
     let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_u64);
@@ -41,7 +43,12 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
             "deliver" | "drop" => {
                 let receiver = if kind == "deliver" { field(e, "agent") } else { peer };
                 let key = (receiver.unwrap_or(u64::MAX), session, detail(e));
-                let sent = in_flight.get_mut(&key).and_then(VecDeque::pop_front);
+                let recorded = if kind == "deliver" { field(e, "sent_ms") } else { None };
+                let sent = in_flight.get_mut(&key).and_then(|queue| take_send(queue, recorded, peer));
+                let sent = match recorded {
+                    Some(at) => Some((at, peer.or(sent.and_then(|s| s.1)))),
+                    None => sent,
+                };
                 ev.matched_send_ms = sent.map(|s| s.0);
                 let sender = sent.and_then(|s| s.1).and_then(|a| u32::try_from(a).ok());
                 if kind == "deliver" {
@@ -86,6 +93,20 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
         events: out,
         violation,
         ..Default::default()
+    }
+}
+
+/// The send a delivery matches among the sends in flight of its (receiver, session, text): the
+/// one at `sent_ms` from `sender` when the delivery records them, else the oldest.
+fn take_send(
+    queue: &mut VecDeque<(u64, Option<u64>)>,
+    sent_ms: Option<u64>,
+    sender: Option<u64>,
+) -> Option<(u64, Option<u64>)> {
+    let exact = sent_ms.and_then(|at| queue.iter().position(|s| s.0 == at && (sender.is_none() || s.1 == sender)));
+    match exact {
+        Some(i) => queue.remove(i),
+        None => queue.pop_front(),
     }
 }
 
