@@ -151,8 +151,9 @@ fn in_range(x: u64, lo: u64, hi: u64) -> u64 {
 #[derive(Debug)]
 pub struct Streams {
     seed: u64,
-    /// (from, to, session) → (stream key, frames so far).
-    next: BTreeMap<(AgentId, AgentId, Option<u64>), (u64, u64)>,
+    /// ((from, to) as one word, session) → (stream key, frames so far). Only looked up, never
+    /// iterated.
+    next: BTreeMap<(u64, Option<u64>), (u64, u64)>,
 }
 
 impl Streams {
@@ -164,7 +165,8 @@ impl Streams {
     /// The draws of the next frame from → to of `session`.
     pub fn next_frame(&mut self, from: AgentId, to: AgentId, session: Option<u64>) -> FrameDraws {
         let seed = self.seed;
-        let (stream, count) = self.next.entry((from, to, session)).or_insert_with(|| {
+        let link_key = (u64::from(from.0) << 32) | u64::from(to.0);
+        let (stream, count) = self.next.entry((link_key, session)).or_insert_with(|| {
             let link = mix(mix(mix(seed) ^ u64::from(from.0)) ^ u64::from(to.0));
             let key = match session {
                 Some(s) => mix(mix(link ^ 1) ^ s),
