@@ -118,3 +118,36 @@ fn setup(line: Option<&str>) -> (BTreeSet<u32>, String) {
     let strategy = rest.split('(').nth(1).and_then(|s| s.split(')').next()).unwrap_or("").to_owned();
     (ids, strategy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENDS: &str = r#"{"step":0,"time_ms":1,"kind":"send","agent":0,"peer":2,"session":0,"detail":"vote of agent 0 for candidate 1"}
+{"step":1,"time_ms":4,"kind":"send","agent":1,"peer":2,"session":0,"detail":"vote of agent 0 for candidate 1"}"#;
+
+    fn deliveries(diagram: &Diagram) -> Vec<(Option<u32>, Option<u64>)> {
+        diagram.events.iter().filter(|e| e.kind == EventKind::Deliver).map(|e| (e.peer, e.matched_send_ms)).collect()
+    }
+
+    #[test]
+    fn a_delivery_with_its_send_time_is_drawn_from_its_true_send() {
+        // The second send arrives first: first-in, first-out matching would pair it with the first.
+        let text = format!(
+            "{SENDS}\n{}\n{}",
+            r#"{"step":2,"time_ms":6,"kind":"deliver","agent":2,"peer":1,"session":0,"sent_ms":4,"detail":"vote of agent 0 for candidate 1"}"#,
+            r#"{"step":3,"time_ms":9,"kind":"deliver","agent":2,"peer":0,"session":0,"sent_ms":1,"detail":"vote of agent 0 for candidate 1"}"#,
+        );
+        assert_eq!(deliveries(&from_trace_jsonl(&text, "t")), [(Some(1), Some(4)), (Some(0), Some(1))]);
+    }
+
+    #[test]
+    fn older_traces_without_send_times_still_match_first_in_first_out() {
+        let text = format!(
+            "{SENDS}\n{}\n{}",
+            r#"{"step":2,"time_ms":6,"kind":"deliver","agent":2,"peer":1,"session":0,"detail":"vote of agent 0 for candidate 1"}"#,
+            r#"{"step":3,"time_ms":9,"kind":"deliver","agent":2,"peer":0,"session":0,"detail":"vote of agent 0 for candidate 1"}"#,
+        );
+        assert_eq!(deliveries(&from_trace_jsonl(&text, "t")), [(Some(0), Some(1)), (Some(1), Some(4))]);
+    }
+}
