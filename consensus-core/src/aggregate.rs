@@ -125,9 +125,21 @@ pub fn effective_weight_micro(record: &AgentRecord, confidence: Ppm) -> u64 {
 
 /// Runs the whole pipeline on one session.
 pub fn aggregate(input: &SessionInput<'_>, registry: &Registry, config: &EngineConfig) -> Aggregation {
-    let validated = validate(input, registry);
+    aggregate_borrowed(input.session, input.candidates, input.votes.iter(), registry, config)
+}
+
+/// [`aggregate`] over votes borrowed from wherever they live (e.g. inside signed votes), so a
+/// caller need not clone them into a slice first. The same pipeline and result.
+pub fn aggregate_borrowed<'v>(
+    session: SessionId,
+    candidates: &[CandidateId],
+    votes: impl IntoIterator<Item = &'v AgentVote>,
+    registry: &'v Registry,
+    config: &EngineConfig,
+) -> Aggregation {
+    let validated = validate(session, candidates, votes, registry);
     let valid: Vec<&AgentVote> = validated.valid.iter().map(|(v, _)| *v).collect();
-    let mut detection: Detection = detect(&config.detector, &valid, input.candidates, registry);
+    let mut detection: Detection = detect(&config.detector, &valid, candidates, registry);
     for e in &validated.equivocations {
         if let Err(pos) = detection.flagged.binary_search(&e.agent) {
             detection.flagged.insert(pos, e.agent);
@@ -145,9 +157,9 @@ pub fn aggregate(input: &SessionInput<'_>, registry: &Registry, config: &EngineC
     let (conflict, resolution) = resolve_conflict(&tally, ctx, config);
     let honest = tally.honest();
     let outcome = if tally.counted() == 0 {
-        Err(ConsensusError::NoVotes(input.session))
+        Err(ConsensusError::NoVotes(session))
     } else {
-        gate(input.session, &honest, &detection.flagged, &resolution, registry, config)
+        gate(session, &honest, &detection.flagged, &resolution, registry, config)
     };
     let record = SessionRecord {
         deviations: detection.deviations.clone(),
@@ -255,12 +267,17 @@ struct Validated<'a> {
     equivocations: Vec<Equivocation>,
 }
 
-/// Pipeline step 1. Deterministic whatever the order of `input.votes`.
-fn validate<'a>(input: &SessionInput<'a>, registry: &'a Registry) -> Validated<'a> {
+/// Pipeline step 1. Deterministic whatever the order of `votes`.
+fn validate<'a>(
+    session: SessionId,
+    candidates: &[CandidateId],
+    votes: impl IntoIterator<Item = &'a AgentVote>,
+    registry: &'a Registry,
+) -> Validated<'a> {
     let mut rejected = Vec::new();
     let mut by_agent: BTreeMap<AgentId, Vec<&'a AgentVote>> = BTreeMap::new();
-    for vote in input.votes {
-        match check(vote, input, registry) {
+    for vote in votes {
+        match check(vote, session, candidates, registry) {
             Ok(()) => by_agent.entry(vote.agent).or_default().push(vote),
             Err(reason) => rejected.push(RejectedVote { agent: vote.agent, reason }),
         }
@@ -295,9 +312,14 @@ fn validate<'a>(input: &SessionInput<'a>, registry: &'a Registry) -> Validated<'
     Validated { valid, rejected, equivocations }
 }
 
-fn check(vote: &AgentVote, input: &SessionInput<'_>, registry: &Registry) -> Result<(), VoteRejection> {
-    if vote.session != input.session {
-        return Err(VoteRejection::WrongSession { expected: input.session, got: vote.session });
+fn check(
+    vote: &AgentVote,
+    session: SessionId,
+    candidates: &[CandidateId],
+    registry: &Registry,
+) -> Result<(), VoteRejection> {
+    if vote.session != session {
+        return Err(VoteRejection::WrongSession { expected: session, got: vote.session });
     }
     let record = registry.get(vote.agent).ok_or(VoteRejection::UnknownAgent)?;
     if record.specialization != vote.specialization {
@@ -306,10 +328,10 @@ fn check(vote: &AgentVote, input: &SessionInput<'_>, registry: &Registry) -> Res
             claimed: vote.specialization,
         });
     }
-    if !input.candidates.contains(&vote.candidate) {
+    if !candidates.contains(&vote.candidate) {
         return Err(VoteRejection::UnknownCandidate(vote.candidate));
     }
-    if !scores_consistent(vote, input.candidates) {
+    if !scores_consistent(vote, candidates) {
         return Err(VoteRejection::InconsistentScores);
     }
     if record.status != AgentStatus::Active {

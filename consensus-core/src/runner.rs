@@ -35,6 +35,13 @@ pub trait TransportRx {
     /// cancel-safe: the runner drops a pending receive when a timer fires first, and a frame
     /// must not be lost by that.
     fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>>;
+
+    /// Decodes a frame [`recv`](Self::recv) returned. The default decodes it; a transport that
+    /// hands the same frame (the same bytes) to several recipients in one process may decode it
+    /// once and give each recipient its own copy of the result, error included.
+    fn decode(&mut self, frame: &Frame) -> Result<Message, wire::WireError> {
+        wire::decode(frame)
+    }
 }
 
 /// The runtime's clock.
@@ -176,7 +183,7 @@ where
             match received {
                 Some(Some((from, frame))) => {
                     let now = self.clock.now_ms();
-                    let input = match wire::decode(&frame) {
+                    let input = match self.rx.decode(&frame) {
                         Ok(message) => {
                             self.observer.on_event(
                                 self.node.id(),

@@ -11,7 +11,7 @@ pub struct TraceEvent {
     pub step: u64,
     /// Simulated time.
     pub time_ms: u64,
-    /// `setup`, `open`, `send`, `deliver`, `drop`, `timeout`, `vote`, `decide`, `evidence`,
+    /// `setup`, `open`, `send`, `deliver`, `drop`, `hold`, `timeout`, `vote`, `decide`, `evidence`,
     /// `reject`, `fault`, `violation`.
     pub kind: String,
     /// The agent the event happens at (`None`: the client or the network).
@@ -27,6 +27,11 @@ pub struct TraceEvent {
     /// Decide events: whether the deciding agent is honest in this run.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub honest: Option<bool>,
+    /// Deliver events: when the frame was sent (simulated ms), so a space-time diagram draws
+    /// the arrow from its true send point (the sender is `peer`). Not part of the trace hash:
+    /// it is fixed by the send event already hashed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sent_ms: Option<u64>,
     /// Human-readable detail.
     pub detail: String,
 }
@@ -173,6 +178,7 @@ mod tests {
             session: None,
             value: None,
             honest: None,
+            sent_ms: None,
             detail: String::new(),
         };
         let mut a = Trace::new(false);

@@ -11,9 +11,12 @@
 //! Frames in flight wait in one queue, ordered by delivery time, that a single task on the
 //! network node delivers from ([`carry`]): no task per frame.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
@@ -148,8 +151,9 @@ fn in_range(x: u64, lo: u64, hi: u64) -> u64 {
 #[derive(Debug)]
 pub struct Streams {
     seed: u64,
-    /// (from, to, session) → (stream key, frames so far).
-    next: BTreeMap<(AgentId, AgentId, Option<u64>), (u64, u64)>,
+    /// ((from, to) as one word, session) → (stream key, frames so far). Only looked up, never
+    /// iterated.
+    next: BTreeMap<(u64, Option<u64>), (u64, u64)>,
 }
 
 impl Streams {
@@ -161,7 +165,8 @@ impl Streams {
     /// The draws of the next frame from → to of `session`.
     pub fn next_frame(&mut self, from: AgentId, to: AgentId, session: Option<u64>) -> FrameDraws {
         let seed = self.seed;
-        let (stream, count) = self.next.entry((from, to, session)).or_insert_with(|| {
+        let link_key = (u64::from(from.0) << 32) | u64::from(to.0);
+        let (stream, count) = self.next.entry((link_key, session)).or_insert_with(|| {
             let link = mix(mix(mix(seed) ^ u64::from(from.0)) ^ u64::from(to.0));
             let key = match session {
                 Some(s) => mix(mix(link ^ 1) ^ s),
@@ -184,15 +189,49 @@ pub struct Held {
     pub to: AgentId,
     /// The frame.
     pub frame: Frame,
+    /// When it was sent.
+    pub sent_ms: TimeMs,
     /// Its random draws (its release latency comes from them).
     draws: FrameDraws,
 }
+
+/// What a node's inbox receives: the sender's identity, the frame and when it was sent.
+pub type Delivery = (AgentId, Frame, TimeMs);
 
 /// A frame in flight.
 struct InFlight {
     from: AgentId,
     to: AgentId,
     frame: Frame,
+    sent_ms: TimeMs,
+}
+
+/// A frame in the delivery queue, ordered by its key alone: (delivery time, random order within
+/// the millisecond, sequence). Keys are unique (the sequence), so the queue pops in exactly the
+/// order of the keys.
+struct Queued {
+    key: (TimeMs, u64, u64),
+    frame: InFlight,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key)
+    }
 }
 
 /// Network, oracle and trace of one run.
@@ -205,15 +244,16 @@ pub struct World {
     pub clogs: BTreeSet<ClogTarget>,
     /// Frames held by clogs.
     pub held: Vec<Held>,
-    /// Frames in flight by (delivery time, random order within the millisecond, sequence).
-    in_flight: BTreeMap<(TimeMs, u64, u64), InFlight>,
+    /// Frames in flight, earliest key first (a binary heap: cheaper than an ordered map for a
+    /// queue that is only pushed to and popped from its front).
+    in_flight: BinaryHeap<Reverse<Queued>>,
     in_flight_seq: u64,
     /// The delivery task's waker, and the time it sleeps until (`None`: until woken).
     carrier: Option<(Waker, Option<TimeMs>)>,
     /// Nodes that are up.
     pub up: BTreeSet<AgentId>,
     /// Inboxes of nodes that are up.
-    pub inboxes: BTreeMap<AgentId, UnboundedSender<(AgentId, Frame)>>,
+    pub inboxes: BTreeMap<AgentId, UnboundedSender<Delivery>>,
     /// The invariants.
     pub oracle: Oracle,
     /// The trace.
@@ -243,7 +283,7 @@ impl World {
             partition: None,
             clogs: BTreeSet::new(),
             held: Vec::new(),
-            in_flight: BTreeMap::new(),
+            in_flight: BinaryHeap::new(),
             in_flight_seq: 0,
             carrier: None,
             up: BTreeSet::new(),
@@ -273,14 +313,14 @@ impl World {
             Fate::Dropped(reason) => self.record_drop(now, from, to, reason),
             Fate::Held => {
                 self.record_hold(now, from, to);
-                self.held.push(Held { from, to, frame, draws });
+                self.held.push(Held { from, to, frame, sent_ms: now, draws });
             }
             Fate::Deliver(latency, duplicate) => {
                 if let Some(again) = duplicate {
                     let order = draws.u64(Purpose::DuplicateOrder);
-                    self.enqueue(now + again, order, InFlight { from, to, frame: frame.clone() });
+                    self.enqueue(now + again, order, InFlight { from, to, frame: frame.clone(), sent_ms: now });
                 }
-                self.enqueue(now + latency, draws.u64(Purpose::Order), InFlight { from, to, frame });
+                self.enqueue(now + latency, draws.u64(Purpose::Order), InFlight { from, to, frame, sent_ms: now });
             }
         }
     }
@@ -328,7 +368,7 @@ impl World {
     }
 
     fn enqueue(&mut self, at: TimeMs, order: u64, frame: InFlight) {
-        self.in_flight.insert((at, order, self.in_flight_seq), frame);
+        self.in_flight.push(Reverse(Queued { key: (at, order, self.in_flight_seq), frame }));
         self.in_flight_seq += 1;
         // Wake the delivery task if it sleeps past this frame's time (or until woken).
         if self.carrier.as_ref().is_some_and(|(_, until)| until.is_none_or(|t| at < t)) {
@@ -340,13 +380,16 @@ impl World {
 
     /// Delivers every frame due at `now`; returns when the next one is due.
     fn deliver_due(&mut self, now: TimeMs) -> Option<TimeMs> {
-        while let Some(entry) = self.in_flight.first_entry() {
-            if entry.key().0 > now {
-                return Some(entry.key().0);
+        while let Some(Reverse(first)) = self.in_flight.peek() {
+            if first.key.0 > now {
+                return Some(first.key.0);
             }
-            let InFlight { from, to, frame } = entry.remove();
+            let Some(Reverse(Queued { frame: InFlight { from, to, frame, sent_ms }, .. })) = self.in_flight.pop()
+            else {
+                break;
+            };
             let sent = self.up.contains(&to)
-                && self.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame)).is_ok());
+                && self.inboxes.get(&to).is_some_and(|inbox| inbox.unbounded_send((from, frame, sent_ms)).is_ok());
             if sent {
                 self.counts.delivered += 1;
             } else {
@@ -361,9 +404,9 @@ impl World {
         let held = std::mem::take(&mut self.held);
         let (keep, release): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| self.clogged(h.from, h.to));
         self.held = keep;
-        for Held { from, to, frame, draws } in release {
+        for Held { from, to, frame, sent_ms, draws } in release {
             let latency = self.latency(draws, Purpose::ReleaseLatency, Purpose::ReleaseTail);
-            self.enqueue(now + latency, draws.u64(Purpose::ReleaseOrder), InFlight { from, to, frame });
+            self.enqueue(now + latency, draws.u64(Purpose::ReleaseOrder), InFlight { from, to, frame, sent_ms });
         }
     }
 
@@ -381,6 +424,7 @@ impl World {
             session: Some(session),
             value: None,
             honest: None,
+            sent_ms: None,
             detail: format!("{kind} lost: {reason}"),
         });
     }
@@ -398,6 +442,7 @@ impl World {
             session: Some(session),
             value: None,
             honest: None,
+            sent_ms: None,
             detail: format!("{kind} held by a clog"),
         });
     }
@@ -414,6 +459,7 @@ impl World {
             session: None,
             value: None,
             honest: None,
+            sent_ms: None,
             detail,
         });
     }
@@ -436,20 +482,24 @@ impl World {
             session: Some(session),
             value: None,
             honest: None,
+            sent_ms: None,
             detail,
         });
     }
 
-    fn event(&mut self, agent: AgentId, now: TimeMs, event: &RunnerEvent<'_>) {
+    /// Records what a runner reports; `sent_ms` is when the frame of a `Deliver` was sent.
+    fn event(&mut self, agent: AgentId, now: TimeMs, event: &RunnerEvent<'_>, sent_ms: Option<TimeMs>) {
         let honest = !self.byzantine.contains(&agent);
         match event {
             RunnerEvent::Send { to, message, bytes } => {
                 self.counts.sent += 1;
                 self.counts.bytes += *bytes as u64;
                 self.last_send = (message.kind(), message.session().0);
-                self.message_event(now, "send", agent, *to, message, *bytes as u64);
+                self.message_event(now, "send", agent, *to, message, (*bytes as u64, None));
             }
-            RunnerEvent::Deliver { from, message } => self.message_event(now, "deliver", agent, *from, message, 0),
+            RunnerEvent::Deliver { from, message } => {
+                self.message_event(now, "deliver", agent, *from, message, (0, sent_ms))
+            }
             RunnerEvent::Timeout(timer) => self.timer_event(now, agent, *timer),
             RunnerEvent::LocalVote(vote) => {
                 self.oracle.on_local_vote(agent, vote);
@@ -468,6 +518,7 @@ impl World {
                     session: Some(vote.session.0),
                     value: Some(vote.candidate.0),
                     honest: Some(honest),
+                    sent_ms: None,
                     detail: format!("own vote for {} (confidence {})", vote.candidate, vote.confidence),
                 });
             }
@@ -488,6 +539,7 @@ impl World {
                     session: Some(record.session.0),
                     value,
                     honest: Some(honest),
+                    sent_ms: None,
                     detail: format!("{:?} in round {:?} ({:?} mode)", record.outcome, record.round, record.mode),
                 });
                 self.oracle.on_decide(agent, record, step, now);
@@ -507,6 +559,7 @@ impl World {
                     session: None,
                     value: None,
                     honest: None,
+                    sent_ms: None,
                     detail: format!("{e:?}"),
                 });
             }
@@ -521,6 +574,7 @@ impl World {
                     session: None,
                     value: None,
                     honest: None,
+                    sent_ms: None,
                     detail: format!("{reason:?}"),
                 });
             }
@@ -534,7 +588,7 @@ impl World {
         agent: AgentId,
         peer: AgentId,
         m: &Message,
-        size: u64,
+        (size, sent_ms): (u64, Option<TimeMs>),
     ) {
         let session = m.session().0;
         let key = Key { agent: agent.0, peer: peer.0, session, extra: size ^ (m.kind().len() as u64) << 32 };
@@ -547,6 +601,7 @@ impl World {
             session: Some(session),
             value: None,
             honest: None,
+            sent_ms,
             detail: describe(m),
         });
     }
@@ -562,6 +617,7 @@ impl World {
             session: Some(timer.session.0),
             value: None,
             honest: None,
+            sent_ms: None,
             detail: format!("{:?} round {}", timer.kind, timer.round),
         });
     }
@@ -628,12 +684,19 @@ pub async fn carry<C: Clock>(world: Arc<Mutex<World>>, clock: C) {
 
 /// The observer handed to each runner: reports into the shared world.
 #[derive(Clone)]
-pub struct WorldObserver(pub std::sync::Arc<std::sync::Mutex<World>>);
+pub struct WorldObserver {
+    /// The run's world.
+    pub world: Arc<Mutex<World>>,
+    /// When the frame the node received last was sent (its transport stores it, see
+    /// `run::net::SimRx`): the runner reports a delivery right after receiving its frame.
+    pub last_sent_ms: Arc<AtomicU64>,
+}
 
 impl Observer for WorldObserver {
     fn on_event(&mut self, agent: AgentId, now_ms: TimeMs, event: &RunnerEvent<'_>) {
-        if let Ok(mut w) = self.0.lock() {
-            w.event(agent, now_ms, event);
+        let sent_ms = matches!(event, RunnerEvent::Deliver { .. }).then(|| self.last_sent_ms.load(Relaxed));
+        if let Ok(mut w) = self.world.lock() {
+            w.event(agent, now_ms, event, sent_ms);
         }
     }
 }

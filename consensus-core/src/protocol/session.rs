@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aggregate::{aggregate, SessionInput};
+use crate::aggregate::aggregate_borrowed;
 use crate::config::{EngineConfig, FallbackPolicy};
 use crate::policies::fallback_consensus;
 use crate::quorum::{f_max, quorum};
@@ -908,9 +908,8 @@ pub fn recompute(
     registry: &Registry,
     engine: &EngineConfig,
 ) -> (AgreedOutcome, SessionRecord) {
-    let plain: Vec<_> = votes.iter().map(|v| v.vote.clone()).collect();
-    let input = SessionInput { session: spec.spec.session, candidates: &spec.spec.candidates, votes: &plain };
-    let aggregation = aggregate(&input, registry, engine);
+    let plain = votes.iter().map(|v| &v.vote);
+    let aggregation = aggregate_borrowed(spec.spec.session, &spec.spec.candidates, plain, registry, engine);
     let mut record = aggregation.record;
     let outcome = match mode {
         ProposalMode::Normal => match aggregation.outcome {
@@ -924,18 +923,20 @@ pub fn recompute(
             Err(ConsensusError::InsufficientAgreement { achieved, .. }) => AgreedOutcome::NoDecision { achieved },
             Err(_) => AgreedOutcome::NoDecision { achieved: crate::Ppm::ZERO },
         },
-        ProposalMode::Fallback => match fallback_consensus(spec.spec.session, &plain) {
-            Ok(r) => AgreedOutcome::Decided {
-                chosen: r.chosen,
-                method: r.method,
-                agreement: r.agreement_rate,
-                byzantine: r.byzantine,
-            },
-            Err(ConsensusError::NoMajority { largest_group, .. }) => {
-                AgreedOutcome::NoDecision { achieved: largest_group }
+        ProposalMode::Fallback => {
+            match fallback_consensus(spec.spec.session, &votes.iter().map(|v| v.vote.clone()).collect::<Vec<_>>()) {
+                Ok(r) => AgreedOutcome::Decided {
+                    chosen: r.chosen,
+                    method: r.method,
+                    agreement: r.agreement_rate,
+                    byzantine: r.byzantine,
+                },
+                Err(ConsensusError::NoMajority { largest_group, .. }) => {
+                    AgreedOutcome::NoDecision { achieved: largest_group }
+                }
+                Err(_) => AgreedOutcome::NoDecision { achieved: crate::Ppm::ZERO },
             }
-            Err(_) => AgreedOutcome::NoDecision { achieved: crate::Ppm::ZERO },
-        },
+        }
     };
     record.chosen = outcome.chosen();
     (outcome, record)

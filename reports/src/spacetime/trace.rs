@@ -9,9 +9,11 @@ use super::{Diagram, DiagramEvent, EventKind, Lane};
 /// (receiver, session, message text): what a delivery shares with its send.
 type MessageKey = (u64, Option<u64>, String);
 
-/// The diagram of a trace (`bftsim reproduce --trace` lines, one JSON event per line):
-/// deliveries are matched to their sends first-in, first-out by (receiver, session, message
-/// text), since a delivery event names its receiver but not its sender.
+/// The diagram of a trace (`bftsim reproduce --trace` lines, one JSON event per line). A
+/// delivery that carries `sent_ms` (traces since the simulator records it) is drawn from that
+/// send time on the lane of its `peer` (the sender), and the send it matches is taken out of
+/// the sends still in flight. Older traces' deliveries, and drops, are matched to their sends
+/// first-in, first-out by (receiver, session, message text).
 pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
     let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_u64);
@@ -41,7 +43,12 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
             "deliver" | "drop" => {
                 let receiver = if kind == "deliver" { field(e, "agent") } else { peer };
                 let key = (receiver.unwrap_or(u64::MAX), session, detail(e));
-                let sent = in_flight.get_mut(&key).and_then(VecDeque::pop_front);
+                let recorded = if kind == "deliver" { field(e, "sent_ms") } else { None };
+                let sent = in_flight.get_mut(&key).and_then(|queue| take_send(queue, recorded, peer));
+                let sent = match recorded {
+                    Some(at) => Some((at, peer.or(sent.and_then(|s| s.1)))),
+                    None => sent,
+                };
                 ev.matched_send_ms = sent.map(|s| s.0);
                 let sender = sent.and_then(|s| s.1).and_then(|a| u32::try_from(a).ok());
                 if kind == "deliver" {
@@ -89,6 +96,20 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
     }
 }
 
+/// The send a delivery matches among the sends in flight of its (receiver, session, text): the
+/// one at `sent_ms` from `sender` when the delivery records them, else the oldest.
+fn take_send(
+    queue: &mut VecDeque<(u64, Option<u64>)>,
+    sent_ms: Option<u64>,
+    sender: Option<u64>,
+) -> Option<(u64, Option<u64>)> {
+    let exact = sent_ms.and_then(|at| queue.iter().position(|s| s.0 == at && (sender.is_none() || s.1 == sender)));
+    match exact {
+        Some(i) => queue.remove(i),
+        None => queue.pop_front(),
+    }
+}
+
 /// The Byzantine agents and their strategy from the trace's setup line
 /// (`… byzantine [2] (equivocate) …`).
 fn setup(line: Option<&str>) -> (BTreeSet<u32>, String) {
@@ -96,4 +117,37 @@ fn setup(line: Option<&str>) -> (BTreeSet<u32>, String) {
     let ids = rest.split(']').next().unwrap_or("").split(',').filter_map(|s| s.trim().parse().ok()).collect();
     let strategy = rest.split('(').nth(1).and_then(|s| s.split(')').next()).unwrap_or("").to_owned();
     (ids, strategy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENDS: &str = r#"{"step":0,"time_ms":1,"kind":"send","agent":0,"peer":2,"session":0,"detail":"vote of agent 0 for candidate 1"}
+{"step":1,"time_ms":4,"kind":"send","agent":1,"peer":2,"session":0,"detail":"vote of agent 0 for candidate 1"}"#;
+
+    fn deliveries(diagram: &Diagram) -> Vec<(Option<u32>, Option<u64>)> {
+        diagram.events.iter().filter(|e| e.kind == EventKind::Deliver).map(|e| (e.peer, e.matched_send_ms)).collect()
+    }
+
+    #[test]
+    fn a_delivery_with_its_send_time_is_drawn_from_its_true_send() {
+        // The second send arrives first: first-in, first-out matching would pair it with the first.
+        let text = format!(
+            "{SENDS}\n{}\n{}",
+            r#"{"step":2,"time_ms":6,"kind":"deliver","agent":2,"peer":1,"session":0,"sent_ms":4,"detail":"vote of agent 0 for candidate 1"}"#,
+            r#"{"step":3,"time_ms":9,"kind":"deliver","agent":2,"peer":0,"session":0,"sent_ms":1,"detail":"vote of agent 0 for candidate 1"}"#,
+        );
+        assert_eq!(deliveries(&from_trace_jsonl(&text, "t")), [(Some(1), Some(4)), (Some(0), Some(1))]);
+    }
+
+    #[test]
+    fn older_traces_without_send_times_still_match_first_in_first_out() {
+        let text = format!(
+            "{SENDS}\n{}\n{}",
+            r#"{"step":2,"time_ms":6,"kind":"deliver","agent":2,"peer":1,"session":0,"detail":"vote of agent 0 for candidate 1"}"#,
+            r#"{"step":3,"time_ms":9,"kind":"deliver","agent":2,"peer":0,"session":0,"detail":"vote of agent 0 for candidate 1"}"#,
+        );
+        assert_eq!(deliveries(&from_trace_jsonl(&text, "t")), [(Some(0), Some(1)), (Some(1), Some(4))]);
+    }
 }

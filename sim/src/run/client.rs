@@ -42,7 +42,8 @@ pub(super) fn client_node<S: Signer + Clone + 'static>(
             w.up.insert(AgentId::CLIENT);
         }
         let transport = SimTx { me: AgentId::CLIENT, address: AgentId::CLIENT, world: world.clone(), clock, routing };
-        let mut rx = SimRx(rx);
+        // The client only peeks at frames: it never decodes, so it shares no decodes.
+        let mut rx = SimRx { inbox: rx, last_sent_ms: Arc::default(), decodes: Arc::default() };
         let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();
         let mut opened: BTreeMap<u64, (TimeMs, Frame)> = BTreeMap::new();
         let mut next = 0u64;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ mod net;
 mod rounds;
 
 use client::client_node;
-use net::{net_model, spawn_faults, twin_address, Routing, SimRx, SimTx};
+use net::{net_model, spawn_faults, twin_address, Routing, SharedDecodes, SimRx, SimTx};
 use rounds::RoundFaults;
 
 /// What to keep besides the record.
@@ -182,7 +183,9 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let signers = derived.byzantine.iter().map(|a| (*a, keys.agents[a.0 as usize].clone())).collect();
     let rounds = RoundFaults::new(scenario.round_partitions.clone(), scenario.tamper.clone(), signers);
     let routing = Arc::new(Routing { twins, rounds: rounds.map(Mutex::new) });
-    let ctx = NodeContext { world: world.clone(), clock, routing: routing.clone(), committee: committee.clone() };
+    let decodes = Arc::new(Mutex::new(SharedDecodes::default()));
+    let ctx =
+        NodeContext { world: world.clone(), clock, routing: routing.clone(), committee: committee.clone(), decodes };
     let mut nodes = BTreeMap::new();
     let mut twin_nodes = Vec::new();
     for i in 0..n {
@@ -238,6 +241,7 @@ struct NodeContext {
     clock: SimClock,
     routing: Arc<Routing>,
     committee: Vec<AgentId>,
+    decodes: Arc<Mutex<SharedDecodes>>,
 }
 
 impl NodeContext {
@@ -255,6 +259,7 @@ impl NodeContext {
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
         let (w, c, routing, clock) = (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock);
+        let decodes = self.decodes.clone();
         let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
         madsim::runtime::Handle::current()
             .create_node()
@@ -267,14 +272,16 @@ impl NodeContext {
                     w.up.insert(address);
                 }
                 let transport = SimTx { me: id, address, world: w.clone(), clock, routing: routing.clone() };
+                let last_sent_ms = Arc::new(AtomicU64::new(0));
+                let inbox = SimRx { inbox: rx, last_sent_ms: last_sent_ms.clone(), decodes: decodes.clone() };
                 let mut runner = Runner::new(
                     durable.clone(),
                     spec,
                     transport,
-                    SimRx(rx),
+                    inbox,
                     clock,
                     evaluator.clone(),
-                    WorldObserver(w.clone()),
+                    WorldObserver { world: w.clone(), last_sent_ms },
                     c.clone(),
                 );
                 if restarted {
@@ -333,6 +340,7 @@ fn finish(
                 session: None,
                 value: None,
                 honest: None,
+                sent_ms: None,
                 detail,
             }
         });
