@@ -536,7 +536,9 @@ strategy = "twin"
         let partition = "[[round_partitions]]\nsession = 2\nround = 0\ngroups = [[0, 1], [2, 3]]\nuntil_ms = 100\n";
         let e = error(partition);
         assert!(
-            e.contains("round_partitions[0].session = 2 is not a session of the run: expected 0 to 1 (workload.sessions = 2)"),
+            e.contains(
+                "round_partitions[0].session = 2 is not a session of the run: expected 0 to 1 (workload.sessions = 2)"
+            ),
             "{e}"
         );
         let tamper = "[[tamper]]\nagent = 3\nsession = 5\nround = 0\nto = [0]\naction = \"omit\"\n";
