@@ -58,6 +58,16 @@ pub struct ExploreSummary {
     /// The shard explored (`I/N`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// The run budget (`--runs`, of each shard); absent when only time limited the runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    /// The only mode explored (`--mode`), if one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_mode: Option<String>,
+    /// A fingerprint of the envelope's contents (16 hex digits), so that shards explored with
+    /// different envelopes under one name are told apart; empty in files written before it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub envelope_fingerprint: String,
 }
 
 /// Runs per generation mode.

@@ -2,7 +2,7 @@
 //!
 //! | invariant | checked when | meaning |
 //! |---|---|---|
-//! | `agreement` | an honest agent decides | no two honest agents decide different outcomes for one session |
+//! | `agreement` | an honest agent decides | no two honest agents decide different values (vote set and outcome: the value id) for one session; decisions without a value (the local-fallback mutation) are compared by outcome |
 //! | `integrity` | an honest agent decides | an honest agent decides a session at most once |
 //! | `external-validity` | an honest agent decides | the decision carries ≥ q distinct, correctly signed, session-bound votes of the session's committee, and its outcome is the engine's aggregate of them |
 //! | `unanimity-validity` | an honest agent decides | if every honest agent that voted accepted candidate X, a decided candidate is X |
@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::protocol::{
-    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig,
+    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, ValueId,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::{SimKeyring, Verifier};
@@ -75,6 +75,10 @@ pub use reports::model::Violation;
 /// One honest decision as the oracle saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeenDecision {
+    /// The decided value's id (`None` for the local-fallback mutation).
+    pub value: Option<ValueId>,
+    /// The round decided in (`None` for the local-fallback mutation).
+    pub round: Option<Round>,
     /// The outcome.
     pub outcome: AgreedOutcome,
     /// The mode.
@@ -178,7 +182,13 @@ impl Oracle {
             return;
         }
         let session = record.session;
-        let seen = SeenDecision { outcome: record.outcome.clone(), mode: record.mode, at_ms: now };
+        let seen = SeenDecision {
+            value: record.value,
+            round: record.round,
+            outcome: record.outcome.clone(),
+            mode: record.mode,
+            at_ms: now,
+        };
         let previous = self.decisions.entry(session).or_default().insert(agent, seen);
         if previous.is_some() {
             self.violate(names::INTEGRITY, step, now, format!("{agent} decided {session} a second time"));
@@ -197,13 +207,23 @@ impl Oracle {
         }
     }
 
+    /// Agreement is on the decided value (docs/protocol.md: Tendermint's agreement): two
+    /// honest decisions of different values violate it even when their outcomes coincide,
+    /// since different certified vote sets were decided. A decision without a value (the
+    /// local-fallback mutation) is compared by outcome.
     fn check_agreement(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
         let Some(others) = self.decisions.get(&record.session) else { return };
-        let conflict = others.iter().find(|(a, d)| **a != agent && d.outcome != record.outcome);
+        let differs = |d: &SeenDecision| match (d.value, record.value) {
+            (Some(a), Some(b)) => a != b,
+            _ => d.outcome != record.outcome,
+        };
+        let conflict = others.iter().find(|(a, d)| **a != agent && differs(d));
         if let Some((other, d)) = conflict {
             let detail = format!(
-                "{agent} decided {:?} in {} but {other} decided {:?}",
-                record.outcome, record.session, d.outcome
+                "{agent} decided {} in {} but {other} decided {}",
+                describe(record.value, record.round, &record.outcome),
+                record.session,
+                describe(d.value, d.round, &d.outcome)
             );
             self.violate(names::AGREEMENT, step, now, detail);
         }
@@ -328,9 +348,107 @@ impl Oracle {
     }
 }
 
+/// A decision for a violation's detail: value id (short hex), round and outcome.
+fn describe(value: Option<ValueId>, round: Option<Round>, outcome: &AgreedOutcome) -> String {
+    let value = value.map_or_else(|| "no value".to_owned(), |v| format!("value {:016x}", v.short()));
+    let round = round.map_or_else(|| "without a round".to_owned(), |r| format!("in round {r}"));
+    format!("{value} {round} ({outcome:?})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use consensus_core::protocol::messages::{SessionSpec, SignedSpec};
+    use consensus_core::sign::{sim_committee, Signature};
+    use consensus_core::Ppm;
+
+    fn oracle(n: u32) -> Oracle {
+        let engine = EngineConfig::default();
+        let keys = sim_committee(1, n);
+        let registry = Registry::seed_committee(n, &engine);
+        let honest = (0..n).map(AgentId).collect();
+        Oracle::new(keys.keyring, registry, engine, ProtocolConfig::default(), honest)
+    }
+
+    fn chose(candidate: u32) -> AgreedOutcome {
+        AgreedOutcome::Decided {
+            chosen: CandidateId(candidate),
+            method: ConsensusMethod::Threshold,
+            agreement: Ppm::ONE,
+            byzantine: Vec::new(),
+        }
+    }
+
+    fn record(value: Option<u8>, round: Option<Round>, outcome: AgreedOutcome) -> DecisionRecord {
+        let spec = SessionSpec {
+            session: SessionId(3),
+            query: "q".into(),
+            candidates: vec![CandidateId(0), CandidateId(1)],
+            opened_ms: 0,
+        };
+        DecisionRecord {
+            session: SessionId(3),
+            round,
+            value: value.map(|b| ValueId([b; 32])),
+            outcome,
+            mode: ProposalMode::Normal,
+            votes: Vec::new(),
+            spec: SignedSpec { spec, signature: Signature::ZERO },
+            at_ms: 10,
+        }
+    }
+
+    /// Agent `agent`'s decision as the oracle keeps it, then the agreement check of `next` by
+    /// agent 1 (only that check: these records carry no votes, so external validity would
+    /// fail them first).
+    fn agreement_after(first: &DecisionRecord, next: &DecisionRecord) -> Option<Violation> {
+        let mut o = oracle(4);
+        for (agent, r) in [(AgentId(0), first), (AgentId(1), next)] {
+            let seen = SeenDecision {
+                value: r.value,
+                round: r.round,
+                outcome: r.outcome.clone(),
+                mode: r.mode,
+                at_ms: r.at_ms,
+            };
+            o.decisions.entry(r.session).or_default().insert(agent, seen);
+        }
+        o.check_agreement(AgentId(1), next, 7, 10);
+        o.violation().cloned()
+    }
+
+    #[test]
+    fn agreement_flags_different_values_with_the_same_outcome() {
+        let a = record(Some(0xab), Some(0), chose(1));
+        let b = record(Some(0xcd), Some(2), chose(1));
+        let v = agreement_after(&a, &b).expect("two values decided: a safety violation");
+        assert_eq!(v.invariant, names::AGREEMENT);
+        assert_eq!(v.step, 7);
+        for part in ["value abababababababab in round 0", "value cdcdcdcdcdcdcdcd in round 2", "CandidateId(1)"] {
+            assert!(v.detail.contains(part), "{part:?} missing from {:?}", v.detail);
+        }
+    }
+
+    #[test]
+    fn agreement_accepts_one_value_decided_in_different_rounds() {
+        // Tendermint's agreement is on the value: deciding it in two rounds is fine.
+        let a = record(Some(0xab), Some(0), chose(1));
+        let b = record(Some(0xab), Some(1), chose(1));
+        assert_eq!(agreement_after(&a, &b), None);
+    }
+
+    #[test]
+    fn agreement_without_values_compares_outcomes() {
+        // The local-fallback mutation decides without a value.
+        let same = agreement_after(&record(None, None, chose(0)), &record(None, None, chose(0)));
+        assert_eq!(same, None);
+        let v = agreement_after(&record(None, None, chose(0)), &record(None, None, chose(1)))
+            .expect("different outcomes without values");
+        assert!(v.detail.contains("no value without a round"), "{}", v.detail);
+        // One side with a value, the other without: outcomes decide.
+        assert_eq!(agreement_after(&record(Some(1), Some(0), chose(0)), &record(None, None, chose(0))), None);
+        assert!(agreement_after(&record(Some(1), Some(0), chose(0)), &record(None, None, chose(1))).is_some());
+    }
 
     #[test]
     fn promises_follow_quorum_arithmetic() {

@@ -240,6 +240,14 @@ pub fn parse(text: &str, file: &str) -> Result<Envelope, EnvelopeError> {
 }
 
 impl Envelope {
+    /// 16 hex digits that change with any value of the envelope (FNV-1a of its JSON form):
+    /// recorded in explore.json so that `bftsim merge` refuses shards of different envelopes.
+    pub fn fingerprint(&self) -> String {
+        let mut h = crate::trace::Fnv::default();
+        h.bytes(serde_json::to_string(self).unwrap_or_default().as_bytes());
+        format!("{:016x}", h.finish())
+    }
+
     fn check(&self) -> Result<(), String> {
         let Modes { swarm, twins, byzzfuzz } = self.modes;
         if swarm + twins + byzzfuzz == 0 {
@@ -336,6 +344,15 @@ mod tests {
         assert_eq!(e.committee.sizes, vec![4]);
         assert_eq!(e.committee.beyond_f_max, Envelope::default().committee.beyond_f_max);
         assert_eq!(e.network, Envelope::default().network);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_contents() {
+        let e = Envelope::default();
+        assert_eq!(e.fingerprint().len(), 16);
+        assert_eq!(e.fingerprint(), parse("", "other-name.toml").unwrap().fingerprint());
+        let other = parse("[network]\ndrop = [0.01, 0.3]\n", "x.toml").unwrap();
+        assert_ne!(e.fingerprint(), other.fingerprint());
     }
 
     #[test]

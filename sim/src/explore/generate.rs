@@ -131,8 +131,14 @@ impl Generator {
         if self.mutation != "none" {
             set(&mut table, "protocol.mutation", Value::String(self.mutation.clone()));
         }
-        let text = order(&table);
         let path = format!("explore-{}-{index}.toml", self.master);
+        // toml writes plain keys first, then tables, then arrays of tables.
+        let text = toml::to_string(&table).map_err(|e| ScenarioError {
+            file: path.clone().into(),
+            line: 0,
+            column: 0,
+            message: format!("the generated scenario cannot be written as TOML: {e}"),
+        })?;
         let scenario = scenario::parse(&text, Path::new(&path))?;
         let seed = derive(self.master, "explore-seed", index);
         let mut features = draft.features;
@@ -556,9 +562,7 @@ impl Draft {
             }
         }
     }
-}
 
-impl Draft {
     fn faults_value(&mut self) -> Option<Value> {
         if self.faults.is_empty() {
             return None;
@@ -575,11 +579,6 @@ impl Draft {
             .collect();
         Some(Value::Array(list))
     }
-}
-
-/// The table as TOML (plain keys first, then tables, then arrays of tables).
-fn order(table: &Table) -> String {
-    toml::to_string(table).unwrap_or_default()
 }
 
 /// Every way to split `n` agents plus twin 0's second copy (element `n`) into 2 to `groups`

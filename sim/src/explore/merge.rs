@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{Coverage, ExploreError, ExploreSummary};
+use crate::merge::Shard;
 
 /// Whether `dir` holds the output of `bftsim explore`.
 pub fn is_exploration(dir: &Path) -> bool {
@@ -26,21 +27,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     let Some(first) = summaries.first().cloned() else {
         return Err(ExploreError::Io("nothing to merge: name at least one output directory".into()));
     };
-    for (dir, s) in inputs.iter().zip(&summaries) {
-        if (s.master_seed, &s.mutation, &s.envelope) != (first.master_seed, &first.mutation, &first.envelope) {
-            return Err(ExploreError::Io(format!(
-                "{} explored master seed {} ({}, envelope {}) but {} explored {} ({}, envelope {}): merge only shards of one exploration",
-                dir.display(),
-                s.master_seed,
-                s.mutation,
-                s.envelope,
-                inputs[0].display(),
-                first.master_seed,
-                first.mutation,
-                first.envelope
-            )));
-        }
-    }
+    check_one_exploration(inputs, &summaries)?;
     fs::create_dir_all(out.join("findings")).map_err(|e| io(out, e))?;
     // runs.jsonl, in run order.
     let mut lines: Vec<(u64, String)> = Vec::new();
@@ -113,4 +100,155 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     let path = out.join("explore.json");
     fs::write(&path, json).map_err(|e| io(&path, e))?;
     Ok(merged)
+}
+
+/// What makes explorations the same one, as `(option, value)`: the values must be equal for
+/// the runs of several directories to belong together.
+fn settings(s: &ExploreSummary) -> Vec<(&'static str, String)> {
+    let envelope = if s.envelope_fingerprint.is_empty() {
+        s.envelope.clone()
+    } else {
+        format!("{} (fingerprint {})", s.envelope, s.envelope_fingerprint)
+    };
+    let shards = match s.shard.as_deref().map(str::parse::<Shard>) {
+        Some(Ok(shard)) => format!("shards of {}", shard.count),
+        Some(Err(_)) => format!("shard {:?}", s.shard),
+        None => "not sharded".to_owned(),
+    };
+    vec![
+        ("--seed", s.master_seed.to_string()),
+        ("--mutation", s.mutation.clone()),
+        ("--runs", s.budget.map_or_else(|| "no run budget".to_owned(), |r| r.to_string())),
+        ("--mode", s.only_mode.clone().unwrap_or_else(|| "every mode".to_owned())),
+        ("--shard", shards),
+        ("--envelope", envelope),
+    ]
+}
+
+/// Refuses to merge directories that are not shards of one exploration: a different master
+/// seed, mutation, run budget, mode, shard count or envelope (by fingerprint where both
+/// recorded one, else by name), or one shard twice. The error names every setting that differs.
+fn check_one_exploration(inputs: &[PathBuf], summaries: &[ExploreSummary]) -> Result<(), ExploreError> {
+    let (Some(first_dir), Some(first)) = (inputs.first(), summaries.first()) else { return Ok(()) };
+    let reference = settings(first);
+    for (dir, s) in inputs.iter().zip(summaries).skip(1) {
+        let differ: Vec<String> = settings(s)
+            .into_iter()
+            .zip(&reference)
+            .filter(|((key, value), (_, expected))| {
+                let envelope_by_fingerprint = *key == "--envelope"
+                    && !s.envelope_fingerprint.is_empty()
+                    && !first.envelope_fingerprint.is_empty();
+                if envelope_by_fingerprint {
+                    s.envelope_fingerprint != first.envelope_fingerprint
+                } else {
+                    value != expected
+                }
+            })
+            .map(|((key, value), (_, expected))| format!("{key}: {value} here, {expected} in {}", first_dir.display()))
+            .collect();
+        if !differ.is_empty() {
+            return Err(ExploreError::Io(format!(
+                "{} is not a shard of the exploration in {}: {}. Merge only the shards of one exploration (the same --seed, --mutation, --runs, --mode, --envelope and shard count)",
+                dir.display(),
+                first_dir.display(),
+                differ.join("; ")
+            )));
+        }
+    }
+    let mut seen: BTreeMap<&str, &PathBuf> = BTreeMap::new();
+    for (dir, s) in inputs.iter().zip(summaries) {
+        if let Some(shard) = s.shard.as_deref() {
+            if let Some(before) = seen.insert(shard, dir) {
+                return Err(ExploreError::Io(format!(
+                    "shard {shard} is given twice ({} and {}): give each shard once",
+                    before.display(),
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(index: u64, runs: u64) -> ExploreSummary {
+        ExploreSummary {
+            master_seed: 3,
+            runs,
+            envelope: "default".into(),
+            envelope_fingerprint: "00112233aabbccdd".into(),
+            mutation: "no-locking".into(),
+            budget: Some(runs),
+            shard: Some(format!("{index}/2")),
+            ..ExploreSummary::default()
+        }
+    }
+
+    fn write(dir: &Path, s: &ExploreSummary) {
+        fs::create_dir_all(dir).expect("create");
+        fs::write(dir.join("explore.json"), serde_json::to_string(s).expect("json")).expect("write");
+        fs::write(dir.join("runs.jsonl"), "").expect("write");
+    }
+
+    /// Merges the two summaries written as shard directories; the error text if refused.
+    fn merge_two(name: &str, a: &ExploreSummary, b: &ExploreSummary) -> Result<ExploreSummary, String> {
+        let root = std::env::temp_dir().join(format!("bftsim-merge-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dirs = [root.join("a"), root.join("b")];
+        write(&dirs[0], a);
+        write(&dirs[1], b);
+        let result = merge(&dirs, &root.join("out")).map_err(|e| e.to_string());
+        let _ = fs::remove_dir_all(&root);
+        result
+    }
+
+    #[test]
+    fn shards_of_one_exploration_merge() {
+        let merged = merge_two("same", &shard(0, 10), &shard(1, 10)).expect("the two shards of one exploration");
+        assert_eq!((merged.runs, merged.shard.as_deref()), (20, None));
+    }
+
+    #[test]
+    fn shards_of_different_explorations_are_refused_naming_what_differs() {
+        let e = merge_two("runs", &shard(0, 10), &shard(1, 20)).expect_err("different --runs");
+        assert!(e.contains("--runs: 20 here, 10 in"), "{e}");
+        assert!(!e.contains("--seed:") && !e.contains("--envelope:"), "only --runs differs: {e}");
+
+        let mut other = shard(1, 10);
+        other.master_seed = 4;
+        other.envelope_fingerprint = "ffffffffffffffff".into();
+        let e = merge_two("seed-envelope", &shard(0, 10), &other).expect_err("different seed and envelope");
+        assert!(e.contains("--seed: 4 here, 3 in"), "{e}");
+        assert!(e.contains("--envelope: default (fingerprint ffffffffffffffff) here"), "{e}");
+        assert!(!e.contains("--runs:"), "{e}");
+
+        let mut other = shard(1, 10);
+        other.shard = Some("1/3".into());
+        other.only_mode = Some("twins".into());
+        let e = merge_two("count-mode", &shard(0, 10), &other).expect_err("different shard count and mode");
+        assert!(e.contains("--shard: shards of 3 here, shards of 2 in"), "{e}");
+        assert!(e.contains("--mode: twins here, every mode in"), "{e}");
+    }
+
+    #[test]
+    fn a_shard_given_twice_is_refused() {
+        let e = merge_two("twice", &shard(1, 10), &shard(1, 10)).expect_err("shard 1/2 twice");
+        assert!(e.contains("shard 1/2 is given twice"), "{e}");
+    }
+
+    #[test]
+    fn envelopes_without_a_fingerprint_compare_by_name() {
+        let mut a = shard(0, 10);
+        let mut b = shard(1, 10);
+        a.envelope_fingerprint.clear();
+        b.envelope_fingerprint.clear();
+        assert!(merge_two("names-same", &a, &b).is_ok());
+        b.envelope = "mine.toml".into();
+        let e = merge_two("names-differ", &a, &b).expect_err("different envelope files");
+        assert!(e.contains("--envelope: mine.toml here, default in"), "{e}");
+    }
 }

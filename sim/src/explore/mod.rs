@@ -123,6 +123,9 @@ pub fn explore(
         envelope: config.envelope_name.clone(),
         mutation: config.mutation.clone(),
         shard: config.shard.map(|s| s.to_string()),
+        budget: (config.runs != u64::MAX).then_some(config.runs),
+        only_mode: config.mode.map(|m| m.name().to_owned()),
+        envelope_fingerprint: config.envelope.fingerprint(),
         ..ExploreSummary::default()
     };
     let mut coverage: BTreeMap<String, (u64, u64)> = BTreeMap::new();

@@ -407,6 +407,19 @@ fn named_byzantine(b: &Byzantine) -> Option<Vec<(u32, Behaviour)>> {
     Some(list.into_iter().enumerate().map(|(rank, a)| (a, b.behaviour(rank))).collect())
 }
 
+/// `session` (of the rule `what`, at `path`) is one of the run's `workload.sessions`.
+fn session_of_run(session: u64, w: &Workload, what: &str, path: Vec<Seg>) -> Result<(), Problem> {
+    if session < w.sessions {
+        return Ok(());
+    }
+    let message = format!(
+        "{what}.session = {session} is not a session of the run: expected 0 to {} (workload.sessions = {})",
+        w.sessions.saturating_sub(1),
+        w.sessions
+    );
+    Err(Problem::at(path, message))
+}
+
 pub(super) fn check_round_partitions(
     rules: &[RoundPartition],
     b: &Byzantine,
@@ -425,15 +438,7 @@ pub(super) fn check_round_partitions(
             p.extend_from_slice(rest);
             p
         };
-        if rule.session >= w.sessions {
-            let message = format!(
-                "round_partitions[{index}].session = {} is not a session of the run: expected 0 to {} (workload.sessions = {})",
-                rule.session,
-                w.sessions - 1,
-                w.sessions
-            );
-            return Err(Problem::at(at(&[Seg::key("session")]), message));
-        }
+        session_of_run(rule.session, w, &format!("round_partitions[{index}]"), at(&[Seg::key("session")]))?;
         if rule.groups.len() < 2 {
             let message = format!(
                 "round_partitions[{index}].groups has {} group(s): a partition needs at least two groups, e.g. [[0, 1], [2, 3]]",
@@ -488,15 +493,7 @@ pub(super) fn check_tamper(rules: &[Tamper], b: &Byzantine, agents: &Agents, w: 
             );
             return Err(Problem::at(at("agent"), message));
         }
-        if rule.session >= w.sessions {
-            let message = format!(
-                "tamper[{index}].session = {} is not a session of the run: expected 0 to {} (workload.sessions = {})",
-                rule.session,
-                w.sessions - 1,
-                w.sessions
-            );
-            return Err(Problem::at(at("session"), message));
-        }
+        session_of_run(rule.session, w, &format!("tamper[{index}]"), at("session"))?;
         if rule.to.is_empty() {
             let message = format!("tamper[{index}].to is empty: expected the receivers, e.g. [0, 2]");
             return Err(Problem::at(at("to"), message));
@@ -508,4 +505,46 @@ pub(super) fn check_tamper(rules: &[Tamper], b: &Byzantine, agents: &Agents, w: 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::parse;
+
+    const BASE: &str = r#"
+[agents]
+count = 4
+[workload]
+sessions = 2
+[byzantine]
+count = 1
+agents = [3]
+strategy = "twin"
+"#;
+
+    fn error(extra: &str) -> String {
+        match parse(&format!("{BASE}{extra}"), Path::new("x.toml")) {
+            Ok(_) => panic!("expected an error for {extra}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn rules_must_name_a_session_of_the_run() {
+        let partition = "[[round_partitions]]\nsession = 2\nround = 0\ngroups = [[0, 1], [2, 3]]\nuntil_ms = 100\n";
+        let e = error(partition);
+        assert!(
+            e.contains(
+                "round_partitions[0].session = 2 is not a session of the run: expected 0 to 1 (workload.sessions = 2)"
+            ),
+            "{e}"
+        );
+        let tamper = "[[tamper]]\nagent = 3\nsession = 5\nround = 0\nto = [0]\naction = \"omit\"\n";
+        let e = error(tamper);
+        assert!(e.contains("tamper[0].session = 5 is not a session of the run: expected 0 to 1"), "{e}");
+        let fine = "[[tamper]]\nagent = 3\nsession = 1\nround = 0\nto = [0]\naction = \"omit\"\n";
+        assert!(parse(&format!("{BASE}{fine}"), Path::new("x.toml")).is_ok());
+    }
 }
