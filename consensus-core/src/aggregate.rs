@@ -25,7 +25,6 @@ use crate::config::{ConflictPolicy, EngineConfig};
 use crate::conflict::{resolve_conflict, ConflictResolution, ConflictType, Context, TalliedVote, Tally};
 use crate::detection::{detect, Detection};
 use crate::fixed::{Ppm, PPM_ONE};
-use crate::quorum::quorum_for;
 use crate::registry::{AgentRecord, Registry, SessionRecord};
 use crate::types::{
     AgentId, AgentSpecialization, AgentStatus, AgentVote, CandidateId, ConsensusError, ConsensusMethod,
@@ -140,8 +139,7 @@ pub fn aggregate(input: &SessionInput<'_>, registry: &Registry, config: &EngineC
         .collect();
     let tally = Tally::new(votes, config.agreement_basis);
     let active = u64::try_from(registry.count(AgentStatus::Active)).unwrap_or(u64::MAX);
-    let participation_quorum = quorum_for(active).map_or(u32::MAX, |q| u32::try_from(q).unwrap_or(u32::MAX));
-    let ctx = Context { participation_quorum };
+    let ctx = Context::for_committee(active);
     let (conflict, resolution) = resolve_conflict(&tally, ctx, config);
     let honest = tally.honest();
     let outcome = if tally.counted() == 0 {
