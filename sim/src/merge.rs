@@ -451,6 +451,8 @@ mod tests {
             no_decision: 0,
             undecided: 0,
             fallback: 0,
+            influenced: 0,
+            honest_unresolved: 0,
             latency_ms: crate::results::LatencySummary { p50: seed, p95: seed, p99: seed, max: seed },
             sla_misses: 0,
             agreement_ppm: 0,

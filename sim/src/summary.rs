@@ -59,6 +59,12 @@ pub struct ScenarioSummary {
     pub undecided: u64,
     /// Decided by the fallback.
     pub fallback: u64,
+    /// Sessions the Byzantine agents changed (see [`RunRecord::influenced`]).
+    #[serde(default)]
+    pub influenced: u64,
+    /// Escalated or "no decision" sessions the honest votes alone would not decide either.
+    #[serde(default)]
+    pub honest_unresolved: u64,
     /// Honest decisions past the deadline.
     pub sla_misses: u64,
     /// Median over runs of the run's p50 latency.
@@ -131,6 +137,8 @@ impl ScenarioSummary {
         self.no_decision += record.no_decision;
         self.undecided += record.undecided;
         self.fallback += record.fallback;
+        self.influenced += record.influenced;
+        self.honest_unresolved += record.honest_unresolved;
         self.sla_misses += record.sla_misses;
         self.messages_sent += record.messages.sent;
         self.latency_max_ms = self.latency_max_ms.max(record.latency_ms.max);
@@ -164,13 +172,14 @@ impl ScenarioSummary {
             format!("finds {}", self.expect_invariant.as_deref().unwrap_or("a violation"))
         };
         format!(
-            "{:<44} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
+            "{:<44} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
             truncate(&self.scenario, 44),
             self.runs,
             violated,
             pct(self.decided),
             pct(self.correct),
             pct(self.escalated + self.no_decision + self.undecided),
+            pct(self.influenced),
             self.latency_p99_ms,
             self.sla_misses,
             expect,
@@ -181,8 +190,8 @@ impl ScenarioSummary {
     /// The table header.
     pub fn table_header() -> String {
         format!(
-            "{:<44} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7}  {:<28} {}",
-            "scenario", "seeds", "viol", "decided", "correct", "other", "p99 ms", "sla>", "expect", "verdict"
+            "{:<44} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}  {:<28} {}",
+            "scenario", "seeds", "viol", "decided", "correct", "other", "byz-inf", "p99 ms", "sla>", "expect", "verdict"
         )
     }
 }
@@ -299,6 +308,8 @@ mod tests {
             no_decision: 0,
             undecided: 0,
             fallback: 0,
+            influenced: 0,
+            honest_unresolved: 0,
             latency_ms: crate::results::LatencySummary { p50: 50, p95: 90, p99: 100 + seed, max: 120 + seed },
             sla_misses: 0,
             agreement_ppm: 900_000,
