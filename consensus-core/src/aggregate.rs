@@ -172,8 +172,7 @@ pub fn aggregate(input: &SessionInput<'_>, registry: &Registry, config: &EngineC
 /// detector's other flags, those farthest from the reference this session are kept (ties: the
 /// smaller id), up to `f` in all.
 fn cap_flags(detection: &mut Detection, equivocators: &[AgentId], f: usize) {
-    let suspects: Vec<AgentId> =
-        detection.flagged.iter().copied().filter(|a| !equivocators.contains(a)).collect();
+    let suspects: Vec<AgentId> = detection.flagged.iter().copied().filter(|a| !equivocators.contains(a)).collect();
     let room = f.saturating_sub(equivocators.len());
     if suspects.len() <= room {
         return;

@@ -463,10 +463,8 @@ fn resolve_strong_minority(
     let strong_for = |c: CandidateId| dissent.iter().filter(|v| v.support == Some(c)).count();
     // The minority's choice: among candidates with enough strong dissenters, the one with the
     // most evidence overall (ties: the smaller id).
-    let minority = ranked
-        .iter()
-        .filter(|t| strong_for(t.candidate) >= needed)
-        .max_by_key(|t| (t.evidence, Reverse(t.candidate)));
+    let minority =
+        ranked.iter().filter(|t| strong_for(t.candidate) >= needed).max_by_key(|t| (t.evidence, Reverse(t.candidate)));
     let Some(minority) = minority else {
         return ConflictResolution::MajorityRuleWithDissent {
             chosen: majority.candidate,
@@ -768,7 +766,10 @@ mod tests {
         let (kind, r) = resolve_conflict(&t, ctx7, &config);
         assert_eq!(kind, ConflictType::StrongMinority);
         assert!(
-            matches!(r, ConflictResolution::MajorityRuleWithDissent { chosen: CandidateId(0), dissenting_agents: 2, .. }),
+            matches!(
+                r,
+                ConflictResolution::MajorityRuleWithDissent { chosen: CandidateId(0), dissenting_agents: 2, .. }
+            ),
             "{r:?}"
         );
         // The design's rule (f = 1 here, so two dissenters are f + 1) overrules: the guard is

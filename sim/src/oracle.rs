@@ -25,13 +25,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use consensus_core::aggregate::{aggregate, SessionInput};
+use consensus_core::policies::fallback_consensus;
 use consensus_core::protocol::{
     recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::{SimKeyring, Verifier};
-use consensus_core::aggregate::{aggregate, SessionInput};
-use consensus_core::policies::fallback_consensus;
 use consensus_core::types::{AgentVote, ConsensusMethod, Decision, VoteValue};
 use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 
@@ -249,7 +249,8 @@ impl Oracle {
     /// [`Oracle::settle`]), against the session's epoch, kept until then.
     fn start_reference(&mut self, record: &DecisionRecord) {
         let Some(registry) = self.epochs.get(&self.epoch_of(record.session)) else { return };
-        let pending = Pending { registry: registry.clone(), candidates: record.spec.spec.candidates.clone(), mode: record.mode };
+        let pending =
+            Pending { registry: registry.clone(), candidates: record.spec.spec.candidates.clone(), mode: record.mode };
         self.pending.insert(record.session, pending);
         self.settle_if_complete(record.session);
     }

@@ -191,7 +191,17 @@ impl ScenarioSummary {
     pub fn table_header() -> String {
         format!(
             "{:<44} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}  {:<28} {}",
-            "scenario", "seeds", "viol", "decided", "correct", "other", "byz-inf", "p99 ms", "sla>", "expect", "verdict"
+            "scenario",
+            "seeds",
+            "viol",
+            "decided",
+            "correct",
+            "other",
+            "byz-inf",
+            "p99 ms",
+            "sla>",
+            "expect",
+            "verdict"
         )
     }
 }
