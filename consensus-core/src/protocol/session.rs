@@ -572,14 +572,14 @@ impl SessionMachine {
         let (normal, _) = outcome_of(ProposalMode::Normal, &spec, &votes, ctx);
         let past_deadline = ctx.now >= spec.spec.opened_ms.saturating_add(ctx.engine.deadline_ms);
         // L16b–L16c: with votes missing, propose early only an outcome that reaches the threshold.
-        // Otherwise wait for the missing votes (they can only add honest support): before vote
-        // collection always, after it only in round 0 and before the deadline, so the wait is
-        // bounded by round 0's propose timeout at the other agents; later rounds propose at once.
+        // Otherwise wait for the missing votes (lost ones are re-sent on every timeout, L58), in
+        // any round, until the session deadline: the Deadline timer runs TryPropose again, and
+        // from then on every proposer proposes what it holds at once, so the wait is bounded.
         let by_threshold = matches!(
             normal,
             AgreedOutcome::Decided { method: ConsensusMethod::Threshold | ConsensusMethod::EarlyUnanimous, .. }
         );
-        if !all_in && !by_threshold && (!self.vote_collection_done || (self.round == 0 && !past_deadline)) {
+        if !all_in && !by_threshold && !past_deadline {
             return; // L21
         }
         let fallback_on = ctx.engine.fallback == FallbackPolicy::SimpleMajority;
