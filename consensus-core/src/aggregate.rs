@@ -25,7 +25,6 @@ use crate::config::{ConflictPolicy, EngineConfig};
 use crate::conflict::{resolve_conflict, ConflictResolution, ConflictType, Context, TalliedVote, Tally};
 use crate::detection::{detect, Detection};
 use crate::fixed::{Ppm, PPM_ONE};
-use crate::quorum::quorum_for;
 use crate::registry::{AgentRecord, Registry, SessionRecord};
 use crate::types::{
     AgentId, AgentSpecialization, AgentStatus, AgentVote, CandidateId, ConsensusError, ConsensusMethod,
@@ -140,9 +139,13 @@ pub fn aggregate_borrowed<'v>(
     let validated = validate(session, candidates, votes, registry);
     let valid: Vec<&AgentVote> = validated.valid.iter().map(|(v, _)| *v).collect();
     let mut detection: Detection = detect(&config.detector, &valid, candidates, registry);
-    for e in &validated.equivocations {
-        if let Err(pos) = detection.flagged.binary_search(&e.agent) {
-            detection.flagged.insert(pos, e.agent);
+    let active = u64::try_from(registry.count(AgentStatus::Active)).unwrap_or(u64::MAX);
+    let ctx = Context::for_committee(active);
+    let equivocators: Vec<AgentId> = validated.equivocations.iter().map(|e| e.agent).collect();
+    cap_flags(&mut detection, &equivocators, ctx.max_faulty as usize);
+    for agent in equivocators {
+        if let Err(pos) = detection.flagged.binary_search(&agent) {
+            detection.flagged.insert(pos, agent);
         }
     }
     let votes = validated
@@ -151,9 +154,6 @@ pub fn aggregate_borrowed<'v>(
         .map(|(vote, record)| tallied(vote, record, detection.flagged.binary_search(&vote.agent).is_ok()))
         .collect();
     let tally = Tally::new(votes, config.agreement_basis);
-    let active = u64::try_from(registry.count(AgentStatus::Active)).unwrap_or(u64::MAX);
-    let participation_quorum = quorum_for(active).map_or(u32::MAX, |q| u32::try_from(q).unwrap_or(u32::MAX));
-    let ctx = Context { participation_quorum };
     let (conflict, resolution) = resolve_conflict(&tally, ctx, config);
     let honest = tally.honest();
     let outcome = if tally.counted() == 0 {
@@ -175,6 +175,25 @@ pub fn aggregate_borrowed<'v>(
         rejected: validated.rejected,
         equivocations: validated.equivocations,
     }
+}
+
+/// The Byzantine filter removes at most `f` voters (f = f_max of the active committee): with at
+/// most `f` Byzantine agents, more flags than that must include honest agents, and removing
+/// them can leave fewer counted votes than the participation quorum (an escalation the honest
+/// votes alone would not cause). Equivocators are proven Byzantine and always flagged; of the
+/// detector's other flags, those farthest from the reference this session are kept (ties: the
+/// smaller id), up to `f` in all.
+fn cap_flags(detection: &mut Detection, equivocators: &[AgentId], f: usize) {
+    let suspects: Vec<AgentId> = detection.flagged.iter().copied().filter(|a| !equivocators.contains(a)).collect();
+    let room = f.saturating_sub(equivocators.len());
+    if suspects.len() <= room {
+        return;
+    }
+    let mut ranked = suspects;
+    ranked.sort_by_key(|a| (std::cmp::Reverse(detection.deviations.get(a).copied().unwrap_or(Ppm::ZERO)), *a));
+    ranked.truncate(room);
+    ranked.sort();
+    detection.flagged = ranked;
 }
 
 fn tallied(vote: &AgentVote, record: &AgentRecord, flagged: bool) -> TalliedVote {
@@ -496,6 +515,35 @@ mod tests {
         let a = run(&votes[..4], &r, &config);
         let Ok(Decision::Decided(result)) = &a.outcome else { panic!("{:?}", a.outcome) };
         assert_eq!(result.method, ConsensusMethod::Threshold);
+    }
+
+    #[test]
+    fn the_byzantine_filter_removes_at_most_f_voters() {
+        let mut detection = Detection {
+            deviations: BTreeMap::from([
+                (AgentId(0), ppm(0.1)),
+                (AgentId(1), ppm(0.9)),
+                (AgentId(2), ppm(0.35)),
+                (AgentId(3), ppm(0.8)),
+                (AgentId(4), ppm(0.35)),
+            ]),
+            flagged: vec![AgentId(1), AgentId(2), AgentId(3), AgentId(4)],
+        };
+        // f = 2: the two farthest stay flagged.
+        cap_flags(&mut detection, &[], 2);
+        assert_eq!(detection.flagged, vec![AgentId(1), AgentId(3)]);
+        // An equivocator takes one of the f places (it is added back by the caller).
+        let mut detection = Detection { flagged: vec![AgentId(1), AgentId(2), AgentId(4)], ..detection };
+        cap_flags(&mut detection, &[AgentId(3)], 2);
+        assert_eq!(detection.flagged, vec![AgentId(1)]);
+        // Ties in deviation: the smaller id.
+        let mut d2 = Detection { flagged: vec![AgentId(2), AgentId(4)], ..detection.clone() };
+        cap_flags(&mut d2, &[], 1);
+        assert_eq!(d2.flagged, vec![AgentId(2)]);
+        // Within f, nothing changes.
+        let mut d3 = Detection { flagged: vec![AgentId(0)], ..detection };
+        cap_flags(&mut d3, &[], 1);
+        assert_eq!(d3.flagged, vec![AgentId(0)]);
     }
 
     #[test]

@@ -9,9 +9,17 @@
 //! | `ByzantineInfluence` | the detector flagged voters | exclude them and re-tally; too few left: human review |
 //! | `InsufficientVotes` | fewer votes than the participation quorum, or too many abstentions for any candidate to reach the threshold | request more information |
 //! | `SimpleMajority` | the best candidate reaches the threshold | consensus |
-//! | `Tie` | the two best candidates have equal vote counts | weighted scores; still tied: human review |
-//! | `StrongMinority` | some dissenting vote has confidence above 0.9 | one dissenter: majority rule with dissent; two or more: evidence analysis (majority / minority / inconclusive: expert review) |
+//! | `Tie` | the two best candidates have equal vote counts | weighted scores among the tied candidates; still tied, or each side carried by `f` or fewer votes: human review |
+//! | `StrongMinority` | some dissenting vote has confidence above 0.9 | no candidate with `f + 1` strong dissenters (the design: one dissenter): majority rule with dissent; otherwise evidence analysis (majority / minority / inconclusive: expert review) |
 //! | `NoAgreement` | none of the above | no decision |
+//!
+//! **Validity against Byzantine minorities** (docs/protocol.md V9–V12): with at most `f`
+//! Byzantine voters (`f = f_max` of the active committee, [`Context::max_faulty`]), a decided
+//! candidate must have at least `f + 1` supporting votes in the tally, so at least one honest
+//! supporter, and a below-threshold resolution is never carried by `f` or fewer votes: a tie
+//! is broken only between candidates with `f + 1` supporters each, a minority overrules only
+//! with `f + 1` strong dissenters of its own, and any resolution whose candidate has `f` or
+//! fewer supporters becomes no decision ([`resolve_conflict`]'s final guard).
 //!
 //! All quantities are integers, and candidates are ranked by a total order (support, then
 //! weight, then weighted evidence, then the smaller id), so the result never depends on the
@@ -253,6 +261,26 @@ pub enum ConflictResolution {
 pub struct Context {
     /// Honest votes needed before anything is decided: the BFT quorum of the active committee.
     pub participation_quorum: u32,
+    /// `f`: the Byzantine voters the committee tolerates (`f_max` of the active committee). A
+    /// decided candidate needs `f + 1` supporting votes, and no resolution below the threshold
+    /// is carried by `f` or fewer votes.
+    pub max_faulty: u32,
+}
+
+impl Context {
+    /// The context of an active committee of `n` agents: `q = ceil((n + f + 1) / 2)` and
+    /// `f = f_max(n)`. An empty committee can decide nothing (the quorum is unreachable).
+    pub fn for_committee(n: u64) -> Context {
+        let participation_quorum =
+            crate::quorum::quorum_for(n).map_or(u32::MAX, |q| u32::try_from(q).unwrap_or(u32::MAX));
+        let max_faulty = u32::try_from(crate::quorum::f_max(n)).unwrap_or(u32::MAX);
+        Context { participation_quorum, max_faulty }
+    }
+
+    /// `f + 1`: the supporting votes a decided candidate needs (at least one honest).
+    pub fn min_support(&self) -> u32 {
+        self.max_faulty.saturating_add(1)
+    }
 }
 
 /// Seed 4.2 `analyze_vote_distribution`.
@@ -282,6 +310,9 @@ pub fn analyze(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictTy
 }
 
 /// Seed 4.2 `resolve_conflict`: the class of the distribution and its resolution.
+///
+/// Final guard (docs/protocol.md V10): a resolution that would decide a candidate with fewer
+/// than `f + 1` supporting votes in `tally` (all of which could be Byzantine) is no decision.
 pub fn resolve_conflict(tally: &Tally, ctx: Context, config: &EngineConfig) -> (ConflictType, ConflictResolution) {
     let kind = analyze(tally, ctx, config);
     let ranked = tally.ranking();
@@ -289,13 +320,52 @@ pub fn resolve_conflict(tally: &Tally, ctx: Context, config: &EngineConfig) -> (
         (ConflictType::ByzantineInfluence, _) => resolve_byzantine_influence(tally, ctx, config),
         (ConflictType::InsufficientVotes, _) | (_, None) => insufficient(tally, ctx),
         (ConflictType::SimpleMajority, Some(best)) => ConflictResolution::Consensus { chosen: best.candidate },
-        (ConflictType::Tie, _) => resolve_tie(&ranked),
-        (ConflictType::StrongMinority, Some(best)) => resolve_strong_minority(tally, best, &ranked, config),
+        (ConflictType::Tie, _) => resolve_tie(&ranked, ctx),
+        (ConflictType::StrongMinority, Some(best)) => resolve_strong_minority(tally, best, &ranked, ctx, config),
         (ConflictType::NoAgreement, Some(best)) => {
             ConflictResolution::NoAgreement { best: Some(best.candidate), achieved: tally.agreement(best) }
         }
     };
-    (kind, resolution)
+    (kind, require_support(tally, &ranked, resolution, ctx))
+}
+
+/// The candidate a resolution decides, if it decides one.
+pub fn chosen(resolution: &ConflictResolution) -> Option<CandidateId> {
+    match resolution {
+        ConflictResolution::Consensus { chosen }
+        | ConflictResolution::WeightedConsensus { chosen, .. }
+        | ConflictResolution::EvidenceBasedConsensus { chosen, .. }
+        | ConflictResolution::MinorityOverrule { chosen, .. }
+        | ConflictResolution::MajorityRuleWithDissent { chosen, .. } => Some(*chosen),
+        ConflictResolution::Escalation { .. } | ConflictResolution::NoAgreement { .. } => None,
+    }
+}
+
+/// V10: a decided candidate has at least `f + 1` supporting votes among the counted, unflagged
+/// votes (the Byzantine filter's re-tally already applied this guard to its own tally).
+fn require_support(
+    tally: &Tally,
+    ranked: &[CandidateTally],
+    resolution: ConflictResolution,
+    ctx: Context,
+) -> ConflictResolution {
+    let Some(candidate) = chosen(&resolution) else { return resolution };
+    let honest = tally.honest();
+    let honest_ranked;
+    let ranked = if honest.counted() == tally.counted() {
+        ranked
+    } else {
+        honest_ranked = honest.ranking();
+        &honest_ranked
+    };
+    let support = ranked.iter().find(|t| t.candidate == candidate);
+    match support {
+        Some(t) if t.count >= ctx.min_support() => resolution,
+        _ => ConflictResolution::NoAgreement {
+            best: Some(candidate),
+            achieved: support.map_or(Ppm::ZERO, |t| honest.agreement(t)),
+        },
+    }
 }
 
 /// Seed 4.2 `resolve_byzantine_influence`: exclude flagged voters and re-tally. When too few
@@ -332,8 +402,19 @@ fn insufficient(tally: &Tally, ctx: Context) -> ConflictResolution {
 
 /// Seed 4.2 `resolve_tie`: the highest Σ score × weight × confidence wins; a tie there too,
 /// or no positive score, goes to human review.
-fn resolve_tie(ranked: &[CandidateTally]) -> ConflictResolution {
-    let mut by_evidence: Vec<&CandidateTally> = ranked.iter().collect();
+///
+/// V11: only the candidates tied at the top count compete (a candidate with fewer votes never
+/// wins a tie-break on evidence), and when the tied count is `f` or fewer, each side could be
+/// Byzantine votes alone, so the tie goes to human review.
+fn resolve_tie(ranked: &[CandidateTally], ctx: Context) -> ConflictResolution {
+    let top = ranked.first().map_or(0, |t| t.count);
+    if top < ctx.min_support() {
+        return ConflictResolution::Escalation {
+            reason: format!("Tie between candidates with {top} supporting vote(s) each; {} needed", ctx.min_support()),
+            action: EscalationAction::HumanReview,
+        };
+    }
+    let mut by_evidence: Vec<&CandidateTally> = ranked.iter().filter(|t| t.count == top).collect();
     by_evidence.sort_by_key(|t| (Reverse(t.evidence), t.candidate));
     match by_evidence.as_slice() {
         [first, second, ..] if first.evidence == second.evidence => ConflictResolution::Escalation {
@@ -363,32 +444,32 @@ fn strong_dissent(tally: &Tally, majority: CandidateId, config: &EngineConfig) -
 }
 
 /// Seed 4.2 `resolve_strong_minority`.
+///
+/// V12: a strong minority is the strong dissenting votes (confidence above 0.9) for **one**
+/// candidate, and it needs `f + 1` of them (at least two: the design's "two or more") to
+/// bring its candidate to evidence analysis, since `f` Byzantine agents can always cast `f`
+/// confident votes. With no such candidate the dissent is recorded and the majority rule
+/// holds (the design's single dissenter).
 fn resolve_strong_minority(
     tally: &Tally,
     majority: &CandidateTally,
     ranked: &[CandidateTally],
+    ctx: Context,
     config: &EngineConfig,
 ) -> ConflictResolution {
     let dissent = strong_dissent(tally, majority.candidate, config);
     let dissenting_agents = u32::try_from(dissent.len()).unwrap_or(u32::MAX);
-    if dissent.len() < 2 {
-        return ConflictResolution::MajorityRuleWithDissent {
-            chosen: majority.candidate,
-            dissenting_agents,
-            dissent_confidence: dissent.iter().map(|v| v.confidence).max().unwrap_or(Ppm::ZERO),
-        };
-    }
-    // The minority's choice: among candidates the strong dissenters support, the one with the
-    // most evidence overall (ties: the smaller id, via the ranking's order).
-    let minority = ranked
-        .iter()
-        .filter(|t| dissent.iter().any(|v| v.support == Some(t.candidate)))
-        .max_by_key(|t| (t.evidence, Reverse(t.candidate)));
+    let needed = ctx.min_support().max(2) as usize;
+    let strong_for = |c: CandidateId| dissent.iter().filter(|v| v.support == Some(c)).count();
+    // The minority's choice: among candidates with enough strong dissenters, the one with the
+    // most evidence overall (ties: the smaller id).
+    let minority =
+        ranked.iter().filter(|t| strong_for(t.candidate) >= needed).max_by_key(|t| (t.evidence, Reverse(t.candidate)));
     let Some(minority) = minority else {
         return ConflictResolution::MajorityRuleWithDissent {
             chosen: majority.candidate,
             dissenting_agents,
-            dissent_confidence: Ppm::ZERO,
+            dissent_confidence: dissent.iter().map(|v| v.confidence).max().unwrap_or(Ppm::ZERO),
         };
     };
     let (recommendation, strength) = analyze_evidence(majority.evidence, minority.evidence, config.evidence_margin);
@@ -450,7 +531,7 @@ mod tests {
         Tally::new(votes, AgreementBasis::Count)
     }
 
-    const CTX: Context = Context { participation_quorum: 4 };
+    const CTX: Context = Context { participation_quorum: 4, max_faulty: 1 };
     const W: u64 = 1_000_000;
 
     #[test]
@@ -566,7 +647,7 @@ mod tests {
     #[test]
     fn tie_is_broken_by_weighted_score_or_escalated() {
         let config = EngineConfig::default();
-        let ctx = Context { participation_quorum: 2 };
+        let ctx = Context { participation_quorum: 2, max_faulty: 0 };
         // Seed 7.1: analyzer (1.2, confidence 0.9, score 0.8) against retriever (1.0, 0.8, 0.9).
         let analyzer_w = 1_200_000 * 950 / 1_000; // base × (0.5 + 0.5 × 0.9)
         let retriever_w = 1_000_000 * 900 / 1_000;
@@ -609,21 +690,39 @@ mod tests {
                 dissent_confidence: ppm(0.95)
             }
         );
-        // Two strong dissenters, weak minority evidence: the evidence supports the majority.
+        // Two strong dissenters for one candidate, weak minority evidence: the evidence supports
+        // the majority.
         let t = tally(&[
             (0, Some(0), 0.9, 0.9, W, false),
             (1, Some(0), 0.9, 0.9, W, false),
             (2, Some(0), 0.9, 0.9, W, false),
             (3, Some(1), 0.3, 0.95, W, false),
-            (4, Some(2), 0.3, 0.95, W, false),
+            (4, Some(1), 0.3, 0.95, W, false),
         ]);
-        let ctx5 = Context { participation_quorum: 4 };
+        let ctx5 = Context { participation_quorum: 4, max_faulty: 1 };
         let (kind, r) = resolve_conflict(&t, ctx5, &config);
         assert_eq!(kind, ConflictType::StrongMinority);
         assert!(
             matches!(
                 r,
                 ConflictResolution::EvidenceBasedConsensus { chosen: CandidateId(0), overruled_minority: 2, .. }
+            ),
+            "{r:?}"
+        );
+        // Two strong dissenters split over two candidates (V12): neither candidate has f + 1 = 2
+        // strong dissenters, so there is no minority to weigh; the dissent is recorded.
+        let t = tally(&[
+            (0, Some(0), 0.9, 0.9, W, false),
+            (1, Some(0), 0.9, 0.9, W, false),
+            (2, Some(0), 0.9, 0.9, W, false),
+            (3, Some(1), 0.99, 0.99, W, false),
+            (4, Some(2), 0.99, 0.99, W, false),
+        ]);
+        let (_, r) = resolve_conflict(&t, ctx5, &config);
+        assert!(
+            matches!(
+                r,
+                ConflictResolution::MajorityRuleWithDissent { chosen: CandidateId(0), dissenting_agents: 2, .. }
             ),
             "{r:?}"
         );
@@ -647,6 +746,179 @@ mod tests {
         ]);
         let (_, r) = resolve_conflict(&t, ctx5, &config);
         assert!(matches!(r, ConflictResolution::Escalation { action: EscalationAction::ExpertReview, .. }), "{r:?}");
+    }
+
+    /// Issue 9's counterexample: 7 agents (f = 2), a proposal with q = 5 votes, 3 honest votes
+    /// for candidate 0 (below 66%) and 2 colluders for candidate 1 with maximal score and
+    /// confidence. The design's evidence analysis lets the colluders overrule with agreement
+    /// 0.4; under V12 two strong dissenters are f, not f + 1, so the majority rule holds.
+    #[test]
+    fn f_colluders_cannot_overrule_the_honest_majority() {
+        let config = EngineConfig::default();
+        let ctx7 = Context { participation_quorum: 5, max_faulty: 2 };
+        let t = tally(&[
+            (0, Some(0), 0.6, 0.85, W, false),
+            (1, Some(0), 0.6, 0.85, W, false),
+            (2, Some(0), 0.6, 0.85, W, false),
+            (5, Some(1), 1.0, 1.0, W, false),
+            (6, Some(1), 1.0, 1.0, W, false),
+        ]);
+        let (kind, r) = resolve_conflict(&t, ctx7, &config);
+        assert_eq!(kind, ConflictType::StrongMinority);
+        assert!(
+            matches!(
+                r,
+                ConflictResolution::MajorityRuleWithDissent { chosen: CandidateId(0), dissenting_agents: 2, .. }
+            ),
+            "{r:?}"
+        );
+        // The design's rule (f = 1 here, so two dissenters are f + 1) overrules: the guard is
+        // what changed the outcome, not the evidence.
+        let (_, r) = resolve_conflict(&t, Context { participation_quorum: 5, max_faulty: 1 }, &config);
+        assert!(matches!(r, ConflictResolution::MinorityOverrule { chosen: CandidateId(1), .. }), "{r:?}");
+        // Three strong dissenters (f + 1) with the stronger evidence do overrule: one is honest.
+        let t = tally(&[
+            (0, Some(0), 0.6, 0.85, W, false),
+            (1, Some(0), 0.6, 0.85, W, false),
+            (2, Some(0), 0.6, 0.85, W, false),
+            (3, Some(0), 0.6, 0.85, W, false),
+            (4, Some(1), 1.0, 0.95, W, false),
+            (5, Some(1), 1.0, 1.0, W, false),
+            (6, Some(1), 1.0, 1.0, W, false),
+        ]);
+        let (_, r) = resolve_conflict(&t, ctx7, &config);
+        assert!(matches!(r, ConflictResolution::MinorityOverrule { chosen: CandidateId(1), .. }), "{r:?}");
+    }
+
+    #[test]
+    fn ties_and_pluralities_of_f_votes_decide_nothing() {
+        let config = EngineConfig::default();
+        let ctx7 = Context { participation_quorum: 5, max_faulty: 2 };
+        // 2-2-1-1-1 (f = 2): each tied side could be the two Byzantine agents alone.
+        let t = tally(&[
+            (0, Some(0), 0.9, 0.8, W, false),
+            (1, Some(0), 0.9, 0.8, W, false),
+            (2, Some(1), 0.9, 0.8, W, false),
+            (3, Some(1), 0.9, 0.8, W, false),
+            (4, Some(2), 0.9, 0.8, W, false),
+            (5, Some(3), 0.9, 0.8, W, false),
+            (6, Some(4), 0.9, 0.8, W, false),
+        ]);
+        let (kind, r) = resolve_conflict(&t, ctx7, &config);
+        assert_eq!(kind, ConflictType::Tie);
+        assert!(matches!(r, ConflictResolution::Escalation { action: EscalationAction::HumanReview, .. }), "{r:?}");
+        // A plurality of 2 (= f) with one strong dissenter: majority rule would be carried by f
+        // votes, so no decision.
+        let t = tally(&[
+            (0, Some(0), 0.9, 0.8, W, false),
+            (1, Some(0), 0.9, 0.8, W, false),
+            (2, Some(1), 0.9, 0.95, W, false),
+            (3, Some(2), 0.9, 0.8, W, false),
+            (4, Some(3), 0.9, 0.8, W, false),
+            (5, None, 0.0, 0.5, W, false),
+            (6, None, 0.0, 0.5, W, false),
+        ]);
+        let (kind, r) = resolve_conflict(&t, ctx7, &config);
+        // Five of seven accept: the threshold is reachable, so this is classified, then guarded.
+        assert_eq!(kind, ConflictType::StrongMinority);
+        assert!(matches!(r, ConflictResolution::NoAgreement { best: Some(CandidateId(0)), .. }), "{r:?}");
+        // A tie-break is between the tied candidates only: candidate 2 (one vote, most evidence)
+        // never wins a 2-2 tie.
+        let ctx5 = Context { participation_quorum: 4, max_faulty: 1 };
+        let t = tally(&[
+            (0, Some(0), 0.5, 0.8, W, false),
+            (1, Some(0), 0.5, 0.8, W, false),
+            (2, Some(1), 0.6, 0.8, W, false),
+            (3, Some(1), 0.6, 0.8, W, false),
+            (4, Some(2), 1.0, 1.0, 5 * W, false),
+        ]);
+        let (kind, r) = resolve_conflict(&t, ctx5, &config);
+        assert_eq!(kind, ConflictType::Tie);
+        assert!(matches!(r, ConflictResolution::WeightedConsensus { chosen: CandidateId(1), .. }), "{r:?}");
+    }
+
+    /// Weight-based agreement: two heavy votes of seven can reach 66% of the weight, but a
+    /// decision still needs f + 1 = 3 supporters.
+    #[test]
+    fn a_weighted_threshold_needs_f_plus_one_supporters() {
+        let config = EngineConfig { agreement_basis: AgreementBasis::Weight, ..EngineConfig::default() };
+        let ctx7 = Context { participation_quorum: 5, max_faulty: 2 };
+        let mut rows: Vec<TalliedVote> = (0..5)
+            .map(|a| TalliedVote {
+                agent: AgentId(a),
+                support: Some(CandidateId(u32::from(a >= 2))),
+                score: ppm(0.9),
+                confidence: ppm(0.9),
+                weight_micro: if a < 2 { 10 * W } else { W },
+                flagged: false,
+            })
+            .collect();
+        rows.truncate(5);
+        let t = Tally::new(rows, AgreementBasis::Weight);
+        let (kind, r) = resolve_conflict(&t, ctx7, &config);
+        assert_eq!(kind, ConflictType::SimpleMajority);
+        assert!(matches!(r, ConflictResolution::NoAgreement { best: Some(CandidateId(0)), .. }), "{r:?}");
+    }
+
+    #[test]
+    fn context_for_committees() {
+        assert_eq!(Context::for_committee(4), Context { participation_quorum: 3, max_faulty: 1 });
+        assert_eq!(Context::for_committee(7), Context { participation_quorum: 5, max_faulty: 2 });
+        assert_eq!(Context::for_committee(31), Context { participation_quorum: 21, max_faulty: 10 });
+        assert_eq!(Context::for_committee(0).participation_quorum, u32::MAX);
+    }
+
+    proptest::proptest! {
+        /// V10–V12 on arbitrary tallies: whatever the votes, a decided candidate has at least
+        /// f + 1 unflagged supporters, a tie-break picks one of the top-tied candidates, and a
+        /// minority overrule is carried by f + 1 strong dissenters of its candidate.
+        #[test]
+        fn every_resolution_is_carried_by_f_plus_one_votes(
+            rows in proptest::collection::vec(
+                (proptest::option::weighted(0.85, 0u32..4), 0u32..=100, 50u32..=100, 1u64..=2_000_000, proptest::bool::weighted(0.1)),
+                1..32,
+            ),
+            weighted in proptest::bool::ANY,
+        ) {
+            let config = EngineConfig {
+                agreement_basis: if weighted { AgreementBasis::Weight } else { AgreementBasis::Count },
+                ..EngineConfig::default()
+            };
+            let votes: Vec<TalliedVote> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(support, score, confidence, weight_micro, flagged))| TalliedVote {
+                    agent: AgentId(u32::try_from(i).unwrap_or(u32::MAX)),
+                    support: support.map(CandidateId),
+                    score: Ppm::saturating(u64::from(score) * 10_000),
+                    confidence: Ppm::saturating(u64::from(confidence) * 10_000),
+                    weight_micro,
+                    flagged,
+                })
+                .collect();
+            let n = votes.len() as u64;
+            let ctx = Context::for_committee(n);
+            let t = Tally::new(votes, config.agreement_basis);
+            let (_, r) = resolve_conflict(&t, ctx, &config);
+            let honest = t.honest();
+            let ranked = honest.ranking();
+            if let Some(c) = chosen(&r) {
+                let support = ranked.iter().find(|x| x.candidate == c).map_or(0, |x| x.count);
+                proptest::prop_assert!(support > ctx.max_faulty, "{c} has {support} supporters, f = {}: {r:?}", ctx.max_faulty);
+            }
+            if let ConflictResolution::WeightedConsensus { chosen, .. } = r {
+                let top = ranked.first().map_or(0, |x| x.count);
+                proptest::prop_assert!(ranked.iter().any(|x| x.candidate == chosen && x.count == top));
+            }
+            if let ConflictResolution::MinorityOverrule { chosen, .. } = r {
+                let strong = honest
+                    .votes()
+                    .iter()
+                    .filter(|v| v.support == Some(chosen) && v.confidence > config.strong_minority_confidence)
+                    .count() as u32;
+                proptest::prop_assert!(strong > ctx.max_faulty && strong >= 2);
+            }
+        }
     }
 
     #[test]

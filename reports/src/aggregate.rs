@@ -87,6 +87,10 @@ pub struct Totals {
     pub undecided: u64,
     /// Decided by the timeout fallback.
     pub fallback: u64,
+    /// Sessions the Byzantine agents changed ([`RunRecord::influenced`]).
+    pub influenced: u64,
+    /// Escalated or "no decision" sessions the honest votes alone would not decide either.
+    pub honest_unresolved: u64,
     /// Honest decisions later than the deadline (`late_decisions` of the runs).
     pub late_decisions: u64,
     /// Sessions whose first honest decision came after the SLA, over the runs that know it.
@@ -107,6 +111,8 @@ impl Totals {
         self.no_decision = self.no_decision.saturating_add(run.no_decision);
         self.undecided = self.undecided.saturating_add(run.undecided);
         self.fallback = self.fallback.saturating_add(run.fallback);
+        self.influenced = self.influenced.saturating_add(run.influenced);
+        self.honest_unresolved = self.honest_unresolved.saturating_add(run.honest_unresolved);
         self.late_decisions = self.late_decisions.saturating_add(run.late_decisions);
         if let Some(over) = run.sessions_over_sla() {
             self.over_sla = self.over_sla.saturating_add(over);
@@ -126,6 +132,8 @@ impl Totals {
             (&mut self.no_decision, other.no_decision),
             (&mut self.undecided, other.undecided),
             (&mut self.fallback, other.fallback),
+            (&mut self.influenced, other.influenced),
+            (&mut self.honest_unresolved, other.honest_unresolved),
             (&mut self.late_decisions, other.late_decisions),
             (&mut self.over_sla, other.over_sla),
             (&mut self.over_sla_of, other.over_sla_of),

@@ -129,6 +129,15 @@ pub struct RunRecord {
     pub undecided: u64,
     /// Decided sessions that the timeout fallback decided.
     pub fallback: u64,
+    /// Byzantine influence: sessions whose first honest decision differs from what the engine
+    /// gives on the honest agents' votes alone (another candidate, a candidate where the honest
+    /// votes give none, or an escalation / "no decision" they would not give). Only runs with
+    /// Byzantine agents count any; 0 in records written before the field existed.
+    pub influenced: u64,
+    /// Sessions escalated or agreed "no decision" that the honest votes alone would not
+    /// decide either: honest disagreement, not Byzantine influence. 0 in records written before
+    /// the field existed (and in runs without Byzantine agents, where every escalation is honest).
+    pub honest_unresolved: u64,
     /// Latency of honest decisions.
     pub latency_ms: LatencySummary,
     /// Honest decisions (one per honest agent and session) later than `deadline_ms`. Not the
@@ -185,6 +194,8 @@ impl Default for RunRecord {
             no_decision: 0,
             undecided: 0,
             fallback: 0,
+            influenced: 0,
+            honest_unresolved: 0,
             latency_ms: LatencySummary::default(),
             late_decisions: 0,
             agreement_ppm: 0,

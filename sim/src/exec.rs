@@ -83,6 +83,8 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
         no_decision: 0,
         undecided: job.scenario.workload.sessions,
         fallback: 0,
+        influenced: 0,
+        honest_unresolved: 0,
         latency_ms: Default::default(),
         late_decisions: 0,
         agreement_ppm: 0,

@@ -462,6 +462,8 @@ mod tests {
             no_decision: 0,
             undecided: 0,
             fallback: 0,
+            influenced: 0,
+            honest_unresolved: 0,
             latency_ms: crate::results::LatencySummary { p50: seed, p95: seed, p99: seed, max: seed },
             late_decisions: 0,
             agreement_ppm: 0,

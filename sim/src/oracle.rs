@@ -6,6 +6,7 @@
 //! | `integrity` | an honest agent decides | an honest agent decides a session at most once |
 //! | `external-validity` | an honest agent decides | the decision carries ≥ q distinct, correctly signed, session-bound votes of the session's committee, and its outcome is the engine's aggregate of them |
 //! | `unanimity-validity` | an honest agent decides | if every honest agent that voted accepted candidate X, a decided candidate is X |
+//! | `support-validity` | an honest agent decides | a decided candidate has ≥ f + 1 accepting votes (distinct agents) in the certified vote set, f = f_max of the session's committee, so at least one honest supporter (docs/protocol.md V9–V10) |
 //! | `threshold` | an honest agent decides | a `threshold` / `early-unanimous` decision has agreement ≥ the configured threshold |
 //! | `liveness` | the run ends, if the scenario promises it | every honest agent that is up decided every session by the bound |
 //!
@@ -13,18 +14,25 @@
 //! while the Byzantine agents are fewer than the quorum intersection `2q − n`, unanimity
 //! validity and liveness not at all. The invariants not promised are not checked.
 //!
+//! Byzantine influence (not an invariant, a measurement): at a session's first honest
+//! decision the oracle also runs the engine on the honest agents' own votes alone (those cast
+//! so far, against the same registry epoch) and keeps that [`Verdict`]; a session whose
+//! decision differs from it was changed by the Byzantine agents ([`Oracle::influenced`]).
+//!
 //! The oracle keeps its own reference registry, applying each session's first decision in
 //! session order exactly as agents do, so external validity is re-checked against the same
 //! epoch the agents used, independently of any agent's state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use consensus_core::aggregate::{aggregate, SessionInput};
+use consensus_core::policies::fallback_consensus;
 use consensus_core::protocol::{
     recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, ValueId,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::{SimKeyring, Verifier};
-use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
+use consensus_core::types::{AgentVote, ConsensusMethod, Decision, VoteValue};
 use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 
 /// Registry epochs kept for checking late decisions.
@@ -40,12 +48,15 @@ pub mod names {
     pub const EXTERNAL_VALIDITY: &str = "external-validity";
     /// Unanimous honest votes decide their candidate.
     pub const UNANIMITY_VALIDITY: &str = "unanimity-validity";
+    /// A decided candidate has f + 1 accepting votes in its certified vote set.
+    pub const SUPPORT_VALIDITY: &str = "support-validity";
     /// Threshold decisions reach the threshold.
     pub const THRESHOLD: &str = "threshold";
     /// Every honest agent decides every session in time.
     pub const LIVENESS: &str = "liveness";
     /// All of them.
-    pub const ALL: [&str; 6] = [AGREEMENT, INTEGRITY, EXTERNAL_VALIDITY, UNANIMITY_VALIDITY, THRESHOLD, LIVENESS];
+    pub const ALL: [&str; 7] =
+        [AGREEMENT, INTEGRITY, EXTERNAL_VALIDITY, UNANIMITY_VALIDITY, SUPPORT_VALIDITY, THRESHOLD, LIVENESS];
 }
 
 /// Which invariants a run promises (the others always hold by construction or are promised
@@ -87,6 +98,29 @@ pub struct SeenDecision {
     pub at_ms: TimeMs,
 }
 
+/// What a session came to, coarsely: a candidate, or none (escalated or agreed "no decision").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Decided for this candidate.
+    Decided(CandidateId),
+    /// Escalated or no decision.
+    Unresolved,
+}
+
+impl Verdict {
+    /// The verdict of an agreed outcome.
+    pub fn of(outcome: &AgreedOutcome) -> Verdict {
+        outcome.chosen().map_or(Verdict::Unresolved, Verdict::Decided)
+    }
+}
+
+/// What a session's honest-votes reference needs once its honest votes are in.
+struct Pending {
+    registry: Registry,
+    candidates: Vec<CandidateId>,
+    mode: ProposalMode,
+}
+
 /// The oracle of one run.
 pub struct Oracle {
     keyring: SimKeyring,
@@ -103,6 +137,15 @@ pub struct Oracle {
     externally_valid: BTreeSet<SessionId>,
     decisions: BTreeMap<SessionId, BTreeMap<AgentId, SeenDecision>>,
     honest_votes: BTreeMap<SessionId, BTreeMap<AgentId, Option<CandidateId>>>,
+    /// The honest agents' own votes, per session, until the session's first decision.
+    honest_ballots: BTreeMap<SessionId, BTreeMap<AgentId, AgentVote>>,
+    /// Per decided session: the engine's verdict on the honest votes alone (runs with
+    /// Byzantine agents only).
+    references: BTreeMap<SessionId, Verdict>,
+    /// Decided sessions whose reference waits for honest votes.
+    pending: BTreeMap<SessionId, Pending>,
+    /// Whether the committee has Byzantine agents (else there is nothing to influence).
+    faulty: bool,
     violation: Option<Violation>,
     promises: Promises,
 }
@@ -118,6 +161,7 @@ impl Oracle {
     ) -> Oracle {
         let mut epochs = BTreeMap::new();
         epochs.insert(0, registry.clone());
+        let faulty = registry.active().any(|r| !honest.contains(&r.id));
         Oracle {
             keyring,
             engine,
@@ -130,6 +174,10 @@ impl Oracle {
             externally_valid: BTreeSet::new(),
             decisions: BTreeMap::new(),
             honest_votes: BTreeMap::new(),
+            honest_ballots: BTreeMap::new(),
+            references: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            faulty,
             violation: None,
             promises: Promises { agreement: true, unanimity_validity: true },
         }
@@ -174,6 +222,83 @@ impl Oracle {
         }
         let accepted = matches!(vote.value, VoteValue::Accept { .. }).then_some(vote.candidate);
         self.honest_votes.entry(vote.session).or_default().insert(agent, accepted);
+        if self.faulty && !self.references.contains_key(&vote.session) {
+            self.honest_ballots.entry(vote.session).or_default().insert(agent, vote.clone());
+            if self.pending.contains_key(&vote.session) {
+                self.settle_if_complete(vote.session);
+            }
+        }
+    }
+
+    /// The engine's verdict on the honest agents' votes alone, for a decided session of a run
+    /// with Byzantine agents.
+    pub fn honest_reference(&self, session: SessionId) -> Option<Verdict> {
+        self.references.get(&session).copied()
+    }
+
+    /// Whether the Byzantine agents changed `session`'s outcome (after [`Oracle::settle`] for
+    /// sessions some honest agent never voted in; sessions with fewer than q honest votes are
+    /// not judged): its first honest decision
+    /// (another candidate, or a candidate where the honest votes give none, or the reverse)
+    /// differs from the engine's verdict on the honest votes alone. `None` for undecided
+    /// sessions and runs without Byzantine agents.
+    pub fn influenced(&self, session: SessionId) -> Option<bool> {
+        let reference = self.honest_reference(session)?;
+        let first = self.first.get(&session)?;
+        Some(Verdict::of(&first.outcome) != reference)
+    }
+
+    /// At a session's first decision: its reference is computed once every honest agent has
+    /// voted (at once if they all have, else when the last honest vote comes in, or at
+    /// [`Oracle::settle`]), against the session's epoch, kept until then.
+    fn start_reference(&mut self, record: &DecisionRecord) {
+        let Some(registry) = self.epochs.get(&self.epoch_of(record.session)) else { return };
+        let pending =
+            Pending { registry: registry.clone(), candidates: record.spec.spec.candidates.clone(), mode: record.mode };
+        self.pending.insert(record.session, pending);
+        self.settle_if_complete(record.session);
+    }
+
+    fn settle_if_complete(&mut self, session: SessionId) {
+        let voted = self.honest_ballots.get(&session).map_or(0, BTreeMap::len);
+        if voted >= self.honest.len() {
+            self.settle_session(session);
+        }
+    }
+
+    /// Computes the references still waiting for honest votes (at the end of a run: crashed or
+    /// slow honest agents never voted), with the votes cast.
+    pub fn settle(&mut self) {
+        let sessions: Vec<SessionId> = self.pending.keys().copied().collect();
+        for session in sessions {
+            self.settle_session(session);
+        }
+    }
+
+    /// The engine on the honest votes of `session`, the way the protocol would decide them:
+    /// normal mode, then the fallback when the decision was a fallback one.
+    fn settle_session(&mut self, session: SessionId) {
+        let Some(pending) = self.pending.remove(&session) else { return };
+        let ballots = self.honest_ballots.remove(&session).unwrap_or_default();
+        let votes: Vec<AgentVote> = ballots.into_values().collect();
+        // Fewer than q honest votes (honest agents crashed, or still evaluating when the run
+        // ended): the honest votes alone say nothing yet, so the session is not judged.
+        let active = pending.registry.active().count() as u64;
+        let q = consensus_core::quorum::quorum_for(active).unwrap_or(u64::MAX);
+        if (votes.len() as u64) < q {
+            return;
+        }
+        let input = SessionInput { session, candidates: &pending.candidates, votes: &votes };
+        let mut verdict = match aggregate(&input, &pending.registry, &self.engine).outcome {
+            Ok(Decision::Decided(r)) => Verdict::Decided(r.chosen),
+            _ => Verdict::Unresolved,
+        };
+        if verdict == Verdict::Unresolved && pending.mode == ProposalMode::Fallback {
+            if let Ok(r) = fallback_consensus(session, &votes) {
+                verdict = Verdict::Decided(r.chosen);
+            }
+        }
+        self.references.insert(session, verdict);
     }
 
     /// Checks every decision-time invariant for one decision.
@@ -201,8 +326,12 @@ impl Oracle {
             self.check_unanimity(agent, record, step, now);
         }
         self.check_threshold(agent, record, step, now);
+        self.check_support(agent, record, step, now);
         if let std::collections::btree_map::Entry::Vacant(first) = self.first.entry(session) {
             first.insert(record.clone());
+            if self.faulty {
+                self.start_reference(record);
+            }
             self.advance();
         }
     }
@@ -300,6 +429,35 @@ impl Oracle {
         }
     }
 
+    /// V9–V10: a decided candidate has at least f + 1 accepting votes from distinct agents in
+    /// the certified vote set (f = f_max of the session's committee), so one is honest.
+    fn check_support(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
+        let Some(chosen) = record.outcome.chosen() else { return };
+        if record.value.is_none() {
+            // The local-fallback mutation decides without a certified vote set.
+            return;
+        }
+        let Some(registry) = self.epochs.get(&self.epoch_of(record.session)) else { return };
+        let n = Committee::of(registry, Mutation::None).members.len() as u64;
+        let f = consensus_core::quorum::f_max(n);
+        let supporters: BTreeSet<AgentId> = record
+            .votes
+            .iter()
+            .filter(|v| v.vote.candidate == chosen && matches!(v.vote.value, VoteValue::Accept { .. }))
+            .map(|v| v.vote.agent)
+            .collect();
+        if (supporters.len() as u64) <= f {
+            let detail = format!(
+                "{agent} decided {chosen} in {} with {} accepting vote(s) of {} in its vote set; f + 1 = {} needed",
+                record.session,
+                supporters.len(),
+                record.votes.len(),
+                f + 1
+            );
+            self.violate(names::SUPPORT_VALIDITY, step, now, detail);
+        }
+    }
+
     fn check_threshold(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
         if let AgreedOutcome::Decided { method, agreement, .. } = &record.outcome {
             let by_threshold = matches!(method, ConsensusMethod::Threshold | ConsensusMethod::EarlyUnanimous);
@@ -358,9 +516,9 @@ fn describe(value: Option<ValueId>, round: Option<Round>, outcome: &AgreedOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
-    use consensus_core::protocol::messages::{SessionSpec, SignedSpec};
-    use consensus_core::sign::{sim_committee, Signature};
-    use consensus_core::Ppm;
+    use consensus_core::protocol::messages::{SessionSpec, SignedSpec, SignedVote, ValueId};
+    use consensus_core::sign::{sim_committee, Signature, Signer};
+    use consensus_core::{AgentSpecialization, Ppm};
 
     fn oracle(n: u32) -> Oracle {
         let engine = EngineConfig::default();
@@ -448,6 +606,100 @@ mod tests {
         // One side with a value, the other without: outcomes decide.
         assert_eq!(agreement_after(&record(Some(1), Some(0), chose(0)), &record(None, None, chose(0))), None);
         assert!(agreement_after(&record(Some(1), Some(0), chose(0)), &record(None, None, chose(1))).is_some());
+    }
+
+    /// A decision of session 0 for candidate 1 by a committee of 7 (f = 2), whose vote set
+    /// holds `for_one` accepting votes for candidate 1 and accepts of candidate 0 otherwise.
+    fn decision(for_one: u32) -> (Oracle, DecisionRecord) {
+        let engine = EngineConfig::default();
+        let keys = sim_committee(7, 7);
+        let registry = Registry::seed_committee(7, &engine);
+        let session = SessionId(0);
+        let votes = (0..7u32)
+            .map(|i| {
+                let candidate = CandidateId(u32::from(i >= 7 - for_one));
+                let vote = AgentVote::accept(
+                    AgentId(i),
+                    AgentSpecialization::cycled(i as usize),
+                    session,
+                    candidate,
+                    Ppm::saturating(900_000),
+                    Ppm::saturating(950_000),
+                );
+                let signature = keys.agents[i as usize].sign(&wire::vote_signing_bytes(&vote));
+                SignedVote { vote, signature }
+            })
+            .collect();
+        let spec =
+            SessionSpec { session, query: "q".into(), candidates: vec![CandidateId(0), CandidateId(1)], opened_ms: 0 };
+        let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
+        let record = DecisionRecord {
+            session,
+            round: Some(0),
+            value: Some(ValueId([0; 32])),
+            outcome: AgreedOutcome::Decided {
+                chosen: CandidateId(1),
+                method: ConsensusMethod::MinorityOverrule,
+                agreement: Ppm::saturating(285_714),
+                byzantine: Vec::new(),
+            },
+            mode: ProposalMode::Normal,
+            votes,
+            spec: SignedSpec { spec, signature },
+            at_ms: 10,
+        };
+        let honest = (0..7).map(AgentId).collect();
+        (Oracle::new(keys.keyring, registry, engine, ProtocolConfig::default(), honest), record)
+    }
+
+    /// The support-validity checker can fail: a decision carried by f = 2 accepting votes (the
+    /// design's minority overrule by two colluders of seven) is reported, f + 1 = 3 is not.
+    #[test]
+    fn support_validity_reports_a_candidate_carried_by_f_votes() {
+        let (mut oracle, record) = decision(2);
+        oracle.check_support(AgentId(0), &record, 5, 10);
+        let v = oracle.violation().unwrap_or_else(|| panic!("no violation"));
+        assert_eq!(v.invariant, names::SUPPORT_VALIDITY);
+        assert!(v.detail.contains("2 accepting vote(s) of 7"), "{}", v.detail);
+        let (mut oracle, record) = decision(3);
+        oracle.check_support(AgentId(0), &record, 5, 10);
+        assert_eq!(oracle.violation(), None);
+        // Through on_decide the external-validity check comes first: the claimed overrule is
+        // not what the engine computes from these votes.
+        let (mut oracle, record) = decision(2);
+        oracle.on_decide(AgentId(0), &record, 5, 10);
+        assert_eq!(oracle.violation().map(|v| v.invariant.as_str()), Some(names::EXTERNAL_VALIDITY));
+    }
+
+    #[test]
+    fn influence_compares_the_decision_with_the_honest_votes_alone() {
+        // Agents 5 and 6 Byzantine; the honest votes (0..5) accept candidate 0 unanimously.
+        let (oracle, mut record) = decision(2);
+        let honest: BTreeSet<AgentId> = (0..5).map(AgentId).collect();
+        let mut oracle =
+            Oracle::new(oracle.keyring.clone(), oracle.registry.clone(), oracle.engine, oracle.protocol, honest);
+        for v in &record.votes {
+            oracle.on_local_vote(v.vote.agent, &v.vote);
+        }
+        // The decision claims candidate 1: influenced.
+        record.outcome = AgreedOutcome::Decided {
+            chosen: CandidateId(1),
+            method: ConsensusMethod::Threshold,
+            agreement: Ppm::ONE,
+            byzantine: Vec::new(),
+        };
+        oracle.on_decide(AgentId(0), &record, 1, 10);
+        // Every honest agent had voted: settled at once.
+        assert_eq!(oracle.honest_reference(SessionId(0)), Some(Verdict::Decided(CandidateId(0))));
+        assert_eq!(oracle.influenced(SessionId(0)), Some(true));
+        assert_eq!(oracle.influenced(SessionId(1)), None);
+        // Without Byzantine agents nothing is measured.
+        let (mut oracle, record) = decision(0);
+        for v in &record.votes {
+            oracle.on_local_vote(v.vote.agent, &v.vote);
+        }
+        oracle.on_decide(AgentId(0), &record, 1, 10);
+        assert_eq!(oracle.influenced(SessionId(0)), None);
     }
 
     #[test]

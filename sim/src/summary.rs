@@ -59,6 +59,12 @@ pub struct ScenarioSummary {
     pub undecided: u64,
     /// Decided by the fallback.
     pub fallback: u64,
+    /// Sessions the Byzantine agents changed (see [`RunRecord::influenced`]).
+    #[serde(default)]
+    pub influenced: u64,
+    /// Escalated or "no decision" sessions the honest votes alone would not decide either.
+    #[serde(default)]
+    pub honest_unresolved: u64,
     /// Honest decisions (one per honest agent and session) later than the deadline. Summaries
     /// written before the rename call it `sla_misses`.
     #[serde(alias = "sla_misses")]
@@ -133,6 +139,8 @@ impl ScenarioSummary {
         self.no_decision += record.no_decision;
         self.undecided += record.undecided;
         self.fallback += record.fallback;
+        self.influenced += record.influenced;
+        self.honest_unresolved += record.honest_unresolved;
         self.late_decisions += record.late_decisions;
         self.messages_sent += record.messages.sent;
         self.latency_max_ms = self.latency_max_ms.max(record.latency_ms.max);
@@ -169,13 +177,14 @@ impl ScenarioSummary {
         };
         let p99 = if self.decided == 0 { "—".to_owned() } else { self.latency_p99_ms.to_string() };
         format!(
-            "{:<name_width$} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
+            "{:<name_width$} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
             self.scenario,
             self.runs,
             violated,
             pct(self.decided),
             pct(self.correct),
             pct(self.escalated + self.no_decision + self.undecided),
+            pct(self.influenced),
             p99,
             self.late_decisions,
             expect,
@@ -192,8 +201,8 @@ impl ScenarioSummary {
     /// The table header, the scenario column `name_width` wide.
     pub fn table_header(name_width: usize) -> String {
         format!(
-            "{:<name_width$} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7}  {:<28} {}",
-            "scenario", "seeds", "viol", "decided", "correct", "other", "p99 ms", "late", "expect", "verdict"
+            "{:<name_width$} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}  {:<28} {}",
+            "scenario", "seeds", "viol", "decided", "correct", "other", "byz-inf", "p99 ms", "late", "expect", "verdict"
         )
     }
 }
@@ -300,6 +309,8 @@ mod tests {
             no_decision: 0,
             undecided: 0,
             fallback: 0,
+            influenced: 0,
+            honest_unresolved: 0,
             latency_ms: crate::results::LatencySummary { p50: 50, p95: 90, p99: 100 + seed, max: 120 + seed },
             late_decisions: 0,
             agreement_ppm: 900_000,

@@ -11,7 +11,7 @@ use crate::policies::fallback_consensus;
 use crate::quorum::{f_max, quorum};
 use crate::registry::{Registry, SessionRecord};
 use crate::sign::{Signer, Verifier};
-use crate::types::{AgentId, ConsensusError, Decision, SessionId, TimeMs, VoteValue};
+use crate::types::{AgentId, ConsensusError, ConsensusMethod, Decision, SessionId, TimeMs, VoteValue};
 use crate::wire;
 
 use super::messages::{
@@ -562,15 +562,26 @@ impl SessionMachine {
         }
         let Some(spec) = self.spec.clone() else { return };
         let have = self.votes.len();
-        let unanimous = self.votes_unanimous();
-        let enough = have >= self.committee.members.len()
-            || (have >= self.committee.vote_q && (self.vote_collection_done || unanimous)); // L16–L17
-        if !enough {
+        let all_in = have >= self.committee.members.len();
+        // L16–L17: every vote, or a quorum once vote collection is over or when it is unanimous.
+        if !all_in && (have < self.committee.vote_q || !(self.vote_collection_done || self.votes_unanimous())) {
             return; // L21
         }
+        // L16a: every valid vote held goes into the proposal, not only the first q.
         let votes: Vec<SignedVote> = self.votes.values().cloned().collect();
         let (normal, _) = outcome_of(ProposalMode::Normal, &spec, &votes, ctx);
         let past_deadline = ctx.now >= spec.spec.opened_ms.saturating_add(ctx.engine.deadline_ms);
+        // L16b–L16c: with votes missing, propose early only an outcome that reaches the threshold.
+        // Otherwise wait for the missing votes (lost ones are re-sent on every timeout, L58), in
+        // any round, until the session deadline: the Deadline timer runs TryPropose again, and
+        // from then on every proposer proposes what it holds at once, so the wait is bounded.
+        let by_threshold = matches!(
+            normal,
+            AgreedOutcome::Decided { method: ConsensusMethod::Threshold | ConsensusMethod::EarlyUnanimous, .. }
+        );
+        if !all_in && !by_threshold && !past_deadline {
+            return; // L21
+        }
         let fallback_on = ctx.engine.fallback == FallbackPolicy::SimpleMajority;
         let mode = match (&normal, fallback_on, past_deadline) {
             (AgreedOutcome::Decided { .. }, _, _) | (_, false, _) => ProposalMode::Normal,
@@ -584,6 +595,8 @@ impl SessionMachine {
         self.propose(value, None, ctx, out); // L20
     }
 
+    /// L17: every vote held accepts one candidate (the early path; the outcome must still reach
+    /// the threshold, L16b).
     fn votes_unanimous(&self) -> bool {
         let mut choices = self.votes.values().map(|v| match v.vote.value {
             VoteValue::Accept { .. } => Some(v.vote.candidate),

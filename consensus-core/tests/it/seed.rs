@@ -105,7 +105,7 @@ fn weighted_tie_goes_to_the_heavier_analyzer() {
         ],
         AgreementBasis::Count,
     );
-    let (_, resolution) = resolve_conflict(&tally, Context { participation_quorum: 2 }, &config);
+    let (_, resolution) = resolve_conflict(&tally, Context { participation_quorum: 2, max_faulty: 0 }, &config);
     assert!(matches!(resolution, ConflictResolution::WeightedConsensus { chosen, .. } if chosen == a));
 }
 

@@ -148,6 +148,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             vec![strong("Run and seed: "), text("one simulation of one scenario with one seed. The simulator is deterministic: the same seed replays exactly the same run.")],
             vec![strong("Session: "), text("one question the agents must agree on (choose the best of several candidates). Every session ends in exactly one way: "), strong("decided correct"), text(" — agreed on the best candidate (the ground truth the simulator knows); "), strong("decided wrong"), text(" — agreed on another candidate; "), strong("escalated"), text(" — handed to people; "), strong("no decision"), text(" — agreed that no candidate qualifies; "), strong("undecided"), text(" — still open when the run ended (a liveness failure); "), strong("unaccounted"), text(" — sessions a record places nowhere (should be zero).")],
             vec![strong("Fallback: "), text("a session decided by the timeout fallback instead of a vote. Fallback decisions are already counted in decided correct/wrong; figures draw them as a black outline over the decided part, not as extra sessions.")],
+            vec![strong("Byzantine influence: "), text("a session whose decision the Byzantine agents changed: the simulator also runs the engine on the honest agents' votes alone, and the session counts when the decision differs from that (another candidate, a candidate where the honest votes give none, or an escalation or \"no decision\" the honest votes would not give). Escalations and \"no decision\" that the honest votes alone give too are honest disagreement, counted separately.")],
             vec![strong("Violation: "), text("the checker found a named invariant broken (for example "), code("agreement"), text(": two honest agents decided differently). A run stops at its first violation; each comes with a command that replays it.")],
             vec![strong("Latency: "), text("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99. The service-level target (SLA) is each scenario's session deadline ([protocol] deadline_ms; the design's default is 500 ms). A session is over the SLA when its first honest decision came later than that; the report gives their share of all sessions.")],
             vec![strong("Agreement rate: "), text("the mean share of agents that voted for the decided outcome (100% = unanimous).")],
@@ -193,6 +194,8 @@ impl<'d, 'a> Builder<'d, 'a> {
         header.extend(OUTCOME_CATEGORIES.iter().take(5).map(|c| c.to_string()));
         header.extend([
             "of decided: fallback".into(),
+            "Byzantine influence".into(),
+            "escalated or no decision by honest disagreement".into(),
             "sessions over the SLA".into(),
             "runs with a violation".into(),
             "p99 latency, median of runs".into(),
@@ -201,7 +204,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             header.extend(["expected".into(), "verdict".into()]);
         }
         let mut numeric = vec![false];
-        numeric.extend([true; 11]);
+        numeric.extend([true; 13]);
         numeric.extend([false, false]);
         let rows = self
             .data
@@ -213,6 +216,8 @@ impl<'d, 'a> Builder<'d, 'a> {
                 let mut row = vec![self.scenario_link(&s.name), text(t.runs.to_string()), text(t.sessions.to_string())];
                 row.extend(counts.iter().take(5).map(|c| text(pct(*c, t.sessions))));
                 row.push(text(pct(t.fallback, t.sessions)));
+                row.push(text(pct(t.influenced, t.sessions)));
+                row.push(text(pct(t.honest_unresolved, t.sessions)));
                 row.push(text(t.over_sla_share().map_or_else(
                     || "–".to_owned(),
                     |share| format!("{:.1}% (SLA {} ms)", share * 100.0, s.deadline_ms()),
@@ -331,6 +336,9 @@ fn outcome_sentence(t: &Totals) -> String {
     if t.fallback > 0 {
         sentence
             .push_str(&format!(" ({} of all sessions decided by the timeout fallback)", pct(t.fallback, t.sessions)));
+    }
+    if t.influenced > 0 {
+        sentence.push_str(&format!("; {} of all sessions changed by Byzantine agents", pct(t.influenced, t.sessions)));
     }
     sentence.push('.');
     sentence

@@ -345,6 +345,7 @@ fn finish(
             }
         });
     }
+    w.oracle.settle();
     let mut stats = SessionStats::default();
     let mut metrics = MetricsRecorder::new();
     for s in 0..scenario.workload.sessions {
@@ -372,6 +373,8 @@ fn finish(
         no_decision: stats.no_decision,
         undecided: stats.undecided,
         fallback: stats.fallback,
+        influenced: stats.influenced,
+        honest_unresolved: stats.honest_unresolved,
         latency_ms: LatencySummary::of(&mut stats.latencies),
         late_decisions: stats.sla_misses,
         agreement_ppm: stats.agreement_sum.checked_div(stats.decided).unwrap_or(0),
@@ -405,6 +408,8 @@ struct SessionStats {
     no_decision: u64,
     undecided: u64,
     fallback: u64,
+    influenced: u64,
+    honest_unresolved: u64,
     sla_misses: u64,
     sessions_over_sla: u64,
     agreement_sum: u64,
@@ -463,6 +468,13 @@ impl SessionStats {
                 (SessionResult::NoDecision, 0)
             }
         };
+        match (w.oracle.influenced(session), first.map(|d| d.outcome.chosen())) {
+            (Some(true), _) => self.influenced += 1,
+            (Some(false), Some(None)) => self.honest_unresolved += 1,
+            // Without Byzantine agents every escalation and "no decision" is honest.
+            (None, Some(None)) if derived.byzantine.is_empty() => self.honest_unresolved += 1,
+            _ => {}
+        }
         let n = scenario.agents.count;
         metrics.record(&SessionOutcome {
             session,

@@ -49,8 +49,8 @@ pub const MAX_CANDIDATES: u32 = 256;
 /// Most scenarios one `[sweep]` may expand to.
 pub const MAX_SWEEP_COMBINATIONS: usize = 4_096;
 /// The invariants `expect.invariant` may name (the oracle's names).
-pub const INVARIANTS: [&str; 6] =
-    ["agreement", "integrity", "external-validity", "unanimity-validity", "threshold", "liveness"];
+pub const INVARIANTS: [&str; 7] =
+    ["agreement", "integrity", "external-validity", "unanimity-validity", "support-validity", "threshold", "liveness"];
 
 /// The `(dotted key, value)` pairs that name one scenario of a sweep, in key order.
 pub type SweepLabels = Vec<(String, String)>;
