@@ -92,7 +92,7 @@ impl VoteKeeper {
     pub(crate) fn add(&mut self, v: RoundVote, certified: bool, count_copies: bool) -> Added<'_> {
         let votes = self.rounds.entry((v.round, v.kind)).or_default();
         let held = votes.by_signer.entry(v.agent).or_default();
-        if held.iter().any(|h| *h == v) {
+        if held.contains(&v) {
             if count_copies {
                 *votes.copies.entry(v.value).or_default() += 1;
                 votes.copies_total += 1;
