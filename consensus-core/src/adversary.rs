@@ -6,15 +6,15 @@
 //!
 //! | strategy | what the agent does | what the honest protocol does about it |
 //! |---|---|---|
-//! | `silent` | consumes every input, outputs nothing (crash / omission) | counted among the `f` faults: `q = n − f` agents still decide; its proposer rounds time out (L51–L56) |
+//! | `silent` | consumes every input, outputs nothing (crash / omission) | counted among the `f` faults: `q = n − f` agents still decide; its proposer rounds time out (L56–L61) |
 //! | `vote-worst` | votes for the candidate it rates lowest, score 0.95, confidence 0.99, scores rewritten to stay consistent | the vote is valid and counted; the engine's detector (seed 3.2) flags the deviation, the 66% threshold bounds its weight; the simulator measures unanimity validity |
 //! | `random` | a uniformly random candidate, score and confidence uniform in [0.5, 1] | as `vote-worst` |
-//! | `equivocate` | its signed vote, prevotes, precommits and proposals go honest to the first half of its peers and conflicting (validly signed) to the second half | a first vote is kept per agent and a second one is evidence (L9); round votes and proposals likewise; quorum intersection keeps agreement |
+//! | `equivocate` | its signed vote, prevotes, precommits and proposals go honest to the first half of its peers and conflicting (validly signed) to the second half | a first vote is kept per agent and a second one is evidence (L9), proposals likewise; both sides of a round-vote equivocation are kept as evidence and each counted once for its own value (L31–L33); quorum intersection keeps agreement |
 //! | `inflate-confidence` | keeps its honest choice with confidence and score 1.0 | the engine weighs confidence as `0.5 + 0.5 c`, so its weight grows by at most a third |
 //! | `delay-to-deadline` | holds its own vote until `deadline − 50 ms` | the proposer waits for all `n` votes only until VoteCollection (L16), then proposes with `q` |
 //! | `collude` | every agent with the same collusion key votes for one target per session (never its own best when it can), score 0.95, confidence 0.99 | `f < n / 3` colluders cannot reach the threshold alone; the detector sees them, but the mean detector is dragged towards them |
 //! | `adaptive` | adds `threshold − 0.05` to the collusion target's score and votes for the argmax | stays under the detector's threshold by design; it wins only when the target was already close to the best |
-//! | `bad-proposer` | by session mod 3: withholds its proposals, proposes an invalid aggregate, or cherry-picks the votes | withheld: propose timeout and the next round (L51); invalid: V4 fails, honest agents prevote nil (L24); cherry-picked: valid, accepted — the influence docs/protocol.md admits |
+//! | `bad-proposer` | by session mod 3: withholds its proposals, proposes an invalid aggregate, or cherry-picks the votes | withheld: propose timeout and the next round (L56); invalid: V4 fails, honest agents prevote nil (L24); cherry-picked: valid, accepted — the influence docs/protocol.md admits |
 //! | `replay` | re-broadcasts honest agents' votes of earlier sessions, and one copy re-labelled with the current session | signatures bind the session: old votes are stale (dropped, or answered with a Commit), the re-labelled copy is `BadSignature` |
 //! | `forge` | broadcasts, for every peer, a vote claiming to be from that peer for its worst candidate, signed with its own key | `BadSignature`; accepted only under the `skip-signature-check` mutation, which the simulator must catch |
 //!

@@ -54,7 +54,7 @@ const WRITE_BATCH: usize = 64;
 /// messages a lossy link lost. TCP loses nothing on a live connection, so a byte-identical
 /// repeat tells the agent nothing new, and on a starved machine (the runner behind its inbox)
 /// the repeats grow the backlog until every round times out: congestion collapse. One copy
-/// per window still gets through, so the protocol's reactions to a peer's repeats (L59–L62:
+/// per window still gets through, so the protocol's reactions to a peer's repeats (L66–L69:
 /// answering a lagging peer) still happen, and the link stays fair-lossy.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_millis(1_000);
 /// Frames remembered per connection for duplicate suppression.

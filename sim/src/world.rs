@@ -540,7 +540,13 @@ impl World {
                     value,
                     honest: Some(honest),
                     sent_ms: None,
-                    detail: format!("{:?} in round {:?} ({:?} mode)", record.outcome, record.round, record.mode),
+                    detail: format!(
+                        "value {} in round {} ({:?} mode): {:?}",
+                        record.value.map_or_else(|| "none (local)".to_string(), |v| format!("{:016x}", v.short())),
+                        record.round.map_or_else(|| "none".to_string(), |r| r.to_string()),
+                        record.mode,
+                        record.outcome
+                    ),
                 });
                 self.oracle.on_decide(agent, record, step, now);
                 if self.oracle.violation().is_some() {
@@ -629,9 +635,11 @@ fn describe(m: &Message) -> String {
         Message::Vote(v) => format!("vote of {} for {}", v.vote.agent, v.vote.candidate),
         Message::Proposal(p) => {
             format!(
-                "proposal round {} by {} with {} votes: {:?}",
+                "proposal round {} by {} of value {:016x} (valid round {:?}) with {} votes: {:?}",
                 p.round,
                 p.proposer,
+                consensus_core::protocol::ValueId::of(&p.value).short(),
+                p.valid_round,
                 p.value.votes.len(),
                 p.value.outcome
             )

@@ -179,7 +179,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         match input {
             Input::Receive { from, message } if decided_before => {
                 if !matches!(message, Message::Commit(_)) {
-                    machine.help_lagging(from, &ctx, out); // L59–L60
+                    machine.help_lagging(from, &ctx, out); // L66–L67
                 }
             }
             Input::Receive { from, message } => match message {
@@ -226,7 +226,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
     }
 
-    /// L65–L66: answers a [`Message::Sync`] with up to `sync_batch` certificates.
+    /// L72–L73: answers a [`Message::Sync`] with up to `sync_batch` certificates.
     fn serve_sync(&mut self, now: TimeMs, peer: AgentId, next: SessionId, out: &mut Vec<Output>) {
         let last = self.sync_served_at.get(&peer).copied();
         if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
@@ -241,7 +241,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         }
     }
 
-    /// L67–L68: after a restart, re-arm every undecided session's timers.
+    /// L74–L75: after a restart, re-arm every undecided session's timers.
     fn recover(&mut self, now: TimeMs, out: &mut Vec<Output>) {
         let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in sessions {
@@ -311,5 +311,250 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::fixed::Ppm;
+    use crate::protocol::messages::{
+        Proposal, Round, RoundVote, SessionSpec, SignedSpec, SignedVote, ValueId, VoteKind,
+    };
+    use crate::protocol::{Mutation, Timer, TimerKind};
+    use crate::sign::{sim_committee, Keys, SimKeyring, SimSigner};
+    use crate::types::{AgentSpecialization, AgentVote, CandidateId};
+
+    /// n = 4: f = 1, q = 3. Session 1: agent 1 proposes round 0, agent 2 round 1, agent 0 round 3.
+    const N: u32 = 4;
+    const S: SessionId = SessionId(1);
+    type Keyset = Keys<SimSigner, SimKeyring>;
+    type Honest = Agent<SimSigner, SimKeyring>;
+
+    fn agent(keys: &Keyset, i: u32, mutation: Mutation) -> Honest {
+        let engine = EngineConfig::default();
+        let registry = Registry::seed_committee(N, &engine);
+        let protocol = ProtocolConfig { pipeline: 64, mutation, ..ProtocolConfig::default() };
+        Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry, engine, protocol)
+    }
+
+    fn open(keys: &Keyset) -> Input {
+        let spec = SessionSpec {
+            session: S,
+            query: "query".into(),
+            candidates: vec![CandidateId(0), CandidateId(1)],
+            opened_ms: 0,
+        };
+        let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
+        Input::Receive { from: AgentId::CLIENT, message: Message::Open(SignedSpec { spec, signature }) }
+    }
+
+    fn vote(agent: u32) -> AgentVote {
+        let mut v = AgentVote::accept(
+            AgentId(agent),
+            AgentSpecialization::cycled(agent as usize),
+            S,
+            CandidateId(0),
+            Ppm::saturating(900_000),
+            Ppm::saturating(950_000),
+        );
+        v.scores = [(CandidateId(0), Ppm::saturating(900_000)), (CandidateId(1), Ppm::saturating(300_000))]
+            .into_iter()
+            .collect::<BTreeMap<_, _>>();
+        v
+    }
+
+    fn signed_vote(keys: &Keyset, agent: u32) -> Input {
+        let v = vote(agent);
+        let signature = keys.agents[agent as usize].sign(&wire::vote_signing_bytes(&v));
+        Input::Receive { from: AgentId(agent), message: Message::Vote(SignedVote { vote: v, signature }) }
+    }
+
+    fn round_vote(keys: &Keyset, kind: VoteKind, round: Round, agent: u32, value: Option<ValueId>) -> RoundVote {
+        let signature = keys.agents[agent as usize].sign(&wire::round_vote_signing_bytes(kind, S, round, value));
+        RoundVote { kind, session: S, round, value, agent: AgentId(agent), signature }
+    }
+
+    fn receive(from: u32, message: Message) -> Input {
+        Input::Receive { from: AgentId(from), message }
+    }
+
+    fn timeout(round: Round, kind: TimerKind) -> Input {
+        Input::Timeout(Timer { session: S, round, kind })
+    }
+
+    fn feed(node: &mut Honest, now: TimeMs, inputs: Vec<Input>) -> Vec<Output> {
+        let mut out = Vec::new();
+        for input in inputs {
+            node.handle(now, input, &mut out);
+        }
+        out
+    }
+
+    /// Agent 1's round-0 proposal of session 1, as an honest proposer makes it.
+    fn round_zero_proposal(keys: &Keyset) -> Proposal {
+        let mut proposer = agent(keys, 1, Mutation::None);
+        let mut inputs = vec![open(keys), Input::LocalVote(vote(1))];
+        inputs.extend([0, 2, 3].map(|a| signed_vote(keys, a)));
+        let out = feed(&mut proposer, 10, inputs);
+        let proposal = out.into_iter().find_map(|o| match o {
+            Output::Broadcast(Message::Proposal(p)) => Some(*p),
+            _ => None,
+        });
+        proposal.unwrap_or_else(|| panic!("agent 1 proposes once it holds all votes"))
+    }
+
+    fn prevotes_of(out: &[Output], round: Round) -> Vec<Option<ValueId>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Broadcast(Message::RoundVote(v)) if v.kind == VoteKind::Prevote && v.round == round => {
+                    Some(v.value)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Agent 0 in session 1: its round-0 propose timeout fired first (it prevoted nil), agent 3
+    /// (Byzantine) sent it a nil prevote for round 0; agents 1 and 2 prevoted the value.
+    fn nil_in_round_zero(keys: &Keyset, p0: &Proposal, mutation: Mutation) -> Honest {
+        let id = ValueId::of(&p0.value);
+        let mut a0 = agent(keys, 0, mutation);
+        let mut inputs = vec![open(keys), Input::LocalVote(vote(0))];
+        inputs.extend([1, 2, 3].map(|a| signed_vote(keys, a)));
+        inputs.push(timeout(0, TimerKind::Propose));
+        inputs.push(receive(3, Message::RoundVote(round_vote(keys, VoteKind::Prevote, 0, 3, None))));
+        inputs.push(receive(1, Message::Proposal(Box::new(p0.clone()))));
+        for a in [1, 2] {
+            inputs.push(receive(a, Message::RoundVote(round_vote(keys, VoteKind::Prevote, 0, a, Some(id)))));
+        }
+        let out = feed(&mut a0, 20, inputs);
+        assert_eq!(prevotes_of(&out, 0), [None], "agent 0 prevoted nil at its propose timeout");
+        a0
+    }
+
+    /// Issue 9, the hidden lock: agent 0 holds agent 3's nil prevote of round 0; the round-1
+    /// re-proposal's polka certificate carries agent 3's prevote for the value. The keeper counts
+    /// both, so agent 0 sees q prevotes for the value in round 0 and prevotes the re-proposal
+    /// (L26–L28). Keeping only the first prevote, it waited for a polka it could never count.
+    #[test]
+    fn a_certificate_counts_an_equivocators_prevote_held_as_nil() {
+        let keys = sim_committee(41, N);
+        let p0 = round_zero_proposal(&keys);
+        let id = ValueId::of(&p0.value);
+        let mut a0 = nil_in_round_zero(&keys, &p0, Mutation::None);
+        feed(&mut a0, 300, vec![timeout(0, TimerKind::Precommit)]);
+        assert_eq!(a0.round_of(S), Some(1));
+        let polka: Vec<RoundVote> = [1, 2, 3].map(|a| round_vote(&keys, VoteKind::Prevote, 0, a, Some(id))).into();
+        let signature = keys.agents[2].sign(&wire::proposal_signing_bytes(&p0.value, 1, Some(0)));
+        let p1 = Proposal {
+            round: 1,
+            valid_round: Some(0),
+            value: p0.value.clone(),
+            proposer: AgentId(2),
+            signature,
+            polka,
+        };
+        let out = feed(&mut a0, 310, vec![receive(2, Message::Proposal(Box::new(p1)))]);
+        assert_eq!(prevotes_of(&out, 1), [Some(id)]);
+        let evidence = out.iter().filter(|o| matches!(o, Output::Evidence(e) if e.culprit() == AgentId(3))).count();
+        assert_eq!(evidence, 1, "agent 3's two prevotes are evidence");
+    }
+
+    /// L42–L43 and L15: a polka of round 0 gossiped to agent 0 in round 2 (L64–L65) becomes its
+    /// valid value, and as proposer of round 3 it re-proposes that value with its certificate
+    /// instead of a fresh value the locked agents would refuse.
+    #[test]
+    fn a_late_polka_becomes_the_valid_value_and_is_reproposed() {
+        let keys = sim_committee(42, N);
+        let p0 = round_zero_proposal(&keys);
+        let id = ValueId::of(&p0.value);
+        let mut a0 = nil_in_round_zero(&keys, &p0, Mutation::None);
+        feed(&mut a0, 300, vec![timeout(0, TimerKind::Precommit), timeout(1, TimerKind::Precommit)]);
+        assert_eq!(a0.round_of(S), Some(2));
+        // The gossip of a locked peer: agent 3's prevote for the value (it equivocated).
+        let gossip = round_vote(&keys, VoteKind::Prevote, 0, 3, Some(id));
+        feed(&mut a0, 400, vec![receive(1, Message::RoundVote(gossip))]);
+        let out = feed(&mut a0, 500, vec![timeout(2, TimerKind::Precommit)]);
+        let proposal = out.iter().find_map(|o| match o {
+            Output::Broadcast(Message::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        });
+        let proposal = proposal.unwrap_or_else(|| panic!("agent 0 proposes round 3"));
+        assert_eq!((proposal.round, proposal.valid_round), (3, Some(0)));
+        assert_eq!(ValueId::of(&proposal.value), id);
+        let signers: Vec<AgentId> = proposal.polka.iter().map(|v| v.agent).collect();
+        assert_eq!(signers, [1, 2, 3].map(AgentId));
+    }
+
+    /// L62–L65: an agent whose round moved past its valid round re-sends, on its retransmit
+    /// tick, that round's proposal as received and the q prevotes of its polka; not under
+    /// `polka-not-relayed`, and not while the valid round is the current one.
+    #[test]
+    fn retransmit_gossips_the_polka_of_the_valid_round() {
+        for mutation in [Mutation::None, Mutation::PolkaNotRelayed] {
+            let keys = sim_committee(43, N);
+            let p0 = round_zero_proposal(&keys);
+            let id = ValueId::of(&p0.value);
+            let mut a0 = agent(&keys, 0, mutation);
+            let mut inputs = vec![open(&keys), Input::LocalVote(vote(0))];
+            inputs.extend([1, 2, 3].map(|a| signed_vote(&keys, a)));
+            inputs.push(receive(1, Message::Proposal(Box::new(p0.clone()))));
+            for a in [1, 2] {
+                inputs.push(receive(a, Message::RoundVote(round_vote(&keys, VoteKind::Prevote, 0, a, Some(id)))));
+            }
+            let out = feed(&mut a0, 20, inputs);
+            assert_eq!(prevotes_of(&out, 0), [Some(id)], "{mutation:?}");
+            let tick = feed(&mut a0, 100, vec![timeout(0, TimerKind::Retransmit)]);
+            assert!(!tick.iter().any(|o| matches!(o, Output::Broadcast(Message::Proposal(_)))), "{mutation:?}");
+            feed(&mut a0, 150, vec![timeout(0, TimerKind::Precommit)]);
+            let tick = feed(&mut a0, 200, vec![timeout(0, TimerKind::Retransmit)]);
+            let proposals: Vec<&Proposal> = tick
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Broadcast(Message::Proposal(p)) => Some(&**p),
+                    _ => None,
+                })
+                .collect();
+            let mut polka = prevotes_of(&tick, 0);
+            polka.retain(Option::is_some);
+            if mutation == Mutation::None {
+                assert_eq!(proposals, [&p0]);
+                assert_eq!(polka, [Some(id); 3]);
+            } else {
+                assert!(proposals.is_empty() && polka.is_empty());
+            }
+        }
+    }
+
+    fn scheduled(out: &[Output], kind: TimerKind) -> bool {
+        out.iter().any(|o| matches!(o, Output::Schedule { timer, .. } if timer.kind == kind))
+    }
+
+    /// L74–L75 (explore finding liveness-swarm-92): after a restart the precommit timeout is
+    /// re-armed only once q precommits of the round were seen, the propose timeout only in the
+    /// propose step.
+    #[test]
+    fn recover_rearms_only_the_timeouts_the_state_justifies() {
+        let keys = sim_committee(44, N);
+        let mut a0 = agent(&keys, 0, Mutation::None);
+        feed(&mut a0, 0, vec![open(&keys), Input::LocalVote(vote(0))]);
+        let out = feed(&mut a0, 50, vec![Input::Recover]);
+        assert!(scheduled(&out, TimerKind::Retransmit) && scheduled(&out, TimerKind::Propose));
+        assert!(!scheduled(&out, TimerKind::Precommit) && !scheduled(&out, TimerKind::Prevote));
+        // Prevoted nil at the timeout; q nil prevotes: precommitted nil. Nothing is pending.
+        let mut inputs = vec![timeout(0, TimerKind::Propose)];
+        inputs.extend([1, 2].map(|a| receive(a, Message::RoundVote(round_vote(&keys, VoteKind::Prevote, 0, a, None)))));
+        let out = feed(&mut a0, 250, inputs);
+        assert_eq!(prevotes_of(&out, 0), [None]);
+        let out = feed(&mut a0, 260, vec![Input::Recover]);
+        assert!(!scheduled(&out, TimerKind::Propose) && !scheduled(&out, TimerKind::Precommit));
+        // q nil prevotes made it precommit nil; with q precommits the precommit timeout is too.
+        let inputs = [1, 2].map(|a| receive(a, Message::RoundVote(round_vote(&keys, VoteKind::Precommit, 0, a, None))));
+        feed(&mut a0, 270, inputs.into());
+        let out = feed(&mut a0, 280, vec![Input::Recover]);
+        assert!(scheduled(&out, TimerKind::Precommit) && !scheduled(&out, TimerKind::Propose));
     }
 }

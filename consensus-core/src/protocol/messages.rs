@@ -159,7 +159,7 @@ pub enum VoteKind {
     Precommit,
 }
 
-/// A prevote or precommit (docs/protocol.md L23–L40).
+/// A prevote or precommit (docs/protocol.md L23–L45).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RoundVote {
     /// Prevote or precommit.
@@ -176,7 +176,7 @@ pub struct RoundVote {
     pub signature: Signature,
 }
 
-/// A decision certificate: a proposal and q precommits for its value (docs/protocol.md L46).
+/// A decision certificate: a proposal and q precommits for its value (docs/protocol.md L51).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     /// The decided proposal.

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod messages;
 mod session;
+mod votekeeper;
 
 pub use session::{recompute, Committee};
 
@@ -48,8 +49,8 @@ pub enum Mutation {
     /// round"), so a value locked in round 0 can never be re-proposed (tendermint#2702, fixed by
     /// PR #2704).
     PolRoundZeroRejected,
-    /// L31–L43: the prevote and precommit tallies count signed messages, not distinct signers,
-    /// so a re-sent (L58), duplicated or certificate-carried copy of one agent's vote counts
+    /// L34–L48: the prevote and precommit tallies count signed messages, not distinct signers,
+    /// so a re-sent (L63), duplicated or certificate-carried copy of one agent's vote counts
     /// again (monad-bft#2086: QCs with duplicate signatures; flow-go PR #1830: a vote fed twice).
     DuplicateVotesCounted,
     /// Timeouts do not grow with the round (`timeout_delta` ignored), so rounds never outlast a
@@ -78,13 +79,13 @@ pub struct ProtocolConfig {
     pub vote_collect_ms: TimeMs,
     /// Propose timeout of round 0 (L13).
     pub timeout_propose_ms: TimeMs,
-    /// Prevote timeout of round 0 (L32).
+    /// Prevote timeout of round 0 (L35).
     pub timeout_prevote_ms: TimeMs,
-    /// Precommit timeout of round 0 (L42).
+    /// Precommit timeout of round 0 (L47).
     pub timeout_precommit_ms: TimeMs,
     /// Added to every timeout per round, so rounds eventually outlast any message delay.
     pub timeout_delta_ms: TimeMs,
-    /// Interval at which an undecided agent re-sends its own messages (L57–L58).
+    /// Interval at which an undecided agent re-sends its own messages (L62–L63).
     pub retransmit_ms: TimeMs,
     /// Sessions that may overlap: session s is validated against the registry after sessions
     /// `0 ..= s − pipeline` (docs/protocol.md, "Replicated reputation").
@@ -137,13 +138,13 @@ impl ProtocolConfig {
 pub enum TimerKind {
     /// The proposer stops waiting for all n votes (L3, L16).
     VoteCollection,
-    /// L13 / L51.
+    /// L13 / L56.
     Propose,
-    /// L32 / L53.
+    /// L35 / L58.
     Prevote,
-    /// L42 / L55.
+    /// L47 / L60.
     Precommit,
-    /// L57: re-send own messages.
+    /// L62: re-send own messages.
     Retransmit,
     /// The session deadline (fallback, L18, and the local-fallback mutation).
     Deadline,
@@ -291,7 +292,7 @@ pub enum Output {
     },
     /// Ask the evaluator for this agent's vote on the session (L2).
     Evaluate(SessionSpec),
-    /// The agent decided (L45).
+    /// The agent decided (L50).
     Decide(Box<DecisionRecord>),
     /// Byzantine behaviour observed.
     Evidence(Box<Evidence>),

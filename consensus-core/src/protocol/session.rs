@@ -18,6 +18,7 @@ use super::messages::{
     AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SignedSpec, SignedVote,
     ValueId, VoteKind,
 };
+use super::votekeeper::{Added, VoteKeeper};
 use super::{DecisionRecord, Evidence, Mutation, Output, ProtocolConfig, Rejection, Timer, TimerKind};
 
 /// The agents of a session's committee and its quorum arithmetic.
@@ -30,7 +31,7 @@ pub struct Committee {
     pub q: usize,
     /// Votes a proposal's vote set needs (V2): the true quorum, whatever the mutation.
     pub vote_q: usize,
-    /// `f + 1`: the round-skip threshold (L49).
+    /// `f + 1`: the round-skip threshold (L54).
     pub skip: usize,
 }
 
@@ -115,8 +116,8 @@ pub(crate) struct SessionMachine {
     validity: BTreeMap<ValueId, bool>,
     /// The proposal of each round from its proposer, with its value id (hashed once).
     proposals: BTreeMap<Round, (Proposal, ValueId)>,
-    prevotes: BTreeMap<Round, BTreeMap<AgentId, RoundVote>>,
-    precommits: BTreeMap<Round, BTreeMap<AgentId, RoundVote>>,
+    /// Every validly signed prevote and precommit, counted by distinct signer (L31–L33).
+    keeper: VoteKeeper,
     votes: BTreeMap<AgentId, SignedVote>,
     own_vote: Option<SignedVote>,
     vote_collection_done: bool,
@@ -127,8 +128,6 @@ pub(crate) struct SessionMachine {
     decided: Option<Decided>,
     commit_sent_at: BTreeMap<AgentId, TimeMs>,
     round_help_sent_at: BTreeMap<AgentId, TimeMs>,
-    /// `duplicate-votes-counted` only: copies of round votes already held, counted again.
-    duplicates: BTreeMap<(VoteKind, Round), Vec<RoundVote>>,
 }
 
 impl SessionMachine {
@@ -145,8 +144,7 @@ impl SessionMachine {
             values: BTreeMap::new(),
             validity: BTreeMap::new(),
             proposals: BTreeMap::new(),
-            prevotes: BTreeMap::new(),
-            precommits: BTreeMap::new(),
+            keeper: VoteKeeper::default(),
             votes: BTreeMap::new(),
             own_vote: None,
             vote_collection_done: false,
@@ -157,7 +155,6 @@ impl SessionMachine {
             decided: None,
             commit_sent_at: BTreeMap::new(),
             round_help_sent_at: BTreeMap::new(),
-            duplicates: BTreeMap::new(),
         }
     }
 
@@ -247,7 +244,7 @@ impl SessionMachine {
         }
     }
 
-    /// Verifies and stores a prevote or precommit (L31–L44 inputs).
+    /// Verifies a prevote or precommit and hands it to the vote keeper (L31–L33).
     pub fn on_round_vote(&mut self, from: AgentId, v: RoundVote, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         if v.session != self.session {
             out.push(Output::Reject { from, reason: Rejection::WrongSession });
@@ -257,38 +254,51 @@ impl SessionMachine {
             out.push(Output::Reject { from, reason: Rejection::NotInCommittee });
             return;
         }
-        let bytes = wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value);
-        if !ctx.verify(v.agent, &bytes, &v.signature) {
-            out.push(Output::Reject { from, reason: Rejection::BadSignature });
-            return;
+        // A copy of a held vote (retransmissions, L63) was verified when it first came.
+        let held = self.keeper.holds(&v);
+        if !held {
+            let bytes = wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value);
+            if !ctx.verify(v.agent, &bytes, &v.signature) {
+                out.push(Output::Reject { from, reason: Rejection::BadSignature });
+                return;
+            }
         }
-        if v.round < self.round {
+        if v.round < self.round && v.agent == from {
+            // The sender's own vote of an earlier round: it is still there (L66).
             self.answer_lagging_round(from, v.round, ctx, out);
         }
-        let book = match v.kind {
-            VoteKind::Prevote => &mut self.prevotes,
-            VoteKind::Precommit => &mut self.precommits,
-        };
-        let round = book.entry(v.round).or_default();
-        match round.get(&v.agent) {
-            Some(first) if *first != v => {
-                let evidence = Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(v) };
-                out.push(Output::Evidence(Box::new(evidence)));
-            }
-            Some(_) if ctx.protocol.mutation == Mutation::DuplicateVotesCounted => {
-                // The mutation: a copy of a held vote is tallied again.
-                self.duplicates.entry((v.kind, v.round)).or_default().push(v);
-                self.progress(ctx, out);
-            }
-            Some(_) => {}
-            None => {
-                round.insert(v.agent, v);
-                self.progress(ctx, out);
-            }
+        if held && ctx.protocol.mutation != Mutation::DuplicateVotesCounted {
+            return;
+        }
+        if self.keep(v, false, ctx, out) {
+            self.progress(ctx, out);
         }
     }
 
-    /// L61–L62. A peer is still in an earlier round (its retransmissions say so) and this agent has moved
+    /// L31–L33: keeps a verified round vote; reports an equivocation. Returns whether a tally
+    /// changed.
+    fn keep(&mut self, v: RoundVote, certified: bool, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
+        if !self.keeper.admits(v.agent, v.round, self.round) {
+            return false;
+        }
+        let copies = ctx.protocol.mutation == Mutation::DuplicateVotesCounted;
+        let (evidence, counted) = match self.keeper.add(v, certified, copies) {
+            Added::New => return true,
+            // The mutation: a copy of a held vote is tallied again.
+            Added::Duplicate => return copies,
+            Added::Equivocation { first, second } => (
+                Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(second.clone()) },
+                true,
+            ),
+            Added::OverBound { first, refused } => {
+                (Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(refused) }, false)
+            }
+        };
+        out.push(Output::Evidence(Box::new(evidence)));
+        counted
+    }
+
+    /// L68–L69. A peer is still in an earlier round (its retransmissions say so) and this agent has moved
     /// on, so it no longer re-sends that round's messages: send it ours, at most once per
     /// retransmit interval. Without this, a peer that lost our precommit of round r can wait
     /// for it forever (Tendermint assumes every message is eventually delivered).
@@ -301,8 +311,8 @@ impl SessionMachine {
             return;
         }
         self.round_help_sent_at.insert(from, ctx.now);
-        for book in [&self.prevotes, &self.precommits] {
-            if let Some(v) = book.get(&round).and_then(|r| r.get(&ctx.me)) {
+        for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+            if let Some(v) = self.keeper.first_of(round, kind, ctx.me) {
                 out.push(Output::Send { to: from, message: Message::RoundVote(v.clone()) });
             }
         }
@@ -364,28 +374,39 @@ impl SessionMachine {
         }
     }
 
-    /// L26–L27: stores the verified prevotes of a proposal's polka certificate as if received.
+    /// L26–L27: checks a proposal's polka certificate on its own (q distinct committee members'
+    /// valid prevotes for (vr, id(v))) and hands its prevotes to the vote keeper as received.
+    /// A certified prevote is counted even when its signer sent this agent something else first
+    /// (the hidden lock of issue 9); prevotes of a short certificate count as ordinary ones.
     fn absorb_polka(&mut self, from: AgentId, p: &Proposal, id: ValueId, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let Some(vr) = p.valid_round else { return };
-        for v in &p.polka {
-            let bytes = wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value);
-            let genuine = v.kind == VoteKind::Prevote
+        let mut genuine = vec![false; p.polka.len()];
+        let mut signers = BTreeSet::new();
+        for (ok, v) in genuine.iter_mut().zip(&p.polka) {
+            *ok = v.kind == VoteKind::Prevote
                 && v.session == self.session
                 && v.round == vr
                 && v.value == Some(id)
                 && self.committee.contains(v.agent)
-                && ctx.verify(v.agent, &bytes, &v.signature);
-            if !genuine {
+                && (self.keeper.holds(v)
+                    || ctx.verify(
+                        v.agent,
+                        &wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value),
+                        &v.signature,
+                    ));
+            if *ok {
+                signers.insert(v.agent);
+            } else {
                 out.push(Output::Reject { from, reason: Rejection::BadSignature });
-                continue;
             }
-            let held = self.prevotes.entry(vr).or_default();
-            if ctx.protocol.mutation == Mutation::DuplicateVotesCounted && held.get(&v.agent) == Some(v) {
-                // The mutation: a certificate's copy of a prevote already received is tallied again.
-                self.duplicates.entry((VoteKind::Prevote, vr)).or_default().push(v.clone());
-                continue;
+        }
+        let certified = signers.len() >= self.committee.q;
+        let copies = ctx.protocol.mutation == Mutation::DuplicateVotesCounted;
+        for (v, ok) in p.polka.iter().zip(genuine) {
+            // A certificate's copy of a held prevote changes nothing (except under the mutation).
+            if ok && (copies || !self.keeper.holds(v)) {
+                self.keep(v.clone(), certified, ctx, out);
             }
-            held.entry(v.agent).or_insert_with(|| v.clone());
         }
     }
 
@@ -394,7 +415,7 @@ impl SessionMachine {
             && ctx.verifier.verify(ctx.protocol.client, &wire::spec_signing_bytes(&spec.spec), &spec.signature)
     }
 
-    /// L47–L48: a decision certificate.
+    /// L52–L53: a decision certificate.
     pub fn on_commit(&mut self, from: AgentId, c: Commit, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         if self.decided.is_some() {
             return;
@@ -426,7 +447,7 @@ impl SessionMachine {
             return;
         }
         let r = round.unwrap_or(c.proposal.round);
-        self.decide(r, id, Some(c), ctx, out); // L48
+        self.decide(r, id, Some(c), ctx, out); // L53
     }
 
     /// The certificate of a decided session, if held.
@@ -434,7 +455,11 @@ impl SessionMachine {
         self.decided.as_ref().and_then(|d| d.commit.as_ref())
     }
 
-    /// L67–L68. After a restart: timers are gone, so re-arm retransmission and the round's timeout.
+    /// L74–L75. After a restart the timers are gone: re-arm retransmission and exactly the
+    /// round timeouts the durable state justifies, each for its full length from now. The
+    /// precommit timeout only once q precommits of the round were seen (L46–L47): re-arming it
+    /// without them made a restarted agent skip the round alone (explore finding
+    /// liveness-swarm-92, `regressions/recover-precommit-timer.toml`).
     pub fn recover(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         if self.decided.is_some() || !self.started {
             return;
@@ -446,12 +471,22 @@ impl SessionMachine {
             }
         }
         self.schedule(TimerKind::Retransmit, ctx.now, out);
-        let at = ctx.now.saturating_add(ctx.protocol.timeout(TimerKind::Propose, self.round));
-        self.schedule(TimerKind::Propose, at, out);
-        self.schedule(TimerKind::Precommit, at, out);
+        let timeout = |kind| ctx.now.saturating_add(ctx.protocol.timeout(kind, self.round));
+        if self.step == Step::Propose {
+            self.schedule(TimerKind::Propose, timeout(TimerKind::Propose), out);
+            // L13
+        }
+        if self.step == Step::Prevote && self.prevote_timer_set.contains(&self.round) {
+            self.schedule(TimerKind::Prevote, timeout(TimerKind::Prevote), out);
+            // L35
+        }
+        if self.precommit_timer_set.contains(&self.round) {
+            self.schedule(TimerKind::Precommit, timeout(TimerKind::Precommit), out);
+            // L47
+        }
     }
 
-    /// L59–L60: after deciding, answer a lagging agent with the certificate.
+    /// L66–L67: after deciding, answer a lagging agent with the certificate.
     pub fn help_lagging(&mut self, from: AgentId, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let Some(decided) = &self.decided else { return };
         let Some(commit) = decided.commit.clone() else { return };
@@ -470,7 +505,7 @@ impl SessionMachine {
         out.push(Output::Send { to: from, message: Message::Commit(Box::new(commit)) });
     }
 
-    /// L51–L58 and the deadline.
+    /// L56–L63 and the deadline.
     pub fn on_timeout(&mut self, timer: Timer, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         if self.decided.is_some() {
             return;
@@ -481,19 +516,19 @@ impl SessionMachine {
                 self.try_propose(ctx, out);
             }
             TimerKind::Propose if timer.round == self.round && self.step == Step::Propose => {
-                self.broadcast_round_vote(VoteKind::Prevote, None, ctx, out); // L52
+                self.broadcast_round_vote(VoteKind::Prevote, None, ctx, out); // L57
                 self.step = Step::Prevote;
             }
             TimerKind::Prevote if timer.round == self.round && self.step == Step::Prevote => {
-                self.broadcast_round_vote(VoteKind::Precommit, None, ctx, out); // L54
+                self.broadcast_round_vote(VoteKind::Precommit, None, ctx, out); // L59
                 self.step = Step::Precommit;
             }
             TimerKind::Precommit if timer.round == self.round => {
-                self.start_round(self.round.saturating_add(1), ctx, out); // L56
+                self.start_round(self.round.saturating_add(1), ctx, out); // L61
             }
             TimerKind::Retransmit => {
                 if self.started {
-                    self.retransmit(ctx, out); // L57–L58
+                    self.retransmit(ctx, out); // L62–L63
                 } else {
                     self.ask_for_session(ctx, out);
                 }
@@ -511,7 +546,7 @@ impl SessionMachine {
         self.progress(ctx, out);
     }
 
-    /// L63–L64. Peers talk about a session whose `Open` (and every proposal) this agent lost: ask one
+    /// L70–L71. Peers talk about a session whose `Open` (and every proposal) this agent lost: ask one
     /// peer per interval, in turn, for its certificate (answered if it decided).
     fn ask_for_session(&self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let others: Vec<AgentId> = self.committee.members.iter().copied().filter(|a| *a != ctx.me).collect();
@@ -523,7 +558,8 @@ impl SessionMachine {
         out.push(Output::Send { to: peer, message: Message::Sync { next: self.session } });
     }
 
-    /// L57–L58: re-send this agent's own messages of the current round.
+    /// L62–L65: re-send this agent's own messages of the current round and, once the round
+    /// has moved past its valid round, the polka of that round with its proposal.
     fn retransmit(&self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         if let Some(v) = &self.own_vote {
             out.push(Output::Broadcast(Message::Vote(v.clone())));
@@ -531,10 +567,29 @@ impl SessionMachine {
         if let Some((p, _)) = self.proposals.get(&self.round).filter(|(p, _)| p.proposer == ctx.me) {
             out.push(Output::Broadcast(Message::Proposal(Box::new(p.clone()))));
         }
-        for book in [&self.prevotes, &self.precommits] {
-            if let Some(v) = book.get(&self.round).and_then(|r| r.get(&ctx.me)) {
+        for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+            if let Some(v) = self.keeper.first_of(self.round, kind, ctx.me) {
                 out.push(Output::Broadcast(Message::RoundVote(v.clone())));
             }
+        }
+        self.gossip_polka(ctx, out);
+    }
+
+    /// L64–L65: the gossip a locked or lagging peer needs. While this agent holds a valid value
+    /// of an earlier round, it re-broadcasts that round's proposal exactly as received (a
+    /// changed copy would look like proposer equivocation) and the q prevotes for its value:
+    /// at most one proposal and q prevotes per session and retransmit interval, each bounded
+    /// by the wire's frame limits. Not under `polka-not-relayed`, whose point is a polka
+    /// that never travels.
+    fn gossip_polka(&self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        let Some((vr, id)) = self.valid.filter(|(vr, _)| *vr < self.round) else { return };
+        if ctx.protocol.mutation == Mutation::PolkaNotRelayed {
+            return;
+        }
+        let Some((p, _)) = self.proposals.get(&vr).filter(|(_, pid)| *pid == id) else { return };
+        out.push(Output::Broadcast(Message::Proposal(Box::new(p.clone()))));
+        for v in self.keeper.votes_for(vr, VoteKind::Prevote, Some(id)).take(self.committee.q) {
+            out.push(Output::Broadcast(Message::RoundVote(v.clone())));
         }
     }
 
@@ -613,8 +668,7 @@ impl SessionMachine {
         // L15: a re-proposal carries the q prevotes that made the value valid.
         let polka: Vec<RoundVote> = valid_round
             .filter(|_| ctx.protocol.mutation != Mutation::PolkaNotRelayed)
-            .and_then(|vr| self.prevotes.get(&vr))
-            .map(|r| r.values().filter(|v| v.value == Some(id)).cloned().collect())
+            .map(|vr| self.keeper.votes_for(vr, VoteKind::Prevote, Some(id)).cloned().collect())
             .unwrap_or_default();
         let proposal = Proposal { round: self.round, valid_round, value, proposer: ctx.me, signature, polka };
         self.proposals.insert(self.round, (proposal.clone(), id));
@@ -624,34 +678,17 @@ impl SessionMachine {
     fn broadcast_round_vote(&mut self, kind: VoteKind, value: Option<ValueId>, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let signature = ctx.signer.sign(&wire::round_vote_signing_bytes(kind, self.session, self.round, value));
         let v = RoundVote { kind, session: self.session, round: self.round, value, agent: ctx.me, signature };
-        let book = match kind {
-            VoteKind::Prevote => &mut self.prevotes,
-            VoteKind::Precommit => &mut self.precommits,
-        };
-        book.entry(self.round).or_default().insert(ctx.me, v.clone());
+        self.keeper.add(v.clone(), false, false);
         out.push(Output::Broadcast(Message::RoundVote(v)));
     }
 
-    fn count(
-        book: &BTreeMap<Round, BTreeMap<AgentId, RoundVote>>,
-        round: Round,
-        value: Option<Option<ValueId>>,
-    ) -> usize {
-        book.get(&round).map_or(0, |r| r.values().filter(|v| value.is_none_or(|x| v.value == x)).count())
-    }
-
     /// The prevotes or precommits of `round` for `value` (`None`: any value), by distinct
-    /// signer; under `duplicate-votes-counted`, plus every copy counted again.
+    /// signer (the vote keeper); under `duplicate-votes-counted`, plus every copy counted again.
     fn tally(&self, kind: VoteKind, round: Round, value: Option<Option<ValueId>>) -> usize {
-        let book = match kind {
-            VoteKind::Prevote => &self.prevotes,
-            VoteKind::Precommit => &self.precommits,
-        };
-        let copies = self
-            .duplicates
-            .get(&(kind, round))
-            .map_or(0, |c| c.iter().filter(|v| value.is_none_or(|x| v.value == x)).count());
-        Self::count(book, round, value).saturating_add(copies)
+        match value {
+            Some(value) => self.keeper.count(round, kind, value),
+            None => self.keeper.count_any(round, kind),
+        }
     }
 
     /// Runs every "upon" rule until none fires.
@@ -664,6 +701,7 @@ impl SessionMachine {
             let fired = self.rule_prevote_on_proposal(ctx, out)
                 || self.rule_prevote_timer(ctx, out)
                 || self.rule_lock_and_precommit(ctx, out)
+                || self.rule_late_polka(ctx)
                 || self.rule_precommit_nil(ctx, out)
                 || self.rule_precommit_timer(ctx, out)
                 || self.rule_decide(ctx, out)
@@ -702,7 +740,7 @@ impl SessionMachine {
         true
     }
 
-    /// L31–L32.
+    /// L34–L35.
     fn rule_prevote_timer(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if self.step != Step::Prevote
             || self.prevote_timer_set.contains(&self.round)
@@ -716,7 +754,7 @@ impl SessionMachine {
         true
     }
 
-    /// L33–L38.
+    /// L36–L41.
     fn rule_lock_and_precommit(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if self.step < Step::Prevote || self.locked_in.contains(&self.round) {
             return false;
@@ -728,15 +766,37 @@ impl SessionMachine {
         }
         self.locked_in.insert(self.round);
         if self.step == Step::Prevote {
-            self.locked = Some((self.round, id)); // L36
-            self.broadcast_round_vote(VoteKind::Precommit, Some(id), ctx, out); // L37
+            self.locked = Some((self.round, id)); // L39
+            self.broadcast_round_vote(VoteKind::Precommit, Some(id), ctx, out); // L40
             self.step = Step::Precommit;
         }
-        self.valid = Some((self.round, id)); // L38
+        self.valid = Some((self.round, id)); // L41
         true
     }
 
-    /// L39–L40.
+    /// L42–L43 (not in the paper): a polka of an earlier round than this one, learned late
+    /// (a retransmission, a polka gossiped by a peer, L64–L65), becomes the valid value when it
+    /// is newer than the one held. Locks do not change. Safe because `validValue` only decides
+    /// what this agent proposes (L15), and every receiver checks that re-proposal against its
+    /// own lock with the certificate (L26–L28); it lets an honest proposer re-propose the
+    /// newest polka any honest agent holds, which every locked honest agent accepts.
+    fn rule_late_polka(&mut self, ctx: &Ctx<'_>) -> bool {
+        let from = self.valid.map_or(0, |(vr, _)| vr.saturating_add(1));
+        let mut below = self.round;
+        while from < below {
+            let Some((round, id)) = self.proposals.range(from..below).next_back().map(|(r, (_, id))| (*r, *id)) else {
+                return false;
+            };
+            below = round;
+            if self.tally(VoteKind::Prevote, round, Some(Some(id))) >= self.committee.q && self.is_valid(id, ctx) {
+                self.valid = Some((round, id)); // L43
+                return true;
+            }
+        }
+        false
+    }
+
+    /// L44–L45.
     fn rule_precommit_nil(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if self.step != Step::Prevote || self.tally(VoteKind::Prevote, self.round, Some(None)) < self.committee.q {
             return false;
@@ -746,7 +806,7 @@ impl SessionMachine {
         true
     }
 
-    /// L41–L42.
+    /// L46–L47.
     fn rule_precommit_timer(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if self.precommit_timer_set.contains(&self.round)
             || self.tally(VoteKind::Precommit, self.round, None) < self.committee.q
@@ -759,16 +819,17 @@ impl SessionMachine {
         true
     }
 
-    /// L43–L45, in any round.
+    /// L48–L50, in any round.
     fn rule_decide(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
-        let candidates: Vec<(Round, ValueId)> = self.proposals.iter().map(|(r, (_, id))| (*r, *id)).collect();
-        for (round, id) in candidates {
+        let mut next = Some(0);
+        while let Some(from) = next {
+            let Some((round, id)) = self.proposals.range(from..).next().map(|(r, (_, id))| (*r, *id)) else {
+                return false;
+            };
+            next = round.checked_add(1);
             if self.tally(VoteKind::Precommit, round, Some(Some(id))) >= self.committee.q && self.is_valid(id, ctx) {
-                let precommits: Vec<RoundVote> = self
-                    .precommits
-                    .get(&round)
-                    .map(|r| r.values().filter(|v| v.value == Some(id)).cloned().collect())
-                    .unwrap_or_default();
+                let precommits: Vec<RoundVote> =
+                    self.keeper.votes_for(round, VoteKind::Precommit, Some(id)).cloned().collect();
                 let commit = self.proposals.get(&round).map(|(p, _)| Commit { proposal: p.clone(), precommits });
                 self.decide(round, id, commit, ctx, out);
                 return true;
@@ -777,18 +838,16 @@ impl SessionMachine {
         false
     }
 
-    /// L49–L50.
+    /// L54–L55.
     fn rule_skip_round(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
-        let mut senders: BTreeMap<Round, BTreeSet<AgentId>> = BTreeMap::new();
-        for book in [&self.prevotes, &self.precommits] {
-            for (r, votes) in book.range(self.round.saturating_add(1)..) {
-                senders.entry(*r).or_default().extend(votes.keys().copied());
-            }
-        }
-        for (r, p) in self.proposals.range(self.round.saturating_add(1)..) {
-            senders.entry(*r).or_default().insert(p.0.proposer);
-        }
-        let target = senders.iter().rev().find(|(_, s)| s.len() >= self.committee.skip).map(|(r, _)| *r);
+        let above = self.round.saturating_add(1);
+        let proposer = |r: Round| self.proposals.get(&r).map(|(p, _)| p.proposer);
+        let from_votes =
+            self.keeper.rounds_above(self.round).find(|r| self.keeper.senders(*r, proposer(*r)) >= self.committee.skip);
+        // A round holding only a proposal has one sender: enough only when f + 1 = 1.
+        let from_proposal =
+            self.proposals.range(above..).next_back().map(|(r, _)| *r).filter(|_| self.committee.skip <= 1);
+        let target = from_votes.max(from_proposal);
         match target {
             Some(r) => {
                 self.start_round(r, ctx, out);
@@ -824,7 +883,7 @@ impl SessionMachine {
             spec: value.spec.clone(),
             at_ms: ctx.now,
         };
-        out.push(Output::Decide(Box::new(record.clone()))); // L45
+        out.push(Output::Decide(Box::new(record.clone()))); // L50
         if let Some(c) = &commit {
             // The client learns the decision from the certificate.
             out.push(Output::Send { to: ctx.protocol.client, message: Message::Commit(Box::new(c.clone())) });
