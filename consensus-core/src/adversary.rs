@@ -7,7 +7,7 @@
 //! | strategy | what the agent does | what the honest protocol does about it |
 //! |---|---|---|
 //! | `silent` | consumes every input, outputs nothing (crash / omission) | counted among the `f` faults: `q = n − f` agents still decide; its proposer rounds time out (L56–L61) |
-//! | `vote-worst` | votes for the candidate it rates lowest, score 0.95, confidence 0.99, scores rewritten to stay consistent | the vote is valid and counted; the engine's detector (seed 3.2) flags the deviation, the 66% threshold bounds its weight; the simulator measures unanimity validity |
+//! | `vote-worst` | votes for the candidate it rates lowest, score 0.95, confidence 0.99, scores rewritten to stay consistent | the vote is valid and counted; the engine's detector (design §3.2) flags the deviation, the 66% threshold bounds its weight; the simulator measures unanimity validity |
 //! | `random` | a uniformly random candidate, score and confidence uniform in [0.5, 1] | as `vote-worst` |
 //! | `equivocate` | its signed vote, prevotes, precommits and proposals go honest to the first half of its peers and conflicting (validly signed) to the second half | a first vote is kept per agent and a second one is evidence (L9), proposals likewise; both sides of a round-vote equivocation are kept as evidence and each counted once for its own value (L31–L33); quorum intersection keeps agreement |
 //! | `inflate-confidence` | keeps its honest choice with confidence and score 1.0 | the engine weighs confidence as `0.5 + 0.5 c`, so its weight grows by at most a third |

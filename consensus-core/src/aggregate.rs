@@ -1,5 +1,5 @@
 //! The voting engine: one pure, deterministic function from (votes, registry, configuration)
-//! to a decision (seed 3.2 `conduct_vote` and `achieve_consensus`, 4.2 weighting and conflict
+//! to a decision (design §3.2 `conduct_vote` and `achieve_consensus`, 4.2 weighting and conflict
 //! resolution).
 //!
 //! Pipeline, in order:
@@ -7,14 +7,14 @@
 //!    the registry, known candidate, agent active. Failures are rejected and reported, never
 //!    a panic. Two different votes from one agent are an equivocation: both are dropped and the
 //!    agent is flagged.
-//! 2. **Weigh** each vote (seed 4.2 `calculate_agent_weight`):
+//! 2. **Weigh** each vote (design §4.2 `calculate_agent_weight`):
 //!    `base × accuracy multiplier × (0.5 + 0.5 × confidence)`. An `Accept` below the agent's
-//!    confidence threshold (seed 3.2) supports nothing: it counts as an abstention.
+//!    confidence threshold (design §3.2) supports nothing: it counts as an abstention.
 //! 3. **Detect** Byzantine voters ([`crate::detection`]) and flag them.
 //! 4. **Resolve** ([`crate::conflict`]): flagged voters are filtered out and the distribution
 //!    is classified and resolved.
 //! 5. **Gate**: a candidate reaching the threshold is decided; a conflict resolution below the
-//!    threshold is decided only under [`ConflictPolicy::Resolve`] (the seed's behaviour) and is
+//!    threshold is decided only under [`ConflictPolicy::Resolve`] (the design's behaviour) and is
 //!    marked with its method; otherwise it is escalated.
 
 use std::collections::BTreeMap;
@@ -100,7 +100,7 @@ pub struct Equivocation {
 pub struct Aggregation {
     /// The decision, or why there is none.
     pub outcome: Result<Decision, ConsensusError>,
-    /// The class of the vote distribution (seed 4.2).
+    /// The class of the vote distribution (design §4.2).
     pub conflict: ConflictType,
     /// The conflict resolution applied.
     pub resolution: ConflictResolution,
@@ -112,7 +112,7 @@ pub struct Aggregation {
     pub equivocations: Vec<Equivocation>,
 }
 
-/// Seed 4.2 `calculate_agent_weight`: `base × accuracy × (0.5 + 0.5 × confidence)` in
+/// Design §4.2 `calculate_agent_weight`: `base × accuracy × (0.5 + 0.5 × confidence)` in
 /// millionths of a weight unit.
 pub fn effective_weight_micro(record: &AgentRecord, confidence: Ppm) -> u64 {
     let base = u128::from(record.weight_milli) * 1_000; // thousandths → millionths

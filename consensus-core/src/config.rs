@@ -1,4 +1,4 @@
-//! Engine configuration, with the seed's numbers as defaults.
+//! Engine configuration, with the design's numbers as defaults.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,26 +9,26 @@ use crate::types::TimeMs;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgreementBasis {
-    /// Supporting votes over counted votes, as the seed's `process_votes_parallel` computes it.
+    /// Supporting votes over counted votes, as the design's `process_votes_parallel` computes it.
     #[default]
     Count,
     /// Supporting effective weight over counted effective weight.
     Weight,
 }
 
-/// What happens when no candidate reaches the threshold but conflict resolution (seed 4.2)
+/// What happens when no candidate reaches the threshold but conflict resolution (design §4.2)
 /// picks one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConflictPolicy {
-    /// The seed's behaviour: the resolved candidate is decided, marked with its method.
+    /// The design's behaviour: the resolved candidate is decided, marked with its method.
     #[default]
     Resolve,
     /// Below-threshold resolutions are escalated to human review instead.
     Escalate,
 }
 
-/// What happens at the session deadline (seed 5.2 `fallback_consensus`).
+/// What happens at the session deadline (design §5.2 `fallback_consensus`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FallbackPolicy {
@@ -39,11 +39,11 @@ pub enum FallbackPolicy {
     SimpleMajority,
 }
 
-/// Which Byzantine detector runs (seed 3.2 `ByzantineDetector`).
+/// Which Byzantine detector runs (design §3.2 `ByzantineDetector`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DetectorKind {
-    /// The seed's: deviation from the mean vote above the threshold, averaged over the window.
+    /// The design's: deviation from the mean vote above the threshold, averaged over the window.
     #[default]
     MeanDeviation,
     /// Robust: deviation from the coordinate-wise median, judged against the median absolute
@@ -71,7 +71,7 @@ impl Default for DetectorConfig {
     }
 }
 
-/// Quarantine, exclusion and replacement of flagged agents (seed 3.2 `handle_byzantine_agents`).
+/// Quarantine, exclusion and replacement of flagged agents (design §3.2 `handle_byzantine_agents`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuarantineConfig {
@@ -91,7 +91,7 @@ impl Default for QuarantineConfig {
     }
 }
 
-/// The vote-pattern cache (seed 5.2 `VoteCache`).
+/// The vote-pattern cache (design §5.2 `VoteCache`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
@@ -119,7 +119,7 @@ pub struct EngineConfig {
     pub agreement_basis: AgreementBasis,
     /// What to do with below-threshold conflict resolutions.
     pub conflict_policy: ConflictPolicy,
-    /// Confidence above which a dissenting vote is "strong" (seed 4.2: 0.9).
+    /// Confidence above which a dissenting vote is "strong" (design §4.2: 0.9).
     pub strong_minority_confidence: Ppm,
     /// Relative margin by which one side's weighted evidence must exceed the other's for the
     /// evidence analysis to take a side.
@@ -132,7 +132,7 @@ pub struct EngineConfig {
     pub quarantine: QuarantineConfig,
     /// Past the deadline.
     pub fallback: FallbackPolicy,
-    /// Decide at once when every expected vote agrees (seed 5.2).
+    /// Decide at once when every expected vote agrees (design §5.2).
     pub early_unanimous: bool,
     /// Vote-pattern cache.
     pub cache: CacheConfig,

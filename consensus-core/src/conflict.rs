@@ -1,7 +1,7 @@
-//! Tallying and conflict resolution (seed 4.1–4.2 `ConflictResolutionSystem`).
+//! Tallying and conflict resolution (design §4.1–4.2 `ConflictResolutionSystem`).
 //!
 //! A [`Tally`] holds the counted votes of one session with their effective weights. From it,
-//! [`analyze`] classifies the vote distribution and [`resolve_conflict`] applies the seed's
+//! [`analyze`] classifies the vote distribution and [`resolve_conflict`] applies the design's
 //! resolution of each class:
 //!
 //! | class | when | resolution |
@@ -45,14 +45,14 @@ pub struct TalliedVote {
     pub score: Ppm,
     /// The vote's confidence.
     pub confidence: Ppm,
-    /// Seed 4.2 effective weight in millionths: base × accuracy × (0.5 + 0.5 × confidence).
+    /// Design §4.2 effective weight in millionths: base × accuracy × (0.5 + 0.5 × confidence).
     pub weight_micro: u64,
     /// Flagged by the Byzantine detector in this session.
     pub flagged: bool,
 }
 
 impl TalliedVote {
-    /// Seed 4.2 `resolve_tie` score of this vote: score × weight × confidence, in
+    /// Design §4.2 `resolve_tie` score of this vote: score × weight × confidence, in
     /// millionths of a weight unit, times 10¹² (kept exact in `u128`).
     pub fn evidence(&self) -> u128 {
         u128::from(self.score.raw()) * u128::from(self.confidence.raw()) * u128::from(self.weight_micro)
@@ -169,7 +169,7 @@ impl Tally {
     }
 }
 
-/// Seed 4.2 `ConflictType`, plus `NoAgreement` for distributions none of them describes.
+/// Design §4.2 `ConflictType`, plus `NoAgreement` for distributions none of them describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConflictType {
@@ -187,7 +187,7 @@ pub enum ConflictType {
     NoAgreement,
 }
 
-/// Seed 4.2 `EvidenceRecommendation`.
+/// Design §4.2 `EvidenceRecommendation`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EvidenceRecommendation {
@@ -199,7 +199,7 @@ pub enum EvidenceRecommendation {
     Inconclusive,
 }
 
-/// Seed 4.2 `ConflictResolution`.
+/// Design §4.2 `ConflictResolution`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConflictResolution {
@@ -283,7 +283,7 @@ impl Context {
     }
 }
 
-/// Seed 4.2 `analyze_vote_distribution`.
+/// Design §4.2 `analyze_vote_distribution`.
 pub fn analyze(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictType {
     if tally.votes.iter().any(|v| v.flagged) {
         return ConflictType::ByzantineInfluence;
@@ -309,7 +309,7 @@ pub fn analyze(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictTy
     ConflictType::NoAgreement
 }
 
-/// Seed 4.2 `resolve_conflict`: the class of the distribution and its resolution.
+/// Design §4.2 `resolve_conflict`: the class of the distribution and its resolution.
 ///
 /// Final guard (docs/protocol.md V10): a resolution that would decide a candidate with fewer
 /// than `f + 1` supporting votes in `tally` (all of which could be Byzantine) is no decision.
@@ -368,8 +368,8 @@ fn require_support(
     }
 }
 
-/// Seed 4.2 `resolve_byzantine_influence`: exclude flagged voters and re-tally. When too few
-/// honest votes remain, the seed escalates Byzantine influence to a human.
+/// Design §4.2 `resolve_byzantine_influence`: exclude flagged voters and re-tally. When too few
+/// honest votes remain, the design escalates Byzantine influence to a human.
 fn resolve_byzantine_influence(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictResolution {
     let honest = tally.honest();
     debug_assert!(honest.votes.iter().all(|v| !v.flagged));
@@ -400,7 +400,7 @@ fn insufficient(tally: &Tally, ctx: Context) -> ConflictResolution {
     }
 }
 
-/// Seed 4.2 `resolve_tie`: the highest Σ score × weight × confidence wins; a tie there too,
+/// Design §4.2 `resolve_tie`: the highest Σ score × weight × confidence wins; a tie there too,
 /// or no positive score, goes to human review.
 ///
 /// V11: only the candidates tied at the top count compete (a candidate with fewer votes never
@@ -443,7 +443,7 @@ fn strong_dissent(tally: &Tally, majority: CandidateId, config: &EngineConfig) -
         .collect()
 }
 
-/// Seed 4.2 `resolve_strong_minority`.
+/// Design §4.2 `resolve_strong_minority`.
 ///
 /// V12: a strong minority is the strong dissenting votes (confidence above 0.9) for **one**
 /// candidate, and it needs `f + 1` of them (at least two: the design's "two or more") to
@@ -489,7 +489,7 @@ fn resolve_strong_minority(
     }
 }
 
-/// Seed 4.2 `analyze_conflicting_evidence`: one side wins when its weighted evidence exceeds
+/// Design §4.2 `analyze_conflicting_evidence`: one side wins when its weighted evidence exceeds
 /// the other's by the relative `margin`. Returns the recommendation and the winning side's
 /// share of the total evidence (one half when inconclusive).
 pub fn analyze_evidence(majority: u128, minority: u128, margin: Ppm) -> (EvidenceRecommendation, Ppm) {
@@ -648,7 +648,7 @@ mod tests {
     fn tie_is_broken_by_weighted_score_or_escalated() {
         let config = EngineConfig::default();
         let ctx = Context { participation_quorum: 2, max_faulty: 0 };
-        // Seed 7.1: analyzer (1.2, confidence 0.9, score 0.8) against retriever (1.0, 0.8, 0.9).
+        // Design §7.1: analyzer (1.2, confidence 0.9, score 0.8) against retriever (1.0, 0.8, 0.9).
         let analyzer_w = 1_200_000 * 950 / 1_000; // base × (0.5 + 0.5 × 0.9)
         let retriever_w = 1_000_000 * 900 / 1_000;
         let t = tally(&[(0, Some(0), 0.8, 0.9, analyzer_w, false), (1, Some(1), 0.9, 0.8, retriever_w, false)]);

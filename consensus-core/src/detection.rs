@@ -1,6 +1,6 @@
-//! Byzantine detection (seed 3.2 `detect_malicious_agents(&votes, &history)`).
+//! Byzantine detection (design §3.2 `detect_malicious_agents(&votes, &history)`).
 //!
-//! The seed configures its detector with `with_detection_threshold(0.3) // 30% deviation from
+//! The design configures its detector with `with_detection_threshold(0.3) // 30% deviation from
 //! mean` and `with_history_window(100) // Track last 100 votes`. This module keeps that detector
 //! ([`DetectorKind::MeanDeviation`]) and adds a robust one ([`DetectorKind::MedianMad`]), so the
 //! simulator can measure both: Byzantine agents caught, honest agents wrongly flagged.
@@ -33,7 +33,7 @@
 //!      agent's windowed values exceeds the cutoff.
 //! 5. `DetectorKind::None` reports no deviation and flags nobody.
 //!
-//! The known weakness of the seed's detector, pinned by the tests: with two colluding attackers
+//! The known weakness of the design's detector, pinned by the tests: with two colluding attackers
 //! out of five, the mean is dragged towards them far enough that the three honest agents also
 //! deviate by more than 0.3 and are flagged; the median stays on the honest point and only the
 //! attackers are flagged.
@@ -65,7 +65,7 @@ pub struct Detection {
     pub flagged: Vec<AgentId>,
 }
 
-/// Seed 3.2 `detect_malicious_agents(&votes, &history)`.
+/// Design §3.2 `detect_malicious_agents(&votes, &history)`.
 ///
 /// `votes`: validated votes of this session, at most one per agent, all from active agents.
 /// `candidates`: the session's candidates (ascending ids).
@@ -215,7 +215,7 @@ fn windowed_sum(config: &DetectorConfig, registry: &Registry, agent: AgentId, se
     (sum, count)
 }
 
-/// Seed rule: flagged iff the mean of the windowed deviations exceeds the threshold.
+/// Design rule: flagged iff the mean of the windowed deviations exceeds the threshold.
 fn flag_by_windowed_mean(
     config: &DetectorConfig,
     deviations: &BTreeMap<AgentId, Ppm>,
@@ -393,7 +393,7 @@ mod tests {
             deviations: ONE_ATTACKER_MAD_DEV,
             flagged: &[4],
         },
-        // The seed detector's weakness: the two attackers drag the mean to (0.54, 0.38), so the
+        // The design detector's weakness: the two attackers drag the mean to (0.54, 0.38), so the
         // honest agents deviate by 0.38 > 0.3 and are flagged with the attackers.
         Case {
             name: "two colluding of five, mean flags the honest agents too",

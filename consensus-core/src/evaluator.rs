@@ -1,6 +1,6 @@
-//! How an agent scores the candidates of a session (seed 3.2, the `cast_*_vote` functions).
+//! How an agent scores the candidates of a session (design §3.2, the `cast_*_vote` functions).
 //!
-//! The seed's agents each score every candidate in their own way (retrieval relevance,
+//! The design's agents each score every candidate in their own way (retrieval relevance,
 //! semantic quality, accuracy, ranking, health) and accept the best one. Here that step is the
 //! [`Evaluator`] trait: a real scorer (an LLM judge, a reranker) implements it, and the runner
 //! calls it when a session opens and delivers the vote after the reported latency.
@@ -29,7 +29,7 @@ pub struct EvaluationRequest<'a> {
     pub spec: &'a SessionSpec,
     /// The agent that votes.
     pub agent: AgentId,
-    /// What the agent is specialised in; it chooses the seed's vote flavour.
+    /// What the agent is specialised in; it chooses the design's vote flavour.
     pub specialization: AgentSpecialization,
     /// When the evaluation starts, on the caller's clock.
     pub now_ms: TimeMs,
@@ -44,7 +44,7 @@ pub struct Evaluation {
     pub latency_ms: TimeMs,
 }
 
-/// How an agent scores candidates: the seed's retrieval / analysis / validation / ranking /
+/// How an agent scores candidates: the design's retrieval / analysis / validation / ranking /
 /// monitoring votes.
 ///
 /// Real scorers (an LLM judge, a reranker) implement this; the runner calls it when a session
@@ -281,7 +281,7 @@ fn best_scored(scores: &BTreeMap<CandidateId, Ppm>) -> Option<(CandidateId, Ppm)
     best
 }
 
-/// The seed's priority for an `Accept`: the analyzer's is critical, everyone else's high.
+/// The design's priority for an `Accept`: the analyzer's is critical, everyone else's high.
 fn accept_priority(spec: AgentSpecialization) -> Priority {
     match spec {
         AgentSpecialization::Analyzer => Priority::Critical,
@@ -292,7 +292,7 @@ fn accept_priority(spec: AgentSpecialization) -> Priority {
     }
 }
 
-/// The seed's reasoning text before the score, one per vote flavour.
+/// The design's reasoning text before the score, one per vote flavour.
 fn reasoning_prefix(spec: AgentSpecialization) -> &'static str {
     match spec {
         AgentSpecialization::Retriever => "Highest relevance score",

@@ -130,7 +130,7 @@ impl From<Ratio> for RatioRepr {
 }
 
 impl Ratio {
-    /// The seed's 66% agreement threshold.
+    /// The design's 66% agreement threshold.
     pub const SEED_THRESHOLD: Ratio = Ratio { num: 66, den: 100 };
     /// A strict simple majority: used as `> 1/2` by [`Ratio::exceeded`].
     pub const HALF: Ratio = Ratio { num: 1, den: 2 };

@@ -2,9 +2,9 @@
 //!
 //! A Byzantine-fault-tolerant voting engine for teams of specialised agents (retriever,
 //! analyzer, validator, reranker, monitor) that score candidate answers to a query and must
-//! agree on one. It implements the design document ("the seed") section by section:
+//! agree on one. It implements the design document ("the design") section by section:
 //!
-//! | seed | module |
+//! | design | module |
 //! |---|---|
 //! | 2.1–2.2 fault-tolerance math | [`quorum`] |
 //! | 3.2 agents, votes, results | [`types`], [`registry`] |

@@ -1,4 +1,4 @@
-//! Monitoring and alerting (seed 6.1 `ConsensusMonitoringSystem`, `ConsensusMetrics`,
+//! Monitoring and alerting (design §6.1 `ConsensusMonitoringSystem`, `ConsensusMetrics`,
 //! `check_alert_conditions`).
 //!
 //! A [`MetricsRecorder`] folds the [`SessionOutcome`] of every session into counters and a
@@ -6,7 +6,7 @@
 //! recorders [`merge`](MetricsRecorder::merge) into exactly the recorder that would have seen
 //! both streams, so simulator shards can be combined in any order. A
 //! [`snapshot`](MetricsRecorder::snapshot) turns the counters (and, optionally, a [`Registry`])
-//! into the seed's [`ConsensusMetrics`], and [`check_alerts`] applies the seed's four alert
+//! into the design's [`ConsensusMetrics`], and [`check_alerts`] applies the design's four alert
 //! conditions to it. Everything is integer arithmetic; floats appear only in the alert texts.
 //!
 //! ## Definitions
@@ -48,7 +48,7 @@ use crate::fixed::{Ppm, PPM_ONE};
 use crate::registry::Registry;
 use crate::types::{AgentStatus, SessionId, TimeMs};
 
-/// The seed's consensus SLA: p99 latency at most 500 ms (seed 6.1 and 6.2 "<500ms Target").
+/// The design's consensus SLA: p99 latency at most 500 ms (design §6.1 and 6.2 "<500ms Target").
 pub const SLA_MS: TimeMs = 500;
 
 /// Latencies below this many milliseconds are kept to the millisecond; above, only counted.
@@ -68,10 +68,10 @@ pub enum SessionResult {
     Decided {
         /// Support for the chosen candidate.
         agreement: Ppm,
-        /// Whether the timeout fallback decided (seed 5.2).
+        /// Whether the timeout fallback decided (design §5.2).
         fallback: bool,
     },
-    /// Handed to people (seed 4.2 escalation).
+    /// Handed to people (design §4.2 escalation).
     Escalated,
     /// All votes were in but no candidate could be chosen.
     NoDecision,
@@ -217,7 +217,7 @@ impl MetricsRecorder {
         self.buckets.iter().skip(first_miss).fold(0u64, |sum, count| sum.saturating_add(*count))
     }
 
-    /// The seed's `ConsensusMetrics` for everything recorded so far; agent counts and the
+    /// The design's `ConsensusMetrics` for everything recorded so far; agent counts and the
     /// performance variance come from `registry` (zero without one).
     pub fn snapshot(&self, registry: Option<&Registry>) -> ConsensusMetrics {
         let sessions = u128::from(self.sessions);
@@ -253,7 +253,7 @@ impl MetricsRecorder {
     }
 }
 
-/// The seed's `ConsensusMetrics` (seed 6.1), in integer units, plus the session and SLA-miss
+/// The design's `ConsensusMetrics` (design §6.1), in integer units, plus the session and SLA-miss
 /// counts it was computed from. See the [module documentation](self) for the definitions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsensusMetrics {
@@ -287,7 +287,7 @@ pub struct ConsensusMetrics {
     pub sla_misses: u64,
 }
 
-/// When [`check_alerts`] fires; the defaults are the seed's numbers (seed 6.1).
+/// When [`check_alerts`] fires; the defaults are the design's numbers (design §6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertThresholds {
@@ -312,7 +312,7 @@ impl Default for AlertThresholds {
     }
 }
 
-/// How urgent an alert is (seed 6.1 `Alert::Critical` / `Alert::Warning`).
+/// How urgent an alert is (design §6.1 `Alert::Critical` / `Alert::Warning`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlertLevel {
@@ -322,7 +322,7 @@ pub enum AlertLevel {
     Warning,
 }
 
-/// One alert, worded as in the seed.
+/// One alert, worded as in the design.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// Urgency.
@@ -341,7 +341,7 @@ impl Alert {
     }
 }
 
-/// Seed 6.1 `check_alert_conditions`, with the seed's strict comparisons: timeout rate above
+/// Design §6.1 `check_alert_conditions`, with the design's strict comparisons: timeout rate above
 /// the maximum (critical), p99 latency above the SLA (critical), Byzantine detection rate above
 /// the maximum (warning), success rate below the minimum (warning). Alerts come in that order;
 /// none when no session was recorded.

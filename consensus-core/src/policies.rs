@@ -1,4 +1,4 @@
-//! The seed's performance policies (seed 5.1–5.2 `ConsensusPerformanceOptimizer`) as pure
+//! The design's performance policies (design §5.1–5.2 `ConsensusPerformanceOptimizer`) as pure
 //! building blocks: the early unanimous decision, the vote-pattern cache, and the timeout
 //! fallback to a simple majority.
 //!
@@ -20,7 +20,7 @@ use crate::types::{
     SessionId, TimeMs, VoteValue,
 };
 
-/// Seed 5.2 `EarlyDecisionDetector::check_unanimous`: every active agent has voted, and every
+/// Design §5.2 `EarlyDecisionDetector::check_unanimous`: every active agent has voted, and every
 /// vote accepts the same candidate at or above the voter's confidence threshold.
 pub fn check_unanimous(votes: &[AgentVote], registry: &Registry) -> Option<CandidateId> {
     let first = votes.first()?;
@@ -36,10 +36,10 @@ pub fn check_unanimous(votes: &[AgentVote], registry: &Registry) -> Option<Candi
     (complete && agree).then_some(first.candidate)
 }
 
-/// Seed 5.2 `fallback_consensus`: past the deadline, the candidate accepted by a strict
+/// Design §5.2 `fallback_consensus`: past the deadline, the candidate accepted by a strict
 /// majority (> 50%) of the agents that voted wins, marked [`ConsensusMethod::TimeoutFallback`].
 /// One vote per agent counts (its smallest, so duplicates and equivocations cannot stuff the
-/// count). No weighting, no detection: the seed's fallback is deliberately blunt.
+/// count). No weighting, no detection: the design's fallback is deliberately blunt.
 pub fn fallback_consensus(session: SessionId, votes: &[AgentVote]) -> Result<ConsensusResult, ConsensusError> {
     let mut per_agent: BTreeMap<AgentId, &AgentVote> = BTreeMap::new();
     for v in votes.iter().filter(|v| v.session == session) {
@@ -63,7 +63,7 @@ pub fn fallback_consensus(session: SessionId, votes: &[AgentVote]) -> Result<Con
             chosen,
             agreement_rate: share,
             weighted_score_micro: 0,
-            // The seed's "conservative estimate".
+            // The design's "conservative estimate".
             average_confidence: Ppm::saturating(700_000),
             participating: per_agent.keys().copied().collect(),
             byzantine: Vec::new(),
@@ -86,7 +86,7 @@ pub enum PatternChoice {
     Abstain,
 }
 
-/// Seed 5.2 `extract_vote_pattern`: per agent (ascending), its choice and its confidence in
+/// Design §5.2 `extract_vote_pattern`: per agent (ascending), its choice and its confidence in
 /// tenths.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VotePattern(pub Vec<(AgentId, PatternChoice, u8)>);
@@ -116,7 +116,7 @@ impl VotePattern {
         VotePattern(entries)
     }
 
-    /// Seed 5.2 `calculate_pattern_similarity`: agents with the same choice and confidence
+    /// Design §5.2 `calculate_pattern_similarity`: agents with the same choice and confidence
     /// tenth in both patterns, over the larger pattern's size.
     pub fn similarity(&self, other: &VotePattern) -> Ppm {
         let theirs: BTreeMap<AgentId, (PatternChoice, u8)> = other.0.iter().map(|(a, c, t)| (*a, (*c, *t))).collect();
@@ -140,7 +140,7 @@ pub struct CachedResult {
     pub hit_count: u64,
 }
 
-/// Seed 5.2 `VoteCache`: bounded, evicts the oldest, counts hits. Ordered maps only.
+/// Design §5.2 `VoteCache`: bounded, evicts the oldest, counts hits. Ordered maps only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoteCache {
     entries: BTreeMap<VotePattern, CachedResult>,
@@ -166,7 +166,7 @@ impl VoteCache {
         self.entries.is_empty()
     }
 
-    /// Seed 5.2 `lookup_similar_pattern`: the most similar stored pattern whose similarity
+    /// Design §5.2 `lookup_similar_pattern`: the most similar stored pattern whose similarity
     /// exceeds the threshold (ties: the newest), adapted to this session's candidates.
     pub fn lookup(
         &mut self,
@@ -188,7 +188,7 @@ impl VoteCache {
         Some(ConsensusResult { session, chosen, method: ConsensusMethod::CachedPattern, ..entry.result.clone() })
     }
 
-    /// Seed 5.2 `store_pattern`: remembers a decision, evicting the oldest beyond capacity.
+    /// Design §5.2 `store_pattern`: remembers a decision, evicting the oldest beyond capacity.
     pub fn store(&mut self, votes: &[AgentVote], candidates: &[CandidateId], result: &ConsensusResult) {
         let Some(position) = candidates.iter().position(|c| *c == result.chosen) else { return };
         let pattern = VotePattern::extract(votes, candidates);
@@ -216,7 +216,7 @@ impl VoteCache {
     }
 }
 
-/// Seed 5.2 `OptimizationType`.
+/// Design §5.2 `OptimizationType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimizationType {
@@ -230,7 +230,7 @@ pub enum OptimizationType {
     TimeoutFallback,
 }
 
-/// Seed 5.2 `OptimizedConsensusResult`.
+/// Design §5.2 `OptimizedConsensusResult`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimizedOutcome {
@@ -259,7 +259,7 @@ pub enum OptimizedOutcome {
     },
 }
 
-/// Seed 5.2 `ConsensusPerformanceOptimizer`, pure: time comes in as arguments.
+/// Design §5.2 `ConsensusPerformanceOptimizer`, pure: time comes in as arguments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsensusOptimizer {
     /// The vote-pattern cache.
@@ -272,7 +272,7 @@ impl ConsensusOptimizer {
         ConsensusOptimizer { cache: VoteCache::new(&config.cache) }
     }
 
-    /// Seed 5.2 `optimize_consensus`: early unanimous decision, then the cache, then the full
+    /// Design §5.2 `optimize_consensus`: early unanimous decision, then the cache, then the full
     /// pipeline if `now_ms` is before the deadline, else the configured fallback.
     pub fn optimize(
         &mut self,
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn seed_early_unanimous_decision() {
-        // Seed 7.1 test_early_unanimous_decision: five validators, confidence 0.95.
+        // Design §7.1 test_early_unanimous_decision: five validators, confidence 0.95.
         let config = EngineConfig::default();
         let records = (0..5).map(|i| AgentRecord::new(AgentId(i), AgentSpecialization::Validator, &config)).collect();
         let registry = Registry::from_records(records).unwrap_or_else(|e| panic!("{e}"));

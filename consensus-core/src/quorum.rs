@@ -1,4 +1,4 @@
-//! Fault-tolerance mathematics (seed 2.1–2.2) and the configuration audit.
+//! Fault-tolerance mathematics (design §2.1–2.2) and the configuration audit.
 //!
 //! With `n` agents of which at most `f` are Byzantine, any two quorums must share at least
 //! `f + 1` agents so that one honest agent is in both: `q = ceil((n + f + 1) / 2)`. Liveness
@@ -67,7 +67,7 @@ fn check(n: u64, f: u64) -> Result<(), QuorumError> {
     Ok(())
 }
 
-/// The seed's `ByzantineToleranceResult` (seed 2.2 `verify_byzantine_tolerance`).
+/// The design's `ByzantineToleranceResult` (design §2.2 `verify_byzantine_tolerance`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultTolerance {
     /// Agents.
@@ -84,11 +84,11 @@ pub struct FaultTolerance {
     pub max_byzantine_agents: u64,
     /// `ceil((n + f + 1) / 2)`.
     pub quorum: u64,
-    /// The seed's practical recommendation, 66%.
+    /// The design's practical recommendation, 66%.
     pub recommended_threshold: Ratio,
 }
 
-/// Seed 2.2 `verify_byzantine_tolerance(n, f)`.
+/// Design §2.2 `verify_byzantine_tolerance(n, f)`.
 pub fn verify_byzantine_tolerance(n: u64, f: u64) -> Result<FaultTolerance, QuorumError> {
     check(n, f)?;
     let minimum_agents = min_agents(f).ok_or(QuorumError::Overflow { n, f })?;
@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(r.required_threshold, Ratio::new(3, 5).unwrap_or(Ratio::HALF));
         assert_eq!(r.max_byzantine_agents, 1);
         let r = verify_byzantine_tolerance(5, 2).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!r.fault_tolerant, "2 Byzantine of 5: the seed's 'system halt required'");
+        assert!(!r.fault_tolerant, "2 Byzantine of 5: the design's 'system halt required'");
     }
 
     #[test]

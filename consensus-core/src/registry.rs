@@ -1,5 +1,5 @@
 //! The agent registry: who votes, with what weight, in what standing, with what history
-//! (seed 3.2 `handle_byzantine_agents`, 4.2 `get_agent_accuracy_multiplier`).
+//! (design §3.2 `handle_byzantine_agents`, 4.2 `get_agent_accuracy_multiplier`).
 //!
 //! The registry changes only through [`Registry::apply`], fed with the [`SessionRecord`] of a
 //! session that was decided (or escalated) by agreement, so every honest agent that applies the
@@ -76,7 +76,7 @@ pub struct AgentRecord {
 }
 
 impl AgentRecord {
-    /// A fresh active agent with the seed's defaults for its specialisation.
+    /// A fresh active agent with the design's defaults for its specialisation.
     pub fn new(id: AgentId, specialization: AgentSpecialization, config: &EngineConfig) -> AgentRecord {
         AgentRecord {
             id,
@@ -91,7 +91,7 @@ impl AgentRecord {
         }
     }
 
-    /// Seed 4.2 `get_agent_accuracy_multiplier`: `0.5 + 0.5 × accuracy` over the agent's
+    /// Design §4.2 `get_agent_accuracy_multiplier`: `0.5 + 0.5 × accuracy` over the agent's
     /// recent decided sessions, 1.0 without history.
     pub fn accuracy_multiplier(&self) -> Ppm {
         if self.agreements.is_empty() {
@@ -172,7 +172,7 @@ pub struct Registry {
 
 impl Registry {
     /// `n` agents `0..n` whose specialisations cycle retriever, analyzer, validator, reranker,
-    /// monitor, with the seed's weights and confidence thresholds.
+    /// monitor, with the design's weights and confidence thresholds.
     pub fn seed_committee(n: u32, config: &EngineConfig) -> Registry {
         let agents = (0..n)
             .map(|i| {
@@ -240,7 +240,7 @@ impl Registry {
     }
 
     /// Learns from one agreed session: releases finished quarantines, records deviations and
-    /// accuracy, quarantines or excludes flagged agents, and spawns replacements (seed 3.2
+    /// accuracy, quarantines or excludes flagged agents, and spawns replacements (design §3.2
     /// `handle_byzantine_agents`). Returns the changes in a deterministic order.
     pub fn apply(&mut self, session: &SessionRecord, config: &EngineConfig) -> Vec<RegistryEvent> {
         let mut events = Vec::new();
@@ -281,7 +281,7 @@ impl Registry {
             }
             replaced.push(record.specialization);
         }
-        // Seed 3.2: replacements are spawned while handling detected agents, not otherwise.
+        // Design §3.2: replacements are spawned while handling detected agents, not otherwise.
         if !replaced.is_empty() {
             self.spawn_replacements(&replaced, config, &mut events);
         }

@@ -1,4 +1,4 @@
-//! Domain types of the seed (sections 3.2 and 4.2): agents, queries, candidates, votes and
+//! Domain types of the design (sections 3.2 and 4.2): agents, queries, candidates, votes and
 //! consensus results.
 //!
 //! Time is a simulated or wall-clock millisecond count handed in by the caller
@@ -73,7 +73,7 @@ pub struct Candidate {
     pub text: String,
 }
 
-/// What an agent is specialised in (seed 3.1).
+/// What an agent is specialised in (design §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentSpecialization {
@@ -104,7 +104,7 @@ impl AgentSpecialization {
         Self::CYCLE[index % Self::CYCLE.len()]
     }
 
-    /// The seed's voting weight in thousandths (seed 3.2 and 4.2: 1.0 / 1.2 / 1.1 / 1.0 / 0.8).
+    /// The design's voting weight in thousandths (design §3.2 and 4.2: 1.0 / 1.2 / 1.1 / 1.0 / 0.8).
     pub const fn default_weight_milli(self) -> u32 {
         match self {
             AgentSpecialization::Retriever => 1_000,
@@ -115,7 +115,7 @@ impl AgentSpecialization {
         }
     }
 
-    /// The seed's confidence threshold (0.8 / 0.85 / 0.9 / 0.75 / 0.7): an `Accept` below it
+    /// The design's confidence threshold (0.8 / 0.85 / 0.9 / 0.75 / 0.7): an `Accept` below it
     /// counts as an abstention.
     pub const fn default_confidence_threshold(self) -> Ppm {
         match self {
@@ -167,7 +167,7 @@ pub enum RejectionReason {
     Other(String),
 }
 
-/// What a vote says about its candidate (seed 3.2).
+/// What a vote says about its candidate (design §3.2).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VoteValue {
@@ -200,7 +200,7 @@ impl VoteValue {
     }
 }
 
-/// One agent's vote in one session (seed 3.2 `AgentVote`).
+/// One agent's vote in one session (design §3.2 `AgentVote`).
 ///
 /// `metadata` is an ordered map so that encoding and iteration are deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -217,7 +217,7 @@ pub struct AgentVote {
     pub confidence: Ppm,
     /// Accept, reject or abstain.
     pub value: VoteValue,
-    /// The voter's score for every candidate it evaluated (seed 3.2: the relevance and
+    /// The voter's score for every candidate it evaluated (design §3.2: the relevance and
     /// quality scores an agent picks its best candidate from). Empty when the voter reports
     /// only its choice. When present, an `Accept` must name a highest-scored candidate with
     /// exactly that score, so the scores cannot contradict the vote.
@@ -257,7 +257,7 @@ impl AgentVote {
     }
 }
 
-/// An agent's standing in the registry (seed 3.2 `AgentStatus`).
+/// An agent's standing in the registry (design §3.2 `AgentStatus`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentStatus {
@@ -275,9 +275,9 @@ pub enum AgentStatus {
 pub enum ConsensusMethod {
     /// The chosen candidate reached the agreement threshold.
     Threshold,
-    /// Every expected vote agreed; decided without waiting (seed 5.2 early decision).
+    /// Every expected vote agreed; decided without waiting (design §5.2 early decision).
     EarlyUnanimous,
-    /// Counts tied; the weighted score broke the tie (seed 4.2 `resolve_tie`).
+    /// Counts tied; the weighted score broke the tie (design §4.2 `resolve_tie`).
     WeightedTieBreak,
     /// A strong minority dissented; the evidence supported the majority.
     EvidenceMajority,
@@ -285,9 +285,9 @@ pub enum ConsensusMethod {
     MinorityOverrule,
     /// A single high-confidence dissenter; majority rule kept.
     MajorityWithDissent,
-    /// A cached result of a similar vote pattern was reused (seed 5.2 vote cache).
+    /// A cached result of a similar vote pattern was reused (design §5.2 vote cache).
     CachedPattern,
-    /// The deadline passed; decided by a > 50% simple majority (seed 5.2 fallback).
+    /// The deadline passed; decided by a > 50% simple majority (design §5.2 fallback).
     TimeoutFallback,
 }
 
@@ -306,7 +306,7 @@ impl ConsensusMethod {
     }
 }
 
-/// The outcome of a successful vote (seed 3.2 `ConsensusResult`).
+/// The outcome of a successful vote (design §3.2 `ConsensusResult`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsensusResult {
     /// The session decided.
@@ -316,7 +316,7 @@ pub struct ConsensusResult {
     /// Support for the chosen candidate among counted votes.
     pub agreement_rate: Ppm,
     /// Sum over supporting votes of score × confidence × effective weight, in millionths of a
-    /// weight unit (seed 4.2 weighted score).
+    /// weight unit (design §4.2 weighted score).
     pub weighted_score_micro: u64,
     /// Mean confidence of the supporting votes.
     pub average_confidence: Ppm,
@@ -328,7 +328,7 @@ pub struct ConsensusResult {
     pub method: ConsensusMethod,
 }
 
-/// What a human or expert should do with an escalated session (seed 4.2).
+/// What a human or expert should do with an escalated session (design §4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EscalationAction {
@@ -340,7 +340,7 @@ pub enum EscalationAction {
     RequestMoreInformation,
 }
 
-/// A session the engine refuses to decide on its own (seed 4.2 `ConflictResolution::Escalation`).
+/// A session the engine refuses to decide on its own (design §4.2 `ConflictResolution::Escalation`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Escalation {
     /// The session escalated.
@@ -373,7 +373,7 @@ impl Decision {
     }
 }
 
-/// Why a session produced no decision (seed 3.2 and 5.2 `ConsensusError`).
+/// Why a session produced no decision (design §3.2 and 5.2 `ConsensusError`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ConsensusError {
     /// The best candidate's support is below the threshold.

@@ -202,7 +202,17 @@ impl ScenarioSummary {
     pub fn table_header(name_width: usize) -> String {
         format!(
             "{:<name_width$} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}  {:<28} {}",
-            "scenario", "seeds", "viol", "decided", "correct", "other", "byz-inf", "p99 ms", "late", "expect", "verdict"
+            "scenario",
+            "seeds",
+            "viol",
+            "decided",
+            "correct",
+            "other",
+            "byz-inf",
+            "p99 ms",
+            "late",
+            "expect",
+            "verdict"
         )
     }
 }

@@ -9,7 +9,7 @@ use consensus_core::{AgentId, AgentStatus, CandidateId, Decision, EngineConfig, 
 
 /// A vote-worst attacker among five is flagged in its first session, quarantined, excluded
 /// after three offences and replaced; every session still decides for the best candidate,
-/// and the monitor raises the seed's Byzantine-rate warning and nothing else.
+/// and the monitor raises the design's Byzantine-rate warning and nothing else.
 #[test]
 fn attacker_is_excluded_and_the_monitor_sees_it() {
     let mut config = EngineConfig::default();
@@ -55,6 +55,6 @@ fn attacker_is_excluded_and_the_monitor_sees_it() {
     assert_eq!(snapshot.excluded_agents, 1);
     let alerts = check_alerts(&snapshot, &AlertThresholds::default());
     let titles: Vec<_> = alerts.iter().map(|a| a.title.as_str()).collect();
-    // 3 flagged votes of 150: 2% is under the seed's 10% warning line.
+    // 3 flagged votes of 150: 2% is under the design's 10% warning line.
     assert!(titles.is_empty(), "{titles:?} {snapshot:?}");
 }

@@ -38,7 +38,7 @@ pub enum Mutation {
     NoLocking,
     /// Signatures of votes and round messages are not checked.
     SkipSignatureCheck,
-    /// At the deadline each agent decides on its own view by > 50% (the seed's code read
+    /// At the deadline each agent decides on its own view by > 50% (the design's code read
     /// literally), without agreement.
     LocalTimeoutFallback,
     /// L15: the proposer proposes a fresh value even when it holds a `validValue`, so agents

@@ -1,8 +1,8 @@
-//! consensus-core integration tests: the seed's own tests (section 7.1) against this engine,
+//! consensus-core integration tests: the design's own tests (section 7.1) against this engine,
 //! and property tests of aggregation and quorum math.
 
+mod design;
 mod harness;
 mod properties;
 mod runner;
-mod seed;
 mod support;

@@ -1,5 +1,5 @@
 //! The runner over the in-memory transport: committees decide, survive silent agents, halt
-//! (safely) with too many Byzantine agents, and run the seed's 50-session load test.
+//! (safely) with too many Byzantine agents, and run the design's 50-session load test.
 
 use consensus_core::protocol::AgreedOutcome;
 use consensus_core::SessionId;

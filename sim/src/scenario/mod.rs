@@ -525,7 +525,7 @@ impl Scenario {
         }
     }
 
-    /// The evaluator profile of `spec`: the seed default with the file's overrides.
+    /// The evaluator profile of `spec`: the design's default with the file's overrides.
     pub fn evaluator_profile(&self, spec: AgentSpecialization) -> EvaluatorProfile {
         let mut profile = EvaluatorProfile::seed_default(spec);
         let Some(over) = self.evaluator.spec(spec) else {
@@ -566,7 +566,7 @@ impl Scenario {
         faulty <= u64::from(self.f_max()) && !end.partitioned && !cut_for_ever && self.network.drop < 1.0
     }
 
-    /// The configuration audit, with the seed weights of the cycled specialisations and
+    /// The configuration audit, with the design's weights of the cycled specialisations and
     /// `f = byzantine.count` when positive, else `f_max`.
     pub fn audit(&self) -> Audit {
         let n = self.agents.count as usize;

@@ -1,4 +1,4 @@
-//! The seed's own tests (section 7.1), re-expressed against this engine. The SLA and load
+//! The design's own tests (section 7.1), re-expressed against this engine. The SLA and load
 //! tests are measured, not asserted on the wall clock: see `benches/aggregation.rs` and the
 //! simulator, which asserts simulated latency.
 
@@ -26,14 +26,14 @@ fn honest(session: SessionId, agent: u32, noise: f64) -> AgentVote {
     v
 }
 
-/// The Byzantine vote of seed 7.1: the malicious response, high confidence.
+/// The Byzantine vote of design §7.1: the malicious response, high confidence.
 fn malicious(session: SessionId, agent: u32) -> AgentVote {
     let mut v = accept(session, agent, MALICIOUS.0, 0.95, 0.99);
     v.scores = BTreeMap::from([(GOOD, ppm(0.05)), (MALICIOUS, ppm(0.95))]);
     v
 }
 
-/// Seed 7.1 `test_byzantine_fault_tolerance`, with both detectors.
+/// Design §7.1 `test_byzantine_fault_tolerance`, with both detectors.
 #[test]
 fn one_byzantine_agent_of_five_is_flagged_and_the_good_response_chosen() {
     for kind in [DetectorKind::MeanDeviation, DetectorKind::MedianMad] {
@@ -58,7 +58,7 @@ fn one_byzantine_agent_of_five_is_flagged_and_the_good_response_chosen() {
     }
 }
 
-/// Seed 7.1 `test_weighted_conflict_resolution`: analyzer (weight 1.2) and retriever (1.0)
+/// Design §7.1 `test_weighted_conflict_resolution`: analyzer (weight 1.2) and retriever (1.0)
 /// split one vote each; the analyzer's higher weighted score wins.
 #[test]
 fn weighted_tie_goes_to_the_heavier_analyzer() {
@@ -81,7 +81,7 @@ fn weighted_tie_goes_to_the_heavier_analyzer() {
     let Ok(Decision::Decided(result)) = agg.outcome else { panic!("{:?}", agg.outcome) };
     assert_eq!((result.chosen, result.method), (a, ConsensusMethod::WeightedTieBreak));
 
-    // The same through the resolver alone, as the seed's test calls it.
+    // The same through the resolver alone, as the design's test calls it.
     let weight =
         |record: &AgentRecord, confidence| consensus_core::aggregate::effective_weight_micro(record, confidence);
     let tally = Tally::new(
@@ -109,7 +109,7 @@ fn weighted_tie_goes_to_the_heavier_analyzer() {
     assert!(matches!(resolution, ConflictResolution::WeightedConsensus { chosen, .. } if chosen == a));
 }
 
-/// Seed 7.1 `test_early_unanimous_decision`.
+/// Design §7.1 `test_early_unanimous_decision`.
 #[test]
 fn unanimous_votes_decide_early() {
     let config = EngineConfig::default();
@@ -128,7 +128,7 @@ fn unanimous_votes_decide_early() {
     }
 }
 
-/// Seed 7.1 `test_consensus_under_load`, without the wall clock: 50 concurrent sessions on one
+/// Design §7.1 `test_consensus_under_load`, without the wall clock: 50 concurrent sessions on one
 /// registry all decide with agreement ≥ 0.66.
 #[test]
 fn fifty_sessions_all_decide() {
@@ -145,7 +145,7 @@ fn fifty_sessions_all_decide() {
     }
 }
 
-/// Seed 3.2: a repeatedly malicious agent is quarantined, then excluded after three
+/// Design §3.2: a repeatedly malicious agent is quarantined, then excluded after three
 /// offences, and replacements keep five agents active.
 #[test]
 fn repeat_offender_is_excluded_and_replaced() {
