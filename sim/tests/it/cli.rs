@@ -148,7 +148,7 @@ fn a_closed_stdout_ends_quietly_with_the_usual_exit_code() {
     let cases: Vec<(Vec<std::ffi::OsString>, i32)> = vec![
         (vec!["list".into(), "--dir".into(), scenarios().into()], 0),
         (vec!["reproduce".into(), baseline.clone().into(), "--seed".into(), "1".into()], 0),
-        (vec!["reproduce".into(), mutation.into(), "--seed".into(), "12".into(), "--limit".into(), "5".into()], 1),
+        (vec!["reproduce".into(), mutation.into(), "--seed".into(), "5".into(), "--limit".into(), "5".into()], 1),
         (
             vec![
                 "run".into(),
@@ -205,7 +205,7 @@ fn every_subcommand_follows_the_exit_code_contract() {
         (vec!["audit", "--agents", "9", "--byzantine", "3"], 1, "[ERROR] too-few-agents"),
         (vec!["audit", "--threshold", "1.5"], 2, ""),
         (vec!["reproduce", &baseline, "--seed", "1", "--limit", "0"], 0, "trace_hash"),
-        (vec!["reproduce", &mutation, "--seed", "12", "--limit", "0"], 1, "VIOLATION agreement"),
+        (vec!["reproduce", &mutation, "--seed", "5", "--limit", "0"], 1, "VIOLATION agreement"),
         (vec!["reproduce", &sweep, "--seed", "3"], 2, ""),
         (vec!["reproduce", &baseline, "--seed", "1", "--kind", "nonsense"], 2, ""),
         (vec!["run", "--no-such-flag"], 2, ""),

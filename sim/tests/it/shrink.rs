@@ -14,7 +14,7 @@ const MUTATIONS: [(&str, u64); 4] = [
     ("mut-quorum-one-short.toml", 0),
     ("mut-skip-signature-check.toml", 0),
     ("mut-local-timeout-fallback.toml", 5),
-    ("mut-no-locking.toml", 12),
+    ("mut-no-locking.toml", 5),
 ];
 
 fn first_violation(s: &Scenario, seed: u64) -> Option<String> {
