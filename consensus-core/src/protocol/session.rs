@@ -461,8 +461,22 @@ impl SessionMachine {
     /// without them made a restarted agent skip the round alone (explore finding
     /// liveness-swarm-92, `regressions/recover-precommit-timer.toml`).
     pub fn recover(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
-        if self.decided.is_some() || !self.started {
+        if self.decided.is_some() {
             return;
+        }
+        // L70–L71 / L62–L63: the retransmit timer runs from the session's creation, started or
+        // not; a session whose spec was still unknown at the crash keeps asking for it.
+        self.schedule(TimerKind::Retransmit, ctx.now, out);
+        if !self.started {
+            return;
+        }
+        if let Some(spec) = &self.spec {
+            let opened = spec.spec.opened_ms;
+            self.schedule(TimerKind::Deadline, opened.saturating_add(ctx.engine.deadline_ms), out);
+            if !self.vote_collection_done {
+                self.schedule(TimerKind::VoteCollection, opened.saturating_add(ctx.protocol.vote_collect_ms), out);
+                // L3
+            }
         }
         if self.own_vote.is_none() && self.evaluation_requested {
             // The evaluation in flight was lost with the crash: ask again.
@@ -470,7 +484,6 @@ impl SessionMachine {
                 out.push(Output::Evaluate(spec.spec.clone()));
             }
         }
-        self.schedule(TimerKind::Retransmit, ctx.now, out);
         let timeout = |kind| ctx.now.saturating_add(ctx.protocol.timeout(kind, self.round));
         if self.step == Step::Propose {
             self.schedule(TimerKind::Propose, timeout(TimerKind::Propose), out);

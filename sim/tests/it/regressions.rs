@@ -58,3 +58,21 @@ fn two_equivocators_do_not_stall_a_session() {
 fn a_restarted_agent_does_not_skip_its_round_alone() {
     replay("recover-precommit-timer.toml", 3);
 }
+
+/// An agent that crashed while a session's spec was unknown never asked for it again.
+#[test]
+fn recovery_keeps_asking_for_an_unknown_session() {
+    replay("recover-unknown-spec.toml", 189);
+}
+
+/// `scenarios/known-bugs/` holds open bugs the simulator found, each expecting its violation.
+/// This one still reproduces; when this test fails the bug is fixed: move the file to
+/// `regressions/` (without its `[expect]`) and replay it here instead.
+#[test]
+fn known_bug_never_told_of_a_session_still_reproduces() {
+    let path = scenarios().join("known-bugs").join("never-told-of-a-session.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let record = run(&s, 39, Default::default(), RunOptions::default()).record;
+    let first = record.violations.first().map(|v| v.invariant.as_str());
+    assert_eq!(first, Some("liveness"), "{:?}", record.violations);
+}
