@@ -13,7 +13,7 @@ use crate::wire;
 
 use super::messages::Message;
 use super::session::{Committee, Ctx, SessionMachine};
-use super::{Input, Node, Output, ProtocolConfig, Rejection};
+use super::{Input, Node, Output, ProtocolConfig, Rejection, TimerKind};
 
 /// Sessions ahead of the last applied one that an agent accepts messages for.
 const MAX_SESSIONS_AHEAD: u64 = 1_024;
@@ -48,6 +48,10 @@ pub struct Agent<S, V> {
     records: BTreeMap<SessionId, SessionRecord>,
     sync_sent_at: Option<TimeMs>,
     sync_served_at: BTreeMap<AgentId, TimeMs>,
+    /// Whether the status tick (L76) is scheduled; timers are lost in a crash.
+    status_armed: bool,
+    /// Peers asked so far: picks the next one in turn (L71, L74, L76).
+    status_turn: u64,
     stats: AgentStats,
 }
 
@@ -70,6 +74,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             records: BTreeMap::new(),
             sync_sent_at: None,
             sync_served_at: BTreeMap::new(),
+            status_armed: false,
+            status_turn: 0,
             stats: AgentStats::default(),
         }
     }
@@ -119,6 +125,11 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             Input::Receive { from, message } => (message.session(), *from),
             Input::Recover => {
                 self.recover(now, out);
+                return;
+            }
+            Input::Timeout(t) if t.kind == TimerKind::Status => {
+                self.status_armed = false;
+                self.status_tick(now, out);
                 return;
             }
             Input::LocalVote(v) => (v.session, self.id),
@@ -226,11 +237,15 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
     }
 
-    /// L72–L73: answers a [`Message::Sync`] with up to `sync_batch` certificates.
+    /// L72–L73: answers a [`Message::Sync`] with up to `sync_batch` certificates; L77: a peer
+    /// that applied more sessions than this agent is asked in turn.
     fn serve_sync(&mut self, now: TimeMs, peer: AgentId, next: SessionId, out: &mut Vec<Output>) {
         let last = self.sync_served_at.get(&peer).copied();
         if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
             return;
+        }
+        if next.0 > self.applied {
+            self.request_sync(now, peer, out); // L77
         }
         self.sync_served_at.insert(peer, now);
         let end = SessionId(next.0.saturating_add(self.protocol.sync_batch));
@@ -241,8 +256,40 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         }
     }
 
+    /// L76: tells the next committee member in turn which sessions this agent applied, as a
+    /// `Sync` that it answers with the certificates this agent lacks (L72–L73). Without it an
+    /// agent that missed every message of a session the others decided (partitioned or down
+    /// while it ran) is never told of it: nobody speaks of a decided session again.
+    fn status_tick(&mut self, now: TimeMs, out: &mut Vec<Output>) {
+        if let Some(peer) = self.next_peer() {
+            out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+        }
+        self.arm_status(now, out);
+    }
+
+    /// The next active committee member (of the newest registry) in turn, never this agent.
+    fn next_peer(&mut self) -> Option<AgentId> {
+        let (me, client) = (self.id, self.protocol.client);
+        let registry = self.epochs.values().next_back()?;
+        let peers: Vec<AgentId> = registry.active().map(|a| a.id).filter(|id| *id != me && *id != client).collect();
+        let peer = *peers.get((self.status_turn % peers.len().max(1) as u64) as usize)?;
+        self.status_turn = self.status_turn.wrapping_add(1);
+        Some(peer)
+    }
+
+    /// Schedules the next status tick (L76) unless one is pending.
+    fn arm_status(&mut self, now: TimeMs, out: &mut Vec<Output>) {
+        if self.status_armed {
+            return;
+        }
+        self.status_armed = true;
+        let timer = super::Timer { session: SessionId(0), round: 0, kind: TimerKind::Status };
+        out.push(Output::Schedule { timer, at_ms: now.saturating_add(self.protocol.timeout(TimerKind::Status, 0)) });
+    }
+
     /// L74–L75: after a restart, re-arm every undecided session's timers.
     fn recover(&mut self, now: TimeMs, out: &mut Vec<Output>) {
+        self.status_armed = false; // the crash lost the pending tick
         let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in sessions {
             let epoch = self.epoch_of(session);
@@ -260,9 +307,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             };
             machine.recover(&ctx, out);
         }
-        let me = self.id;
-        let peer = self.epochs.values().next_back().and_then(|r| r.active().map(|a| a.id).find(|id| *id != me));
-        if let Some(peer) = peer {
+        if let Some(peer) = self.next_peer() {
             self.request_sync(now, peer, out);
         }
     }
@@ -304,6 +349,7 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         let start = out.len();
         self.route(now_ms, input, out);
         self.advance_epochs(now_ms, out);
+        self.arm_status(now_ms, out);
         for o in &out[start..] {
             match o {
                 Output::Reject { reason, .. } => *self.stats.rejected.entry(reason.clone()).or_default() += 1,
@@ -531,6 +577,64 @@ mod tests {
 
     fn scheduled(out: &[Output], kind: TimerKind) -> bool {
         out.iter().any(|o| matches!(o, Output::Schedule { timer, .. } if timer.kind == kind))
+    }
+
+    fn syncs(out: &[Output]) -> Vec<(AgentId, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { to, message: Message::Sync { next } } => Some((*to, next.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn status_timers(out: &[Output]) -> Vec<TimeMs> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Schedule { timer, at_ms } if timer.kind == TimerKind::Status => Some(*at_ms),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// L76 (explore finding: an agent partitioned away while the others decided a session was
+    /// never told of it): the first input arms the status tick; each tick sends
+    /// `Sync(applied)` to the next peer in turn, never to itself, and re-arms once.
+    #[test]
+    fn the_status_tick_asks_every_peer_in_turn() {
+        let keys = sim_committee(45, N);
+        let mut a0 = agent(&keys, 0, Mutation::None);
+        let out = feed(&mut a0, 7, vec![open(&keys)]);
+        assert_eq!(status_timers(&out), [507]);
+        assert!(status_timers(&feed(&mut a0, 8, vec![signed_vote(&keys, 1)])).is_empty(), "armed once");
+        let mut asked = Vec::new();
+        let mut at = 507;
+        for _ in 0..4 {
+            let tick = Input::Timeout(Timer { session: SessionId(0), round: 0, kind: TimerKind::Status });
+            let out = feed(&mut a0, at, vec![tick]);
+            assert_eq!(status_timers(&out), [at + 500]);
+            let sent = syncs(&out);
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].1, 0, "nothing applied yet");
+            asked.push(sent[0].0 .0);
+            at += 500;
+        }
+        assert_eq!(asked, [1, 2, 3, 1]);
+        // A crash loses the pending tick: recovery arms a new one.
+        let out = feed(&mut a0, at, vec![Input::Recover]);
+        assert_eq!(status_timers(&out), [at + 500]);
+    }
+
+    /// L77: a `Sync` from a peer that applied more sessions than this agent makes it ask that
+    /// peer back; one from a peer behind it does not.
+    #[test]
+    fn a_sync_from_a_peer_ahead_is_answered_with_a_sync() {
+        let keys = sim_committee(46, N);
+        let mut a0 = agent(&keys, 0, Mutation::None);
+        let out = feed(&mut a0, 10, vec![receive(2, Message::Sync { next: SessionId(0) })]);
+        assert!(syncs(&out).is_empty(), "agent 2 is not ahead");
+        let out = feed(&mut a0, 20, vec![receive(3, Message::Sync { next: SessionId(5) })]);
+        assert_eq!(syncs(&out), [(AgentId(3), 0)]);
     }
 
     /// L74–L75 (explore finding liveness-swarm-92): after a restart the precommit timeout is

@@ -126,6 +126,7 @@ impl ProtocolConfig {
             TimerKind::Prevote => self.timeout_prevote_ms,
             TimerKind::Precommit => self.timeout_precommit_ms,
             TimerKind::Deadline => return 0,
+            TimerKind::Status => return self.retransmit_ms.saturating_mul(STATUS_EVERY_RETRANSMITS),
         };
         let grows = if self.mutation == Mutation::ConstantTimeouts { 0 } else { round };
         base.saturating_add(self.timeout_delta_ms.saturating_mul(TimeMs::from(grows)))
@@ -148,7 +149,13 @@ pub enum TimerKind {
     Retransmit,
     /// The session deadline (fallback, L18, and the local-fallback mutation).
     Deadline,
+    /// L76: the agent's status tick, every [`STATUS_EVERY_RETRANSMITS`] retransmit intervals
+    /// (not a session's: its `session` and `round` are 0 and mean nothing).
+    Status,
 }
+
+/// The status tick (L76) comes every this many retransmit intervals.
+pub const STATUS_EVERY_RETRANSMITS: TimeMs = 5;
 
 /// A timer: it comes back as [`Input::Timeout`] at or after its time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
