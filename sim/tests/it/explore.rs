@@ -141,7 +141,7 @@ const FOUND_BY_EXPLORE: [(&str, u64, u64); 8] = [
     ("duplicate-votes-counted", 1, 20),
     ("proposal-not-reset", 1, 10),
     ("repropose-fresh-value", 1, 50),
-    ("pol-round-zero-rejected", 1, 20),
+    ("pol-round-zero-rejected", 1, 50),
 ];
 
 #[test]
