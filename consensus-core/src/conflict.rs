@@ -368,19 +368,22 @@ fn require_support(
     }
 }
 
-/// Design §4.2 `resolve_byzantine_influence`: exclude flagged voters and re-tally. When too few
-/// honest votes remain, the design escalates Byzantine influence to a human.
+/// Design §4.2 `resolve_byzantine_influence`: exclude flagged voters and re-tally. The flagged
+/// voters took part (their votes fill the vote set's quorum) but carry no agreement, so the
+/// re-tally needs `q − flagged` counted votes, never fewer than `f + 1` (V13): with at most
+/// `f` flags a vote set of `q` can always be re-tallied. When fewer remain, the design
+/// escalates Byzantine influence to a human.
 fn resolve_byzantine_influence(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictResolution {
     let honest = tally.honest();
     debug_assert!(honest.votes.iter().all(|v| !v.flagged));
-    let (kind, resolution) = resolve_conflict(&honest, ctx, config);
+    let flagged = tally.counted() - honest.counted();
+    let needed = ctx.participation_quorum.saturating_sub(flagged).max(ctx.min_support());
+    let (kind, resolution) = resolve_conflict(&honest, Context { participation_quorum: needed, ..ctx }, config);
     if kind == ConflictType::InsufficientVotes {
-        let flagged = tally.counted() - honest.counted();
         return ConflictResolution::Escalation {
             reason: format!(
-                "{flagged} Byzantine voter(s) excluded; {} honest vote(s) remain, {} needed",
-                honest.counted(),
-                ctx.participation_quorum
+                "{flagged} Byzantine voter(s) excluded; {} honest vote(s) remain, {needed} needed",
+                honest.counted()
             ),
             action: EscalationAction::HumanReview,
         };
@@ -629,19 +632,40 @@ mod tests {
         let (kind, resolution) = resolve_conflict(&t, CTX, &config);
         assert_eq!(kind, ConflictType::ByzantineInfluence);
         assert_eq!(resolution, ConflictResolution::Consensus { chosen: CandidateId(0) });
-        // Two flagged of five: three honest votes are below the quorum of four.
+        // V13: a vote set of exactly q = 4 with one flagged voter is re-tallied on the three
+        // others (q − 1 needed); under the old rule (q unflagged) it escalated, an influence the
+        // honest votes alone would not cause.
         let t = tally(&[
             (0, Some(0), 0.9, 0.9, W, false),
             (1, Some(0), 0.9, 0.9, W, false),
             (2, Some(0), 0.9, 0.9, W, false),
-            (3, Some(1), 0.9, 0.9, W, true),
             (4, Some(1), 0.9, 0.99, W, true),
         ]);
         let (_, resolution) = resolve_conflict(&t, CTX, &config);
-        assert!(
-            matches!(resolution, ConflictResolution::Escalation { action: EscalationAction::HumanReview, .. }),
-            "{resolution:?}"
-        );
+        assert_eq!(resolution, ConflictResolution::Consensus { chosen: CandidateId(0) });
+        // Three votes, one flagged: the vote set itself misses the quorum; two remain, three
+        // needed: human review.
+        let t = tally(&[
+            (0, Some(0), 0.9, 0.9, W, false),
+            (1, Some(0), 0.9, 0.9, W, false),
+            (4, Some(1), 0.9, 0.99, W, true),
+        ]);
+        let (_, resolution) = resolve_conflict(&t, CTX, &config);
+        match &resolution {
+            ConflictResolution::Escalation { action: EscalationAction::HumanReview, reason } => {
+                assert!(reason.contains("2 honest vote(s) remain, 3 needed"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Never fewer than f + 1: with f = 1 and q = 2 − 2 flagged, one vote could be Byzantine.
+        let ctx = Context { participation_quorum: 3, max_faulty: 1 };
+        let t = tally(&[
+            (0, Some(0), 0.9, 0.9, W, false),
+            (3, Some(1), 0.9, 0.9, W, true),
+            (4, Some(1), 0.9, 0.99, W, true),
+        ]);
+        let (_, resolution) = resolve_conflict(&t, ctx, &config);
+        assert!(matches!(resolution, ConflictResolution::Escalation { .. }), "{resolution:?}");
     }
 
     #[test]

@@ -29,11 +29,22 @@
 //! - `expect.liveness_bound_ms` back to its default, for a safety violation only.
 //!
 //! After every change the round rules are pruned to what still fits ([`Scenario::prune_rules`]:
-//! no rule names a removed session or agent, or an agent that is no longer Byzantine).
+//! no rule names a removed session or agent, or an agent that is no longer Byzantine), and so
+//! are the behaviours ([`forget_unused_behaviours`]): with no Byzantine agent left the
+//! `[byzantine]` table goes back to its default, and a mix longer than `byzantine.count` loses
+//! the behaviours no agent has. Otherwise a minimized file could say `byzantine.strategy =
+//! "twin"` about a run without any twin (explore finding liveness-twins-10316 of master seed 3
+//! read as a twin in a committee of 3, where the twin had been the first thing removed).
 //!
 //! Every candidate is written as TOML and parsed again with [`scenario::parse`], so it is a
 //! valid scenario file by construction; one that does not parse is skipped without a run.
-//! Nothing else (protocol settings, evaluators, strategy, expectations, seed) is changed.
+//! For a `liveness` violation of an original whose fault model promises liveness
+//! ([`Scenario::default_liveness`]), a candidate outside that model (more faulty agents than its
+//! `f_max`, a partition left in effect, …) is skipped without a run as well: an explicit
+//! `expect.liveness = true` would otherwise have the oracle check a promise the smaller
+//! committee does not make.
+//! Nothing else (protocol settings, evaluators, the behaviours of the Byzantine agents left,
+//! expectations, seed) is changed.
 //!
 //! The size of a scenario ([`size`]) is
 //! `faults + agents.count + byzantine.count + workload.sessions + workload.candidates +
@@ -44,7 +55,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::scenario::{self, ClogTarget, Fault, FaultAction, Scenario};
+use crate::oracle::names;
+use crate::scenario::{self, Byzantine, ClogTarget, Fault, FaultAction, Scenario};
 
 /// The default run budget of a shrink.
 pub const DEFAULT_MAX_RUNS: usize = 500;
@@ -151,6 +163,7 @@ pub fn shrink(
     }
     let invariant = oracle(original).ok_or(ShrinkError::NoFailure)?;
     let mut search = Search {
+        within_liveness_model: invariant == names::LIVENESS && original.default_liveness(),
         invariant: invariant.clone(),
         runs: 1,
         max_runs: options.max_runs,
@@ -234,6 +247,9 @@ impl Kind {
 
 struct Search {
     invariant: String,
+    /// Candidates must keep the fault model's liveness promise ([`Scenario::default_liveness`]):
+    /// the invariant is `liveness` and the original kept it.
+    within_liveness_model: bool,
     runs: usize,
     max_runs: usize,
     /// Verdicts by the candidate's TOML text.
@@ -254,12 +270,18 @@ impl Search {
         let current_size = size(current);
         let current_text = to_text(current);
         for (change, mut candidate) in self.candidates(current, kind) {
+            forget_unused_behaviours(&mut candidate);
             candidate.prune_rules();
             let Some(text) = to_text(&candidate) else { continue };
             // Re-parse: the candidate must be a valid scenario file, and its source text must
             // be the text it is written as.
             let Ok(candidate) = scenario::parse(&text, &current.path) else { continue };
             if Some(&text) == current_text.as_ref() || size(&candidate) > current_size {
+                continue;
+            }
+            // A liveness violation only counts where liveness is promised by the fault model,
+            // not by an `expect.liveness = true` written for a larger committee.
+            if self.within_liveness_model && !candidate.default_liveness() {
                 continue;
             }
             let accepted = match self.seen.get(&text) {
@@ -459,6 +481,20 @@ impl Search {
         let faults = c.faults.into_iter().filter_map(|f| within_committee(f, count)).collect();
         c.faults = consistent(faults);
         c
+    }
+}
+
+/// Forgets the behaviours no agent has: with `byzantine.count = 0` the whole `[byzantine]`
+/// table goes back to its default (no strategy, mix or agent list left to name a behaviour
+/// nobody runs), and a mix longer than the count is cut to it. Neither changes a run: the
+/// Byzantine agent of rank `r < count` has the mix's behaviour `r` either way.
+fn forget_unused_behaviours(s: &mut Scenario) {
+    if s.byzantine.count == 0 {
+        s.byzantine = Byzantine::default();
+        return;
+    }
+    if let Some(mix) = &mut s.byzantine.strategies {
+        mix.truncate(s.byzantine.count as usize);
     }
 }
 
@@ -672,8 +708,9 @@ liveness = false
         assert_eq!(s.network.latency_ms, [1, 1]);
         assert_eq!(shrunk.size, 1 + 1 + 2 + 1);
         assert_eq!(shrunk.original_size, size(&base()));
-        // Untouched: protocol, strategy, expectations.
-        assert_eq!(s.byzantine.strategy, base().byzantine.strategy);
+        // No Byzantine agent is left, so no behaviour is named either.
+        assert_eq!(s.byzantine, Byzantine::default());
+        // Untouched: protocol, expectations.
         assert_eq!(s.expect, base().expect);
         assert_eq!(s.protocol, base().protocol);
     }
@@ -717,6 +754,7 @@ liveness = false
     fn fewer_agents_keep_faults_and_byzantine_lists_valid() {
         let search = Search {
             invariant: String::new(),
+            within_liveness_model: false,
             runs: 0,
             max_runs: 1,
             seen: BTreeMap::new(),
@@ -739,6 +777,73 @@ liveness = false
         let c = search.with_agents(&base(), 1);
         assert_eq!(c.byzantine.count, 1);
         assert!(c.faults.iter().all(|f| f.action == FaultAction::Heal));
+    }
+
+    /// `bftsim explore --seed 3` run 10316 (twins): agent 0 is a twin, its second copy sits in
+    /// a round-0 partition with agent 2. Its liveness failure does not need the twin, so the
+    /// twin is the first thing the shrinker removes, and then one agent; the minimized file
+    /// used to keep `byzantine.strategy = "twin"` and so read as a twin in a committee of 3
+    /// (f_max = 0), whose liveness is not promised.
+    const TWINS_10316: &str = "\
+[agents]
+count = 4
+[byzantine]
+agents = [0]
+count = 1
+strategy = \"twin\"
+[network]
+drop = 0.09
+latency_ms = [1, 20]
+[[round_partitions]]
+groups = [[0, 1, 3], [2, \"0'\"]]
+round = 0
+session = 0
+until_ms = 964
+[workload]
+candidates = 3
+sessions = 1
+";
+
+    #[test]
+    fn a_shrunk_file_names_no_behaviour_that_no_agent_has() {
+        let original = scenario::parse(TWINS_10316, Path::new("twins.toml")).unwrap_or_else(|e| panic!("{e}"));
+        // Fails whatever the Byzantine agents, while agent 2 exists.
+        let oracle = |s: &Scenario| (s.agents.count >= 3).then(|| "liveness".to_owned());
+        let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        let s = &shrunk.scenario;
+        assert_eq!((s.agents.count, s.byzantine.count), (3, 0));
+        assert_eq!(s.byzantine, Byzantine::default());
+        let text = render(&shrunk, Path::new("twins.toml"), &[], 5, Path::new("out/twins.min.toml"));
+        assert!(!text.contains("twin\""), "a run without a twin, written as one:\n{text}");
+        assert!(!text.contains("0'"), "{text}");
+        // The committee of 3 with nobody faulty promises liveness: the finding stands.
+        let back = scenario::parse(&text, Path::new("out/twins.min.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(back.promises_liveness() && back.default_liveness());
+        // A mix keeps only the behaviours of the agents it still has.
+        let mut mixed = original.clone();
+        mixed.byzantine.strategies = Some(vec![scenario::Behaviour::Twin, scenario::Behaviour::Honest]);
+        forget_unused_behaviours(&mut mixed);
+        assert_eq!(mixed.byzantine.strategies, Some(vec![scenario::Behaviour::Twin]));
+    }
+
+    #[test]
+    fn a_liveness_violation_stays_within_the_fault_model() {
+        // The twin is needed, and the file says `expect.liveness = true`: without the model's
+        // promise kept, the shrinker went down to one agent (a Byzantine one) with liveness
+        // still checked, because the file said so.
+        let text = format!("{TWINS_10316}[expect]\nliveness = true\n");
+        let original = scenario::parse(&text, Path::new("twins.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(original.default_liveness());
+        let oracle = |s: &Scenario| (s.byzantine.count >= 1).then(|| "liveness".to_owned());
+        let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        let s = &shrunk.scenario;
+        assert_eq!((s.agents.count, s.byzantine.count), (4, 1), "n ≥ 3f + 1 is kept");
+        assert!(s.default_liveness());
+        // A safety violation is not bound by it: what safety the committee still promises
+        // beyond f_max is the oracle's to say (`oracle::Promises`, quorum arithmetic).
+        let oracle = |s: &Scenario| (s.byzantine.count >= 1).then(|| "agreement".to_owned());
+        let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((shrunk.scenario.agents.count, shrunk.scenario.byzantine.count), (1, 1));
     }
 
     #[test]
