@@ -7,6 +7,7 @@
 //! [`WireError`] that the caller counts.
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::protocol::messages::{Message, ProposalValue, Round, SessionSpec, ValueId, VoteKind};
 use crate::types::{AgentVote, SessionId};
@@ -79,7 +80,94 @@ fn tagged_bytes<T: Serialize>(tag: &[u8], value: &T) -> Vec<u8> {
     let mut b = Vec::with_capacity(tag.len() + 256);
     b.extend_from_slice(tag);
     // Serialising plain data to a Vec cannot fail; an empty result would only weaken a hash.
-    postcard::to_extend(value, b).unwrap_or_default()
+    postcard::serialize_with_flavor(value, VecFlavor(b)).unwrap_or_default()
+}
+
+/// postcard's output into a `Vec`, copying slices with `extend_from_slice` (postcard's own
+/// `to_extend` goes through the generic `Extend`, byte by byte). The same bytes.
+struct VecFlavor(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for VecFlavor {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
+/// SHA-256 of `tag` followed by the canonical bytes of `value`, streamed into the hash through a
+/// small stack buffer instead of serialised into a heap buffer first: the same digest as hashing
+/// `tag` and [`canonical_bytes`] of `value`.
+pub fn canonical_digest<T: Serialize>(tag: &[u8], value: &T) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(tag);
+    let flavor = HashFlavor { hasher, buf: [0; HASH_CHUNK], len: 0 };
+    // Serialising plain data cannot fail (the flavor never refuses a byte).
+    match postcard::serialize_with_flavor(value, flavor) {
+        Ok(hasher) => hasher.finalize().into(),
+        Err(_) => Sha256::new().finalize().into(),
+    }
+}
+
+const HASH_CHUNK: usize = 256;
+
+/// Feeds postcard's output to a SHA-256 in chunks of up to [`HASH_CHUNK`] bytes.
+struct HashFlavor {
+    hasher: Sha256,
+    buf: [u8; HASH_CHUNK],
+    len: usize,
+}
+
+impl HashFlavor {
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl postcard::ser_flavors::Flavor for HashFlavor {
+    type Output = Sha256;
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.len == HASH_CHUNK {
+            self.flush();
+        }
+        self.buf[self.len] = data;
+        self.len += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.len + data.len() > HASH_CHUNK {
+            self.flush();
+            if data.len() > HASH_CHUNK {
+                self.hasher.update(data);
+                return Ok(());
+            }
+        }
+        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<Sha256> {
+        self.flush();
+        Ok(self.hasher)
+    }
 }
 
 /// What a voter signs: a domain tag and the vote (which names its session).
@@ -94,7 +182,13 @@ pub fn spec_signing_bytes(spec: &SessionSpec) -> Vec<u8> {
 
 /// What a proposer signs: session, round, valid round and the value id.
 pub fn proposal_signing_bytes(value: &ProposalValue, round: Round, valid_round: Option<Round>) -> Vec<u8> {
-    tagged_bytes(b"bftsim/proposal/v1", &(value.session, round, valid_round, ValueId::of(value)))
+    proposal_id_signing_bytes(value.session, round, valid_round, ValueId::of(value))
+}
+
+/// [`proposal_signing_bytes`] of a value whose id `id` the caller already computed (a value id
+/// hashes the whole vote set): the same bytes.
+pub fn proposal_id_signing_bytes(session: SessionId, round: Round, valid_round: Option<Round>, id: ValueId) -> Vec<u8> {
+    tagged_bytes(b"bftsim/proposal/v1", &(session, round, valid_round, id))
 }
 
 /// What a prevote or precommit signs: kind, session, round and value.
@@ -349,6 +443,37 @@ mod tests {
         assert_ne!(a, round_vote_signing_bytes(VoteKind::Prevote, SessionId(2), 0, None));
         assert_ne!(a, round_vote_signing_bytes(VoteKind::Prevote, SessionId(1), 1, None));
         assert_ne!(a, round_vote_signing_bytes(VoteKind::Precommit, SessionId(1), 0, None));
+    }
+
+    /// The streamed digest and the buffer-free paths give the bytes and hashes of the plain
+    /// serialisation: values from empty to several hash chunks, with text fields longer than a
+    /// chunk (copied past the buffer) and short ones (buffered).
+    #[test]
+    fn streamed_digests_and_id_signing_bytes_equal_the_plain_encoding() {
+        for (n, reasoning) in [(0, 0), (1, 3), (2, 300), (5, 17), (9, 255), (13, 256), (40, 1_000)] {
+            let Some(Message::Proposal(p)) = messages(7, 1, 2, Some(1)).into_iter().nth(2) else {
+                panic!("the third message is a proposal");
+            };
+            let mut value = p.value;
+            let template = value.votes[0].clone();
+            value.votes = (0..n)
+                .map(|i| {
+                    let mut v = template.clone();
+                    v.vote.agent = AgentId(i);
+                    v.vote.reasoning = "r".repeat(reasoning + i as usize);
+                    v
+                })
+                .collect();
+            let mut plain = b"bftsim/value/v1".to_vec();
+            plain.extend(postcard::to_allocvec(&value).unwrap_or_default());
+            let expected: [u8; 32] = Sha256::digest(&plain).into();
+            assert_eq!(ValueId::of(&value).0, expected, "{n} votes, reasoning {reasoning}");
+            assert_eq!(canonical_bytes(&value), postcard::to_allocvec(&value).unwrap_or_default());
+            assert_eq!(
+                proposal_signing_bytes(&value, 3, Some(2)),
+                proposal_id_signing_bytes(value.session, 3, Some(2), ValueId::of(&value))
+            );
+        }
     }
 
     /// One message of each variant, with the numbers that precede the session in the encoding

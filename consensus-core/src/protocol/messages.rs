@@ -4,7 +4,6 @@
 //! signature cannot be replayed into another session or round.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::sign::Signature;
 use crate::types::{AgentId, AgentVote, CandidateId, ConsensusMethod, EscalationAction, SessionId, TimeMs};
@@ -116,10 +115,7 @@ pub struct ValueId(pub [u8; 32]);
 impl ValueId {
     /// `id(v)` of docs/protocol.md: the hash of the value's canonical bytes.
     pub fn of(value: &ProposalValue) -> ValueId {
-        let mut h = Sha256::new();
-        h.update(b"bftsim/value/v1");
-        h.update(crate::wire::canonical_bytes(value));
-        ValueId(h.finalize().into())
+        ValueId(crate::wire::canonical_digest(b"bftsim/value/v1", value))
     }
 
     /// The first eight bytes, for logs and traces.

@@ -94,10 +94,11 @@ impl Ctx<'_> {
     }
 }
 
-/// A decided session: what was reported and the certificate that proves it.
+/// A decided session: when, the certificate that proves it, and what the registry learns.
 #[derive(Clone, Debug)]
 pub(crate) struct Decided {
-    pub record: DecisionRecord,
+    /// When the decision was taken (the reported record's `at_ms`).
+    pub at_ms: TimeMs,
     pub commit: Option<Commit>,
     pub registry_record: SessionRecord,
 }
@@ -114,6 +115,10 @@ pub(crate) struct SessionMachine {
     valid: Option<(Round, ValueId)>,
     values: BTreeMap<ValueId, ProposalValue>,
     validity: BTreeMap<ValueId, bool>,
+    /// `outcome(mode, votes)` of each value held, with its registry record, computed once: it is
+    /// a function of the value alone while the session is undecided (its registry epoch is
+    /// fixed), and validation, the proposer and the decision all need it.
+    outcomes: BTreeMap<(ValueId, ProposalMode), (AgreedOutcome, SessionRecord)>,
     /// The proposal of each round from its proposer, with its value id (hashed once).
     proposals: BTreeMap<Round, (Proposal, ValueId)>,
     /// Every validly signed prevote and precommit, counted by distinct signer (L31–L33).
@@ -143,6 +148,7 @@ impl SessionMachine {
             valid: None,
             values: BTreeMap::new(),
             validity: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
             proposals: BTreeMap::new(),
             keeper: VoteKeeper::default(),
             votes: BTreeMap::new(),
@@ -328,7 +334,9 @@ impl SessionMachine {
             out.push(Output::Reject { from, reason: Rejection::WrongProposer });
             return;
         }
-        let bytes = wire::proposal_signing_bytes(&p.value, p.round, p.valid_round);
+        // The value id is hashed once, for the signature check and the value's key.
+        let id = ValueId::of(&p.value);
+        let bytes = wire::proposal_id_signing_bytes(p.value.session, p.round, p.valid_round, id);
         if !ctx.verify(p.proposer, &bytes, &p.signature) {
             out.push(Output::Reject { from, reason: Rejection::BadSignature });
             return;
@@ -346,13 +354,12 @@ impl SessionMachine {
             }
             return;
         }
-        let spec = p.value.spec.clone();
-        let id = ValueId::of(&p.value);
+        let spec = self.spec.is_none().then(|| p.value.spec.clone());
         self.values.entry(id).or_insert_with(|| p.value.clone());
         self.absorb_polka(from, &p, id, ctx, out);
         self.cross_check_votes(&p.value.votes, ctx, out);
         self.proposals.insert(p.round, (p, id));
-        if self.spec.is_none() && self.spec_authentic(&spec, ctx) {
+        if let Some(spec) = spec.filter(|s| self.spec.is_none() && self.spec_authentic(s, ctx)) {
             self.learn_spec(spec, ctx, out);
         }
         self.progress(ctx, out);
@@ -437,9 +444,8 @@ impl SessionMachine {
             out.push(Output::Reject { from, reason: Rejection::InvalidCommit });
             return;
         }
-        let spec = c.proposal.value.spec.clone();
-        if self.spec.is_none() && self.spec_authentic(&spec, ctx) {
-            self.learn_spec(spec, ctx, out);
+        if self.spec.is_none() && self.spec_authentic(&c.proposal.value.spec, ctx) {
+            self.learn_spec(c.proposal.value.spec.clone(), ctx, out);
         }
         self.values.entry(id).or_insert_with(|| c.proposal.value.clone());
         if !self.is_valid(id, ctx) {
@@ -502,9 +508,9 @@ impl SessionMachine {
     /// L66–L67: after deciding, answer a lagging agent with the certificate.
     pub fn help_lagging(&mut self, from: AgentId, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
         let Some(decided) = &self.decided else { return };
-        let Some(commit) = decided.commit.clone() else { return };
+        let Some(commit) = &decided.commit else { return };
         // Messages right after the decision come from peers deciding at the same moment.
-        let settled = ctx.now >= decided.record.at_ms.saturating_add(ctx.protocol.retransmit_ms);
+        let settled = ctx.now >= decided.at_ms.saturating_add(ctx.protocol.retransmit_ms);
         // The client re-sends `Open` until it has heard of the decision: answer it too.
         let known = self.committee.contains(from) || from == ctx.protocol.client;
         if from == ctx.me || !known || !settled {
@@ -514,8 +520,9 @@ impl SessionMachine {
         if last.is_some_and(|t| ctx.now < t.saturating_add(ctx.protocol.retransmit_ms)) {
             return;
         }
+        let message = Message::Commit(Box::new(commit.clone()));
         self.commit_sent_at.insert(from, ctx.now);
-        out.push(Output::Send { to: from, message: Message::Commit(Box::new(commit)) });
+        out.push(Output::Send { to: from, message });
     }
 
     /// L56–L63 and the deadline.
@@ -637,7 +644,7 @@ impl SessionMachine {
         }
         // L16a: every valid vote held goes into the proposal, not only the first q.
         let votes: Vec<SignedVote> = self.votes.values().cloned().collect();
-        let (normal, _) = outcome_of(ProposalMode::Normal, &spec, &votes, ctx);
+        let (normal, normal_record) = outcome_of(ProposalMode::Normal, &spec, &votes, ctx);
         let past_deadline = ctx.now >= spec.spec.opened_ms.saturating_add(ctx.engine.deadline_ms);
         // L16b–L16c: with votes missing, propose early only an outcome that reaches the threshold.
         // Otherwise wait for the missing votes (lost ones are re-sent on every timeout, L58), in
@@ -658,9 +665,15 @@ impl SessionMachine {
             (AgreedOutcome::NoDecision { .. }, true, false) => return,
             (_, true, false) => ProposalMode::Normal,
         };
-        let outcome = if mode == ProposalMode::Normal { normal } else { outcome_of(mode, &spec, &votes, ctx).0 };
+        let fallback = (mode == ProposalMode::Fallback).then(|| outcome_of(mode, &spec, &votes, ctx));
+        let outcome = fallback.as_ref().map_or_else(|| normal.clone(), |(o, _)| o.clone());
         let value = ProposalValue { session: self.session, spec, mode, votes, outcome };
-        self.propose(value, None, ctx, out); // L20
+        let id = self.propose(value, None, ctx, out); // L20
+                                                      // The same outcomes every agent's validation and decision compute for this value.
+        self.outcomes.entry((id, ProposalMode::Normal)).or_insert((normal, normal_record));
+        if let Some(fallback) = fallback {
+            self.outcomes.entry((id, ProposalMode::Fallback)).or_insert(fallback);
+        }
     }
 
     /// L17: every vote held accepts one candidate (the early path; the outcome must still reach
@@ -674,9 +687,17 @@ impl SessionMachine {
         first.is_some() && choices.all(|c| c == first)
     }
 
-    fn propose(&mut self, value: ProposalValue, valid_round: Option<Round>, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
-        let signature = ctx.signer.sign(&wire::proposal_signing_bytes(&value, self.round, valid_round));
+    /// Returns the value's id.
+    fn propose(
+        &mut self,
+        value: ProposalValue,
+        valid_round: Option<Round>,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<Output>,
+    ) -> ValueId {
         let id = ValueId::of(&value);
+        let bytes = wire::proposal_id_signing_bytes(value.session, self.round, valid_round, id);
+        let signature = ctx.signer.sign(&bytes);
         self.values.entry(id).or_insert_with(|| value.clone());
         // L15: a re-proposal carries the q prevotes that made the value valid.
         let polka: Vec<RoundVote> = valid_round
@@ -686,6 +707,7 @@ impl SessionMachine {
         let proposal = Proposal { round: self.round, valid_round, value, proposer: ctx.me, signature, polka };
         self.proposals.insert(self.round, (proposal.clone(), id));
         out.push(Output::Broadcast(Message::Proposal(Box::new(proposal))));
+        id
     }
 
     fn broadcast_round_vote(&mut self, kind: VoteKind, value: Option<ValueId>, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
@@ -876,7 +898,8 @@ impl SessionMachine {
             return *v;
         }
         let Some(value) = self.values.get(&id) else { return false };
-        let (valid, cacheable) = validate(value, &self.committee, self.session, &self.votes, ctx);
+        let mut outcome = |mode| known_outcome(&mut self.outcomes, id, mode, value, ctx).0.clone();
+        let (valid, cacheable) = validate(value, &self.committee, self.session, &self.votes, ctx, &mut outcome);
         if cacheable {
             self.validity.insert(id, valid);
         }
@@ -884,8 +907,8 @@ impl SessionMachine {
     }
 
     fn decide(&mut self, round: Round, id: ValueId, commit: Option<Commit>, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
-        let Some(value) = self.values.get(&id).cloned() else { return };
-        let (_, registry_record) = outcome_of(value.mode, &value.spec, &value.votes, ctx);
+        let Some(value) = self.values.get(&id) else { return };
+        let registry_record = known_outcome(&mut self.outcomes, id, value.mode, value, ctx).1.clone();
         let record = DecisionRecord {
             session: self.session,
             round: Some(round),
@@ -896,12 +919,12 @@ impl SessionMachine {
             spec: value.spec.clone(),
             at_ms: ctx.now,
         };
-        out.push(Output::Decide(Box::new(record.clone()))); // L50
+        out.push(Output::Decide(Box::new(record))); // L50
         if let Some(c) = &commit {
             // The client learns the decision from the certificate.
             out.push(Output::Send { to: ctx.protocol.client, message: Message::Commit(Box::new(c.clone())) });
         }
-        self.decided = Some(Decided { record, commit, registry_record });
+        self.decided = Some(Decided { at_ms: ctx.now, commit, registry_record });
     }
 
     /// The `local-timeout-fallback` mutation: decide alone, on this agent's own view.
@@ -928,8 +951,8 @@ impl SessionMachine {
             at_ms: ctx.now,
         };
         let registry_record = SessionRecord { chosen: outcome.chosen(), ..SessionRecord::default() };
-        out.push(Output::Decide(Box::new(record.clone())));
-        self.decided = Some(Decided { record, commit: None, registry_record });
+        out.push(Output::Decide(Box::new(record)));
+        self.decided = Some(Decided { at_ms: ctx.now, commit: None, registry_record });
     }
 }
 
@@ -940,6 +963,7 @@ fn validate(
     session: SessionId,
     verified: &BTreeMap<AgentId, SignedVote>,
     ctx: &Ctx<'_>,
+    outcome: &mut dyn FnMut(ProposalMode) -> AgreedOutcome,
 ) -> (bool, bool) {
     let spec_ok = value.spec.spec.session == session
         && ctx.verifier.verify(ctx.protocol.client, &wire::spec_signing_bytes(&value.spec.spec), &value.spec.signature);
@@ -956,7 +980,7 @@ fn validate(
     if value.session != session || !spec_ok || !votes_ok {
         return (false, true);
     }
-    let (normal, _) = outcome_of(ProposalMode::Normal, &value.spec, &value.votes, ctx);
+    let normal = outcome(ProposalMode::Normal);
     match value.mode {
         ProposalMode::Normal => (normal == value.outcome, true), // V4–V5
         ProposalMode::Fallback => {
@@ -968,10 +992,20 @@ fn validate(
             if ctx.now < value.spec.spec.opened_ms.saturating_add(ctx.engine.deadline_ms) {
                 return (false, false);
             }
-            let (fallback, _) = outcome_of(ProposalMode::Fallback, &value.spec, &value.votes, ctx);
-            (fallback == value.outcome, true)
+            (outcome(ProposalMode::Fallback) == value.outcome, true)
         }
     }
+}
+
+/// [`outcome_of`] of value `id` (`value`) under `mode`, from `memo` or computed once into it.
+fn known_outcome<'m>(
+    memo: &'m mut BTreeMap<(ValueId, ProposalMode), (AgreedOutcome, SessionRecord)>,
+    id: ValueId,
+    mode: ProposalMode,
+    value: &ProposalValue,
+    ctx: &Ctx<'_>,
+) -> &'m (AgreedOutcome, SessionRecord) {
+    memo.entry((id, mode)).or_insert_with(|| outcome_of(mode, &value.spec, &value.votes, ctx))
 }
 
 /// `outcome(mode, votes)` of docs/protocol.md V5–V6, with what the registry learns from it.

@@ -41,7 +41,13 @@ pub(super) fn client_node<S: Signer + Clone + 'static>(
             w.inboxes.insert(AgentId::CLIENT, tx);
             w.up.insert(AgentId::CLIENT);
         }
-        let transport = SimTx { me: AgentId::CLIENT, address: AgentId::CLIENT, world: world.clone(), clock, routing };
+        let transport = SimTx {
+            me: AgentId::CLIENT,
+            address: AgentId::CLIENT,
+            world: world.clone(),
+            clock: clock.clone(),
+            routing,
+        };
         // The client only peeks at frames: it never decodes, so it shares no decodes.
         let mut rx = SimRx { inbox: rx, last_sent_ms: Arc::default(), decodes: Arc::default() };
         let mut committed: BTreeMap<u64, BTreeSet<AgentId>> = BTreeMap::new();

@@ -114,14 +114,29 @@ pub fn derive_parameters(scenario: &Scenario, seed: u64) -> Derived {
 }
 
 /// Simulated milliseconds since the run started.
-#[derive(Clone, Copy)]
+///
+/// Read from the runtime's time handle, taken once: `Instant::now()` would do the same through
+/// madsim's `clock_gettime` override, which looks the runtime up again on every call (every
+/// send and receive reads the clock). The same readings.
+#[derive(Clone)]
 pub(crate) struct SimClock {
     start: madsim::time::Instant,
+    /// Simulated time elapsed in the runtime when the run started.
+    start_elapsed: Duration,
+    time: madsim::time::TimeHandle,
+}
+
+impl SimClock {
+    /// A clock that reads 0 now; inside a simulation only.
+    fn start() -> SimClock {
+        let time = madsim::time::TimeHandle::current();
+        SimClock { start: time.now_instant(), start_elapsed: time.elapsed(), time }
+    }
 }
 
 impl Clock for SimClock {
     fn now_ms(&self) -> TimeMs {
-        self.start.elapsed().as_millis() as TimeMs
+        self.time.elapsed().saturating_sub(self.start_elapsed).as_millis() as TimeMs
     }
     fn sleep_until(&self, at_ms: TimeMs) -> impl Future<Output = ()> {
         madsim::time::sleep_until(self.start + Duration::from_millis(at_ms))
@@ -157,7 +172,7 @@ impl Evaluator for DurableEvaluator {
 }
 
 async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
-    let clock = SimClock { start: madsim::time::Instant::now() };
+    let clock = SimClock::start();
     let handle = madsim::runtime::Handle::current();
     let n = scenario.agents.count;
     let derived = derive_parameters(&scenario, seed);
@@ -175,7 +190,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         Arc::new(Mutex::new(World::new(net_seed, net, oracle, derived.byzantine.clone(), options.trace)));
     log_setup(&world, &scenario, seed, &derived);
     let net_node = handle.create_node().name("network").build();
-    net_node.spawn(crate::world::carry(world.clone(), clock));
+    net_node.spawn(crate::world::carry(world.clone(), clock.clone()));
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
     let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
     let twins: BTreeSet<AgentId> =
@@ -184,8 +199,13 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let rounds = RoundFaults::new(scenario.round_partitions.clone(), scenario.tamper.clone(), signers);
     let routing = Arc::new(Routing { twins, rounds: rounds.map(Mutex::new) });
     let decodes = Arc::new(Mutex::new(SharedDecodes::default()));
-    let ctx =
-        NodeContext { world: world.clone(), clock, routing: routing.clone(), committee: committee.clone(), decodes };
+    let ctx = NodeContext {
+        world: world.clone(),
+        clock: clock.clone(),
+        routing: routing.clone(),
+        committee: committee.clone(),
+        decodes,
+    };
     let mut nodes = BTreeMap::new();
     let mut twin_nodes = Vec::new();
     for i in 0..n {
@@ -220,8 +240,9 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
             twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, Box::new(make_agent()), evaluator));
         }
     }
-    let faults = spawn_faults(&scenario, world.clone(), clock, nodes.clone(), &net_node);
-    let (client_node, client) = client_node(&scenario, &keys.client, world.clone(), clock, committee.clone(), routing);
+    let faults = spawn_faults(&scenario, world.clone(), clock.clone(), nodes.clone(), &net_node);
+    let (client_node, client) =
+        client_node(&scenario, &keys.client, world.clone(), clock.clone(), committee.clone(), routing);
     let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
     faults.abort();
     // Kill every node and let the executor drop their tasks: a pending task holds its own waker
@@ -258,7 +279,8 @@ impl NodeContext {
         let durable = Durable(Arc::new(Mutex::new(node)), id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
-        let (w, c, routing, clock) = (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock);
+        let (w, c, routing, clock) =
+            (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock.clone());
         let decodes = self.decodes.clone();
         let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
         madsim::runtime::Handle::current()
@@ -271,7 +293,8 @@ impl NodeContext {
                     w.inboxes.insert(address, tx);
                     w.up.insert(address);
                 }
-                let transport = SimTx { me: id, address, world: w.clone(), clock, routing: routing.clone() };
+                let transport =
+                    SimTx { me: id, address, world: w.clone(), clock: clock.clone(), routing: routing.clone() };
                 let last_sent_ms = Arc::new(AtomicU64::new(0));
                 let inbox = SimRx { inbox: rx, last_sent_ms: last_sent_ms.clone(), decodes: decodes.clone() };
                 let mut runner = Runner::new(
@@ -279,7 +302,7 @@ impl NodeContext {
                     spec,
                     transport,
                     inbox,
-                    clock,
+                    clock.clone(),
                     evaluator.clone(),
                     WorldObserver { world: w.clone(), last_sent_ms },
                     c.clone(),
