@@ -8,9 +8,10 @@
 //!   off with probability `swarm.off`, so families that suppress bugs (constant loss hides an
 //!   equivocation split) are absent in some runs;
 //! - **twins** (Bano et al., OPODIS 2021): one Byzantine agent runs as two honest copies under
-//!   one key; the partition of every early round of session 0 places the copies apart.
-//!   Committees of the first `twins.sizes` entry are enumerated (twin position × one
-//!   partition per round), others sampled;
+//!   one key; the partition of every early round of every session places the copies apart
+//!   (a partition also cuts the decision certificates of its round). Committees of the first
+//!   `twins.sizes` entry are enumerated in session 0 (twin position × one partition per
+//!   round), other sessions and sizes sampled;
 //! - **byzzfuzz** (Winter et al., OOPSLA 2023): one Byzantine agent runs the honest code and
 //!   its messages of c chosen rounds are mutated for a random subset of receivers; d chosen
 //!   rounds are partitioned at random.
@@ -216,6 +217,8 @@ impl Generator {
         set(&mut d.table, "byzantine.strategy", Value::String("twin".into()));
         set(&mut d.table, "byzantine.agents", Value::Array(vec![int(u64::from(twin))]));
         d.features.insert("behaviour:twin".into());
+        // As many sessions as the envelope's workload allows: every session gets partitions.
+        let sessions = draw(rng, e.workload.sessions).max(1);
         let mut rules = Vec::new();
         for round in 0..rounds {
             let choice = if enumerate && !partitions.is_empty() {
@@ -228,11 +231,17 @@ impl Generator {
             let Some(groups) = partitions.get(choice) else { continue };
             rules.push(round_partition(0, round, groups, twin, d.gst_ms));
         }
+        // Later sessions: the same rounds, each partition sampled (the enumeration is session 0's).
+        for session in 1..sessions {
+            for round in 0..rounds {
+                let Some(groups) = partitions.get(rng.gen_range(0..partitions.len().max(1))) else { continue };
+                rules.push(round_partition(session, round, groups, twin, d.gst_ms));
+            }
+        }
         d.table.insert("round_partitions".into(), Value::Array(rules));
         let latency_max = rng.gen_range(10..=120u64);
         set(&mut d.table, "network.latency_ms", Value::Array(vec![int(1), int(latency_max)]));
         d.latency_max_ms = latency_max;
-        let sessions = rng.gen_range(1..=4u64);
         set(&mut d.table, "workload.sessions", int(sessions));
         d.sessions = sessions;
         close_candidates(rng, d);
@@ -724,9 +733,9 @@ mod tests {
     fn modes_split_by_weight_without_state() {
         let g = Generator::new(Envelope::default(), 1, None, "none");
         let modes: Vec<Mode> = (0..10).map(|i| g.mode_of(i).0).collect();
-        assert_eq!(modes.iter().filter(|m| **m == Mode::Swarm).count(), 6);
-        assert_eq!(modes.iter().filter(|m| **m == Mode::Twins).count(), 2);
-        assert_eq!(g.mode_of(16), (Mode::Twins, 2), "the second twins run of the second block");
+        assert_eq!(modes.iter().filter(|m| **m == Mode::Swarm).count(), 4);
+        assert_eq!(modes.iter().filter(|m| **m == Mode::Twins).count(), 4);
+        assert_eq!(g.mode_of(16), (Mode::Twins, 6), "the third twins run of the second block");
     }
 
     #[test]

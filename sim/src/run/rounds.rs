@@ -38,13 +38,16 @@ pub(super) struct RoundFaults {
     sent: BTreeMap<(AgentId, u64, &'static str), (Frame, Option<Frame>)>,
 }
 
-/// The round of a message: proposals and round votes carry it; session votes are round 0.
+/// The round of a message: proposals and round votes carry it; session votes are round 0; a
+/// decision certificate belongs to the round it was decided in, so a partition of that round
+/// also keeps the decision from the other side (as its precommits were kept).
 fn round_of(m: &Message) -> Option<u32> {
     match m {
         Message::Proposal(p) => Some(p.round),
         Message::RoundVote(v) => Some(v.round),
         Message::Vote(_) => Some(0),
-        Message::Open(_) | Message::Commit(_) | Message::Sync { .. } => None,
+        Message::Commit(c) => Some(c.proposal.round),
+        Message::Open(_) | Message::Sync { .. } => None,
     }
 }
 
