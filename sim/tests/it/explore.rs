@@ -140,8 +140,8 @@ const FOUND_BY_EXPLORE: [(&str, u64, u64); 8] = [
     ("no-locking", 6, 40),
     ("duplicate-votes-counted", 1, 10),
     ("proposal-not-reset", 1, 10),
-    ("repropose-fresh-value", 1, 50),
-    ("pol-round-zero-rejected", 1, 50),
+    ("repropose-fresh-value", 1, 20),
+    ("pol-round-zero-rejected", 1, 20),
 ];
 
 #[test]
