@@ -135,6 +135,11 @@ pub struct ProtocolSpace {
     pub thresholds: Vec<f64>,
     /// Probability that early unanimous decisions are on.
     pub early_unanimous: f64,
+    /// Probability that a run scales its round timeouts (propose, prevote, precommit and the
+    /// per-round growth) by a factor from `timeout_scale`.
+    pub short_timeouts: f64,
+    /// The factor's range (0.1 to 1.0).
+    pub timeout_scale: Span<f64>,
 }
 
 /// `[swarm]`.
@@ -262,6 +267,12 @@ impl Envelope {
         if self.byzantine.behaviours.is_empty() {
             return Err("byzantine.behaviours: expected at least one behaviour".into());
         }
+        let [low, high] = self.protocol.timeout_scale;
+        if !(0.1..=1.0).contains(&low) || !(low..=1.0).contains(&high) {
+            return Err(format!(
+                "protocol.timeout_scale = [{low}, {high}]: expected [min, max] with 0.1 <= min <= max <= 1.0"
+            ));
+        }
         if self.protocol.detectors.is_empty()
             || self.protocol.fallbacks.is_empty()
             || self.protocol.thresholds.is_empty()
@@ -273,6 +284,7 @@ impl Envelope {
             ("byzantine.same", self.byzantine.same),
             ("faults.one_way", self.faults.one_way),
             ("protocol.early_unanimous", self.protocol.early_unanimous),
+            ("protocol.short_timeouts", self.protocol.short_timeouts),
             ("swarm.off", self.swarm.off),
             ("network.drop[0]", self.network.drop[0]),
             ("network.drop[1]", self.network.drop[1]),

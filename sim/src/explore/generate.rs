@@ -121,6 +121,7 @@ impl Generator {
             Mode::Twins => self.twins(&mut rng, &mut draft, k),
             Mode::ByzzFuzz => self.byzzfuzz(&mut rng, &mut draft),
         }
+        self.timeouts(index, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);
@@ -340,6 +341,26 @@ impl Generator {
         set(&mut d.table, "protocol.early_unanimous", Value::Boolean(rng.gen_bool(p.early_unanimous)));
     }
 
+    /// With probability `protocol.short_timeouts`, scales the round timeouts down (their own
+    /// random stream, so that every other draw of run `index` stays as it was).
+    fn timeouts(&self, index: u64, d: &mut Draft) {
+        let p = &self.envelope.protocol;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-timeouts", index));
+        if !rng.gen_bool(p.short_timeouts) {
+            return;
+        }
+        let [low, high] = p.timeout_scale;
+        let scale = round2(rng.gen_range(low..=high));
+        let scaled = |ms: f64| ((ms * scale).round() as u64).max(1);
+        let t = Timeouts { propose: scaled(200.0), vote: scaled(50.0), delta: scaled(50.0) };
+        set(&mut d.table, "protocol.timeout_propose_ms", int(t.propose));
+        set(&mut d.table, "protocol.timeout_prevote_ms", int(t.vote));
+        set(&mut d.table, "protocol.timeout_precommit_ms", int(t.vote));
+        set(&mut d.table, "protocol.timeout_delta_ms", int(t.delta));
+        d.timeouts = Some(t);
+        d.features.insert("protocol:short-timeouts".into());
+    }
+
     /// Workload defaults where a mode set none, and the liveness bound.
     fn finish(&self, rng: &mut ChaCha8Rng, d: &mut Draft) {
         if d.sessions == 0 {
@@ -350,11 +371,12 @@ impl Generator {
         }
         let latency = d.latency_max_ms.saturating_add(d.tail_max_ms);
         d.features.insert(latency_feature(latency).into());
-        // Rounds until the timeouts (50 ms + 50 ms per round) outgrow two message delays, and
-        // the time the timeouts of those rounds add up to (propose 200, prevote and
-        // precommit 50, each + 50 per round).
-        let rounds = (2 * latency).div_ceil(50) + 2;
-        let rounds_ms = 300 * rounds + 75 * rounds * rounds;
+        // Rounds until the timeouts (prevote 50 ms + 50 ms per round by default) outgrow two
+        // message delays, and the time the timeouts of those rounds add up to (propose 200,
+        // prevote and precommit 50, each + 50 per round by default).
+        let t = d.timeouts.unwrap_or(Timeouts { propose: 200, vote: 50, delta: 50 });
+        let rounds = (2 * latency).div_ceil(t.delta) + 2;
+        let rounds_ms = (t.propose + 2 * t.vote) * rounds + 3 * t.delta * rounds * rounds / 2;
         let per_session = self.envelope.liveness.per_session_ms.saturating_add(rounds_ms);
         let bound = d.gst_ms.saturating_add(d.sessions.max(1).saturating_mul(per_session));
         set(&mut d.table, "expect.liveness_bound_ms", int(bound.max(30_000)));
@@ -422,6 +444,16 @@ struct Draft {
     tail_max_ms: u64,
     byzantine_count: u32,
     faults: Vec<(u64, Table)>,
+    timeouts: Option<Timeouts>,
+}
+
+/// A run's round timeouts when scaled: propose, prevote and precommit of round 0, growth per
+/// round (milliseconds).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    propose: u64,
+    vote: u64,
+    delta: u64,
 }
 
 impl Draft {
@@ -759,6 +791,34 @@ mod tests {
         // 2 groups, 0 and 4 apart: the 3 others each go either way: 2^3 = 8.
         assert_eq!(p.len(), 8);
         assert!(twin_partitions(4, 3).len() > p.len());
+    }
+
+    /// Short timeouts come from their own stream: turning them on changes a run's timeouts
+    /// (and its liveness bound) and nothing else.
+    #[test]
+    fn short_timeouts_change_only_the_timeouts() {
+        let mut short = Envelope::default();
+        short.protocol.short_timeouts = 1.0;
+        let (plain, scaled) =
+            (Generator::new(Envelope::default(), 3, None, "none"), Generator::new(short, 3, None, "none"));
+        for i in 0..50 {
+            let (a, b) = (plain.generate(i).unwrap(), scaled.generate(i).unwrap());
+            let timeouts = |g: &Generated| {
+                let p = &g.scenario.protocol;
+                (p.timeout_propose_ms, p.timeout_prevote_ms, p.timeout_precommit_ms, p.timeout_delta_ms)
+            };
+            assert_eq!(timeouts(&a), (200, 50, 50, 50), "run {i}");
+            let (propose, prevote, precommit, delta) = timeouts(&b);
+            assert!((40..=120).contains(&propose) && (10..=30).contains(&prevote), "run {i}: {propose} {prevote}");
+            assert_eq!((prevote, precommit), (delta, delta));
+            assert!(b.scenario.expect.liveness_bound_ms >= 30_000);
+            let keep = |g: &Generated| {
+                let kept = |l: &&str| !["timeout", "liveness_bound", "[protocol]"].iter().any(|k| l.contains(k));
+                g.text.lines().filter(|l| !l.is_empty()).filter(kept).collect::<Vec<_>>().join("\n")
+            };
+            assert_eq!(keep(&a), keep(&b), "run {i}");
+            assert_eq!(a.seed, b.seed);
+        }
     }
 
     #[test]
