@@ -668,8 +668,8 @@ impl SessionMachine {
         let fallback = (mode == ProposalMode::Fallback).then(|| outcome_of(mode, &spec, &votes, ctx));
         let outcome = fallback.as_ref().map_or_else(|| normal.clone(), |(o, _)| o.clone());
         let value = ProposalValue { session: self.session, spec, mode, votes, outcome };
-        let id = self.propose(value, None, ctx, out); // L20
-                                                      // The same outcomes every agent's validation and decision compute for this value.
+        // L20; keep the outcomes every agent's validation and decision compute for this value.
+        let id = self.propose(value, None, ctx, out);
         self.outcomes.entry((id, ProposalMode::Normal)).or_insert((normal, normal_record));
         if let Some(fallback) = fallback {
             self.outcomes.entry((id, ProposalMode::Fallback)).or_insert(fallback);
