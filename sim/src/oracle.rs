@@ -148,6 +148,8 @@ pub struct Oracle {
     faulty: bool,
     violation: Option<Violation>,
     promises: Promises,
+    /// `expect.liveness_rounds`, when the run promises liveness.
+    liveness_rounds: Option<u64>,
 }
 
 impl Oracle {
@@ -180,7 +182,15 @@ impl Oracle {
             faulty,
             violation: None,
             promises: Promises { agreement: true, unanimity_validity: true },
+            liveness_rounds: None,
         }
+    }
+
+    /// Checks liveness in rounds as well: an honest agent that enters round `rounds` of a
+    /// session it has not decided violates it (`expect.liveness_rounds`).
+    pub fn with_liveness_rounds(mut self, rounds: Option<u64>) -> Oracle {
+        self.liveness_rounds = rounds;
+        self
     }
 
     /// Checks only what `promises` promises.
@@ -488,6 +498,21 @@ impl Oracle {
         }
     }
 
+    /// An honest agent sent its own round vote of `round` in `session`, so it is in that round
+    /// (or was): liveness in rounds (`expect.liveness_rounds`).
+    pub fn on_own_round_vote(&mut self, agent: AgentId, session: SessionId, round: Round, step: u64, now: TimeMs) {
+        let Some(bound) = self.liveness_rounds else { return };
+        if u64::from(round) < bound || !self.honest.contains(&agent) {
+            return;
+        }
+        if self.decisions.get(&session).is_some_and(|d| d.contains_key(&agent)) {
+            return;
+        }
+        let detail =
+            format!("{agent} entered round {round} of {session} without deciding it (liveness bound {bound} rounds)");
+        self.violate(names::LIVENESS, step, now, detail);
+    }
+
     /// Liveness at the end of a run: every honest agent in `up` decided every session in
     /// `0..sessions` by `bound_ms`.
     pub fn check_liveness(&mut self, up: &BTreeSet<AgentId>, sessions: u64, bound_ms: TimeMs, step: u64, now: TimeMs) {
@@ -585,6 +610,30 @@ mod tests {
         for part in ["value abababababababab in round 0", "value cdcdcdcdcdcdcdcd in round 2", "CandidateId(1)"] {
             assert!(v.detail.contains(part), "{part:?} missing from {:?}", v.detail);
         }
+    }
+
+    #[test]
+    fn liveness_in_rounds_fails_an_honest_undecided_agent_at_the_bound_round() {
+        let session = SessionId(3);
+        let mut honest = oracle(4).with_liveness_rounds(Some(5));
+        honest.honest.remove(&AgentId(2));
+        honest.on_own_round_vote(AgentId(0), session, 4, 1, 100);
+        assert_eq!(honest.violation(), None, "round 4 is below the bound of 5 rounds");
+        honest.on_own_round_vote(AgentId(2), session, 9, 2, 110);
+        assert_eq!(honest.violation(), None, "a Byzantine agent's rounds prove nothing");
+        let seen =
+            SeenDecision { value: None, round: Some(1), outcome: chose(0), mode: ProposalMode::Normal, at_ms: 5 };
+        honest.decisions.entry(session).or_default().insert(AgentId(1), seen);
+        honest.on_own_round_vote(AgentId(1), session, 7, 3, 120);
+        assert_eq!(honest.violation(), None, "agent 1 decided the session");
+        honest.on_own_round_vote(AgentId(0), session, 5, 4, 130);
+        let v = honest.violation().expect("agent 0 entered round 5 undecided");
+        assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::LIVENESS, 4, 130));
+        assert!(v.detail.contains("round 5 of session-3"), "{}", v.detail);
+
+        let mut off = oracle(4);
+        off.on_own_round_vote(AgentId(0), session, 1_000, 1, 100);
+        assert_eq!(off.violation(), None, "no round bound unless the scenario sets one");
     }
 
     #[test]

@@ -495,10 +495,16 @@ impl World {
                 self.counts.sent += 1;
                 self.counts.bytes += *bytes as u64;
                 self.last_send = (message.kind(), message.session().0);
-                self.message_event(now, "send", agent, *to, message, (*bytes as u64, None));
+                let step = self.message_event(now, "send", agent, *to, message, (*bytes as u64, None));
+                if let Message::RoundVote(v) = message {
+                    if honest && v.agent == agent {
+                        self.oracle.on_own_round_vote(agent, v.session, v.round, step, now);
+                        self.stop |= self.oracle.violation().is_some();
+                    }
+                }
             }
             RunnerEvent::Deliver { from, message } => {
-                self.message_event(now, "deliver", agent, *from, message, (0, sent_ms))
+                self.message_event(now, "deliver", agent, *from, message, (0, sent_ms));
             }
             RunnerEvent::Timeout(timer) => self.timer_event(now, agent, *timer),
             RunnerEvent::LocalVote(vote) => {
@@ -595,7 +601,7 @@ impl World {
         peer: AgentId,
         m: &Message,
         (size, sent_ms): (u64, Option<TimeMs>),
-    ) {
+    ) -> u64 {
         let session = m.session().0;
         let key = Key { agent: agent.0, peer: peer.0, session, extra: size ^ (m.kind().len() as u64) << 32 };
         self.trace.record(now, kind, key, |step| TraceEvent {
@@ -609,7 +615,7 @@ impl World {
             honest: None,
             sent_ms,
             detail: describe(m),
-        });
+        })
     }
 
     fn timer_event(&mut self, now: TimeMs, agent: AgentId, timer: Timer) {

@@ -380,7 +380,24 @@ impl Generator {
         let per_session = self.envelope.liveness.per_session_ms.saturating_add(rounds_ms);
         let bound = d.gst_ms.saturating_add(d.sessions.max(1).saturating_mul(per_session));
         set(&mut d.table, "expect.liveness_bound_ms", int(bound.max(30_000)));
+        set(&mut d.table, "expect.liveness_rounds", int(liveness_rounds(t, d.gst_ms, rounds, d.agents)));
     }
+}
+
+/// The liveness bound in rounds: the rounds an honest agent can reach by `gst_ms`, plus the
+/// `rounds` after which the timeouts outlast the latency, plus `2n + 4` for faulty proposers and
+/// lost messages. An honest agent enters round r + 1 only when its precommit timeout of round r
+/// expires (L46–L47, L60–L61) or when f + 1 agents, so an honest one, sent messages of a later
+/// round (L54–L55), so the first honest agent to enter round r waited at least the precommit
+/// timeouts of rounds 0..r: growing timeouts reach few rounds by GST, constant ones (the
+/// `constant-timeouts` mutation) race past the bound, which ends such a stalled run early.
+fn liveness_rounds(t: Timeouts, gst_ms: u64, rounds: u64, n: u32) -> u64 {
+    let (mut reached, mut waited) = (0u64, 0u64);
+    while waited <= gst_ms {
+        waited = waited.saturating_add(t.vote.saturating_add(t.delta.saturating_mul(reached)).max(1));
+        reached += 1;
+    }
+    reached + rounds + 2 * u64::from(n) + 4
 }
 
 /// Two or three candidates of nearly equal quality, so that honest votes split and proposals
@@ -439,6 +456,7 @@ struct Draft {
     table: Table,
     features: BTreeSet<String>,
     gst_ms: u64,
+    agents: u32,
     sessions: u64,
     latency_max_ms: u64,
     tail_max_ms: u64,
@@ -458,6 +476,7 @@ struct Timeouts {
 
 impl Draft {
     fn agents(&mut self, n: u32) {
+        self.agents = n;
         set(&mut self.table, "agents.count", int(u64::from(n)));
         let bucket = match n {
             0..=4 => "n:4",
@@ -797,10 +816,9 @@ mod tests {
     /// (and its liveness bound) and nothing else.
     #[test]
     fn short_timeouts_change_only_the_timeouts() {
-        let mut short = Envelope::default();
-        short.protocol.short_timeouts = 1.0;
-        let (plain, scaled) =
-            (Generator::new(Envelope::default(), 3, None, "none"), Generator::new(short, 3, None, "none"));
+        let (mut plain, mut short) = (Envelope::default(), Envelope::default());
+        (plain.protocol.short_timeouts, short.protocol.short_timeouts) = (0.0, 1.0);
+        let (plain, scaled) = (Generator::new(plain, 3, None, "none"), Generator::new(short, 3, None, "none"));
         for i in 0..50 {
             let (a, b) = (plain.generate(i).unwrap(), scaled.generate(i).unwrap());
             let timeouts = |g: &Generated| {
@@ -813,11 +831,27 @@ mod tests {
             assert_eq!((prevote, precommit), (delta, delta));
             assert!(b.scenario.expect.liveness_bound_ms >= 30_000);
             let keep = |g: &Generated| {
-                let kept = |l: &&str| !["timeout", "liveness_bound", "[protocol]"].iter().any(|k| l.contains(k));
+                let kept = |l: &&str| !["timeout", "liveness_", "[protocol]"].iter().any(|k| l.contains(k));
                 g.text.lines().filter(|l| !l.is_empty()).filter(kept).collect::<Vec<_>>().join("\n")
             };
             assert_eq!(keep(&a), keep(&b), "run {i}");
             assert_eq!(a.seed, b.seed);
+        }
+    }
+
+    /// The round bound covers the rounds growing timeouts can reach by GST: the precommit
+    /// timeouts of all rounds before it add up to more than GST.
+    #[test]
+    fn the_liveness_round_bound_covers_the_rounds_reachable_by_gst() {
+        let t = Timeouts { propose: 200, vote: 50, delta: 50 };
+        // 50 + 100 + ... + 650 = 4550 > 4000 ≥ 50 + ... + 600 = 3900: 13 rounds by GST.
+        assert_eq!(liveness_rounds(t, 4_000, 10, 4), 13 + 10 + 12);
+        assert_eq!(liveness_rounds(t, 0, 10, 4), 1 + 10 + 12);
+        for (gst, vote, delta) in [(200, 10, 10), (4_000, 10, 10), (1_000, 30, 30), (3_000, 50, 50)] {
+            let t = Timeouts { propose: 4 * vote, vote, delta };
+            let reached = liveness_rounds(t, gst, 0, 0) - 4;
+            let waited = |rounds: u64| (0..rounds).map(|r| vote + delta * r).sum::<u64>();
+            assert!(waited(reached) > gst && waited(reached - 1) <= gst, "{gst} {vote}: {reached}");
         }
     }
 

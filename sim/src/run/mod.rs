@@ -182,8 +182,9 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let registry = Registry::seed_committee(n, &engine);
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
     let promises = Promises::of(u64::from(n), derived.byzantine.len() as u64);
-    let oracle =
-        Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone()).with_promises(promises);
+    let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone())
+        .with_promises(promises)
+        .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()));
     let net = net_model(&scenario);
     let net_seed = derive(seed, "network", 0);
     let world: Shared =

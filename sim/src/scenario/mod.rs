@@ -439,6 +439,13 @@ pub struct Expect {
     /// Simulated time by which every honest agent must have decided every session, ≥ 1
     /// (default 30000).
     pub liveness_bound_ms: u64,
+    /// A liveness bound in rounds as well (off by default): an honest agent that is up and
+    /// enters this round of a session it has not decided violates liveness at once. Set by
+    /// `bftsim explore` to the rounds the growing timeouts reach by the faults' end plus the
+    /// rounds they need to outlast the latency, plus slack; it ends a stalled run long before
+    /// its time bound, which grows with the square of those rounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_rounds: Option<u64>,
     /// With `safety = false`: the invariant that must be violated (one of [`INVARIANTS`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invariant: Option<String>,
@@ -446,7 +453,7 @@ pub struct Expect {
 
 impl Default for Expect {
     fn default() -> Self {
-        Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, invariant: None }
+        Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, liveness_rounds: None, invariant: None }
     }
 }
 

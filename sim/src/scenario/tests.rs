@@ -256,7 +256,10 @@ fn defaults_and_the_file_stem() {
         Byzantine { count: 0, strategy: Behaviour::Core(ByzantineStrategy::Silent), strategies: None, agents: None }
     );
     assert_eq!(s.network, Network { drop: 0.0, latency_ms: [1, 10], tail: None, duplicate: 0.0 });
-    assert_eq!(s.expect, Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, invariant: None });
+    assert_eq!(
+        s.expect,
+        Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, liveness_rounds: None, invariant: None }
+    );
     assert!(s.faults.is_empty() && s.sweep.is_empty());
     assert!(s.promises_liveness());
     let tail = ok("[network]\ntail = { kind = \"pareto\" }\n").network.tail;

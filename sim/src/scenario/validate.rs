@@ -156,6 +156,9 @@ pub(super) fn check_network(n: &Network) -> Result<(), Problem> {
 
 pub(super) fn check_expect(e: &Expect) -> Result<(), Problem> {
     at_least(e.liveness_bound_ms, 1, &["expect", "liveness_bound_ms"], "milliseconds")?;
+    if let Some(rounds) = e.liveness_rounds {
+        at_least(rounds, 1, &["expect", "liveness_rounds"], "rounds")?;
+    }
     let Some(invariant) = &e.invariant else { return Ok(()) };
     if e.safety {
         let message =

@@ -133,11 +133,12 @@ fn runs_to_find(mutation: &str, master: u64, budget: u64) -> u64 {
 /// full table over 5 master seeds and the default envelope is in docs/mutations.md
 /// (`scripts/mutation-table.sh`); the bundled scenario of every mutation is tested in
 /// `mutations.rs`.
-const FOUND_BY_EXPLORE: [(&str, u64, u64); 8] = [
+const FOUND_BY_EXPLORE: [(&str, u64, u64); 9] = [
     ("quorum-one-short", 1, 10),
     ("skip-signature-check", 1, 30),
     ("local-timeout-fallback", 1, 10),
-    ("no-locking", 6, 40),
+    ("no-locking", 19, 40),
+    ("constant-timeouts", 11, 10),
     ("duplicate-votes-counted", 1, 10),
     ("proposal-not-reset", 1, 10),
     ("repropose-fresh-value", 1, 20),
