@@ -26,7 +26,8 @@
 //!   bound goes down with it when needed so that `min ≤ max`;
 //! - `round_partitions` and `tamper` rules: all of them, then one at a time;
 //! - `byzantine.strategies` (a mix): each behaviour of the mix alone;
-//! - `expect.liveness_bound_ms` back to its default, for a safety violation only.
+//! - `expect.liveness_bound_ms` back to its default and `expect.liveness_rounds` removed, for a
+//!   safety violation only.
 //!
 //! After every change the round rules are pruned to what still fits ([`Scenario::prune_rules`]:
 //! no rule names a removed session or agent, or an agent that is no longer Byzantine), and so
@@ -447,6 +448,11 @@ impl Search {
                     let mut c = s.clone();
                     c.expect.liveness_bound_ms = default;
                     out.push((format!("expect.liveness_bound_ms {} → {default}", s.expect.liveness_bound_ms), c));
+                }
+                if let Some(rounds) = s.expect.liveness_rounds {
+                    let mut c = s.clone();
+                    c.expect.liveness_rounds = None;
+                    out.push((format!("expect.liveness_rounds {rounds} removed"), c));
                 }
             }
             Kind::Bound => {}
