@@ -83,6 +83,29 @@ fn constant_timeouts_is_caught_by_liveness() {
     clean_without_mutation("mut-constant-timeouts.toml", seed);
 }
 
+/// The liveness bound in rounds (`expect.liveness_rounds`, which `bftsim explore` sets) ends a
+/// run whose rounds race ahead undecided at the round vote that crosses it, long before the
+/// time bound (constant timeouts: round 20 at about 7.5 s of the 30 s); the correct protocol
+/// decides well within 20 rounds on the same scenario.
+#[test]
+fn the_round_bound_ends_a_stalled_run_long_before_its_time_bound() {
+    let path = scenarios().join("mut-constant-timeouts.toml");
+    let mut s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    s.expect.liveness_rounds = Some(20);
+    let record = run(&s, 0, Default::default(), RunOptions::default()).record;
+    let v = record.violations.first().unwrap_or_else(|| panic!("constant timeouts stall: {record:?}"));
+    assert_eq!(v.invariant, "liveness");
+    assert!(v.detail.contains("entered round 20 of session-0 without deciding it"), "{}", v.detail);
+    assert!(v.time_ms < s.expect.liveness_bound_ms / 3, "{v:?}");
+    assert!(record.sim_time_ms < s.expect.liveness_bound_ms / 3, "the run ended at the violation");
+    let correct = protocol_mutation_off(&s);
+    assert_eq!(correct.expect.liveness_rounds, Some(20));
+    for seed in 0..3 {
+        let record = run(&correct, seed, Default::default(), RunOptions::default()).record;
+        assert!(record.violations.is_empty(), "seed {seed}: {:?}", record.violations);
+    }
+}
+
 #[test]
 fn proposal_not_reset_is_caught_by_liveness() {
     let seed = first_catch("mut-proposal-not-reset.toml");
