@@ -657,7 +657,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Never fewer than f + 1: with f = 1 and q = 2 − 2 flagged, one vote could be Byzantine.
+        // Never fewer than f + 1: with f = 1, q = 3 and 2 flagged, q − flagged = 1 vote could be
+        // Byzantine, so 2 are needed and 1 remains.
         let ctx = Context { participation_quorum: 3, max_faulty: 1 };
         let t = tally(&[
             (0, Some(0), 0.9, 0.9, W, false),

@@ -351,8 +351,9 @@ impl Generator {
         }
         let [low, high] = p.timeout_scale;
         let scale = round2(rng.gen_range(low..=high));
-        let scaled = |ms: f64| ((ms * scale).round() as u64).max(1);
-        let t = Timeouts { propose: scaled(200.0), vote: scaled(50.0), delta: scaled(50.0) };
+        let scaled = |ms: u64| ((ms as f64 * scale).round() as u64).max(1);
+        let base = Timeouts::default();
+        let t = Timeouts { propose: scaled(base.propose), vote: scaled(base.vote), delta: scaled(base.delta) };
         set(&mut d.table, "protocol.timeout_propose_ms", int(t.propose));
         set(&mut d.table, "protocol.timeout_prevote_ms", int(t.vote));
         set(&mut d.table, "protocol.timeout_precommit_ms", int(t.vote));
@@ -374,7 +375,7 @@ impl Generator {
         // Rounds until the timeouts (prevote 50 ms + 50 ms per round by default) outgrow two
         // message delays, and the time the timeouts of those rounds add up to (propose 200,
         // prevote and precommit 50, each + 50 per round by default).
-        let t = d.timeouts.unwrap_or(Timeouts { propose: 200, vote: 50, delta: 50 });
+        let t = d.timeouts.unwrap_or_default();
         let rounds = (2 * latency).div_ceil(t.delta) + 2;
         let rounds_ms = (t.propose + 2 * t.vote) * rounds + 3 * t.delta * rounds * rounds / 2;
         let per_session = self.envelope.liveness.per_session_ms.saturating_add(rounds_ms);
@@ -465,13 +466,21 @@ struct Draft {
     timeouts: Option<Timeouts>,
 }
 
-/// A run's round timeouts when scaled: propose, prevote and precommit of round 0, growth per
-/// round (milliseconds).
+/// A run's round timeouts: propose, prevote and precommit of round 0, growth per round
+/// (milliseconds).
 #[derive(Clone, Copy)]
 struct Timeouts {
     propose: u64,
     vote: u64,
     delta: u64,
+}
+
+/// The protocol's defaults (prevote and precommit are equal there).
+impl Default for Timeouts {
+    fn default() -> Self {
+        let p = consensus_core::protocol::ProtocolConfig::default();
+        Timeouts { propose: p.timeout_propose_ms, vote: p.timeout_prevote_ms, delta: p.timeout_delta_ms }
+    }
 }
 
 impl Draft {
@@ -843,7 +852,8 @@ mod tests {
     /// timeouts of all rounds before it add up to more than GST.
     #[test]
     fn the_liveness_round_bound_covers_the_rounds_reachable_by_gst() {
-        let t = Timeouts { propose: 200, vote: 50, delta: 50 };
+        let t = Timeouts::default();
+        assert_eq!((t.propose, t.vote, t.delta), (200, 50, 50));
         // 50 + 100 + ... + 650 = 4550 > 4000 ≥ 50 + ... + 600 = 3900: 13 rounds by GST.
         assert_eq!(liveness_rounds(t, 4_000, 10, 4), 13 + 10 + 12);
         assert_eq!(liveness_rounds(t, 0, 10, 4), 1 + 10 + 12);
