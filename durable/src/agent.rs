@@ -42,6 +42,14 @@ pub trait Recoverable: Node {
         let _ = snapshot;
         Err("this node keeps no snapshots".into())
     }
+    /// Whether [`Recoverable::snapshot`] gives a snapshot (otherwise the log is never compacted).
+    fn can_snapshot(&self) -> bool {
+        false
+    }
+    /// Sessions applied (every one below is decided), when the node tells.
+    fn applied_sessions(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: Recoverable + ?Sized> Recoverable for Box<T> {
@@ -50,6 +58,12 @@ impl<T: Recoverable + ?Sized> Recoverable for Box<T> {
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         (**self).restore(snapshot)
+    }
+    fn can_snapshot(&self) -> bool {
+        (**self).can_snapshot()
+    }
+    fn applied_sessions(&self) -> Option<u64> {
+        (**self).applied_sessions()
     }
 }
 
@@ -65,6 +79,9 @@ where
     S: consensus_core::sign::Signer,
     V: consensus_core::sign::Verifier,
 {
+    fn applied_sessions(&self) -> Option<u64> {
+        Some(consensus_core::protocol::Agent::applied_sessions(self))
+    }
 }
 
 /// An input as logged. `Receive` keeps the message as its wire frame.
@@ -241,7 +258,7 @@ impl<N: Recoverable, S: Storage + Clone> DurableAgent<N, S> {
 
     /// Whether the log has grown past the compaction threshold and the agent can be saved.
     pub fn needs_compaction(&self) -> bool {
-        self.journal.log_bytes() >= self.config.compact_log_bytes
+        self.journal.log_bytes() >= self.config.compact_log_bytes && self.inner.can_snapshot()
     }
 
     /// Saves the agent's state as a snapshot and restarts the log. `Ok(false)` if the agent
