@@ -78,6 +78,99 @@ impl Evaluator for Unused {
     }
 }
 
+/// The agent, honest or (testing only) wrapped in a Byzantine strategy, and the committee.
+fn build_agent(
+    config: &NodeConfig,
+    signer: &NodeSigner,
+    keyring: consensus_core::sign::Ed25519Keyring,
+    options: RunOptions,
+) -> Result<(Box<dyn Recoverable + Send>, Vec<AgentId>), StartError> {
+    let me = config.agent();
+    let committee = config.committee();
+    let records = committee.iter().map(|(id, s)| AgentRecord::new(*id, *s, &config.engine)).collect();
+    let registry = Registry::from_records(records).map_err(|e| StartError::Registry(e.to_string()))?;
+    let members: Vec<AgentId> = committee.iter().map(|(id, _)| *id).collect();
+    let agent = Agent::new(signer.clone(), keyring, registry, config.engine, config.protocol);
+    let node: Box<dyn Recoverable + Send> = match options.byzantine {
+        Some(strategy) => {
+            eprintln!("agent {}: running BYZANTINE strategy {strategy}", me.0);
+            let seed = u64::from(me.0);
+            Box::new(Byzantine::new(agent, signer.clone(), strategy, members.clone(), config.engine, seed, 1))
+        }
+        None => Box::new(agent),
+    };
+    Ok((node, members))
+}
+
+/// The agent rebuilt from its durable state in `storage`, with the decisions the API serves.
+struct Opened {
+    agent: DurableAgent<Box<dyn Recoverable + Send>, FileStorage>,
+    shared: Arc<Shared>,
+    restarted: bool,
+}
+
+/// Opens the data directory: refuses a log of the old format, opens the decision store,
+/// replays the agent's snapshot and log.
+fn open_durable(
+    config: &NodeConfig,
+    storage: &FileStorage,
+    node: Box<dyn Recoverable + Send>,
+) -> Result<Opened, StartError> {
+    let me = config.agent();
+    let old_log = storage.dir().join("inputs.log");
+    if old_log.exists() {
+        return Err(StartError::OldLog(old_log.display().to_string()));
+    }
+    let decisions = DecisionStore::open(storage.clone(), config.storage.keep_decisions)?;
+    let shared = Shared::new(me, decisions);
+    let durable_config = DurableConfig { compact_log_bytes: config.storage.compact_log_bytes };
+    let (agent, replayed) = DurableAgent::open(node, storage.clone(), durable_config, |_, input, outputs| {
+        shared.absorb_replayed(input, outputs)
+    })?;
+    if let Some(applied) = agent.inner().applied_sessions() {
+        shared.note_applied(applied);
+    }
+    if let Some(cut) = replayed.cut {
+        let (bytes, at, why) = (cut.bytes, cut.offset, cut.reason);
+        eprintln!("agent {}: cut the log's torn tail: {bytes} bytes at byte {at} ({why})", me.0);
+    }
+    if replayed.restarted() {
+        let snapshot = if replayed.from_snapshot { "a snapshot and " } else { "" };
+        let (inputs, applied) = (replayed.inputs, shared.applied());
+        eprintln!("agent {}: replayed {snapshot}{inputs} logged inputs: {applied} sessions applied", me.0);
+    }
+    Ok(Opened { agent, shared, restarted: replayed.restarted() })
+}
+
+/// Starts the opener on this node (it holds the client key).
+fn start_opener(
+    path: &Path,
+    config: &NodeConfig,
+    storage: &FileStorage,
+    net: &transport::Transport,
+    shared: &Arc<Shared>,
+    metrics: &mut Metrics,
+) -> Result<Arc<Opener>, StartError> {
+    let key_file = config.client.key_file.clone().unwrap_or_default();
+    let client_key = keys::read_secret(&NodeConfig::resolve(path, &key_file))?;
+    let opener_config = OpenerConfig {
+        max_in_flight: config.max_in_flight(),
+        max_queued: config.client.max_queued,
+        compact_log_bytes: (config.storage.compact_log_bytes / 16).max(1 << 16),
+    };
+    let signer = NodeSigner::new(AgentId::CLIENT, client_key);
+    let (opener, recovery) =
+        Opener::open(storage.clone(), signer, opener_config, net.tx.clone(), net.inbox.clone(), shared.clone())?;
+    if recovery.reopened + recovery.queued > 0 {
+        let (next, reopened, queued) = (recovery.next.0, recovery.reopened, recovery.queued);
+        eprintln!("opener: next session {next}, re-opening {reopened} undecided, {queued} waiting");
+    }
+    metrics.register("opener_fsyncs", "fsyncs of the opener's durable log", opener.fsyncs());
+    tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
+    tokio::spawn(opener.clone().pump());
+    Ok(opener)
+}
+
 /// Runs the node of the configuration at `path` until the process is stopped.
 pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     let config = NodeConfig::load(path)?;
@@ -92,70 +185,20 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
         public_keys.push((AgentId(p.id), key));
         peers.push(Peer { id: AgentId(p.id), address: p.address, key });
     }
-    let keyring = keys::keyring(public_keys);
-    let committee = config.committee();
-    let records = committee.iter().map(|(id, s)| AgentRecord::new(*id, *s, &config.engine)).collect();
-    let registry = Registry::from_records(records).map_err(|e| StartError::Registry(e.to_string()))?;
-    let members: Vec<AgentId> = committee.iter().map(|(id, _)| *id).collect();
-    let agent = Agent::new(signer.clone(), keyring, registry, config.engine, config.protocol);
-    let node: Box<dyn Recoverable + Send> = match options.byzantine {
-        Some(strategy) => {
-            eprintln!("agent {}: running BYZANTINE strategy {strategy}", me.0);
-            Box::new(Byzantine::new(
-                agent,
-                signer.clone(),
-                strategy,
-                members.clone(),
-                config.engine,
-                u64::from(me.0),
-                1,
-            ))
-        }
-        None => Box::new(agent),
-    };
+    let (node, members) = build_agent(&config, &signer, keys::keyring(public_keys), options)?;
 
-    let mut metrics = Metrics::with_prefix("bftsim");
     // Durable state first: replay before anything can be sent.
-    let data_dir = NodeConfig::resolve(path, &config.data_dir);
-    let old_log = data_dir.join("inputs.log");
-    if old_log.exists() {
-        return Err(StartError::OldLog(old_log.display().to_string()));
-    }
-    let fsync = config.storage.fsync;
-    let storage = FileStorage::new(&data_dir, fsync)?;
-    let decisions = DecisionStore::open(storage.clone(), config.storage.keep_decisions)?;
-    let shared = Shared::new(me, decisions);
+    let storage = FileStorage::new(&NodeConfig::resolve(path, &config.data_dir), config.storage.fsync)?;
+    let Opened { agent, shared, restarted } = open_durable(&config, &storage, node)?;
+    let mut metrics = Metrics::with_prefix("bftsim");
     shared.counters.register(&mut metrics);
-    let durable_config = DurableConfig { compact_log_bytes: config.storage.compact_log_bytes };
-    let (agent, replayed) = DurableAgent::open(node, storage.clone(), durable_config, |_, input, outputs| {
-        shared.absorb_replayed(input, outputs)
-    })?;
-    if let Some(applied) = agent.inner().applied_sessions() {
-        shared.note_applied(applied);
-    }
-    if let Some(cut) = replayed.cut {
-        eprintln!(
-            "agent {}: cut the log's torn tail: {} bytes at byte {} ({})",
-            me.0, cut.bytes, cut.offset, cut.reason
-        );
-    }
-    if replayed.restarted() {
-        let snapshot = if replayed.from_snapshot { "a snapshot and " } else { "" };
-        eprintln!(
-            "agent {}: replayed {snapshot}{} logged inputs: {} sessions applied",
-            me.0,
-            replayed.inputs,
-            shared.applied()
-        );
-    }
-    let durability = fsync.then(Durability::new);
+    let durability = config.storage.fsync.then(Durability::new);
     if let Some(d) = &durability {
         metrics.register("wal_fsyncs", "fsyncs of the agent's durable log (group commits)", d.fsyncs.clone());
         tokio::spawn(syncer(d.clone(), agent.sync_handle(), "durable log"));
     }
     let (eval_tx, eval_rx) = mpsc::unbounded_channel();
     let durable = DurableNode::new(agent, durability.clone(), eval_tx, shared.clone());
-    let restarted = replayed.restarted();
 
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
@@ -176,34 +219,13 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     };
     tokio::spawn(evaluator.run(eval_rx));
 
-    let opener = if config.client.opener == me.0 {
-        let key_file = config.client.key_file.clone().unwrap_or_default();
-        let client_key = keys::read_secret(&NodeConfig::resolve(path, &key_file))?;
-        let opener_config = OpenerConfig {
-            max_in_flight: config.max_in_flight(),
-            max_queued: config.client.max_queued,
-            compact_log_bytes: (config.storage.compact_log_bytes / 16).max(1 << 16),
-        };
-        let signer = NodeSigner::new(AgentId::CLIENT, client_key);
-        let (opener, recovery) =
-            Opener::open(storage.clone(), signer, opener_config, net.tx.clone(), net.inbox.clone(), shared.clone())?;
-        if recovery.reopened + recovery.queued > 0 {
-            eprintln!(
-                "agent {}: opener: next session {}, re-opening {} undecided, {} waiting",
-                me.0, recovery.next.0, recovery.reopened, recovery.queued
-            );
-        }
-        metrics.register("opener_fsyncs", "fsyncs of the opener's durable log", opener.fsyncs());
-        tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
-        tokio::spawn(opener.clone().pump());
-        Some(opener)
-    } else {
-        None
+    let opener = match config.client.opener == me.0 {
+        true => Some(start_opener(path, &config, &storage, &net, &shared, &mut metrics)?),
+        false => None,
     };
     let opener_http = config.peers.iter().find(|p| p.id == config.client.opener).map_or(config.http, |p| p.http);
-    let links = net.links.clone();
     let lag_bound = config.protocol.keep_decided as u64;
-    let net_handles = (net.tx.clone(), net.inbox.clone(), links);
+    let net_handles = (net.tx.clone(), net.inbox.clone(), net.links.clone());
     let state = ApiState::new(shared.clone(), opener, opener_http, net_handles, lag_bound, metrics);
     tokio::spawn(async move {
         let _ = axum::serve(http, api::router(state)).await;
