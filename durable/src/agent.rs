@@ -454,6 +454,59 @@ mod tests {
         assert!(!ok(a.compact()), "the agent keeps no snapshot yet");
     }
 
+    /// A node whose state is the sum of the timer rounds it was given, with snapshots.
+    struct Summer(u64);
+
+    impl Node for Summer {
+        fn id(&self) -> AgentId {
+            AgentId(0)
+        }
+        fn handle(&mut self, _: TimeMs, input: Input, _: &mut Vec<Output>) {
+            if let Input::Timeout(t) = input {
+                self.0 += u64::from(t.round);
+            }
+        }
+    }
+
+    impl Recoverable for Summer {
+        fn snapshot(&self) -> Option<Vec<u8>> {
+            Some(self.0.to_le_bytes().to_vec())
+        }
+        fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+            self.0 = u64::from_le_bytes(snapshot.try_into().map_err(|_| "not 8 bytes".to_owned())?);
+            Ok(())
+        }
+        fn can_snapshot(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn compaction_bounds_the_log_and_a_restart_restores_snapshot_then_log() {
+        let disk = SimDisk::new();
+        let config = DurableConfig { compact_log_bytes: 300 };
+        let (mut a, _) = ok(DurableAgent::open(Summer(0), disk.clone(), config, |_, _, _| {}));
+        let mut sum = 0;
+        for round in 0..200u32 {
+            let timer = Timer { session: SessionId(1), round, kind: TimerKind::Propose };
+            ok(a.handle(u64::from(round), Input::Timeout(timer), &mut Vec::new()));
+            sum += u64::from(round);
+            if a.needs_compaction() {
+                assert!(ok(a.compact()));
+                assert_eq!(a.durable(), a.written(), "a snapshot makes everything durable");
+            }
+            assert!(a.journal().log_bytes() < 300, "round {round}: {} bytes", a.journal().log_bytes());
+        }
+        assert!(a.journal().generation() > 10);
+        drop(a);
+        disk.crash(CrashMode::KeepUnsynced);
+        let (a, r) = ok(DurableAgent::open(Summer(0), disk.clone(), config, |_, _, _| {}));
+        assert!(r.from_snapshot && r.restarted());
+        assert_eq!(a.inner().0, sum, "snapshot plus the log since");
+        let files = disk.list().unwrap_or_default();
+        assert_eq!(files.len(), 2, "one snapshot, one log: {files:?}");
+    }
+
     #[test]
     fn a_damaged_closed_record_stops_the_restart_with_its_place() {
         let keys = sim_committee(7, N);
