@@ -157,7 +157,7 @@ pub struct DurableConfig {
 
 impl Default for DurableConfig {
     fn default() -> Self {
-        DurableConfig { compact_log_bytes: 64 << 20 }
+        DurableConfig { compact_log_bytes: 16 << 20 }
     }
 }
 

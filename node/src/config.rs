@@ -174,7 +174,7 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { fsync: true, compact_log_bytes: 64 << 20, keep_decisions: 10_000 }
+        StorageConfig { fsync: true, compact_log_bytes: 16 << 20, keep_decisions: 10_000 }
     }
 }
 
