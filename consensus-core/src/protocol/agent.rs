@@ -105,6 +105,12 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         self.sessions.get(&session).map(SessionMachine::round)
     }
 
+    /// The state of `session`, for the session's table tests.
+    #[cfg(test)]
+    pub(crate) fn session_state(&self, session: SessionId) -> Option<&SessionMachine> {
+        self.sessions.get(&session)
+    }
+
     /// The registry version session `s` is validated against: sessions `0 .. s + 1 − pipeline`.
     fn epoch_of(&self, session: SessionId) -> u64 {
         session.0.saturating_add(1).saturating_sub(self.protocol.pipeline.max(1))
