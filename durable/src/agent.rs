@@ -79,6 +79,15 @@ where
     S: consensus_core::sign::Signer,
     V: consensus_core::sign::Verifier,
 {
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        Some(consensus_core::protocol::Agent::snapshot(self))
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        consensus_core::protocol::Agent::restore(self, snapshot).map_err(|e| e.to_string())
+    }
+    fn can_snapshot(&self) -> bool {
+        true
+    }
     fn applied_sessions(&self) -> Option<u64> {
         Some(consensus_core::protocol::Agent::applied_sessions(self))
     }
@@ -348,9 +357,9 @@ mod tests {
 
     /// Delivers every message at once (FIFO), answers `Evaluate` with an accepting vote, and
     /// ignores timers: `sessions` sessions decide at every agent without a timeout.
-    fn run(agents: &mut [Durable], keys: &Keyset, sessions: u64, history: &mut History) {
+    fn run(agents: &mut [Durable], keys: &Keyset, sessions: std::ops::Range<u64>, history: &mut History) {
         let mut queue: VecDeque<(u32, Input)> = VecDeque::new();
-        for s in 0..sessions {
+        for s in sessions {
             for a in 0..N {
                 queue.push_back((a, Input::Receive { from: AgentId::CLIENT, message: open(keys, s) }));
             }
@@ -377,17 +386,9 @@ mod tests {
         }
     }
 
-    fn cluster(keys: &Keyset, disks: &[SimDisk]) -> Vec<Durable> {
+    fn cluster(keys: &Keyset, disks: &[SimDisk], config: DurableConfig) -> Vec<Durable> {
         (0..N)
-            .map(|i| {
-                ok(DurableAgent::open(
-                    agent(keys, i),
-                    disks[i as usize].clone(),
-                    DurableConfig::default(),
-                    |_, _, _| {},
-                ))
-                .0
-            })
+            .map(|i| ok(DurableAgent::open(agent(keys, i), disks[i as usize].clone(), config, |_, _, _| {})).0)
             .collect()
     }
 
@@ -399,9 +400,9 @@ mod tests {
     fn a_restarted_agent_replays_to_the_same_state_from_what_its_disk_kept() {
         let keys = sim_committee(7, N);
         let disks: Vec<SimDisk> = (0..N).map(|_| SimDisk::new()).collect();
-        let mut agents = cluster(&keys, &disks);
+        let mut agents = cluster(&keys, &disks, DurableConfig::default());
         let mut history = History::new();
-        run(&mut agents, &keys, 3, &mut history);
+        run(&mut agents, &keys, 0..3, &mut history);
         let a2 = &history[&2];
         assert_eq!(a2.iter().map(|(_, out)| decided(out)).sum::<usize>(), 3, "agent 2 decides the 3 sessions");
         // Make the first half durable, then lose the rest in a power loss.
@@ -450,8 +451,41 @@ mod tests {
         assert!(out.iter().any(|o| matches!(o, Output::Broadcast(Message::Vote(_)))), "{out:?}");
         assert_eq!(ok(a.sync()), 3);
         assert_eq!(disk.unsynced_writes("agent.0.log"), Vec::<usize>::new());
-        assert!(!a.needs_compaction());
-        assert!(!ok(a.compact()), "the agent keeps no snapshot yet");
+        assert!(!a.needs_compaction(), "16 MiB by default");
+        assert!(ok(a.compact()), "the agent keeps snapshots");
+        assert_eq!(a.journal().log_bytes(), 0);
+    }
+
+    #[test]
+    fn a_compacting_agent_restarts_from_snapshot_and_log_to_the_same_state() {
+        let keys = sim_committee(9, N);
+        let disks: Vec<SimDisk> = (0..N).map(|_| SimDisk::new()).collect();
+        let config = DurableConfig { compact_log_bytes: 4_000 };
+        let mut agents = cluster(&keys, &disks, config);
+        let mut history = History::new();
+        let mut compactions = 0;
+        for k in 0..8 {
+            run(&mut agents, &keys, 2 * k..2 * k + 2, &mut history);
+            for a in &mut agents {
+                if a.needs_compaction() {
+                    assert!(ok(a.compact()));
+                    compactions += 1;
+                }
+            }
+        }
+        assert!(compactions >= 4, "{compactions} compactions");
+        for a in &mut agents {
+            ok(a.sync());
+        }
+        let before: Vec<Vec<u8>> = agents.iter().map(|a| a.inner().snapshot()).collect();
+        drop(agents);
+        for (i, disk) in disks.iter().enumerate() {
+            disk.crash(CrashMode::LoseUnsynced);
+            let (a, r) = ok(DurableAgent::open(agent(&keys, i as u32), disk.clone(), config, |_, _, _| {}));
+            assert!(r.from_snapshot, "agent {i}");
+            assert_eq!(a.inner().snapshot(), before[i], "agent {i}: snapshot plus log rebuild the state exactly");
+            assert!(a.journal().log_bytes() < 4_000 + 2_000, "agent {i}: {}", a.journal().log_bytes());
+        }
     }
 
     /// A node whose state is the sum of the timer rounds it was given, with snapshots.
