@@ -198,3 +198,39 @@ async fn healthz_reports_an_agent_that_is_not_taking_part() {
     };
     tokio::time::timeout(Duration::from_secs(120), run).await.unwrap_or_else(|_| panic!("timed out"));
 }
+
+/// With a small compaction threshold the agent's log is compacted to a snapshot many times; a
+/// node killed with SIGKILL restarts from its snapshot and the log since, still serves the
+/// decisions taken before (from its decision store), and decides new sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_node_restarts_from_its_snapshot() {
+    let _one = exclusive().await;
+    let small = "fsync = true\ncompact_log_bytes = 65536";
+    let mut cluster = Cluster::start_replacing("compact", 5, "fsync = true", small);
+    let run = async {
+        cluster.wait_healthy(&[0, 1, 2, 3, 4]).await;
+        let sessions = crate::harness::open_concurrently(&cluster.urls[..1], 120, "compact").await;
+        for &s in &sessions {
+            cluster.must_decide(2, s, 30_000).await;
+        }
+        let files: Vec<String> = std::fs::read_dir(cluster.data_dir(2))
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        let log = files.iter().find(|f| f.starts_with("agent.") && f.ends_with(".log")).cloned().unwrap_or_default();
+        assert!(files.contains(&"agent.snap".to_owned()) && log != "agent.0.log", "compacted: {files:?}");
+        let bytes = std::fs::metadata(cluster.data_dir(2).join(&log)).map(|m| m.len()).unwrap_or(u64::MAX);
+        assert!(bytes < 65_536 + 16_384, "{log}: {bytes} bytes");
+        cluster.procs[2].kill();
+        cluster.restart(2);
+        cluster.wait_healthy(&[2]).await;
+        let out = cluster.log(2);
+        assert!(out.contains("replayed a snapshot and"), "{out}");
+        for &s in &sessions[..3] {
+            let d = cluster.must_decide(2, s, 5_000).await;
+            assert!(!d["certificate"].is_null(), "session {s} served after the restart");
+        }
+        let after = open_at(cluster.urls[2].clone(), "after the snapshot".into()).await;
+        cluster.must_decide(2, after, 20_000).await;
+    };
+    tokio::time::timeout(Duration::from_secs(120), run).await.unwrap_or_else(|_| panic!("timed out"));
+}
