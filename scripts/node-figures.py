@@ -93,7 +93,12 @@ def rss_bytes(pid):
     return 0
 
 
+def on_term(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_term)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default="target/release/bftsim-node")
     ap.add_argument("--agents", type=int, default=5)
@@ -203,11 +208,14 @@ def main():
                 if due:
                     sample()
 
-        threads = [threading.Thread(target=worker) for _ in range(args.window)]
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.window)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        while True:  # a timed join lets Ctrl-C and SIGTERM through
+            alive = [t for t in threads if t.is_alive()]
+            if not alive:
+                break
+            alive[0].join(0.5)
         if state["failed"]:
             sys.exit(f"load failed: {state['failed']}; see {work}")
         elapsed = time.time() - started

@@ -161,8 +161,8 @@ impl Shared {
 
     /// The decision of `session`, if this agent has it and keeps it.
     pub fn lookup(&self, session: SessionId) -> Lookup {
-        let store = lock(&self.decisions);
-        match store.get(session) {
+        let found = lock(&self.decisions).get(session);
+        match found {
             Ok(Some(entry)) => Lookup::Decided(entry),
             Ok(None) if self.is_decided(session) => Lookup::Forgotten,
             Ok(None) => Lookup::Unknown,
