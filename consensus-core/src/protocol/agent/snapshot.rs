@@ -12,10 +12,10 @@ use crate::types::{AgentId, SessionId, TimeMs};
 
 use super::super::session::SessionMachine;
 use super::super::{Input, Rejection};
-use super::{Agent, AgentStats};
+use super::{Agent, AgentStats, Chase, Served};
 
 /// The encoding of [`Agent::snapshot`]; a snapshot of another version is refused.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// Why [`Agent::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +53,8 @@ struct SavedRef<'a> {
     buffered: &'a BTreeMap<SessionId, Vec<Input>>,
     records: &'a BTreeMap<SessionId, SessionRecord>,
     sync_sent_at: Option<TimeMs>,
-    sync_served_at: &'a BTreeMap<AgentId, TimeMs>,
+    served: &'a BTreeMap<AgentId, Served>,
+    chase: Option<Chase>,
     status_armed: bool,
     status_turn: u64,
     rejected: &'a BTreeMap<Rejection, u64>,
@@ -73,7 +74,8 @@ struct Saved {
     buffered: BTreeMap<SessionId, Vec<Input>>,
     records: BTreeMap<SessionId, SessionRecord>,
     sync_sent_at: Option<TimeMs>,
-    sync_served_at: BTreeMap<AgentId, TimeMs>,
+    served: BTreeMap<AgentId, Served>,
+    chase: Option<Chase>,
     status_armed: bool,
     status_turn: u64,
     rejected: BTreeMap<Rejection, u64>,
@@ -97,7 +99,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             buffered: &self.buffered,
             records: &self.records,
             sync_sent_at: self.sync_sent_at,
-            sync_served_at: &self.sync_served_at,
+            served: &self.served,
+            chase: self.chase,
             status_armed: self.status_armed,
             status_turn: self.status_turn,
             rejected: &self.stats.rejected,
@@ -124,7 +127,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         self.buffered = saved.buffered;
         self.records = saved.records;
         self.sync_sent_at = saved.sync_sent_at;
-        self.sync_served_at = saved.sync_served_at;
+        self.served = saved.served;
+        self.chase = saved.chase;
         self.status_armed = saved.status_armed;
         self.status_turn = saved.status_turn;
         self.stats = AgentStats {
@@ -268,6 +272,6 @@ mod tests {
         assert!(matches!(a0.restore(&snapshot[..3]), Err(SnapshotError::Decode(_))));
         let mut other_version = snapshot.clone();
         other_version[0] = 9;
-        assert_eq!(a0.restore(&other_version), Err(SnapshotError::Version { found: 9, expected: 1 }));
+        assert_eq!(a0.restore(&other_version), Err(SnapshotError::Version { found: 9, expected: SNAPSHOT_VERSION }));
     }
 }
