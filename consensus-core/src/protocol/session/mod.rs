@@ -24,6 +24,8 @@ mod validity;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::EngineConfig;
 use crate::quorum::{f_max, quorum};
 use crate::registry::{Registry, SessionRecord};
@@ -42,7 +44,7 @@ use super::{Mutation, Output, ProtocolConfig, Timer, TimerKind};
 pub use validity::recompute;
 
 /// The agents of a session's committee and its quorum arithmetic.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committee {
     /// Ascending.
     pub members: Vec<AgentId>,
@@ -90,7 +92,7 @@ impl Committee {
 }
 
 /// Tendermint's step within a round.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Step {
     Propose,
     Prevote,
@@ -123,7 +125,7 @@ impl Ctx<'_> {
 }
 
 /// A decided session: when, the certificate that proves it, and what the registry learns.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Decided {
     /// When the decision was taken (the reported record's `at_ms`).
     pub at_ms: TimeMs,
@@ -131,7 +133,9 @@ pub(crate) struct Decided {
     pub registry_record: SessionRecord,
 }
 
-/// One session's state at one agent.
+/// One session's state at one agent. Serialisable whole, so an agent's snapshot
+/// ([`super::Agent::snapshot`]) restores it exactly.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct SessionMachine {
     session: SessionId,
     committee: Committee,
