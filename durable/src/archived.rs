@@ -111,6 +111,10 @@ impl<N: Node, S: Storage + Clone> Node for Archived<N, S> {
         self.inner.id()
     }
 
+    fn coverage(&self) -> Option<&consensus_core::protocol::coverage::Coverage> {
+        self.inner.coverage()
+    }
+
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         let start = out.len();
         self.inner.handle(now_ms, input, out);

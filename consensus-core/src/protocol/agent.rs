@@ -11,6 +11,7 @@ use crate::sign::{Signer, Verifier};
 use crate::types::{AgentId, SessionId, TimeMs};
 use crate::wire;
 
+use super::coverage::{Coverage, Point};
 use super::messages::Message;
 use super::session::{Committee, Ctx, SessionMachine};
 use super::{Input, Node, Output, ProtocolConfig, Rejection, TimerKind};
@@ -66,6 +67,8 @@ pub struct Agent<S, V> {
     /// Peers asked so far: picks the next one in turn (L71, L74, L76).
     status_turn: u64,
     stats: AgentStats,
+    /// Which rules, checks, rejections and states this agent reached (docs/coverage.md).
+    coverage: Coverage,
 }
 
 impl<S: Signer, V: Verifier> Agent<S, V> {
@@ -91,6 +94,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             status_armed: false,
             status_turn: 0,
             stats: AgentStats::default(),
+            coverage: Coverage::default(),
         }
     }
 
@@ -107,6 +111,11 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     /// Counters.
     pub fn stats(&self) -> &AgentStats {
         &self.stats
+    }
+
+    /// The protocol rules, checks, rejections and states this agent reached so far.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
     }
 
     /// Whether this agent decided `session`.
@@ -207,6 +216,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             registry,
             engine: &self.engine,
             protocol: &self.protocol,
+            coverage: &self.coverage,
         };
         let decided_before = machine.decided().is_some();
         match input {
@@ -263,6 +273,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 registry,
                 engine: &self.engine,
                 protocol: &self.protocol,
+                coverage: &self.coverage,
             };
             machine.recover(&ctx, out);
         }
@@ -306,6 +317,10 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         self.id
     }
 
+    fn coverage(&self) -> Option<&Coverage> {
+        Some(&self.coverage)
+    }
+
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         let start = out.len();
         self.route(now_ms, input, out);
@@ -314,7 +329,10 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         self.arm_status(now_ms, out);
         for o in &out[start..] {
             match o {
-                Output::Reject { reason, .. } => *self.stats.rejected.entry(reason.clone()).or_default() += 1,
+                Output::Reject { reason, .. } => {
+                    self.coverage.record(Point::rejection(reason));
+                    *self.stats.rejected.entry(reason.clone()).or_default() += 1;
+                }
                 Output::Evidence(_) => self.stats.evidence += 1,
                 _ => {}
             }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::sign::{Signer, Verifier};
 use crate::types::{AgentId, SessionId, TimeMs};
 
+use super::super::coverage::Point;
 use super::super::messages::Message;
 use super::super::{Output, TimerKind};
 use super::Agent;
@@ -39,7 +40,14 @@ pub(super) struct Chase {
     /// When it asked, and `applied` then.
     asked_ms: TimeMs,
     asked_at: u64,
+    /// Retransmit intervals in a row without progress (L80).
+    stalls: u32,
 }
+
+/// L80: intervals without progress after which a chase is given up (the status tick, L76, goes
+/// on asking in turn). The first is retried with the same peer (its serving window, L73a, may
+/// just have been full), the next ones with the next peers in turn.
+const MAX_CHASE_STALLS: u32 = 3;
 
 impl<S: Signer, V: Verifier> Agent<S, V> {
     /// A peer is ahead of us: ask it for the certificates of the sessions we have not applied
@@ -85,11 +93,17 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             let until = SessionId(end.min(pruned_below));
             out.push(Output::ServeArchived { to: peer, from: next, until });
         }
-        let held = SessionId(next.0.max(pruned_below))..SessionId(end);
+        // Empty (not reversed: `range` panics on that) when the whole batch was pruned.
+        let held = SessionId(next.0.max(pruned_below).min(end))..SessionId(end);
+        let mut served = next.0 < pruned_below && self.protocol.sync_batch > 0;
         for machine in self.sessions.range(held).map(|(_, m)| m) {
             if let Some(commit) = machine.commit() {
                 out.push(Output::Send { to: peer, message: Message::Commit(Box::new(commit.clone())) });
+                served = true;
             }
+        }
+        if served {
+            self.coverage.record(Point::L73);
         }
         if next.0 < self.applied {
             // L73b: tell a peer behind how far it is behind, so it can chase (L79).
@@ -102,14 +116,15 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         match &mut self.chase {
             Some(c) if c.peer == peer => c.target = c.target.max(target),
             Some(c) if c.target >= target => {}
-            _ => self.chase = Some(Chase { peer, target, until: 0, asked_ms: 0, asked_at: 0 }),
+            _ => self.chase = Some(Chase { peer, target, until: 0, asked_ms: 0, asked_at: 0, stalls: 0 }),
         }
     }
 
     /// L79–L80, after every input: while behind the chased peer, ask it for the next batch as
     /// soon as the last one is applied (not once per status tick: 1,000 missed sessions would
-    /// take minutes), again after a retransmit interval if the answer was lost, and give up
-    /// after an interval without progress (the status tick, L76, goes on asking in turn).
+    /// take minutes), again after a retransmit interval if the answer was lost or refused, then
+    /// the next peers in turn, and give up after [`MAX_CHASE_STALLS`] intervals without
+    /// progress (the status tick, L76, goes on asking in turn).
     pub(super) fn chase(&mut self, now: TimeMs, out: &mut Vec<Output>) {
         let Some(mut c) = self.chase else { return };
         if self.applied >= c.target {
@@ -122,8 +137,19 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             return;
         }
         if asked && waited && self.applied == c.asked_at {
-            self.chase = None; // L80: no progress from this peer
-            return;
+            c.stalls += 1; // L80: no progress from this peer in an interval
+            if c.stalls >= MAX_CHASE_STALLS {
+                self.chase = None;
+                return;
+            }
+            if c.stalls > 1 {
+                c.peer = self.next_peer().unwrap_or(c.peer);
+            }
+        } else if self.applied > c.asked_at {
+            c.stalls = 0;
+        }
+        if !asked {
+            self.coverage.record(Point::L77); // the first Sync back to a peer ahead
         }
         c.until = self.applied.saturating_add(self.protocol.sync_batch.max(1));
         c.asked_ms = now;
@@ -140,6 +166,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     pub(super) fn status_tick(&mut self, now: TimeMs, out: &mut Vec<Output>) {
         if let Some(peer) = self.next_peer() {
             out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+            self.coverage.record(Point::L76);
         }
         self.arm_status(now, out);
     }
@@ -162,5 +189,79 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         self.status_armed = true;
         let timer = super::super::Timer { session: SessionId(0), round: 0, kind: TimerKind::Status };
         out.push(Output::Schedule { timer, at_ms: now.saturating_add(self.protocol.timeout(TimerKind::Status, 0)) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::EngineConfig;
+    use crate::protocol::{Input, Node, ProtocolConfig};
+    use crate::registry::Registry;
+    use crate::sign::{sim_committee, SimKeyring, SimSigner};
+
+    use super::*;
+
+    fn agent() -> Agent<SimSigner, SimKeyring> {
+        let keys = sim_committee(47, 4);
+        let engine = EngineConfig::default();
+        let registry = Registry::seed_committee(4, &engine);
+        Agent::new(keys.agents[0].clone(), keys.keyring.clone(), registry, engine, ProtocolConfig::default())
+    }
+
+    fn syncs_at(a: &mut Agent<SimSigner, SimKeyring>, now: TimeMs, input: Input) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        a.handle(now, input, &mut out);
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { to, message: Message::Sync { next } } => Some((to.0, next.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn from(peer: u32, next: u64) -> Input {
+        Input::Receive { from: AgentId(peer), message: Message::Sync { next: SessionId(next) } }
+    }
+
+    /// L77, L79–L80: a peer 500 sessions ahead is chased at once; asked again (not more often)
+    /// after a retransmit interval without an answer, then the next peer in turn, and the chase
+    /// is given up after three intervals without progress; a later Sync starts a new one.
+    #[test]
+    fn a_peer_ahead_is_chased_then_given_up_without_progress() {
+        let mut a = agent();
+        assert_eq!(syncs_at(&mut a, 10, from(3, 500)), [(3, 0)], "L77: asks the peer ahead");
+        assert!(syncs_at(&mut a, 50, from(3, 500)).is_empty(), "not again within the interval");
+        assert_eq!(syncs_at(&mut a, 110, from(2, 0)), [(3, 0)], "no answer in 100 ms: asks again");
+        assert_eq!(syncs_at(&mut a, 210, from(2, 0)), [(1, 0)], "then the next peer in turn");
+        assert!(syncs_at(&mut a, 310, from(2, 0)).is_empty(), "three intervals without progress: given up");
+        assert!(a.chase.is_none());
+        assert_eq!(syncs_at(&mut a, 320, from(2, 40)), [(2, 0)], "a new chase");
+    }
+
+    /// L72–L73a: a Sync from a peer behind whose batch this agent no longer holds asks the host
+    /// for its archive (`ServeArchived`); a repeat within the interval is not served twice, and
+    /// a peer cannot be served more than SYNC_BATCHES_PER_INTERVAL batches per interval.
+    #[test]
+    fn pruned_sessions_are_served_from_the_archive_at_a_bounded_rate() {
+        let mut a = agent();
+        a.applied = 1_000; // as if it had applied 1,000 sessions and pruned all but 64
+        let served = |a: &mut Agent<SimSigner, SimKeyring>, now: TimeMs, next: u64| {
+            let mut out = Vec::new();
+            a.handle(now, from(2, next), &mut out);
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::ServeArchived { to, from, until } => Some((to.0, from.0, until.0)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(served(&mut a, 10, 100), [(2, 100, 116)]);
+        assert_eq!(served(&mut a, 11, 100), [], "the same request within the interval");
+        assert_eq!(served(&mut a, 12, 930), [(2, 930, 936)], "up to the pruned sessions; 936.. are held");
+        for k in 0..6 {
+            assert_eq!(served(&mut a, 13, 200 + 16 * k).len(), 1);
+        }
+        assert_eq!(served(&mut a, 14, 400), [], "8 batches served in this interval");
+        assert_eq!(served(&mut a, 110, 400), [(2, 400, 416)], "the next interval");
     }
 }
