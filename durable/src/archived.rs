@@ -84,7 +84,8 @@ impl<N: Node, S: Storage + Clone> Archived<N, S> {
     /// the archive no longer holds `from`.
     fn serve(&self, to: AgentId, from: SessionId, until: SessionId, out: &mut Vec<Output>) {
         let archive = lock(&self.archive);
-        let below = archive.oldest().map_or(until, |oldest| oldest.min(until));
+        // Pruned names the oldest session still held (the asker learns how far the gap goes).
+        let below = archive.oldest().unwrap_or(until);
         if from < below {
             self.stats.pruned.fetch_add(1, Ordering::Relaxed);
             out.push(Output::Send { to, message: Message::Pruned { below } });

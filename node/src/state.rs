@@ -77,6 +77,8 @@ struct Progress {
     above: BTreeSet<u64>,
     /// Each peer's latest `Sync { next }`: the sessions it has applied.
     peers: BTreeMap<AgentId, u64>,
+    /// Each peer's latest `Pruned { below }` (L81): it keeps no certificate below.
+    pruned: BTreeMap<AgentId, u64>,
 }
 
 impl Progress {
@@ -195,6 +197,15 @@ impl Shared {
         (p.peers.values().copied().max().unwrap_or(0), p.peers.len())
     }
 
+    /// L81: the peers that said they no longer keep a session this agent has not applied
+    /// (their latest `Pruned` is above `applied`), and the lowest session such a peer still
+    /// keeps. `(0, 0)` when none did.
+    pub fn pruned_beyond(&self) -> (usize, u64) {
+        let p = lock(&self.applied);
+        let beyond: Vec<u64> = p.pruned.values().copied().filter(|below| *below > p.applied).collect();
+        (beyond.len(), beyond.iter().copied().min().unwrap_or(0))
+    }
+
     /// The design's metrics recorder (latency histogram, rates).
     pub fn recorder(&self) -> MetricsRecorder {
         lock(&self.recorder).clone()
@@ -310,6 +321,9 @@ impl Observer for NodeObserver {
                     Message::Open(open) => self.shared.note_opened(open.spec.session),
                     Message::Sync { next } if *from != self.shared.me && *from != AgentId::CLIENT => {
                         lock(&self.shared.applied).peers.insert(*from, next.0);
+                    }
+                    Message::Pruned { below } if *from != self.shared.me && *from != AgentId::CLIENT => {
+                        lock(&self.shared.applied).pruned.insert(*from, below.0);
                     }
                     _ => {}
                 }
