@@ -262,7 +262,7 @@ where
                     );
                 }
                 Output::Decide(record) => self.observer.on_event(me, now, &RunnerEvent::Decide(&record)),
-                // L73a: a host with an archive (`durable::Archived`) answers it before the
+                // L78: a host with an archive (`durable::Archived`) answers it before the
                 // runner sees it; without one there is nothing to send.
                 Output::ServeArchived { .. } => {}
                 Output::Evidence(evidence) => self.observer.on_event(me, now, &RunnerEvent::Evidence(&evidence)),

@@ -1,7 +1,7 @@
 //! The archive of decided sessions with their commit certificates: the most recent in memory,
 //! the last `keep` on disk, older ones forgotten (a documented retention). The node's client API
 //! serves decisions from it, and [`crate::Archived`] answers peers' `Sync` from it for sessions
-//! the agent pruned (docs/protocol.md L73a), so an agent that missed up to `keep` sessions
+//! the agent pruned (docs/protocol.md L78), so an agent that missed up to `keep` sessions
 //! can still learn every one of them.
 //!
 //! Why a store of its own: the agent forgets a decided session once `keep_decided` later ones

@@ -1,6 +1,6 @@
 //! The agent's host side of catch-up: a node wrapper that keeps every decision with its
 //! certificate in the [`Archive`] and answers the agent's `ServeArchived` from it
-//! (docs/protocol.md L73a, L81).
+//! (docs/protocol.md L78, L81).
 //!
 //! Why here and not in the agent: consensus-core keeps `keep_decided` decided sessions in
 //! memory and no more (a node's memory must not grow with history); the certificates of older
@@ -23,7 +23,7 @@ use crate::storage::Storage;
 /// What the archive did for the agent.
 #[derive(Debug, Default)]
 pub struct ArchiveStats {
-    /// Certificates sent to peers from the archive (L73a).
+    /// Certificates sent to peers from the archive (L78).
     pub served: AtomicU64,
     /// `Pruned` answers: a peer asked for sessions older than the archive keeps (L81).
     pub pruned: AtomicU64,
@@ -80,7 +80,7 @@ impl<N: Node, S: Storage + Clone> Archived<N, S> {
         }
     }
 
-    /// L73a and L81: the archived certificates of `from .. until` for `to`, and `Pruned` when
+    /// L78 and L81: the archived certificates of `from .. until` for `to`, and `Pruned` when
     /// the archive no longer holds `from`.
     fn serve(&self, to: AgentId, from: SessionId, until: SessionId, out: &mut Vec<Output>) {
         let archive = lock(&self.archive);

@@ -7,7 +7,7 @@
 //! | [`log`] | an append-only log of checksummed records (crc32c): a torn tail is cut, corruption before the end is refused with the file, offset and fix |
 //! | [`journal`] | a snapshot plus the log since, compaction, and the marks of group commit ([`SyncHandle`]) |
 //! | [`archive`] | [`Archive`]: decided sessions with their certificates, the last `keep` on disk (the node's API and catch-up read it) |
-//! | [`archived`] | [`Archived`]: the agent's host side of catch-up: archives every decision, answers `ServeArchived` from the archive (L73a, L81) |
+//! | [`archived`] | [`Archived`]: the agent's host side of catch-up: archives every decision, answers `ServeArchived` from the archive (L78, L81) |
 //! | [`agent`] | [`DurableAgent`]: logs each input before the agent handles it; own messages signed for the first time wait for the log |
 //! | [`opener`] | [`Opener`]: numbers sessions and acknowledges them only once they are durable; re-opens them after a restart |
 //!

@@ -351,7 +351,7 @@ impl Health {
 
 /// `200` when the agent takes part; `503` with the reasons when it does not: its durable log
 /// (or the opener's) failed, it lags its peers by more than `lag_bound` sessions (it is
-/// catching up, L79), f + 1 peers no longer keep the certificates it needs (L81: it cannot
+/// catching up, L80), f + 1 peers no longer keep the certificates it needs (L81: it cannot
 /// catch up), or no peer is reachable.
 async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     let shared = &state.shared;

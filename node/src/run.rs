@@ -122,7 +122,7 @@ fn open_durable(
     }
     let archive = Arc::new(Mutex::new(Archive::open(storage.clone(), config.storage.keep_decisions)?));
     let shared = Shared::new(me, archive.clone());
-    // L73a: the archive also answers peers' Sync for sessions the agent pruned.
+    // L78: the archive also answers peers' Sync for sessions the agent pruned.
     let node = Archived::new(node, archive);
     let durable_config = DurableConfig { compact_log_bytes: config.storage.compact_log_bytes };
     let (agent, replayed) = DurableAgent::open(node, storage.clone(), durable_config, |_, input, outputs| {

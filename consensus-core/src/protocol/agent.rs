@@ -58,9 +58,9 @@ pub struct Agent<S, V> {
     buffered: BTreeMap<SessionId, Vec<Input>>,
     records: BTreeMap<SessionId, SessionRecord>,
     sync_sent_at: Option<TimeMs>,
-    /// What each peer's `Sync` was answered with lately (L72–L73a).
+    /// What each peer's `Sync` was answered with lately (L72–L73, L78).
     served: BTreeMap<AgentId, Served>,
-    /// The peer this agent is catching up from, when it is behind (L79–L80).
+    /// The peer this agent is catching up from, when it is behind (L80).
     chase: Option<Chase>,
     /// Whether the status tick (L76) is scheduled; timers are lost in a crash.
     status_armed: bool,

@@ -94,7 +94,7 @@ pub struct ProtocolConfig {
     /// The client allowed to open sessions.
     pub client: AgentId,
     /// Decided sessions kept in memory before their state is pruned; older certificates are
-    /// served from the host's archive (L73a).
+    /// served from the host's archive (L78).
     pub keep_decided: usize,
     /// A deliberately broken variant (simulator only).
     pub mutation: Mutation,
@@ -301,7 +301,7 @@ pub enum Output {
     },
     /// Ask the evaluator for this agent's vote on the session (L2).
     Evaluate(SessionSpec),
-    /// L73a: send `to` the commit certificates of sessions `from .. until` from the host's
+    /// L78: send `to` the commit certificates of sessions `from .. until` from the host's
     /// archive: this agent pruned them (it keeps `keep_decided` decided sessions), and
     /// certificates prove themselves, so the durable layer may answer for it. A host with no
     /// archive drops it; one whose archive no longer holds `from` sends

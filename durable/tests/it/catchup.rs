@@ -155,10 +155,10 @@ fn vote(agent: AgentId, session: SessionId) -> AgentVote {
     v
 }
 
-/// Before the archive (L73a) agent 3, 200 sessions behind peers that keep 8, was never sent the
+/// Before the archive (L78) agent 3, 200 sessions behind peers that keep 8, was never sent the
 /// certificates of sessions 10..202 and rejected every later session as too far ahead. Now it
 /// learns all 200 within half a simulated second of its restart (130 ms) (the chase asks for the next batch
-/// as soon as one is applied, L79), then decides new sessions with the others.
+/// as soon as one is applied, L80), then decides new sessions with the others.
 #[test]
 fn an_agent_200_sessions_behind_peers_keeping_8_catches_up_from_their_archives() {
     let mut net = Net::new(71, 1_000);

@@ -52,7 +52,7 @@ pub async fn open_many(base: &str, count: usize, window: usize, tag: &str) -> Ve
 
 /// The scenario: agent 3 is killed (SIGKILL) and the others decide 1,000 sessions, far
 /// more than the 64 they keep in memory (`keep_decided`). Restarted, agent 3 learns every one
-/// of them from its peers' archives (L73a) within 60 s, serves each with a certificate that
+/// of them from its peers' archives (L78) within 60 s, serves each with a certificate that
 /// verifies and agrees with agent 0, reports `ok` again, and decides new sessions. Before the
 /// fix it stopped 64 sessions in and rejected every later session as `wrong-session`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

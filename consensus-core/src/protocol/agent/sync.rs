@@ -11,12 +11,12 @@ use super::super::messages::Message;
 use super::super::{Output, TimerKind};
 use super::Agent;
 
-/// Batches of `sync_batch` certificates served to one peer per retransmit interval (L73a): an
-/// agent catching up asks again as soon as a batch is applied (L79), so the answer is not
+/// Batches of `sync_batch` certificates served to one peer per retransmit interval (L78): an
+/// agent catching up asks again as soon as a batch is applied (L80), so the answer is not
 /// paced by the interval, but a peer cannot make this agent send more than this.
 pub const SYNC_BATCHES_PER_INTERVAL: u32 = 8;
 
-/// What this agent served one peer (L72–L73a).
+/// What this agent served one peer (L72–L73, L78).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Served {
     /// Start of the current interval.
@@ -28,7 +28,7 @@ pub(super) struct Served {
     last_ms: TimeMs,
 }
 
-/// An agent behind a peer that knows more (L79–L80): whom it asks, up to where, and its last
+/// An agent behind a peer that knows more (L80): whom it asks, up to where, and its last
 /// request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Chase {
@@ -45,7 +45,7 @@ pub(super) struct Chase {
 }
 
 /// L80: intervals without progress after which a chase is given up (the status tick, L76, goes
-/// on asking in turn). The first is retried with the same peer (its serving window, L73a, may
+/// on asking in turn). The first is retried with the same peer (its serving window, L78, may
 /// just have been full), the next ones with the next peers in turn.
 const MAX_CHASE_STALLS: u32 = 3;
 
@@ -64,8 +64,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     }
 
     /// L72–L73: answers a `Sync(next)` with the certificates of `next .. next + sync_batch`:
-    /// those it holds, and (L73a) those it pruned from its archive. L73b: a peer behind hears how
-    /// far this agent is; L77: a peer ahead is chased (L79).
+    /// those it holds, and (L78) those it pruned from its archive. L79: a peer behind hears how
+    /// far this agent is; L77: a peer ahead is chased (L80).
     pub(super) fn serve_sync(&mut self, now: TimeMs, peer: AgentId, next: SessionId, out: &mut Vec<Output>) {
         if peer == self.id || peer == self.protocol.client {
             return;
@@ -89,7 +89,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         let end = next.0.saturating_add(self.protocol.sync_batch);
         let pruned_below = self.applied.saturating_sub(self.protocol.keep_decided as u64);
         if next.0 < pruned_below && self.protocol.sync_batch > 0 {
-            // L73a: certificates prove themselves, so the host may send them from its archive.
+            // L78: certificates prove themselves, so the host may send them from its archive.
             let until = SessionId(end.min(pruned_below));
             out.push(Output::ServeArchived { to: peer, from: next, until });
         }
@@ -106,12 +106,12 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             self.coverage.record(Point::L73);
         }
         if next.0 < self.applied {
-            // L73b: tell a peer behind how far it is behind, so it can chase (L79).
+            // L79: tell a peer behind how far it is behind, so it can chase (L80).
             out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
         }
     }
 
-    /// L79: `peer` applied `target` sessions, more than this agent: chase it.
+    /// L80: `peer` applied `target` sessions, more than this agent: chase it.
     fn start_chase(&mut self, peer: AgentId, target: u64) {
         match &mut self.chase {
             Some(c) if c.peer == peer => c.target = c.target.max(target),
@@ -120,7 +120,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         }
     }
 
-    /// L79–L80, after every input: while behind the chased peer, ask it for the next batch as
+    /// L80, after every input: while behind the chased peer, ask it for the next batch as
     /// soon as the last one is applied (not once per status tick: 1,000 missed sessions would
     /// take minutes), again after a retransmit interval if the answer was lost or refused, then
     /// the next peers in turn, and give up after [`MAX_CHASE_STALLS`] intervals without
@@ -223,7 +223,7 @@ mod tests {
         Input::Receive { from: AgentId(peer), message: Message::Sync { next: SessionId(next) } }
     }
 
-    /// L77, L79–L80: a peer 500 sessions ahead is chased at once; asked again (not more often)
+    /// L77, L80: a peer 500 sessions ahead is chased at once; asked again (not more often)
     /// after a retransmit interval without an answer, then the next peer in turn, and the chase
     /// is given up after three intervals without progress; a later Sync starts a new one.
     #[test]
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(syncs_at(&mut a, 320, from(2, 40)), [(2, 0)], "a new chase");
     }
 
-    /// L72–L73a: a Sync from a peer behind whose batch this agent no longer holds asks the host
+    /// L72–L73, L78: a Sync from a peer behind whose batch this agent no longer holds asks the host
     /// for its archive (`ServeArchived`); a repeat within the interval is not served twice, and
     /// a peer cannot be served more than SYNC_BATCHES_PER_INTERVAL batches per interval.
     #[test]
