@@ -64,7 +64,7 @@ impl Net {
         let spec = SessionSpec { session: SessionId(session), query: "q".into(), candidates, opened_ms: self.now };
         let signature = self.keys.client.sign(&wire::spec_signing_bytes(&spec));
         for a in 0..N {
-            let message = Message::Open(SignedSpec { spec: spec.clone(), signature: signature.clone() });
+            let message = Message::Open(SignedSpec { spec: spec.clone(), signature });
             self.push(self.now, a, Input::Receive { from: AgentId::CLIENT, message });
         }
     }
