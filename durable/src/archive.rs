@@ -327,4 +327,25 @@ mod tests {
         assert!(segments <= 2_000 / 250 + 2, "{segments} segment files");
         let _ = std::fs::remove_dir_all(&d);
     }
+
+    /// A small retention (the simulator's and the healthz test's): segments of 8, so between 16
+    /// and 24 decisions are kept, the same after a restart, and `oldest` says where they start
+    /// (what a peer's `Pruned` reports, L81).
+    #[test]
+    fn a_small_retention_keeps_between_keep_and_an_eighth_more() {
+        let disk = crate::simdisk::SimDisk::new();
+        let mut archive = Archive::open(disk.clone(), 16).unwrap_or_else(|e| panic!("{e}"));
+        for s in 0..100 {
+            assert!(archive.insert(entry(s)).unwrap_or_else(|e| panic!("{e}")));
+            assert!(archive.len() <= 24, "{} kept after {s}", archive.len());
+        }
+        assert!(archive.len() >= 16);
+        let oldest = archive.oldest().unwrap_or(SessionId(0));
+        assert_eq!(oldest.0, 100 - archive.len() as u64);
+        archive.sync().unwrap_or_else(|e| panic!("{e}"));
+        drop(archive);
+        let archive = Archive::open(disk, 16).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(archive.oldest(), Some(oldest));
+        assert!(archive.get(SessionId(99)).unwrap_or_else(|e| panic!("{e}")).is_some());
+    }
 }

@@ -255,6 +255,7 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
+        assert_eq!(syncs_at(&mut a, 5, from(3, 100)), [(3, 1_000)], "L79: a peer behind hears how far");
         assert_eq!(served(&mut a, 10, 100), [(2, 100, 116)]);
         assert_eq!(served(&mut a, 11, 100), [], "the same request within the interval");
         assert_eq!(served(&mut a, 12, 930), [(2, 930, 936)], "up to the pruned sessions; 936.. are held");
