@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 pub use reports::model::{FaultSetting, ScenarioSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::results::{RunOutcome, RunRecord};
+use crate::results::{RunOutcome, RunRecord, WrongByCause};
 use crate::scenario::{ClogTarget, FaultAction, Scenario};
 
 /// A failing seed and how to replay it.
@@ -65,6 +65,11 @@ pub struct ScenarioSummary {
     /// Escalated or "no decision" sessions the honest votes alone would not decide either.
     #[serde(default)]
     pub honest_unresolved: u64,
+    /// Wrong decisions by cause (the honest votes alone too, or caused by the Byzantine
+    /// agents) and by honest margin, over the runs within the tolerance (at most f_max
+    /// Byzantine agents); absent in summaries written before it.
+    #[serde(default)]
+    pub wrong_by_cause: WrongByCause,
     /// Honest decisions (one per honest agent and session) later than the deadline. Summaries
     /// written before the rename call it `sla_misses`.
     #[serde(alias = "sla_misses")]
@@ -141,6 +146,9 @@ impl ScenarioSummary {
         self.fallback += record.fallback;
         self.influenced += record.influenced;
         self.honest_unresolved += record.honest_unresolved;
+        if record.byzantine.len() as u64 <= consensus_core::quorum::f_max(u64::from(record.agents)) {
+            self.wrong_by_cause.merge(&record.wrong_by_cause);
+        }
         self.late_decisions += record.late_decisions;
         self.messages_sent += record.messages.sent;
         self.latency_max_ms = self.latency_max_ms.max(record.latency_ms.max);
@@ -246,6 +254,61 @@ pub fn settings(scenario: &Scenario) -> ScenarioSettings {
     }
 }
 
+/// The harshest network condition of `scenario`, by the report's names
+/// (`reports::aggregate::NETWORK_CONDITIONS`): partition (timed or by round), crash and
+/// restart, clogs, latency tail, message loss, duplicates, else none. Recorded in every run
+/// record, so that generated runs (each with its own faults) are placed by their own.
+pub fn network_condition(scenario: &Scenario) -> &'static str {
+    let has = |kind: fn(&FaultAction) -> bool| scenario.faults.iter().any(|f| kind(&f.action));
+    let conditions = reports::aggregate::NETWORK_CONDITIONS;
+    if has(|a| matches!(a, FaultAction::Partition { .. })) || !scenario.round_partitions.is_empty() {
+        conditions[6]
+    } else if has(|a| matches!(a, FaultAction::Crash { .. })) {
+        conditions[5]
+    } else if has(|a| matches!(a, FaultAction::Clog { .. })) {
+        conditions[4]
+    } else if scenario.network.tail.is_some() {
+        conditions[3]
+    } else if scenario.network.drop > 0.0 {
+        conditions[2]
+    } else if scenario.network.duplicate > 0.0 {
+        conditions[1]
+    } else {
+        conditions[0]
+    }
+}
+
+/// The fault families `scenario` has, in the order of `reports::aggregate::FAMILIES`, then one
+/// `byzantine: NAME` per Byzantine behaviour: what the report's per-family table groups runs by.
+pub fn families(scenario: &Scenario) -> Vec<String> {
+    let has = |kind: fn(&FaultAction) -> bool| scenario.faults.iter().any(|f| kind(&f.action));
+    let defaults = crate::scenario::Protocol::default();
+    let p = &scenario.protocol;
+    let present = [
+        scenario.network.drop > 0.0,
+        scenario.network.duplicate > 0.0,
+        scenario.network.tail.is_some(),
+        // Above the default prevote timeout: rounds time out before their messages arrive.
+        scenario.network.latency_ms[1] > defaults.timeout_prevote_ms,
+        has(|a| matches!(a, FaultAction::Partition { .. })),
+        has(|a| matches!(a, FaultAction::Crash { .. })),
+        has(|a| matches!(a, FaultAction::Clog { .. })),
+        !scenario.round_partitions.is_empty(),
+        !scenario.tamper.is_empty(),
+        p.timeout_propose_ms < defaults.timeout_propose_ms || p.timeout_delta_ms < defaults.timeout_delta_ms,
+    ];
+    let mut out: Vec<String> = reports::aggregate::FAMILIES
+        .iter()
+        .zip(present)
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    if scenario.byzantine.count > 0 {
+        out.extend(scenario.byzantine.behaviours().into_iter().map(|b| format!("byzantine: {}", b.name())));
+    }
+    out
+}
+
 fn fault_setting(at_ms: u64, action: &FaultAction) -> FaultSetting {
     let clog = |target: &ClogTarget| match target {
         ClogTarget::Agent(a) => format!("agent {a}"),
@@ -335,6 +398,7 @@ mod tests {
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),
+            ..RunRecord::default()
         }
     }
 

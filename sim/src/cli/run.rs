@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use sim::exec::{execute_until, ExecOptions, Job};
-use sim::merge::{Shard, SummaryFile};
+use sim::merge::{shell_quote, Shard, SummaryFile};
 use sim::results::{RunOutcome, RunRecord};
 use sim::summary::{ScenarioSummary, Summary};
 
@@ -226,15 +226,6 @@ fn resume_command() -> String {
         words.push("--resume".to_owned());
     }
     format!("bftsim {}", words.join(" "))
-}
-
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
