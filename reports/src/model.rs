@@ -189,6 +189,11 @@ pub struct RunRecord {
     pub families: Vec<String>,
     /// Wrong decisions by cause and by honest margin; all zero in records written before it.
     pub wrong_by_cause: WrongByCause,
+    /// The protocol coverage of the honest agents: which rules fired, which checks passed or
+    /// failed, which rejections and abstract states occurred (docs/coverage.md). `None` in
+    /// records written before the field existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::CoverageRecord>,
 }
 
 /// Wrong decisions (sessions decided for a candidate other than the best) split by cause: the
@@ -315,6 +320,7 @@ impl Default for RunRecord {
             network: String::new(),
             families: Vec::new(),
             wrong_by_cause: WrongByCause::default(),
+            coverage: None,
         }
     }
 }
@@ -572,6 +578,7 @@ mod tests {
             agents: 7,
             sessions_over_sla: Some(2),
             violations: vec![Violation { invariant: "agreement".into(), step: 1, time_ms: 2, detail: "d".into() }],
+            coverage: Some(crate::coverage::CoverageRecord { version: 1, points: "0a".into() }),
             ..RunRecord::default()
         };
         let line = serde_json::to_string(&record).unwrap();
@@ -581,6 +588,8 @@ mod tests {
         old.sessions_over_sla = None;
         assert_eq!(old.sessions_over_sla(), None, "a 1000 ms deadline cannot use the 500 ms count");
         assert!(!serde_json::to_string(&old).unwrap().contains("sessions_over_sla"));
+        old.coverage = None;
+        assert!(!serde_json::to_string(&old).unwrap().contains("coverage"), "absent coverage is not written");
     }
 
     #[test]
