@@ -120,15 +120,19 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         if done.record.outcome != RunOutcome::Ok {
             if let Some(v) = done.record.violations.first() {
                 if first_seen.insert(v.invariant.clone()) && !args.quiet {
+                    // explore wrote the failing run's scenario as OUT/runs/<index>.toml.
+                    let file = args.out.join("runs").join(format!("{}.toml", done.generated.index));
                     super::bar_line(
                         &bar,
                         format!(
-                            "run {} ({}, {}): {} — {}",
+                            "run {} ({}, {}): {} — {}\n  replay: bftsim reproduce {} --seed {}",
                             done.k,
                             done.generated.mode.name(),
                             done.generated.scenario.byzantine.label(),
                             v.invariant,
-                            v.detail
+                            v.detail,
+                            sim::merge::shell_quote(&file.display().to_string()),
+                            done.generated.seed
                         ),
                     );
                 }

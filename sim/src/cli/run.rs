@@ -146,7 +146,7 @@ fn print_coverage(ran: usize, coverage: &Coverage) {
     if ran > 0 {
         outln!(
             "\nprotocol coverage: the honest agents of these {ran} run(s) reached {} of {} points (docs/coverage.md; \
-             `bftsim reproduce --coverage` lists a run's)",
+             replay a run with `--coverage` to list its own)",
             coverage.reached().count(),
             coverage::Point::COUNT
         );

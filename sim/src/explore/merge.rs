@@ -16,7 +16,6 @@ pub fn is_exploration(dir: &Path) -> bool {
 
 /// Merges the explorations in `inputs` into `out`.
 pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreError> {
-    let io = |path: &Path, e: std::io::Error| ExploreError::Io(format!("{}: {e}", path.display()));
     let mut summaries = Vec::new();
     for dir in inputs {
         let path = dir.join("explore.json");
@@ -80,41 +79,56 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
             e.1 += c.violations;
         }
         for f in &s.findings {
-            for file in [Some(f.scenario.clone()), Some(format!("findings/{}.trace.jsonl", f.id)), f.diagram.clone()]
-                .into_iter()
-                .flatten()
-            {
-                let from = dir.join(&file);
-                if from.is_file() {
-                    fs::copy(&from, out.join(&file)).map_err(|e| io(&from, e))?;
-                }
-            }
             let key = (f.invariant.clone(), f.location.clone());
-            let entry = findings.entry(key).or_insert_with(|| (f.clone(), 0));
+            let entry = findings.entry(key).or_insert_with(|| (f.clone(), 0, dir));
             entry.1 += f.hits;
             if f.first_run < entry.0.first_run {
-                entry.0 = f.clone();
+                (entry.0, entry.2) = (f.clone(), dir);
             }
         }
     }
     merged.quality = super::generate::Mode::ALL.iter().filter_map(|m| quality.remove(m.name())).collect();
     merged.coverage =
         coverage.into_iter().map(|(feature, (runs, violations))| Coverage { feature, runs, violations }).collect();
-    let mut list: Vec<_> = findings
-        .into_values()
-        .map(|(f, hits)| {
-            // The files were copied: replay them from here.
-            let path = crate::merge::shell_quote(&out.join(&f.scenario).display().to_string());
-            let reproduce = format!("bftsim reproduce {path} --seed {}", f.seed);
-            super::Finding { hits, reproduce, ..f }
-        })
-        .collect();
+    let mut list = Vec::new();
+    for (f, hits, dir) in findings.into_values() {
+        copy_finding(dir, out, &f)?;
+        // The files were copied: replay them from here.
+        let path = crate::merge::shell_quote(&out.join(&f.scenario).display().to_string());
+        let reproduce = format!("bftsim reproduce {path} --seed {}", f.seed);
+        list.push(super::Finding { hits, reproduce, ..f });
+    }
     list.sort_by_key(|f| f.first_run);
     merged.findings = list;
     let json = serde_json::to_string_pretty(&merged).map_err(|e| ExploreError::Io(e.to_string()))?;
     let path = out.join("explore.json");
     fs::write(&path, json).map_err(|e| io(&path, e))?;
     Ok(merged)
+}
+
+/// An I/O error on `path`.
+fn io(path: &Path, e: std::io::Error) -> ExploreError {
+    ExploreError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Copies a kept finding's files (scenario, trace, diagram) from the shard `dir` that found it
+/// first; the scenario's replay line names the copy.
+fn copy_finding(dir: &Path, out: &Path, f: &super::Finding) -> Result<(), ExploreError> {
+    let files = [Some(f.scenario.clone()), Some(format!("findings/{}.trace.jsonl", f.id)), f.diagram.clone()];
+    for file in files.into_iter().flatten() {
+        let (from, to) = (dir.join(&file), out.join(&file));
+        if !from.is_file() {
+            continue;
+        }
+        if file.ends_with(".toml") {
+            let text = fs::read_to_string(&from).map_err(|e| io(&from, e))?;
+            let text = text.replace(&from.display().to_string(), &to.display().to_string());
+            fs::write(&to, text).map_err(|e| io(&to, e))?;
+        } else {
+            fs::copy(&from, &to).map_err(|e| io(&from, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies every `<index>.toml` of a shard's `runs/` (the failing runs' scenario files) into
