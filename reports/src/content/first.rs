@@ -221,6 +221,15 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
         self.doc.para(holds);
 
+        self.checker();
+        if let Some(e) = exploration {
+            self.exploration_line(e);
+        }
+    }
+
+    /// Whether the checker found the mutation scenarios' violations, and whether every scenario
+    /// met its `[expect]`.
+    fn checker(&mut self) {
         let mutations: Vec<&Scenario<'_>> = self.data.scenarios.iter().filter(|s| s.expects_violation()).collect();
         if !mutations.is_empty() {
             let missed: Vec<&Scenario<'_>> =
@@ -265,22 +274,24 @@ impl<'d, 'a> Builder<'d, 'a> {
             }
             self.doc.para(expect);
         }
-        if let Some(e) = exploration {
-            let s = &e.summary;
-            let found = match s.findings.len() {
-                0 => "no failure".to_owned(),
-                1 => "1 distinct failure".to_owned(),
-                n => format!("{n} distinct failures"),
-            };
-            self.doc.para(vec![
-                strong("Exploration: "),
-                text(format!("{} generated runs around ", s.runs)),
-                code(s.envelope.as_str()),
-                text(format!(" found {found} (")),
-                link("Exploration", "exploration"),
-                text(")."),
-            ]);
-        }
+    }
+
+    /// One line: how many generated runs found how many failures.
+    fn exploration_line(&mut self, e: &Exploration) {
+        let s = &e.summary;
+        let found = match s.findings.len() {
+            0 => "no failure".to_owned(),
+            1 => "1 distinct failure".to_owned(),
+            n => format!("{n} distinct failures"),
+        };
+        self.doc.para(vec![
+            strong("Exploration: "),
+            text(format!("{} generated runs around ", s.runs)),
+            code(s.envelope.as_str()),
+            text(format!(" found {found} (")),
+            link("Exploration", "exploration"),
+            text(")."),
+        ]);
     }
 
     fn links(&self, out: &mut Vec<Inline>, scenarios: &[&Scenario<'_>]) {
