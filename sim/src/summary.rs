@@ -429,4 +429,42 @@ mod tests {
         s.finish();
         assert!(s.passed);
     }
+
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(text, std::path::Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A run is placed by its harshest network condition and counted under every fault family
+    /// it has, its Byzantine behaviours last.
+    #[test]
+    fn network_condition_and_families_name_what_the_scenario_has() {
+        let quiet = scenario("[network]\nlatency_ms = [1, 20]\n");
+        assert_eq!((network_condition(&quiet), families(&quiet)), ("no network faults", Vec::new()));
+        let text = "[network]\ndrop = 0.1\nduplicate = 0.2\n[byzantine]\ncount = 1\nstrategy = \"equivocate\"\n\
+                    [[faults]]\nat_ms = 100\nkind = \"clog\"\nagent = 1\n[[faults]]\nat_ms = 200\nkind = \"crash\"\nagent = 2\n";
+        let harsh = scenario(text);
+        assert_eq!(network_condition(&harsh), "crash and restart", "a crash is harsher than clogs and loss");
+        assert_eq!(
+            families(&harsh),
+            ["message loss", "duplicates", "crash and restart", "clogs", "byzantine: equivocate"].map(String::from)
+        );
+        for condition in [network_condition(&quiet), network_condition(&harsh)] {
+            assert!(reports::aggregate::NETWORK_CONDITIONS.contains(&condition));
+        }
+    }
+
+    /// Wrong decisions by cause are summed over the runs within f_max only.
+    #[test]
+    fn wrong_decisions_by_cause_count_runs_within_the_tolerance() {
+        let mut s = ScenarioSummary::new("s".into(), "p".into(), BTreeMap::new(), true, None);
+        let mut within = record(1, None);
+        within.byzantine = vec![4];
+        within.wrong_by_cause.add(crate::results::WrongCause::Byzantine, 1);
+        let mut beyond = within.clone();
+        beyond.byzantine = vec![3, 4];
+        s.add(&within, String::new);
+        s.add(&beyond, String::new);
+        assert_eq!((s.wrong_by_cause.byzantine, s.wrong_by_cause.total()), (1, 1), "5 agents tolerate 1");
+        assert_eq!(s.wrong_by_cause.by_margin.len(), 1);
+    }
 }
