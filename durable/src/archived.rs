@@ -49,6 +49,18 @@ impl<N: Node, S: Storage + Clone> Archived<N, S> {
         Archived { inner, archive, stats: Arc::default() }
     }
 
+    /// `inner` with its decisions kept in a new archive of the last `keep` on `storage` (the
+    /// simulator's agents: one disk holds the agent's log and its archive, as in the node).
+    pub fn open(inner: N, storage: S, keep: usize) -> Result<Archived<N, S>, LogError> {
+        let archive = Archive::open(storage, keep)?;
+        Ok(Archived::new(inner, Arc::new(std::sync::Mutex::new(archive))))
+    }
+
+    /// The archive (shared: the node's API reads it).
+    pub fn archive(&self) -> SharedArchive<S> {
+        self.archive.clone()
+    }
+
     /// The counters (shared: a reader may keep them).
     pub fn stats(&self) -> Arc<ArchiveStats> {
         self.stats.clone()

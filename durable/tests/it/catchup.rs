@@ -5,9 +5,6 @@
 //! them from the peers' archives and decides new sessions again. Beyond the archive's
 //! retention the peers answer `Pruned` and the agent stays where it is (L81).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-
 use consensus_core::protocol::messages::SignedSpec;
 use consensus_core::protocol::{Agent, Input, Message, Node, Output, ProtocolConfig, SessionSpec};
 use consensus_core::registry::Registry;
@@ -15,7 +12,8 @@ use consensus_core::sign::{sim_committee, Keys, Signer, SimKeyring, SimSigner};
 use consensus_core::{
     wire, AgentId, AgentSpecialization, AgentVote, CandidateId, EngineConfig, Ppm, SessionId, TimeMs,
 };
-use durable::{Archive, Archived, SimDisk};
+use durable::{Archived, SimDisk};
+use std::collections::{BTreeMap, BTreeSet};
 
 const N: u32 = 4;
 type Keyset = Keys<SimSigner, SimKeyring>;
@@ -45,8 +43,7 @@ impl Net {
                 let registry = Registry::seed_committee(N, &engine);
                 let agent =
                     Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry, engine, protocol);
-                let archive = Archive::open(SimDisk::new(), archive_keep).unwrap_or_else(|e| panic!("{e}"));
-                Archived::new(agent, Arc::new(Mutex::new(archive)))
+                Archived::open(agent, SimDisk::new(), archive_keep).unwrap_or_else(|e| panic!("{e}"))
             })
             .collect();
         let (events, down, decided, pruned) = Default::default();
