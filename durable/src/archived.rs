@@ -6,8 +6,9 @@
 //! memory and no more (a node's memory must not grow with history); the certificates of older
 //! sessions live on disk, and a pure state machine does no I/O. A certificate proves itself (q
 //! precommits signed by committee members), so the host may send it for the agent: a receiver
-//! checks it exactly as if the agent had sent it (L52–L53). The same wrapper runs in
-//! `bftsim-node` (over real files) and in the simulator (over a simulated disk).
+//! checks it exactly as if the agent had sent it (L52–L53). `bftsim-node` runs it over real
+//! files; it is generic over [`Storage`] so that the simulator can run it over a simulated disk
+//! ([`Archived::open`]) once its agents run on the durable layer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard};
