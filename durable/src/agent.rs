@@ -42,6 +42,14 @@ pub trait Recoverable: Node {
         let _ = snapshot;
         Err("this node keeps no snapshots".into())
     }
+    /// Whether [`Recoverable::snapshot`] gives a snapshot (otherwise the log is never compacted).
+    fn can_snapshot(&self) -> bool {
+        false
+    }
+    /// Sessions applied (every one below is decided), when the node tells.
+    fn applied_sessions(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: Recoverable + ?Sized> Recoverable for Box<T> {
@@ -50,6 +58,12 @@ impl<T: Recoverable + ?Sized> Recoverable for Box<T> {
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         (**self).restore(snapshot)
+    }
+    fn can_snapshot(&self) -> bool {
+        (**self).can_snapshot()
+    }
+    fn applied_sessions(&self) -> Option<u64> {
+        (**self).applied_sessions()
     }
 }
 
@@ -65,6 +79,18 @@ where
     S: consensus_core::sign::Signer,
     V: consensus_core::sign::Verifier,
 {
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        Some(consensus_core::protocol::Agent::snapshot(self))
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        consensus_core::protocol::Agent::restore(self, snapshot).map_err(|e| e.to_string())
+    }
+    fn can_snapshot(&self) -> bool {
+        true
+    }
+    fn applied_sessions(&self) -> Option<u64> {
+        Some(consensus_core::protocol::Agent::applied_sessions(self))
+    }
 }
 
 /// An input as logged. `Receive` keeps the message as its wire frame.
@@ -204,7 +230,7 @@ pub struct DurableConfig {
 
 impl Default for DurableConfig {
     fn default() -> Self {
-        DurableConfig { compact_log_bytes: 64 << 20 }
+        DurableConfig { compact_log_bytes: 16 << 20 }
     }
 }
 
@@ -331,7 +357,7 @@ impl<N: Recoverable, S: Storage + Clone> DurableAgent<N, S> {
 
     /// Whether the log has grown past the compaction threshold and the agent can be saved.
     pub fn needs_compaction(&self) -> bool {
-        self.journal.log_bytes() >= self.config.compact_log_bytes
+        self.journal.log_bytes() >= self.config.compact_log_bytes && self.inner.can_snapshot()
     }
 
     /// Saves the agent's state as a snapshot and restarts the log. `Ok(false)` if the agent
@@ -421,9 +447,9 @@ mod tests {
 
     /// Delivers every message at once (FIFO), answers `Evaluate` with an accepting vote, and
     /// ignores timers: `sessions` sessions decide at every agent without a timeout.
-    fn run(agents: &mut [Durable], keys: &Keyset, sessions: u64, history: &mut History) {
+    fn run(agents: &mut [Durable], keys: &Keyset, sessions: std::ops::Range<u64>, history: &mut History) {
         let mut queue: VecDeque<(u32, Input)> = VecDeque::new();
-        for s in 0..sessions {
+        for s in sessions {
             for a in 0..N {
                 queue.push_back((a, Input::Receive { from: AgentId::CLIENT, message: open(keys, s) }));
             }
@@ -450,17 +476,9 @@ mod tests {
         }
     }
 
-    fn cluster(keys: &Keyset, disks: &[SimDisk]) -> Vec<Durable> {
+    fn cluster(keys: &Keyset, disks: &[SimDisk], config: DurableConfig) -> Vec<Durable> {
         (0..N)
-            .map(|i| {
-                ok(DurableAgent::open(
-                    agent(keys, i),
-                    disks[i as usize].clone(),
-                    DurableConfig::default(),
-                    |_, _, _| {},
-                ))
-                .0
-            })
+            .map(|i| ok(DurableAgent::open(agent(keys, i), disks[i as usize].clone(), config, |_, _, _| {})).0)
             .collect()
     }
 
@@ -472,9 +490,9 @@ mod tests {
     fn a_restarted_agent_replays_to_the_same_state_from_what_its_disk_kept() {
         let keys = sim_committee(7, N);
         let disks: Vec<SimDisk> = (0..N).map(|_| SimDisk::new()).collect();
-        let mut agents = cluster(&keys, &disks);
+        let mut agents = cluster(&keys, &disks, DurableConfig::default());
         let mut history = History::new();
-        run(&mut agents, &keys, 3, &mut history);
+        run(&mut agents, &keys, 0..3, &mut history);
         let a2 = &history[&2];
         assert_eq!(a2.iter().map(|(_, out)| decided(out)).sum::<usize>(), 3, "agent 2 decides the 3 sessions");
         // Make the first half durable, then lose the rest in a power loss.
@@ -533,8 +551,94 @@ mod tests {
         assert!(out.iter().any(|o| matches!(o, Output::Broadcast(Message::Vote(_)))), "{out:?}");
         assert_eq!(ok(a.sync()), 3);
         assert_eq!(disk.unsynced_writes("agent.0.log"), Vec::<usize>::new());
-        assert!(!a.needs_compaction());
-        assert!(!ok(a.compact()), "the agent keeps no snapshot yet");
+        assert!(!a.needs_compaction(), "16 MiB by default");
+        assert!(ok(a.compact()), "the agent keeps snapshots");
+        assert_eq!(a.journal().log_bytes(), 0);
+    }
+
+    #[test]
+    fn a_compacting_agent_restarts_from_snapshot_and_log_to_the_same_state() {
+        let keys = sim_committee(9, N);
+        let disks: Vec<SimDisk> = (0..N).map(|_| SimDisk::new()).collect();
+        let config = DurableConfig { compact_log_bytes: 4_000 };
+        let mut agents = cluster(&keys, &disks, config);
+        let mut history = History::new();
+        let mut compactions = 0;
+        for k in 0..8 {
+            run(&mut agents, &keys, 2 * k..2 * k + 2, &mut history);
+            for a in &mut agents {
+                if a.needs_compaction() {
+                    assert!(ok(a.compact()));
+                    compactions += 1;
+                }
+            }
+        }
+        assert!(compactions >= 4, "{compactions} compactions");
+        for a in &mut agents {
+            ok(a.sync());
+        }
+        let before: Vec<Vec<u8>> = agents.iter().map(|a| a.inner().snapshot()).collect();
+        drop(agents);
+        for (i, disk) in disks.iter().enumerate() {
+            disk.crash(CrashMode::LoseUnsynced);
+            let (a, r) = ok(DurableAgent::open(agent(&keys, i as u32), disk.clone(), config, |_, _, _| {}));
+            assert!(r.from_snapshot, "agent {i}");
+            assert_eq!(a.inner().snapshot(), before[i], "agent {i}: snapshot plus log rebuild the state exactly");
+            assert!(a.journal().log_bytes() < 4_000 + 2_000, "agent {i}: {}", a.journal().log_bytes());
+        }
+    }
+
+    /// A node whose state is the sum of the timer rounds it was given, with snapshots.
+    struct Summer(u64);
+
+    impl Node for Summer {
+        fn id(&self) -> AgentId {
+            AgentId(0)
+        }
+        fn handle(&mut self, _: TimeMs, input: Input, _: &mut Vec<Output>) {
+            if let Input::Timeout(t) = input {
+                self.0 += u64::from(t.round);
+            }
+        }
+    }
+
+    impl Recoverable for Summer {
+        fn snapshot(&self) -> Option<Vec<u8>> {
+            Some(self.0.to_le_bytes().to_vec())
+        }
+        fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+            self.0 = u64::from_le_bytes(snapshot.try_into().map_err(|_| "not 8 bytes".to_owned())?);
+            Ok(())
+        }
+        fn can_snapshot(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn compaction_bounds_the_log_and_a_restart_restores_snapshot_then_log() {
+        let disk = SimDisk::new();
+        let config = DurableConfig { compact_log_bytes: 300 };
+        let (mut a, _) = ok(DurableAgent::open(Summer(0), disk.clone(), config, |_, _, _| {}));
+        let mut sum = 0;
+        for round in 0..200u32 {
+            let timer = Timer { session: SessionId(1), round, kind: TimerKind::Propose };
+            ok(a.handle(u64::from(round), Input::Timeout(timer), &mut Vec::new()));
+            sum += u64::from(round);
+            if a.needs_compaction() {
+                assert!(ok(a.compact()));
+                assert_eq!(a.durable(), a.written(), "a snapshot makes everything durable");
+            }
+            assert!(a.journal().log_bytes() < 300, "round {round}: {} bytes", a.journal().log_bytes());
+        }
+        assert!(a.journal().generation() > 10);
+        drop(a);
+        disk.crash(CrashMode::KeepUnsynced);
+        let (a, r) = ok(DurableAgent::open(Summer(0), disk.clone(), config, |_, _, _| {}));
+        assert!(r.from_snapshot && r.restarted());
+        assert_eq!(a.inner().0, sum, "snapshot plus the log since");
+        let files = disk.list().unwrap_or_default();
+        assert_eq!(files.len(), 2, "one snapshot, one log: {files:?}");
     }
 
     #[test]

@@ -290,6 +290,11 @@ impl<S: Storage + Clone, G: Signer> Opener<S, G> {
         self.state.opened.len()
     }
 
+    /// The opened, undecided sessions.
+    pub fn in_flight_sessions(&self) -> Vec<SessionId> {
+        self.state.opened.keys().copied().collect()
+    }
+
     /// Accepted sessions waiting to be opened.
     pub fn queued(&self) -> usize {
         self.state.queued.len()

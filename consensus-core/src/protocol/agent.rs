@@ -15,10 +15,16 @@ use super::messages::Message;
 use super::session::{Committee, Ctx, SessionMachine};
 use super::{Input, Node, Output, ProtocolConfig, Rejection, TimerKind};
 
+mod snapshot;
+
+pub use snapshot::SnapshotError;
+
 /// Sessions ahead of the last applied one that an agent accepts messages for.
 const MAX_SESSIONS_AHEAD: u64 = 1_024;
 /// Messages buffered per session while its registry epoch is not ready.
 const MAX_BUFFERED_PER_SESSION: usize = 4_096;
+/// Registry changes kept in [`AgentStats::registry_events`] (the most recent).
+const MAX_REGISTRY_EVENTS: usize = 1_024;
 
 /// What an agent counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +35,8 @@ pub struct AgentStats {
     pub evidence: u64,
     /// Sessions decided.
     pub decided: u64,
-    /// Registry changes applied from decided sessions.
+    /// The most recent registry changes applied from decided sessions (at most 1,024; not
+    /// kept in a snapshot: they are a record, not state).
     pub registry_events: Vec<RegistryEvent>,
 }
 
@@ -103,6 +110,12 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     /// The round `session` is in here, if its state is held.
     pub fn round_of(&self, session: SessionId) -> Option<u32> {
         self.sessions.get(&session).map(SessionMachine::round)
+    }
+
+    /// The state of `session`, for the session's table tests.
+    #[cfg(test)]
+    pub(crate) fn session_state(&self, session: SessionId) -> Option<&SessionMachine> {
+        self.sessions.get(&session)
     }
 
     /// The registry version session `s` is validated against: sessions `0 .. s + 1 − pipeline`.
@@ -319,6 +332,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             while let Some(record) = self.records.remove(&SessionId(self.applied)) {
                 let events = self.registry.apply(&record, &self.engine);
                 self.stats.registry_events.extend(events);
+                let excess = self.stats.registry_events.len().saturating_sub(MAX_REGISTRY_EVENTS);
+                self.stats.registry_events.drain(..excess);
                 self.applied += 1;
                 self.epochs.insert(self.applied, self.registry.clone());
                 let keep_from = self.applied.saturating_sub(self.protocol.pipeline.max(1));

@@ -16,7 +16,7 @@ pub use session::{recompute, Committee};
 
 use serde::{Deserialize, Serialize};
 
-pub use agent::{Agent, AgentStats};
+pub use agent::{Agent, AgentStats, SnapshotError};
 pub use messages::{
     AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SessionSpec, SignedVote,
     ValueId, VoteKind,
@@ -188,7 +188,7 @@ pub struct Timer {
 }
 
 /// What an agent is told.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A message arrived from `from` (the transport's claim; signatures are what count).
     Receive {
