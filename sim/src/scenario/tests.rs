@@ -133,12 +133,26 @@ fn bundled_scenarios_say_what_they_exercise() {
         ("mut-no-locking", Mutation::NoLocking, "agreement"),
         ("mut-skip-signature-check", Mutation::SkipSignatureCheck, "external-validity"),
         ("mut-local-timeout-fallback", Mutation::LocalTimeoutFallback, "agreement"),
+        ("mut-forget-lock-on-restart", Mutation::ForgetLockOnRestart, "no-equivocation-across-restarts"),
+        ("mut-skip-checksum", Mutation::SkipChecksum, "corruption-detected"),
+        ("mut-ack-before-durable", Mutation::AckBeforeDurable, "acknowledged-durable"),
     ] {
         let s = load_named(name);
         assert_eq!(s.protocol.mutation, mutation);
         assert_eq!(s.expect.invariant.as_deref(), Some(invariant));
     }
     assert_eq!(load_named("mut-skip-signature-check").byzantine.strategy, Behaviour::Core(ByzantineStrategy::Forge));
+    // The disk scenarios: what a crash keeps, and the disk faults, as written.
+    assert_eq!(load_named("disk-crash-lose").storage.crash, CrashLoss::Lose);
+    assert_eq!(load_named("disk-crash-torn").storage.crash, CrashLoss::Torn);
+    let slow = load_named("disk-slow");
+    assert_eq!(slow.storage.sync_ms, 5);
+    assert_eq!(slow.faults[0].action, FaultAction::SlowDisk { agent: 1, sync_ms: 40 });
+    for (name, agent) in [("disk-flip-bit", 2), ("disk-fail-sync", 1), ("disk-full", 4)] {
+        let s = load_named(name);
+        assert_eq!(s.disk_stopped_agents(), [agent].into(), "{name}");
+        assert!(s.promises_liveness(), "{name}: one stopped agent is within f = 1");
+    }
 }
 
 #[test]
