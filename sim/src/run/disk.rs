@@ -77,6 +77,9 @@ impl Storage for AgentStorage {
         self.disk.truncate(file, len)
     }
     fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        if !self.keep {
+            return Ok(());
+        }
         self.disk.write_atomic(file, bytes)
     }
     fn remove(&self, file: &str) -> Result<(), StorageError> {
@@ -415,6 +418,16 @@ impl Node for DurableNode {
         } else {
             Vec::new()
         };
+        if self.agent.needs_compaction() {
+            // As the node does: a snapshot of the agent, then a new log (everything durable).
+            if let Err(e) = self.agent.compact() {
+                out.truncate(start);
+                self.life.stop(&format!("its log compaction failed ({e})"));
+                return;
+            }
+            // Everything logged is durable now: what waited for a sync leaves, in order.
+            self.life.release(self.agent.durable());
+        }
         let gate = &self.life.gate;
         if let Some(m) = mark {
             gate.required.fetch_max(m, Ordering::Relaxed);
@@ -502,7 +515,22 @@ impl Node for Amnesic {
     }
 }
 
-impl Recoverable for Amnesic {}
+/// A snapshot holds the agent's lock, so a restart from one remembers it: the amnesia is
+/// of the log replayed after the snapshot (`[storage] compact_log_bytes`).
+impl Recoverable for Amnesic {
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        self.inner.snapshot()
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.inner.restore(snapshot)
+    }
+    fn can_snapshot(&self) -> bool {
+        self.inner.can_snapshot()
+    }
+    fn applied_sessions(&self) -> Option<u64> {
+        self.inner.applied_sessions()
+    }
+}
 
 /// How one incarnation of an agent starts.
 pub(super) struct Start {
@@ -514,16 +542,18 @@ pub(super) struct Start {
     pub restart: bool,
     /// `forget-lock-on-restart`.
     pub amnesia: bool,
+    /// The log's compaction threshold.
+    pub config: DurableConfig,
 }
 
 /// Opens the agent's log and rebuilds it: the node to run and whether to feed it
 /// `Input::Recover`, or `None` when the log is refused (the agent stays down: a disk fault).
 pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
-    let Start { inner, storage, life, honest, restart, amnesia } = start;
+    let Start { inner, storage, life, honest, restart, amnesia, config } = start;
     let replaying = Arc::new(AtomicBool::new(true));
     let inner: Inner =
         if amnesia && restart { Box::new(Amnesic { inner, replaying: replaying.clone() }) } else { inner };
-    let opened = DurableAgent::open(inner, storage.clone(), DurableConfig::default(), |_, _, _| {});
+    let opened = DurableAgent::open(inner, storage.clone(), config, |_, _, _| {});
     replaying.store(false, Ordering::Relaxed);
     let now = life.clock.now_ms();
     let (agent, replayed) = match opened {
@@ -540,7 +570,8 @@ pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
             let cut = replayed
                 .cut
                 .map_or_else(String::new, |c| format!(", cut {} bytes at byte {} ({})", c.bytes, c.offset, c.reason));
-            let detail = format!("agent {} restarts: replayed {} logged inputs{cut}", life.me.0, replayed.inputs);
+            let from = if replayed.from_snapshot { "restored its snapshot and " } else { "" };
+            let detail = format!("agent {} restarts: {from}replayed {} logged inputs{cut}", life.me.0, replayed.inputs);
             let step = w.record_fault(now, detail, Some(life.me));
             if life.me == life.address {
                 w.oracle.on_restart(life.me, now);

@@ -213,6 +213,13 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         disks: Disks::default(),
         sync_ms: scenario.storage.sync_ms,
         mutation: scenario.protocol.mutation,
+        durable_config: {
+            let mut config = durable::DurableConfig::default();
+            if let Some(bytes) = scenario.storage.compact_log_bytes {
+                config.compact_log_bytes = bytes;
+            }
+            config
+        },
         reachable: scenario
             .faults
             .iter()
@@ -305,6 +312,7 @@ struct NodeContext {
     disks: Disks,
     sync_ms: u64,
     mutation: Mutation,
+    durable_config: durable::DurableConfig,
     /// Agents a crash or disk fault of the scenario can reach (the others' disks keep no bytes:
     /// `run::disk::AgentStorage`).
     reachable: BTreeSet<AgentId>,
@@ -334,6 +342,7 @@ impl NodeContext {
         let keep = self.reachable.contains(&address);
         let storage = AgentStorage { disk, blind: self.mutation == Mutation::SkipChecksum, keep };
         let amnesia = self.mutation == Mutation::ForgetLockOnRestart;
+        let durable_config = self.durable_config;
         // Agent 0's node (its first copy) hosts the session opener, on the same disk.
         let opener = (address == AgentId(0)).then(|| self.opener.clone());
         let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
@@ -351,8 +360,15 @@ impl NodeContext {
                     None => Arc::new(|| {}),
                 };
                 let life = Incarnation { me: id, address, world: w.clone(), clock: clock.clone(), gate, on_stop };
-                let start =
-                    Start { inner: factory(), storage: storage.clone(), life: life.clone(), honest, restart, amnesia };
+                let start = Start {
+                    inner: factory(),
+                    storage: storage.clone(),
+                    life: life.clone(),
+                    honest,
+                    restart,
+                    amnesia,
+                    config: durable_config,
+                };
                 let Some((node, recover)) = disk::open(start, &disks) else {
                     if let Some(o) = &opener {
                         client::opener_down(&o.port, &o.world, true);

@@ -8,12 +8,16 @@ use super::{FaultAction, Scenario};
 /// `[storage]`: every agent's simulated disk (its write-ahead log, and the session opener's
 /// log on agent 0's disk).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, expecting = "a [storage] table with crash and sync_ms")]
+#[serde(default, deny_unknown_fields, expecting = "a [storage] table with crash, sync_ms and compact_log_bytes")]
 pub struct Storage {
     /// What a crash keeps of the writes not yet synced (default `any`: drawn per crash).
     pub crash: CrashLoss,
     /// How long each fsync takes, in ms (default 0: at once); `slow-disk` faults change it.
     pub sync_ms: u64,
+    /// An agent's log is compacted (snapshot, then a new log) once it holds this many bytes
+    /// (default: the node's, `durable::DurableConfig`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact_log_bytes: Option<u64>,
 }
 
 /// What a crash keeps of an agent's writes that were not synced yet (what was synced always

@@ -148,6 +148,7 @@ fn bundled_scenarios_say_what_they_exercise() {
     let slow = load_named("disk-slow");
     assert_eq!(slow.storage.sync_ms, 5);
     assert_eq!(slow.faults[0].action, FaultAction::SlowDisk { agent: 1, sync_ms: 40 });
+    assert_eq!(load_named("disk-compact").storage.compact_log_bytes, Some(4_096));
     for (name, agent) in [("disk-flip-bit", 2), ("disk-fail-sync", 1), ("disk-full", 4)] {
         let s = load_named(name);
         assert_eq!(s.disk_stopped_agents(), [agent].into(), "{name}");
@@ -249,6 +250,7 @@ fn invalid_files_point_at_the_offending_value() {
             ("[[faults]]\nat_ms = 1\nkind = \"disk-full\"\nagent = 9\n", 4, 9, &["faults[0].agent = 9 is not an agent"]),
             ("[storage]\ncrash = \"half\"\n", 2, 9, &["storage.crash: unknown variant `half`", "`torn`"]),
             ("[storage]\nsync_ms = 99999\n", 2, 11, &["storage.sync_ms = 99999 is out of range"]),
+            ("[storage]\ncompact_log_bytes = 10\n", 2, 21, &["storage.compact_log_bytes = 10 is too small", "1024 bytes"]),
             ("[protocol]\nkeep_decided = 0\n", 2, 16, &["protocol.keep_decided = 0 is too small"]),
             ("[expect]\ncatch_up_ms = 0\n", 2, 15, &["expect.catch_up_ms = 0 is too small"]),
             ("[expect]\ninvariant = \"agreement\"\n", 2, 13, &["needs expect.safety = false"]),

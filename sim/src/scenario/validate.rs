@@ -159,6 +159,9 @@ pub(super) fn check_network(n: &Network) -> Result<(), Problem> {
 pub(super) const MAX_SYNC_MS: u64 = 10_000;
 
 pub(super) fn check_storage(s: &Storage) -> Result<(), Problem> {
+    if let Some(bytes) = s.compact_log_bytes {
+        at_least(bytes, 1_024, &["storage", "compact_log_bytes"], "bytes")?;
+    }
     within(s.sync_ms, 0, MAX_SYNC_MS, &["storage", "sync_ms"], "milliseconds per fsync")
 }
 

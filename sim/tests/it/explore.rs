@@ -133,7 +133,7 @@ fn runs_to_find(mutation: &str, master: u64, budget: u64) -> u64 {
 /// full table over 5 master seeds and the default envelope is in docs/mutations.md
 /// (`scripts/mutation-table.sh`); the bundled scenario of every mutation is tested in
 /// `mutations.rs`.
-const FOUND_BY_EXPLORE: [(&str, u64, u64); 9] = [
+const FOUND_BY_EXPLORE: [(&str, u64, u64); 12] = [
     ("quorum-one-short", 1, 10),
     ("skip-signature-check", 1, 30),
     ("local-timeout-fallback", 1, 10),
@@ -141,8 +141,11 @@ const FOUND_BY_EXPLORE: [(&str, u64, u64); 9] = [
     ("constant-timeouts", 11, 10),
     ("duplicate-votes-counted", 1, 10),
     ("proposal-not-reset", 1, 10),
-    ("repropose-fresh-value", 1, 20),
+    ("repropose-fresh-value", 1, 30),
     ("pol-round-zero-rejected", 1, 20),
+    ("forget-lock-on-restart", 1, 20),
+    ("skip-checksum", 1, 20),
+    ("ack-before-durable", 8, 40),
 ];
 
 #[test]
