@@ -11,6 +11,7 @@ use crate::sign::{Signer, Verifier};
 use crate::types::{AgentId, SessionId, TimeMs};
 use crate::wire;
 
+use super::coverage::{Coverage, Point};
 use super::messages::Message;
 use super::session::{Committee, Ctx, SessionMachine};
 use super::{Input, Node, Output, ProtocolConfig, Rejection, TimerKind};
@@ -60,6 +61,8 @@ pub struct Agent<S, V> {
     /// Peers asked so far: picks the next one in turn (L71, L74, L76).
     status_turn: u64,
     stats: AgentStats,
+    /// Which rules, checks, rejections and states this agent reached (docs/coverage.md).
+    coverage: Coverage,
 }
 
 impl<S: Signer, V: Verifier> Agent<S, V> {
@@ -84,6 +87,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             status_armed: false,
             status_turn: 0,
             stats: AgentStats::default(),
+            coverage: Coverage::default(),
         }
     }
 
@@ -100,6 +104,11 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     /// Counters.
     pub fn stats(&self) -> &AgentStats {
         &self.stats
+    }
+
+    /// The protocol rules, checks, rejections and states this agent reached so far.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
     }
 
     /// Whether this agent decided `session`.
@@ -198,6 +207,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             registry,
             engine: &self.engine,
             protocol: &self.protocol,
+            coverage: &self.coverage,
         };
         let decided_before = machine.decided().is_some();
         match input {
@@ -238,16 +248,17 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     }
 
     /// A peer is ahead of us: ask it for the certificates of the sessions we have not applied
-    /// (at most once per retransmit interval).
-    fn request_sync(&mut self, now: TimeMs, peer: AgentId, out: &mut Vec<Output>) {
+    /// (at most once per retransmit interval). Returns whether it asked.
+    fn request_sync(&mut self, now: TimeMs, peer: AgentId, out: &mut Vec<Output>) -> bool {
         if peer == self.id || peer == self.protocol.client {
-            return;
+            return false;
         }
         if self.sync_sent_at.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
-            return;
+            return false;
         }
         self.sync_sent_at = Some(now);
         out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+        true
     }
 
     /// L72–L73: answers a [`Message::Sync`] with up to `sync_batch` certificates; L77: a peer
@@ -257,15 +268,20 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
             return;
         }
-        if next.0 > self.applied {
-            self.request_sync(now, peer, out); // L77
+        if next.0 > self.applied && self.request_sync(now, peer, out) {
+            self.coverage.record(Point::L77);
         }
         self.sync_served_at.insert(peer, now);
         let end = SessionId(next.0.saturating_add(self.protocol.sync_batch));
+        let mut served = false;
         for machine in self.sessions.range(next..end).map(|(_, m)| m) {
             if let Some(commit) = machine.commit() {
                 out.push(Output::Send { to: peer, message: Message::Commit(Box::new(commit.clone())) });
+                served = true;
             }
+        }
+        if served {
+            self.coverage.record(Point::L73);
         }
     }
 
@@ -276,6 +292,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     fn status_tick(&mut self, now: TimeMs, out: &mut Vec<Output>) {
         if let Some(peer) = self.next_peer() {
             out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+            self.coverage.record(Point::L76);
         }
         self.arm_status(now, out);
     }
@@ -317,6 +334,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 registry,
                 engine: &self.engine,
                 protocol: &self.protocol,
+                coverage: &self.coverage,
             };
             machine.recover(&ctx, out);
         }
@@ -360,6 +378,10 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         self.id
     }
 
+    fn coverage(&self) -> Option<&Coverage> {
+        Some(&self.coverage)
+    }
+
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         let start = out.len();
         self.route(now_ms, input, out);
@@ -367,7 +389,10 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         self.arm_status(now_ms, out);
         for o in &out[start..] {
             match o {
-                Output::Reject { reason, .. } => *self.stats.rejected.entry(reason.clone()).or_default() += 1,
+                Output::Reject { reason, .. } => {
+                    self.coverage.record(Point::rejection(reason));
+                    *self.stats.rejected.entry(reason.clone()).or_default() += 1;
+                }
                 Output::Evidence(_) => self.stats.evidence += 1,
                 _ => {}
             }

@@ -8,6 +8,7 @@
 //! argument. The runner ([`crate::runner`]) performs the outputs over a transport and a clock.
 
 pub mod agent;
+pub mod coverage;
 pub mod messages;
 mod session;
 mod votekeeper;
@@ -337,6 +338,11 @@ pub trait Node {
     fn id(&self) -> AgentId;
     /// Handles one input at `now_ms`, appending outputs.
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>);
+    /// The protocol coverage of an honest agent (docs/coverage.md); `None` for anything else
+    /// (a Byzantine wrapper: coverage is about what honest agents did).
+    fn coverage(&self) -> Option<&coverage::Coverage> {
+        None
+    }
 }
 
 impl<N: Node + ?Sized> Node for Box<N> {
@@ -345,5 +351,8 @@ impl<N: Node + ?Sized> Node for Box<N> {
     }
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         (**self).handle(now_ms, input, out);
+    }
+    fn coverage(&self) -> Option<&coverage::Coverage> {
+        (**self).coverage()
     }
 }

@@ -502,6 +502,9 @@ impl Node for Amnesic {
     fn id(&self) -> AgentId {
         self.inner.id()
     }
+    fn coverage(&self) -> Option<&consensus_core::protocol::coverage::Coverage> {
+        self.inner.coverage()
+    }
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         let forgotten = match &input {
             Input::Receive { message: Message::Proposal(_) | Message::RoundVote(_), .. } => true,
@@ -586,6 +589,20 @@ pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
     let recover = restart || replayed.restarted();
     let disk = storage.disk.clone();
     Some((DurableNode { agent, stash: FrameStash::default(), disk, life, check: honest }, recover))
+}
+
+/// The incarnation ends (its node crashed, or the run ended and killed it): an honest agent's
+/// protocol coverage goes to the run's (docs/coverage.md). madsim drops a killed node's tasks
+/// outside the world's lock (`run::net::spawn_faults`, the end of `run::simulate`).
+impl Drop for DurableNode {
+    fn drop(&mut self) {
+        if !self.check {
+            return;
+        }
+        if let Some(coverage) = self.agent.inner().coverage() {
+            lock(&self.life.world).coverage.agent_ended(coverage);
+        }
+    }
 }
 
 impl DurableNode {

@@ -23,6 +23,7 @@ use futures_channel::mpsc::unbounded;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
 use crate::results::{LatencySummary, RunOutcome, RunRecord};
@@ -523,6 +524,7 @@ fn finish(
         deadline_ms: scenario.protocol.deadline_ms,
         agents: scenario.agents.count,
         sessions_over_sla: Some(stats.sessions_over_sla),
+        coverage: Some(CoverageRecord::of(&w.coverage.merged())),
     };
     let trace = std::mem::take(&mut w.trace).into_events();
     RunOutput { record, trace }

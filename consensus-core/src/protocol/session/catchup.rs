@@ -5,6 +5,7 @@
 
 use crate::types::AgentId;
 
+use super::super::coverage::Point;
 use super::super::messages::{Message, Round, VoteKind};
 use super::super::{Mutation, Output, TimerKind};
 use super::{Ctx, SessionMachine, Step};
@@ -26,6 +27,7 @@ impl SessionMachine {
         for kind in [VoteKind::Prevote, VoteKind::Precommit] {
             if let Some(v) = self.keeper.first_of(round, kind, ctx.me) {
                 out.push(Output::Send { to: from, message: Message::RoundVote(v.clone()) });
+                ctx.cover(Point::L69);
             }
         }
     }
@@ -42,6 +44,7 @@ impl SessionMachine {
         // L70–L71 / L62–L63: the retransmit timer runs from the session's creation, started or
         // not; a session whose spec was still unknown at the crash keeps asking for it.
         self.schedule(TimerKind::Retransmit, ctx.now, out);
+        ctx.cover(Point::L75);
         if !self.started {
             return;
         }
@@ -92,6 +95,7 @@ impl SessionMachine {
         let message = Message::Commit(Box::new(commit.clone()));
         self.commit_sent_at.insert(from, ctx.now);
         out.push(Output::Send { to: from, message });
+        ctx.cover(Point::L67);
     }
 
     /// L70–L71. Peers talk about a session whose `Open` (and every proposal) this agent lost: ask one
@@ -104,11 +108,13 @@ impl SessionMachine {
         let turn = ctx.now / ctx.protocol.retransmit_ms.max(1);
         let peer = others[usize::try_from(turn % others.len() as u64).unwrap_or(0)];
         out.push(Output::Send { to: peer, message: Message::Sync { next: self.session } });
+        ctx.cover(Point::L71);
     }
 
     /// L62–L65: re-send this agent's own messages of the current round and, once the round
     /// has moved past its valid round, the polka of that round with its proposal.
     pub(super) fn retransmit(&self, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
+        ctx.cover(Point::L63);
         if let Some(v) = &self.own_vote {
             out.push(Output::Broadcast(Message::Vote(v.clone())));
         }
@@ -136,6 +142,7 @@ impl SessionMachine {
         }
         let Some((p, _)) = self.proposals.get(&vr).filter(|(_, pid)| *pid == id) else { return };
         out.push(Output::Broadcast(Message::Proposal(Box::new(p.clone()))));
+        ctx.cover(Point::L65);
         for v in self.keeper.votes_for(vr, VoteKind::Prevote, Some(id)).take(self.committee.q) {
             out.push(Output::Broadcast(Message::RoundVote(v.clone())));
         }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::types::{AgentId, AgentVote};
 use crate::wire;
 
+use super::super::coverage::Point;
 use super::super::messages::{Commit, Message, Proposal, RoundVote, SignedSpec, SignedVote, ValueId, VoteKind};
 use super::super::votekeeper::Added;
 use super::super::{Evidence, Mutation, Output, Rejection, TimerKind};
@@ -21,6 +22,7 @@ impl SessionMachine {
         }
         let opened = spec.spec.opened_ms;
         self.spec = Some(spec.clone());
+        ctx.cover(Point::L1);
         if self.committee.contains(ctx.me) && !self.evaluation_requested {
             self.evaluation_requested = true;
             out.push(Output::Evaluate(spec.spec)); // L2
@@ -44,6 +46,7 @@ impl SessionMachine {
         let signed = SignedVote { vote, signature };
         self.own_vote = Some(signed.clone());
         self.votes.insert(ctx.me, signed.clone());
+        ctx.cover(Point::L5);
         out.push(Output::Broadcast(Message::Vote(signed)));
         self.try_propose(ctx, out);
         self.progress(ctx, out);
@@ -66,11 +69,13 @@ impl SessionMachine {
         match self.votes.get(&vote.vote.agent) {
             Some(first) if *first != vote => {
                 // L9: keep the first, report both.
+                ctx.cover(Point::L9);
                 let evidence = Evidence::ConflictingVotes { first: Box::new(first.clone()), second: Box::new(vote) };
                 out.push(Output::Evidence(Box::new(evidence)));
             }
             Some(_) => {}
             None => {
+                ctx.cover(Point::L8);
                 self.votes.insert(vote.vote.agent, vote);
                 self.try_propose(ctx, out);
                 self.progress(ctx, out);
@@ -102,6 +107,7 @@ impl SessionMachine {
             self.answer_lagging_round(from, v.round, ctx, out);
         }
         if held && ctx.protocol.mutation != Mutation::DuplicateVotesCounted {
+            ctx.cover(Point::L33);
             return;
         }
         if self.keep(v, false, ctx, out) {
@@ -113,18 +119,30 @@ impl SessionMachine {
     /// changed.
     fn keep(&mut self, v: RoundVote, certified: bool, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
         if !self.keeper.admits(v.agent, v.round, self.round) {
+            ctx.cover(Point::L31FutureBound);
             return false;
         }
         let copies = ctx.protocol.mutation == Mutation::DuplicateVotesCounted;
         let (evidence, counted) = match self.keeper.add(v, certified, copies) {
-            Added::New => return true,
+            Added::New => {
+                ctx.cover(Point::L31);
+                return true;
+            }
             // The mutation: a copy of a held vote is tallied again.
-            Added::Duplicate => return copies,
-            Added::Equivocation { first, second } => (
-                Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(second.clone()) },
-                true,
-            ),
+            Added::Duplicate => {
+                ctx.cover(Point::L33);
+                return copies;
+            }
+            Added::Equivocation { first, second } => {
+                ctx.cover(Point::L32);
+                let evidence = Evidence::ConflictingRoundVotes {
+                    first: Box::new(first.clone()),
+                    second: Box::new(second.clone()),
+                };
+                (evidence, true)
+            }
             Added::OverBound { first, refused } => {
+                ctx.cover(Point::L32Bound);
                 (Evidence::ConflictingRoundVotes { first: Box::new(first.clone()), second: Box::new(refused) }, false)
             }
         };
@@ -156,6 +174,7 @@ impl SessionMachine {
         }
         if let Some((first, _)) = self.proposals.get(&p.round) {
             if *first != p {
+                ctx.cover(Point::L22Conflicting);
                 let evidence =
                     Evidence::ConflictingProposals { proposer: p.proposer, session: self.session, round: p.round };
                 out.push(Output::Evidence(Box::new(evidence)));
@@ -182,6 +201,7 @@ impl SessionMachine {
                 && carried.vote.session == self.session
                 && ctx.verify(carried.vote.agent, &wire::vote_signing_bytes(&carried.vote), &carried.signature)
             {
+                ctx.cover(Point::L9);
                 let evidence =
                     Evidence::ConflictingVotes { first: Box::new(direct.clone()), second: Box::new(carried.clone()) };
                 out.push(Output::Evidence(Box::new(evidence)));
@@ -198,24 +218,41 @@ impl SessionMachine {
         let mut genuine = vec![false; p.polka.len()];
         let mut signers = BTreeSet::new();
         for (ok, v) in genuine.iter_mut().zip(&p.polka) {
-            *ok = v.kind == VoteKind::Prevote
-                && v.session == self.session
-                && v.round == vr
-                && v.value == Some(id)
-                && self.committee.contains(v.agent)
-                && (self.keeper.holds(v)
-                    || ctx.verify(
-                        v.agent,
-                        &wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value),
-                        &v.signature,
-                    ));
-            if *ok {
-                signers.insert(v.agent);
+            // The first condition the prevote fails, in checking order.
+            let fault = if v.kind != VoteKind::Prevote {
+                Some(Point::PolkaCertKind)
+            } else if v.session != self.session {
+                Some(Point::PolkaCertSession)
+            } else if v.round != vr {
+                Some(Point::PolkaCertRound)
+            } else if v.value != Some(id) {
+                Some(Point::PolkaCertValue)
+            } else if !self.committee.contains(v.agent) {
+                Some(Point::PolkaCertNotMember)
+            } else if !(self.keeper.holds(v)
+                || ctx.verify(
+                    v.agent,
+                    &wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value),
+                    &v.signature,
+                ))
+            {
+                Some(Point::PolkaCertBadSignature)
             } else {
-                out.push(Output::Reject { from, reason: Rejection::BadSignature });
+                None
+            };
+            *ok = fault.is_none();
+            match fault {
+                // A signer twice counts once.
+                None if !signers.insert(v.agent) => ctx.cover(Point::PolkaCertDuplicateSigner),
+                None => {}
+                Some(point) => {
+                    ctx.cover(point);
+                    out.push(Output::Reject { from, reason: Rejection::BadSignature });
+                }
             }
         }
         let certified = signers.len() >= self.committee.q;
+        ctx.cover(if certified { Point::PolkaCertOk } else { Point::PolkaCertTooFew });
         let copies = ctx.protocol.mutation == Mutation::DuplicateVotesCounted;
         for (v, ok) in p.polka.iter().zip(genuine) {
             // A certificate's copy of a held prevote changes nothing (except under the mutation).
@@ -238,17 +275,33 @@ impl SessionMachine {
         let id = ValueId::of(&c.proposal.value);
         let round = c.precommits.first().map(|p| p.round);
         let mut signers = BTreeSet::new();
-        let certified = c.precommits.iter().all(|p| {
-            let bytes = wire::round_vote_signing_bytes(p.kind, p.session, p.round, p.value);
-            p.kind == VoteKind::Precommit
-                && p.session == self.session
-                && Some(p.round) == round
-                && p.value == Some(id)
-                && self.committee.contains(p.agent)
-                && signers.insert(p.agent)
-                && ctx.verify(p.agent, &bytes, &p.signature)
+        // The first condition a precommit fails, in checking order; then the count.
+        let fault = c.precommits.iter().find_map(|p| {
+            if p.kind != VoteKind::Precommit {
+                Some(Point::CommitCertKind)
+            } else if p.session != self.session {
+                Some(Point::CommitCertSession)
+            } else if Some(p.round) != round {
+                Some(Point::CommitCertRound)
+            } else if p.value != Some(id) {
+                Some(Point::CommitCertValue)
+            } else if !self.committee.contains(p.agent) {
+                Some(Point::CommitCertNotMember)
+            } else if !signers.insert(p.agent) {
+                Some(Point::CommitCertDuplicateSigner)
+            } else if !ctx.verify(
+                p.agent,
+                &wire::round_vote_signing_bytes(p.kind, p.session, p.round, p.value),
+                &p.signature,
+            ) {
+                Some(Point::CommitCertBadSignature)
+            } else {
+                None
+            }
         });
-        if !certified || signers.len() < self.committee.q {
+        let fault = fault.or((signers.len() < self.committee.q).then_some(Point::CommitCertTooFew));
+        if let Some(point) = fault {
+            ctx.cover(point);
             out.push(Output::Reject { from, reason: Rejection::InvalidCommit });
             return;
         }
@@ -257,10 +310,13 @@ impl SessionMachine {
         }
         self.values.entry(id).or_insert_with(|| c.proposal.value.clone());
         if !self.is_valid(id, ctx) {
+            ctx.cover(Point::CommitCertInvalidValue);
             out.push(Output::Reject { from, reason: Rejection::InvalidCommit });
             return;
         }
+        ctx.cover(Point::CommitCertOk);
         let r = round.unwrap_or(c.proposal.round);
         self.decide(r, id, Some(c), ctx, out); // L53
+        ctx.cover(Point::L53);
     }
 }

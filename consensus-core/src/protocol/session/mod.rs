@@ -33,6 +33,7 @@ use crate::sign::{Signer, Verifier};
 use crate::types::{AgentId, SessionId, TimeMs};
 use crate::wire;
 
+use super::coverage::{Coverage, Point, Relative};
 use super::messages::{
     AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SignedSpec, SignedVote,
     ValueId, VoteKind,
@@ -107,9 +108,17 @@ pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
     pub engine: &'a EngineConfig,
     pub protocol: &'a ProtocolConfig,
+    /// The agent's protocol coverage (observed only: nothing decides on it).
+    pub coverage: &'a Coverage,
 }
 
 impl Ctx<'_> {
+    /// Counts a coverage point.
+    #[inline]
+    fn cover(&self, point: Point) {
+        self.coverage.record(point);
+    }
+
     fn verify(&self, agent: AgentId, bytes: &[u8], signature: &crate::sign::Signature) -> bool {
         self.protocol.mutation == Mutation::SkipSignatureCheck || self.verifier.verify(agent, bytes, signature)
     }
@@ -217,6 +226,10 @@ impl SessionMachine {
         self.started = true;
         self.round = round;
         self.step = Step::Propose;
+        ctx.cover(Point::L10);
+        if self.committee.proposer(self.session, round) == Some(ctx.me) {
+            ctx.cover(Point::L12);
+        }
         let at = ctx.now.saturating_add(ctx.protocol.timeout(TimerKind::Propose, round));
         self.schedule(TimerKind::Propose, at, out); // L13
         self.try_propose(ctx, out); // L12
@@ -272,6 +285,25 @@ impl SessionMachine {
             if !fired {
                 return;
             }
+        }
+    }
+
+    /// Coverage: the abstract state in which this agent has just sent its own round vote of
+    /// `kind` (its step moved on), with its lock and valid value relative to the round and
+    /// whether it holds the round's proposal.
+    fn cover_state(&self, kind: VoteKind, ctx: &Ctx<'_>) {
+        let relative = |held: Option<(Round, ValueId)>| Relative::of(held.map(|(r, _)| r), self.round);
+        let proposal = self.proposals.contains_key(&self.round);
+        let point = Point::state(kind, relative(self.locked), relative(self.valid), proposal);
+        debug_assert!(
+            point.is_some(),
+            "round {}: a {kind:?} in a state the protocol cannot reach (locked {:?}, valid {:?}, proposal {proposal})",
+            self.round,
+            self.locked.map(|(r, _)| r),
+            self.valid.map(|(r, _)| r)
+        );
+        if let Some(point) = point {
+            ctx.cover(point);
         }
     }
 

@@ -5,6 +5,7 @@ use crate::config::FallbackPolicy;
 use crate::types::{ConsensusMethod, VoteValue};
 use crate::wire;
 
+use super::super::coverage::Point;
 use super::super::messages::{
     AgreedOutcome, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SignedVote, ValueId, VoteKind,
 };
@@ -32,6 +33,7 @@ impl SessionMachine {
         if let Some((valid_round, id)) = valid {
             if let Some(value) = self.values.get(&id).cloned() {
                 self.propose(value, Some(valid_round), ctx, out); // L15
+                ctx.cover(Point::L15);
             }
             return;
         }
@@ -40,6 +42,7 @@ impl SessionMachine {
         let all_in = have >= self.committee.members.len();
         // L16–L17: every vote, or a quorum once vote collection is over or when it is unanimous.
         if !all_in && (have < self.committee.vote_q || !(self.vote_collection_done || self.votes_unanimous())) {
+            ctx.cover(Point::L21);
             return; // L21
         }
         // L16a: every valid vote held goes into the proposal, not only the first q.
@@ -55,6 +58,7 @@ impl SessionMachine {
             AgreedOutcome::Decided { method: ConsensusMethod::Threshold | ConsensusMethod::EarlyUnanimous, .. }
         );
         if !all_in && !by_threshold && !past_deadline {
+            ctx.cover(Point::L16b);
             return; // L21
         }
         let fallback_on = ctx.engine.fallback == FallbackPolicy::SimpleMajority;
@@ -62,7 +66,10 @@ impl SessionMachine {
             (AgreedOutcome::Decided { .. }, _, _) | (_, false, _) => ProposalMode::Normal,
             (_, true, true) => ProposalMode::Fallback, // L18–L19
             // With a fallback configured, wait for the deadline rather than agree on no decision.
-            (AgreedOutcome::NoDecision { .. }, true, false) => return,
+            (AgreedOutcome::NoDecision { .. }, true, false) => {
+                ctx.cover(Point::L18Wait);
+                return;
+            }
             (_, true, false) => ProposalMode::Normal,
         };
         let fallback = (mode == ProposalMode::Fallback).then(|| outcome_of(mode, &spec, &votes, ctx));
@@ -70,9 +77,25 @@ impl SessionMachine {
         let value = ProposalValue { session: self.session, spec, mode, votes, outcome };
         // L20; keep the outcomes every agent's validation and decision compute for this value.
         let id = self.propose(value, None, ctx, out);
+        self.cover_fresh_proposal(all_in, by_threshold, mode, ctx);
         self.outcomes.entry((id, ProposalMode::Normal)).or_insert((normal, normal_record));
         if let Some(fallback) = fallback {
             self.outcomes.entry((id, ProposalMode::Fallback)).or_insert(fallback);
+        }
+    }
+
+    /// Coverage of a fresh proposal: which of L16–L18 made it.
+    fn cover_fresh_proposal(&self, all_in: bool, by_threshold: bool, mode: ProposalMode, ctx: &Ctx<'_>) {
+        ctx.cover(match (all_in, self.vote_collection_done) {
+            (true, _) => Point::L16,
+            (false, true) => Point::L16Quorum,
+            (false, false) => Point::L17,
+        });
+        if !all_in && !by_threshold {
+            ctx.cover(Point::L16c); // votes missing, no threshold decision: only at the deadline
+        }
+        if mode == ProposalMode::Fallback {
+            ctx.cover(Point::L18);
         }
     }
 

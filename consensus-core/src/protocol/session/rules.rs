@@ -5,6 +5,7 @@
 use crate::policies::fallback_consensus;
 use crate::registry::SessionRecord;
 
+use super::super::coverage::Point;
 use super::super::messages::{AgreedOutcome, Commit, Message, ProposalMode, Round, RoundVote, ValueId, VoteKind};
 use super::super::{DecisionRecord, Mutation, Output, Timer, TimerKind};
 use super::validity::known_outcome;
@@ -24,12 +25,17 @@ impl SessionMachine {
             TimerKind::Propose if timer.round == self.round && self.step == Step::Propose => {
                 self.broadcast_round_vote(VoteKind::Prevote, None, ctx, out); // L57
                 self.advance_step(Step::Prevote);
+                ctx.cover(Point::L57);
+                self.cover_state(VoteKind::Prevote, ctx);
             }
             TimerKind::Prevote if timer.round == self.round && self.step == Step::Prevote => {
                 self.broadcast_round_vote(VoteKind::Precommit, None, ctx, out); // L59
                 self.advance_step(Step::Precommit);
+                ctx.cover(Point::L59);
+                self.cover_state(VoteKind::Precommit, ctx);
             }
             TimerKind::Precommit if timer.round == self.round => {
+                ctx.cover(Point::L61);
                 self.start_round(self.round.saturating_add(1), ctx, out); // L61
             }
             TimerKind::Retransmit => {
@@ -61,22 +67,28 @@ impl SessionMachine {
         let (valid_round, id) = (p.valid_round, *id);
         let no_locking = ctx.protocol.mutation == Mutation::NoLocking;
         let lock = if no_locking { None } else { self.locked };
-        let prevote = match valid_round {
+        let (prevote, point) = match valid_round {
             None => {
                 // L23
-                self.is_valid(id, ctx) && lock.is_none_or(|(_, locked)| locked == id)
+                let prevote = self.is_valid(id, ctx) && lock.is_none_or(|(_, locked)| locked == id);
+                (prevote, Point::check(prevote, Point::L23, Point::L24))
             }
             Some(vr) if vr < self.round => {
                 // L26–L28: needs q prevotes for id(v) in round vr.
                 if self.tally(VoteKind::Prevote, vr, Some(Some(id))) < self.committee.q {
+                    ctx.cover(Point::L26Wait);
                     return false;
                 }
-                self.is_valid(id, ctx) && lock.is_none_or(|(locked_round, locked)| locked_round <= vr || locked == id)
+                let prevote = self.is_valid(id, ctx)
+                    && lock.is_none_or(|(locked_round, locked)| locked_round <= vr || locked == id);
+                (prevote, Point::check(prevote, Point::L28, Point::L29))
             }
-            Some(_) => false,
+            Some(_) => (false, Point::L27NotBelow),
         };
         self.broadcast_round_vote(VoteKind::Prevote, prevote.then_some(id), ctx, out); // L23–L24, L28–L29
         self.advance_step(Step::Prevote); // L25, L30
+        ctx.cover(point);
+        self.cover_state(VoteKind::Prevote, ctx);
         true
     }
 
@@ -91,6 +103,7 @@ impl SessionMachine {
         self.prevote_timer_set.insert(self.round);
         let at = ctx.now.saturating_add(ctx.protocol.timeout(TimerKind::Prevote, self.round));
         self.schedule(TimerKind::Prevote, at, out);
+        ctx.cover(Point::L35);
         true
     }
 
@@ -105,7 +118,8 @@ impl SessionMachine {
             return false;
         }
         self.locked_in.insert(self.round);
-        if self.step == Step::Prevote {
+        let precommit = self.step == Step::Prevote;
+        if precommit {
             // The lock round only grows: one lock per round (`locked_in`), rounds only grow.
             debug_assert!(
                 self.locked.is_none_or(|(r, _)| r < self.round),
@@ -119,6 +133,12 @@ impl SessionMachine {
         }
         debug_assert!(self.valid.is_none_or(|(r, _)| r < self.round), "valid round {:?} -> {}", self.valid, self.round);
         self.valid = Some((self.round, id)); // L41
+        if precommit {
+            ctx.cover(Point::L39);
+            self.cover_state(VoteKind::Precommit, ctx);
+        } else {
+            ctx.cover(Point::L41);
+        }
         true
     }
 
@@ -140,6 +160,7 @@ impl SessionMachine {
                 // Only a newer polka of an earlier round (`from` ≤ round < `self.round`).
                 debug_assert!(self.valid.is_none_or(|(r, _)| r < round) && round < self.round);
                 self.valid = Some((round, id)); // L43
+                ctx.cover(Point::L43);
                 return true;
             }
         }
@@ -153,6 +174,8 @@ impl SessionMachine {
         }
         self.broadcast_round_vote(VoteKind::Precommit, None, ctx, out); // L45
         self.advance_step(Step::Precommit);
+        ctx.cover(Point::L45);
+        self.cover_state(VoteKind::Precommit, ctx);
         true
     }
 
@@ -166,6 +189,7 @@ impl SessionMachine {
         self.precommit_timer_set.insert(self.round);
         let at = ctx.now.saturating_add(ctx.protocol.timeout(TimerKind::Precommit, self.round));
         self.schedule(TimerKind::Precommit, at, out);
+        ctx.cover(Point::L47);
         true
     }
 
@@ -182,6 +206,7 @@ impl SessionMachine {
                     self.keeper.votes_for(round, VoteKind::Precommit, Some(id)).cloned().collect();
                 let commit = self.proposals.get(&round).map(|(p, _)| Commit { proposal: p.clone(), precommits });
                 self.decide(round, id, commit, ctx, out);
+                ctx.cover(Point::L50);
                 return true;
             }
         }
@@ -200,6 +225,7 @@ impl SessionMachine {
         let target = from_votes.max(from_proposal);
         match target {
             Some(r) => {
+                ctx.cover(Point::L55);
                 self.start_round(r, ctx, out);
                 true
             }

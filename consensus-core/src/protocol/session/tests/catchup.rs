@@ -12,9 +12,8 @@ fn sync(next: u64) -> Message {
     Message::Sync { next: SessionId(next) }
 }
 
-#[test]
-fn retransmission_and_polka_gossip_l62_to_l65() {
-    run(&[
+pub(super) fn retransmission_and_polka_gossip_l62_to_l65() -> Vec<Case> {
+    vec![
         case(
             "L62–L63",
             "the retransmit tick re-sends the own vote and round votes of the current round",
@@ -62,12 +61,11 @@ fn retransmission_and_polka_gossip_l62_to_l65() {
             |f| f.at(100).timeout(0, TimerKind::Retransmit),
             &[NoProposal, PrevotesRelayed(0, A, 1)],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn helping_peers_l66_to_l69() {
-    run(&[
+pub(super) fn helping_peers_l66_to_l69() -> Vec<Case> {
+    vec![
         case(
             "L66–L67",
             "after deciding, a message from a peer is answered with the certificate",
@@ -112,12 +110,11 @@ fn helping_peers_l66_to_l69() {
             |f| f.at(310).from(2, Message::RoundVote(f.round_vote(VoteKind::Prevote, 0, 3, NIL))),
             &[SendsNothing],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn sessions_and_restarts_l70_to_l77() {
-    run(&[
+pub(super) fn sessions_and_restarts_l70_to_l77() -> Vec<Case> {
+    vec![
         case(
             "L70–L71",
             "a session whose spec is unknown: ask the next member in turn for it",
@@ -197,5 +194,5 @@ fn sessions_and_restarts_l70_to_l77() {
             |f| f.at(10).from(3, sync(0)),
             &[SendsNothing],
         ),
-    ]);
+    ]
 }

@@ -12,9 +12,8 @@ fn cert(f: &Fx, precommits: Vec<RoundVote>) -> Script<'_> {
     f.at(30).from(2, f.commit(A, precommits))
 }
 
-#[test]
-fn deciding_l48_to_l51() {
-    run(&[
+pub(super) fn deciding_l48_to_l51() -> Vec<Case> {
+    vec![
         case(
             "L48–L51",
             "the proposal and q precommits for it: decide, tell the client",
@@ -47,12 +46,11 @@ fn deciding_l48_to_l51() {
             |f| f.at(30).precommits(0, A, &[1, 2, 3]),
             &[NoDecision],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn commit_certificates_l52_to_l53() {
-    run(&[
+pub(super) fn commit_certificates_l52_to_l53() -> Vec<Case> {
+    vec![
         case(
             "L52–L53",
             "a valid commit certificate: decide",
@@ -69,13 +67,12 @@ fn commit_certificates_l52_to_l53() {
             |f| cert(f, f.precommit_set(0, A, &[1, 2, 3])),
             &[Evaluates, KnowsSpec(true), Decides(0, A)],
         ),
-    ]);
+    ]
 }
 
 /// L53: each condition a certificate can fail, alone.
-#[test]
-fn invalid_commit_certificates_l53() {
-    run(&[
+pub(super) fn invalid_commit_certificates_l53() -> Vec<Case> {
+    vec![
         case(
             "L53",
             "too few precommits",
@@ -167,5 +164,5 @@ fn invalid_commit_certificates_l53() {
             |f| cert(f, f.precommit_set(0, A, &[1, 2, 3])),
             &[NoDecision, NoRejection],
         ),
-    ]);
+    ]
 }

@@ -9,6 +9,7 @@
 //! key but is not a member. The client opens the session at 0 ms; its deadline is 500 ms.
 
 mod catchup;
+mod coverage;
 mod decide;
 mod rules;
 mod validity;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use super::{SessionMachine, Step};
 use crate::config::{EngineConfig, FallbackPolicy};
 use crate::fixed::Ppm;
+use crate::protocol::coverage::{Coverage, Point};
 use crate::protocol::messages::{
     AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SessionSpec, SignedSpec,
     SignedVote, ValueId, VoteKind,
@@ -27,6 +29,43 @@ use crate::registry::Registry;
 use crate::sign::{sim_committee, Keys, Signature, Signer, SimKeyring, SimSigner};
 use crate::types::{AgentId, AgentSpecialization, AgentVote, CandidateId, SessionId, TimeMs, VoteValue};
 use crate::wire;
+
+/// Every table: each runs as its own test (`table::<name>`), and the coverage test runs them
+/// all.
+macro_rules! tables {
+    ($($file:ident :: $table:ident),+ $(,)?) => {
+        const TABLES: &[fn() -> Vec<Case>] = &[$($file::$table),+];
+
+        mod table {
+            $(
+                #[test]
+                fn $table() {
+                    super::run(&super::$file::$table());
+                }
+            )+
+        }
+    };
+}
+
+tables! {
+    rules::opening_and_votes_l1_to_l9,
+    rules::proposing_l10_to_l21,
+    rules::prevoting_l22_to_l25,
+    rules::prevoting_with_a_polka_certificate_l26_to_l30,
+    rules::the_vote_keeper_l31_to_l33,
+    rules::locking_and_precommitting_l34_to_l47,
+    rules::rounds_and_timeouts_l54_to_l61,
+    decide::deciding_l48_to_l51,
+    decide::commit_certificates_l52_to_l53,
+    decide::invalid_commit_certificates_l53,
+    validity::validity_v1_to_v8,
+    catchup::retransmission_and_polka_gossip_l62_to_l65,
+    catchup::helping_peers_l66_to_l69,
+    catchup::sessions_and_restarts_l70_to_l77,
+    coverage::checks_and_rejections,
+    coverage::polka_certificates,
+    coverage::abstract_states,
+}
 
 pub(super) const N: u32 = 4;
 pub(super) const S: SessionId = SessionId(1);
@@ -47,11 +86,53 @@ pub(super) fn proposer(round: Round) -> u32 {
     (1 + round) % N
 }
 
-/// Keys, the session spec and the values the rows use.
+/// Keys, the session spec, and the vote sets and values the rows use.
 pub(super) struct Fx {
     keys: Keys<SimSigner, SimKeyring>,
     spec: SignedSpec,
+    /// Named sets of four votes (agents 0–3) with per-candidate scores, each aggregating to
+    /// one class of docs/protocol.md V10–V13 (see [`vote_sets`]).
+    sets: BTreeMap<&'static str, Vec<AgentVote>>,
     values: BTreeMap<Val, ProposalValue>,
+}
+
+/// A vote's choice in [`vote_sets`]: a candidate with confidence (ppm) and scores, or abstain.
+type Choice = Option<(u32, u32, [u32; 3])>;
+
+/// Vote sets for the engine's classes (n = 4, f = 1; scores keep the detector quiet unless a
+/// row wants a flag; confidence above 0.9 is strong dissent).
+fn vote_sets() -> [(&'static str, [Choice; 4]); 6] {
+    let (c0, c1, c2) = ([900_000, 700_000, 700_000], [700_000, 900_000, 700_000], [700_000, 700_000, 900_000]);
+    let only = |c: usize| {
+        let mut s = [0; 3];
+        s[c] = 900_000;
+        s
+    };
+    [
+        // 2-2: a tie of f + 1 per side, broken by weighted evidence (V11).
+        ("tie", [Some((0, 950_000, c0)), Some((0, 950_000, c0)), Some((1, 950_000, c1)), Some((1, 950_000, c1))]),
+        // 1-1-1 (three votes): a tie of f per side, human review (V11).
+        ("tie-of-f", [Some((0, 950_000, c0)), Some((1, 950_000, c1)), Some((2, 950_000, c2)), None]),
+        // 2-1-1 with strong dissent split over two candidates: majority rule with dissent (V12).
+        ("dissent", [Some((0, 950_000, c0)), Some((0, 950_000, c0)), Some((1, 950_000, c1)), Some((2, 950_000, c2))]),
+        // 3-1, the one scoring only candidate 1 far from the others: flagged, re-tallied (V13).
+        (
+            "flagged",
+            [
+                Some((0, 950_000, only(0))),
+                Some((0, 950_000, only(0))),
+                Some((0, 950_000, only(0))),
+                Some((1, 950_000, only(1))),
+            ],
+        ),
+        // Flagged, and the rest cannot reach the threshold: human review (V13).
+        ("flagged-few", [Some((0, 950_000, only(0))), None, None, Some((1, 950_000, only(1)))]),
+        // 2-1 and one vote below its confidence threshold, no strong dissent: no agreement.
+        (
+            "no-agreement",
+            [Some((0, 850_000, c0)), Some((0, 850_000, c0)), Some((1, 850_000, c1)), Some((2, 850_000, c2))],
+        ),
+    ]
 }
 
 impl Fx {
@@ -64,7 +145,7 @@ impl Fx {
             opened_ms: 0,
         };
         let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
-        let mut fx = Fx { keys, spec: SignedSpec { spec, signature }, values: BTreeMap::new() };
+        let mut fx = Fx { keys, spec: SignedSpec { spec, signature }, sets: BTreeMap::new(), values: BTreeMap::new() };
         let engine = EngineConfig::default();
         let registry = Registry::seed_committee(N, &engine);
         let value = |fx: &Fx, mode: ProposalMode, votes: Vec<SignedVote>| {
@@ -86,6 +167,23 @@ impl Fx {
         let mut bad_spec = a.clone();
         bad_spec.spec.signature = Signature([9; 64]);
         let abstain: Vec<SignedVote> = (0..N).map(|a| fx.signed(fx.abstain(a))).collect();
+        for (name, choices) in vote_sets() {
+            let votes = choices.iter().zip(0..N).filter_map(|(choice, agent)| match choice {
+                Some((c, confidence, scores)) => Some(fx.scored(agent, *c, *confidence, scores)),
+                None if name == "tie-of-f" => None,
+                None => Some(fx.abstain(agent)),
+            });
+            fx.sets.insert(name, votes.collect());
+        }
+        let set_values: Vec<(Val, ProposalValue)> = fx
+            .sets
+            .iter()
+            .map(|(name, set)| {
+                (*name, value(&fx, ProposalMode::Normal, set.iter().map(|v| fx.signed(v.clone())).collect()))
+            })
+            .collect();
+        let mut fallback_wrong = value(&fx, ProposalMode::Fallback, abstain.clone());
+        fallback_wrong.outcome = AgreedOutcome::NoDecision { achieved: Ppm::saturating(123) };
         let named = [
             (A, a),
             (B, value(&fx, ProposalMode::Normal, all[..3].to_vec())),
@@ -102,8 +200,9 @@ impl Fx {
             ("bad-spec", bad_spec),
             ("fallback", value(&fx, ProposalMode::Fallback, abstain)),
             ("fallback-decided", value(&fx, ProposalMode::Fallback, all)),
+            ("fallback-wrong", fallback_wrong),
         ];
-        fx.values = named.into_iter().collect();
+        fx.values = named.into_iter().chain(set_values).collect();
         fx
     }
 
@@ -131,6 +230,21 @@ impl Fx {
             Ppm::saturating(950_000),
         );
         v.scores = [(CandidateId(candidate), Ppm::saturating(900_000))].into_iter().collect();
+        v
+    }
+
+    /// A vote for `candidate` with this confidence and these scores for candidates 0–2.
+    fn scored(&self, agent: u32, candidate: u32, confidence: u32, scores: &[u32; 3]) -> AgentVote {
+        let mut v = self.vote(agent, candidate);
+        v.confidence = Ppm::saturating(u64::from(confidence));
+        v.value = VoteValue::Accept {
+            score: Ppm::saturating(u64::from(scores[candidate as usize])),
+            priority: crate::types::Priority::High,
+        };
+        v.scores = (0..3)
+            .filter(|c| scores[*c as usize] > 0)
+            .map(|c| (CandidateId(c), Ppm::saturating(u64::from(scores[c as usize]))))
+            .collect();
         v
     }
 
@@ -253,6 +367,21 @@ impl Script<'_> {
         self.round_votes(VoteKind::Precommit, round, v, agents)
     }
 
+    /// Vote set `name` of [`vote_sets`]: `me`'s as its own vote, the others' signed.
+    pub(super) fn vote_set(mut self, name: &str, me: u32) -> Self {
+        let set = self.fx.sets.get(name).cloned().unwrap_or_else(|| panic!("no vote set {name}"));
+        for vote in set {
+            self = if vote.agent.0 == me {
+                self.input(Input::LocalVote(vote))
+            } else {
+                let from = vote.agent.0;
+                let signed = self.fx.signed(vote);
+                self.from(from, Message::Vote(signed))
+            };
+        }
+        self
+    }
+
     pub(super) fn timeout(self, round: Round, kind: TimerKind) -> Self {
         self.input(Input::Timeout(Timer { session: S, round, kind }))
     }
@@ -264,6 +393,8 @@ pub(super) enum Setting {
     Plain,
     /// The design's timeout fallback (> 50%) is on.
     Fallback,
+    /// A deliberately broken protocol.
+    Mutation(Mutation),
 }
 
 /// What a row expects of the outputs of its inputs under test, or of the state after them.
@@ -325,6 +456,8 @@ pub(super) enum Expect {
     VotesHeld(usize),
     /// The session's spec is known.
     KnowsSpec(bool),
+    /// The inputs under test reached this coverage point (docs/coverage.md).
+    Covers(Point),
 }
 
 /// Makes a script from the fixture.
@@ -369,7 +502,11 @@ fn agent(fx: &Fx, me: u32, setting: Setting) -> Honest {
         engine.fallback = FallbackPolicy::SimpleMajority;
     }
     let registry = Registry::seed_committee(N, &engine);
-    let protocol = ProtocolConfig { pipeline: 64, mutation: Mutation::None, ..ProtocolConfig::default() };
+    let mutation = match setting {
+        Setting::Mutation(m) => m,
+        _ => Mutation::None,
+    };
+    let protocol = ProtocolConfig { pipeline: 64, mutation, ..ProtocolConfig::default() };
     Agent::new(fx.keys.agents[me as usize].clone(), fx.keys.keyring.clone(), registry, engine, protocol)
 }
 
@@ -381,16 +518,24 @@ fn feed(node: &mut Honest, script: Script<'_>) -> Vec<Output> {
     out
 }
 
-/// Runs every row; a failure names the row, its lines and what happened.
-pub(super) fn run(cases: &[Case]) {
+/// Runs every row; a failure names the row, its lines and what happened. Returns the coverage
+/// the rows' agents reached.
+pub(super) fn run(cases: &[Case]) -> Coverage {
     let fx = Fx::new();
+    let mut reached = Coverage::default();
     for c in cases {
         let mut node = agent(&fx, c.me, c.setting);
         let _ = feed(&mut node, (c.setup)(&fx));
+        let before = node.coverage().clone();
         let out = feed(&mut node, (c.input)(&fx));
+        reached.merge(node.coverage());
         let machine = node.session_state(S);
         for e in &c.expect {
-            if !holds(&fx, e, &out, machine) {
+            let holds = match e {
+                Expect::Covers(point) => node.coverage().count(*point) > before.count(*point),
+                _ => holds(&fx, e, &out, machine),
+            };
+            if !holds {
                 panic!(
                     "{} ({}): expected {e:?}\noutputs:\n{}\nstate: {}",
                     c.lines,
@@ -401,6 +546,7 @@ pub(super) fn run(cases: &[Case]) {
             }
         }
     }
+    reached
 }
 
 fn holds(fx: &Fx, e: &Expect, out: &[Output], m: Option<&SessionMachine>) -> bool {
@@ -471,6 +617,7 @@ fn holds(fx: &Fx, e: &Expect, out: &[Output], m: Option<&SessionMachine>) -> boo
         Expect::Tally(kind, r, v, n) => m.is_some_and(|m| m.keeper.count(r, kind, fx.id(v)) == n),
         Expect::VotesHeld(n) => m.is_some_and(|m| m.votes.len() == n),
         Expect::KnowsSpec(k) => m.is_some_and(|m| m.spec.is_some() == k),
+        Expect::Covers(_) => false, // checked by `run` against the agent's coverage
     }
 }
 

@@ -19,9 +19,8 @@ fn split(f: &Fx) -> Script<'_> {
     f.at(0).open().own(1, 0).votes(&[(0, 1), (2, 2)], 1)
 }
 
-#[test]
-fn opening_and_votes_l1_to_l9() {
-    run(&[
+pub(super) fn opening_and_votes_l1_to_l9() -> Vec<Case> {
+    vec![
         case(
             "L1–L4",
             "Open: evaluate, vote collection, the deadline, round 0 and its propose timeout",
@@ -98,13 +97,12 @@ fn opening_and_votes_l1_to_l9() {
             |f| f.at(20).proposal(0, A, None, &[]),
             &[Evidence(2)],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn proposing_l10_to_l21() {
+pub(super) fn proposing_l10_to_l21() -> Vec<Case> {
     let fresh = |votes, mode| Proposes { round: 0, valid_round: None, votes, polka: 0, mode };
-    run(&[
+    vec![
         case(
             "L10–L13",
             "StartRound: the next round, the propose step, a propose timeout that grows with the round",
@@ -196,12 +194,11 @@ fn proposing_l10_to_l21() {
             |f| f.at(150).timeout(0, TimerKind::VoteCollection),
             &[NoProposal],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn prevoting_l22_to_l25() {
-    run(&[
+pub(super) fn prevoting_l22_to_l25() -> Vec<Case> {
+    vec![
         case(
             "L22–L25",
             "a valid proposal, unlocked: prevote it",
@@ -274,12 +271,11 @@ fn prevoting_l22_to_l25() {
             |f| f.at(210).proposal(0, A, None, &[]),
             &[NoRoundVote, InStep(Step::Prevote)],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn prevoting_with_a_polka_certificate_l26_to_l30() {
-    run(&[
+pub(super) fn prevoting_with_a_polka_certificate_l26_to_l30() -> Vec<Case> {
+    vec![
         case(
             "L26–L28",
             "unlocked, a re-proposal with the polka of an earlier round: prevote it",
@@ -346,12 +342,11 @@ fn prevoting_with_a_polka_certificate_l26_to_l30() {
             },
             &[Rejects(Rejection::BadSignature), NoRoundVote, Tally(VoteKind::Prevote, 0, A, 2)],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn the_vote_keeper_l31_to_l33() {
-    run(&[
+pub(super) fn the_vote_keeper_l31_to_l33() -> Vec<Case> {
+    vec![
         case(
             "L31–L32",
             "a member's prevote is kept and counted",
@@ -404,12 +399,11 @@ fn the_vote_keeper_l31_to_l33() {
             |f| f.at(20).prevotes(0, A, &[4]),
             &[Rejects(Rejection::NotInCommittee), Tally(VoteKind::Prevote, 0, A, 0)],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn locking_and_precommitting_l34_to_l47() {
-    run(&[
+pub(super) fn locking_and_precommitting_l34_to_l47() -> Vec<Case> {
+    vec![
         case(
             "L34–L35",
             "q prevotes for any values in the prevote step: the prevote timeout",
@@ -489,12 +483,11 @@ fn locking_and_precommitting_l34_to_l47() {
             |f| f.at(30).precommits(0, NIL, &[1, 2]).precommits(0, B, &[3]),
             &[Schedules(TimerKind::Precommit, 80), NoDecision],
         ),
-    ]);
+    ]
 }
 
-#[test]
-fn rounds_and_timeouts_l54_to_l61() {
-    run(&[
+pub(super) fn rounds_and_timeouts_l54_to_l61() -> Vec<Case> {
+    vec![
         case(
             "L54–L55",
             "f + 1 agents in a later round: start it (here as its proposer, L12)",
@@ -572,5 +565,5 @@ fn rounds_and_timeouts_l54_to_l61() {
             |f| f.at(400).timeout(0, TimerKind::Precommit),
             &[InRound(1)],
         ),
-    ]);
+    ]
 }

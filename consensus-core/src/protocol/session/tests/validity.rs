@@ -3,8 +3,7 @@
 use super::Expect::*;
 use super::*;
 
-#[test]
-fn validity_v1_to_v8() {
+pub(super) fn validity_v1_to_v8() -> Vec<Case> {
     // Each row proposes its value in round 0 at 600 ms (past the 500 ms deadline) unless it
     // says otherwise.
     let row = |lines, name, v: Val, setting, expect| Case {
@@ -13,7 +12,7 @@ fn validity_v1_to_v8() {
     };
     let plain = Setting::Plain;
     let on = Setting::Fallback;
-    run(&[
+    vec![
         row("V1–V5", "q signed votes of the committee, the engine's outcome", A, plain, &[Prevote(0, A)]),
         row("V2", "fewer than q votes", "two-votes", plain, &[Prevote(0, NIL)]),
         row("V2", "a vote of another session", "foreign-vote", plain, &[Prevote(0, NIL)]),
@@ -30,5 +29,5 @@ fn validity_v1_to_v8() {
             input: Box::new(|f| f.at(20).proposal(0, "fallback", None, &[])),
             ..row("V8", "a fallback value before the deadline", "fallback", on, &[Prevote(0, NIL)])
         },
-    ]);
+    ]
 }
