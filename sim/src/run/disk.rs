@@ -374,13 +374,50 @@ impl Incarnation {
 
 /// The agent behind its durability layer, as the runner drives it.
 pub(super) struct DurableNode {
-    agent: DurableAgent<Inner, AgentStorage>,
+    agent: Layer,
     /// The frame the transport decoded last: a `Receive` is logged as that frame.
     stash: FrameStash,
     disk: SimDisk,
     life: Incarnation,
     /// Whether the oracle checks this agent's own messages (honest agents).
     check: bool,
+}
+
+/// How an incarnation's inputs reach the agent.
+enum Layer {
+    /// Through `durable::DurableAgent` onto the agent's disk, as in `bftsim-node`.
+    Logged(DurableAgent<Inner, AgentStorage>),
+    /// Straight to the agent: one that no fault of the run can reach (it never crashes, so
+    /// nothing ever reads its log: `AgentStorage::keep` is false) and whose fsyncs are
+    /// instant (`[storage] sync_ms = 0`). Through the layer its frames would never wait and
+    /// its disk would keep no byte, so it behaves the same, without encoding, checksumming and
+    /// dropping a record per input (`Start::direct`). Only madsim's schedule changes, as it
+    /// draws among fewer tasks (no syncer): with a placeholder task in the syncer's place, every
+    /// run of `bftsim run scenarios --seeds 20` had the trace hash it had through the layer.
+    Direct(Inner),
+}
+
+impl DurableNode {
+    fn inner(&self) -> &Inner {
+        match &self.agent {
+            Layer::Logged(agent) => agent.inner(),
+            Layer::Direct(inner) => inner,
+        }
+    }
+
+    /// Own signed messages among `outputs`, for the oracle (honest agents only).
+    fn signed(&self, outputs: &[Output]) -> Vec<Signed> {
+        if !self.check {
+            return Vec::new();
+        }
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Broadcast(m) | Output::Send { message: m, .. } => Signed::of(self.life.me, m),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Node for DurableNode {
@@ -393,11 +430,18 @@ impl Node for DurableNode {
             return;
         }
         let start = out.len();
-        let handled = match (input, self.stash.take()) {
-            (Input::Receive { from, message }, Some(frame)) => {
-                self.agent.handle_frame(now_ms, from, message, &frame, out)
+        let agent = match &mut self.agent {
+            Layer::Logged(agent) => agent,
+            Layer::Direct(inner) => {
+                inner.handle(now_ms, input, out);
+                let signed = self.signed(&out[start..]);
+                publish(&self.life.world, self.life.me, now_ms, signed);
+                return;
             }
-            (input, _) => self.agent.handle(now_ms, input, out),
+        };
+        let handled = match (input, self.stash.take()) {
+            (Input::Receive { from, message }, Some(frame)) => agent.handle_frame(now_ms, from, message, &frame, out),
+            (input, _) => agent.handle(now_ms, input, out),
         };
         let mark = match handled {
             Ok(mark) => mark,
@@ -407,26 +451,17 @@ impl Node for DurableNode {
                 return;
             }
         };
-        let signed: Vec<Signed> = if self.check {
-            out[start..]
-                .iter()
-                .filter_map(|o| match o {
-                    Output::Broadcast(m) | Output::Send { message: m, .. } => Signed::of(self.life.me, m),
-                    _ => None,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if self.agent.needs_compaction() {
+        let signed = self.signed(&out[start..]);
+        let Layer::Logged(agent) = &mut self.agent else { return };
+        if agent.needs_compaction() {
             // As the node does: a snapshot of the agent, then a new log (everything durable).
-            if let Err(e) = self.agent.compact() {
+            if let Err(e) = agent.compact() {
                 out.truncate(start);
                 self.life.stop(&format!("its log compaction failed ({e})"));
                 return;
             }
             // Everything logged is durable now: what waited for a sync leaves, in order.
-            self.life.release(self.agent.durable());
+            self.life.release(agent.durable());
         }
         let gate = &self.life.gate;
         if let Some(m) = mark {
@@ -449,7 +484,7 @@ impl Node for DurableNode {
             }
         }
         // An instant fsync, inside the step that needs it.
-        match self.agent.sync() {
+        match agent.sync() {
             Ok(durable) => {
                 gate.durable.fetch_max(durable, Ordering::Relaxed);
                 publish(&self.life.world, self.life.me, now_ms, signed);
@@ -547,12 +582,19 @@ pub(super) struct Start {
     pub amnesia: bool,
     /// The log's compaction threshold.
     pub config: DurableConfig,
+    /// No fault of the run reaches the agent and fsyncs are instant: no layer (`Layer::Direct`).
+    pub direct: bool,
 }
 
 /// Opens the agent's log and rebuilds it: the node to run and whether to feed it
 /// `Input::Recover`, or `None` when the log is refused (the agent stays down: a disk fault).
 pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
-    let Start { inner, storage, life, honest, restart, amnesia, config } = start;
+    let Start { inner, storage, life, honest, restart, amnesia, config, direct } = start;
+    if direct && !restart {
+        let disk = storage.disk.clone();
+        let agent = Layer::Direct(inner);
+        return Some((DurableNode { agent, stash: FrameStash::default(), disk, life, check: honest }, false));
+    }
     let replaying = Arc::new(AtomicBool::new(true));
     let inner: Inner =
         if amnesia && restart { Box::new(Amnesic { inner, replaying: replaying.clone() }) } else { inner };
@@ -588,6 +630,7 @@ pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
     life.gate.durable.store(agent.durable(), Ordering::Relaxed);
     let recover = restart || replayed.restarted();
     let disk = storage.disk.clone();
+    let agent = Layer::Logged(agent);
     Some((DurableNode { agent, stash: FrameStash::default(), disk, life, check: honest }, recover))
 }
 
@@ -599,21 +642,24 @@ impl Drop for DurableNode {
         if !self.check {
             return;
         }
-        if let Some(coverage) = self.agent.inner().coverage() {
+        if let Some(coverage) = self.inner().coverage() {
             lock(&self.life.world).coverage.agent_ended(coverage);
         }
     }
 }
 
 impl DurableNode {
-    /// The sync handle for the syncer task.
-    pub fn sync_handle(&self) -> durable::SyncHandle<AgentStorage> {
-        self.agent.sync_handle()
+    /// The sync handle for the syncer task (none without the layer: nothing waits).
+    pub fn sync_handle(&self) -> Option<durable::SyncHandle<AgentStorage>> {
+        match &self.agent {
+            Layer::Logged(agent) => Some(agent.sync_handle()),
+            Layer::Direct(_) => None,
+        }
     }
 
-    /// Where the transport leaves the frame it decodes.
-    pub fn stash(&self) -> FrameStash {
-        self.stash.clone()
+    /// Where the transport leaves the frame it decodes (none without the layer: no log).
+    pub fn stash(&self) -> Option<FrameStash> {
+        matches!(self.agent, Layer::Logged(_)).then(|| self.stash.clone())
     }
 
     /// The disk.

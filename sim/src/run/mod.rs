@@ -341,6 +341,7 @@ impl NodeContext {
         let disks = self.disks.clone();
         let disk = disks.disk(address, self.sync_ms);
         let keep = self.reachable.contains(&address);
+        let direct = !keep && self.sync_ms == 0;
         let storage = AgentStorage { disk, blind: self.mutation == Mutation::SkipChecksum, keep };
         let amnesia = self.mutation == Mutation::ForgetLockOnRestart;
         let durable_config = self.durable_config;
@@ -369,6 +370,7 @@ impl NodeContext {
                     restart,
                     amnesia,
                     config: durable_config,
+                    direct,
                 };
                 let Some((node, recover)) = disk::open(start, &disks) else {
                     if let Some(o) = &opener {
@@ -394,9 +396,9 @@ impl NodeContext {
                     inbox: rx,
                     last_sent_ms: last_sent_ms.clone(),
                     decodes: decodes.clone(),
-                    stash: Some(node.stash()),
+                    stash: node.stash(),
                 };
-                let syncer = disk::syncer(life, node.sync_handle(), node.disk());
+                let syncer = node.sync_handle().map(|sync| disk::syncer(life, sync, node.disk()));
                 let mut runner = Runner::new(
                     node,
                     spec,
@@ -412,7 +414,9 @@ impl NodeContext {
                 }
                 let opener = opener.clone().map(|o| o.run(storage.clone(), restart));
                 futures_either(Some(async move {
-                    madsim::task::spawn(syncer);
+                    if let Some(syncer) = syncer {
+                        madsim::task::spawn(syncer);
+                    }
                     if let Some(opener) = opener {
                         madsim::task::spawn_local(opener);
                     }
@@ -457,6 +461,11 @@ fn finish(
 ) -> RunOutput {
     let Ok(mut guard) = world.lock() else { unreachable_poison(scenario, seed) };
     let w = &mut *guard;
+    if !w.stop {
+        // A catch-up deadline that passed after the last step.
+        let step = w.trace.step();
+        w.oracle.check_catch_up(step, end_ms);
+    }
     if scenario.promises_liveness() && !w.stop {
         let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
         let step = w.trace.step();
