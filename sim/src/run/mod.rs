@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
-use crate::results::{LatencySummary, RunOutcome, RunRecord};
+use crate::results::{LatencySummary, RunOutcome, RunRecord, WrongByCause, WrongCause};
 use crate::scenario::{Behaviour, FaultAction, Scenario};
 use crate::trace::{derive, TraceEvent};
 use crate::world::{World, WorldObserver};
@@ -174,6 +174,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let catch_up = scenario.promises_liveness().then_some((scenario.expect.catch_up_ms, scenario.last_fault_ms()));
     let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone())
         .with_promises(promises)
+        .with_best(derived.best.clone())
         .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()))
         .with_catch_up(catch_up);
     let net = net_model(&scenario);
@@ -461,14 +462,16 @@ fn finish(
 ) -> RunOutput {
     let Ok(mut guard) = world.lock() else { unreachable_poison(scenario, seed) };
     let w = &mut *guard;
+    let step = w.trace.step();
+    // The honest references still waiting for votes (crashed or slow honest agents), and the
+    // influence bound on them, before the run's violation is read.
+    w.oracle.settle(step, end_ms);
     if !w.stop {
         // A catch-up deadline that passed after the last step.
-        let step = w.trace.step();
         w.oracle.check_catch_up(step, end_ms);
     }
-    if scenario.promises_liveness() && !w.stop {
+    if scenario.promises_liveness() && !w.stop && w.oracle.violation().is_none() {
         let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
-        let step = w.trace.step();
         w.oracle.check_liveness(&up, scenario.workload.sessions, scenario.expect.liveness_bound_ms, step, end_ms);
     }
     let violation = w.oracle.violation().cloned();
@@ -486,10 +489,10 @@ fn finish(
                 honest: None,
                 sent_ms: None,
                 detail,
+                ..Default::default()
             }
         });
     }
-    w.oracle.settle();
     let mut stats = SessionStats::default();
     let mut metrics = MetricsRecorder::new();
     for s in 0..scenario.workload.sessions {
@@ -533,6 +536,9 @@ fn finish(
         deadline_ms: scenario.protocol.deadline_ms,
         agents: scenario.agents.count,
         sessions_over_sla: Some(stats.sessions_over_sla),
+        network: crate::summary::network_condition(scenario).to_owned(),
+        families: crate::summary::families(scenario),
+        wrong_by_cause: stats.wrong_by_cause,
         coverage: Some(CoverageRecord::of(&w.coverage.merged())),
     };
     let trace = std::mem::take(&mut w.trace).into_events();
@@ -560,6 +566,7 @@ struct SessionStats {
     agreement_sum: u64,
     latencies: Vec<u64>,
     detected: BTreeSet<AgentId>,
+    wrong_by_cause: WrongByCause,
 }
 
 impl SessionStats {
@@ -595,6 +602,8 @@ impl SessionStats {
                 self.agreement_sum += u64::from(agreement.raw());
                 if derived.best.get(&session) == Some(chosen) {
                     self.correct += 1;
+                } else {
+                    self.wrong(w, derived, session, *chosen);
                 }
                 let fallback = *method == ConsensusMethod::TimeoutFallback;
                 if fallback {
@@ -628,5 +637,22 @@ impl SessionStats {
             votes_counted: n.saturating_sub(flagged as u32),
             votes_flagged: flagged as u32,
         });
+    }
+
+    /// A session decided for `chosen`, not the best candidate: why (the honest votes alone
+    /// would decide the same, or the Byzantine agents changed it, or too few honest agents
+    /// voted to tell) and by how many honest votes, and whether beyond the influence bound.
+    fn wrong(&mut self, w: &World, derived: &Derived, session: SessionId, chosen: CandidateId) {
+        let cause = match w.oracle.influenced(session) {
+            Some(true) => WrongCause::Byzantine,
+            Some(false) => WrongCause::Honest,
+            None if derived.byzantine.is_empty() => WrongCause::Honest,
+            None => WrongCause::Unjudged,
+        };
+        let margin = w.oracle.honest_margin(session, chosen).unwrap_or(0);
+        self.wrong_by_cause.add(cause, margin);
+        if cause == WrongCause::Byzantine && w.oracle.beyond_influence_bound(session) {
+            self.wrong_by_cause.beyond_bound += 1;
+        }
     }
 }
