@@ -104,10 +104,16 @@ where
 /// An input as logged. `Receive` keeps the message as its wire frame.
 #[derive(Serialize, Deserialize)]
 enum Logged {
-    Receive { from: AgentId, frame: Vec<u8> },
+    Receive {
+        from: AgentId,
+        #[serde(serialize_with = "as_bytes", deserialize_with = "from_bytes")]
+        frame: Vec<u8>,
+    },
     LocalVote(AgentVote),
     Timeout(Timer),
-    Malformed { from: AgentId },
+    Malformed {
+        from: AgentId,
+    },
     Recover,
 }
 
@@ -126,8 +132,66 @@ pub fn encode_input(now_ms: TimeMs, input: &Input) -> Vec<u8> {
         Input::Malformed { from } => Logged::Malformed { from: *from },
         Input::Recover => Logged::Recover,
     };
-    // Serialising plain data into a Vec cannot fail.
-    postcard::to_allocvec(&Record { now_ms, input }).unwrap_or_default()
+    // Sized for the frame at once (no regrowth); serialising plain data cannot fail.
+    let capacity = match &input {
+        Logged::Receive { frame, .. } => frame.len() + 32,
+        _ => 256,
+    };
+    postcard::to_extend(&Record { now_ms, input }, Vec::with_capacity(capacity)).unwrap_or_default()
+}
+
+/// A frame as one byte string (postcard: its length, then its bytes: the bytes a sequence of
+/// `u8` has, written at once rather than byte by byte).
+fn as_bytes<B: AsRef<[u8]>, S: serde::Serializer>(bytes: &B, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes.as_ref())
+}
+
+/// The inverse of [`as_bytes`].
+fn from_bytes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct Bytes;
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a frame's bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element()? {
+                v.push(b);
+            }
+            Ok(v)
+        }
+    }
+    deserializer.deserialize_byte_buf(Bytes)
+}
+
+/// A received frame as [`Logged::Receive`] serialises it, borrowed: the same bytes as
+/// [`encode_input`] of its decoded message (a test checks it), without copying the frame twice.
+#[derive(Serialize)]
+enum LoggedFrame<'a> {
+    Receive {
+        from: AgentId,
+        #[serde(serialize_with = "as_bytes")]
+        frame: &'a [u8],
+    },
+}
+
+#[derive(Serialize)]
+struct FrameRecord<'a> {
+    now_ms: TimeMs,
+    input: LoggedFrame<'a>,
+}
+
+/// The bytes of one logged `Receive` of `frame` from `from`.
+pub fn encode_frame(now_ms: TimeMs, from: AgentId, frame: &[u8]) -> Vec<u8> {
+    let record = FrameRecord { now_ms, input: LoggedFrame::Receive { from, frame } };
+    postcard::to_extend(&record, Vec::with_capacity(frame.len() + 32)).unwrap_or_default()
 }
 
 /// One logged input, or why it does not decode.
@@ -255,7 +319,33 @@ impl<N: Recoverable, S: Storage + Clone> DurableAgent<N, S> {
     /// first time; `None` when they may leave at once. On error nothing was handled: the
     /// agent must stop (its log no longer records what it does).
     pub fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) -> Result<Option<u64>, LogError> {
-        let mark = self.journal.append(&encode_input(now_ms, &input))?;
+        let record = encode_input(now_ms, &input);
+        self.handle_logged(&record, now_ms, input, out)
+    }
+
+    /// As [`DurableAgent::handle`] for `message` from `from` that arrived as `frame`, its wire
+    /// encoding: the frame is logged as it arrived instead of being encoded again (the same
+    /// record bytes; replay decodes the frame). `frame` must decode to `message`.
+    pub fn handle_frame(
+        &mut self,
+        now_ms: TimeMs,
+        from: AgentId,
+        message: Message,
+        frame: &[u8],
+        out: &mut Vec<Output>,
+    ) -> Result<Option<u64>, LogError> {
+        let record = encode_frame(now_ms, from, frame);
+        self.handle_logged(&record, now_ms, Input::Receive { from, message }, out)
+    }
+
+    fn handle_logged(
+        &mut self,
+        record: &[u8],
+        now_ms: TimeMs,
+        input: Input,
+        out: &mut Vec<Output>,
+    ) -> Result<Option<u64>, LogError> {
+        let mark = self.journal.append(record)?;
         let start = out.len();
         self.inner.handle(now_ms, input, out);
         let me = self.inner.id();
@@ -442,6 +532,16 @@ mod tests {
                 assert_eq!(out, a2[kept].1, "{mode:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_logged_frame_is_the_record_of_its_decoded_message() {
+        let keys = sim_committee(7, N);
+        let message = open(&keys, 3);
+        let frame = wire::encode(&message);
+        let input = Input::Receive { from: AgentId(2), message };
+        assert_eq!(encode_frame(9, AgentId(2), &frame), encode_input(9, &input));
+        assert_eq!(decode_input(&encode_frame(9, AgentId(2), &frame)), Ok((9, input)));
     }
 
     #[test]

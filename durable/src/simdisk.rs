@@ -68,62 +68,80 @@ pub struct DiskStats {
     pub lost_bytes: u64,
 }
 
+/// One file: every byte a reader sees in one buffer, the durable prefix's length, and where
+/// each unsynced write ends (a sync moves a mark, it copies nothing).
 #[derive(Clone, Debug, Default)]
 struct SimFile {
-    /// Content as of the last sync; `None` if the file does not exist durably yet.
-    durable: Option<Vec<u8>>,
-    /// Writes appended since, in order.
-    unsynced: Vec<Vec<u8>>,
+    /// The durable prefix, then the unsynced writes.
+    bytes: Vec<u8>,
+    /// Length of the content as of the last sync; `None` if the file does not exist durably yet.
+    durable: Option<usize>,
+    /// End offsets of the writes appended since, in order.
+    writes: Vec<usize>,
 }
 
 impl SimFile {
+    fn whole(bytes: Vec<u8>) -> SimFile {
+        SimFile { durable: Some(bytes.len()), bytes, writes: Vec::new() }
+    }
+
     fn len(&self) -> u64 {
-        let durable = self.durable.as_ref().map_or(0, Vec::len);
-        (durable + self.unsynced.iter().map(Vec::len).sum::<usize>()) as u64
+        self.bytes.len() as u64
     }
 
     fn content(&self) -> Vec<u8> {
-        let mut bytes = self.durable.clone().unwrap_or_default();
-        for w in &self.unsynced {
-            bytes.extend_from_slice(w);
-        }
-        bytes
+        self.bytes.clone()
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        self.writes.push(self.bytes.len());
     }
 
     fn make_durable(&mut self) {
-        let content = self.content();
-        self.durable = Some(content);
-        self.unsynced.clear();
+        self.durable = Some(self.bytes.len());
+        self.writes.clear();
+    }
+
+    fn durable_bytes(&self) -> Option<&[u8]> {
+        self.durable.map(|d| &self.bytes[..d])
+    }
+
+    fn unsynced_lengths(&self) -> Vec<usize> {
+        let mut start = self.durable.unwrap_or(0);
+        self.writes
+            .iter()
+            .map(|end| {
+                let len = end - start;
+                start = *end;
+                len
+            })
+            .collect()
     }
 
     /// Applies `mode`; returns the unsynced bytes lost. `None` when the file is gone.
     fn crash(mut self, mode: CrashMode) -> (Option<SimFile>, u64) {
-        let writes = std::mem::take(&mut self.unsynced);
-        let pending: u64 = writes.iter().map(|w| w.len() as u64).sum();
-        let count = writes.len() as u64;
+        let lengths = self.unsynced_lengths();
+        let count = lengths.len() as u64;
         let (keep, torn) = match mode {
             CrashMode::LoseUnsynced => (0, None),
             CrashMode::KeepUnsynced => (count, None),
             CrashMode::KeepPrefix { keep } => (keep % (count + 1), None),
             CrashMode::TearLast { keep, bytes } => (keep % (count + 1), Some(bytes)),
         };
-        let mut kept = self.durable.take();
-        let mut survived = 0u64;
-        for (i, w) in writes.iter().enumerate() {
-            let take = if (i as u64) < keep {
-                w.len()
-            } else if i as u64 == keep {
-                torn.map_or(0, |b| (b % (w.len().max(1) as u64)) as usize)
-            } else {
-                0
-            };
-            if take > 0 {
-                kept.get_or_insert_with(Vec::new).extend_from_slice(&w[..take]);
-                survived += take as u64;
-            }
+        let durable = self.durable.unwrap_or(0);
+        let whole: usize = lengths.iter().take(keep as usize).sum();
+        let torn = match (torn, lengths.get(keep as usize)) {
+            (Some(b), Some(len)) => (b % (*len).max(1) as u64) as usize,
+            _ => 0,
+        };
+        let survived = whole + torn;
+        let lost = (self.bytes.len() - durable - survived) as u64;
+        if self.durable.is_none() && survived == 0 {
+            return (None, lost);
         }
-        let lost = pending - survived;
-        (kept.map(|durable| SimFile { durable: Some(durable), unsynced: Vec::new() }), lost)
+        self.bytes.truncate(durable + survived);
+        (Some(SimFile::whole(self.bytes)), lost)
     }
 }
 
@@ -227,9 +245,10 @@ impl SimDisk {
     /// the durable content of `file`; `false` if the file has no such durable bit.
     pub fn flip_bit(&self, file: &str, bit: u64) -> bool {
         let mut state = self.lock();
-        let Some(durable) = state.files.get_mut(file).and_then(|f| f.durable.as_mut()) else { return false };
-        let Some(byte) = usize::try_from(bit / 8).ok().and_then(|i| durable.get_mut(i)) else { return false };
-        *byte ^= 1 << (bit % 8);
+        let Some(f) = state.files.get_mut(file) else { return false };
+        let durable = f.durable.unwrap_or(0);
+        let Some(i) = usize::try_from(bit / 8).ok().filter(|i| *i < durable) else { return false };
+        f.bytes[i] ^= 1 << (bit % 8);
         true
     }
 
@@ -268,12 +287,12 @@ impl SimDisk {
 
     /// The content of `file` that would survive any crash.
     pub fn durable_content(&self, file: &str) -> Option<Vec<u8>> {
-        self.lock().files.get(file).and_then(|f| f.durable.clone())
+        self.lock().files.get(file).and_then(|f| f.durable_bytes().map(<[u8]>::to_vec))
     }
 
     /// The lengths of the unsynced writes of `file`, in order.
     pub fn unsynced_writes(&self, file: &str) -> Vec<usize> {
-        self.lock().files.get(file).map(|f| f.unsynced.iter().map(Vec::len).collect()).unwrap_or_default()
+        self.lock().files.get(file).map(SimFile::unsynced_lengths).unwrap_or_default()
     }
 
     /// Bytes held by every file, durable or not.
@@ -288,7 +307,11 @@ impl Storage for SimDisk {
         let mut state = self.lock();
         state.room(file, Op::Append, bytes.len() as u64, 0)?;
         state.stats.appended_bytes += bytes.len() as u64;
-        state.files.entry(file.to_owned()).or_default().unsynced.push(bytes.to_vec());
+        // Looked up before inserting: no new name is allocated for a file that exists.
+        match state.files.get_mut(file) {
+            Some(f) => f.append(bytes),
+            None => state.files.entry(file.to_owned()).or_default().append(bytes),
+        }
         Ok(())
     }
 
@@ -296,7 +319,10 @@ impl Storage for SimDisk {
         check(file)?;
         let mut state = self.lock();
         state.sync_fault(file)?;
-        state.files.entry(file.to_owned()).or_default().make_durable();
+        match state.files.get_mut(file) {
+            Some(f) => f.make_durable(),
+            None => state.files.entry(file.to_owned()).or_default().make_durable(),
+        }
         state.stats.syncs += 1;
         Ok(())
     }
@@ -308,7 +334,8 @@ impl Storage for SimDisk {
 
     fn read_at(&self, file: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
         check(file)?;
-        let content = self.lock().files.get(file).map(SimFile::content).unwrap_or_default();
+        let state = self.lock();
+        let content: &[u8] = state.files.get(file).map_or(&[], |f| &f.bytes);
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         match content.get(start..start.saturating_add(len)) {
             Some(bytes) => Ok(bytes.to_vec()),
@@ -325,9 +352,9 @@ impl Storage for SimDisk {
         let mut state = self.lock();
         state.sync_fault(file)?;
         let f = state.files.entry(file.to_owned()).or_default();
-        let mut content = f.content();
+        let mut content = std::mem::take(&mut f.bytes);
         content.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-        *f = SimFile { durable: Some(content), unsynced: Vec::new() };
+        *f = SimFile::whole(content);
         state.stats.syncs += 1;
         Ok(())
     }
@@ -338,7 +365,7 @@ impl Storage for SimDisk {
         let freed = state.files.get(file).map_or(0, SimFile::len);
         state.room(file, Op::Write, bytes.len() as u64, freed)?;
         state.sync_fault(file)?;
-        state.files.insert(file.to_owned(), SimFile { durable: Some(bytes.to_vec()), unsynced: Vec::new() });
+        state.files.insert(file.to_owned(), SimFile::whole(bytes.to_vec()));
         state.stats.syncs += 1;
         Ok(())
     }

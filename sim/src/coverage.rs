@@ -3,10 +3,9 @@
 //! rounds ahead of the slowest honest agent of its session an honest agent's own round vote is.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use consensus_core::protocol::coverage::{Coverage, Point};
-use consensus_core::protocol::{Node, Round, VoteKind};
+use consensus_core::protocol::{Round, VoteKind};
 use consensus_core::{AgentId, SessionId};
 
 /// What the world records of a run's coverage.
@@ -16,6 +15,9 @@ pub struct RunCoverage {
     points: Coverage,
     /// Per session, each honest agent's newest own round vote: (round, kind).
     newest: BTreeMap<SessionId, BTreeMap<AgentId, (Round, VoteKind)>>,
+    /// The honest agents' points, added as each incarnation of an agent ends (a crash or the
+    /// end of the run: a restarted agent is a new `Agent` rebuilt from its disk).
+    agents: Coverage,
 }
 
 impl RunCoverage {
@@ -33,15 +35,16 @@ impl RunCoverage {
         self.points.record(Point::ahead(round.saturating_sub(slowest)));
     }
 
-    /// The run's coverage: these points and every honest agent's (a node whose lock was
-    /// poisoned by a panic, which the executor reports anyway, adds nothing).
-    pub fn merged<'n>(&self, honest: impl IntoIterator<Item = &'n Mutex<Box<dyn Node + Send>>>) -> Coverage {
+    /// An incarnation of an honest agent ended: adds the points it reached (those its replay
+    /// reached again after a restart included).
+    pub fn agent_ended(&mut self, agent: &Coverage) {
+        self.agents.merge(agent);
+    }
+
+    /// The run's coverage: these points and every honest agent's.
+    pub fn merged(&self) -> Coverage {
         let mut all = self.points.clone();
-        for node in honest {
-            if let Some(coverage) = node.lock().ok().as_ref().and_then(|n| n.coverage()) {
-                all.merge(coverage);
-            }
-        }
+        all.merge(&self.agents);
         all
     }
 }
@@ -60,7 +63,7 @@ mod tests {
         c.own_round_vote(AgentId(1), s, 5, VoteKind::Precommit);
         c.own_round_vote(AgentId(1), s, 1, VoteKind::Precommit); // an older vote sent to a laggard
         c.own_round_vote(AgentId(2), t, 9, VoteKind::Prevote); // alone in its session
-        let points = c.merged([]);
+        let points = c.merged();
         let count = |p| points.count(p);
         assert_eq!(
             (count(Point::Ahead0), count(Point::Ahead1), count(Point::Ahead2), count(Point::Ahead3Plus)),

@@ -547,6 +547,7 @@ fn within_committee(fault: Fault, count: u32) -> Option<Fault> {
         }
         FaultAction::Crash { agent } if !exists(&agent) => return None,
         FaultAction::Restart { agent } if !exists(&agent) => return None,
+        ref disk if disk.disk_agent().is_some_and(|a| !exists(&a)) => return None,
         FaultAction::Clog { target } | FaultAction::Unclog { target } if !target_exists(target, count) => {
             return None;
         }
@@ -585,6 +586,10 @@ fn describe(fault: &Fault) -> String {
         FaultAction::Restart { agent } => format!("restart agent {agent}"),
         FaultAction::Clog { target } => format!("clog {}", target_name(*target)),
         FaultAction::Unclog { target } => format!("unclog {}", target_name(*target)),
+        FaultAction::FlipBit { agent } => format!("flip a bit in agent {agent}'s log"),
+        FaultAction::FailSync { agent } => format!("fail agent {agent}'s next fsync"),
+        FaultAction::DiskFull { agent } => format!("fill agent {agent}'s disk"),
+        FaultAction::SlowDisk { agent, sync_ms } => format!("agent {agent}'s fsyncs take {sync_ms} ms"),
     };
     format!("{what} at {} ms", fault.at_ms)
 }

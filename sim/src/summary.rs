@@ -325,6 +325,10 @@ fn fault_setting(at_ms: u64, action: &FaultAction) -> FaultSetting {
         FaultAction::Restart { agent } => ("restart", format!("agent {agent}")),
         FaultAction::Clog { target } => ("clog", clog(target)),
         FaultAction::Unclog { target } => ("unclog", clog(target)),
+        FaultAction::FlipBit { agent } => ("flip-bit", format!("agent {agent}")),
+        FaultAction::FailSync { agent } => ("fail-sync", format!("agent {agent}")),
+        FaultAction::DiskFull { agent } => ("disk-full", format!("agent {agent}")),
+        FaultAction::SlowDisk { agent, sync_ms } => ("slow-disk", format!("agent {agent}, {sync_ms} ms per fsync")),
     };
     FaultSetting { at_ms, kind: kind.to_owned(), target }
 }

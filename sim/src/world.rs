@@ -452,8 +452,8 @@ impl World {
         });
     }
 
-    /// Records a fault injection.
-    pub fn record_fault(&mut self, now: TimeMs, detail: String, agent: Option<AgentId>) {
+    /// Records a fault injection; returns its step.
+    pub fn record_fault(&mut self, now: TimeMs, detail: String, agent: Option<AgentId>) -> u64 {
         let key = Key { agent: agent.map_or(u32::MAX, |a| a.0), extra: detail.len() as u64, ..Key::default() };
         self.trace.record(now, "fault", key, |step| TraceEvent {
             step,
@@ -467,7 +467,7 @@ impl World {
             sent_ms: None,
             detail,
             ..Default::default()
-        });
+        })
     }
 
     /// Notes what the client is about to send (for labelling drops).
@@ -476,13 +476,19 @@ impl World {
         self.counts.sent += 1;
     }
 
-    /// Records a client event (session opened).
-    pub fn record_open(&mut self, now: TimeMs, session: u64, detail: String) {
+    /// Records a client event (`open`: session opened; `ack`: session acknowledged); returns
+    /// its step.
+    pub fn record_open(&mut self, now: TimeMs, session: u64, detail: String) -> u64 {
+        self.record_client(now, "open", session, detail)
+    }
+
+    /// Records a client or opener event of `kind`; returns its step.
+    pub fn record_client(&mut self, now: TimeMs, kind: &'static str, session: u64, detail: String) -> u64 {
         let key = Key { agent: u32::MAX, session, ..Key::default() };
-        self.trace.record(now, "open", key, |step| TraceEvent {
+        self.trace.record(now, kind, key, |step| TraceEvent {
             step,
             time_ms: now,
-            kind: "open".into(),
+            kind: kind.into(),
             agent: None,
             peer: None,
             session: Some(session),
@@ -491,12 +497,15 @@ impl World {
             sent_ms: None,
             detail,
             ..Default::default()
-        });
+        })
     }
 
     /// Records what a runner reports; `sent_ms` is when the frame of a `Deliver` was sent.
     fn event(&mut self, agent: AgentId, now: TimeMs, event: &RunnerEvent<'_>, sent_ms: Option<TimeMs>) {
         let honest = !self.byzantine.contains(&agent);
+        // `catch-up` is owed by a deadline: checked at every step.
+        self.oracle.check_catch_up(self.trace.step(), now);
+        self.stop |= self.oracle.violation().is_some();
         match event {
             RunnerEvent::Send { to, message, bytes } => {
                 self.counts.sent += 1;

@@ -68,6 +68,25 @@ pub enum Mutation {
     /// Agreement quorums of `2f + 1` instead of `ceil((n + f + 1) / 2)`: two quorums need not
     /// intersect in an honest agent when `n ≠ 3f + 1` (celo-blockchain#253, autonity#854).
     QuorumTwoFPlusOne,
+    /// Durability, not the protocol (the simulator applies it; the agent is unchanged): a
+    /// restarted agent replays its log without the proposals, round votes, certificates and
+    /// timeouts it had received, so it forgets its lock, valid value and own round votes (the
+    /// amnesia bug of the Twins paper and Tendermint's accountability spec).
+    ForgetLockOnRestart,
+    /// Durability (simulator only): log replay does not verify record checksums, so a damaged
+    /// record is replayed as if it were whole.
+    SkipChecksum,
+    /// Durability (simulator only): the session opener acknowledges a session at once and makes
+    /// it durable only when it next opens a session, so a crash can lose an acknowledged id.
+    AckBeforeDurable,
+}
+
+impl Mutation {
+    /// Whether this mutation breaks the durability layer the simulator runs around the agent
+    /// (log replay, the opener) rather than the agreement protocol.
+    pub fn is_durability(self) -> bool {
+        matches!(self, Mutation::ForgetLockOnRestart | Mutation::SkipChecksum | Mutation::AckBeforeDurable)
+    }
 }
 
 /// Protocol timing and committee settings.

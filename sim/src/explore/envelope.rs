@@ -33,6 +33,8 @@ pub struct Envelope {
     pub workload: WorkloadSpace,
     /// Protocol options.
     pub protocol: ProtocolSpace,
+    /// Storage faults and catch-up.
+    pub storage: StorageSpace,
     /// Swarm testing.
     pub swarm: Swarm,
     /// Twins mode.
@@ -140,6 +142,53 @@ pub struct ProtocolSpace {
     pub short_timeouts: f64,
     /// The factor's range (0.1 to 1.0).
     pub timeout_scale: Span<f64>,
+}
+
+/// A disk fault the envelope can draw (the scenario `[[faults]]` kind of the same name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskKind {
+    /// A bit of a synced log record, then a crash and restart of its agent.
+    FlipBit,
+    /// The next fsync fails: the agent stops.
+    FailSync,
+    /// The disk is full: the agent stops.
+    DiskFull,
+    /// fsyncs are slow until GST.
+    SlowDisk,
+}
+
+impl DiskKind {
+    /// The `[[faults]]` kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskKind::FlipBit => "flip-bit",
+            DiskKind::FailSync => "fail-sync",
+            DiskKind::DiskFull => "disk-full",
+            DiskKind::SlowDisk => "slow-disk",
+        }
+    }
+
+    /// Whether it leaves its agent unable to go on (a fault in the budget).
+    pub fn stops_agent(self) -> bool {
+        self != DiskKind::SlowDisk
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSpace {
+    /// Disk faults per swarm run when the storage family is on.
+    pub faults: Span<u32>,
+    /// The disk faults drawn from.
+    pub kinds: Vec<DiskKind>,
+    /// fsync latency of a slow disk, ms.
+    pub sync_ms: Span<u64>,
+    /// Probability that a run's agents keep few decided sessions for catch-up.
+    pub small_keep_decided: f64,
+    /// `protocol.keep_decided` in those runs.
+    pub keep_decided: Span<u64>,
 }
 
 /// `[swarm]`.
@@ -264,6 +313,9 @@ impl Envelope {
         if self.twins.sizes.iter().any(|n| !(2..=64).contains(n)) || !(2..=3).contains(&self.twins.groups) {
             return Err("twins: expected sizes from 2 to 64 and groups = 2 or 3".into());
         }
+        if self.storage.kinds.is_empty() {
+            return Err("storage.kinds: expected at least one disk fault kind".into());
+        }
         if self.byzantine.behaviours.is_empty() {
             return Err("byzantine.behaviours: expected at least one behaviour".into());
         }
@@ -285,6 +337,7 @@ impl Envelope {
             ("faults.one_way", self.faults.one_way),
             ("protocol.early_unanimous", self.protocol.early_unanimous),
             ("protocol.short_timeouts", self.protocol.short_timeouts),
+            ("storage.small_keep_decided", self.storage.small_keep_decided),
             ("swarm.off", self.swarm.off),
             ("network.drop[0]", self.network.drop[0]),
             ("network.drop[1]", self.network.drop[1]),
@@ -309,6 +362,15 @@ impl Envelope {
             ("faults.partitions", self.faults.partitions[0] <= self.faults.partitions[1]),
             ("faults.crashes", self.faults.crashes[0] <= self.faults.crashes[1]),
             ("faults.clogs", self.faults.clogs[0] <= self.faults.clogs[1]),
+            ("storage.faults", self.storage.faults[0] <= self.storage.faults[1]),
+            (
+                "storage.sync_ms",
+                self.storage.sync_ms[0] <= self.storage.sync_ms[1] && self.storage.sync_ms[1] <= 10_000,
+            ),
+            (
+                "storage.keep_decided",
+                1 <= self.storage.keep_decided[0] && self.storage.keep_decided[0] <= self.storage.keep_decided[1],
+            ),
             (
                 "workload.sessions",
                 1 <= self.workload.sessions[0] && self.workload.sessions[0] <= self.workload.sessions[1],

@@ -29,6 +29,8 @@ use super::envelope::{Envelope, Span};
 use crate::scenario::{self, Behaviour, Scenario, ScenarioError, TamperAction};
 use crate::trace::derive;
 
+mod disks;
+
 /// How a run was generated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mode {
@@ -122,6 +124,7 @@ impl Generator {
             Mode::ByzzFuzz => self.byzzfuzz(&mut rng, &mut draft),
         }
         self.timeouts(index, &mut draft);
+        self.disks(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);

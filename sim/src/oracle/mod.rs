@@ -10,6 +10,14 @@
 //! | `threshold` | an honest agent decides | a `threshold` / `early-unanimous` decision has agreement ≥ the configured threshold |
 //! | `liveness` | the run ends, if the scenario promises it | every honest agent that is up decided every session by the bound |
 //! | `influence-bound` | the honest votes of a decided session are all in | a candidate other than the best that the Byzantine agents made the decision has an honest margin of at most [`influence_bound`] (docs/protocol.md, "What a Byzantine proposer can still do") |
+//! | `acknowledged-durable` | the opener acknowledges a session or restarts, an honest agent decides | an acknowledged session is never lost and its id never reused for another query |
+//! | `no-equivocation-across-restarts` | an honest agent's own signed message leaves it | it never signs two different messages for one (session, round, kind), across restarts |
+//! | `corruption-detected` | an agent restarts on a disk the simulator damaged | a damaged record is refused or cut, never replayed as whole |
+//! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
+//!
+//! The durability invariants live in [`durability`]; an agent that restarts may decide again a
+//! session whose decision its lost unsynced log tail forgot (the same value: agreement still
+//! checks it), which is not an `integrity` violation.
 //!
 //! Beyond f_max Byzantine agents not everything is promised ([`Promises`]): agreement only
 //! while the Byzantine agents are fewer than the quorum intersection `2q − n`, unanimity
@@ -34,6 +42,7 @@ use consensus_core::sign::{SimKeyring, Verifier};
 use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
 use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 
+pub mod durability;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
 use crate::words;
@@ -57,10 +66,18 @@ pub mod names {
     pub const THRESHOLD: &str = "threshold";
     /// Every honest agent decides every session in time.
     pub const LIVENESS: &str = "liveness";
+    /// An acknowledged session is never lost and its id never reused.
+    pub const ACKNOWLEDGED_DURABLE: &str = "acknowledged-durable";
+    /// An honest agent never signs two different messages for one (session, round, kind).
+    pub const NO_EQUIVOCATION_ACROSS_RESTARTS: &str = "no-equivocation-across-restarts";
+    /// A damaged log record is detected, never silently replayed.
+    pub const CORRUPTION_DETECTED: &str = "corruption-detected";
+    /// A restarted agent catches up within the bound.
+    pub const CATCH_UP: &str = "catch-up";
     /// A wrong decision the Byzantine agents caused has an honest margin within the bound.
     pub const INFLUENCE_BOUND: &str = "influence-bound";
     /// All of them.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 12] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -69,6 +86,10 @@ pub mod names {
         THRESHOLD,
         LIVENESS,
         INFLUENCE_BOUND,
+        ACKNOWLEDGED_DURABLE,
+        NO_EQUIVOCATION_ACROSS_RESTARTS,
+        CORRUPTION_DETECTED,
+        CATCH_UP,
     ];
 }
 
@@ -159,6 +180,8 @@ pub struct Oracle {
     promises: Promises,
     /// `expect.liveness_rounds`, when the run promises liveness.
     liveness_rounds: Option<u64>,
+    /// The durability invariants.
+    durable: durability::DurableChecks,
 }
 
 impl Oracle {
@@ -191,7 +214,77 @@ impl Oracle {
             violation: None,
             promises: Promises { agreement: true, unanimity_validity: true, influence_bound: true },
             liveness_rounds: None,
+            durable: durability::DurableChecks::default(),
         }
+    }
+
+    /// Checks `catch-up` with `(expect.catch_up_ms, the run's last fault)`, when the run
+    /// promises liveness.
+    pub fn with_catch_up(mut self, catch_up: Option<(TimeMs, TimeMs)>) -> Oracle {
+        self.durable = std::mem::take(&mut self.durable).with_catch_up(catch_up);
+        self
+    }
+
+    fn found(&mut self, found: Option<durability::Found>, step: u64, now: TimeMs) {
+        if let Some((invariant, detail)) = found {
+            self.violate(invariant, step, now, detail);
+        }
+    }
+
+    /// The opener acknowledged `session` for `query` (`acknowledged-durable`).
+    pub fn on_acknowledged(&mut self, session: SessionId, query: &str, step: u64, now: TimeMs) {
+        let found = self.durable.on_acknowledged(session, query);
+        self.found(found, step, now);
+    }
+
+    /// Acknowledged sessions and their queries.
+    pub fn acknowledged(&self) -> &BTreeMap<SessionId, String> {
+        self.durable.acknowledged()
+    }
+
+    /// The opener restarted holding the sessions `pending` says (`acknowledged-durable`).
+    pub fn on_opener_restart(&mut self, pending: impl Fn(SessionId) -> bool, step: u64, now: TimeMs) {
+        let decided = |s: SessionId| self.first.contains_key(&s);
+        let found = self.durable.on_opener_restart(pending, decided);
+        self.found(found, step, now);
+    }
+
+    /// An honest agent's own signed message left it (`no-equivocation-across-restarts`).
+    pub fn on_signed(&mut self, agent: AgentId, signed: durability::Signed, step: u64, now: TimeMs) {
+        if !self.honest.contains(&agent) {
+            return;
+        }
+        let found = self.durable.on_signed(agent, signed);
+        self.found(found, step, now);
+    }
+
+    /// `agent` restarted with what its log held at `now`.
+    pub fn on_restart(&mut self, agent: AgentId, now: TimeMs) {
+        let undecided: Vec<(SessionId, TimeMs)> = self
+            .decisions
+            .iter()
+            .filter(|(_, d)| !d.contains_key(&agent))
+            .filter_map(|(s, d)| d.values().map(|x| x.at_ms).min().map(|t| (*s, t)))
+            .collect();
+        let honest = self.honest.contains(&agent);
+        self.durable.on_restart(agent, now, honest, &undecided);
+    }
+
+    /// `agent` crashed or stopped.
+    pub fn on_down(&mut self, agent: AgentId) {
+        self.durable.on_down(agent);
+    }
+
+    /// A violation of `invariant` found by the simulator around the oracle (a damaged record
+    /// replayed: `corruption-detected`).
+    pub fn report(&mut self, invariant: &'static str, step: u64, now: TimeMs, detail: String) {
+        self.violate(invariant, step, now, detail);
+    }
+
+    /// `catch-up`, at every step: an obligation past its deadline.
+    pub fn check_catch_up(&mut self, step: u64, now: TimeMs) {
+        let found = self.durable.overdue(now);
+        self.found(found, step, now);
     }
 
     /// Checks liveness in rounds as well: an honest agent that enters round `rounds` of a
@@ -367,9 +460,14 @@ impl Oracle {
             at_ms: now,
         };
         let previous = self.decisions.entry(session).or_default().insert(agent, seen);
-        if previous.is_some() {
+        // Deciding again after a restart whose log lost the first decision is not a second
+        // decision (agreement still compares the values).
+        if previous.is_some_and(|p| !self.durable.restarted_after(agent, p.at_ms)) {
             self.violate(names::INTEGRITY, step, now, format!("{agent} decided {session} a second time"));
         }
+        let first = !self.first.contains_key(&session);
+        let found = self.durable.on_decide(agent, session, &record.spec.spec.query, first, now);
+        self.found(found, step, now);
         if self.promises.agreement {
             self.check_agreement(agent, record, step, now);
         }

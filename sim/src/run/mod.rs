@@ -13,7 +13,7 @@ use consensus_core::evaluator::{
     Evaluation, EvaluationRequest, Evaluator, GroundTruth, SyntheticEvaluator, TableTruth,
 };
 use consensus_core::metrics::{check_alerts, AlertThresholds, MetricsRecorder, SessionOutcome, SessionResult};
-use consensus_core::protocol::{Agent, AgreedOutcome, Input, Node, Output};
+use consensus_core::protocol::{Agent, AgreedOutcome, Input, Mutation};
 use consensus_core::registry::Registry;
 use consensus_core::runner::{Clock, Runner};
 use consensus_core::sign::sim_committee;
@@ -27,16 +27,18 @@ use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
 use crate::results::{LatencySummary, RunOutcome, RunRecord, WrongByCause, WrongCause};
-use crate::scenario::{Behaviour, Scenario};
+use crate::scenario::{Behaviour, FaultAction, Scenario};
 use crate::trace::{derive, TraceEvent};
 use crate::world::{World, WorldObserver};
 
 mod client;
+mod disk;
 mod net;
 mod rounds;
 
-use client::client_node;
-use net::{net_model, spawn_faults, twin_address, Routing, SharedDecodes, SimRx, SimTx};
+use client::{client_node, OpenerHost, Port};
+use disk::{AgentStorage, Disks, Gate, Incarnation, Inner, Start};
+use net::{net_model, spawn_faults, twin_address, DiskFaults, Routing, SharedDecodes, SimRx, SimTx};
 use rounds::RoundFaults;
 
 /// What to keep besides the record.
@@ -55,9 +57,6 @@ pub struct RunOutput {
 }
 
 type Shared = Arc<Mutex<World>>;
-
-/// An agent's state, shared by its madsim node (across restarts) and the end of the run.
-type SharedNode = Arc<Mutex<Box<dyn Node + Send>>>;
 
 /// Runs `scenario` with `seed` on a fresh madsim runtime.
 pub fn run(scenario: &Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
@@ -147,22 +146,8 @@ impl Clock for SimClock {
     }
 }
 
-/// A node whose state survives a crash (its "disk"), so a restarted agent resumes.
-#[derive(Clone)]
-struct Durable(SharedNode, AgentId);
-
-impl Node for Durable {
-    fn id(&self) -> AgentId {
-        self.1
-    }
-    fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
-        if let Ok(mut node) = self.0.lock() {
-            node.handle(now_ms, input, out);
-        }
-    }
-}
-
-/// The evaluator survives crashes too, so its random stream continues.
+/// The evaluator is the agent's judge (a program or service beside the node, not the agent's
+/// state), so it survives the node's crash and its random stream continues.
 #[derive(Clone)]
 struct DurableEvaluator(Arc<Mutex<SyntheticEvaluator>>);
 
@@ -186,10 +171,12 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let registry = Registry::seed_committee(n, &engine);
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
     let promises = Promises::of(u64::from(n), derived.byzantine.len() as u64);
+    let catch_up = scenario.promises_liveness().then_some((scenario.expect.catch_up_ms, scenario.last_fault_ms()));
     let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone())
         .with_promises(promises)
         .with_best(derived.best.clone())
-        .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()));
+        .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()))
+        .with_catch_up(catch_up);
     let net = net_model(&scenario);
     let net_seed = derive(seed, "network", 0);
     let world: Shared =
@@ -205,57 +192,102 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let rounds = RoundFaults::new(scenario.round_partitions.clone(), scenario.tamper.clone(), signers);
     let routing = Arc::new(Routing { twins, rounds: rounds.map(Mutex::new) });
     let decodes = Arc::new(Mutex::new(SharedDecodes::default()));
+    let port = Arc::new(Mutex::new(Port::default()));
+    let f_plus_one = (consensus_core::quorum::f_max(u64::from(n)) + 1) as usize;
+    let opener = OpenerHost {
+        port: port.clone(),
+        world: world.clone(),
+        clock: clock.clone(),
+        routing: routing.clone(),
+        committee: committee.clone(),
+        signer: keys.client.clone(),
+        candidates: scenario.workload.candidates,
+        concurrency: usize::try_from(scenario.workload.concurrency.max(1)).unwrap_or(usize::MAX),
+        ack_before_durable: scenario.protocol.mutation == Mutation::AckBeforeDurable,
+        f_plus_one,
+    };
     let ctx = NodeContext {
         world: world.clone(),
         clock: clock.clone(),
         routing: routing.clone(),
         committee: committee.clone(),
         decodes,
+        disks: Disks::default(),
+        sync_ms: scenario.storage.sync_ms,
+        mutation: scenario.protocol.mutation,
+        durable_config: {
+            let mut config = durable::DurableConfig::default();
+            if let Some(bytes) = scenario.storage.compact_log_bytes {
+                config.compact_log_bytes = bytes;
+            }
+            config
+        },
+        reachable: scenario
+            .faults
+            .iter()
+            .filter_map(|f| match f.action {
+                FaultAction::Crash { agent } => Some(AgentId(agent)),
+                ref other => other.disk_agent().map(AgentId),
+            })
+            .collect(),
+        opener,
     };
     let mut nodes = BTreeMap::new();
     let mut twin_nodes = Vec::new();
-    // The honest agents' state, read at the end for their protocol coverage.
-    let mut honest_nodes: Vec<SharedNode> = Vec::new();
     for i in 0..n {
         let id = AgentId(i);
-        let make_agent =
-            || Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone(), engine, protocol);
+        let make_agent = {
+            let (signer, keyring, registry) = (keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone());
+            move || Agent::new(signer.clone(), keyring.clone(), registry.clone(), engine, protocol)
+        };
         let behaviour = derived.behaviours.get(&id).copied();
-        let node: Box<dyn Node + Send> = match behaviour {
+        let factory: Factory = match behaviour {
             Some(Behaviour::Core(strategy)) => {
                 let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
                 let signer = keys.agents[i as usize].clone();
                 let node_seed = derive(seed, "byzantine-node", u64::from(i));
                 let collusion = derive(seed, "collusion", 0);
-                Box::new(Byzantine::new(make_agent(), signer, strategy, peers, engine, node_seed, collusion))
+                let make_agent = make_agent.clone();
+                Arc::new(move || -> Inner {
+                    let agent = make_agent();
+                    Box::new(Byzantine::new(
+                        agent,
+                        signer.clone(),
+                        strategy,
+                        peers.clone(),
+                        engine,
+                        node_seed,
+                        collusion,
+                    ))
+                })
             }
-            Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => Box::new(make_agent()),
+            Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => {
+                let make_agent = make_agent.clone();
+                Arc::new(move || -> Inner { Box::new(make_agent()) })
+            }
         };
-        let node: SharedNode = Arc::new(Mutex::new(node));
-        if honest.contains(&id) {
-            honest_nodes.push(node.clone());
-        }
         let spec = AgentSpecialization::cycled(i as usize);
         let evaluator = SyntheticEvaluator::new(
             derive(seed, "evaluator", u64::from(i)),
             scenario.evaluator_profile(spec),
             truth.clone(),
         );
-        nodes.insert(id, ctx.spawn_agent(id, id, spec, node, evaluator));
+        let honest_agent = honest.contains(&id);
+        nodes.insert(id, ctx.spawn_agent(id, id, spec, factory, evaluator, honest_agent));
         if behaviour == Some(Behaviour::Twin) {
-            // The second copy: the same identity and key, its own evaluator stream and state.
+            // The second copy: the same identity and key, its own evaluator stream, state and disk.
             let evaluator = SyntheticEvaluator::new(
                 derive(seed, "twin-evaluator", u64::from(i)),
                 scenario.evaluator_profile(spec),
                 truth.clone(),
             );
-            let twin: SharedNode = Arc::new(Mutex::new(Box::new(make_agent())));
-            twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, twin, evaluator));
+            let factory: Factory = Arc::new(move || -> Inner { Box::new(make_agent()) });
+            twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, factory, evaluator, false));
         }
     }
-    let faults = spawn_faults(&scenario, world.clone(), clock.clone(), nodes.clone(), &net_node);
-    let (client_node, client) =
-        client_node(&scenario, &keys.client, world.clone(), clock.clone(), committee.clone(), routing);
+    let disk_faults = DiskFaults { disks: ctx.disks.clone(), crash: scenario.storage.crash, seed, port: port.clone() };
+    let faults = spawn_faults(&scenario, world.clone(), clock.clone(), nodes.clone(), &net_node, disk_faults);
+    let (client_node, client) = client_node(&scenario, port, world.clone(), clock.clone());
     let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
     faults.abort();
     // Kill every node and let the executor drop their tasks: a pending task holds its own waker
@@ -266,8 +298,11 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     handle.kill(net_node.id());
     handle.kill(client_node.id());
     madsim::time::sleep(Duration::from_millis(1)).await;
-    finish(&scenario, seed, params, &world, &derived, end_ms, &honest_nodes)
+    finish(&scenario, seed, params, &world, &derived, end_ms)
 }
+
+/// Builds an agent's node afresh (at its first start and at every restart).
+type Factory = Arc<dyn Fn() -> Inner + Send + Sync>;
 
 /// What every agent node of a run shares.
 struct NodeContext {
@@ -276,42 +311,97 @@ struct NodeContext {
     routing: Arc<Routing>,
     committee: Vec<AgentId>,
     decodes: Arc<Mutex<SharedDecodes>>,
+    disks: Disks,
+    sync_ms: u64,
+    mutation: Mutation,
+    durable_config: durable::DurableConfig,
+    /// Agents a crash or disk fault of the scenario can reach (the others' disks keep no bytes:
+    /// `run::disk::AgentStorage`).
+    reachable: BTreeSet<AgentId>,
+    /// The session opener, run on agent 0's node.
+    opener: OpenerHost,
 }
 
 impl NodeContext {
-    /// A madsim node that runs `node` as agent `id` at network `address`; restarted after a
-    /// crash with its durable state.
+    /// A madsim node that runs agent `id` at network `address`: at every start, the agent is
+    /// rebuilt from its disk alone (`run::disk`), its frames leave once its log allows.
     fn spawn_agent(
         &self,
         id: AgentId,
         address: AgentId,
         spec: AgentSpecialization,
-        node: SharedNode,
+        factory: Factory,
         evaluator: SyntheticEvaluator,
+        honest: bool,
     ) -> madsim::runtime::NodeHandle {
-        let durable = Durable(node, id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
         let (w, c, routing, clock) =
             (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock.clone());
         let decodes = self.decodes.clone();
+        let disks = self.disks.clone();
+        let disk = disks.disk(address, self.sync_ms);
+        let keep = self.reachable.contains(&address);
+        let direct = !keep && self.sync_ms == 0;
+        let storage = AgentStorage { disk, blind: self.mutation == Mutation::SkipChecksum, keep };
+        let amnesia = self.mutation == Mutation::ForgetLockOnRestart;
+        let durable_config = self.durable_config;
+        // Agent 0's node (its first copy) hosts the session opener, on the same disk.
+        let opener = (address == AgentId(0)).then(|| self.opener.clone());
         let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
         madsim::runtime::Handle::current()
             .create_node()
             .name(name)
             .init(move || {
-                let restarted = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
+                let restart = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
+                let gate = Arc::new(Gate::default());
+                let on_stop: Arc<dyn Fn() + Send + Sync> = match &opener {
+                    Some(o) => {
+                        let (port, world) = (o.port.clone(), o.world.clone());
+                        Arc::new(move || client::opener_down(&port, &world, true))
+                    }
+                    None => Arc::new(|| {}),
+                };
+                let life = Incarnation { me: id, address, world: w.clone(), clock: clock.clone(), gate, on_stop };
+                let start = Start {
+                    inner: factory(),
+                    storage: storage.clone(),
+                    life: life.clone(),
+                    honest,
+                    restart,
+                    amnesia,
+                    config: durable_config,
+                    direct,
+                };
+                let Some((node, recover)) = disk::open(start, &disks) else {
+                    if let Some(o) = &opener {
+                        client::opener_down(&o.port, &o.world, true);
+                    }
+                    return futures_either(None);
+                };
                 let (tx, rx) = unbounded();
                 if let Ok(mut w) = w.lock() {
                     w.inboxes.insert(address, tx);
                     w.up.insert(address);
                 }
-                let transport =
-                    SimTx { me: id, address, world: w.clone(), clock: clock.clone(), routing: routing.clone() };
+                let transport = SimTx {
+                    me: id,
+                    address,
+                    world: w.clone(),
+                    clock: clock.clone(),
+                    routing: routing.clone(),
+                    gate: Some(life.gate.clone()),
+                };
                 let last_sent_ms = Arc::new(AtomicU64::new(0));
-                let inbox = SimRx { inbox: rx, last_sent_ms: last_sent_ms.clone(), decodes: decodes.clone() };
+                let inbox = SimRx {
+                    inbox: rx,
+                    last_sent_ms: last_sent_ms.clone(),
+                    decodes: decodes.clone(),
+                    stash: node.stash(),
+                };
+                let syncer = node.sync_handle().map(|sync| disk::syncer(life, sync, node.disk()));
                 let mut runner = Runner::new(
-                    durable.clone(),
+                    node,
                     spec,
                     transport,
                     inbox,
@@ -320,14 +410,28 @@ impl NodeContext {
                     WorldObserver { world: w.clone(), last_sent_ms },
                     c.clone(),
                 );
-                if restarted {
+                if recover {
                     runner = runner.start_with(Input::Recover);
                 }
-                async move {
+                let opener = opener.clone().map(|o| o.run(storage.clone(), restart));
+                futures_either(Some(async move {
+                    if let Some(syncer) = syncer {
+                        madsim::task::spawn(syncer);
+                    }
+                    if let Some(opener) = opener {
+                        madsim::task::spawn_local(opener);
+                    }
                     runner.run().await;
-                }
+                }))
             })
             .build()
+    }
+}
+
+/// A node's main future: the agent's, or nothing when it refused to start.
+async fn futures_either<F: Future<Output = ()>>(run: Option<F>) {
+    if let Some(run) = run {
+        run.await;
     }
 }
 
@@ -355,7 +459,6 @@ fn finish(
     world: &Shared,
     derived: &Derived,
     end_ms: TimeMs,
-    honest_nodes: &[SharedNode],
 ) -> RunOutput {
     let Ok(mut guard) = world.lock() else { unreachable_poison(scenario, seed) };
     let w = &mut *guard;
@@ -363,6 +466,10 @@ fn finish(
     // The honest references still waiting for votes (crashed or slow honest agents), and the
     // influence bound on them, before the run's violation is read.
     w.oracle.settle(step, end_ms);
+    if !w.stop {
+        // A catch-up deadline that passed after the last step.
+        w.oracle.check_catch_up(step, end_ms);
+    }
     if scenario.promises_liveness() && !w.stop && w.oracle.violation().is_none() {
         let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
         w.oracle.check_liveness(&up, scenario.workload.sessions, scenario.expect.liveness_bound_ms, step, end_ms);
@@ -432,7 +539,7 @@ fn finish(
         network: crate::summary::network_condition(scenario).to_owned(),
         families: crate::summary::families(scenario),
         wrong_by_cause: stats.wrong_by_cause,
-        coverage: Some(CoverageRecord::of(&w.coverage.merged(honest_nodes.iter().map(|n| &**n)))),
+        coverage: Some(CoverageRecord::of(&w.coverage.merged())),
     };
     let trace = std::mem::take(&mut w.trace).into_events();
     RunOutput { record, trace }

@@ -19,9 +19,12 @@ use consensus_core::AgentId;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
 
+use super::client::{opener_down, SharedPort};
+use super::disk::{Disks, Gate};
 use super::rounds::{RoundFaults, Verdict};
 use super::{Shared, SimClock};
-use crate::scenario::{Fault, FaultAction, NodeRef, Scenario};
+use crate::scenario::{CrashLoss, Fault, FaultAction, NodeRef, Scenario};
+use crate::trace::derive;
 use crate::world::{Delivery, NetModel, Partition, Tail, World};
 
 /// Network addresses of twins' second copies start here (agent indices are below 256).
@@ -59,6 +62,8 @@ pub(super) struct SimTx {
     pub world: Shared,
     pub clock: SimClock,
     pub routing: Arc<Routing>,
+    /// An agent's frames wait here for its log (`run::disk`); `None` for the opener.
+    pub gate: Option<Arc<Gate>>,
 }
 
 impl TransportTx for SimTx {
@@ -66,14 +71,18 @@ impl TransportTx for SimTx {
         let twin = self.routing.twins.contains(&to);
         let addresses = [Some(to), twin.then(|| twin_address(to))];
         for address in addresses.into_iter().flatten() {
-            self.send_to(address, frame.clone());
+            let held = self.gate.as_ref().is_some_and(|g| g.hold(address, &frame));
+            if !held {
+                self.send_to(address, frame.clone());
+            }
         }
         std::future::ready(())
     }
 }
 
 impl SimTx {
-    fn send_to(&self, address: AgentId, frame: Frame) {
+    /// Sends `frame` to `address` now (round faults, then the world's network model).
+    pub(super) fn send_to(&self, address: AgentId, frame: Frame) {
         let now = self.clock.now_ms();
         let verdict = match &self.routing.rounds {
             Some(rounds) => match rounds.lock() {
@@ -110,7 +119,13 @@ pub(super) struct SimRx {
     pub last_sent_ms: Arc<AtomicU64>,
     /// The run's decodes shared among the recipients of one frame.
     pub decodes: Arc<Mutex<SharedDecodes>>,
+    /// Where the frame decoded last is left for the agent's log (`run::disk`), which logs the
+    /// frame as it arrived rather than encoding the message again.
+    pub stash: Option<FrameStash>,
 }
+
+/// The frame a node's transport decoded last.
+pub(super) type FrameStash = std::rc::Rc<std::cell::Cell<Option<Frame>>>;
 
 impl TransportRx for SimRx {
     fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>> {
@@ -125,10 +140,16 @@ impl TransportRx for SimRx {
     }
 
     fn decode(&mut self, frame: &Frame) -> Result<Message, WireError> {
-        match self.decodes.lock() {
+        let decoded = match self.decodes.lock() {
             Ok(mut decodes) => decodes.decode(frame),
             Err(_) => wire::decode(frame),
+        };
+        // After the shared decode, which counts the frame's references to know whether other
+        // copies are still in flight (the agent takes the stashed copy in this same step).
+        if let Some(stash) = &self.stash {
+            stash.set(Some(frame.clone()));
         }
+        decoded
     }
 }
 
@@ -193,27 +214,67 @@ pub(super) fn net_model(scenario: &Scenario) -> NetModel {
     }
 }
 
+/// What the fault task needs of the disks: every agent's disk, what a crash keeps of unsynced
+/// writes, the seed its draws come from, and the opener's port (agent 0's node hosts it).
+pub(super) struct DiskFaults {
+    pub disks: Disks,
+    pub crash: CrashLoss,
+    pub seed: u64,
+    pub port: SharedPort,
+}
+
+impl DiskFaults {
+    /// The disk side of `fault` (the `index`-th fault of the run): a crash loses unsynced
+    /// writes (and takes agent 0's opener down), disk faults damage, fail, fill or slow the
+    /// disk. Describes what happened.
+    fn apply(&self, index: u64, fault: &FaultAction, world: &Shared) -> Option<String> {
+        match fault {
+            FaultAction::Crash { agent } => {
+                if *agent == 0 {
+                    opener_down(&self.port, world, false);
+                }
+                Some(self.disks.crash(AgentId(*agent), self.crash, derive(self.seed, "crash-loss", index)))
+            }
+            FaultAction::FlipBit { agent } => {
+                Some(self.disks.flip_bit(AgentId(*agent), derive(self.seed, "flip-bit", index)))
+            }
+            other => {
+                let agent = other.disk_agent()?;
+                self.disks.fault(AgentId(agent), other);
+                None
+            }
+        }
+    }
+}
+
 pub(super) fn spawn_faults(
     scenario: &Scenario,
     world: Shared,
     clock: SimClock,
     nodes: BTreeMap<AgentId, madsim::runtime::NodeHandle>,
     net_node: &madsim::runtime::NodeHandle,
+    disks: DiskFaults,
 ) -> madsim::task::JoinHandle<()> {
     let faults = scenario.faults.clone();
     net_node.spawn(async move {
         let handle = madsim::runtime::Handle::current();
-        for fault in faults {
+        for (index, fault) in faults.into_iter().enumerate() {
             clock.sleep_until(fault.at_ms).await;
             let now = clock.now_ms();
+            // The disk first (no await in between: the node cannot write meanwhile), then the
+            // world; killing or restarting a node runs its code synchronously, never under the
+            // lock.
+            let disk = disks.apply(index as u64, &fault.action, &world);
             {
                 let Ok(mut w) = world.lock() else { return };
-                let (detail, agent) = apply_fault(&fault, &mut w);
+                let (mut detail, agent) = apply_fault(&fault, &mut w);
+                if let Some(disk) = disk {
+                    detail = format!("{detail}: {disk}");
+                }
                 tracing::info!("fault at {now} ms: {detail}");
                 w.record_fault(now, detail, agent);
                 w.release_unclogged(now);
             }
-            // Killing or restarting a node runs its code synchronously: never under the lock.
             match &fault.action {
                 FaultAction::Crash { agent } => {
                     if let Some(node) = nodes.get(&AgentId(*agent)) {
@@ -249,6 +310,7 @@ fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
             let id = AgentId(*agent);
             w.up.remove(&id);
             w.inboxes.remove(&id);
+            w.oracle.on_down(id);
             (format!("crash {id}"), Some(id))
         }
         FaultAction::Restart { agent } => (format!("restart {}", AgentId(*agent)), Some(AgentId(*agent))),
@@ -259,6 +321,16 @@ fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
         FaultAction::Unclog { target } => {
             w.clogs.remove(target);
             (format!("unclog {target:?}"), None)
+        }
+        FaultAction::FlipBit { agent } => {
+            (format!("flip a bit on the disk of {}", AgentId(*agent)), Some(AgentId(*agent)))
+        }
+        FaultAction::FailSync { agent } => {
+            (format!("the next fsync of {} fails", AgentId(*agent)), Some(AgentId(*agent)))
+        }
+        FaultAction::DiskFull { agent } => (format!("the disk of {} is full", AgentId(*agent)), Some(AgentId(*agent))),
+        FaultAction::SlowDisk { agent, sync_ms } => {
+            (format!("every fsync of {} takes {sync_ms} ms", AgentId(*agent)), Some(AgentId(*agent)))
         }
     }
 }

@@ -85,6 +85,8 @@ pub(super) struct ScenarioFile {
     #[serde(default)]
     pub(super) network: Network,
     #[serde(default)]
+    pub(super) storage: Storage,
+    #[serde(default)]
     pub(super) faults: Vec<FaultEntry>,
     #[serde(default)]
     pub(super) round_partitions: Vec<RoundPartition>,
@@ -106,6 +108,7 @@ pub(super) struct FaultEntry {
     pub(super) one_way: Option<bool>,
     pub(super) agent: Option<u32>,
     pub(super) link: Option<[u32; 2]>,
+    pub(super) sync_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -117,6 +120,10 @@ pub(super) enum FaultKind {
     Restart,
     Clog,
     Unclog,
+    FlipBit,
+    FailSync,
+    DiskFull,
+    SlowDisk,
 }
 
 impl FaultKind {
@@ -128,6 +135,10 @@ impl FaultKind {
             FaultKind::Restart => "restart",
             FaultKind::Clog => "clog",
             FaultKind::Unclog => "unclog",
+            FaultKind::FlipBit => "flip-bit",
+            FaultKind::FailSync => "fail-sync",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::SlowDisk => "slow-disk",
         }
     }
 
@@ -137,6 +148,8 @@ impl FaultKind {
             FaultKind::Partition => &["groups", "one_way"],
             FaultKind::Heal => &[],
             FaultKind::Crash | FaultKind::Restart => &["agent"],
+            FaultKind::FlipBit | FaultKind::FailSync | FaultKind::DiskFull => &["agent"],
+            FaultKind::SlowDisk => &["agent", "sync_ms"],
             FaultKind::Clog | FaultKind::Unclog => &["agent", "link"],
         }
     }
@@ -165,6 +178,7 @@ impl ScenarioFile {
         check_evaluators(&self.evaluator)?;
         check_byzantine(&self.byzantine, &self.agents)?;
         check_network(&self.network)?;
+        check_storage(&self.storage)?;
         let faults = check_faults(self.faults, &self.agents)?;
         check_expect(&self.expect)?;
         check_round_partitions(&self.round_partitions, &self.byzantine, &self.agents, &self.workload)?;
@@ -178,6 +192,7 @@ impl ScenarioFile {
             evaluator: self.evaluator,
             byzantine: self.byzantine,
             network: self.network,
+            storage: self.storage,
             faults,
             round_partitions: self.round_partitions,
             tamper: self.tamper,

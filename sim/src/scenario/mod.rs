@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 mod adversarial;
 mod load;
+mod storage;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ mod write;
 
 pub use adversarial::{Behaviour, NodeRef, RoundPartition, Tamper, TamperAction};
 pub use load::{discover, load, parse};
+pub use storage::{CrashLoss, Storage};
 use validate::Timeline;
 
 /// Most agents a scenario may have (active plus spares).
@@ -49,8 +51,19 @@ pub const MAX_CANDIDATES: u32 = 256;
 /// Most scenarios one `[sweep]` may expand to.
 pub const MAX_SWEEP_COMBINATIONS: usize = 4_096;
 /// The invariants `expect.invariant` may name (the oracle's names).
-pub const INVARIANTS: [&str; 7] =
-    ["agreement", "integrity", "external-validity", "unanimity-validity", "support-validity", "threshold", "liveness"];
+pub const INVARIANTS: [&str; 11] = [
+    "agreement",
+    "integrity",
+    "external-validity",
+    "unanimity-validity",
+    "support-validity",
+    "threshold",
+    "liveness",
+    "acknowledged-durable",
+    "no-equivocation-across-restarts",
+    "corruption-detected",
+    "catch-up",
+];
 
 /// The `(dotted key, value)` pairs that name one scenario of a sweep, in key order.
 pub type SweepLabels = Vec<(String, String)>;
@@ -74,6 +87,8 @@ pub struct Scenario {
     pub byzantine: Byzantine,
     /// Message drops, latency and duplication.
     pub network: Network,
+    /// Each agent's simulated disk.
+    pub storage: Storage,
     /// Timed faults, sorted by `at_ms` (stable: equal times keep file order).
     pub faults: Vec<Fault>,
     /// Partitions of one round of one session.
@@ -154,6 +169,8 @@ pub struct Protocol {
     pub timeout_delta_ms: u64,
     /// Re-send interval of an undecided agent, ≥ 1 (default 100).
     pub retransmit_ms: u64,
+    /// Decided sessions an agent keeps for catch-up before pruning them, ≥ 1 (default 64).
+    pub keep_decided: u64,
 }
 
 impl Default for Protocol {
@@ -180,6 +197,7 @@ impl Default for Protocol {
             timeout_precommit_ms: timing.timeout_precommit_ms,
             timeout_delta_ms: timing.timeout_delta_ms,
             retransmit_ms: timing.retransmit_ms,
+            keep_decided: timing.keep_decided as u64,
         }
     }
 }
@@ -413,6 +431,30 @@ pub enum FaultAction {
         #[serde(flatten)]
         target: ClogTarget,
     },
+    /// Flip one bit of a record the agent's log holds durably (record and bit drawn from the
+    /// seed). Its next restart must detect it and refuse to start: a disk fault, counted like
+    /// a crash that never restarts.
+    FlipBit {
+        /// Agent index.
+        agent: u32,
+    },
+    /// The agent's next fsync fails: it stops, since its log no longer records what it does.
+    FailSync {
+        /// Agent index.
+        agent: u32,
+    },
+    /// The agent's disk is full from now on: its next append fails and it stops.
+    DiskFull {
+        /// Agent index.
+        agent: u32,
+    },
+    /// Every fsync of the agent takes `sync_ms` from now on (0: at once again).
+    SlowDisk {
+        /// Agent index.
+        agent: u32,
+        /// The fsync latency, ms.
+        sync_ms: u64,
+    },
 }
 
 /// What a clog holds.
@@ -449,11 +491,22 @@ pub struct Expect {
     /// With `safety = false`: the invariant that must be violated (one of [`INVARIANTS`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invariant: Option<String>,
+    /// The `catch-up` bound, ≥ 1 (default 10000): a restarted honest agent decides every
+    /// session an honest agent decided within this time of the latest of its restart, that
+    /// decision and the last fault (docs/protocol.md, "Restart and catch-up").
+    pub catch_up_ms: u64,
 }
 
 impl Default for Expect {
     fn default() -> Self {
-        Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, liveness_rounds: None, invariant: None }
+        Expect {
+            safety: true,
+            liveness: None,
+            liveness_bound_ms: 30_000,
+            liveness_rounds: None,
+            invariant: None,
+            catch_up_ms: 10_000,
+        }
     }
 }
 
@@ -526,6 +579,7 @@ impl Scenario {
             timeout_precommit_ms: p.timeout_precommit_ms,
             timeout_delta_ms: p.timeout_delta_ms,
             retransmit_ms: p.retransmit_ms,
+            keep_decided: usize::try_from(p.keep_decided).unwrap_or(usize::MAX),
             pipeline: self.workload.concurrency,
             mutation: p.mutation,
             ..ProtocolConfig::default()
@@ -563,14 +617,21 @@ impl Scenario {
     }
 
     /// The default of `expect.liveness`: true when the faulty agents at the end of the run
-    /// (Byzantine ones, agents still crashed or clogged, one per link still clogged) are at most
-    /// [`Scenario::f_max`], no partition is left in effect, every round partition ends
+    /// (Byzantine ones, agents still crashed or clogged or hit by a disk fault that stops them,
+    /// one per link still clogged) are at most [`Scenario::f_max`], agent 0 (the session
+    /// opener's host) is up, no partition is left in effect, every round partition ends
     /// (`until_ms`), and `network.drop < 1`.
     pub fn default_liveness(&self) -> bool {
         let end = Timeline::replay(&self.faults);
         let faulty = u64::from(self.byzantine.count) + end.down_agents() + end.clogged_links.len() as u64;
         let cut_for_ever = self.round_partitions.iter().any(|p| p.until_ms.is_none());
-        faulty <= u64::from(self.f_max()) && !end.partitioned && !cut_for_ever && self.network.drop < 1.0
+        // Agent 0's node hosts the session opener: down for good, no session is opened again.
+        let opener_down = end.crashed.contains(&0) || end.disk_stopped.contains(&0);
+        faulty <= u64::from(self.f_max())
+            && !end.partitioned
+            && !cut_for_ever
+            && !opener_down
+            && self.network.drop < 1.0
     }
 
     /// The configuration audit, with the design's weights of the cycled specialisations and

@@ -133,12 +133,27 @@ fn bundled_scenarios_say_what_they_exercise() {
         ("mut-no-locking", Mutation::NoLocking, "agreement"),
         ("mut-skip-signature-check", Mutation::SkipSignatureCheck, "external-validity"),
         ("mut-local-timeout-fallback", Mutation::LocalTimeoutFallback, "agreement"),
+        ("mut-forget-lock-on-restart", Mutation::ForgetLockOnRestart, "no-equivocation-across-restarts"),
+        ("mut-skip-checksum", Mutation::SkipChecksum, "corruption-detected"),
+        ("mut-ack-before-durable", Mutation::AckBeforeDurable, "acknowledged-durable"),
     ] {
         let s = load_named(name);
         assert_eq!(s.protocol.mutation, mutation);
         assert_eq!(s.expect.invariant.as_deref(), Some(invariant));
     }
     assert_eq!(load_named("mut-skip-signature-check").byzantine.strategy, Behaviour::Core(ByzantineStrategy::Forge));
+    // The disk scenarios: what a crash keeps, and the disk faults, as written.
+    assert_eq!(load_named("disk-crash-lose").storage.crash, CrashLoss::Lose);
+    assert_eq!(load_named("disk-crash-torn").storage.crash, CrashLoss::Torn);
+    let slow = load_named("disk-slow");
+    assert_eq!(slow.storage.sync_ms, 5);
+    assert_eq!(slow.faults[0].action, FaultAction::SlowDisk { agent: 1, sync_ms: 40 });
+    assert_eq!(load_named("disk-compact").storage.compact_log_bytes, Some(4_096));
+    for (name, agent) in [("disk-flip-bit", 2), ("disk-fail-sync", 1), ("disk-full", 4)] {
+        let s = load_named(name);
+        assert_eq!(s.disk_stopped_agents(), [agent].into(), "{name}");
+        assert!(s.promises_liveness(), "{name}: one stopped agent is within f = 1");
+    }
 }
 
 #[test]
@@ -229,6 +244,15 @@ fn invalid_files_point_at_the_offending_value() {
                 9,
                 &["faults[0] restarts agent 1 at 900 ms, but it is not crashed then"],
             ),
+            ("[[faults]]\nat_ms = 1\nkind = \"slow-disk\"\nagent = 1\n", 3, 8, &["faults[0] is a slow-disk fault and needs sync_ms"]),
+            ("[[faults]]\nat_ms = 1\nkind = \"slow-disk\"\nagent = 1\nsync_ms = 20000\n", 5, 11, &["faults[0].sync_ms = 20000 is out of range"]),
+            ("[[faults]]\nat_ms = 1\nkind = \"flip-bit\"\nagent = 1\nsync_ms = 3\n", 5, 11, &["faults[0].sync_ms is not a key of a flip-bit fault", "at_ms, kind and agent"]),
+            ("[[faults]]\nat_ms = 1\nkind = \"disk-full\"\nagent = 9\n", 4, 9, &["faults[0].agent = 9 is not an agent"]),
+            ("[storage]\ncrash = \"half\"\n", 2, 9, &["storage.crash: unknown variant `half`", "`torn`"]),
+            ("[storage]\nsync_ms = 99999\n", 2, 11, &["storage.sync_ms = 99999 is out of range"]),
+            ("[storage]\ncompact_log_bytes = 10\n", 2, 21, &["storage.compact_log_bytes = 10 is too small", "1024 bytes"]),
+            ("[protocol]\nkeep_decided = 0\n", 2, 16, &["protocol.keep_decided = 0 is too small"]),
+            ("[expect]\ncatch_up_ms = 0\n", 2, 15, &["expect.catch_up_ms = 0 is too small"]),
             ("[expect]\ninvariant = \"agreement\"\n", 2, 13, &["needs expect.safety = false"]),
             ("[expect]\nsafety = false\ninvariant = \"agrement\"\n", 3, 13, &["not an invariant", "external-validity"]),
             ("name = \"\"\n", 1, 8, &["name = \"\" is not usable"]),
@@ -258,7 +282,14 @@ fn defaults_and_the_file_stem() {
     assert_eq!(s.network, Network { drop: 0.0, latency_ms: [1, 10], tail: None, duplicate: 0.0 });
     assert_eq!(
         s.expect,
-        Expect { safety: true, liveness: None, liveness_bound_ms: 30_000, liveness_rounds: None, invariant: None }
+        Expect {
+            safety: true,
+            liveness: None,
+            liveness_bound_ms: 30_000,
+            liveness_rounds: None,
+            invariant: None,
+            catch_up_ms: 10_000,
+        }
     );
     assert!(s.faults.is_empty() && s.sweep.is_empty());
     assert!(s.promises_liveness());
@@ -278,7 +309,15 @@ fn liveness_default_follows_the_fault_assumption() {
             // A heal written before the partition but happening earlier does not count.
             ("[[faults]]\nat_ms = 1\nkind = \"heal\"\n[[faults]]\nat_ms = 5\nkind = \"partition\"\ngroups = [[0], [1]]\n", false),
             ("[byzantine]\ncount = 1\n[[faults]]\nat_ms = 5\nkind = \"crash\"\nagent = 0\n", false),
-            ("[[faults]]\nat_ms = 5\nkind = \"crash\"\nagent = 0\n", true),
+            // Agent 0 hosts the session opener: down for good, no session opens again.
+            ("[[faults]]\nat_ms = 5\nkind = \"crash\"\nagent = 0\n", false),
+            ("[[faults]]\nat_ms = 5\nkind = \"crash\"\nagent = 1\n", true),
+            // A disk fault that stops its agent counts as a crash that never restarts.
+            ("[[faults]]\nat_ms = 5\nkind = \"fail-sync\"\nagent = 1\n", true),
+            ("[byzantine]\ncount = 1\n[[faults]]\nat_ms = 5\nkind = \"disk-full\"\nagent = 1\n", false),
+            ("[byzantine]\ncount = 1\n[[faults]]\nat_ms = 5\nkind = \"flip-bit\"\nagent = 1\n", false),
+            ("[byzantine]\ncount = 1\n[[faults]]\nat_ms = 5\nkind = \"slow-disk\"\nagent = 1\nsync_ms = 9\n", true),
+            ("[[faults]]\nat_ms = 5\nkind = \"fail-sync\"\nagent = 0\n", false),
             ("[byzantine]\ncount = 1\n[[faults]]\nat_ms = 5\nkind = \"crash\"\nagent = 0\n[[faults]]\nat_ms = 6\nkind = \"restart\"\nagent = 0\n", true),
             ("[byzantine]\ncount = 1\n[[faults]]\nat_ms = 5\nkind = \"clog\"\nlink = [0, 1]\n", false),
             ("[network]\ndrop = 1.0\n", false),

@@ -48,6 +48,7 @@ pub(super) fn check_protocol(p: &Protocol, agents: &Agents) -> Result<(), Proble
     at_least(p.timeout_prevote_ms, 1, &["protocol", "timeout_prevote_ms"], "milliseconds")?;
     at_least(p.timeout_precommit_ms, 1, &["protocol", "timeout_precommit_ms"], "milliseconds")?;
     at_least(p.retransmit_ms, 1, &["protocol", "retransmit_ms"], "milliseconds")?;
+    at_least(p.keep_decided, 1, &["protocol", "keep_decided"], "sessions")?;
     if p.replace && agents.spares == 0 {
         let message = "protocol.replace = true but agents.spares = 0: replacements activate spare agents, so set agents.spares ≥ 1 or replace = false".to_owned();
         return Err(Problem::at(path(&["protocol", "replace"]), message));
@@ -154,8 +155,19 @@ pub(super) fn check_network(n: &Network) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The slowest fsync a scenario may ask for (`storage.sync_ms`, `slow-disk`), ms.
+pub(super) const MAX_SYNC_MS: u64 = 10_000;
+
+pub(super) fn check_storage(s: &Storage) -> Result<(), Problem> {
+    if let Some(bytes) = s.compact_log_bytes {
+        at_least(bytes, 1_024, &["storage", "compact_log_bytes"], "bytes")?;
+    }
+    within(s.sync_ms, 0, MAX_SYNC_MS, &["storage", "sync_ms"], "milliseconds per fsync")
+}
+
 pub(super) fn check_expect(e: &Expect) -> Result<(), Problem> {
     at_least(e.liveness_bound_ms, 1, &["expect", "liveness_bound_ms"], "milliseconds")?;
+    at_least(e.catch_up_ms, 1, &["expect", "catch_up_ms"], "milliseconds")?;
     if let Some(rounds) = e.liveness_rounds {
         at_least(rounds, 1, &["expect", "liveness_rounds"], "rounds")?;
     }
@@ -209,6 +221,7 @@ pub(super) fn fault(entry: FaultEntry, index: usize, agents: &Agents) -> Result<
         ("one_way", entry.one_way.is_some()),
         ("agent", entry.agent.is_some()),
         ("link", entry.link.is_some()),
+        ("sync_ms", entry.sync_ms.is_some()),
     ];
     for (field, is_present) in present {
         if is_present && !kind.fields().contains(&field) {
@@ -257,6 +270,26 @@ pub(super) fn fault(entry: FaultEntry, index: usize, agents: &Agents) -> Result<
             } else {
                 FaultAction::Unclog { target }
             }
+        }
+        FaultKind::FlipBit => {
+            FaultAction::FlipBit { agent: agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)? }
+        }
+        FaultKind::FailSync => {
+            FaultAction::FailSync { agent: agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)? }
+        }
+        FaultKind::DiskFull => {
+            FaultAction::DiskFull { agent: agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)? }
+        }
+        FaultKind::SlowDisk => {
+            let agent = agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)?;
+            let sync_ms = entry.sync_ms.ok_or_else(|| missing("sync_ms = <milliseconds per fsync> (0: at once)"))?;
+            if sync_ms > MAX_SYNC_MS {
+                let message = format!(
+                    "faults[{index}].sync_ms = {sync_ms} is out of range: expected 0 to {MAX_SYNC_MS} milliseconds per fsync"
+                );
+                return Err(Problem::at(key("sync_ms"), message));
+            }
+            FaultAction::SlowDisk { agent, sync_ms }
         }
     };
     Ok(Fault { at_ms: entry.at_ms, action })
@@ -365,6 +398,9 @@ pub(super) struct Timeline {
     pub(super) clogged_agents: BTreeSet<u32>,
     pub(super) clogged_links: BTreeSet<[u32; 2]>,
     pub(super) partitioned: bool,
+    /// Agents a disk fault leaves unable to continue (for the rest of the run, whatever
+    /// restarts follow: counted as faulty).
+    pub(super) disk_stopped: BTreeSet<u32>,
 }
 
 impl Timeline {
@@ -392,13 +428,19 @@ impl Timeline {
                 FaultAction::Unclog { target: ClogTarget::Link([a, b]) } => {
                     t.clogged_links.remove(&[*a.min(b), *a.max(b)]);
                 }
+                FaultAction::FlipBit { agent } | FaultAction::FailSync { agent } | FaultAction::DiskFull { agent } => {
+                    t.disk_stopped.insert(*agent);
+                }
+                FaultAction::SlowDisk { .. } => {}
             }
         }
         t
     }
 
+    /// Agents that end the run crashed, clogged or stopped by a disk fault.
     pub(super) fn down_agents(&self) -> u64 {
-        self.crashed.union(&self.clogged_agents).count() as u64
+        let down: BTreeSet<&u32> = self.crashed.iter().chain(&self.clogged_agents).chain(&self.disk_stopped).collect();
+        down.len() as u64
     }
 }
 

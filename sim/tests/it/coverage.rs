@@ -67,3 +67,12 @@ fn a_byzantine_node_reports_no_coverage() {
     let byzantine = Byzantine::new(agent(), keys.agents[0].clone(), Strategy::Silent, peers, engine, 1, 2);
     assert!(byzantine.coverage().is_none());
 }
+
+/// A restarted agent is a new `Agent` rebuilt from its disk: what it reached after its restart
+/// (L75, recovering its open sessions) counts, as what it reached before its crash does.
+#[test]
+fn a_restarted_agent_adds_its_recovery_to_the_coverage() {
+    let reached = points(&record("disk-crash-torn.toml", 1));
+    assert!(reached.contains(&Point::L75), "{:?}", reached.iter().map(|p| p.name()).collect::<Vec<_>>());
+    assert!(!points(&record("baseline.toml", 1)).contains(&Point::L75));
+}

@@ -123,3 +123,26 @@ fn quorum_two_f_plus_one_is_caught_by_agreement() {
     let seed = first_catch("mut-quorum-two-f-plus-one.toml");
     clean_without_mutation("mut-quorum-two-f-plus-one.toml", seed);
 }
+
+/// The amnesia bug (Twins; Tendermint's accountability spec): a restarted agent that forgets
+/// its lock and its own round votes signs another round vote where it had signed one.
+#[test]
+fn forget_lock_on_restart_is_caught_by_no_equivocation_across_restarts() {
+    let seed = first_catch("mut-forget-lock-on-restart.toml");
+    clean_without_mutation("mut-forget-lock-on-restart.toml", seed);
+}
+
+/// A replay that does not verify checksums replays a damaged record as if it were whole.
+#[test]
+fn skip_checksum_is_caught_by_corruption_detected() {
+    let seed = first_catch("mut-skip-checksum.toml");
+    clean_without_mutation("mut-skip-checksum.toml", seed);
+}
+
+/// An opener that answers before its record is durable loses an acknowledged session in a
+/// power loss of its node.
+#[test]
+fn ack_before_durable_is_caught_by_acknowledged_durable() {
+    let seed = first_catch("mut-ack-before-durable.toml");
+    clean_without_mutation("mut-ack-before-durable.toml", seed);
+}

@@ -1,0 +1,139 @@
+//! The storage family of a generated run (`[storage]` of the envelope): what a crash keeps of
+//! unsynced writes, disk faults before GST, and small `keep_decided` values. Drawn from the
+//! run's own `explore-storage` stream, so turning the family on or off changes nothing else
+//! of the run.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use toml::{Table, Value};
+
+use super::{draw, draw32, int, set, Draft, Generator, Mode};
+use crate::explore::envelope::DiskKind;
+use crate::scenario::CrashLoss;
+use crate::trace::derive;
+
+impl Generator {
+    /// Small `keep_decided` in any mode; in swarm runs with the storage family on, a crash
+    /// loss mode and disk faults.
+    pub(super) fn disks(&self, index: u64, mode: Mode, d: &mut Draft) {
+        let s = &self.envelope.storage;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-storage", index));
+        if rng.gen_bool(s.small_keep_decided) {
+            set(&mut d.table, "protocol.keep_decided", int(draw(&mut rng, s.keep_decided).max(1)));
+            d.features.insert("protocol:small-keep-decided".into());
+        }
+        if mode != Mode::Swarm || rng.gen_bool(self.envelope.swarm.off) {
+            return;
+        }
+        d.features.insert("family:storage".into());
+        let loss = *CrashLoss::ALL.choose(&mut rng).unwrap_or(&CrashLoss::Any);
+        set(&mut d.table, "storage.crash", Value::String(loss.name().into()));
+        d.features.insert(format!("storage:crash-{}", loss.name()));
+        let n = d.agents.max(1);
+        let f_max = (n - 1) / 3;
+        let mut stopped: Vec<u32> = Vec::new();
+        for _ in 0..draw32(&mut rng, s.faults) {
+            let mut kind = *s.kinds.choose(&mut rng).unwrap_or(&DiskKind::SlowDisk);
+            // Agent 0 hosts the opener: a fault that stops it would stop the client path.
+            let candidates: Vec<u32> = (1..n).filter(|a| !stopped.contains(a)).collect();
+            if kind.stops_agent() && (d.byzantine_count + stopped.len() as u32 >= f_max || candidates.is_empty()) {
+                kind = DiskKind::SlowDisk;
+            }
+            let agent =
+                if kind.stops_agent() { *candidates.choose(&mut rng).unwrap_or(&1) } else { rng.gen_range(0..n) };
+            if kind.stops_agent() {
+                stopped.push(agent);
+            }
+            self.disk_fault(&mut rng, d, kind, agent);
+            d.features.insert(format!("disk:{}", kind.name()));
+        }
+    }
+
+    fn disk_fault(&self, rng: &mut ChaCha8Rng, d: &mut Draft, kind: DiskKind, agent: u32) {
+        let gst = d.gst_ms.max(4);
+        let fault = |at: u64, kind: &str, extra: Option<(&str, u64)>| {
+            let mut t = Table::new();
+            t.insert("kind".into(), Value::String(kind.into()));
+            t.insert("agent".into(), int(u64::from(agent)));
+            if let Some((key, value)) = extra {
+                t.insert(key.into(), int(value));
+            }
+            (at, t)
+        };
+        match kind {
+            DiskKind::FlipBit => {
+                // Damage a synced record, then restart the agent on it: before the agent's
+                // restart if the run already crashes it, else in a crash window of its own.
+                match restart_of(d, agent) {
+                    Some(restart) => d.faults.push(fault(rng.gen_range(0..restart.max(1)), "flip-bit", None)),
+                    None => {
+                        let flip = rng.gen_range(gst / 4..gst - 2);
+                        let crash = rng.gen_range(flip + 1..gst - 1);
+                        let restart = rng.gen_range(crash + 1..=gst);
+                        d.faults.push(fault(flip, "flip-bit", None));
+                        d.faults.push(fault(crash, "crash", None));
+                        d.faults.push(fault(restart, "restart", None));
+                    }
+                }
+            }
+            DiskKind::FailSync | DiskKind::DiskFull => d.faults.push(fault(rng.gen_range(0..gst), kind.name(), None)),
+            DiskKind::SlowDisk => {
+                let start = rng.gen_range(0..gst);
+                let end = rng.gen_range(start + 1..=gst);
+                let sync_ms = draw(rng, self.envelope.storage.sync_ms);
+                d.faults.push(fault(start, "slow-disk", Some(("sync_ms", sync_ms))));
+                d.faults.push(fault(end, "slow-disk", Some(("sync_ms", 0))));
+            }
+        }
+    }
+}
+
+/// When the run restarts `agent` (its crash family's window), if it does.
+fn restart_of(d: &Draft, agent: u32) -> Option<u64> {
+    d.faults.iter().find_map(|(at, t)| {
+        let restart = t.get("kind").and_then(Value::as_str) == Some("restart");
+        let this = t.get("agent").and_then(Value::as_integer) == Some(i64::from(agent));
+        (restart && this).then_some(*at)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::explore::envelope::Envelope;
+    use crate::explore::generate::Generator;
+    use crate::scenario::FaultAction;
+
+    /// The family draws every disk fault kind, keeps stopped agents within f_max, never stops
+    /// agent 0, and restarts every agent whose log it damages.
+    #[test]
+    fn disk_faults_stay_in_the_budget_and_flips_are_restarted() {
+        let mut e = Envelope::default();
+        e.swarm.off = 0.0;
+        let g = Generator::new(e, 5, Some(super::Mode::Swarm), "none");
+        let mut kinds: Vec<std::mem::Discriminant<FaultAction>> = Vec::new();
+        for i in 0..300 {
+            let run = g.generate(i).unwrap_or_else(|err| panic!("run {i}: {err}"));
+            let s = &run.scenario;
+            let stopped = s.disk_stopped_agents();
+            assert!(!stopped.contains(&0), "run {i}: agent 0 hosts the opener");
+            assert!(stopped.len() as u32 + s.byzantine.count <= s.f_max().max(s.byzantine.count), "run {i}");
+            for (k, f) in s.faults.iter().enumerate() {
+                kinds.push(std::mem::discriminant(&f.action));
+                if let FaultAction::FlipBit { agent } = f.action {
+                    let restarted = s.faults[k..].iter().any(|r| r.action == FaultAction::Restart { agent });
+                    assert!(restarted, "run {i}: agent {agent}'s damaged log is read at a restart");
+                }
+            }
+        }
+        let wanted = [
+            FaultAction::FlipBit { agent: 0 },
+            FaultAction::FailSync { agent: 0 },
+            FaultAction::DiskFull { agent: 0 },
+            FaultAction::SlowDisk { agent: 0, sync_ms: 0 },
+        ];
+        for w in wanted {
+            assert!(kinds.contains(&std::mem::discriminant(&w)), "{w:?} never drawn");
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! Each agent's simulated disk and the durability code that runs on it: the same
+//! `durable::DurableAgent` as `bftsim-node` (every input logged before the agent handles it,
+//! an own message signed for the first time released only once the log is durable up to its
+//! input), over a `durable::SimDisk` that lives outside the agent's madsim node, so that it
+//! survives the node's crash as a disk survives its process.
+//!
+//! A simulated crash kills the node: the `Agent`, its timers, its pending frames and the
+//! syncer task all vanish, and the disk keeps what was synced plus what `[storage] crash`
+//! says of the rest. A restart rebuilds the agent from the disk alone (log replay) and feeds
+//! it `Input::Recover`. The fsync is simulated: at once by default (inside the step that
+//! needed it), or after the disk's latency (`slow-disk`), by a syncer task that releases the
+//! frames waiting for it, as the node's syncer does (group commit: one sync covers every
+//! record written before it).
+//!
+//! Every own signed message an honest agent lets out is shown to the oracle when it leaves
+//! (`no-equivocation-across-restarts`); every record the simulator damages is checked at the
+//! next restart (`corruption-detected`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+use consensus_core::protocol::{Input, Message, Node, Output, TimerKind};
+use consensus_core::runner::{Clock, Frame};
+use consensus_core::{AgentId, TimeMs};
+use durable::log::{checksum, HEADER_BYTES, MAX_RECORD_BYTES};
+use durable::{CrashMode, DurableAgent, DurableConfig, Latency, Op, Recoverable, SimDisk, Storage, StorageError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::net::FrameStash;
+use super::{Shared, SimClock};
+use crate::oracle::durability::Signed;
+use crate::oracle::names;
+use crate::scenario::CrashLoss;
+
+/// An agent's node behind its durability layer.
+pub(super) type Inner = Box<dyn Recoverable + Send>;
+
+/// What the agent's journal sees of its disk: the disk itself, or (the `skip-checksum`
+/// mutation) the disk read through a lens that rewrites every record's checksums to match its
+/// bytes, which is what a replay that does not verify them amounts to.
+///
+/// An agent that no fault of the scenario can reach (no crash, no disk fault) never restarts,
+/// so nothing ever reads its log back: its storage (`keep = false`) takes every write and
+/// keeps no byte. The same durability code runs; the run is the same; only the memory and the
+/// copying of a log nobody reads are saved.
+#[derive(Clone)]
+pub(super) struct AgentStorage {
+    pub disk: SimDisk,
+    pub blind: bool,
+    pub keep: bool,
+}
+
+impl Storage for AgentStorage {
+    fn append(&self, file: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        if !self.keep {
+            return Ok(());
+        }
+        self.disk.append(file, bytes)
+    }
+    fn sync(&self, file: &str) -> Result<(), StorageError> {
+        if !self.keep {
+            return Ok(());
+        }
+        self.disk.sync(file)
+    }
+    fn read(&self, file: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let bytes = self.disk.read(file)?;
+        Ok(if self.blind { bytes.map(rewrite_checksums) } else { bytes })
+    }
+    fn read_at(&self, file: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.disk.read_at(file, offset, len)
+    }
+    fn truncate(&self, file: &str, len: u64) -> Result<(), StorageError> {
+        self.disk.truncate(file, len)
+    }
+    fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        if !self.keep {
+            return Ok(());
+        }
+        self.disk.write_atomic(file, bytes)
+    }
+    fn remove(&self, file: &str) -> Result<(), StorageError> {
+        self.disk.remove(file)
+    }
+    fn list(&self) -> Result<Vec<String>, StorageError> {
+        self.disk.list()
+    }
+    fn size(&self, file: &str) -> Result<Option<u64>, StorageError> {
+        self.disk.size(file)
+    }
+    fn describe(&self, file: &str) -> String {
+        self.disk.describe(file)
+    }
+}
+
+/// Walks the records of a log by their lengths and sets both checksums of each to the ones
+/// its bytes have (`skip-checksum`): damage passes unnoticed, as without checksums.
+fn rewrite_checksums(mut bytes: Vec<u8>) -> Vec<u8> {
+    let mut at = 0;
+    while at + HEADER_BYTES <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let end = at + HEADER_BYTES + len;
+        if len > MAX_RECORD_BYTES || end > bytes.len() {
+            break;
+        }
+        let body = checksum(&bytes[at + HEADER_BYTES..end]);
+        bytes[at + 4..at + 8].copy_from_slice(&body.to_le_bytes());
+        let header = checksum(&bytes[at..at + 8]);
+        bytes[at + 8..at + 12].copy_from_slice(&header.to_le_bytes());
+        at = end;
+    }
+    bytes
+}
+
+/// A record the simulator damaged: where, and its bytes as written.
+#[derive(Clone, Debug)]
+struct Flip {
+    file: String,
+    offset: usize,
+    original: Vec<u8>,
+}
+
+/// One agent's disk and what the simulator did to it; outlives the agent's node.
+pub(super) struct AgentDisk {
+    pub disk: SimDisk,
+    flips: Vec<Flip>,
+}
+
+/// Every agent's disk, by network address (a twin's second copy has its own).
+#[derive(Clone, Default)]
+pub(super) struct Disks(Arc<Mutex<BTreeMap<AgentId, AgentDisk>>>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Disks {
+    /// The disk of `address`, created empty with `sync_ms` per fsync on first use.
+    pub fn disk(&self, address: AgentId, sync_ms: u64) -> SimDisk {
+        let mut disks = lock(&self.0);
+        let entry = disks.entry(address).or_insert_with(|| {
+            let disk = SimDisk::new();
+            disk.set_latency(Latency { sync_ms, ..Latency::default() });
+            AgentDisk { disk, flips: Vec::new() }
+        });
+        entry.disk.clone()
+    }
+
+    fn with<T>(&self, address: AgentId, f: impl FnOnce(&mut AgentDisk) -> T) -> Option<T> {
+        lock(&self.0).get_mut(&address).map(f)
+    }
+
+    /// The crash of `address`'s node: the disk keeps its synced bytes and what `loss` (drawn
+    /// from `draw` when `any`) says of the rest. Describes what it kept.
+    pub fn crash(&self, address: AgentId, loss: CrashLoss, draw: u64) -> String {
+        let mut rng = ChaCha8Rng::seed_from_u64(draw);
+        let loss = match loss {
+            CrashLoss::Any => {
+                [CrashLoss::Keep, CrashLoss::Lose, CrashLoss::Prefix, CrashLoss::Torn][rng.gen_range(0..4)]
+            }
+            other => other,
+        };
+        let mode = match loss {
+            CrashLoss::Keep => CrashMode::KeepUnsynced,
+            CrashLoss::Lose | CrashLoss::Any => CrashMode::LoseUnsynced,
+            CrashLoss::Prefix => CrashMode::KeepPrefix { keep: rng.gen() },
+            CrashLoss::Torn => CrashMode::TearLast { keep: rng.gen(), bytes: rng.gen() },
+        };
+        let lost = self.with(address, |d| d.disk.crash(mode)).unwrap_or(0);
+        match loss {
+            CrashLoss::Keep => "its disk kept every unsynced write".to_owned(),
+            CrashLoss::Lose | CrashLoss::Any => format!("its disk lost every unsynced write ({lost} bytes)"),
+            CrashLoss::Prefix => format!("its disk kept a prefix of the unsynced writes ({lost} bytes lost)"),
+            CrashLoss::Torn => {
+                format!("its disk kept a prefix of the unsynced writes and tore the next ({lost} bytes lost)")
+            }
+        }
+    }
+
+    /// Flips one bit of a record `address`'s log holds durably, chosen by `draw`.
+    pub fn flip_bit(&self, address: AgentId, draw: u64) -> String {
+        let mut rng = ChaCha8Rng::seed_from_u64(draw);
+        self.with(address, |d| {
+            let files = d.disk.list().unwrap_or_default();
+            let Some(file) = files.into_iter().rfind(|f| f.starts_with("agent.") && f.ends_with(".log")) else {
+                return "nothing to flip: the agent's log does not exist".to_owned();
+            };
+            let bytes = d.disk.durable_content(&file).unwrap_or_default();
+            let records = record_spans(&bytes);
+            if records.is_empty() {
+                return format!("nothing to flip: {file} holds no durable record");
+            }
+            let (offset, len) = records[rng.gen_range(0..records.len())];
+            let bit = rng.gen_range(0..len as u64 * 8);
+            d.disk.flip_bit(&file, offset as u64 * 8 + bit);
+            d.flips.push(Flip { file: file.clone(), offset, original: bytes[offset..offset + len].to_vec() });
+            format!("flipped bit {bit} of the record at byte {offset} of {file} ({} records durable)", records.len())
+        })
+        .unwrap_or_else(|| "nothing to flip: the agent has no disk".to_owned())
+    }
+
+    /// Applies a disk fault other than a flip.
+    pub fn fault(&self, address: AgentId, action: &crate::scenario::FaultAction) {
+        use crate::scenario::FaultAction;
+        self.with(address, |d| match action {
+            FaultAction::FailSync { .. } => d.disk.fail_next_syncs(1),
+            FaultAction::DiskFull { .. } => d.disk.set_capacity(Some(d.disk.used_bytes())),
+            FaultAction::SlowDisk { sync_ms, .. } => {
+                d.disk.set_latency(Latency { sync_ms: *sync_ms, ..Latency::default() })
+            }
+            _ => {}
+        });
+        // A slower or faster disk: the running syncer re-reads the latency at its next sync.
+    }
+
+    /// `corruption-detected` after `address` opened its log: a damaged record whose bytes are
+    /// still in the file (it was not cut) must be as written, or it was replayed damaged.
+    fn replayed_damage(&self, address: AgentId, storage: &AgentStorage) -> Option<String> {
+        let flips = self.with(address, |d| d.flips.clone()).unwrap_or_default();
+        let mut kept = Vec::new();
+        let mut damage = None;
+        for flip in flips {
+            let bytes = storage.read(&flip.file).ok().flatten().unwrap_or_default();
+            let Some(now) = bytes.get(flip.offset..flip.offset + flip.original.len()) else { continue };
+            if now != flip.original.as_slice() && damage.is_none() {
+                damage = Some(format!(
+                    "{address}'s restart replayed the damaged record at byte {} of {} as if it were whole",
+                    flip.offset, flip.file
+                ));
+            }
+            kept.push(flip);
+        }
+        self.with(address, |d| d.flips = kept);
+        damage
+    }
+}
+
+/// `(offset, length)` of each whole record of a log's bytes (header included).
+fn record_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while at + HEADER_BYTES <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let end = at + HEADER_BYTES + len;
+        if end > bytes.len() {
+            break;
+        }
+        spans.push((at, end - at));
+        at = end;
+    }
+    spans
+}
+
+/// Frames and claims of one incarnation waiting for its log to be durable. The marks are
+/// atomics so that the common case (nothing waits) takes no lock on every frame sent.
+#[derive(Default)]
+pub(super) struct Gate {
+    /// The mark every frame queued now waits for (the last input that produced a first
+    /// signature).
+    required: AtomicU64,
+    /// The mark known durable.
+    durable: AtomicU64,
+    /// The agent stopped (its log failed).
+    stopped: AtomicBool,
+    waiting: Mutex<Waiting>,
+}
+
+/// What waits for the syncer.
+#[derive(Default)]
+struct Waiting {
+    /// Frames: (mark, recipient address, frame).
+    outbox: VecDeque<(u64, AgentId, Frame)>,
+    /// Own signed messages, shown to the oracle when they leave.
+    claims: VecDeque<(u64, Vec<Signed>)>,
+    /// The syncer's waker.
+    syncer: Option<Waker>,
+}
+
+impl Gate {
+    fn behind(&self) -> bool {
+        self.required.load(Ordering::Relaxed) > self.durable.load(Ordering::Relaxed)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Whether a frame sent now must wait (or never leave); if it must wait it is queued.
+    pub fn hold(&self, to: AgentId, frame: &Frame) -> bool {
+        if self.stopped() {
+            return true;
+        }
+        if !self.behind() {
+            return false;
+        }
+        let required = self.required.load(Ordering::Relaxed);
+        lock(&self.waiting).outbox.push_back((required, to, frame.clone()));
+        true
+    }
+}
+
+/// Shows own signed messages to the oracle as they leave.
+fn publish(world: &Shared, agent: AgentId, now: TimeMs, signed: Vec<Signed>) {
+    if signed.is_empty() {
+        return;
+    }
+    let mut w = lock(world);
+    let step = w.trace.step();
+    for s in signed {
+        w.oracle.on_signed(agent, s, step, now);
+    }
+    w.stop |= w.oracle.violation().is_some();
+}
+
+/// What a running incarnation needs to stop itself or release frames.
+#[derive(Clone)]
+pub(super) struct Incarnation {
+    pub me: AgentId,
+    pub address: AgentId,
+    pub world: Shared,
+    pub clock: SimClock,
+    pub gate: Arc<Gate>,
+    /// Called when the node stops (the opener of agent 0's node stops with it).
+    pub on_stop: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Incarnation {
+    /// The agent cannot go on (its log failed): it stops as a crashed node does, and counts
+    /// as faulty (`Scenario::disk_stopped_agents`).
+    pub fn stop(&self, reason: &str) {
+        self.gate.stopped.store(true, Ordering::Relaxed);
+        {
+            let mut waiting = lock(&self.gate.waiting);
+            waiting.outbox.clear();
+            waiting.claims.clear();
+        }
+        let now = self.clock.now_ms();
+        {
+            let mut w = lock(&self.world);
+            w.up.remove(&self.address);
+            w.inboxes.remove(&self.address);
+            w.oracle.on_down(self.me);
+            w.record_fault(now, format!("agent {} stops: {reason}", self.me.0), Some(self.me));
+        }
+        (self.on_stop)();
+    }
+
+    /// Releases what waited for the log up to `durable`.
+    fn release(&self, durable: u64) {
+        let (frames, claims) = {
+            let d = self.gate.durable.fetch_max(durable, Ordering::Relaxed).max(durable);
+            let mut waiting = lock(&self.gate.waiting);
+            let mut frames = Vec::new();
+            while waiting.outbox.front().is_some_and(|(m, _, _)| *m <= d) {
+                frames.extend(waiting.outbox.pop_front());
+            }
+            let mut claims = Vec::new();
+            while waiting.claims.front().is_some_and(|(m, _)| *m <= d) {
+                claims.extend(waiting.claims.pop_front().map(|(_, c)| c).unwrap_or_default());
+            }
+            (frames, claims)
+        };
+        let now = self.clock.now_ms();
+        publish(&self.world, self.me, now, claims);
+        let mut w = lock(&self.world);
+        for (_, to, frame) in frames {
+            w.send_as(now, self.me, self.address, to, frame);
+        }
+    }
+}
+
+/// The agent behind its durability layer, as the runner drives it.
+pub(super) struct DurableNode {
+    agent: Layer,
+    /// The frame the transport decoded last: a `Receive` is logged as that frame.
+    stash: FrameStash,
+    disk: SimDisk,
+    life: Incarnation,
+    /// Whether the oracle checks this agent's own messages (honest agents).
+    check: bool,
+}
+
+/// How an incarnation's inputs reach the agent.
+enum Layer {
+    /// Through `durable::DurableAgent` onto the agent's disk, as in `bftsim-node`.
+    Logged(DurableAgent<Inner, AgentStorage>),
+    /// Straight to the agent: one that no fault of the run can reach (it never crashes, so
+    /// nothing ever reads its log: `AgentStorage::keep` is false) and whose fsyncs are
+    /// instant (`[storage] sync_ms = 0`). Through the layer its frames would never wait and
+    /// its disk would keep no byte, so it behaves the same, without encoding, checksumming and
+    /// dropping a record per input (`Start::direct`). Only madsim's schedule changes, as it
+    /// draws among fewer tasks (no syncer): with a placeholder task in the syncer's place, every
+    /// run of `bftsim run scenarios --seeds 20` had the trace hash it had through the layer.
+    Direct(Inner),
+}
+
+impl DurableNode {
+    fn inner(&self) -> &Inner {
+        match &self.agent {
+            Layer::Logged(agent) => agent.inner(),
+            Layer::Direct(inner) => inner,
+        }
+    }
+
+    /// Own signed messages among `outputs`, for the oracle (honest agents only).
+    fn signed(&self, outputs: &[Output]) -> Vec<Signed> {
+        if !self.check {
+            return Vec::new();
+        }
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Broadcast(m) | Output::Send { message: m, .. } => Signed::of(self.life.me, m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Node for DurableNode {
+    fn id(&self) -> AgentId {
+        self.life.me
+    }
+
+    fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
+        if self.life.gate.stopped() {
+            return;
+        }
+        let start = out.len();
+        let agent = match &mut self.agent {
+            Layer::Logged(agent) => agent,
+            Layer::Direct(inner) => {
+                inner.handle(now_ms, input, out);
+                let signed = self.signed(&out[start..]);
+                publish(&self.life.world, self.life.me, now_ms, signed);
+                return;
+            }
+        };
+        let handled = match (input, self.stash.take()) {
+            (Input::Receive { from, message }, Some(frame)) => agent.handle_frame(now_ms, from, message, &frame, out),
+            (input, _) => agent.handle(now_ms, input, out),
+        };
+        let mark = match handled {
+            Ok(mark) => mark,
+            Err(e) => {
+                out.truncate(start);
+                self.life.stop(&format!("its log failed ({e})"));
+                return;
+            }
+        };
+        let signed = self.signed(&out[start..]);
+        let Layer::Logged(agent) = &mut self.agent else { return };
+        if agent.needs_compaction() {
+            // As the node does: a snapshot of the agent, then a new log (everything durable).
+            if let Err(e) = agent.compact() {
+                out.truncate(start);
+                self.life.stop(&format!("its log compaction failed ({e})"));
+                return;
+            }
+            // Everything logged is durable now: what waited for a sync leaves, in order.
+            self.life.release(agent.durable());
+        }
+        let gate = &self.life.gate;
+        if let Some(m) = mark {
+            gate.required.fetch_max(m, Ordering::Relaxed);
+        }
+        if !gate.behind() {
+            publish(&self.life.world, self.life.me, now_ms, signed);
+            return;
+        }
+        {
+            let mut waiting = lock(&gate.waiting);
+            let idle = waiting.outbox.is_empty() && waiting.claims.is_empty();
+            if !idle || self.disk.latency_ms(Op::Sync) > 0 {
+                // The syncer makes the log durable after the disk's latency and releases these.
+                waiting.claims.push_back((gate.required.load(Ordering::Relaxed), signed));
+                if let Some(w) = waiting.syncer.take() {
+                    w.wake();
+                }
+                return;
+            }
+        }
+        // An instant fsync, inside the step that needs it.
+        match agent.sync() {
+            Ok(durable) => {
+                gate.durable.fetch_max(durable, Ordering::Relaxed);
+                publish(&self.life.world, self.life.me, now_ms, signed);
+            }
+            Err(e) => {
+                out.truncate(start);
+                self.life.stop(&format!("its fsync failed ({e})"));
+            }
+        }
+    }
+}
+
+/// The syncer of one incarnation: whenever frames wait, waits out the disk's fsync latency,
+/// syncs (covering every record written by then) and releases them. Killed with the node.
+pub(super) async fn syncer(life: Incarnation, sync: durable::SyncHandle<AgentStorage>, disk: SimDisk) {
+    loop {
+        std::future::poll_fn(|cx| {
+            let mut waiting = lock(&life.gate.waiting);
+            if life.gate.stopped() || !life.gate.behind() {
+                waiting.syncer = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        let latency = disk.latency_ms(Op::Sync);
+        if latency > 0 {
+            madsim::time::sleep(std::time::Duration::from_millis(latency)).await;
+        }
+        match sync.sync() {
+            Ok(durable) => life.release(durable),
+            Err(e) => {
+                life.stop(&format!("its fsync failed ({e})"));
+                return;
+            }
+        }
+    }
+}
+
+/// The `forget-lock-on-restart` mutation: while the log is replayed after a restart, the
+/// proposals, round votes and round timeouts it holds are skipped, so the agent comes back
+/// without its lock, valid value and own round votes (amnesia).
+pub(super) struct Amnesic {
+    pub inner: Inner,
+    pub replaying: Arc<AtomicBool>,
+}
+
+impl Node for Amnesic {
+    fn id(&self) -> AgentId {
+        self.inner.id()
+    }
+    fn coverage(&self) -> Option<&consensus_core::protocol::coverage::Coverage> {
+        self.inner.coverage()
+    }
+    fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
+        let forgotten = match &input {
+            Input::Receive { message: Message::Proposal(_) | Message::RoundVote(_), .. } => true,
+            Input::Timeout(t) => matches!(t.kind, TimerKind::Propose | TimerKind::Prevote | TimerKind::Precommit),
+            _ => false,
+        };
+        if forgotten && self.replaying.load(Ordering::Relaxed) {
+            return;
+        }
+        self.inner.handle(now_ms, input, out);
+    }
+}
+
+/// A snapshot holds the agent's lock, so a restart from one remembers it: the amnesia is
+/// of the log replayed after the snapshot (`[storage] compact_log_bytes`).
+impl Recoverable for Amnesic {
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        self.inner.snapshot()
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.inner.restore(snapshot)
+    }
+    fn can_snapshot(&self) -> bool {
+        self.inner.can_snapshot()
+    }
+    fn applied_sessions(&self) -> Option<u64> {
+        self.inner.applied_sessions()
+    }
+}
+
+/// How one incarnation of an agent starts.
+pub(super) struct Start {
+    pub inner: Inner,
+    pub storage: AgentStorage,
+    pub life: Incarnation,
+    pub honest: bool,
+    /// The node crashed and restarts (not its first start).
+    pub restart: bool,
+    /// `forget-lock-on-restart`.
+    pub amnesia: bool,
+    /// The log's compaction threshold.
+    pub config: DurableConfig,
+    /// No fault of the run reaches the agent and fsyncs are instant: no layer (`Layer::Direct`).
+    pub direct: bool,
+}
+
+/// Opens the agent's log and rebuilds it: the node to run and whether to feed it
+/// `Input::Recover`, or `None` when the log is refused (the agent stays down: a disk fault).
+pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
+    let Start { inner, storage, life, honest, restart, amnesia, config, direct } = start;
+    if direct && !restart {
+        let disk = storage.disk.clone();
+        let agent = Layer::Direct(inner);
+        return Some((DurableNode { agent, stash: FrameStash::default(), disk, life, check: honest }, false));
+    }
+    let replaying = Arc::new(AtomicBool::new(true));
+    let inner: Inner =
+        if amnesia && restart { Box::new(Amnesic { inner, replaying: replaying.clone() }) } else { inner };
+    let opened = DurableAgent::open(inner, storage.clone(), config, |_, _, _| {});
+    replaying.store(false, Ordering::Relaxed);
+    let now = life.clock.now_ms();
+    let (agent, replayed) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            life.stop(&format!("it refuses to start: {e}"));
+            return None;
+        }
+    };
+    let damage = disks.replayed_damage(life.address, &storage);
+    {
+        let mut w = lock(&life.world);
+        if restart {
+            let cut = replayed
+                .cut
+                .map_or_else(String::new, |c| format!(", cut {} bytes at byte {} ({})", c.bytes, c.offset, c.reason));
+            let from = if replayed.from_snapshot { "restored its snapshot and " } else { "" };
+            let detail = format!("agent {} restarts: {from}replayed {} logged inputs{cut}", life.me.0, replayed.inputs);
+            let step = w.record_fault(now, detail, Some(life.me));
+            if life.me == life.address {
+                w.oracle.on_restart(life.me, now);
+            }
+            if let Some(detail) = damage {
+                w.oracle.report(names::CORRUPTION_DETECTED, step, now, detail);
+                w.stop = true;
+            }
+        }
+    }
+    life.gate.durable.store(agent.durable(), Ordering::Relaxed);
+    let recover = restart || replayed.restarted();
+    let disk = storage.disk.clone();
+    let agent = Layer::Logged(agent);
+    Some((DurableNode { agent, stash: FrameStash::default(), disk, life, check: honest }, recover))
+}
+
+/// The incarnation ends (its node crashed, or the run ended and killed it): an honest agent's
+/// protocol coverage goes to the run's (docs/coverage.md). madsim drops a killed node's tasks
+/// outside the world's lock (`run::net::spawn_faults`, the end of `run::simulate`).
+impl Drop for DurableNode {
+    fn drop(&mut self) {
+        if !self.check {
+            return;
+        }
+        if let Some(coverage) = self.inner().coverage() {
+            lock(&self.life.world).coverage.agent_ended(coverage);
+        }
+    }
+}
+
+impl DurableNode {
+    /// The sync handle for the syncer task (none without the layer: nothing waits).
+    pub fn sync_handle(&self) -> Option<durable::SyncHandle<AgentStorage>> {
+        match &self.agent {
+            Layer::Logged(agent) => Some(agent.sync_handle()),
+            Layer::Direct(_) => None,
+        }
+    }
+
+    /// Where the transport leaves the frame it decodes (none without the layer: no log).
+    pub fn stash(&self) -> Option<FrameStash> {
+        matches!(self.agent, Layer::Logged(_)).then(|| self.stash.clone())
+    }
+
+    /// The disk.
+    pub fn disk(&self) -> SimDisk {
+        self.disk.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use durable::log::{frame, parse, Fix};
+
+    #[test]
+    fn the_checksum_lens_makes_damage_pass_and_leaves_whole_logs_alone() {
+        let mut log: Vec<u8> = [&b"one"[..], b"two", b"three"].iter().flat_map(|b| frame(b)).collect();
+        assert_eq!(rewrite_checksums(log.clone()), log);
+        assert_eq!(record_spans(&log), vec![(0, 15), (15, 15), (30, 17)]);
+        log[HEADER_BYTES + 1] ^= 4;
+        assert!(parse("l", log.clone(), Fix::CutLog).is_err(), "with checksums the damage is found");
+        let replay = parse("l", rewrite_checksums(log), Fix::CutLog).unwrap_or_else(|e| panic!("{e}"));
+        let bodies: Vec<Vec<u8>> = replay.records().map(|(_, b)| b.to_vec()).collect();
+        assert_ne!(bodies[0], b"one".to_vec(), "replayed damaged");
+    }
+}
