@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`config`] | one agent's TOML file; errors at `file:line:col` with the fix |
+//! | [`checks`] | what `check` and `run` verify beyond syntax: ids, keys, addresses, each at its line |
 //! | [`cluster`] | `init-cluster`: keys and configuration files for a local cluster |
 //! | [`keys`] | ed25519 key files, the agent's signer, the handshake's signed bytes |
 //! | [`transport`] | tokio TCP carrying `wire` frames: bounded queue per peer, reconnect with backoff, signed handshake, size limits |
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod checks;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -117,13 +117,20 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(async {
                 tokio::select! {
-                    result = run(&config, RunOptions { byzantine }) => result.map_err(anyhow::Error::from),
+                    // The message only: a StartError's source is the message itself ("Error: X … Caused by: X").
+                    result = run(&config, RunOptions { byzantine }) => result.map_err(|e| anyhow::anyhow!("{e}")),
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })?;
         }
         Command::Check { config } => {
-            let c = NodeConfig::load(&config)?;
+            let (c, errors) = node::checks::diagnose(&config)?;
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if !errors.is_empty() {
+                bail!("{}: {} problem(s); the node would not start", config.display(), errors.len());
+            }
             println!("agent {} of {} agents; opener {}", c.id, c.committee().len(), c.client.opener);
         }
         Command::Verify { config, certificate } => {

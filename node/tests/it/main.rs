@@ -2,6 +2,7 @@
 //! test bounded by a timeout and every process killed when its test ends.
 
 mod byzantine;
+mod checks;
 mod crash;
 mod decisions;
 mod durability;
