@@ -10,9 +10,11 @@
 //! | [`clock`] | the real clock (`runner::Clock`) |
 //! | [`durable`] | the tokio glue of the `durable` crate: the syncer (group commit), the marks frames wait for, the runner's node |
 //! | [`decisions`] | the decisions the API serves: recent ones in memory, the last `keep_decisions` on disk |
+//! | [`issued`] | whether a session id was ever issued (`404` for ids never issued) |
 //! | [`opener`] | the opener's glue: `durable::Opener` behind a mutex, its syncer, the tasks that send `Open` |
 //! | [`evaluate`] | `synthetic`, `command` and `http` evaluators and their JSON schema |
 //! | [`state`] | decisions, certificates, counters; the runner's observer |
+//! | [`answer`] | the JSON answer of a decision; what `verify` compares with the certificate |
 //! | [`api`] | the HTTP/JSON client API, `/metrics`, `/healthz` |
 //! | [`verify`] | offline verification of a commit certificate |
 //! | [`run`] | assembles a node |
@@ -20,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod api;
 pub mod checks;
 pub mod clock;
@@ -29,6 +32,7 @@ pub mod decisions;
 pub mod durable;
 pub mod evaluate;
 pub mod http_client;
+pub mod issued;
 pub mod keys;
 pub mod opener;
 pub mod run;
