@@ -122,6 +122,10 @@ pub enum EvaluatorConfig {
         /// Beyond this the agent abstains.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Judge processes running at once; more evaluations wait their turn (the number of
+        /// CPUs when omitted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_concurrent: Option<usize>,
     },
     /// POSTs the request as JSON to a URL; the response body is the vote.
     Http {
@@ -130,7 +134,28 @@ pub enum EvaluatorConfig {
         /// Beyond this the agent abstains.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Requests in flight at once; more evaluations wait their turn (16 when omitted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_concurrent: Option<usize>,
     },
+}
+
+/// Requests an `http` evaluator has in flight at once by default.
+pub const DEFAULT_HTTP_CONCURRENCY: usize = 16;
+
+impl EvaluatorConfig {
+    /// How many evaluations may run at once (`None`: no limit, the synthetic evaluator only
+    /// sleeps). The judge's timeout counts from its start, not from its wait for a turn.
+    pub fn concurrency(&self) -> Option<usize> {
+        match self {
+            EvaluatorConfig::Synthetic { .. } => None,
+            EvaluatorConfig::Command { max_concurrent, .. } => Some(
+                max_concurrent
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)),
+            ),
+            EvaluatorConfig::Http { max_concurrent, .. } => Some(max_concurrent.unwrap_or(DEFAULT_HTTP_CONCURRENCY)),
+        }
+    }
 }
 
 fn default_timeout_ms() -> u64 {
@@ -309,6 +334,9 @@ impl NodeConfig {
         }
         if self.storage.keep_decisions == 0 {
             bad("keep_decisions", "keep_decisions must be at least 1; fix: remove it for 10000".into());
+        }
+        if self.evaluator.concurrency() == Some(0) {
+            bad("max_concurrent", "max_concurrent must be at least 1; fix: remove it for the default".into());
         }
         if self.client.max_queued == 0 {
             bad("max_queued", "max_queued must be at least 1; fix: remove it for 4096".into());
