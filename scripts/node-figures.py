@@ -11,6 +11,13 @@ to answer HTTP again (it replays its log before it listens). Everything it start
     scripts/node-figures.py --agents 5 --sessions 100000
     scripts/node-figures.py --agents 31 --sessions 10000 --in-flight 2 --window 4
 
+With --catch-up M it measures catch-up instead: it kills the last agent with SIGKILL before the
+load, opens M sessions while it is down, restarts it and times how long it takes to answer HTTP,
+to have applied every session the others applied (its /healthz "applied"), and to decide a new
+session opened after that.
+
+    scripts/node-figures.py --agents 5 --catch-up 1000 --out benchmarks/node-figures/catch-up-5.json
+
 Prints one line per sample and a JSON summary (also written to --out when given). Standard
 library only.
 """
@@ -97,6 +104,51 @@ def on_term(signum, frame):
     raise SystemExit(f"stopped by signal {signum}")
 
 
+def applied(port):
+    """The sessions an agent applied (its /healthz), or None while it does not answer."""
+    try:
+        _, body = Client(port).request("GET", "/healthz", timeout=2)
+        return json.loads(body)["applied"]
+    except (OSError, ValueError, KeyError, http.client.HTTPException):
+        return None
+
+
+def catch_up(args, n, down, spawn, http_port, load_s):
+    """Restarts agent `down` and times its catch-up (see the module documentation)."""
+    target = max(applied(http_port(i)) or 0 for i in range(n) if i != down)
+    t0 = time.time()
+    spawn(down)
+    answered = learned = None
+    progress = []
+    while learned is None:
+        a = applied(http_port(down))
+        now = time.time() - t0
+        if a is not None and answered is None:
+            answered = now
+        if a is not None and (not progress or progress[-1][1] != a):
+            progress.append((round(now, 2), a))
+        if a is not None and a >= target:
+            learned = now
+        if now > 600:
+            sys.exit(f"agent {down} stopped at {a} of {target}")
+        time.sleep(0.02)
+    c = Client(http_port(0))
+    body = json.dumps({"query": "after catch-up", "candidates": ["alpha", "beta", "gamma"]})
+    status, reply = c.request("POST", "/v1/sessions", body)
+    if status != 201:
+        sys.exit(f"POST after catch-up answered {status}")
+    session = json.loads(reply)["session"]
+    t1 = time.time()
+    status, reply = Client(http_port(down)).request("GET", f"/v1/sessions/{session}?wait_ms=20000")
+    if status != 200:
+        sys.exit(f"agent {down} did not decide session {session}: {status} {reply[:200]!r}")
+    return {
+        "label": args.label, "agents": n, "missed": args.catch_up, "load_s": round(load_s, 1),
+        "target_applied": target, "answered_http_s": round(answered, 2), "learned_all_s": round(learned, 2),
+        "new_session_decided_ms": round((time.time() - t1) * 1000), "progress": progress[:: max(1, len(progress) // 20)],
+    }
+
+
 def main():
     signal.signal(signal.SIGTERM, on_term)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,7 +161,11 @@ def main():
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=None, help="write the JSON summary here")
     ap.add_argument("--keep", action="store_true", help="keep the cluster directory")
+    ap.add_argument("--catch-up", type=int, default=0, metavar="M",
+                    help="measure the catch-up of an agent down while M sessions were decided")
     args = ap.parse_args()
+    if args.catch_up:
+        args.sessions = args.catch_up
 
     binary = os.path.abspath(args.binary)
     n = args.agents
@@ -158,6 +214,10 @@ def main():
                     sys.exit(f"agent {i} never became healthy; see {work}")
                 time.sleep(0.1)
 
+        down = n - 1
+        if args.catch_up:
+            procs[down].send_signal(signal.SIGKILL)
+            procs[down].wait()
         samples = []
         lock = threading.Lock()
         state = {"submitted": 0, "decided": 0, "refused": 0, "failed": None}
@@ -165,6 +225,8 @@ def main():
         started = time.time()
 
         def sample():
+            if args.catch_up:
+                return
             sizes = [dir_bytes(data_dir(i)) for i in range(n)]
             rss = [rss_bytes(p.pid) for p in procs]
             s = {"decided": state["decided"], "seconds": round(time.time() - started, 1),
@@ -220,6 +282,13 @@ def main():
             sys.exit(f"load failed: {state['failed']}; see {work}")
         elapsed = time.time() - started
         time.sleep(3)  # followers finish the last sessions
+        if args.catch_up:
+            summary = catch_up(args, n, down, spawn, http_port, elapsed)
+            print(json.dumps(summary, indent=1))
+            if args.out:
+                with open(args.out, "w") as f:
+                    json.dump(summary, f, indent=1)
+            return
         sizes = [dir_bytes(data_dir(i)) for i in range(n)]
         rss = [rss_bytes(p.pid) for p in procs]
         largest = max(range(n), key=lambda i: sizes[i])

@@ -262,6 +262,9 @@ where
                     );
                 }
                 Output::Decide(record) => self.observer.on_event(me, now, &RunnerEvent::Decide(&record)),
+                // L78: a host with an archive (`durable::Archived`) answers it before the
+                // runner sees it; without one there is nothing to send.
+                Output::ServeArchived { .. } => {}
                 Output::Evidence(evidence) => self.observer.on_event(me, now, &RunnerEvent::Evidence(&evidence)),
                 Output::Reject { from, reason } => {
                     self.observer.on_event(me, now, &RunnerEvent::Reject { from, reason: &reason })

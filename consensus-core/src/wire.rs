@@ -251,7 +251,7 @@ pub fn check_bounds(message: &Message) -> Result<(), WireError> {
             bound("proposal.polka", p.polka.len(), MAX_PRECOMMITS)?;
             check_value(&p.value)
         }
-        Message::RoundVote(_) | Message::Sync { .. } => Ok(()),
+        Message::RoundVote(_) | Message::Sync { .. } | Message::Pruned { .. } => Ok(()),
         Message::Commit(c) => {
             bound("commit.precommits", c.precommits.len(), MAX_PRECOMMITS)?;
             bound("commit.proposal.polka", c.proposal.polka.len(), MAX_PRECOMMITS)?;
@@ -423,6 +423,7 @@ mod tests {
             Message::RoundVote(round_vote.clone()),
             Message::Commit(Box::new(Commit { proposal, precommits: vec![round_vote] })),
             Message::Sync { next: session },
+            Message::Pruned { below: session },
         ]
     }
 
@@ -439,7 +440,7 @@ mod tests {
                 let decoded = decode(&frame);
                 prop_assert_eq!(decoded.as_ref(), Ok(&m));
                 let expected = match &m {
-                    Message::Sync { .. } => None,
+                    Message::Sync { .. } | Message::Pruned { .. } => None,
                     other => Some(other.session()),
                 };
                 prop_assert_eq!(peek_session(&frame), expected, "{}", m.kind());

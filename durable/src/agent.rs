@@ -50,6 +50,11 @@ pub trait Recoverable: Node {
     fn applied_sessions(&self) -> Option<u64> {
         None
     }
+    /// Makes durable what the node keeps beside its log before a snapshot replaces the log
+    /// (the archive of decisions: those before the snapshot are not replayed again).
+    fn prepare_snapshot(&mut self) -> Result<(), LogError> {
+        Ok(())
+    }
 }
 
 impl<T: Recoverable + ?Sized> Recoverable for Box<T> {
@@ -64,6 +69,9 @@ impl<T: Recoverable + ?Sized> Recoverable for Box<T> {
     }
     fn applied_sessions(&self) -> Option<u64> {
         (**self).applied_sessions()
+    }
+    fn prepare_snapshot(&mut self) -> Result<(), LogError> {
+        (**self).prepare_snapshot()
     }
 }
 
@@ -273,6 +281,10 @@ impl<N: Recoverable, S: Storage + Clone> DurableAgent<N, S> {
     /// Saves the agent's state as a snapshot and restarts the log. `Ok(false)` if the agent
     /// keeps no snapshots. Everything logged so far is durable afterwards.
     pub fn compact(&mut self) -> Result<bool, LogError> {
+        if !self.inner.can_snapshot() {
+            return Ok(false);
+        }
+        self.inner.prepare_snapshot()?;
         let Some(snapshot) = self.inner.snapshot() else { return Ok(false) };
         self.journal.compact(&snapshot)?;
         Ok(true)

@@ -6,6 +6,8 @@
 //! | [`simdisk`] | [`SimDisk`]: an in-memory disk that survives a simulated crash, losing or tearing unsynced writes as the caller chooses; bit flips, failing syncs, a full disk, latency |
 //! | [`log`] | an append-only log of checksummed records (crc32c): a torn tail is cut, corruption before the end is refused with the file, offset and fix |
 //! | [`journal`] | a snapshot plus the log since, compaction, and the marks of group commit ([`SyncHandle`]) |
+//! | [`archive`] | [`Archive`]: decided sessions with their certificates, the last `keep` on disk (the node's API and catch-up read it) |
+//! | [`archived`] | [`Archived`]: the agent's host side of catch-up: archives every decision, answers `ServeArchived` from the archive (L78, L81) |
 //! | [`agent`] | [`DurableAgent`]: logs each input before the agent handles it; own messages signed for the first time wait for the log |
 //! | [`opener`] | [`Opener`]: numbers sessions and acknowledges them only once they are durable; re-opens them after a restart |
 //!
@@ -16,6 +18,8 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod archive;
+pub mod archived;
 pub mod journal;
 pub mod log;
 pub mod opener;
@@ -23,6 +27,8 @@ pub mod simdisk;
 pub mod storage;
 
 pub use agent::{DurableAgent, DurableConfig, Recoverable, Replayed};
+pub use archive::{Archive, DecisionEntry, SharedArchive};
+pub use archived::{ArchiveStats, Archived};
 pub use journal::{Journal, Recovered, SyncHandle};
 pub use log::{Cut, CutReason, Fix, Log, LogError};
 pub use opener::{Open, Opener, OpenerConfig, SubmitError, Ticket};

@@ -280,6 +280,14 @@ pub struct Health {
     pub peers_applied: u64,
     /// The lag allowed.
     pub lag_bound: u64,
+    /// Peers that no longer keep the certificates this agent needs (L81), and the oldest
+    /// session such a peer keeps.
+    pub pruned_peers: usize,
+    /// See `pruned_peers`.
+    pub pruned_below: u64,
+    /// The most Byzantine agents the committee tolerates: f + 1 `Pruned` answers include an
+    /// honest one.
+    pub f: usize,
     /// Peers reachable, of how many.
     pub reachable: usize,
     /// Peers configured.
@@ -303,6 +311,16 @@ impl Health {
                 self.applied, self.peers_applied, self.lag_bound
             ));
         }
+        if self.pruned_peers > self.f {
+            reasons.push(format!(
+                "cannot catch up: {} peers no longer keep the certificates of sessions {} to {} (they keep their last \
+                 [storage] keep_decisions decisions); this agent cannot rejoin by itself (no state transfer, see \
+                 docs/node.md \"Catch-up\")",
+                self.pruned_peers,
+                self.applied,
+                self.pruned_below.saturating_sub(1)
+            ));
+        }
         if self.peers > 0 && self.reachable == 0 {
             let window = REACHABLE_WINDOW.as_secs();
             reasons.push(format!("no peer reachable (none of {} connected or heard from in {window} s)", self.peers));
@@ -312,13 +330,18 @@ impl Health {
 }
 
 /// `200` when the agent takes part; `503` with the reasons when it does not: its durable log
-/// (or the opener's) failed, it lags its peers by more than `lag_bound` sessions (beyond it
-/// they may have pruned the certificates it needs), or no peer is reachable.
+/// (or the opener's) failed, it lags its peers by more than `lag_bound` sessions (it is
+/// catching up, L80), f + 1 peers no longer keep the certificates it needs (L81: it cannot
+/// catch up), or no peer is reachable.
 async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     let shared = &state.shared;
     let (peers_applied, reporting) = shared.peers_applied();
     let reachable: Vec<u32> = state.links.reachable(REACHABLE_WINDOW).iter().map(|a| a.0).collect();
+    let (pruned_peers, pruned_below) = shared.pruned_beyond();
     let health = Health {
+        pruned_peers,
+        pruned_below,
+        f: state.links.peers() / 3, // n = peers + 1 = 3f + 1 (or more)
         log_failure: shared.log_failure(),
         opener_failure: state.opener.as_ref().and_then(|o| o.failure()),
         applied: shared.applied(),
@@ -337,6 +360,7 @@ async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
         "peers_reporting": reporting,
         "lag": peers_applied.saturating_sub(health.applied),
         "lag_bound": state.lag_bound,
+        "pruned_peers": pruned_peers,
         "reachable_peers": reachable,
         "decisions_kept": kept,
         "keep_decisions": keep,
@@ -372,6 +396,20 @@ mod tests {
                 "lagging",
                 Health { peers_applied: 165, ..ok.clone() },
                 vec!["lagging: 100 sessions applied here, 165 at a peer (65 behind, at most 64 allowed)"],
+            ),
+            (
+                "beyond the retention (f + 1 = 2 peers)",
+                Health { pruned_peers: 2, pruned_below: 9_000, f: 1, ..ok.clone() },
+                vec![
+                    "cannot catch up: 2 peers no longer keep the certificates of sessions 100 to 8999 (they keep their \
+                     last [storage] keep_decisions decisions); this agent cannot rejoin by itself (no state transfer, \
+                     see docs/node.md \"Catch-up\")",
+                ],
+            ),
+            (
+                "one peer's word is not enough",
+                Health { pruned_peers: 1, pruned_below: 9_000, f: 1, ..ok.clone() },
+                vec![],
             ),
             (
                 "cut off",

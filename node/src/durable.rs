@@ -162,13 +162,13 @@ impl<N: Recoverable> DurableNode<N> {
         self.stopped = true;
     }
 
-    /// Compacts the log when it is due, after making the decisions the API serves durable
-    /// (the replay after a restart no longer produces those decided before the snapshot).
+    /// Compacts the log when it is due (`durable::Archived` first makes the archived decisions
+    /// durable: the replay after a restart no longer produces those decided before the snapshot).
     fn compact_if_due(&mut self) {
         if !self.agent.needs_compaction() {
             return;
         }
-        let compacted = self.shared.sync_decisions().and_then(|()| self.agent.compact());
+        let compacted = self.agent.compact();
         if let Err(e) = compacted {
             // The old snapshot and log still hold everything; the next input tries again.
             eprintln!("agent {}: compaction failed: {e}", self.agent.inner().id().0);

@@ -9,11 +9,10 @@
 //! | [`transport`] | tokio TCP carrying `wire` frames: bounded queue per peer, reconnect with backoff, signed handshake, size limits |
 //! | [`clock`] | the real clock (`runner::Clock`) |
 //! | [`durable`] | the tokio glue of the `durable` crate: the syncer (group commit), the marks frames wait for, the runner's node |
-//! | [`decisions`] | the decisions the API serves: recent ones in memory, the last `keep_decisions` on disk |
 //! | [`issued`] | whether a session id was ever issued (`404` for ids never issued) |
 //! | [`opener`] | the opener's glue: `durable::Opener` behind a mutex, its syncer, the tasks that send `Open` |
 //! | [`evaluate`] | `synthetic`, `command` and `http` evaluators and their JSON schema |
-//! | [`state`] | decisions, certificates, counters; the runner's observer |
+//! | [`state`] | decisions (served from the `durable` crate's archive), counters; the runner's observer |
 //! | [`answer`] | the JSON answer of a decision; what `verify` compares with the certificate |
 //! | [`api`] | the HTTP/JSON client API, `/metrics`, `/healthz` |
 //! | [`verify`] | offline verification of a commit certificate |
@@ -28,7 +27,6 @@ pub mod checks;
 pub mod clock;
 pub mod cluster;
 pub mod config;
-pub mod decisions;
 pub mod durable;
 pub mod evaluate;
 pub mod http_client;

@@ -2,7 +2,7 @@
 //! consensus-core's `Runner`, unchanged, driving the agent.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use consensus_core::adversary::{Byzantine, Strategy};
 use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator};
@@ -10,7 +10,7 @@ use consensus_core::protocol::{Agent, Input};
 use consensus_core::registry::{AgentRecord, Registry};
 use consensus_core::runner::Runner;
 use consensus_core::AgentId;
-use durable::{DurableAgent, DurableConfig, FileStorage, OpenerConfig, Recoverable};
+use durable::{Archive, Archived, DurableAgent, DurableConfig, FileStorage, OpenerConfig, Recoverable};
 use prometheus_client::registry::Registry as Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use crate::api::{self, ApiState};
 use crate::clock::RealClock;
 use crate::config::{ConfigError, NodeConfig};
-use crate::decisions::DecisionStore;
 use crate::durable::{syncer, Durability, DurableNode};
 use crate::evaluate::{abstention, EvaluatorTask};
 use crate::keys::{self, KeyError, NodeSigner};
@@ -104,7 +103,7 @@ fn build_agent(
 
 /// The agent rebuilt from its durable state in `storage`, with the decisions the API serves.
 struct Opened {
-    agent: DurableAgent<Box<dyn Recoverable + Send>, FileStorage>,
+    agent: DurableAgent<Archived<Box<dyn Recoverable + Send>, FileStorage>, FileStorage>,
     shared: Arc<Shared>,
     restarted: bool,
 }
@@ -121,8 +120,10 @@ fn open_durable(
     if old_log.exists() {
         return Err(StartError::OldLog(old_log.display().to_string()));
     }
-    let decisions = DecisionStore::open(storage.clone(), config.storage.keep_decisions)?;
-    let shared = Shared::new(me, decisions);
+    let archive = Arc::new(Mutex::new(Archive::open(storage.clone(), config.storage.keep_decisions)?));
+    let shared = Shared::new(me, archive.clone());
+    // L78: the archive also answers peers' Sync for sessions the agent pruned.
+    let node = Archived::new(node, archive);
     let durable_config = DurableConfig { compact_log_bytes: config.storage.compact_log_bytes };
     let (agent, replayed) = DurableAgent::open(node, storage.clone(), durable_config, |_, input, outputs| {
         shared.absorb_replayed(input, outputs)

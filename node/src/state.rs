@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use consensus_core::metrics::{MetricsRecorder, SessionOutcome, SessionResult};
 use consensus_core::protocol::{
-    AgreedOutcome, Commit, DecisionRecord, Evidence, Input, Message, Output, ProposalMode, TimerKind,
+    AgreedOutcome, DecisionRecord, Evidence, Input, Message, Output, ProposalMode, TimerKind,
 };
 use consensus_core::runner::{Observer, RunnerEvent};
 use consensus_core::{AgentId, SessionId, TimeMs};
@@ -16,19 +16,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
-use crate::decisions::DecisionStore;
+pub use durable::DecisionEntry;
+use durable::{FileStorage, SharedArchive};
 
 /// Prometheus label pairs.
 pub type Labels = Vec<(&'static str, String)>;
-
-/// A decision and, once the agent has it, its commit certificate.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DecisionEntry {
-    /// What the agent decided.
-    pub record: DecisionRecord,
-    /// q precommits for the decided value.
-    pub certificate: Option<Commit>,
-}
 
 /// Counters kept with prometheus-client.
 pub struct Counters {
@@ -85,6 +77,8 @@ struct Progress {
     above: BTreeSet<u64>,
     /// Each peer's latest `Sync { next }`: the sessions it has applied.
     peers: BTreeMap<AgentId, u64>,
+    /// Each peer's latest `Pruned { below }` (L81): it keeps no certificate below.
+    pruned: BTreeMap<AgentId, u64>,
 }
 
 impl Progress {
@@ -106,7 +100,8 @@ impl Progress {
 pub struct Shared {
     /// This agent.
     pub me: AgentId,
-    decisions: Mutex<DecisionStore>,
+    /// Written by `durable::Archived` around the agent; read here for the API.
+    decisions: SharedArchive<FileStorage>,
     recorder: Mutex<MetricsRecorder>,
     /// Woken on every decision.
     pub decided: Notify,
@@ -144,11 +139,12 @@ pub enum Lookup {
 }
 
 impl Shared {
-    /// State for agent `me`, serving the decisions of `decisions`.
-    pub fn new(me: AgentId, decisions: DecisionStore) -> Arc<Shared> {
+    /// State for agent `me`, serving the decisions of `decisions` (the archive the agent's
+    /// `durable::Archived` wrapper fills).
+    pub fn new(me: AgentId, decisions: SharedArchive<FileStorage>) -> Arc<Shared> {
         Arc::new(Shared {
             me,
-            decisions: Mutex::new(decisions),
+            decisions,
             recorder: Mutex::new(MetricsRecorder::new()),
             decided: Notify::new(),
             counters: Counters::new(),
@@ -201,6 +197,15 @@ impl Shared {
         (p.peers.values().copied().max().unwrap_or(0), p.peers.len())
     }
 
+    /// L81: the peers that said they no longer keep a session this agent has not applied
+    /// (their latest `Pruned` is above `applied`), and the lowest session such a peer still
+    /// keeps. `(0, 0)` when none did.
+    pub fn pruned_beyond(&self) -> (usize, u64) {
+        let p = lock(&self.applied);
+        let beyond: Vec<u64> = p.pruned.values().copied().filter(|below| *below > p.applied).collect();
+        (beyond.len(), beyond.iter().copied().min().unwrap_or(0))
+    }
+
     /// The design's metrics recorder (latency histogram, rates).
     pub fn recorder(&self) -> MetricsRecorder {
         lock(&self.recorder).clone()
@@ -216,11 +221,6 @@ impl Shared {
         lock(&self.log_failure).clone()
     }
 
-    /// Makes every stored decision durable (before the agent's log is compacted).
-    pub fn sync_decisions(&self) -> Result<(), durable::LogError> {
-        lock(&self.decisions).sync()
-    }
-
     /// Every session below `applied` is decided (the agent restored a snapshot).
     pub fn note_applied(&self, applied: u64) {
         let mut guard = lock(&self.applied);
@@ -234,7 +234,7 @@ impl Shared {
         }
     }
 
-    fn on_decide(&self, record: &DecisionRecord, certificate: Option<&Commit>) {
+    fn on_decide(&self, record: &DecisionRecord) {
         let latency_ms = record.at_ms.saturating_sub(record.spec.spec.opened_ms);
         let (result, flagged) = match &record.outcome {
             AgreedOutcome::Decided { agreement, byzantine, .. } => (
@@ -253,10 +253,6 @@ impl Shared {
             votes_flagged: flagged as u32,
         };
         lock(&self.recorder).record(&outcome);
-        let entry = DecisionEntry { record: record.clone(), certificate: certificate.cloned() };
-        if let Err(e) = lock(&self.decisions).insert(entry) {
-            eprintln!("agent {}: decision store: {e}", self.me.0);
-        }
         {
             let applied = {
                 let mut p = lock(&self.applied);
@@ -279,20 +275,12 @@ impl Shared {
         self.highest_opened.fetch_max(session.0.saturating_add(1), Ordering::Relaxed);
     }
 
-    /// Keeps the decisions among one input's outputs, each with the certificate the agent
-    /// sends the client in the same step (L50–L51).
+    /// Counts the decisions among one input's outputs (the archive keeps them with their
+    /// certificates: `durable::Archived`).
     pub fn keep_decisions(&self, outputs: &[Output]) {
         for output in outputs {
             if let Output::Decide(record) = output {
-                let certificate = outputs.iter().find_map(|o| match o {
-                    Output::Send { to, message: Message::Commit(c) }
-                        if *to == AgentId::CLIENT && c.proposal.value.session == record.session =>
-                    {
-                        Some(&**c)
-                    }
-                    _ => None,
-                });
-                self.on_decide(record, certificate);
+                self.on_decide(record);
             }
         }
     }
@@ -333,6 +321,9 @@ impl Observer for NodeObserver {
                     Message::Open(open) => self.shared.note_opened(open.spec.session),
                     Message::Sync { next } if *from != self.shared.me && *from != AgentId::CLIENT => {
                         lock(&self.shared.applied).peers.insert(*from, next.0);
+                    }
+                    Message::Pruned { below } if *from != self.shared.me && *from != AgentId::CLIENT => {
+                        lock(&self.shared.applied).pruned.insert(*from, below.0);
                     }
                     _ => {}
                 }

@@ -661,6 +661,7 @@ fn describe(m: &Message) -> String {
         Message::RoundVote(v) => crate::words::round_vote(v),
         Message::Commit(c) => format!("commit round {} ({} precommits)", c.proposal.round, c.precommits.len()),
         Message::Sync { next } => format!("sync from {next}"),
+        Message::Pruned { below } => format!("pruned below {below}"),
     }
 }
 

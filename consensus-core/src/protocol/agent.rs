@@ -17,8 +17,11 @@ use super::session::{Committee, Ctx, SessionMachine};
 use super::{Input, Node, Output, ProtocolConfig, Rejection, TimerKind};
 
 mod snapshot;
+mod sync;
 
 pub use snapshot::SnapshotError;
+pub use sync::SYNC_BATCHES_PER_INTERVAL;
+use sync::{Chase, Served};
 
 /// Sessions ahead of the last applied one that an agent accepts messages for.
 const MAX_SESSIONS_AHEAD: u64 = 1_024;
@@ -55,7 +58,10 @@ pub struct Agent<S, V> {
     buffered: BTreeMap<SessionId, Vec<Input>>,
     records: BTreeMap<SessionId, SessionRecord>,
     sync_sent_at: Option<TimeMs>,
-    sync_served_at: BTreeMap<AgentId, TimeMs>,
+    /// What each peer's `Sync` was answered with lately (L72–L73, L78).
+    served: BTreeMap<AgentId, Served>,
+    /// The peer this agent is catching up from, when it is behind (L80).
+    chase: Option<Chase>,
     /// Whether the status tick (L76) is scheduled; timers are lost in a crash.
     status_armed: bool,
     /// Peers asked so far: picks the next one in turn (L71, L74, L76).
@@ -83,7 +89,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             buffered: BTreeMap::new(),
             records: BTreeMap::new(),
             sync_sent_at: None,
-            sync_served_at: BTreeMap::new(),
+            served: BTreeMap::new(),
+            chase: None,
             status_armed: false,
             status_turn: 0,
             stats: AgentStats::default(),
@@ -144,6 +151,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 self.serve_sync(now, *from, *next, out);
                 return;
             }
+            // L81: for the host (the node's health report); nothing for the protocol.
+            Input::Receive { message: Message::Pruned { .. }, .. } => return,
             Input::Receive { from, message } => (message.session(), *from),
             Input::Recover => {
                 self.recover(now, out);
@@ -233,7 +242,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 Message::Proposal(p) => machine.on_proposal(from, *p, &ctx, out),
                 Message::RoundVote(v) => machine.on_round_vote(from, v, &ctx, out),
                 Message::Commit(c) => machine.on_commit(from, *c, &ctx, out),
-                Message::Sync { .. } => {}
+                Message::Sync { .. } | Message::Pruned { .. } => {}
             },
             Input::LocalVote(vote) => machine.local_vote(vote, &ctx, out),
             Input::Timeout(timer) => machine.on_timeout(timer, &ctx, out),
@@ -245,76 +254,6 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 self.stats.decided += 1;
             }
         }
-    }
-
-    /// A peer is ahead of us: ask it for the certificates of the sessions we have not applied
-    /// (at most once per retransmit interval). Returns whether it asked.
-    fn request_sync(&mut self, now: TimeMs, peer: AgentId, out: &mut Vec<Output>) -> bool {
-        if peer == self.id || peer == self.protocol.client {
-            return false;
-        }
-        if self.sync_sent_at.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
-            return false;
-        }
-        self.sync_sent_at = Some(now);
-        out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
-        true
-    }
-
-    /// L72–L73: answers a [`Message::Sync`] with up to `sync_batch` certificates; L77: a peer
-    /// that applied more sessions than this agent is asked in turn.
-    fn serve_sync(&mut self, now: TimeMs, peer: AgentId, next: SessionId, out: &mut Vec<Output>) {
-        let last = self.sync_served_at.get(&peer).copied();
-        if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
-            return;
-        }
-        if next.0 > self.applied && self.request_sync(now, peer, out) {
-            self.coverage.record(Point::L77);
-        }
-        self.sync_served_at.insert(peer, now);
-        let end = SessionId(next.0.saturating_add(self.protocol.sync_batch));
-        let mut served = false;
-        for machine in self.sessions.range(next..end).map(|(_, m)| m) {
-            if let Some(commit) = machine.commit() {
-                out.push(Output::Send { to: peer, message: Message::Commit(Box::new(commit.clone())) });
-                served = true;
-            }
-        }
-        if served {
-            self.coverage.record(Point::L73);
-        }
-    }
-
-    /// L76: tells the next committee member in turn which sessions this agent applied, as a
-    /// `Sync` that it answers with the certificates this agent lacks (L72–L73). Without it an
-    /// agent that missed every message of a session the others decided (partitioned or down
-    /// while it ran) is never told of it: nobody speaks of a decided session again.
-    fn status_tick(&mut self, now: TimeMs, out: &mut Vec<Output>) {
-        if let Some(peer) = self.next_peer() {
-            out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
-            self.coverage.record(Point::L76);
-        }
-        self.arm_status(now, out);
-    }
-
-    /// The next active committee member (of the newest registry) in turn, never this agent.
-    fn next_peer(&mut self) -> Option<AgentId> {
-        let (me, client) = (self.id, self.protocol.client);
-        let registry = self.epochs.values().next_back()?;
-        let peers: Vec<AgentId> = registry.active().map(|a| a.id).filter(|id| *id != me && *id != client).collect();
-        let peer = *peers.get((self.status_turn % peers.len().max(1) as u64) as usize)?;
-        self.status_turn = self.status_turn.wrapping_add(1);
-        Some(peer)
-    }
-
-    /// Schedules the next status tick (L76) unless one is pending.
-    fn arm_status(&mut self, now: TimeMs, out: &mut Vec<Output>) {
-        if self.status_armed {
-            return;
-        }
-        self.status_armed = true;
-        let timer = super::Timer { session: SessionId(0), round: 0, kind: TimerKind::Status };
-        out.push(Output::Schedule { timer, at_ms: now.saturating_add(self.protocol.timeout(TimerKind::Status, 0)) });
     }
 
     /// L74–L75: after a restart, re-arm every undecided session's timers.
@@ -386,6 +325,7 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         let start = out.len();
         self.route(now_ms, input, out);
         self.advance_epochs(now_ms, out);
+        self.chase(now_ms, out);
         self.arm_status(now_ms, out);
         for o in &out[start..] {
             match o {

@@ -202,6 +202,13 @@ pub enum Message {
         /// The first session the sender has not applied.
         next: SessionId,
     },
+    /// "I no longer hold the certificates of sessions below `below`" (docs/protocol.md L81):
+    /// the answer of an agent's archive to a `Sync` for sessions it pruned. Unsigned; it proves
+    /// nothing, so an agent counts it only from f + 1 distinct peers (one of them honest).
+    Pruned {
+        /// The oldest session whose certificate the sender still holds.
+        below: SessionId,
+    },
 }
 
 impl Message {
@@ -214,6 +221,7 @@ impl Message {
             Message::RoundVote(v) => v.session,
             Message::Commit(c) => c.proposal.value.session,
             Message::Sync { next } => *next,
+            Message::Pruned { below } => *below,
         }
     }
 
@@ -227,6 +235,7 @@ impl Message {
             Message::RoundVote(_) => "precommit",
             Message::Commit(_) => "commit",
             Message::Sync { .. } => "sync",
+            Message::Pruned { .. } => "pruned",
         }
     }
 }

@@ -74,7 +74,7 @@ pub enum Mutation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProtocolConfig {
-    /// Certificates sent in answer to one [`Message::Sync`].
+    /// Certificates sent in answer to one [`Message::Sync`] (0: none, catch-up is off).
     pub sync_batch: u64,
     /// How long a proposer waits for all n votes before proposing with ≥ q (L16).
     pub vote_collect_ms: TimeMs,
@@ -93,7 +93,8 @@ pub struct ProtocolConfig {
     pub pipeline: u64,
     /// The client allowed to open sessions.
     pub client: AgentId,
-    /// Decided sessions kept for catch-up before their state is pruned.
+    /// Decided sessions kept in memory before their state is pruned; older certificates are
+    /// served from the host's archive (L78).
     pub keep_decided: usize,
     /// A deliberately broken variant (simulator only).
     pub mutation: Mutation,
@@ -300,6 +301,19 @@ pub enum Output {
     },
     /// Ask the evaluator for this agent's vote on the session (L2).
     Evaluate(SessionSpec),
+    /// L78: send `to` the commit certificates of sessions `from .. until` from the host's
+    /// archive: this agent pruned them (it keeps `keep_decided` decided sessions), and
+    /// certificates prove themselves, so the durable layer may answer for it. A host with no
+    /// archive drops it; one whose archive no longer holds `from` sends
+    /// [`Message::Pruned`](messages::Message::Pruned) (L81).
+    ServeArchived {
+        /// The peer that asked (`Sync`).
+        to: AgentId,
+        /// The first session to send.
+        from: SessionId,
+        /// The end (exclusive); at most `sync_batch` sessions after `from`.
+        until: SessionId,
+    },
     /// The agent decided (L50).
     Decide(Box<DecisionRecord>),
     /// Byzantine behaviour observed.

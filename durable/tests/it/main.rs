@@ -1,6 +1,8 @@
 //! The durable crate under seeded random crashes and faults on the simulated disk: what was
 //! synced survives, what survives is a prefix of what was written, damage is refused, and the
-//! opener never loses or reuses an acknowledged session.
+//! opener never loses or reuses an acknowledged session; an agent far behind catches up from
+//! its peers' archives.
 
+mod catchup;
 mod journal;
 mod opener;

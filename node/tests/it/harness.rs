@@ -93,6 +93,13 @@ impl Cluster {
         Cluster::start_edited(name, n, &[], instant, &|_, text| text.replace(from, to))
     }
 
+    /// A cluster with an almost instant evaluator whose every configuration file is
+    /// `edit(written)`.
+    pub fn start_edited_text(name: &str, n: usize, edit: &dyn Fn(&str) -> String) -> Cluster {
+        let instant = "[evaluator]\nkind = \"synthetic\"\nlatency_ms = [0, 2]\n";
+        Cluster::start_edited(name, n, &[], instant, &|_, text| edit(text))
+    }
+
     /// A cluster whose agents use the `[evaluator]` table `evaluator`, except those listed in
     /// `overrides`.
     pub fn start_with(

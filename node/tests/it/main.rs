@@ -3,6 +3,7 @@
 
 mod answers;
 mod byzantine;
+mod catchup;
 mod checks;
 mod crash;
 mod decisions;

@@ -47,7 +47,7 @@ fn round_of(m: &Message) -> Option<u32> {
         Message::RoundVote(v) => Some(v.round),
         Message::Vote(_) => Some(0),
         Message::Commit(c) => Some(c.proposal.round),
-        Message::Open(_) | Message::Sync { .. } => None,
+        Message::Open(_) | Message::Sync { .. } | Message::Pruned { .. } => None,
     }
 }
 

@@ -12,10 +12,10 @@ use crate::types::{AgentId, SessionId, TimeMs};
 
 use super::super::session::SessionMachine;
 use super::super::{Input, Rejection};
-use super::{Agent, AgentStats};
+use super::{Agent, AgentStats, Chase, Served};
 
 /// The encoding of [`Agent::snapshot`]; a snapshot of another version is refused.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// Why [`Agent::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +53,8 @@ struct SavedRef<'a> {
     buffered: &'a BTreeMap<SessionId, Vec<Input>>,
     records: &'a BTreeMap<SessionId, SessionRecord>,
     sync_sent_at: Option<TimeMs>,
-    sync_served_at: &'a BTreeMap<AgentId, TimeMs>,
+    served: &'a BTreeMap<AgentId, Served>,
+    chase: Option<Chase>,
     status_armed: bool,
     status_turn: u64,
     rejected: &'a BTreeMap<Rejection, u64>,
@@ -64,6 +65,31 @@ struct SavedRef<'a> {
 /// ... and as [`Agent::restore`] reads it (the same fields in the same order).
 #[derive(Deserialize)]
 struct Saved {
+    /// Checked through [`Head`] before the rest is decoded.
+    _version: u32,
+    id: AgentId,
+    registry: Registry,
+    applied: u64,
+    epochs: BTreeMap<u64, Registry>,
+    sessions: BTreeMap<SessionId, SessionMachine>,
+    buffered: BTreeMap<SessionId, Vec<Input>>,
+    records: BTreeMap<SessionId, SessionRecord>,
+    sync_sent_at: Option<TimeMs>,
+    served: BTreeMap<AgentId, Served>,
+    chase: Option<Chase>,
+    status_armed: bool,
+    status_turn: u64,
+    rejected: BTreeMap<Rejection, u64>,
+    evidence: u64,
+    decided: u64,
+}
+
+/// Version 1, written before catch-up beyond `keep_decided` (docs/protocol.md L78–L81): the
+/// time each peer's `Sync` was last served instead of [`Served`], and no chase. Still read, so
+/// that a node upgraded in place restores its snapshot (the serving window and the chase start
+/// empty: the next `Sync` rebuilds them).
+#[derive(Serialize, Deserialize)]
+struct SavedV1 {
     version: u32,
     id: AgentId,
     registry: Registry,
@@ -79,6 +105,35 @@ struct Saved {
     rejected: BTreeMap<Rejection, u64>,
     evidence: u64,
     decided: u64,
+}
+
+impl From<SavedV1> for Saved {
+    fn from(v: SavedV1) -> Saved {
+        Saved {
+            _version: SNAPSHOT_VERSION,
+            id: v.id,
+            registry: v.registry,
+            applied: v.applied,
+            epochs: v.epochs,
+            sessions: v.sessions,
+            buffered: v.buffered,
+            records: v.records,
+            sync_sent_at: v.sync_sent_at,
+            served: BTreeMap::new(),
+            chase: None,
+            status_armed: v.status_armed,
+            status_turn: v.status_turn,
+            rejected: v.rejected,
+            evidence: v.evidence,
+            decided: v.decided,
+        }
+    }
+}
+
+/// The first field of every version.
+#[derive(Deserialize)]
+struct Head {
+    version: u32,
 }
 
 impl<S: Signer, V: Verifier> Agent<S, V> {
@@ -97,7 +152,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             buffered: &self.buffered,
             records: &self.records,
             sync_sent_at: self.sync_sent_at,
-            sync_served_at: &self.sync_served_at,
+            served: &self.served,
+            chase: self.chase,
             status_armed: self.status_armed,
             status_turn: self.status_turn,
             rejected: &self.stats.rejected,
@@ -110,10 +166,13 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
 
     /// Replaces this agent's state with a snapshot's ([`Agent::snapshot`] of the same agent).
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
-        let saved: Saved = postcard::from_bytes(snapshot).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        if saved.version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version { found: saved.version, expected: SNAPSHOT_VERSION });
-        }
+        let decode = |e: postcard::Error| SnapshotError::Decode(e.to_string());
+        let head: Head = postcard::from_bytes(snapshot).map_err(decode)?;
+        let saved: Saved = match head.version {
+            SNAPSHOT_VERSION => postcard::from_bytes(snapshot).map_err(decode)?,
+            1 => postcard::from_bytes::<SavedV1>(snapshot).map_err(decode)?.into(),
+            found => return Err(SnapshotError::Version { found, expected: SNAPSHOT_VERSION }),
+        };
         if saved.id != self.id {
             return Err(SnapshotError::WrongAgent { found: saved.id.0, expected: self.id.0 });
         }
@@ -124,7 +183,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         self.buffered = saved.buffered;
         self.records = saved.records;
         self.sync_sent_at = saved.sync_sent_at;
-        self.sync_served_at = saved.sync_served_at;
+        self.served = saved.served;
+        self.chase = saved.chase;
         self.status_armed = saved.status_armed;
         self.status_turn = saved.status_turn;
         self.stats = AgentStats {
@@ -268,6 +328,44 @@ mod tests {
         assert!(matches!(a0.restore(&snapshot[..3]), Err(SnapshotError::Decode(_))));
         let mut other_version = snapshot.clone();
         other_version[0] = 9;
-        assert_eq!(a0.restore(&other_version), Err(SnapshotError::Version { found: 9, expected: 1 }));
+        assert_eq!(a0.restore(&other_version), Err(SnapshotError::Version { found: 9, expected: SNAPSHOT_VERSION }));
+    }
+
+    /// A version-1 snapshot (before L78–L81) of an agent that decided sessions restores to the
+    /// same state, with an empty serving window and no chase.
+    #[test]
+    fn a_version_1_snapshot_still_restores() {
+        let keys = sim_committee(5, N);
+        let mut original = agent(&keys, 0);
+        for (now, input) in history(&keys) {
+            original.handle(now, input, &mut Vec::new());
+        }
+        original.served.clear();
+        original.chase = None;
+        let o = &original;
+        let v1 = SavedV1 {
+            version: 1,
+            id: o.id,
+            registry: o.registry.clone(),
+            applied: o.applied,
+            epochs: o.epochs.clone(),
+            // Sessions are not Clone: a copy through their encoding.
+            sessions: postcard::from_bytes(&postcard::to_allocvec(&o.sessions).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}")),
+            buffered: o.buffered.clone(),
+            records: o.records.clone(),
+            sync_sent_at: o.sync_sent_at,
+            sync_served_at: [(AgentId(2), 40)].into_iter().collect(),
+            status_armed: o.status_armed,
+            status_turn: o.status_turn,
+            rejected: o.stats.rejected.clone(),
+            evidence: o.stats.evidence,
+            decided: o.stats.decided,
+        };
+        let bytes = postcard::to_allocvec(&v1).unwrap_or_default();
+        let mut restored = agent(&keys, 0);
+        restored.restore(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(original.applied_sessions() >= 3);
+        assert_eq!(restored.snapshot(), original.snapshot());
     }
 }

@@ -1,31 +1,51 @@
-//! The decisions the client API serves, with their certificates: the most recent in memory,
-//! the last `keep` on disk, older ones forgotten (a documented retention).
+//! The archive of decided sessions with their commit certificates: the most recent in memory,
+//! the last `keep` on disk, older ones forgotten (a documented retention). The node's client API
+//! serves decisions from it, and [`crate::Archived`] answers peers' `Sync` from it for sessions
+//! the agent pruned (docs/protocol.md L78), so an agent that missed up to `keep` sessions
+//! can still learn every one of them.
 //!
 //! Why a store of its own: the agent forgets a decided session once `keep_decided` later ones
-//! are applied, and its log is compacted, so the API cannot rebuild old decisions from either.
-//! Keeping every decision in memory grew a node by 7–8 KB per session, without end.
+//! are applied, and its log is compacted, so neither can rebuild old decisions. Keeping every
+//! decision in memory grew a node by 7–8 KB per session, without end.
 //!
-//! Files: `decisions.<n>.log`, segments of [`SEGMENT_RECORDS`] checksummed records (the
-//! durable crate's log format). A record is `session (u64 LE) | postcard(Stored)`; a decision
-//! with a certificate stores only the certificate (the decision record is a function of it),
-//! which halves its size. When the closed segments hold more than `keep` decisions, the oldest
-//! segment is removed. Records are written unsynced: the store is synced before the agent's
-//! log is compacted, and every decision taken after the agent's snapshot is produced again
-//! when the log is replayed, so a crash loses none.
+//! Files: `decisions.<n>.log`, segments of checksummed records (the [`crate::log`] format), at
+//! most [`SEGMENT_RECORDS`] each (fewer for a small `keep`, see [`segment_records`]). A record is
+//! `session (u64 LE) | postcard(Stored)`; a decision with a certificate stores only the
+//! certificate (the decision record is a function of it), which halves its size. When the closed
+//! segments hold more than `keep` decisions, the oldest segment is removed. Records are written
+//! unsynced: the archive is synced before the agent's log is compacted, and every decision taken
+//! after the agent's snapshot is produced again when the log is replayed, so a crash loses none.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use consensus_core::protocol::{Commit, DecisionRecord, Round, ValueId};
 use consensus_core::{SessionId, TimeMs};
-use durable::log::{self, Fix, LogError, HEADER_BYTES};
-use durable::{FileStorage, Log, Storage};
 use serde::{Deserialize, Serialize};
 
-use crate::state::DecisionEntry;
+use crate::log::{self, Fix, Log, LogError, HEADER_BYTES};
+use crate::storage::Storage;
 
-/// Decisions per segment file.
+/// Most decisions per segment file.
 pub const SEGMENT_RECORDS: usize = 1_024;
+
+/// Decisions per segment for a retention of `keep`: an eighth of it, 8 to [`SEGMENT_RECORDS`],
+/// so the archive holds between `keep` and `keep + keep / 8` decisions (for `keep` ≥ 64).
+pub fn segment_records(keep: usize) -> usize {
+    (keep / 8).clamp(8, SEGMENT_RECORDS)
+}
+
+/// A decision and, once the agent has it, its commit certificate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionEntry {
+    /// What the agent decided.
+    pub record: DecisionRecord,
+    /// q precommits for the decided value.
+    pub certificate: Option<Commit>,
+}
+
+/// An archive shared by the agent's host ([`crate::Archived`]) and readers such as the node's API.
+pub type SharedArchive<S> = Arc<Mutex<Archive<S>>>;
 /// Decisions kept in memory (the most recent by session id).
 pub const RECENT_IN_MEMORY: usize = 256;
 
@@ -89,11 +109,13 @@ fn segment_of(file: &str) -> Option<u64> {
     file.strip_prefix("decisions.")?.strip_suffix(".log")?.parse().ok()
 }
 
-/// The store (see the module documentation).
-pub struct DecisionStore {
-    storage: FileStorage,
+/// The archive (see the module documentation).
+pub struct Archive<S> {
+    storage: S,
     keep: usize,
-    current: Log<FileStorage>,
+    /// Records per segment.
+    segment: usize,
+    current: Log<S>,
     current_no: u64,
     /// Records per segment.
     segments: BTreeMap<u64, usize>,
@@ -101,16 +123,17 @@ pub struct DecisionStore {
     recent: BTreeMap<SessionId, Arc<DecisionEntry>>,
 }
 
-impl DecisionStore {
+impl<S: Storage + Clone> Archive<S> {
     /// Opens the segments in `storage`, keeping at least the last `keep` decisions.
-    pub fn open(storage: FileStorage, keep: usize) -> Result<DecisionStore, LogError> {
+    pub fn open(storage: S, keep: usize) -> Result<Archive<S>, LogError> {
         let mut numbers: Vec<u64> = storage.list()?.iter().filter_map(|f| segment_of(f)).collect();
         numbers.sort_unstable();
-        let mut store = DecisionStore {
+        let mut store = Archive {
             current: Log::open(storage.clone(), &segment_file(numbers.last().copied().unwrap_or(0)))?.0,
             current_no: numbers.last().copied().unwrap_or(0),
             storage,
             keep: keep.max(1),
+            segment: segment_records(keep.max(1)),
             segments: BTreeMap::new(),
             index: BTreeMap::new(),
             recent: BTreeMap::new(),
@@ -146,7 +169,7 @@ impl DecisionStore {
         if self.index.contains_key(&session) || below_retention {
             return Ok(false);
         }
-        if self.segments.get(&self.current_no).copied().unwrap_or(0) >= SEGMENT_RECORDS {
+        if self.segments.get(&self.current_no).copied().unwrap_or(0) >= self.segment {
             self.current_no += 1;
             self.current = Log::open(self.storage.clone(), &segment_file(self.current_no))?.0;
             self.segments.insert(self.current_no, 0);
@@ -161,6 +184,8 @@ impl DecisionStore {
         while self.recent.len() > RECENT_IN_MEMORY {
             self.recent.pop_first();
         }
+        // Retired as soon as possible, so that a restart (which retires too) keeps the same.
+        self.retire();
         Ok(true)
     }
 
@@ -242,6 +267,7 @@ mod tests {
     use consensus_core::{CandidateId, ConsensusMethod, Ppm};
 
     use super::*;
+    use crate::storage::FileStorage;
 
     fn entry(session: u64) -> DecisionEntry {
         let spec = SessionSpec {
@@ -270,7 +296,7 @@ mod tests {
     }
 
     fn dir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("bftsim-decisions-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("bftsim-archive-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
@@ -279,17 +305,18 @@ mod tests {
     fn decisions_survive_a_restart_and_only_the_last_ones_are_kept() {
         let d = dir("keep");
         let storage = FileStorage::new(&d, false).unwrap_or_else(|e| panic!("{e}"));
-        let mut store = DecisionStore::open(storage.clone(), 2_000).unwrap_or_else(|e| panic!("{e}"));
+        let mut store = Archive::open(storage.clone(), 2_000).unwrap_or_else(|e| panic!("{e}"));
         for s in 0..5_000 {
             assert!(store.insert(entry(s)).unwrap_or_else(|e| panic!("{e}")));
         }
         assert!(!store.insert(entry(4_999)).unwrap_or_else(|e| panic!("{e}")), "already stored");
-        assert!(store.len() >= 2_000 && store.len() <= 2_000 + SEGMENT_RECORDS, "{}", store.len());
+        assert_eq!(segment_records(2_000), 250);
+        assert!(store.len() >= 2_000 && store.len() <= 2_000 + 250, "{}", store.len());
         let oldest = store.oldest().unwrap_or(SessionId(0));
         assert!(!store.insert(entry(0)).unwrap_or_else(|e| panic!("{e}")), "older than the retention");
         store.sync().unwrap_or_else(|e| panic!("{e}"));
         drop(store);
-        let store = DecisionStore::open(storage, 2_000).unwrap_or_else(|e| panic!("{e}"));
+        let store = Archive::open(storage, 2_000).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.oldest(), Some(oldest));
         for s in [oldest.0, 3_000, 4_999] {
             let got = store.get(SessionId(s)).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("{s} kept"));
@@ -297,7 +324,28 @@ mod tests {
         }
         assert_eq!(store.get(SessionId(0)).unwrap_or_else(|e| panic!("{e}")), None);
         let segments = std::fs::read_dir(&d).map(|r| r.count()).unwrap_or(0);
-        assert!(segments <= 2_000 / SEGMENT_RECORDS + 2, "{segments} segment files");
+        assert!(segments <= 2_000 / 250 + 2, "{segments} segment files");
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A small retention (the simulator's and the healthz test's): segments of 8, so between 16
+    /// and 24 decisions are kept, the same after a restart, and `oldest` says where they start
+    /// (what a peer's `Pruned` reports, L81).
+    #[test]
+    fn a_small_retention_keeps_between_keep_and_an_eighth_more() {
+        let disk = crate::simdisk::SimDisk::new();
+        let mut archive = Archive::open(disk.clone(), 16).unwrap_or_else(|e| panic!("{e}"));
+        for s in 0..100 {
+            assert!(archive.insert(entry(s)).unwrap_or_else(|e| panic!("{e}")));
+            assert!(archive.len() <= 24, "{} kept after {s}", archive.len());
+        }
+        assert!(archive.len() >= 16);
+        let oldest = archive.oldest().unwrap_or(SessionId(0));
+        assert_eq!(oldest.0, 100 - archive.len() as u64);
+        archive.sync().unwrap_or_else(|e| panic!("{e}"));
+        drop(archive);
+        let archive = Archive::open(disk, 16).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(archive.oldest(), Some(oldest));
+        assert!(archive.get(SessionId(99)).unwrap_or_else(|e| panic!("{e}")).is_some());
     }
 }
