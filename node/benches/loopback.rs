@@ -53,9 +53,20 @@ async fn post(base: &str, k: usize) -> u64 {
 }
 
 async fn decision(base: &str, s: u64, wait_ms: u64) -> Option<Value> {
-    let url = format!("{base}/v1/sessions/{s}?wait_ms={wait_ms}");
-    let r = http_client::request("GET", &url, None, Duration::from_millis(wait_ms + 10_000)).await.ok()?;
-    (r.status == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
+    let deadline = std::time::Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        // The API waits at most MAX_WAIT_MS per request: ask again while pending.
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+        let wait = left.min(node::api::MAX_WAIT_MS);
+        let url = format!("{base}/v1/sessions/{s}?wait_ms={wait}");
+        let r = http_client::request("GET", &url, None, Duration::from_millis(wait + 10_000)).await.ok()?;
+        if r.status == 200 {
+            return serde_json::from_slice(&r.body).ok();
+        }
+        if left == 0 || r.status != 202 {
+            return None;
+        }
+    }
 }
 
 async fn bench(n: usize, sequential: usize, burst: usize, fsync: bool, in_flight: usize) {

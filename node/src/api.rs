@@ -4,8 +4,9 @@
 //!   once the opener's log holds the session durably. Any node accepts it; a node that is not
 //!   the opener forwards it to the opener.
 //! - `GET /v1/sessions/{id}[?wait_ms=N]` → `200` with the decision and its certificate, `202
-//!   {"status": "pending"}` when this agent has not decided (after waiting up to `wait_ms`), or
-//!   `410` when it decided the session but no longer keeps it (`[storage] keep_decisions`).
+//!   {"status": "pending"}` when this agent has not decided (after waiting up to `wait_ms`, at
+//!   most [`MAX_WAIT_MS`]; more is `400`), `404` for an id never issued, or `410` when it decided
+//!   the session but no longer keeps it (`[storage] keep_decisions`).
 //! - `GET /metrics` (Prometheus text), `GET /healthz` (`503` with the reasons when the agent
 //!   is not taking part: its log failed, it lags its peers, or no peer is reachable).
 
@@ -19,24 +20,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use consensus_core::metrics::{check_alerts, AlertThresholds};
-use consensus_core::protocol::AgreedOutcome;
 use consensus_core::{wire, SessionId};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::AtomicU64;
 
+pub use crate::answer::decision_json;
 use crate::evaluate::QueryEnvelope;
+use crate::issued::{issued, never_issued, Issued};
 use crate::opener::{Opener, Refused};
-use crate::state::{DecisionEntry, Labels, Lookup, Shared};
+use crate::state::{Labels, Lookup, Shared};
 use crate::transport::{Inbox, Links, TcpTx};
 
 /// A peer counts as reachable with its connection up or a frame from it this recently.
 pub const REACHABLE_WINDOW: Duration = Duration::from_secs(10);
 
-/// Longest `wait_ms` honoured.
+/// Longest `wait_ms` honoured; a longer one is refused (`400`), so that no client believes it
+/// waited longer than it did. Long polls beyond it: ask again while the answer is `202`.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// Gauges computed at scrape time.
@@ -177,7 +180,21 @@ async fn get_session(
     Query(params): Query<WaitParams>,
 ) -> Response {
     let session = SessionId(id);
-    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    if let Some(asked) = params.wait_ms.filter(|w| *w > MAX_WAIT_MS) {
+        let message = format!(
+            "wait_ms = {asked} is above the longest wait, {MAX_WAIT_MS} ms; fix: ask with wait_ms <= {MAX_WAIT_MS} \
+             and ask again while the answer is 202"
+        );
+        return error(StatusCode::BAD_REQUEST, message);
+    }
+    if matches!(state.shared.lookup(session), Lookup::Unknown) {
+        let opener = state.opener.as_deref();
+        if let Issued::No { next } = issued(&state.shared, opener, state.opener_http, session).await {
+            let body = json!({ "error": never_issued(id, next), "session": id, "next": next });
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+    }
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0));
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let notified = state.shared.decided.notified();
@@ -211,43 +228,6 @@ async fn get_session(
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }
-}
-
-/// The JSON shape of a decision.
-pub fn decision_json(entry: &DecisionEntry) -> Value {
-    let r = &entry.record;
-    let envelope = QueryEnvelope::of(&r.spec.spec);
-    let (outcome, chosen, method, agreement, flagged) = match &r.outcome {
-        AgreedOutcome::Decided { chosen, method, agreement, byzantine } => {
-            ("decided", Some(chosen.0), Some(json!(method)), Some(f64::from(agreement.raw()) / 1e6), byzantine.clone())
-        }
-        AgreedOutcome::Escalated { action, byzantine } => {
-            ("escalated", None, Some(json!({ "escalation": action })), None, byzantine.clone())
-        }
-        AgreedOutcome::NoDecision { achieved } => {
-            ("no-decision", None, None, Some(f64::from(achieved.raw()) / 1e6), vec![])
-        }
-    };
-    let participating: Vec<u32> = r.votes.iter().map(|v| v.vote.agent.0).collect();
-    json!({
-        "session": r.session.0,
-        "status": "decided",
-        "outcome": outcome,
-        "chosen": chosen,
-        "chosen_text": chosen.and_then(|c| envelope.candidates.get(c as usize).cloned()),
-        "method": method,
-        "agreement": agreement,
-        "participating": participating,
-        "flagged": flagged.iter().map(|a| a.0).collect::<Vec<_>>(),
-        "mode": r.mode,
-        "round": r.round,
-        "opened_ms": r.spec.spec.opened_ms,
-        "decided_ms": r.at_ms,
-        "latency_ms": r.at_ms.saturating_sub(r.spec.spec.opened_ms),
-        "query": envelope.query,
-        "candidates": envelope.candidates,
-        "certificate": entry.certificate,
-    })
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {

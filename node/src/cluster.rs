@@ -108,6 +108,7 @@ pub fn init_cluster(spec: &ClusterSpec) -> Result<Vec<PathBuf>, ClusterError> {
         let _ = writeln!(t, "listen = \"{}:{}\"", spec.host, ports[i].0);
         let _ = writeln!(t, "http = \"{}:{}\"", spec.host, ports[i].1);
         let _ = writeln!(t, "key_file = \"agent-{i}.key\"");
+        let _ = writeln!(t, "public_key = \"{}\"", to_hex(keys[i].verifying_key().as_bytes()));
         let _ = writeln!(t, "data_dir = \"data/agent-{i}\"\n");
         let _ = writeln!(t, "[client]");
         let _ = writeln!(t, "# The cluster client signs Open; agent `opener` numbers and opens every session.");

@@ -10,6 +10,8 @@ use consensus_core::protocol::ProtocolConfig;
 use consensus_core::{AgentId, AgentSpecialization, EngineConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::checks::{Field, Problem};
+
 /// One agent's node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +26,10 @@ pub struct NodeConfig {
     pub http: SocketAddr,
     /// The agent's secret key (64 hex digits), relative to this file.
     pub key_file: PathBuf,
+    /// The agent's public key (64 hex digits), as its peers know it: `key_file` must hold its
+    /// secret half (checked on start). Optional for files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// Where the durable log lives, relative to this file.
     pub data_dir: PathBuf,
     /// The cluster client that opens sessions.
@@ -116,6 +122,10 @@ pub enum EvaluatorConfig {
         /// Beyond this the agent abstains.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Judge processes running at once; more evaluations wait their turn (the number of
+        /// CPUs when omitted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_concurrent: Option<usize>,
     },
     /// POSTs the request as JSON to a URL; the response body is the vote.
     Http {
@@ -124,7 +134,28 @@ pub enum EvaluatorConfig {
         /// Beyond this the agent abstains.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Requests in flight at once; more evaluations wait their turn (16 when omitted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_concurrent: Option<usize>,
     },
+}
+
+/// Requests an `http` evaluator has in flight at once by default.
+pub const DEFAULT_HTTP_CONCURRENCY: usize = 16;
+
+impl EvaluatorConfig {
+    /// How many evaluations may run at once (`None`: no limit, the synthetic evaluator only
+    /// sleeps). The judge's timeout counts from its start, not from its wait for a turn.
+    pub fn concurrency(&self) -> Option<usize> {
+        match self {
+            EvaluatorConfig::Synthetic { .. } => None,
+            EvaluatorConfig::Command { max_concurrent, .. } => Some(
+                max_concurrent
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)),
+            ),
+            EvaluatorConfig::Http { max_concurrent, .. } => Some(max_concurrent.unwrap_or(DEFAULT_HTTP_CONCURRENCY)),
+        }
+    }
 }
 
 fn default_timeout_ms() -> u64 {
@@ -230,79 +261,87 @@ fn with_fix(message: &str) -> String {
 }
 
 impl NodeConfig {
-    /// Parses `text` (from `file`), reporting errors at their position.
+    /// Parses `text` (from `file`), reporting errors at their position: the first of what
+    /// serde finds, then of [`crate::checks::config_problems`] and [`NodeConfig::range_problems`].
     pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
-        let config: NodeConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-            ConfigError { file: file.to_path_buf(), line, column, message: with_fix(e.message()) }
-        })?;
-        config.check().map_err(|(key, message)| {
-            let (line, column) = find_key(text, key);
-            ConfigError { file: file.to_path_buf(), line, column, message }
-        })?;
-        Ok(config)
+        let config = NodeConfig::parse_unchecked(file, text)?;
+        let mut problems = crate::checks::config_problems(&config);
+        problems.extend(config.range_problems());
+        match crate::checks::locate(file, text, problems).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(config),
+        }
     }
 
-    /// Reads and parses a file.
-    pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+    fn parse_unchecked(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ConfigError { file: file.to_path_buf(), line, column, message: with_fix(e.message()) }
+        })
+    }
+
+    fn read(file: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(file).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             line: 0,
             column: 0,
             message: format!("cannot read: {e}"),
-        })?;
-        NodeConfig::parse(file, &text)
+        })
     }
 
-    /// Checks what serde cannot: returns the offending key and the message.
-    fn check(&self) -> Result<(), (&'static str, String)> {
-        let mut ids: Vec<u32> = self.peers.iter().map(|p| p.id).collect();
-        ids.push(self.id);
-        ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(("id", format!("agent ids {ids:?} repeat; fix: give every agent a distinct id")));
-        }
-        if !ids.contains(&self.client.opener) {
-            return Err((
-                "opener",
-                format!("opener {} is not an agent of {ids:?}; fix: name one of them", self.client.opener),
-            ));
-        }
+    /// Reads and parses a file.
+    pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(file, &NodeConfig::read(file)?)
+    }
+
+    /// Reads a file and parses its syntax only, keeping the text (to place later errors).
+    pub fn load_unchecked(file: &Path) -> Result<(NodeConfig, String), ConfigError> {
+        let text = NodeConfig::read(file)?;
+        Ok((NodeConfig::parse_unchecked(file, &text)?, text))
+    }
+
+    /// Values out of their range, each at its key.
+    pub fn range_problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: &'static str, message: String| out.push(Problem { at: Field::Key(key), message });
         if self.client.opener == self.id && self.client.key_file.is_none() {
-            return Err((
+            bad(
                 "opener",
                 "this agent is the opener but [client] has no key_file; fix: add key_file = \"client.key\"".into(),
-            ));
+            );
         }
         if self.protocol.mutation != consensus_core::protocol::Mutation::None {
-            return Err(("mutation", "mutations are for the simulator only; fix: remove protocol.mutation".into()));
+            bad("mutation", "mutations are for the simulator only; fix: remove protocol.mutation".into());
         }
         if self.protocol.pipeline == 0 {
-            return Err(("pipeline", "pipeline must be at least 1; fix: set protocol.pipeline = 64".into()));
+            bad("pipeline", "pipeline must be at least 1; fix: set protocol.pipeline = 64".into());
         }
         let window = self.max_in_flight();
-        if window == 0 || window as u64 > self.protocol.pipeline {
-            return Err((
+        if self.protocol.pipeline > 0 && (window == 0 || window as u64 > self.protocol.pipeline) {
+            bad(
                 "max_in_flight",
                 format!(
                     "max_in_flight = {window} must be between 1 and protocol.pipeline = {}; fix: lower it or raise the pipeline",
                     self.protocol.pipeline
                 ),
-            ));
+            );
         }
         if self.transport.queue_frames == 0 {
-            return Err(("queue_frames", "queue_frames must be at least 1".into()));
+            bad("queue_frames", "queue_frames must be at least 1".into());
         }
         if self.storage.compact_log_bytes < 1 << 16 {
-            return Err(("compact_log_bytes", "compact_log_bytes must be at least 65536; fix: raise it".into()));
+            bad("compact_log_bytes", "compact_log_bytes must be at least 65536; fix: raise it".into());
         }
         if self.storage.keep_decisions == 0 {
-            return Err(("keep_decisions", "keep_decisions must be at least 1; fix: remove it for 10000".into()));
+            bad("keep_decisions", "keep_decisions must be at least 1; fix: remove it for 10000".into());
+        }
+        if self.evaluator.concurrency() == Some(0) {
+            bad("max_concurrent", "max_concurrent must be at least 1; fix: remove it for the default".into());
         }
         if self.client.max_queued == 0 {
-            return Err(("max_queued", "max_queued must be at least 1; fix: remove it for 4096".into()));
+            bad("max_queued", "max_queued must be at least 1; fix: remove it for 4096".into());
         }
-        Ok(())
+        out
     }
 
     /// Resolves a path written in the file relative to the file's directory.
@@ -330,7 +369,7 @@ impl NodeConfig {
 }
 
 /// Position of the first line that assigns `key`, for errors serde cannot place.
-fn find_key(text: &str, key: &str) -> (usize, usize) {
+pub(crate) fn find_key(text: &str, key: &str) -> (usize, usize) {
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
@@ -365,9 +404,18 @@ http = "127.0.0.1:8001"
 public_key = "00"
 "#;
 
+    /// MINIMAL with two distinct valid public keys in place of its "00"s.
+    fn minimal() -> String {
+        let public = |seed: u8| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+            format!("\"{}\"", crate::keys::to_hex(key.verifying_key().as_bytes()))
+        };
+        MINIMAL.replacen("\"00\"", &public(1), 1).replacen("\"00\"", &public(2), 1)
+    }
+
     #[test]
     fn minimal_file_takes_the_designs_defaults() {
-        let c = NodeConfig::parse(Path::new("a.toml"), MINIMAL).map_err(|e| e.to_string());
+        let c = NodeConfig::parse(Path::new("a.toml"), &minimal()).map_err(|e| e.to_string());
         let c = c.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.engine, EngineConfig::default());
         assert_eq!(c.protocol, ProtocolConfig::default());
@@ -376,14 +424,14 @@ public_key = "00"
 
     #[test]
     fn errors_point_at_the_line_and_say_how_to_fix() {
-        let bad = MINIMAL.replace("opener = 0", "opener = 0\nopenr = 1");
+        let bad = minimal().replace("opener = 0", "opener = 0\nopenr = 1");
         let e = NodeConfig::parse(Path::new("a.toml"), &bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("a.toml:13:1: unknown field `openr`"), "{e}");
         assert!(e.contains("fix:"), "{e}");
-        let bad = MINIMAL.replace("\"127.0.0.1:7000\"", "\"localhost\"");
+        let bad = minimal().replace("\"127.0.0.1:7000\"", "\"localhost\"");
         let e = NodeConfig::parse(Path::new("a.toml"), &bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("a.toml:4:10:"), "{e}");
-        let bad = MINIMAL.replace("opener = 0", "opener = 7");
+        let bad = minimal().replace("opener = 0", "opener = 7");
         let e = NodeConfig::parse(Path::new("a.toml"), &bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("a.toml:12:1: opener 7"), "{e}");
     }

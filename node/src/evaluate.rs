@@ -26,7 +26,7 @@ use consensus_core::{wire, AgentId, AgentSpecialization, AgentVote, CandidateId,
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::clock::RealClock;
 use crate::config::EvaluatorConfig;
@@ -212,23 +212,42 @@ pub struct EvaluatorTask {
 }
 
 impl EvaluatorTask {
-    /// Serves requests until the channel closes, each on its own task.
+    /// Serves requests until the channel closes, each on its own task, at most
+    /// [`EvaluatorConfig::concurrency`] at once: the others wait their turn in arrival order
+    /// (a judge that takes a CPU for seconds, started once per session in flight, would
+    /// otherwise make every judge miss its timeout). A session this agent decided while its
+    /// evaluation waited is not evaluated: its vote can no longer count.
     pub async fn run(self, mut requests: mpsc::UnboundedReceiver<SessionSpec>) {
+        let limit = self.config.concurrency().map(|n| Arc::new(Semaphore::new(n.max(1))));
         let task = Arc::new(self);
         while let Some(spec) = requests.recv().await {
             let task = task.clone();
-            tokio::spawn(async move { task.evaluate(spec).await });
+            let limit = limit.clone();
+            tokio::spawn(async move {
+                let turn = match limit {
+                    Some(limit) => match limit.acquire_owned().await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return,
+                    },
+                    None => None,
+                };
+                if turn.is_some() && task.shared.is_decided(spec.session) {
+                    return;
+                }
+                task.evaluate(spec).await;
+                drop(turn); // the next evaluation starts once this one's vote is sent
+            });
         }
     }
 
     async fn evaluate(&self, spec: SessionSpec) {
         let vote = match &self.config {
             EvaluatorConfig::Synthetic { latency_ms, seed } => self.synthetic(&spec, *latency_ms, *seed).await,
-            EvaluatorConfig::Command { argv, timeout_ms } => {
+            EvaluatorConfig::Command { argv, timeout_ms, .. } => {
                 let answer = run_command(argv, &self.request_json(&spec), Duration::from_millis(*timeout_ms)).await;
                 self.judged(&spec, answer)
             }
-            EvaluatorConfig::Http { url, timeout_ms } => {
+            EvaluatorConfig::Http { url, timeout_ms, .. } => {
                 let body = self.request_json(&spec);
                 let answer = crate::http_client::request("POST", url, Some(&body), Duration::from_millis(*timeout_ms))
                     .await

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use consensus_core::adversary::Strategy;
 use consensus_core::protocol::Commit;
 use consensus_core::AgentId;
+use node::answer::{classify, mismatches, Submitted, UNCERTIFIED};
 use node::cluster::{init_cluster, ClusterSpec};
 use node::config::NodeConfig;
 use node::keys;
@@ -117,47 +118,81 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(async {
                 tokio::select! {
-                    result = run(&config, RunOptions { byzantine }) => result.map_err(anyhow::Error::from),
+                    // The message only: a StartError's source is the message itself ("Error: X … Caused by: X").
+                    result = run(&config, RunOptions { byzantine }) => result.map_err(|e| anyhow::anyhow!("{e}")),
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })?;
         }
         Command::Check { config } => {
-            let c = NodeConfig::load(&config)?;
+            let (c, errors) = node::checks::diagnose(&config)?;
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if !errors.is_empty() {
+                bail!("{}: {} problem(s); the node would not start", config.display(), errors.len());
+            }
             println!("agent {} of {} agents; opener {}", c.id, c.committee().len(), c.client.opener);
         }
-        Command::Verify { config, certificate } => {
-            let c = NodeConfig::load(&config)?;
-            let text = if certificate.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                std::fs::read_to_string(&certificate).with_context(|| format!("reading {}", certificate.display()))?
-            };
-            let json: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
-            let cert = json.get("certificate").cloned().unwrap_or(json);
-            if cert.is_null() {
-                bail!("the answer has no certificate yet (ask again with ?wait_ms=1000)");
-            }
-            let commit: Commit = serde_json::from_value(cert).context("not a commit certificate")?;
-            let mut public = vec![(AgentId::CLIENT, keys::parse_public(&c.client.public_key, "[client] public_key")?)];
-            let own_key = keys::read_secret(&NodeConfig::resolve(&config, &c.key_file))
-                .map(|k| k.verifying_key())
-                .context("reading this agent's key (its public half is not in the file)")?;
-            public.push((c.agent(), own_key));
-            for p in &c.peers {
-                public.push((AgentId(p.id), keys::parse_public(&p.public_key, "peer public_key")?));
-            }
-            let members: Vec<AgentId> = c.committee().iter().map(|(id, _)| *id).collect();
-            let verified = verify_certificate(&commit, &keys::keyring(public), &members)?;
-            println!(
-                "valid: session {} decided in round {} by {} precommits ({:?}): {}",
-                verified.session.0,
-                verified.round,
-                verified.signers.len(),
-                verified.signers.iter().map(|a| a.0).collect::<Vec<_>>(),
-                serde_json::to_string(&verified.outcome)?
+        Command::Verify { config, certificate } => verify(&config, &certificate)?,
+    }
+    Ok(())
+}
+
+/// `verify`: the certificate against the cluster's keys, and every field of an answer against
+/// the certificate.
+fn verify(config: &std::path::Path, certificate: &std::path::Path) -> anyhow::Result<()> {
+    let c = NodeConfig::load(config)?;
+    let text = if certificate.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(certificate).with_context(|| format!("reading {}", certificate.display()))?
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON ({e})", certificate.display()))?;
+    let (answer, cert) = match classify(json) {
+        Submitted::Certificate(cert) => (None, cert),
+        Submitted::Answer(fields, cert) => (Some(fields), cert),
+        Submitted::Unverifiable(why) => bail!("nothing to verify: {why}"),
+    };
+    let commit: Commit =
+        serde_json::from_value(cert).map_err(|e| anyhow::anyhow!("the certificate is malformed: {e}"))?;
+    let mut public = vec![(AgentId::CLIENT, keys::parse_public(&c.client.public_key, "[client] public_key")?)];
+    let own = match &c.public_key {
+        Some(own) => keys::parse_public(own, "public_key")?,
+        None => keys::read_secret(&NodeConfig::resolve(config, &c.key_file))
+            .map(|k| k.verifying_key())
+            .context("reading this agent's key (the file has no public_key)")?,
+    };
+    public.push((c.agent(), own));
+    for p in &c.peers {
+        public.push((AgentId(p.id), keys::parse_public(&p.public_key, "peer public_key")?));
+    }
+    let members: Vec<AgentId> = c.committee().iter().map(|(id, _)| *id).collect();
+    let verified = verify_certificate(&commit, &keys::keyring(public), &members)?;
+    if let Some(fields) = &answer {
+        let wrong = mismatches(fields, &commit);
+        if !wrong.is_empty() {
+            bail!(
+                "the certificate is valid, but the answer says what it does not certify (edited outside the \
+                 certificate?):\n  {}",
+                wrong.join("\n  ")
             );
         }
+    }
+    println!(
+        "valid: session {} decided in round {} by {} precommits ({:?}): {}",
+        verified.session.0,
+        verified.round,
+        verified.signers.len(),
+        verified.signers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        serde_json::to_string(&verified.outcome)?
+    );
+    if answer.is_some() {
+        println!(
+            "every field of the answer is the certificate's ({} are this node's clock readings, not certified)",
+            UNCERTIFIED.join(" and ")
+        );
     }
     Ok(())
 }

@@ -87,6 +87,11 @@ impl Opener {
         self.durability.fsyncs.clone()
     }
 
+    /// The id the next session gets: every id below was handed out (or is being), none above.
+    pub fn next_session(&self) -> SessionId {
+        self.machine().next_session()
+    }
+
     /// Why the opener's log failed, if it did.
     pub fn failure(&self) -> Option<String> {
         self.durability.failure()

@@ -174,7 +174,8 @@ fn start_opener(
 
 /// Runs the node of the configuration at `path` until the process is stopped.
 pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
-    let config = NodeConfig::load(path)?;
+    // Keys, addresses and ids first: a node with another agent's key must not start.
+    let config = crate::checks::preflight(path)?;
     let me = config.agent();
     let signing_key = keys::read_secret(&NodeConfig::resolve(path, &config.key_file))?;
     let signer = NodeSigner::new(me, signing_key.clone());

@@ -43,3 +43,52 @@ async fn judge_programs_vote_and_a_broken_judge_abstains() {
     };
     tokio::time::timeout(Duration::from_secs(120), run).await.unwrap_or_else(|_| panic!("timed out"));
 }
+
+/// A judge that records how many of its agent's judges run at once, then votes for candidate 0.
+const COUNTING_JUDGE: &str = r#"
+import json, os, sys, time
+request = json.load(sys.stdin)
+d = os.path.join(sys.argv[1], "agent-%d" % request["agent"])
+os.makedirs(d, exist_ok=True)
+mine = os.path.join(d, str(os.getpid()))
+open(mine, "w").close()
+with open(d + ".counts", "a") as f:
+    f.write("%d\n" % len(os.listdir(d)))
+time.sleep(0.3)
+os.remove(mine)
+print(json.dumps({"scores": {"0": 0.9, "1": 0.2, "2": 0.1}, "confidence": 0.9}))
+"#;
+
+/// With `max_concurrent = 1`, eight sessions opened at once are judged one at a time at every
+/// agent (before: one judge process per session in flight, all at once) and all decide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judges_run_at_most_max_concurrent_at_once() {
+    let _one = exclusive().await;
+    let dir = std::env::temp_dir().join(format!("bftsim-node-it-counting-judge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let judge = dir.join("judge.py");
+    std::fs::write(&judge, COUNTING_JUDGE).unwrap_or_else(|e| panic!("{e}"));
+    let evaluator = format!(
+        "[evaluator]\nkind = \"command\"\nargv = [\"python3\", {:?}, {:?}]\ntimeout_ms = 10000\nmax_concurrent = 1\n",
+        judge.display().to_string(),
+        dir.display().to_string()
+    );
+    let cluster = Cluster::start_with("counting", 4, &[], &evaluator, &[]);
+    let run = async {
+        cluster.wait_healthy(&[0, 1, 2, 3]).await;
+        let ids = crate::harness::open_concurrently(&cluster.urls, 8, "concurrency").await;
+        for id in &ids {
+            let d = cluster.must_decide(0, *id, 60_000).await;
+            assert_eq!(d["chosen"], 0, "{d}");
+        }
+        for agent in 0..4 {
+            let counts = std::fs::read_to_string(dir.join(format!("agent-{agent}.counts"))).unwrap_or_default();
+            let counts: Vec<u32> = counts.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            assert!(!counts.is_empty(), "agent {agent} never judged; log:\n{}", cluster.log(agent));
+            assert_eq!(counts.iter().max(), Some(&1), "agent {agent}: judges at once {counts:?}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), run).await.unwrap_or_else(|_| panic!("timed out"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -232,12 +232,20 @@ impl Cluster {
 
     /// Agent `i`'s decision of `session`, waiting up to `wait_ms`; `None` while pending.
     pub async fn decision(&self, i: usize, session: u64, wait_ms: u64) -> Option<Value> {
-        let url = format!("{}/v1/sessions/{session}?wait_ms={wait_ms}", self.urls[i]);
-        let r = http_client::request("GET", &url, None, Duration::from_millis(wait_ms + 5_000)).await.ok()?;
-        if r.status != 200 {
-            return None;
+        let deadline = std::time::Instant::now() + Duration::from_millis(wait_ms);
+        loop {
+            // The API waits at most MAX_WAIT_MS per request: ask again while pending.
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+            let wait = left.min(node::api::MAX_WAIT_MS);
+            let url = format!("{}/v1/sessions/{session}?wait_ms={wait}", self.urls[i]);
+            let r = http_client::request("GET", &url, None, Duration::from_millis(wait + 5_000)).await.ok();
+            match r {
+                Some(r) if r.status == 200 => return serde_json::from_slice(&r.body).ok(),
+                _ if left == 0 => return None,
+                Some(r) if r.status == 202 => {}
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
-        serde_json::from_slice(&r.body).ok()
     }
 
     /// Agent `i`'s decision of `session`, or a panic with its log after `wait_ms`.

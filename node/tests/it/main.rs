@@ -1,8 +1,10 @@
 //! bftsim-node integration tests: real processes on 127.0.0.1, one cluster at a time, every
 //! test bounded by a timeout and every process killed when its test ends.
 
+mod answers;
 mod byzantine;
 mod catchup;
+mod checks;
 mod crash;
 mod decisions;
 mod durability;
