@@ -220,7 +220,10 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
                 let signer = keys.agents[i as usize].clone();
                 let node_seed = derive(seed, "byzantine-node", u64::from(i));
                 let collusion = derive(seed, "collusion", 0);
-                Box::new(Byzantine::new(make_agent(), signer, strategy, peers, engine, node_seed, collusion))
+                Box::new(
+                    Byzantine::new(make_agent(), signer, strategy, peers, engine, node_seed, collusion)
+                        .with_full_power(scenario.byzantine.full_power.config()),
+                )
             }
             Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => Box::new(make_agent()),
         };
