@@ -413,5 +413,9 @@ mod tests {
         assert!(e.message.contains("sneaky"), "{e}");
         let e = parse("[modes]\nswarm = 0\ntwins = 0\nbyzzfuzz = 0\n", "x.toml").unwrap_err();
         assert!(e.message.contains("modes"), "{e}");
+        let e = parse("[full_power]\nshare = 1.5\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("full_power.share"), "{e}");
+        let e = parse("[full_power]\nactions_per_input = [0, 3]\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("full_power.actions_per_input"), "{e}");
     }
 }

@@ -56,3 +56,52 @@ impl Generator {
         d.features.extend(families.iter().map(|f| format!("full-power:{}", f.name())));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Envelope, Generator, Mode};
+    use super::*;
+
+    /// The full-power agent comes from its own stream: turning it on changes who is Byzantine
+    /// and how, and nothing else of a run; with `share = 1` every drawn behaviour is replaced
+    /// (ByzzFuzz's mutated agent stays `honest`), and Twins runs of 7 agents get one.
+    #[test]
+    fn the_full_power_agent_changes_only_the_byzantine_agents() {
+        let (mut off, mut on) = (Envelope::default(), Envelope::default());
+        (off.full_power.share, off.full_power.twins) = (0.0, 0.0);
+        (on.full_power.share, on.full_power.twins) = (1.0, 1.0);
+        let (off, on) = (Generator::new(off, 5, None, "none"), Generator::new(on, 5, None, "none"));
+        let (mut replaced, mut beside_twins) = (0, 0);
+        for i in 0..120 {
+            let (a, b) = (off.generate(i).unwrap(), on.generate(i).unwrap());
+            let (x, y) = (&a.scenario, &b.scenario);
+            assert_eq!(
+                (&x.agents, &x.network, &x.faults, &x.workload),
+                (&y.agents, &y.network, &y.faults, &y.workload)
+            );
+            assert_eq!(
+                (&x.protocol, &x.round_partitions, &x.tamper, a.seed),
+                (&y.protocol, &y.round_partitions, &y.tamper, b.seed)
+            );
+            let behaviours = y.byzantine.behaviours();
+            assert!(!behaviours.contains(&FULL_POWER) || !y.byzantine.full_power.families.is_empty());
+            match a.mode {
+                Mode::Twins if x.agents.count >= 7 => {
+                    assert_eq!((y.byzantine.count, behaviours), (2, vec![FULL_POWER, Behaviour::Twin]));
+                    beside_twins += 1;
+                }
+                Mode::Twins => assert_eq!(x.byzantine, y.byzantine),
+                _ if x.byzantine.count > 0 => {
+                    assert_eq!((x.byzantine.count, &x.byzantine.agents), (y.byzantine.count, &y.byzantine.agents));
+                    assert!(
+                        behaviours.iter().all(|b| *b == FULL_POWER || *b == Behaviour::Honest),
+                        "run {i}: {behaviours:?}"
+                    );
+                    replaced += 1;
+                }
+                _ => assert_eq!(y.byzantine.count, 0),
+            }
+        }
+        assert!(replaced > 20 && beside_twins > 3, "{replaced} replaced, {beside_twins} beside a twin");
+    }
+}
