@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConflictPolicy, EngineConfig};
-use crate::conflict::{resolve_conflict, ConflictResolution, ConflictType, Context, TalliedVote, Tally};
+use crate::conflict::{
+    resolve_conflict_guarded, ConflictResolution, ConflictType, Context, Guards, TalliedVote, Tally,
+};
 use crate::detection::{detect, Detection};
 use crate::fixed::{Ppm, PPM_ONE};
 use crate::registry::{AgentRecord, Registry, SessionRecord};
@@ -104,6 +106,9 @@ pub struct Aggregation {
     pub conflict: ConflictType,
     /// The conflict resolution applied.
     pub resolution: ConflictResolution,
+    /// What the validity guards V10–V13 did (docs/protocol.md).
+    #[serde(default)]
+    pub guards: Guards,
     /// What the registry learns if this session is agreed on.
     pub record: SessionRecord,
     /// Votes not counted.
@@ -154,7 +159,8 @@ pub fn aggregate_borrowed<'v>(
         .map(|(vote, record)| tallied(vote, record, detection.flagged.binary_search(&vote.agent).is_ok()))
         .collect();
     let tally = Tally::new(votes, config.agreement_basis);
-    let (conflict, resolution) = resolve_conflict(&tally, ctx, config);
+    let mut guards = Guards::default();
+    let (conflict, resolution) = resolve_conflict_guarded(&tally, ctx, config, &mut guards);
     let honest = tally.honest();
     let outcome = if tally.counted() == 0 {
         Err(ConsensusError::NoVotes(session))
@@ -171,6 +177,7 @@ pub fn aggregate_borrowed<'v>(
         outcome,
         conflict,
         resolution,
+        guards,
         record,
         rejected: validated.rejected,
         equivocations: validated.equivocations,

@@ -309,24 +309,53 @@ pub fn analyze(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictTy
     ConflictType::NoAgreement
 }
 
+/// What the validity guards of docs/protocol.md V10–V13 did in one resolution: `None` where a
+/// guard had nothing to decide, `Some(true)` where the resolution passed it, `Some(false)`
+/// where the guard changed it. Observed (protocol coverage); nothing decides on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guards {
+    /// V9–V10: a resolution deciding a candidate kept it (`f + 1` supporters) or became no
+    /// decision.
+    pub support: Option<bool>,
+    /// V11: a tie went to the weighted tie-break (top count ≥ `f + 1`) or to human review.
+    pub tie: Option<bool>,
+    /// V12: strong dissent made a one-candidate minority of ≥ max(2, `f + 1`) for evidence
+    /// analysis, or was only recorded (majority rule with dissent).
+    pub minority: Option<bool>,
+    /// V13: the flagged voters were excluded and the rest re-tallied, or too few remained.
+    pub retally: Option<bool>,
+}
+
 /// Design §4.2 `resolve_conflict`: the class of the distribution and its resolution.
 ///
 /// Final guard (docs/protocol.md V10): a resolution that would decide a candidate with fewer
 /// than `f + 1` supporting votes in `tally` (all of which could be Byzantine) is no decision.
 pub fn resolve_conflict(tally: &Tally, ctx: Context, config: &EngineConfig) -> (ConflictType, ConflictResolution) {
+    resolve_conflict_guarded(tally, ctx, config, &mut Guards::default())
+}
+
+/// [`resolve_conflict`], noting in `guards` what V10–V13 did.
+pub fn resolve_conflict_guarded(
+    tally: &Tally,
+    ctx: Context,
+    config: &EngineConfig,
+    guards: &mut Guards,
+) -> (ConflictType, ConflictResolution) {
     let kind = analyze(tally, ctx, config);
     let ranked = tally.ranking();
     let resolution = match (kind, ranked.first()) {
-        (ConflictType::ByzantineInfluence, _) => resolve_byzantine_influence(tally, ctx, config),
+        (ConflictType::ByzantineInfluence, _) => resolve_byzantine_influence(tally, ctx, config, guards),
         (ConflictType::InsufficientVotes, _) | (_, None) => insufficient(tally, ctx),
         (ConflictType::SimpleMajority, Some(best)) => ConflictResolution::Consensus { chosen: best.candidate },
-        (ConflictType::Tie, _) => resolve_tie(&ranked, ctx),
-        (ConflictType::StrongMinority, Some(best)) => resolve_strong_minority(tally, best, &ranked, ctx, config),
+        (ConflictType::Tie, _) => resolve_tie(&ranked, ctx, guards),
+        (ConflictType::StrongMinority, Some(best)) => {
+            resolve_strong_minority(tally, best, &ranked, ctx, config, guards)
+        }
         (ConflictType::NoAgreement, Some(best)) => {
             ConflictResolution::NoAgreement { best: Some(best.candidate), achieved: tally.agreement(best) }
         }
     };
-    (kind, require_support(tally, &ranked, resolution, ctx))
+    (kind, require_support(tally, &ranked, resolution, ctx, guards))
 }
 
 /// The candidate a resolution decides, if it decides one.
@@ -348,6 +377,7 @@ fn require_support(
     ranked: &[CandidateTally],
     resolution: ConflictResolution,
     ctx: Context,
+    guards: &mut Guards,
 ) -> ConflictResolution {
     let Some(candidate) = chosen(&resolution) else { return resolution };
     let honest = tally.honest();
@@ -359,6 +389,7 @@ fn require_support(
         &honest_ranked
     };
     let support = ranked.iter().find(|t| t.candidate == candidate);
+    guards.support = Some(support.is_some_and(|t| t.count >= ctx.min_support()));
     match support {
         Some(t) if t.count >= ctx.min_support() => resolution,
         _ => ConflictResolution::NoAgreement {
@@ -373,12 +404,19 @@ fn require_support(
 /// re-tally needs `q − flagged` counted votes, never fewer than `f + 1` (V13): with at most
 /// `f` flags a vote set of `q` can always be re-tallied. When fewer remain, the design
 /// escalates Byzantine influence to a human.
-fn resolve_byzantine_influence(tally: &Tally, ctx: Context, config: &EngineConfig) -> ConflictResolution {
+fn resolve_byzantine_influence(
+    tally: &Tally,
+    ctx: Context,
+    config: &EngineConfig,
+    guards: &mut Guards,
+) -> ConflictResolution {
     let honest = tally.honest();
     debug_assert!(honest.votes.iter().all(|v| !v.flagged));
     let flagged = tally.counted() - honest.counted();
     let needed = ctx.participation_quorum.saturating_sub(flagged).max(ctx.min_support());
-    let (kind, resolution) = resolve_conflict(&honest, Context { participation_quorum: needed, ..ctx }, config);
+    let (kind, resolution) =
+        resolve_conflict_guarded(&honest, Context { participation_quorum: needed, ..ctx }, config, guards);
+    guards.retally = Some(kind != ConflictType::InsufficientVotes);
     if kind == ConflictType::InsufficientVotes {
         return ConflictResolution::Escalation {
             reason: format!(
@@ -409,8 +447,9 @@ fn insufficient(tally: &Tally, ctx: Context) -> ConflictResolution {
 /// V11: only the candidates tied at the top count compete (a candidate with fewer votes never
 /// wins a tie-break on evidence), and when the tied count is `f` or fewer, each side could be
 /// Byzantine votes alone, so the tie goes to human review.
-fn resolve_tie(ranked: &[CandidateTally], ctx: Context) -> ConflictResolution {
+fn resolve_tie(ranked: &[CandidateTally], ctx: Context, guards: &mut Guards) -> ConflictResolution {
     let top = ranked.first().map_or(0, |t| t.count);
+    guards.tie = Some(top >= ctx.min_support());
     if top < ctx.min_support() {
         return ConflictResolution::Escalation {
             reason: format!("Tie between candidates with {top} supporting vote(s) each; {} needed", ctx.min_support()),
@@ -459,6 +498,7 @@ fn resolve_strong_minority(
     ranked: &[CandidateTally],
     ctx: Context,
     config: &EngineConfig,
+    guards: &mut Guards,
 ) -> ConflictResolution {
     let dissent = strong_dissent(tally, majority.candidate, config);
     let dissenting_agents = u32::try_from(dissent.len()).unwrap_or(u32::MAX);
@@ -468,6 +508,7 @@ fn resolve_strong_minority(
     // most evidence overall (ties: the smaller id).
     let minority =
         ranked.iter().filter(|t| strong_for(t.candidate) >= needed).max_by_key(|t| (t.evidence, Reverse(t.candidate)));
+    guards.minority = Some(minority.is_some());
     let Some(minority) = minority else {
         return ConflictResolution::MajorityRuleWithDissent {
             chosen: majority.candidate,

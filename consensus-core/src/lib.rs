@@ -21,6 +21,7 @@
 
 pub mod adversary;
 pub mod aggregate;
+pub mod canonical;
 pub mod config;
 pub mod conflict;
 pub mod detection;

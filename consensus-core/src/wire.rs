@@ -6,9 +6,8 @@
 //! foreign, future-version, truncated, trailing-garbage or out-of-bounds frame is a typed
 //! [`WireError`] that the caller counts.
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
+use crate::canonical::tagged_bytes;
+pub use crate::canonical::{canonical_bytes, canonical_digest};
 use crate::protocol::messages::{Message, ProposalValue, Round, SessionSpec, ValueId, VoteKind};
 use crate::types::{AgentVote, SessionId};
 
@@ -67,107 +66,6 @@ pub enum WireError {
         /// The bound.
         max: usize,
     },
-}
-
-/// Canonical bytes of any serialisable value (postcard; maps are ordered, so deterministic).
-pub fn canonical_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    tagged_bytes(b"", value)
-}
-
-/// `tag` followed by the canonical bytes of `value`, in one buffer sized for a typical message
-/// (so that serialising does not grow it step by step).
-fn tagged_bytes<T: Serialize>(tag: &[u8], value: &T) -> Vec<u8> {
-    let mut b = Vec::with_capacity(tag.len() + 256);
-    b.extend_from_slice(tag);
-    // Serialising plain data to a Vec cannot fail; an empty result would only weaken a hash.
-    postcard::serialize_with_flavor(value, VecFlavor(b)).unwrap_or_default()
-}
-
-/// postcard's output into a `Vec`, copying slices with `extend_from_slice` (postcard's own
-/// `to_extend` goes through the generic `Extend`, byte by byte). The same bytes.
-struct VecFlavor(Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for VecFlavor {
-    type Output = Vec<u8>;
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
-    }
-}
-
-/// SHA-256 of `tag` followed by the canonical bytes of `value`, streamed into the hash through a
-/// small stack buffer instead of serialised into a heap buffer first: the same digest as hashing
-/// `tag` and [`canonical_bytes`] of `value`.
-pub fn canonical_digest<T: Serialize>(tag: &[u8], value: &T) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(tag);
-    let flavor = HashFlavor { hasher, buf: [0; HASH_CHUNK], len: 0 };
-    // Serialising plain data cannot fail (the flavor never refuses a byte).
-    match postcard::serialize_with_flavor(value, flavor) {
-        Ok(hasher) => hasher.finalize().into(),
-        Err(_) => Sha256::new().finalize().into(),
-    }
-}
-
-const HASH_CHUNK: usize = 256;
-
-/// Feeds postcard's output to a SHA-256 in chunks of up to [`HASH_CHUNK`] bytes.
-struct HashFlavor {
-    hasher: Sha256,
-    buf: [u8; HASH_CHUNK],
-    len: usize,
-}
-
-impl HashFlavor {
-    fn flush(&mut self) {
-        self.hasher.update(&self.buf[..self.len]);
-        self.len = 0;
-    }
-}
-
-impl postcard::ser_flavors::Flavor for HashFlavor {
-    type Output = Sha256;
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        if self.len == HASH_CHUNK {
-            self.flush();
-        }
-        self.buf[self.len] = data;
-        self.len += 1;
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if self.len + data.len() > HASH_CHUNK {
-            self.flush();
-            if data.len() > HASH_CHUNK {
-                self.hasher.update(data);
-                return Ok(());
-            }
-        }
-        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
-        self.len += data.len();
-        Ok(())
-    }
-
-    fn finalize(mut self) -> postcard::Result<Sha256> {
-        self.flush();
-        Ok(self.hasher)
-    }
 }
 
 /// What a voter signs: a domain tag and the vote (which names its session).
@@ -365,6 +263,7 @@ pub fn check_bounds(message: &Message) -> Result<(), WireError> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
 
     use super::*;
     use crate::protocol::messages::{SignedSpec, SignedVote};

@@ -1,12 +1,14 @@
-//! The client API (HTTP/JSON on axum) and the opener that numbers and opens sessions.
+//! The client API (HTTP/JSON on axum).
 //!
-//! - `POST /v1/sessions` `{"query": "...", "candidates": ["...", ...]}` → `201 {"session": 7}`.
-//!   Any node accepts it; a node that is not the opener forwards it to the opener.
-//! - `GET /v1/sessions/{id}[?wait_ms=N]` → `200` with the decision and its certificate, or `202
-//!   {"status": "pending"}` when this agent has not decided (after waiting up to `wait_ms`).
-//! - `GET /metrics` (Prometheus text), `GET /healthz`.
+//! - `POST /v1/sessions` `{"query": "...", "candidates": ["...", ...]}` → `201 {"session": 7}`
+//!   once the opener's log holds the session durably. Any node accepts it; a node that is not
+//!   the opener forwards it to the opener.
+//! - `GET /v1/sessions/{id}[?wait_ms=N]` → `200` with the decision and its certificate, `202
+//!   {"status": "pending"}` when this agent has not decided (after waiting up to `wait_ms`), or
+//!   `410` when it decided the session but no longer keeps it (`[storage] keep_decisions`).
+//! - `GET /metrics` (Prometheus text), `GET /healthz` (`503` with the reasons when the agent
+//!   is not taking part: its log failed, it lags its peers, or no peer is reachable).
 
-use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,146 +19,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use consensus_core::metrics::{check_alerts, AlertThresholds};
-use consensus_core::protocol::messages::SignedSpec;
-use consensus_core::protocol::{AgreedOutcome, Message, SessionSpec};
-use consensus_core::runner::{Clock, TransportTx};
-use consensus_core::sign::Signer;
-use consensus_core::{wire, AgentId, CandidateId, SessionId};
+use consensus_core::protocol::AgreedOutcome;
+use consensus_core::{wire, SessionId};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicU64;
-use tokio::sync::Notify;
 
-use crate::clock::RealClock;
 use crate::evaluate::QueryEnvelope;
-use crate::keys::NodeSigner;
-use crate::state::{DecisionEntry, Labels, Shared};
-use crate::transport::{Inbox, TcpTx};
+use crate::opener::{Opener, Refused};
+use crate::state::{DecisionEntry, Labels, Lookup, Shared};
+use crate::transport::{Inbox, Links, TcpTx};
+
+/// A peer counts as reachable with its connection up or a frame from it this recently.
+pub const REACHABLE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Longest `wait_ms` honoured.
 pub const MAX_WAIT_MS: u64 = 30_000;
-
-/// A numbered session waiting to be opened: its id, query JSON and candidate count.
-type Queued = (SessionId, String, u32);
-
-/// The opener: numbers sessions, signs `Open` with the cluster client key, sends it to every
-/// agent (its own included) and re-sends it until its own agent has decided.
-///
-/// Like the simulator's client, it keeps at most `max_in_flight` sessions open that its own
-/// agent has not decided; later sessions get their number at once and are opened, in order,
-/// as earlier ones decide. Undecided sessions cost retransmissions every `retransmit_ms`, so
-/// an unbounded burst would only slow every session down.
-pub struct Opener {
-    signer: NodeSigner,
-    tx: TcpTx,
-    inbox: Inbox,
-    clock: RealClock,
-    shared: Arc<Shared>,
-    max_in_flight: usize,
-    queue: Mutex<(u64, VecDeque<Queued>)>,
-    wake: Notify,
-    pending: Mutex<BTreeMap<SessionId, (u64, SignedSpec)>>,
-}
-
-impl Opener {
-    /// An opener signing with the client key `signer`.
-    pub fn new(
-        signer: NodeSigner,
-        tx: TcpTx,
-        inbox: Inbox,
-        clock: RealClock,
-        shared: Arc<Shared>,
-        max_in_flight: usize,
-    ) -> Arc<Opener> {
-        Arc::new(Opener {
-            signer,
-            tx,
-            inbox,
-            clock,
-            shared,
-            max_in_flight: max_in_flight.max(1),
-            queue: Mutex::new((0, VecDeque::new())),
-            wake: Notify::new(),
-            pending: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    /// Numbers a session and queues it for opening; returns its id.
-    pub fn submit(&self, query: String, candidates: u32) -> SessionId {
-        let session = {
-            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let highest = self.shared.highest_opened.load(std::sync::atomic::Ordering::Relaxed);
-            let id = queue.0.max(highest);
-            queue.0 = id + 1;
-            queue.1.push_back((SessionId(id), query, candidates));
-            SessionId(id)
-        };
-        self.wake.notify_one();
-        session
-    }
-
-    fn in_flight(&self) -> usize {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|session, _| self.shared.decision(*session).is_none());
-        pending.len()
-    }
-
-    /// Opens queued sessions while fewer than `max_in_flight` are undecided here.
-    pub async fn pump(self: Arc<Self>) {
-        loop {
-            if self.in_flight() < self.max_in_flight {
-                let next = self.queue.lock().unwrap_or_else(|p| p.into_inner()).1.pop_front();
-                if let Some((session, query, candidates)) = next {
-                    self.open(session, query, candidates).await;
-                    continue;
-                }
-            }
-            let decided = self.shared.decided.notified();
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = decided => {}
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            }
-        }
-    }
-
-    async fn open(&self, session: SessionId, query: String, candidates: u32) {
-        self.shared.note_opened(session);
-        let now = self.clock.now_ms();
-        let spec =
-            SessionSpec { session, query, candidates: (0..candidates).map(CandidateId).collect(), opened_ms: now };
-        let signature = self.signer.sign(&wire::spec_signing_bytes(&spec));
-        let signed = SignedSpec { spec, signature };
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(session, (now, signed.clone()));
-        let frame: consensus_core::runner::Frame = wire::encode(&Message::Open(signed)).into();
-        for peer in self.tx.peers() {
-            self.tx.send(peer, frame.clone()).await;
-        }
-        let _ = self.inbox.send((AgentId::CLIENT, frame)).await;
-    }
-
-    /// Re-sends `Open` of sessions its own agent has not decided, every `interval_ms`.
-    pub async fn retransmit(self: Arc<Self>, interval_ms: u64) {
-        loop {
-            tokio::time::sleep(Duration::from_millis(interval_ms.max(10))).await;
-            let now = self.clock.now_ms();
-            let _ = self.in_flight();
-            let due: Vec<SignedSpec> = {
-                let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                pending.values().filter(|(at, _)| now >= at + interval_ms).map(|(_, s)| s.clone()).collect()
-            };
-            for signed in due {
-                let frame: consensus_core::runner::Frame = wire::encode(&Message::Open(signed)).into();
-                for peer in self.tx.peers() {
-                    self.tx.send(peer, frame.clone()).await;
-                }
-            }
-        }
-    }
-}
 
 /// Gauges computed at scrape time.
 #[derive(Default)]
@@ -205,6 +86,10 @@ pub struct ApiState {
     /// Every metric.
     pub registry: Mutex<Registry>,
     gauges: Gauges,
+    /// Peer reachability.
+    pub links: Arc<Links>,
+    /// Sessions the agent may lag its peers by and still count as taking part.
+    pub lag_bound: u64,
 }
 
 impl ApiState {
@@ -213,13 +98,15 @@ impl ApiState {
         shared: Arc<Shared>,
         opener: Option<Arc<Opener>>,
         opener_http: SocketAddr,
-        tx: TcpTx,
-        inbox: Inbox,
+        net: (TcpTx, Inbox, Arc<Links>),
+        lag_bound: u64,
         mut registry: Registry,
     ) -> Arc<ApiState> {
         let gauges = Gauges::default();
         gauges.register(&mut registry);
-        Arc::new(ApiState { shared, opener, opener_http, tx, inbox, registry: Mutex::new(registry), gauges })
+        let (tx, inbox, links) = net;
+        let registry = Mutex::new(registry);
+        Arc::new(ApiState { shared, opener, opener_http, tx, inbox, registry, gauges, links, lag_bound })
     }
 }
 
@@ -257,8 +144,15 @@ async fn create_session(State(state): State<Arc<ApiState>>, body: axum::body::By
     let Some(opener) = &state.opener else {
         return forward(&state.opener_http, &body).await;
     };
-    let session = opener.submit(query, request.candidates.len() as u32);
-    (StatusCode::CREATED, Json(json!({ "session": session.0 }))).into_response()
+    match opener.submit(query, request.candidates.len() as u32).await {
+        Ok(session) => (StatusCode::CREATED, Json(json!({ "session": session.0 }))).into_response(),
+        Err(e @ Refused::Busy(_)) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
+        Err(e @ Refused::Failed(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 async fn forward(opener: &SocketAddr, body: &[u8]) -> Response {
@@ -289,10 +183,21 @@ async fn get_session(
         let notified = state.shared.decided.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if let Some(entry) = state.shared.decision(session) {
-            if entry.certificate.is_some() || tokio::time::Instant::now() >= deadline {
-                return (StatusCode::OK, Json(decision_json(&entry))).into_response();
+        match state.shared.lookup(session) {
+            Lookup::Decided(entry) => {
+                if entry.certificate.is_some() || tokio::time::Instant::now() >= deadline {
+                    return (StatusCode::OK, Json(decision_json(&entry))).into_response();
+                }
             }
+            Lookup::Forgotten => {
+                let (kept, keep) = state.shared.kept_decisions();
+                let message = format!(
+                    "session {id} was decided, but this node keeps only its last {keep} decisions ({kept} now; \
+                     [storage] keep_decisions); any agent's certificate of it stays valid"
+                );
+                return error(StatusCode::GONE, message);
+            }
+            Lookup::Unknown => {}
         }
         if tokio::time::Instant::now() >= deadline {
             let progress = state.shared.progress(session);
@@ -382,8 +287,120 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
+/// What `/healthz` judges the agent by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Why the agent's durable log failed, if it did.
+    pub log_failure: Option<String>,
+    /// Why the opener's durable log failed, if it did.
+    pub opener_failure: Option<String>,
+    /// Sessions applied here.
+    pub applied: u64,
+    /// The most sessions a peer reported applied.
+    pub peers_applied: u64,
+    /// The lag allowed.
+    pub lag_bound: u64,
+    /// Peers reachable, of how many.
+    pub reachable: usize,
+    /// Peers configured.
+    pub peers: usize,
+}
+
+impl Health {
+    /// Why the agent is not taking part; empty when it is.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(why) = &self.log_failure {
+            reasons.push(format!("the durable log failed: {why}"));
+        }
+        if let Some(why) = &self.opener_failure {
+            reasons.push(format!("the opener's durable log failed: {why}"));
+        }
+        let lag = self.peers_applied.saturating_sub(self.applied);
+        if lag > self.lag_bound {
+            reasons.push(format!(
+                "lagging: {} sessions applied here, {} at a peer ({lag} behind, at most {} allowed)",
+                self.applied, self.peers_applied, self.lag_bound
+            ));
+        }
+        if self.peers > 0 && self.reachable == 0 {
+            let window = REACHABLE_WINDOW.as_secs();
+            reasons.push(format!("no peer reachable (none of {} connected or heard from in {window} s)", self.peers));
+        }
+        reasons
+    }
+}
+
+/// `200` when the agent takes part; `503` with the reasons when it does not: its durable log
+/// (or the opener's) failed, it lags its peers by more than `lag_bound` sessions (beyond it
+/// they may have pruned the certificates it needs), or no peer is reachable.
 async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
-    let decided = state.shared.decided_sessions().len();
-    Json(json!({ "status": "ok", "agent": state.shared.me.0, "decided": decided, "opener": state.opener.is_some() }))
-        .into_response()
+    let shared = &state.shared;
+    let (peers_applied, reporting) = shared.peers_applied();
+    let reachable: Vec<u32> = state.links.reachable(REACHABLE_WINDOW).iter().map(|a| a.0).collect();
+    let health = Health {
+        log_failure: shared.log_failure(),
+        opener_failure: state.opener.as_ref().and_then(|o| o.failure()),
+        applied: shared.applied(),
+        peers_applied,
+        lag_bound: state.lag_bound,
+        reachable: reachable.len(),
+        peers: state.links.peers(),
+    };
+    let reasons = health.reasons();
+    let (kept, keep) = shared.kept_decisions();
+    let body = json!({
+        "status": if reasons.is_empty() { "ok" } else { "not-participating" },
+        "agent": shared.me.0,
+        "applied": health.applied,
+        "peers_applied": peers_applied,
+        "peers_reporting": reporting,
+        "lag": peers_applied.saturating_sub(health.applied),
+        "lag_bound": state.lag_bound,
+        "reachable_peers": reachable,
+        "decisions_kept": kept,
+        "keep_decisions": keep,
+        "opener": state.opener.is_some(),
+        "reasons": reasons,
+    });
+    let status = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_names_every_reason_the_agent_is_not_taking_part() {
+        let ok =
+            Health { applied: 100, peers_applied: 160, lag_bound: 64, reachable: 3, peers: 4, ..Health::default() };
+        let table: Vec<(&str, Health, Vec<&str>)> = vec![
+            ("taking part", ok.clone(), vec![]),
+            ("alone by design", Health { peers: 0, reachable: 0, ..ok.clone() }, vec![]),
+            (
+                "log failed",
+                Health { log_failure: Some("disk full".into()), ..ok.clone() },
+                vec!["the durable log failed: disk full"],
+            ),
+            (
+                "opener log failed",
+                Health { opener_failure: Some("fsync".into()), ..ok.clone() },
+                vec!["the opener's durable log failed: fsync"],
+            ),
+            (
+                "lagging",
+                Health { peers_applied: 165, ..ok.clone() },
+                vec!["lagging: 100 sessions applied here, 165 at a peer (65 behind, at most 64 allowed)"],
+            ),
+            (
+                "cut off",
+                Health { reachable: 0, ..ok.clone() },
+                vec!["no peer reachable (none of 4 connected or heard from in 10 s)"],
+            ),
+        ];
+        for (name, health, expected) in table {
+            assert_eq!(health.reasons(), expected, "{name}");
+        }
+    }
 }

@@ -63,6 +63,13 @@ pub struct ClientConfig {
     /// turn. At most `protocol.pipeline`; by default 16 or the pipeline, whichever is smaller.
     #[serde(default)]
     pub max_in_flight: Option<usize>,
+    /// Sessions the opener holds acknowledged and not yet opened; more are refused (503).
+    #[serde(default = "default_max_queued")]
+    pub max_queued: usize,
+}
+
+fn default_max_queued() -> usize {
+    4_096
 }
 
 impl NodeConfig {
@@ -157,11 +164,17 @@ pub struct StorageConfig {
     /// fsync the log before any message that depends on it leaves (off: survives a process
     /// crash, not a power loss).
     pub fsync: bool,
+    /// The agent's log is compacted (a snapshot of the agent, then a new log) once it holds
+    /// this many bytes; the opener's at a sixteenth of it.
+    pub compact_log_bytes: u64,
+    /// Decisions the API keeps serving (on disk; the most recent 256 also in memory); older
+    /// ones answer 410.
+    pub keep_decisions: usize,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { fsync: true }
+        StorageConfig { fsync: true, compact_log_bytes: 16 << 20, keep_decisions: 10_000 }
     }
 }
 
@@ -279,6 +292,15 @@ impl NodeConfig {
         }
         if self.transport.queue_frames == 0 {
             return Err(("queue_frames", "queue_frames must be at least 1".into()));
+        }
+        if self.storage.compact_log_bytes < 1 << 16 {
+            return Err(("compact_log_bytes", "compact_log_bytes must be at least 65536; fix: raise it".into()));
+        }
+        if self.storage.keep_decisions == 0 {
+            return Err(("keep_decisions", "keep_decisions must be at least 1; fix: remove it for 10000".into()));
+        }
+        if self.client.max_queued == 0 {
+            return Err(("max_queued", "max_queued must be at least 1; fix: remove it for 4096".into()));
         }
         Ok(())
     }

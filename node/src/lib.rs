@@ -7,10 +7,12 @@
 //! | [`keys`] | ed25519 key files, the agent's signer, the handshake's signed bytes |
 //! | [`transport`] | tokio TCP carrying `wire` frames: bounded queue per peer, reconnect with backoff, signed handshake, size limits |
 //! | [`clock`] | the real clock (`runner::Clock`) |
-//! | [`durable`] | the write-ahead input log and the node wrapper that fsyncs it before messages leave |
+//! | [`durable`] | the tokio glue of the `durable` crate: the syncer (group commit), the marks frames wait for, the runner's node |
+//! | [`decisions`] | the decisions the API serves: recent ones in memory, the last `keep_decisions` on disk |
+//! | [`opener`] | the opener's glue: `durable::Opener` behind a mutex, its syncer, the tasks that send `Open` |
 //! | [`evaluate`] | `synthetic`, `command` and `http` evaluators and their JSON schema |
 //! | [`state`] | decisions, certificates, counters; the runner's observer |
-//! | [`api`] | the HTTP/JSON client API, `/metrics`, `/healthz`, and the opener |
+//! | [`api`] | the HTTP/JSON client API, `/metrics`, `/healthz` |
 //! | [`verify`] | offline verification of a commit certificate |
 //! | [`run`] | assembles a node |
 //! | [`http_client`] | a minimal HTTP/1.1 client (forwarding, the `http` evaluator, tests) |
@@ -21,10 +23,12 @@ pub mod api;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod decisions;
 pub mod durable;
 pub mod evaluate;
 pub mod http_client;
 pub mod keys;
+pub mod opener;
 pub mod run;
 pub mod state;
 pub mod transport;

@@ -6,20 +6,23 @@ use std::sync::Arc;
 
 use consensus_core::adversary::{Byzantine, Strategy};
 use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator};
-use consensus_core::protocol::{Agent, Input, Node};
+use consensus_core::protocol::{Agent, Input};
 use consensus_core::registry::{AgentRecord, Registry};
 use consensus_core::runner::Runner;
 use consensus_core::AgentId;
+use durable::{DurableAgent, DurableConfig, FileStorage, OpenerConfig, Recoverable};
 use prometheus_client::registry::Registry as Metrics;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::api::{self, ApiState, Opener};
+use crate::api::{self, ApiState};
 use crate::clock::RealClock;
 use crate::config::{ConfigError, NodeConfig};
-use crate::durable::{DurableNode, Wal, WalError};
+use crate::decisions::DecisionStore;
+use crate::durable::{syncer, Durability, DurableNode};
 use crate::evaluate::{abstention, EvaluatorTask};
 use crate::keys::{self, KeyError, NodeSigner};
+use crate::opener::Opener;
 use crate::state::{NodeObserver, Shared};
 use crate::transport::{self, Peer};
 
@@ -32,9 +35,18 @@ pub enum StartError {
     /// A key.
     #[error("{0}")]
     Key(#[from] KeyError),
-    /// The durable log.
+    /// The durable state.
     #[error("{0}")]
-    Wal(#[from] WalError),
+    Durable(#[from] durable::LogError),
+    /// The data directory.
+    #[error("{0}")]
+    Storage(#[from] durable::StorageError),
+    /// A log of the format before checksums.
+    #[error(
+        "{0}: a log of an older bftsim-node (no checksums), which this version does not read; fix: let the \
+         sessions in progress finish, stop the node, move its data directory aside and start it empty"
+    )]
+    OldLog(String),
     /// Binding a socket.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -66,6 +78,99 @@ impl Evaluator for Unused {
     }
 }
 
+/// The agent, honest or (testing only) wrapped in a Byzantine strategy, and the committee.
+fn build_agent(
+    config: &NodeConfig,
+    signer: &NodeSigner,
+    keyring: consensus_core::sign::Ed25519Keyring,
+    options: RunOptions,
+) -> Result<(Box<dyn Recoverable + Send>, Vec<AgentId>), StartError> {
+    let me = config.agent();
+    let committee = config.committee();
+    let records = committee.iter().map(|(id, s)| AgentRecord::new(*id, *s, &config.engine)).collect();
+    let registry = Registry::from_records(records).map_err(|e| StartError::Registry(e.to_string()))?;
+    let members: Vec<AgentId> = committee.iter().map(|(id, _)| *id).collect();
+    let agent = Agent::new(signer.clone(), keyring, registry, config.engine, config.protocol);
+    let node: Box<dyn Recoverable + Send> = match options.byzantine {
+        Some(strategy) => {
+            eprintln!("agent {}: running BYZANTINE strategy {strategy}", me.0);
+            let seed = u64::from(me.0);
+            Box::new(Byzantine::new(agent, signer.clone(), strategy, members.clone(), config.engine, seed, 1))
+        }
+        None => Box::new(agent),
+    };
+    Ok((node, members))
+}
+
+/// The agent rebuilt from its durable state in `storage`, with the decisions the API serves.
+struct Opened {
+    agent: DurableAgent<Box<dyn Recoverable + Send>, FileStorage>,
+    shared: Arc<Shared>,
+    restarted: bool,
+}
+
+/// Opens the data directory: refuses a log of the old format, opens the decision store,
+/// replays the agent's snapshot and log.
+fn open_durable(
+    config: &NodeConfig,
+    storage: &FileStorage,
+    node: Box<dyn Recoverable + Send>,
+) -> Result<Opened, StartError> {
+    let me = config.agent();
+    let old_log = storage.dir().join("inputs.log");
+    if old_log.exists() {
+        return Err(StartError::OldLog(old_log.display().to_string()));
+    }
+    let decisions = DecisionStore::open(storage.clone(), config.storage.keep_decisions)?;
+    let shared = Shared::new(me, decisions);
+    let durable_config = DurableConfig { compact_log_bytes: config.storage.compact_log_bytes };
+    let (agent, replayed) = DurableAgent::open(node, storage.clone(), durable_config, |_, input, outputs| {
+        shared.absorb_replayed(input, outputs)
+    })?;
+    if let Some(applied) = agent.inner().applied_sessions() {
+        shared.note_applied(applied);
+    }
+    if let Some(cut) = replayed.cut {
+        let (bytes, at, why) = (cut.bytes, cut.offset, cut.reason);
+        eprintln!("agent {}: cut the log's torn tail: {bytes} bytes at byte {at} ({why})", me.0);
+    }
+    if replayed.restarted() {
+        let snapshot = if replayed.from_snapshot { "a snapshot and " } else { "" };
+        let (inputs, applied) = (replayed.inputs, shared.applied());
+        eprintln!("agent {}: replayed {snapshot}{inputs} logged inputs: {applied} sessions applied", me.0);
+    }
+    Ok(Opened { agent, shared, restarted: replayed.restarted() })
+}
+
+/// Starts the opener on this node (it holds the client key).
+fn start_opener(
+    path: &Path,
+    config: &NodeConfig,
+    storage: &FileStorage,
+    net: &transport::Transport,
+    shared: &Arc<Shared>,
+    metrics: &mut Metrics,
+) -> Result<Arc<Opener>, StartError> {
+    let key_file = config.client.key_file.clone().unwrap_or_default();
+    let client_key = keys::read_secret(&NodeConfig::resolve(path, &key_file))?;
+    let opener_config = OpenerConfig {
+        max_in_flight: config.max_in_flight(),
+        max_queued: config.client.max_queued,
+        compact_log_bytes: (config.storage.compact_log_bytes / 16).max(1 << 16),
+    };
+    let signer = NodeSigner::new(AgentId::CLIENT, client_key);
+    let (opener, recovery) =
+        Opener::open(storage.clone(), signer, opener_config, net.tx.clone(), net.inbox.clone(), shared.clone())?;
+    if recovery.reopened + recovery.queued > 0 {
+        let (next, reopened, queued) = (recovery.next.0, recovery.reopened, recovery.queued);
+        eprintln!("opener: next session {next}, re-opening {reopened} undecided, {queued} waiting");
+    }
+    metrics.register("opener_fsyncs", "fsyncs of the opener's durable log", opener.fsyncs());
+    tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
+    tokio::spawn(opener.clone().pump());
+    Ok(opener)
+}
+
 /// Runs the node of the configuration at `path` until the process is stopped.
 pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     let config = NodeConfig::load(path)?;
@@ -80,54 +185,20 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
         public_keys.push((AgentId(p.id), key));
         peers.push(Peer { id: AgentId(p.id), address: p.address, key });
     }
-    let keyring = keys::keyring(public_keys);
-    let committee = config.committee();
-    let records = committee.iter().map(|(id, s)| AgentRecord::new(*id, *s, &config.engine)).collect();
-    let registry = Registry::from_records(records).map_err(|e| StartError::Registry(e.to_string()))?;
-    let members: Vec<AgentId> = committee.iter().map(|(id, _)| *id).collect();
-    let agent = Agent::new(signer.clone(), keyring, registry, config.engine, config.protocol);
-    let node: Box<dyn Node> = match options.byzantine {
-        Some(strategy) => {
-            eprintln!("agent {}: running BYZANTINE strategy {strategy}", me.0);
-            Box::new(Byzantine::new(
-                agent,
-                signer.clone(),
-                strategy,
-                members.clone(),
-                config.engine,
-                u64::from(me.0),
-                1,
-            ))
-        }
-        None => Box::new(agent),
-    };
-
-    let shared = Shared::new(me);
-    let mut metrics = Metrics::with_prefix("bftsim");
-    shared.counters.register(&mut metrics);
+    let (node, members) = build_agent(&config, &signer, keys::keyring(public_keys), options)?;
 
     // Durable state first: replay before anything can be sent.
-    let (wal, logged) = Wal::open(&NodeConfig::resolve(path, &config.data_dir), config.storage.fsync)?;
-    metrics.register("wal_records", "Inputs appended to the durable log", wal.appended.clone());
-    let durability = wal.durability();
-    metrics.register("wal_fsyncs", "fsyncs of the durable log (group commits)", durability.fsyncs.clone());
-    let syncer = wal.syncer()?;
-    let durability = syncer.is_some().then_some(durability);
-    if let Some(syncer) = syncer {
-        tokio::spawn(syncer);
+    let storage = FileStorage::new(&NodeConfig::resolve(path, &config.data_dir), config.storage.fsync)?;
+    let Opened { agent, shared, restarted } = open_durable(&config, &storage, node)?;
+    let mut metrics = Metrics::with_prefix("bftsim");
+    shared.counters.register(&mut metrics);
+    let durability = config.storage.fsync.then(Durability::new);
+    if let Some(d) = &durability {
+        metrics.register("wal_fsyncs", "fsyncs of the agent's durable log (group commits)", d.fsyncs.clone());
+        tokio::spawn(syncer(d.clone(), agent.sync_handle(), "durable log"));
     }
     let (eval_tx, eval_rx) = mpsc::unbounded_channel();
-    let mut durable = DurableNode::new(node, wal, eval_tx);
-    let restarted = !logged.is_empty();
-    let replayed = logged.len();
-    let (outputs, opened) = durable.replay(logged);
-    shared.absorb_replayed(&outputs);
-    for session in opened {
-        shared.note_opened(session);
-    }
-    if restarted {
-        eprintln!("agent {}: replayed {replayed} logged inputs, {} decisions", me.0, shared.decided_sessions().len());
-    }
+    let durable = DurableNode::new(agent, durability.clone(), eval_tx, shared.clone());
 
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { address: config.listen, source })?;
@@ -148,25 +219,14 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     };
     tokio::spawn(evaluator.run(eval_rx));
 
-    let opener = if config.client.opener == me.0 {
-        let key_file = config.client.key_file.clone().unwrap_or_default();
-        let client_key = keys::read_secret(&NodeConfig::resolve(path, &key_file))?;
-        let opener = Opener::new(
-            NodeSigner::new(AgentId::CLIENT, client_key),
-            net.tx.clone(),
-            net.inbox.clone(),
-            clock,
-            shared.clone(),
-            config.max_in_flight(),
-        );
-        tokio::spawn(opener.clone().retransmit(config.protocol.retransmit_ms.saturating_mul(3)));
-        tokio::spawn(opener.clone().pump());
-        Some(opener)
-    } else {
-        None
+    let opener = match config.client.opener == me.0 {
+        true => Some(start_opener(path, &config, &storage, &net, &shared, &mut metrics)?),
+        false => None,
     };
     let opener_http = config.peers.iter().find(|p| p.id == config.client.opener).map_or(config.http, |p| p.http);
-    let state = ApiState::new(shared.clone(), opener, opener_http, net.tx.clone(), net.inbox.clone(), metrics);
+    let lag_bound = config.protocol.keep_decided as u64;
+    let net_handles = (net.tx.clone(), net.inbox.clone(), net.links.clone());
+    let state = ApiState::new(shared.clone(), opener, opener_http, net_handles, lag_bound, metrics);
     tokio::spawn(async move {
         let _ = axum::serve(http, api::router(state)).await;
     });

@@ -1,12 +1,14 @@
 //! What the node shows: decisions with their certificates, counters for `/metrics`, and the
 //! runner's [`Observer`] that fills them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use consensus_core::metrics::{MetricsRecorder, SessionOutcome, SessionResult};
-use consensus_core::protocol::{AgreedOutcome, Commit, DecisionRecord, Evidence, Message, Output, ProposalMode};
+use consensus_core::protocol::{
+    AgreedOutcome, Commit, DecisionRecord, Evidence, Input, Message, Output, ProposalMode, TimerKind,
+};
 use consensus_core::runner::{Observer, RunnerEvent};
 use consensus_core::{AgentId, SessionId, TimeMs};
 use prometheus_client::metrics::counter::Counter;
@@ -14,11 +16,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
+use crate::decisions::DecisionStore;
+
 /// Prometheus label pairs.
 pub type Labels = Vec<(&'static str, String)>;
 
 /// A decision and, once the agent has it, its commit certificate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DecisionEntry {
     /// What the agent decided.
     pub record: DecisionRecord,
@@ -69,11 +73,40 @@ impl Counters {
     }
 }
 
+/// The decisions above the contiguous prefix remembered before the lowest are forgotten.
+const MAX_DECIDED_ABOVE: usize = 65_536;
+
+/// What healthz needs to know about the agent's progress and its peers'.
+#[derive(Default)]
+struct Progress {
+    /// Every session below is decided here.
+    applied: u64,
+    /// Sessions decided here above `applied`.
+    above: BTreeSet<u64>,
+    /// Each peer's latest `Sync { next }`: the sessions it has applied.
+    peers: BTreeMap<AgentId, u64>,
+}
+
+impl Progress {
+    fn decided(&mut self, session: u64) {
+        if session < self.applied {
+            return;
+        }
+        self.above.insert(session);
+        while self.above.remove(&self.applied) {
+            self.applied += 1;
+        }
+        while self.above.len() > MAX_DECIDED_ABOVE {
+            self.above.pop_first();
+        }
+    }
+}
+
 /// State shared by the runner's observer, the API and the metrics endpoint.
 pub struct Shared {
     /// This agent.
     pub me: AgentId,
-    decisions: Mutex<BTreeMap<SessionId, DecisionEntry>>,
+    decisions: Mutex<DecisionStore>,
     recorder: Mutex<MetricsRecorder>,
     /// Woken on every decision.
     pub decided: Notify,
@@ -83,6 +116,9 @@ pub struct Shared {
     pub highest_opened: AtomicU64,
     /// Undecided sessions: the latest round a protocol timer fired in, and the last timer.
     progress: Mutex<BTreeMap<SessionId, (u32, String)>>,
+    applied: Mutex<Progress>,
+    /// Why the durable log stopped taking records, if it did (the agent then stops).
+    log_failure: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,33 +133,72 @@ fn kebab<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "other".into())
 }
 
+/// What [`Shared::lookup`] found.
+pub enum Lookup {
+    /// The decision.
+    Decided(Arc<DecisionEntry>),
+    /// Decided here, but older than what the node keeps.
+    Forgotten,
+    /// Not decided here (yet).
+    Unknown,
+}
+
 impl Shared {
-    /// Empty state for agent `me`.
-    pub fn new(me: AgentId) -> Arc<Shared> {
+    /// State for agent `me`, serving the decisions of `decisions`.
+    pub fn new(me: AgentId, decisions: DecisionStore) -> Arc<Shared> {
         Arc::new(Shared {
             me,
-            decisions: Mutex::new(BTreeMap::new()),
+            decisions: Mutex::new(decisions),
             recorder: Mutex::new(MetricsRecorder::new()),
             decided: Notify::new(),
             counters: Counters::new(),
             highest_opened: AtomicU64::new(0),
             progress: Mutex::new(BTreeMap::new()),
+            applied: Mutex::new(Progress::default()),
+            log_failure: Mutex::new(None),
         })
     }
 
-    /// The decision of `session`, if this agent has it.
-    pub fn decision(&self, session: SessionId) -> Option<DecisionEntry> {
-        lock(&self.decisions).get(&session).cloned()
+    /// The decision of `session`, if this agent has it and keeps it.
+    pub fn lookup(&self, session: SessionId) -> Lookup {
+        let found = lock(&self.decisions).get(session);
+        match found {
+            Ok(Some(entry)) => Lookup::Decided(entry),
+            Ok(None) if self.is_decided(session) => Lookup::Forgotten,
+            Ok(None) => Lookup::Unknown,
+            Err(e) => {
+                eprintln!("agent {}: decision store: {e}", self.me.0);
+                Lookup::Unknown
+            }
+        }
     }
 
-    /// Where an undecided session is: the latest round a timer fired in and that timer's kind.
+    /// Whether this agent decided `session`.
+    pub fn is_decided(&self, session: SessionId) -> bool {
+        let p = lock(&self.applied);
+        session.0 < p.applied || p.above.contains(&session.0)
+    }
+
+    /// Every session below this one is decided here.
+    pub fn applied(&self) -> u64 {
+        lock(&self.applied).applied
+    }
+
+    /// Sessions decided here that the API still serves, and the retention.
+    pub fn kept_decisions(&self) -> (usize, usize) {
+        let store = lock(&self.decisions);
+        (store.len(), store.keep())
+    }
+
+    /// Where an undecided session is: the latest round a protocol timer fired in and that timer's kind.
     pub fn progress(&self, session: SessionId) -> Option<(u32, String)> {
         lock(&self.progress).get(&session).cloned()
     }
 
-    /// Sessions decided here.
-    pub fn decided_sessions(&self) -> Vec<SessionId> {
-        lock(&self.decisions).keys().copied().collect()
+    /// The most sessions any peer reported applied (its `Sync`), and how many peers reported.
+    pub fn peers_applied(&self) -> (u64, usize) {
+        let p = lock(&self.applied);
+        (p.peers.values().copied().max().unwrap_or(0), p.peers.len())
     }
 
     /// The design's metrics recorder (latency histogram, rates).
@@ -131,7 +206,35 @@ impl Shared {
         lock(&self.recorder).clone()
     }
 
-    fn on_decide(&self, record: &DecisionRecord) {
+    /// The log failed: the agent stopped.
+    pub fn fail_log(&self, why: String) {
+        lock(&self.log_failure).get_or_insert(why);
+    }
+
+    /// Why the log failed, if it did.
+    pub fn log_failure(&self) -> Option<String> {
+        lock(&self.log_failure).clone()
+    }
+
+    /// Makes every stored decision durable (before the agent's log is compacted).
+    pub fn sync_decisions(&self) -> Result<(), durable::LogError> {
+        lock(&self.decisions).sync()
+    }
+
+    /// Every session below `applied` is decided (the agent restored a snapshot).
+    pub fn note_applied(&self, applied: u64) {
+        let mut guard = lock(&self.applied);
+        let p = &mut *guard;
+        if applied > p.applied {
+            p.applied = applied;
+            p.above = p.above.split_off(&applied);
+            while p.above.remove(&p.applied) {
+                p.applied += 1;
+            }
+        }
+    }
+
+    fn on_decide(&self, record: &DecisionRecord, certificate: Option<&Commit>) {
         let latency_ms = record.at_ms.saturating_sub(record.spec.spec.opened_ms);
         let (result, flagged) = match &record.outcome {
             AgreedOutcome::Decided { agreement, byzantine, .. } => (
@@ -150,20 +253,24 @@ impl Shared {
             votes_flagged: flagged as u32,
         };
         lock(&self.recorder).record(&outcome);
-        lock(&self.progress).remove(&record.session);
-        lock(&self.decisions)
-            .entry(record.session)
-            .or_insert_with(|| DecisionEntry { record: record.clone(), certificate: None });
+        let entry = DecisionEntry { record: record.clone(), certificate: certificate.cloned() };
+        if let Err(e) = lock(&self.decisions).insert(entry) {
+            eprintln!("agent {}: decision store: {e}", self.me.0);
+        }
+        {
+            let applied = {
+                let mut p = lock(&self.applied);
+                p.decided(record.session.0);
+                p.applied
+            };
+            let mut progress = lock(&self.progress);
+            progress.remove(&record.session);
+            // Sessions below `applied` are decided: their progress no longer matters.
+            let undecided = progress.split_off(&SessionId(applied));
+            *progress = undecided;
+        }
         self.note_opened(record.session);
         self.counters.decisions.inc();
-        self.decided.notify_waiters();
-    }
-
-    fn on_certificate(&self, commit: &Commit) {
-        let session = commit.proposal.value.session;
-        if let Some(entry) = lock(&self.decisions).get_mut(&session) {
-            entry.certificate.get_or_insert_with(|| commit.clone());
-        }
         self.decided.notify_waiters();
     }
 
@@ -172,15 +279,30 @@ impl Shared {
         self.highest_opened.fetch_max(session.0.saturating_add(1), Ordering::Relaxed);
     }
 
-    /// Rebuilds decisions from the outputs of a log replay.
-    pub fn absorb_replayed(&self, outputs: &[Output]) {
+    /// Keeps the decisions among one input's outputs, each with the certificate the agent
+    /// sends the client in the same step (L50–L51).
+    pub fn keep_decisions(&self, outputs: &[Output]) {
         for output in outputs {
-            match output {
-                Output::Decide(record) => self.on_decide(record),
-                Output::Send { to, message: Message::Commit(c) } if *to == AgentId::CLIENT => self.on_certificate(c),
-                _ => {}
+            if let Output::Decide(record) = output {
+                let certificate = outputs.iter().find_map(|o| match o {
+                    Output::Send { to, message: Message::Commit(c) }
+                        if *to == AgentId::CLIENT && c.proposal.value.session == record.session =>
+                    {
+                        Some(&**c)
+                    }
+                    _ => None,
+                });
+                self.on_decide(record, certificate);
             }
         }
+    }
+
+    /// Rebuilds what replaying one logged input shows: sessions opened, decisions.
+    pub fn absorb_replayed(&self, input: &Input, outputs: &[Output]) {
+        if let Input::Receive { message: Message::Open(open), .. } = input {
+            self.note_opened(open.spec.session);
+        }
+        self.keep_decisions(outputs);
     }
 }
 
@@ -202,10 +324,7 @@ impl Observer for NodeObserver {
         match event {
             RunnerEvent::Send { to, message, .. } => {
                 if *to == AgentId::CLIENT {
-                    if let Message::Commit(c) = message {
-                        self.shared.on_certificate(c);
-                    }
-                    return;
+                    return; // certificates are kept with their decision (`keep_decisions`)
                 }
                 counters.sent.get_or_create(&label("kind", message.kind())).inc();
             }
@@ -213,15 +332,19 @@ impl Observer for NodeObserver {
             RunnerEvent::SendRaw { .. } => {
                 counters.sent.get_or_create(&label("kind", "raw")).inc();
             }
-            RunnerEvent::Deliver { message, .. } => {
-                if let Message::Open(open) = message {
-                    self.shared.note_opened(open.spec.session);
+            RunnerEvent::Deliver { from, message, .. } => {
+                match message {
+                    Message::Open(open) => self.shared.note_opened(open.spec.session),
+                    Message::Sync { next } if *from != self.shared.me && *from != AgentId::CLIENT => {
+                        lock(&self.shared.applied).peers.insert(*from, next.0);
+                    }
+                    _ => {}
                 }
                 counters.received.get_or_create(&label("kind", message.kind())).inc();
             }
             RunnerEvent::Timeout(timer) => {
                 counters.timeouts.get_or_create(&label("kind", kebab(&timer.kind))).inc();
-                if self.shared.decision(timer.session).is_none() {
+                if !self.shared.is_decided(timer.session) && timer.kind != TimerKind::Status {
                     let mut progress = lock(&self.shared.progress);
                     let entry = progress.entry(timer.session).or_insert((0, String::new()));
                     entry.0 = entry.0.max(timer.round);
@@ -229,7 +352,7 @@ impl Observer for NodeObserver {
                 }
             }
             RunnerEvent::LocalVote(_) => {}
-            RunnerEvent::Decide(record) => self.shared.on_decide(record),
+            RunnerEvent::Decide(_) => {} // kept by `DurableNode` with the certificate
             RunnerEvent::Evidence(evidence) => {
                 let kind = match &**evidence {
                     Evidence::ConflictingVotes { .. } => "conflicting-votes",

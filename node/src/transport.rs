@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,58 @@ impl Recent {
             self.seen.retain(|_, at| now.duration_since(*at) < DUPLICATE_WINDOW);
         }
         true
+    }
+}
+
+/// What the transport knows of each peer's reachability (for `/healthz`).
+pub struct Links {
+    start: Instant,
+    peers: BTreeMap<AgentId, Link>,
+}
+
+#[derive(Default)]
+struct Link {
+    /// The outgoing connection is up.
+    connected: AtomicBool,
+    /// Milliseconds after `start` of the last frame read from the peer (0: never).
+    heard_ms: AtomicU64,
+}
+
+impl Links {
+    fn new(peers: &[Peer]) -> Links {
+        Links { start: Instant::now(), peers: peers.iter().map(|p| (p.id, Link::default())).collect() }
+    }
+
+    fn set_connected(&self, peer: AgentId, up: bool) {
+        if let Some(l) = self.peers.get(&peer) {
+            l.connected.store(up, Ordering::Relaxed);
+        }
+    }
+
+    fn heard(&self, peer: AgentId) {
+        if let Some(l) = self.peers.get(&peer) {
+            let ms = self.start.elapsed().as_millis() as u64;
+            l.heard_ms.store(ms.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Peers with an outgoing connection up or a frame read from them within `window`.
+    pub fn reachable(&self, window: Duration) -> Vec<AgentId> {
+        let now = self.start.elapsed().as_millis() as u64;
+        let window = window.as_millis() as u64;
+        self.peers
+            .iter()
+            .filter(|(_, l)| {
+                let heard = l.heard_ms.load(Ordering::Relaxed);
+                l.connected.load(Ordering::Relaxed) || (heard > 0 && now.saturating_sub(heard) <= window)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// How many peers there are.
+    pub fn peers(&self) -> usize {
+        self.peers.len()
     }
 }
 
@@ -211,6 +264,8 @@ pub struct Transport {
     pub inbox: Inbox,
     /// Counters.
     pub stats: Arc<TransportStats>,
+    /// Peer reachability.
+    pub links: Arc<Links>,
 }
 
 /// Binds `listener`'s connections and dials every peer; returns the runner's halves.
@@ -223,28 +278,34 @@ pub fn start(
     durability: Option<Arc<Durability>>,
 ) -> Transport {
     let stats = Arc::new(TransportStats::default());
+    let links = Arc::new(Links::new(peers));
     let (inbox, rx) = mpsc::channel(INBOX_FRAMES);
     let known: Arc<BTreeMap<AgentId, VerifyingKey>> = Arc::new(peers.iter().map(|p| (p.id, p.key)).collect());
-    tokio::spawn(accept_loop(me, listener, known, inbox.clone(), stats.clone(), config));
+    let accept = Accept { me, known, inbox: inbox.clone(), stats: stats.clone(), links: links.clone(), config };
+    tokio::spawn(accept_loop(listener, Arc::new(accept)));
     let mut queues = BTreeMap::new();
     for peer in peers {
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_frames.max(1));
         queues.insert(peer.id, queue_tx);
-        let writer = Writer { me, peer: peer.clone(), key: key.clone(), durability: durability.clone() };
+        let writer =
+            Writer { me, peer: peer.clone(), key: key.clone(), durability: durability.clone(), links: links.clone() };
         tokio::spawn(writer.run(queue_rx, stats.clone(), config));
     }
     let tx = TcpTx { queues: Arc::new(queues), stats: stats.clone(), durability };
-    Transport { tx, rx: TcpRx { rx }, inbox, stats }
+    Transport { tx, rx: TcpRx { rx }, inbox, stats, links }
 }
 
-async fn accept_loop(
+/// What serving an incoming connection needs.
+struct Accept {
     me: AgentId,
-    listener: TcpListener,
     known: Arc<BTreeMap<AgentId, VerifyingKey>>,
     inbox: Inbox,
     stats: Arc<TransportStats>,
+    links: Arc<Links>,
     config: TransportConfig,
-) {
+}
+
+async fn accept_loop(listener: TcpListener, accept: Arc<Accept>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -254,23 +315,17 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(serve_connection(me, stream, known.clone(), inbox.clone(), stats.clone(), config));
+        tokio::spawn(serve_connection(stream, accept.clone()));
     }
 }
 
 /// Authenticates an incoming connection, then forwards its frames until it closes or
 /// misbehaves.
-async fn serve_connection(
-    me: AgentId,
-    mut stream: TcpStream,
-    known: Arc<BTreeMap<AgentId, VerifyingKey>>,
-    inbox: Inbox,
-    stats: Arc<TransportStats>,
-    config: TransportConfig,
-) {
+async fn serve_connection(mut stream: TcpStream, accept: Arc<Accept>) {
+    let Accept { me, known, inbox, stats, links, config } = &*accept;
     let _ = stream.set_nodelay(true);
     let handshake = Duration::from_millis(config.handshake_timeout_ms);
-    let peer = match tokio::time::timeout(handshake, authenticate(me, &mut stream, &known)).await {
+    let peer = match tokio::time::timeout(handshake, authenticate(*me, &mut stream, known)).await {
         Ok(Some(peer)) => peer,
         _ => {
             bump(&stats.unauthenticated);
@@ -299,6 +354,7 @@ async fn serve_connection(
             return;
         }
         bump(&stats.frames_received);
+        links.heard(peer);
         if !recent.fresh(&frame) {
             bump(&stats.duplicates_suppressed);
             continue;
@@ -358,6 +414,7 @@ struct Writer {
     peer: Peer,
     key: Arc<SigningKey>,
     durability: Option<Arc<Durability>>,
+    links: Arc<Links>,
 }
 
 impl Writer {
@@ -381,6 +438,7 @@ impl Writer {
                 }
             };
             bump(&stats.connects);
+            self.links.set_connected(self.peer.id, true);
             backoff = backoff_min;
             loop {
                 if batch.is_empty() {
@@ -406,6 +464,7 @@ impl Writer {
                 if stream.write_all(&buffer).await.is_err() {
                     // Keep the batch for the next connection; the peer may have restarted.
                     bump(&stats.connect_failures);
+                    self.links.set_connected(self.peer.id, false);
                     break;
                 }
                 stats.frames_sent.inc_by(batch.len() as u64);

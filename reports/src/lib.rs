@@ -21,6 +21,7 @@
 
 pub mod aggregate;
 mod content;
+pub mod coverage;
 pub mod doc;
 pub mod explore;
 pub mod figures;

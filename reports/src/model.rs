@@ -177,6 +177,11 @@ pub struct RunRecord {
     /// field existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions_over_sla: Option<u64>,
+    /// The protocol coverage of the honest agents: which rules fired, which checks passed or
+    /// failed, which rejections and abstract states occurred (docs/coverage.md). `None` in
+    /// records written before the field existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::CoverageRecord>,
 }
 
 impl Default for RunRecord {
@@ -210,6 +215,7 @@ impl Default for RunRecord {
             deadline_ms: DEFAULT_DEADLINE_MS,
             agents: 0,
             sessions_over_sla: None,
+            coverage: None,
         }
     }
 }
@@ -467,6 +473,7 @@ mod tests {
             agents: 7,
             sessions_over_sla: Some(2),
             violations: vec![Violation { invariant: "agreement".into(), step: 1, time_ms: 2, detail: "d".into() }],
+            coverage: Some(crate::coverage::CoverageRecord { version: 1, points: "0a".into() }),
             ..RunRecord::default()
         };
         let line = serde_json::to_string(&record).unwrap();
@@ -476,6 +483,8 @@ mod tests {
         old.sessions_over_sla = None;
         assert_eq!(old.sessions_over_sla(), None, "a 1000 ms deadline cannot use the 500 ms count");
         assert!(!serde_json::to_string(&old).unwrap().contains("sessions_over_sla"));
+        old.coverage = None;
+        assert!(!serde_json::to_string(&old).unwrap().contains("coverage"), "absent coverage is not written");
     }
 
     #[test]

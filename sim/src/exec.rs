@@ -99,6 +99,7 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
         deadline_ms: job.scenario.protocol.deadline_ms,
         agents: job.scenario.agents.count,
         sessions_over_sla: Some(0),
+        coverage: None,
     }
 }
 

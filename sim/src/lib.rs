@@ -1,5 +1,6 @@
 //! bftsim: the deterministic fault-injection simulator for consensus-core.
 
+pub mod coverage;
 pub mod merge;
 pub mod oracle;
 pub mod results;

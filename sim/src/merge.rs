@@ -478,6 +478,7 @@ mod tests {
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),
+            coverage: None,
         }
     }
 

@@ -335,6 +335,7 @@ mod tests {
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),
+            coverage: None,
         }
     }
 

@@ -267,6 +267,8 @@ pub struct World {
     /// Stop as soon as possible (a violation was found).
     pub stop: bool,
     last_send: (&'static str, u64),
+    /// Protocol coverage the simulator sees itself (rounds ahead, docs/coverage.md).
+    pub coverage: crate::coverage::RunCoverage,
 }
 
 fn client_or(id: AgentId) -> Option<u32> {
@@ -295,6 +297,7 @@ impl World {
             opened: BTreeMap::new(),
             stop: false,
             last_send: ("", 0),
+            coverage: crate::coverage::RunCoverage::default(),
         }
     }
 
@@ -498,6 +501,7 @@ impl World {
                 let step = self.message_event(now, "send", agent, *to, message, (*bytes as u64, None));
                 if let Message::RoundVote(v) = message {
                     if honest && v.agent == agent {
+                        self.coverage.own_round_vote(agent, v.session, v.round, v.kind);
                         self.oracle.on_own_round_vote(agent, v.session, v.round, step, now);
                         self.stop |= self.oracle.violation().is_some();
                     }

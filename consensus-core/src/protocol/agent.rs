@@ -11,14 +11,21 @@ use crate::sign::{Signer, Verifier};
 use crate::types::{AgentId, SessionId, TimeMs};
 use crate::wire;
 
+use super::coverage::{Coverage, Point};
 use super::messages::Message;
 use super::session::{Committee, Ctx, SessionMachine};
 use super::{Input, Node, Output, ProtocolConfig, Rejection, TimerKind};
+
+mod snapshot;
+
+pub use snapshot::SnapshotError;
 
 /// Sessions ahead of the last applied one that an agent accepts messages for.
 const MAX_SESSIONS_AHEAD: u64 = 1_024;
 /// Messages buffered per session while its registry epoch is not ready.
 const MAX_BUFFERED_PER_SESSION: usize = 4_096;
+/// Registry changes kept in [`AgentStats::registry_events`] (the most recent).
+const MAX_REGISTRY_EVENTS: usize = 1_024;
 
 /// What an agent counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +36,8 @@ pub struct AgentStats {
     pub evidence: u64,
     /// Sessions decided.
     pub decided: u64,
-    /// Registry changes applied from decided sessions.
+    /// The most recent registry changes applied from decided sessions (at most 1,024; not
+    /// kept in a snapshot: they are a record, not state).
     pub registry_events: Vec<RegistryEvent>,
 }
 
@@ -53,6 +61,8 @@ pub struct Agent<S, V> {
     /// Peers asked so far: picks the next one in turn (L71, L74, L76).
     status_turn: u64,
     stats: AgentStats,
+    /// Which rules, checks, rejections and states this agent reached (docs/coverage.md).
+    coverage: Coverage,
 }
 
 impl<S: Signer, V: Verifier> Agent<S, V> {
@@ -77,6 +87,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             status_armed: false,
             status_turn: 0,
             stats: AgentStats::default(),
+            coverage: Coverage::default(),
         }
     }
 
@@ -105,6 +116,11 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         &self.stats
     }
 
+    /// The protocol rules, checks, rejections and states this agent reached so far.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
+    }
+
     /// Whether this agent decided `session`.
     pub fn has_decided(&self, session: SessionId) -> bool {
         self.sessions.get(&session).is_some_and(|m| m.decided().is_some()) || session.0 < self.applied
@@ -113,6 +129,12 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     /// The round `session` is in here, if its state is held.
     pub fn round_of(&self, session: SessionId) -> Option<u32> {
         self.sessions.get(&session).map(SessionMachine::round)
+    }
+
+    /// The state of `session`, for the session's table tests.
+    #[cfg(test)]
+    pub(crate) fn session_state(&self, session: SessionId) -> Option<&SessionMachine> {
+        self.sessions.get(&session)
     }
 
     /// The registry version session `s` is validated against: sessions `0 .. s + 1 − pipeline`.
@@ -195,6 +217,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             registry,
             engine: &self.engine,
             protocol: &self.protocol,
+            coverage: &self.coverage,
         };
         let decided_before = machine.decided().is_some();
         match input {
@@ -235,16 +258,17 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     }
 
     /// A peer is ahead of us: ask it for the certificates of the sessions we have not applied
-    /// (at most once per retransmit interval).
-    fn request_sync(&mut self, now: TimeMs, peer: AgentId, out: &mut Vec<Output>) {
+    /// (at most once per retransmit interval). Returns whether it asked.
+    fn request_sync(&mut self, now: TimeMs, peer: AgentId, out: &mut Vec<Output>) -> bool {
         if peer == self.id || peer == self.protocol.client {
-            return;
+            return false;
         }
         if self.sync_sent_at.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
-            return;
+            return false;
         }
         self.sync_sent_at = Some(now);
         out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+        true
     }
 
     /// L72–L73: answers a [`Message::Sync`] with up to `sync_batch` certificates; L77: a peer
@@ -254,15 +278,20 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         if peer == self.id || last.is_some_and(|t| now < t.saturating_add(self.protocol.retransmit_ms)) {
             return;
         }
-        if next.0 > self.applied {
-            self.request_sync(now, peer, out); // L77
+        if next.0 > self.applied && self.request_sync(now, peer, out) {
+            self.coverage.record(Point::L77);
         }
         self.sync_served_at.insert(peer, now);
         let end = SessionId(next.0.saturating_add(self.protocol.sync_batch));
+        let mut served = false;
         for machine in self.sessions.range(next..end).map(|(_, m)| m) {
             if let Some(commit) = machine.commit() {
                 out.push(Output::Send { to: peer, message: Message::Commit(Box::new(commit.clone())) });
+                served = true;
             }
+        }
+        if served {
+            self.coverage.record(Point::L73);
         }
     }
 
@@ -273,6 +302,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
     fn status_tick(&mut self, now: TimeMs, out: &mut Vec<Output>) {
         if let Some(peer) = self.next_peer() {
             out.push(Output::Send { to: peer, message: Message::Sync { next: SessionId(self.applied) } });
+            self.coverage.record(Point::L76);
         }
         self.arm_status(now, out);
     }
@@ -314,6 +344,7 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
                 registry,
                 engine: &self.engine,
                 protocol: &self.protocol,
+                coverage: &self.coverage,
             };
             machine.recover(&ctx, out);
         }
@@ -329,6 +360,8 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
             while let Some(record) = self.records.remove(&SessionId(self.applied)) {
                 let events = self.registry.apply(&record, &self.engine);
                 self.stats.registry_events.extend(events);
+                let excess = self.stats.registry_events.len().saturating_sub(MAX_REGISTRY_EVENTS);
+                self.stats.registry_events.drain(..excess);
                 self.applied += 1;
                 self.epochs.insert(self.applied, self.registry.clone());
                 let keep_from = self.applied.saturating_sub(self.protocol.pipeline.max(1));
@@ -355,6 +388,10 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         self.id
     }
 
+    fn coverage(&self) -> Option<&Coverage> {
+        Some(&self.coverage)
+    }
+
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         let start = out.len();
         self.route(now_ms, input, out);
@@ -362,7 +399,10 @@ impl<S: Signer, V: Verifier> Node for Agent<S, V> {
         self.arm_status(now_ms, out);
         for o in &out[start..] {
             match o {
-                Output::Reject { reason, .. } => *self.stats.rejected.entry(reason.clone()).or_default() += 1,
+                Output::Reject { reason, .. } => {
+                    self.coverage.record(Point::rejection(reason));
+                    *self.stats.rejected.entry(reason.clone()).or_default() += 1;
+                }
                 Output::Evidence(_) => self.stats.evidence += 1,
                 _ => {}
             }

@@ -115,7 +115,7 @@ pub struct ValueId(pub [u8; 32]);
 impl ValueId {
     /// `id(v)` of docs/protocol.md: the hash of the value's canonical bytes.
     pub fn of(value: &ProposalValue) -> ValueId {
-        ValueId(crate::wire::canonical_digest(b"bftsim/value/v1", value))
+        ValueId(crate::canonical::canonical_digest(b"bftsim/value/v1", value))
     }
 
     /// The first eight bytes, for logs and traces.

@@ -8,6 +8,7 @@
 //! argument. The runner ([`crate::runner`]) performs the outputs over a transport and a clock.
 
 pub mod agent;
+pub mod coverage;
 pub mod messages;
 mod session;
 mod votekeeper;
@@ -16,7 +17,7 @@ pub use session::{recompute, Committee};
 
 use serde::{Deserialize, Serialize};
 
-pub use agent::{Agent, AgentStats};
+pub use agent::{Agent, AgentStats, SnapshotError};
 pub use messages::{
     AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SessionSpec, SignedVote,
     ValueId, VoteKind,
@@ -173,7 +174,7 @@ pub struct Timer {
 }
 
 /// What an agent is told.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A message arrived from `from` (the transport's claim; signatures are what count).
     Receive {
@@ -331,6 +332,11 @@ pub trait Node {
     fn id(&self) -> AgentId;
     /// Handles one input at `now_ms`, appending outputs.
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>);
+    /// The protocol coverage of an honest agent (docs/coverage.md); `None` for anything else
+    /// (a Byzantine wrapper: coverage is about what honest agents did).
+    fn coverage(&self) -> Option<&coverage::Coverage> {
+        None
+    }
 }
 
 impl<N: Node + ?Sized> Node for Box<N> {
@@ -339,5 +345,8 @@ impl<N: Node + ?Sized> Node for Box<N> {
     }
     fn handle(&mut self, now_ms: TimeMs, input: Input, out: &mut Vec<Output>) {
         (**self).handle(now_ms, input, out);
+    }
+    fn coverage(&self) -> Option<&coverage::Coverage> {
+        (**self).coverage()
     }
 }

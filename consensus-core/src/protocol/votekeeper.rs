@@ -19,6 +19,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::types::AgentId;
 
 use super::messages::{Round, RoundVote, ValueId, VoteKind};
@@ -58,7 +60,7 @@ pub(crate) enum Added<'a> {
 }
 
 /// The votes of one (round, kind).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct RoundVotes {
     /// Each signer's distinct votes, in the order received (the first is the first received).
     by_signer: BTreeMap<AgentId, Vec<RoundVote>>,
@@ -77,7 +79,7 @@ impl RoundVotes {
 }
 
 /// Every round vote of one session at one agent.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct VoteKeeper {
     rounds: BTreeMap<(Round, VoteKind), RoundVotes>,
     /// Distinct votes refused for the bound (evidence only).

@@ -2,6 +2,7 @@
 //! and property tests of aggregation and quorum math.
 
 mod design;
+mod guards;
 mod harness;
 mod properties;
 mod runner;

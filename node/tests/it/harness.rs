@@ -34,6 +34,22 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Waits up to `timeout` for it to exit on its own; its status, or `None` if it still runs.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills it at once (kill -9).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -70,6 +86,13 @@ impl Cluster {
         Cluster::start_with(name, n, byzantine, instant, &[])
     }
 
+    /// A cluster with an almost instant evaluator whose every configuration file has `from`
+    /// replaced by `to`.
+    pub fn start_replacing(name: &str, n: usize, from: &str, to: &str) -> Cluster {
+        let instant = "[evaluator]\nkind = \"synthetic\"\nlatency_ms = [0, 2]\n";
+        Cluster::start_edited(name, n, &[], instant, &|_, text| text.replace(from, to))
+    }
+
     /// A cluster whose agents use the `[evaluator]` table `evaluator`, except those listed in
     /// `overrides`.
     pub fn start_with(
@@ -78,6 +101,20 @@ impl Cluster {
         byzantine: &[(usize, &str)],
         evaluator: &str,
         overrides: &[(usize, String)],
+    ) -> Cluster {
+        Cluster::start_edited(name, n, byzantine, evaluator, &|i, text| match overrides.iter().find(|(j, _)| *j == i) {
+            Some((_, table)) => text.replace(evaluator, table),
+            None => text.to_owned(),
+        })
+    }
+
+    /// A cluster whose configuration file of agent i is `edit(i, written)`.
+    fn start_edited(
+        name: &str,
+        n: usize,
+        byzantine: &[(usize, &str)],
+        evaluator: &str,
+        edit: &dyn Fn(usize, &str) -> String,
     ) -> Cluster {
         let dir = std::env::temp_dir().join(format!("bftsim-node-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -92,9 +129,9 @@ impl Cluster {
             ports: Some(pairs.clone()),
         };
         let configs = init_cluster(&spec).unwrap_or_else(|e| panic!("init-cluster: {e}"));
-        for (i, table) in overrides {
-            let text = std::fs::read_to_string(&configs[*i]).unwrap_or_default().replace(evaluator, table);
-            std::fs::write(&configs[*i], text).unwrap_or_else(|e| panic!("{e}"));
+        for (i, path) in configs.iter().enumerate() {
+            let text = edit(i, &std::fs::read_to_string(path).unwrap_or_default());
+            std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
         }
         let urls = pairs.iter().map(|(_, http)| format!("http://127.0.0.1:{http}")).collect();
         let byzantine = byzantine.iter().map(|(i, s)| (*i, (*s).to_owned())).collect();
@@ -144,6 +181,18 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Agent `i`'s data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.join("data").join(format!("agent-{i}"))
+    }
+
+    /// Agent `i`'s `/healthz`: status and body.
+    pub async fn healthz(&self, i: usize) -> Option<(u16, Value)> {
+        let url = format!("{}/healthz", self.urls[i]);
+        let r = http_client::request("GET", &url, None, Duration::from_secs(2)).await.ok()?;
+        Some((r.status, serde_json::from_slice(&r.body).ok()?))
     }
 
     /// The agent's log, for failure messages.

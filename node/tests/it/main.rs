@@ -4,6 +4,7 @@
 mod byzantine;
 mod crash;
 mod decisions;
+mod durability;
 mod evaluators;
 mod frames;
 mod harness;

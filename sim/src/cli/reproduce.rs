@@ -1,5 +1,6 @@
 //! `bftsim reproduce`: replays one run and prints its events (filtered), a summary of the
-//! rounds of each session, and the violation if any.
+//! rounds of each session, the violation if any, and with `--coverage` the protocol points its
+//! honest agents reached.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use consensus_core::protocol::coverage::Point;
+use reports::coverage::CoverageRecord;
 use sim::run::{run, RunOptions};
 use sim::trace::TraceEvent;
 
@@ -47,6 +50,10 @@ pub(super) struct ReproduceArgs {
     /// Only events at or before this simulated time (ms).
     #[arg(long, value_name = "MS")]
     to: Option<u64>,
+    /// List the protocol rules, checks, rejections and states the run's honest agents reached,
+    /// and those they did not (docs/coverage.md).
+    #[arg(long)]
+    coverage: bool,
 }
 
 const KINDS: [&str; 12] = [
@@ -120,7 +127,38 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
         outln!("VIOLATION {} at step {} ({} ms): {}", v.invariant, v.step, v.time_ms, humanize(&v.detail));
     }
     outln!("trace_hash {}", r.trace_hash);
+    if args.coverage {
+        print_coverage(r.coverage.as_ref());
+    }
     Ok(if r.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--coverage`: the points reached and not reached, by name, a few to a line.
+fn print_coverage(coverage: Option<&CoverageRecord>) {
+    let Some(coverage) = coverage else {
+        outln!("coverage: this run recorded none");
+        return;
+    };
+    let reached = match coverage.points() {
+        Ok(points) => points,
+        Err(e) => {
+            outln!("coverage: {e}");
+            return;
+        }
+    };
+    let missed: Vec<Point> = Point::ALL.iter().copied().filter(|p| !reached.contains(p)).collect();
+    outln!(
+        "\ncoverage (point table version {}): {} of {} points reached by the honest agents",
+        coverage.version,
+        reached.len(),
+        Point::COUNT
+    );
+    for (title, points) in [("reached", &reached), ("not reached", &missed)] {
+        outln!("{title}:");
+        for line in points.chunks(6) {
+            outln!("  {}", line.iter().map(|p| p.name()).collect::<Vec<_>>().join("  "));
+        }
+    }
 }
 
 impl ReproduceArgs {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
+use consensus_core::protocol::coverage::{self, Coverage};
 use sim::exec::{execute_until, ExecOptions, Job};
 use sim::merge::{Shard, SummaryFile};
 use sim::results::{RunOutcome, RunRecord};
@@ -41,14 +42,7 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
     warn_beyond_f_max(&points);
     fs::create_dir_all(out).map_err(io("cannot create", out))?;
     let runs_path = out.join("runs.jsonl");
-    let mut summaries: Vec<ScenarioSummary> = points
-        .iter()
-        .map(|(path, params, s)| {
-            let path = path.display().to_string();
-            ScenarioSummary::new(s.name.clone(), path, params.clone(), s.expect.safety, s.expect.invariant.clone())
-                .with_settings(sim::summary::settings(s))
-        })
-        .collect();
+    let mut summaries = scenario_summaries(&points);
     let index: BTreeMap<String, usize> = points.iter().enumerate().map(|(i, p)| (p.2.name.clone(), i)).collect();
     let job_list = job_list(&points, seed_start, seeds, shard);
     if let (Some(shard), false) = (shard, quiet) {
@@ -72,6 +66,8 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
     let stop = stop_on_signal();
     let bar = progress(todo.len() as u64, quiet);
     let mut write_error = None;
+    // How many of the runs reached each protocol point (docs/coverage.md).
+    let coverage = Coverage::default();
     let ran = execute_until(&todo, ExecOptions { jobs, check_determinism }, &stop, |job, record| {
         if let Ok(line) = serde_json::to_string(&record) {
             // One line per run, flushed at once: an interrupted sweep keeps every finished run.
@@ -81,6 +77,9 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
         }
         if let Some(summary) = index.get(&job.scenario.name).and_then(|i| summaries.get_mut(*i)) {
             summary.add(&record, || job.reproduce_command());
+        }
+        for point in record.coverage.as_ref().and_then(|c| c.points().ok()).unwrap_or_default() {
+            coverage.record(point);
         }
         if record.outcome != RunOutcome::Ok && !quiet {
             let invariant = record.violations.first().map_or("?", |v| v.invariant.as_str());
@@ -98,6 +97,7 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
         s.finish();
     }
     print_table(&summaries);
+    print_coverage(ran, &coverage);
     let passed = summaries.iter().all(|s| s.passed);
     let finished = (done.len() + ran) as u64;
     let summary = Summary { seeds, seed_start, runs: finished, passed, scenarios: summaries };
@@ -127,6 +127,30 @@ pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Re
         return Ok(ExitCode::SUCCESS);
     }
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// An empty summary per scenario (sweep point) of the command.
+fn scenario_summaries(points: &[Point]) -> Vec<ScenarioSummary> {
+    points
+        .iter()
+        .map(|(path, params, s)| {
+            let path = path.display().to_string();
+            ScenarioSummary::new(s.name.clone(), path, params.clone(), s.expect.safety, s.expect.invariant.clone())
+                .with_settings(sim::summary::settings(s))
+        })
+        .collect()
+}
+
+/// One line: how many protocol points the honest agents of the `ran` runs reached.
+fn print_coverage(ran: usize, coverage: &Coverage) {
+    if ran > 0 {
+        outln!(
+            "\nprotocol coverage: the honest agents of these {ran} run(s) reached {} of {} points (docs/coverage.md; \
+             `bftsim reproduce --coverage` lists a run's)",
+            coverage.reached().count(),
+            coverage::Point::COUNT
+        );
+    }
 }
 
 /// Every (scenario, seed) job of the command, in job-list order (files in the order given,

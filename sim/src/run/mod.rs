@@ -23,6 +23,7 @@ use futures_channel::mpsc::unbounded;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
 use crate::results::{LatencySummary, RunOutcome, RunRecord};
@@ -54,6 +55,9 @@ pub struct RunOutput {
 }
 
 type Shared = Arc<Mutex<World>>;
+
+/// An agent's state, shared by its madsim node (across restarts) and the end of the run.
+type SharedNode = Arc<Mutex<Box<dyn Node + Send>>>;
 
 /// Runs `scenario` with `seed` on a fresh madsim runtime.
 pub fn run(scenario: &Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
@@ -145,7 +149,7 @@ impl Clock for SimClock {
 
 /// A node whose state survives a crash (its "disk"), so a restarted agent resumes.
 #[derive(Clone)]
-struct Durable(Arc<Mutex<Box<dyn Node + Send>>>, AgentId);
+struct Durable(SharedNode, AgentId);
 
 impl Node for Durable {
     fn id(&self) -> AgentId {
@@ -209,6 +213,8 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     };
     let mut nodes = BTreeMap::new();
     let mut twin_nodes = Vec::new();
+    // The honest agents' state, read at the end for their protocol coverage.
+    let mut honest_nodes: Vec<SharedNode> = Vec::new();
     for i in 0..n {
         let id = AgentId(i);
         let make_agent =
@@ -227,6 +233,10 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
             }
             Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => Box::new(make_agent()),
         };
+        let node: SharedNode = Arc::new(Mutex::new(node));
+        if honest.contains(&id) {
+            honest_nodes.push(node.clone());
+        }
         let spec = AgentSpecialization::cycled(i as usize);
         let evaluator = SyntheticEvaluator::new(
             derive(seed, "evaluator", u64::from(i)),
@@ -241,7 +251,8 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
                 scenario.evaluator_profile(spec),
                 truth.clone(),
             );
-            twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, Box::new(make_agent()), evaluator));
+            let twin: SharedNode = Arc::new(Mutex::new(Box::new(make_agent())));
+            twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, twin, evaluator));
         }
     }
     let faults = spawn_faults(&scenario, world.clone(), clock.clone(), nodes.clone(), &net_node);
@@ -257,7 +268,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     handle.kill(net_node.id());
     handle.kill(client_node.id());
     madsim::time::sleep(Duration::from_millis(1)).await;
-    finish(&scenario, seed, params, &world, &derived, end_ms)
+    finish(&scenario, seed, params, &world, &derived, end_ms, &honest_nodes)
 }
 
 /// What every agent node of a run shares.
@@ -277,10 +288,10 @@ impl NodeContext {
         id: AgentId,
         address: AgentId,
         spec: AgentSpecialization,
-        node: Box<dyn Node + Send>,
+        node: SharedNode,
         evaluator: SyntheticEvaluator,
     ) -> madsim::runtime::NodeHandle {
-        let durable = Durable(Arc::new(Mutex::new(node)), id);
+        let durable = Durable(node, id);
         let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
         let started = Arc::new(Mutex::new(false));
         let (w, c, routing, clock) =
@@ -346,6 +357,7 @@ fn finish(
     world: &Shared,
     derived: &Derived,
     end_ms: TimeMs,
+    honest_nodes: &[SharedNode],
 ) -> RunOutput {
     let Ok(mut guard) = world.lock() else { unreachable_poison(scenario, seed) };
     let w = &mut *guard;
@@ -416,6 +428,7 @@ fn finish(
         deadline_ms: scenario.protocol.deadline_ms,
         agents: scenario.agents.count,
         sessions_over_sla: Some(stats.sessions_over_sla),
+        coverage: Some(CoverageRecord::of(&w.coverage.merged(honest_nodes.iter().map(|n| &**n)))),
     };
     let trace = std::mem::take(&mut w.trace).into_events();
     RunOutput { record, trace }

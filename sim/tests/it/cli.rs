@@ -45,6 +45,7 @@ fn run_then_reproduce_gives_the_same_trace_hash() {
         "detected",
         "messages",
         "trace_hash",
+        "coverage",
     ] {
         assert!(records[0].get(key).is_some(), "runs.jsonl lacks {key}");
     }
@@ -55,7 +56,7 @@ fn run_then_reproduce_gives_the_same_trace_hash() {
     let seed = records[1]["seed"].as_u64().unwrap_or(0);
     let trace = out.join("trace.jsonl");
     let output = bftsim()
-        .args(["reproduce", "--seed", &seed.to_string(), "--limit", "5", "--trace"])
+        .args(["reproduce", "--seed", &seed.to_string(), "--limit", "5", "--coverage", "--trace"])
         .arg(&trace)
         .arg(scenarios().join("baseline.toml"))
         .output()
@@ -63,6 +64,8 @@ fn run_then_reproduce_gives_the_same_trace_hash() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let hash = records[1]["trace_hash"].as_str().unwrap_or("?");
     assert!(stdout.contains(&format!("trace_hash {hash}")), "{stdout}");
+    // --coverage lists the points by name: the decision rule fired in every baseline run.
+    assert!(stdout.contains("coverage (point table version 1)") && stdout.contains("L50"), "{stdout}");
     // The trace file lets a separate tool re-check agreement: decide events carry value and honest.
     let events = std::fs::read_to_string(&trace).unwrap_or_default();
     let decides: Vec<serde_json::Value> = events

@@ -1,9 +1,11 @@
 //! sim integration tests: the simulator finds every deliberately broken protocol variant and
 //! nothing without it, replays are deterministic whatever the thread count, regressions stay
-//! fixed, and the `bftsim` command line behaves as documented.
+//! fixed, runs record their protocol coverage, and the `bftsim` command line behaves as
+//! documented.
 #![cfg(madsim)]
 
 mod cli;
+mod coverage;
 mod determinism;
 mod explore;
 mod interrupt;
