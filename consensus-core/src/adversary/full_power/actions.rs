@@ -183,7 +183,7 @@ pub(super) fn proposals(rng: &mut ChaCha8Rng, env: &Env<'_>, memory: &mut Memory
                 Message::Proposal(Box::new(build::proposal(env, value, r, valid_round, env.me, Vec::new()))),
             );
         }
-        7..=12 => repropose(rng, env, memory.view(s), s, r, &to, out),
+        7..=12 => repropose(rng, env, memory, s, r, &to, out),
         13..=14 => {
             if let Some(p) = pick(rng, &seen) {
                 emit(out, &to, Message::Proposal(Box::new(p.clone())));
@@ -230,13 +230,13 @@ pub(super) fn proposals(rng: &mut ChaCha8Rng, env: &Env<'_>, memory: &mut Memory
 fn repropose(
     rng: &mut ChaCha8Rng,
     env: &Env<'_>,
-    view: Option<&SessionView>,
+    memory: &Memory,
     session: SessionId,
     round: Round,
     to: &To,
     out: &mut Vec<Output>,
 ) {
-    let Some(view) = view else { return };
+    let Some(view) = memory.view(session) else { return };
     let polkas = view.polkas();
     let full: Vec<(Round, ValueId, usize)> =
         polkas.iter().copied().filter(|(_, _, n)| n + 1 >= env.committee.q).collect();
@@ -261,7 +261,7 @@ fn repropose(
         my_round(env, session, valid_round.saturating_add(1)).unwrap_or(valid_round.saturating_add(1))
     };
     let Some(value) = view.value(id).cloned() else { return };
-    let polka = build::polka(rng, env, Some(view), session, valid_round, id);
+    let polka = build::polka(rng, env, Some(view), &others(memory, session), session, valid_round, id);
     let p = build::proposal(env, value, round, Some(valid_round), env.me, polka);
     emit(out, to, Message::Proposal(Box::new(p)));
 }

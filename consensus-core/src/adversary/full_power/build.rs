@@ -187,11 +187,13 @@ pub(super) fn value(
 
 /// A polka certificate for (`valid_round`, `id`): the prevotes it saw for them, one per signer,
 /// with its own prevote added (it may sign any), honest-looking mostly; sometimes too few, with
-/// prevotes of other rounds, values or kinds mixed in, duplicated, or empty.
+/// round votes of other rounds, values, kinds or sessions (`others`) mixed in, duplicated, or
+/// empty.
 pub(super) fn polka(
     rng: &mut ChaCha8Rng,
     env: &Env<'_>,
     view: Option<&SessionView>,
+    others: &[&SessionView],
     session: SessionId,
     valid_round: Round,
     id: ValueId,
@@ -206,11 +208,12 @@ pub(super) fn polka(
         0..=12 => {}
         13..=14 => votes.truncate(index(rng, q.min(votes.len().max(1)))),
         15..=16 => {
-            // Parts of other rounds, values or kinds.
+            // Parts of other rounds, values, kinds or sessions.
             let foreign: Vec<&RoundVote> = view
                 .into_iter()
                 .flat_map(|v| v.round_votes.iter())
                 .filter(|v| v.round != valid_round || v.value != Some(id) || v.kind != VoteKind::Prevote)
+                .chain(others.iter().flat_map(|o| o.round_votes.iter()))
                 .collect();
             for _ in 0..rng.gen_range(1..=3) {
                 if let Some(v) = pick(rng, &foreign) {
