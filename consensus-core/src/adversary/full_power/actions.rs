@@ -262,7 +262,9 @@ fn repropose(
     };
     let Some(value) = view.value(id).cloned() else { return };
     let polka = build::polka(rng, env, Some(view), &others(memory, session), session, valid_round, id);
-    let p = build::proposal(env, value, round, Some(valid_round), env.me, polka);
+    // Sometimes a claimed valid round that is not below the proposal's round (L27: nil prevote).
+    let claimed = if rng.gen_range(0..10) == 0 { round.saturating_add(index(rng, 2) as Round) } else { valid_round };
+    let p = build::proposal(env, value, round, Some(claimed), env.me, polka);
     emit(out, to, Message::Proposal(Box::new(p)));
 }
 

@@ -236,6 +236,8 @@ fn each_family_sends_its_messages() {
         |m: &Message| matches!(m, Message::Proposal(p) if p.polka.iter().any(|v| v.session != p.value.session));
     let many_sessions = world(11, config(&[Family::Proposals], 1_000_000), 4, 4_000);
     assert!(count(&many_sessions, &mixed_polka) > 0, "polka certificates with prevotes of other sessions");
+    let not_below = |m: &Message| matches!(m, Message::Proposal(p) if p.valid_round.is_some_and(|vr| vr >= p.round));
+    assert!(count(&many_sessions, &not_below) > 0, "valid rounds not below the proposal's round");
     let own_round_votes = |m: &Message| matches!(m, Message::RoundVote(v) if v.agent == BYZ);
     let round_votes = world(12, config(&[Family::RoundVotes], 1_000_000), 2, 2_000);
     assert!(count(&round_votes, &own_round_votes) > 3 * count(&control, &own_round_votes));
