@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use consensus_core::metrics::ConsensusMetrics;
 
 use crate::model::{LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, Summary, DEFAULT_DEADLINE_MS};
+use crate::replay::Source;
 
 /// All the runs of one scenario (one sweep point), ordered by seed.
 #[derive(Clone, Debug)]
@@ -220,6 +221,8 @@ pub struct Dataset<'a> {
     pub summary: Option<&'a Summary>,
     /// All runs.
     pub totals: Totals,
+    /// Where the runs come from, for the replay commands.
+    pub source: Source,
 }
 
 impl<'a> Dataset<'a> {
@@ -236,7 +239,12 @@ impl<'a> Dataset<'a> {
                 Scenario {
                     name: name.to_owned(),
                     base: base_name(name).to_owned(),
-                    params: runs.first().map(|r| r.params.clone()).unwrap_or_default(),
+                    // An exploration's records carry bookkeeping, not sweep axes, in `params`.
+                    params: runs
+                        .first()
+                        .filter(|r| crate::replay::is_sweep_point(r))
+                        .map(|r| r.params.clone())
+                        .unwrap_or_default(),
                     summary: summary.and_then(|s| s.scenario(name)),
                     totals: Totals::of(runs.iter().copied()),
                     runs,
@@ -245,7 +253,7 @@ impl<'a> Dataset<'a> {
             .collect::<Vec<_>>();
         let mut scenarios = scenarios;
         scenarios.sort_by(|a, b| scenario_order(a).cmp(&scenario_order(b)));
-        Dataset { scenarios, summary, totals: Totals::of(runs) }
+        Dataset { scenarios, summary, totals: Totals::of(runs), source: Source::default() }
     }
 
     /// Distinct seeds over all runs.
@@ -358,8 +366,14 @@ pub struct DetectionGroup {
 /// else its scenario's settings, else the scenario name.
 pub fn detection_label(run: &RunRecord, settings: Option<&ScenarioSettings>) -> String {
     let known = |s: &String| !s.is_empty();
-    let strategy =
-        run.params.get("byzantine.strategy").cloned().or_else(|| settings.map(|s| s.strategy.clone()).filter(known));
+    // A generated run names its behaviours in `params.byzantine` (`equivocate+silent`).
+    let generated = crate::replay::Generated::of(run).and_then(|_| run.params.get("byzantine").cloned());
+    let strategy = run
+        .params
+        .get("byzantine.strategy")
+        .cloned()
+        .or(generated)
+        .or_else(|| settings.map(|s| s.strategy.clone()).filter(known));
     let detector =
         run.params.get("protocol.detector").cloned().or_else(|| settings.map(|s| s.detector.clone()).filter(known));
     match (strategy, detector) {
@@ -481,6 +495,23 @@ pub const NETWORK_CONDITIONS: [&str; 8] = [
     "not recorded",
 ];
 
+/// The fault families a run record lists ([`RunRecord::families`]), in display order; the
+/// Byzantine behaviours follow as `byzantine: NAME`. "high latency" is a latency bound above
+/// the default prevote timeout (50 ms); "short timeouts" are round timeouts below the
+/// defaults.
+pub const FAMILIES: [&str; 10] = [
+    "message loss",
+    "duplicates",
+    "latency tail",
+    "high latency",
+    "partition",
+    "crash and restart",
+    "clogs",
+    "round partitions",
+    "message tampering",
+    "short timeouts",
+];
+
 /// The harshest network condition of a scenario: partition, crash and restart, clogs, latency
 /// tail, message loss, duplicates, else none; from its settings, else from `network.drop`
 /// sweep parameters; "not recorded" when neither says.
@@ -528,8 +559,8 @@ pub struct ViolationRow {
     pub time_ms: u64,
     /// What happened.
     pub detail: String,
-    /// The replay command.
-    pub reproduce: String,
+    /// The replay command (`None`: the scenario file is not recorded).
+    pub reproduce: Option<String>,
 }
 
 /// Every violation of every run, by scenario and seed.
@@ -545,7 +576,7 @@ pub fn violations(data: &Dataset<'_>) -> Vec<ViolationRow> {
                     step: v.step,
                     time_ms: v.time_ms,
                     detail: v.detail.clone(),
-                    reproduce: reproduce_command(scenario.summary, &scenario.base, &run.params, run.seed),
+                    reproduce: data.source.command(scenario.summary, run),
                 });
             }
         }
@@ -553,44 +584,9 @@ pub fn violations(data: &Dataset<'_>) -> Vec<ViolationRow> {
     rows
 }
 
-/// The replay command of `seed`: the one `summary.json` lists for it, else
-/// `bftsim reproduce PATH --seed SEED --set k=v …` with the scenario file from `summary.json`
-/// (a `<BASE.toml>` placeholder when unknown).
-pub fn reproduce_command(
-    summary: Option<&ScenarioSummary>,
-    base: &str,
-    params: &BTreeMap<String, String>,
-    seed: u64,
-) -> String {
-    if let Some(failure) = summary.and_then(|s| s.failures.iter().find(|f| f.seed == seed && !f.reproduce.is_empty())) {
-        return failure.reproduce.clone();
-    }
-    let path = match summary.map(|s| s.path.as_str()).filter(|p| !p.is_empty()) {
-        Some(path) => shell_quote(path),
-        None => format!("<{base}.toml>"),
-    };
-    let mut command = format!("bftsim reproduce {path} --seed {seed}");
-    for (key, value) in params {
-        command.push_str(" --set ");
-        command.push_str(&shell_quote(&format!("{key}={value}")));
-    }
-    command
-}
-
-/// Quotes `word` for a POSIX shell when it holds anything but safe characters.
-fn shell_quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Failure;
 
     fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> RunRecord {
         let [sessions, decided, correct, escalated, no_decision, undecided, fallback] = counts;
@@ -702,32 +698,6 @@ mod tests {
         assert_eq!(average_metrics(&[]).timeout_rate, 0.0);
         let alerts = alert_counts(&[&a, &b]);
         assert_eq!(alerts.into_iter().collect::<Vec<_>>(), [("Low".into(), 1), ("SLA".into(), 2)]);
-    }
-
-    #[test]
-    fn reproduce_commands() {
-        let mut params = BTreeMap::new();
-        params.insert("network.drop".to_owned(), "0.1".to_owned());
-        params.insert("byzantine.count".to_owned(), "2".to_owned());
-        let summary = ScenarioSummary {
-            scenario: "sw[..]".into(),
-            path: "scenarios/sw.toml".into(),
-            failures: vec![Failure {
-                seed: 7,
-                reproduce: "bftsim reproduce given --seed 7".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        assert_eq!(reproduce_command(Some(&summary), "sw", &params, 7), "bftsim reproduce given --seed 7");
-        assert_eq!(
-            reproduce_command(Some(&summary), "sw", &params, 12),
-            "bftsim reproduce scenarios/sw.toml --seed 12 --set byzantine.count=2 --set network.drop=0.1"
-        );
-        assert_eq!(reproduce_command(None, "sw", &BTreeMap::new(), 3), "bftsim reproduce <sw.toml> --seed 3");
-        params.insert("workload.name".into(), "a b's".into());
-        let cmd = reproduce_command(Some(&summary), "sw", &params, 1);
-        assert!(cmd.ends_with(r"--set 'workload.name=a b'\''s'"), "{cmd}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{RunRecord, WrongByCause};
 use crate::ReportError;
 
 /// The whole of `explore.json`.
@@ -68,6 +69,65 @@ pub struct ExploreSummary {
     /// different envelopes under one name are told apart; empty in files written before it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub envelope_fingerprint: String,
+    /// Decision quality by generation mode over the runs within the tolerance (at most f_max
+    /// Byzantine agents): wrong decisions by cause and by honest margin. Empty in files written
+    /// before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<ModeQuality>,
+    /// Whether the exploration stopped at its first finding (`--until-found`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_found: bool,
+}
+
+/// Decision quality of one generation mode, over its runs within the tolerance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModeQuality {
+    /// `swarm`, `twins` or `byzzfuzz`.
+    pub mode: String,
+    /// Runs within the tolerance.
+    pub runs: u64,
+    /// Their sessions.
+    pub sessions: u64,
+    /// Decided for the best candidate.
+    pub correct: u64,
+    /// Decided for another candidate.
+    pub wrong: u64,
+    /// Sessions whose outcome the Byzantine agents changed ([`crate::model::RunRecord::influenced`]).
+    pub influenced: u64,
+    /// The wrong decisions by cause and by honest margin.
+    pub wrong_by_cause: WrongByCause,
+}
+
+impl ModeQuality {
+    /// Folds in one run.
+    pub fn add(&mut self, run: &RunRecord) {
+        self.runs = self.runs.saturating_add(1);
+        self.sessions = self.sessions.saturating_add(run.sessions);
+        self.correct = self.correct.saturating_add(run.correct.min(run.decided));
+        self.wrong = self.wrong.saturating_add(run.wrong());
+        self.influenced = self.influenced.saturating_add(run.influenced);
+        self.wrong_by_cause.merge(&run.wrong_by_cause);
+    }
+
+    /// Adds another mode's (or shard's) counts.
+    pub fn merge(&mut self, other: &ModeQuality) {
+        self.runs = self.runs.saturating_add(other.runs);
+        self.sessions = self.sessions.saturating_add(other.sessions);
+        self.correct = self.correct.saturating_add(other.correct);
+        self.wrong = self.wrong.saturating_add(other.wrong);
+        self.influenced = self.influenced.saturating_add(other.influenced);
+        self.wrong_by_cause.merge(&other.wrong_by_cause);
+    }
+
+    /// Every mode's counts together, as one row named `all`.
+    pub fn total(rows: &[ModeQuality]) -> ModeQuality {
+        let mut all = ModeQuality { mode: "all".to_owned(), ..ModeQuality::default() };
+        for row in rows {
+            all.merge(row);
+        }
+        all
+    }
 }
 
 /// Runs per generation mode.
@@ -121,6 +181,10 @@ pub struct Finding {
     /// The space-time diagram of the shrunk run, an SVG relative to `OUT`.
     #[serde(default)]
     pub diagram: Option<String>,
+    /// The trace hash of the shrunk run: what `reproduce` prints when it replays it. Empty in
+    /// files written before it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_hash: String,
     /// What happened, in words.
     pub detail: String,
 }

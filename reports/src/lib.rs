@@ -29,6 +29,7 @@ mod html;
 pub mod humanize;
 mod markdown;
 pub mod model;
+pub mod replay;
 pub mod spacetime;
 pub mod sweep;
 
@@ -143,7 +144,8 @@ pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Re
     // An exploration's directory may hold no runs.jsonl: its report is the Exploration section.
     let runs = if exploration.is_some() && !runs_path.exists() { Vec::new() } else { model::read_runs(&runs_path)? };
     let summary = model::read_summary(&input_dir.join("summary.json"))?;
-    let data = aggregate::Dataset::new(&runs, summary.as_ref());
+    let mut data = aggregate::Dataset::new(&runs, summary.as_ref());
+    data.source = replay::Source::of(input_dir, exploration.as_ref().map(|e| &e.summary));
     let content::Built { doc: document, figures: figure_specs, images } =
         content::build(&data, &options.title, exploration.as_ref());
 

@@ -177,11 +177,113 @@ pub struct RunRecord {
     /// field existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions_over_sla: Option<u64>,
+    /// The run's harshest network condition, one of [`crate::aggregate::NETWORK_CONDITIONS`]
+    /// (round partitions count as partitions); empty in records written before the field
+    /// existed (the report then reads the scenario settings).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub network: String,
+    /// The fault families the run's scenario has, by name (see
+    /// [`crate::aggregate::FAMILIES`]): network faults, timed faults, round faults and the
+    /// Byzantine behaviours (`byzantine: equivocate`); empty in records written before it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<String>,
+    /// Wrong decisions by cause and by honest margin; all zero in records written before it.
+    pub wrong_by_cause: WrongByCause,
     /// The protocol coverage of the honest agents: which rules fired, which checks passed or
     /// failed, which rejections and abstract states occurred (docs/coverage.md). `None` in
     /// records written before the field existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::coverage::CoverageRecord>,
+}
+
+/// Wrong decisions (sessions decided for a candidate other than the best) split by cause: the
+/// honest votes alone would have made them too (evaluator noise, close candidates), or the
+/// Byzantine agents caused them (the session was influenced, [`RunRecord::influenced`]), or
+/// the run cannot tell (fewer than q honest agents voted); and by honest margin.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WrongByCause {
+    /// The honest votes alone give the same wrong decision; in runs without Byzantine agents
+    /// every wrong decision.
+    pub honest: u64,
+    /// The Byzantine agents caused them: the honest votes alone give another outcome.
+    pub byzantine: u64,
+    /// Not judged: fewer than q honest agents voted in the session.
+    pub unjudged: u64,
+    /// Byzantine-caused wrong decisions whose honest margin exceeds the influence bound
+    /// (docs/protocol.md): 0 unless the invariant `influence-bound` failed (or the run is
+    /// beyond f_max, or agreement is by weight, where the bound is not promised).
+    pub beyond_bound: u64,
+    /// The same decisions by honest margin (honest votes supporting the best candidate minus
+    /// those supporting the chosen one), ascending.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_margin: Vec<MarginCount>,
+}
+
+/// Wrong decisions of one honest margin, by cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MarginCount {
+    /// Honest votes for the best candidate minus honest votes for the chosen one (negative:
+    /// the honest agents themselves preferred the chosen candidate).
+    pub margin: i64,
+    /// Wrong decisions the honest votes alone would also have made.
+    pub honest: u64,
+    /// Wrong decisions the Byzantine agents caused.
+    pub byzantine: u64,
+    /// Wrong decisions not judged.
+    pub unjudged: u64,
+}
+
+/// Why a session was decided wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrongCause {
+    /// The honest votes alone decide the same.
+    Honest,
+    /// The Byzantine agents changed the outcome.
+    Byzantine,
+    /// Too few honest votes to tell.
+    Unjudged,
+}
+
+impl WrongByCause {
+    /// Counts one wrong decision.
+    pub fn add(&mut self, cause: WrongCause, margin: i64) {
+        let mut one = MarginCount { margin, ..MarginCount::default() };
+        match cause {
+            WrongCause::Honest => one.honest = 1,
+            WrongCause::Byzantine => one.byzantine = 1,
+            WrongCause::Unjudged => one.unjudged = 1,
+        }
+        let (honest, byzantine, unjudged) = (one.honest, one.byzantine, one.unjudged);
+        self.merge(&WrongByCause { honest, byzantine, unjudged, beyond_bound: 0, by_margin: vec![one] });
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &WrongByCause) {
+        self.honest = self.honest.saturating_add(other.honest);
+        self.byzantine = self.byzantine.saturating_add(other.byzantine);
+        self.unjudged = self.unjudged.saturating_add(other.unjudged);
+        self.beyond_bound = self.beyond_bound.saturating_add(other.beyond_bound);
+        for m in &other.by_margin {
+            let at = match self.by_margin.binary_search_by_key(&m.margin, |x| x.margin) {
+                Ok(at) => at,
+                Err(at) => {
+                    self.by_margin.insert(at, MarginCount { margin: m.margin, ..MarginCount::default() });
+                    at
+                }
+            };
+            let row = &mut self.by_margin[at];
+            row.honest = row.honest.saturating_add(m.honest);
+            row.byzantine = row.byzantine.saturating_add(m.byzantine);
+            row.unjudged = row.unjudged.saturating_add(m.unjudged);
+        }
+    }
+
+    /// Every wrong decision counted.
+    pub fn total(&self) -> u64 {
+        self.honest.saturating_add(self.byzantine).saturating_add(self.unjudged)
+    }
 }
 
 impl Default for RunRecord {
@@ -215,6 +317,9 @@ impl Default for RunRecord {
             deadline_ms: DEFAULT_DEADLINE_MS,
             agents: 0,
             sessions_over_sla: None,
+            network: String::new(),
+            families: Vec::new(),
+            wrong_by_cause: WrongByCause::default(),
             coverage: None,
         }
     }

@@ -1,6 +1,7 @@
 //! bftsim: the deterministic fault-injection simulator for consensus-core.
 
 pub mod coverage;
+pub mod influence;
 pub mod merge;
 pub mod oracle;
 pub mod results;
@@ -8,6 +9,7 @@ pub mod scenario;
 pub mod shrink;
 pub mod summary;
 pub mod trace;
+pub mod words;
 
 /// The same scenario with its protocol mutation removed (the control of a mutation test).
 pub fn protocol_mutation_off(scenario: &scenario::Scenario) -> scenario::Scenario {

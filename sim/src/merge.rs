@@ -88,14 +88,18 @@ pub struct SummaryFile {
     pub interrupted: bool,
 }
 
-/// The exact command that replays one run: the same text as `Job::reproduce_command`.
+/// The exact command that replays one run: the same text as `Job::reproduce_command`. The
+/// path and each `--set` are quoted for a POSIX shell when they hold anything it would split.
 pub fn reproduce_command(path: &str, seed: u64, params: &BTreeMap<String, String>) -> String {
-    let mut cmd = format!("bftsim reproduce {path} --seed {seed}");
+    let mut cmd = format!("bftsim reproduce {} --seed {seed}", shell_quote(path));
     for (k, v) in params {
-        cmd.push_str(&format!(" --set {k}={v}"));
+        cmd.push_str(&format!(" --set {}", shell_quote(&format!("{k}={v}"))));
     }
     cmd
 }
+
+/// `word` quoted for a POSIX shell when it holds anything but safe characters.
+pub use reports::replay::shell_quote;
 
 /// Why a merge failed.
 #[derive(Debug, thiserror::Error)]
@@ -437,6 +441,11 @@ mod tests {
             reproduce_command("scenarios/s.toml", 7, &params),
             "bftsim reproduce scenarios/s.toml --seed 7 --set byzantine.count=1 --set network.drop=0.1"
         );
+        let spaced: BTreeMap<String, String> = [("workload.name".to_owned(), "a b".to_owned())].into();
+        assert_eq!(
+            reproduce_command("my scenarios/s.toml", 1, &spaced),
+            "bftsim reproduce 'my scenarios/s.toml' --seed 1 --set 'workload.name=a b'"
+        );
     }
 
     fn record(scenario: &str, seed: u64, violation: bool) -> RunRecord {
@@ -478,7 +487,7 @@ mod tests {
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),
-            coverage: None,
+            ..RunRecord::default()
         }
     }
 

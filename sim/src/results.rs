@@ -3,4 +3,7 @@
 //! The types live in the `reports` crate (`reports::model`), which reads them back; they are
 //! re-exported here so that the simulator and the report share one definition.
 
-pub use reports::model::{LatencySummary, MessageCounts, RunOutcome, RunRecord, Violation, DEFAULT_DEADLINE_MS};
+pub use reports::model::{
+    LatencySummary, MarginCount, MessageCounts, RunOutcome, RunRecord, Violation, WrongByCause, WrongCause,
+    DEFAULT_DEADLINE_MS,
+};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 pub use reports::model::{FaultSetting, ScenarioSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::results::{RunOutcome, RunRecord};
+use crate::results::{RunOutcome, RunRecord, WrongByCause};
 use crate::scenario::{ClogTarget, FaultAction, Scenario};
 
 /// A failing seed and how to replay it.
@@ -65,6 +65,11 @@ pub struct ScenarioSummary {
     /// Escalated or "no decision" sessions the honest votes alone would not decide either.
     #[serde(default)]
     pub honest_unresolved: u64,
+    /// Wrong decisions by cause (the honest votes alone too, or caused by the Byzantine
+    /// agents) and by honest margin, over the runs within the tolerance (at most f_max
+    /// Byzantine agents); absent in summaries written before it.
+    #[serde(default)]
+    pub wrong_by_cause: WrongByCause,
     /// Honest decisions (one per honest agent and session) later than the deadline. Summaries
     /// written before the rename call it `sla_misses`.
     #[serde(alias = "sla_misses")]
@@ -141,6 +146,9 @@ impl ScenarioSummary {
         self.fallback += record.fallback;
         self.influenced += record.influenced;
         self.honest_unresolved += record.honest_unresolved;
+        if record.byzantine.len() as u64 <= consensus_core::quorum::f_max(u64::from(record.agents)) {
+            self.wrong_by_cause.merge(&record.wrong_by_cause);
+        }
         self.late_decisions += record.late_decisions;
         self.messages_sent += record.messages.sent;
         self.latency_max_ms = self.latency_max_ms.max(record.latency_ms.max);
@@ -246,6 +254,61 @@ pub fn settings(scenario: &Scenario) -> ScenarioSettings {
     }
 }
 
+/// The harshest network condition of `scenario`, by the report's names
+/// (`reports::aggregate::NETWORK_CONDITIONS`): partition (timed or by round), crash and
+/// restart, clogs, latency tail, message loss, duplicates, else none. Recorded in every run
+/// record, so that generated runs (each with its own faults) are placed by their own.
+pub fn network_condition(scenario: &Scenario) -> &'static str {
+    let has = |kind: fn(&FaultAction) -> bool| scenario.faults.iter().any(|f| kind(&f.action));
+    let conditions = reports::aggregate::NETWORK_CONDITIONS;
+    if has(|a| matches!(a, FaultAction::Partition { .. })) || !scenario.round_partitions.is_empty() {
+        conditions[6]
+    } else if has(|a| matches!(a, FaultAction::Crash { .. })) {
+        conditions[5]
+    } else if has(|a| matches!(a, FaultAction::Clog { .. })) {
+        conditions[4]
+    } else if scenario.network.tail.is_some() {
+        conditions[3]
+    } else if scenario.network.drop > 0.0 {
+        conditions[2]
+    } else if scenario.network.duplicate > 0.0 {
+        conditions[1]
+    } else {
+        conditions[0]
+    }
+}
+
+/// The fault families `scenario` has, in the order of `reports::aggregate::FAMILIES`, then one
+/// `byzantine: NAME` per Byzantine behaviour: what the report's per-family table groups runs by.
+pub fn families(scenario: &Scenario) -> Vec<String> {
+    let has = |kind: fn(&FaultAction) -> bool| scenario.faults.iter().any(|f| kind(&f.action));
+    let defaults = crate::scenario::Protocol::default();
+    let p = &scenario.protocol;
+    let present = [
+        scenario.network.drop > 0.0,
+        scenario.network.duplicate > 0.0,
+        scenario.network.tail.is_some(),
+        // Above the default prevote timeout: rounds time out before their messages arrive.
+        scenario.network.latency_ms[1] > defaults.timeout_prevote_ms,
+        has(|a| matches!(a, FaultAction::Partition { .. })),
+        has(|a| matches!(a, FaultAction::Crash { .. })),
+        has(|a| matches!(a, FaultAction::Clog { .. })),
+        !scenario.round_partitions.is_empty(),
+        !scenario.tamper.is_empty(),
+        p.timeout_propose_ms < defaults.timeout_propose_ms || p.timeout_delta_ms < defaults.timeout_delta_ms,
+    ];
+    let mut out: Vec<String> = reports::aggregate::FAMILIES
+        .iter()
+        .zip(present)
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    if scenario.byzantine.count > 0 {
+        out.extend(scenario.byzantine.behaviours().into_iter().map(|b| format!("byzantine: {}", b.name())));
+    }
+    out
+}
+
 fn fault_setting(at_ms: u64, action: &FaultAction) -> FaultSetting {
     let clog = |target: &ClogTarget| match target {
         ClogTarget::Agent(a) => format!("agent {a}"),
@@ -335,7 +398,7 @@ mod tests {
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),
-            coverage: None,
+            ..RunRecord::default()
         }
     }
 
@@ -365,5 +428,43 @@ mod tests {
         s.add(&record(3, Some("agreement")), String::new);
         s.finish();
         assert!(s.passed);
+    }
+
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(text, std::path::Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A run is placed by its harshest network condition and counted under every fault family
+    /// it has, its Byzantine behaviours last.
+    #[test]
+    fn network_condition_and_families_name_what_the_scenario_has() {
+        let quiet = scenario("[network]\nlatency_ms = [1, 20]\n");
+        assert_eq!((network_condition(&quiet), families(&quiet)), ("no network faults", Vec::new()));
+        let text = "[network]\ndrop = 0.1\nduplicate = 0.2\n[byzantine]\ncount = 1\nstrategy = \"equivocate\"\n\
+                    [[faults]]\nat_ms = 100\nkind = \"clog\"\nagent = 1\n[[faults]]\nat_ms = 200\nkind = \"crash\"\nagent = 2\n";
+        let harsh = scenario(text);
+        assert_eq!(network_condition(&harsh), "crash and restart", "a crash is harsher than clogs and loss");
+        assert_eq!(
+            families(&harsh),
+            ["message loss", "duplicates", "crash and restart", "clogs", "byzantine: equivocate"].map(String::from)
+        );
+        for condition in [network_condition(&quiet), network_condition(&harsh)] {
+            assert!(reports::aggregate::NETWORK_CONDITIONS.contains(&condition));
+        }
+    }
+
+    /// Wrong decisions by cause are summed over the runs within f_max only.
+    #[test]
+    fn wrong_decisions_by_cause_count_runs_within_the_tolerance() {
+        let mut s = ScenarioSummary::new("s".into(), "p".into(), BTreeMap::new(), true, None);
+        let mut within = record(1, None);
+        within.byzantine = vec![4];
+        within.wrong_by_cause.add(crate::results::WrongCause::Byzantine, 1);
+        let mut beyond = within.clone();
+        beyond.byzantine = vec![3, 4];
+        s.add(&within, String::new);
+        s.add(&beyond, String::new);
+        assert_eq!((s.wrong_by_cause.byzantine, s.wrong_by_cause.total()), (1, 1), "5 agents tolerate 1");
+        assert_eq!(s.wrong_by_cause.by_margin.len(), 1);
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One event of a run, as written to a trace file (one JSON object per line).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceEvent {
     /// Position in the run, from 0.
     pub step: u64,
@@ -32,8 +32,23 @@ pub struct TraceEvent {
     /// it is fixed by the send event already hashed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sent_ms: Option<u64>,
-    /// Human-readable detail.
+    /// Human-readable detail: a sentence, never a Rust `Debug` dump.
     pub detail: String,
+    /// Decide events: the decided value's id, 64 hex digits (`None`: the local-fallback
+    /// mutation decides without a value).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value_id: Option<String>,
+    /// Decide events: the round decided in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub round: Option<u32>,
+    /// Decide events: the decided candidate (`None`: escalation or no decision; the same as
+    /// `value`, which older traces carry alone).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub candidate: Option<u32>,
+    /// Decide events: how, as the engine's method name (`threshold`, `early-unanimous`,
+    /// `minority-overrule`, `timeout-fallback`, …), or `escalation` / `no-decision`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub method: Option<String>,
 }
 
 /// FNV-1a, 64 bits: stable across Rust versions and platforms (unlike std's hashers).
@@ -180,6 +195,7 @@ mod tests {
             honest: None,
             sent_ms: None,
             detail: String::new(),
+            ..Default::default()
         };
         let mut a = Trace::new(false);
         a.record(1, "send", Key { agent: 1, ..Key::default() }, ev);

@@ -429,6 +429,7 @@ impl World {
             honest: None,
             sent_ms: None,
             detail: format!("{kind} lost: {reason}"),
+            ..Default::default()
         });
     }
 
@@ -447,6 +448,7 @@ impl World {
             honest: None,
             sent_ms: None,
             detail: format!("{kind} held by a clog"),
+            ..Default::default()
         });
     }
 
@@ -464,6 +466,7 @@ impl World {
             honest: None,
             sent_ms: None,
             detail,
+            ..Default::default()
         });
     }
 
@@ -487,6 +490,7 @@ impl World {
             honest: None,
             sent_ms: None,
             detail,
+            ..Default::default()
         });
     }
 
@@ -532,14 +536,13 @@ impl World {
             }
             RunnerEvent::Timeout(timer) => self.timer_event(now, agent, *timer),
             RunnerEvent::LocalVote(vote) => {
-                self.oracle.on_local_vote(agent, vote);
                 let key = Key {
                     agent: agent.0,
                     session: vote.session.0,
                     extra: u64::from(vote.candidate.0),
                     ..Key::default()
                 };
-                self.trace.record(now, "vote", key, |step| TraceEvent {
+                let step = self.trace.record(now, "vote", key, |step| TraceEvent {
                     step,
                     time_ms: now,
                     kind: "vote".into(),
@@ -550,7 +553,10 @@ impl World {
                     honest: Some(honest),
                     sent_ms: None,
                     detail: format!("own vote for {} (confidence {})", vote.candidate, vote.confidence),
+                    ..Default::default()
                 });
+                self.oracle.on_local_vote(agent, vote, step, now);
+                self.stop |= self.oracle.violation().is_some();
             }
             RunnerEvent::Decide(record) => {
                 let value = record.outcome.chosen().map(|c| c.0);
@@ -571,12 +577,16 @@ impl World {
                     honest: Some(honest),
                     sent_ms: None,
                     detail: format!(
-                        "value {} in round {} ({:?} mode): {:?}",
-                        record.value.map_or_else(|| "none (local)".to_string(), |v| format!("{:016x}", v.short())),
-                        record.round.map_or_else(|| "none".to_string(), |r| r.to_string()),
-                        record.mode,
-                        record.outcome
+                        "decided {} {} ({} mode): {}",
+                        crate::words::value(record.value),
+                        record.round.map_or_else(|| "without a round".to_owned(), |r| format!("in round {r}")),
+                        crate::words::mode(record.mode),
+                        crate::words::outcome(&record.outcome)
                     ),
+                    value_id: record.value.as_ref().map(crate::words::value_id),
+                    round: record.round,
+                    candidate: value,
+                    method: Some(crate::words::method_field(&record.outcome)),
                 });
                 self.oracle.on_decide(agent, record, step, now);
                 if self.oracle.violation().is_some() {
@@ -596,7 +606,8 @@ impl World {
                     value: None,
                     honest: None,
                     sent_ms: None,
-                    detail: format!("{e:?}"),
+                    detail: crate::words::evidence(e),
+                    ..Default::default()
                 });
             }
             RunnerEvent::Reject { from, reason } => {
@@ -611,7 +622,8 @@ impl World {
                     value: None,
                     honest: None,
                     sent_ms: None,
-                    detail: format!("{reason:?}"),
+                    detail: crate::words::rejection(reason),
+                    ..Default::default()
                 });
             }
         }
@@ -639,6 +651,7 @@ impl World {
             honest: None,
             sent_ms,
             detail: describe(m),
+            ..Default::default()
         })
     }
 
@@ -654,7 +667,8 @@ impl World {
             value: None,
             honest: None,
             sent_ms: None,
-            detail: format!("{:?} round {}", timer.kind, timer.round),
+            detail: crate::words::timer(timer.kind, timer.round),
+            ..Default::default()
         });
     }
 }
@@ -663,26 +677,8 @@ fn describe(m: &Message) -> String {
     match m {
         Message::Open(o) => format!("open {} candidates", o.spec.candidates.len()),
         Message::Vote(v) => format!("vote of {} for {}", v.vote.agent, v.vote.candidate),
-        Message::Proposal(p) => {
-            format!(
-                "proposal round {} by {} of value {:016x} (valid round {:?}) with {} votes: {:?}",
-                p.round,
-                p.proposer,
-                consensus_core::protocol::ValueId::of(&p.value).short(),
-                p.valid_round,
-                p.value.votes.len(),
-                p.value.outcome
-            )
-        }
-        Message::RoundVote(v) => {
-            format!(
-                "{:?} round {} by {} for {:?}",
-                v.kind,
-                v.round,
-                v.agent,
-                v.value.map(|x| format!("{:016x}", x.short()))
-            )
-        }
+        Message::Proposal(p) => crate::words::proposal(p),
+        Message::RoundVote(v) => crate::words::round_vote(v),
         Message::Commit(c) => format!("commit round {} ({} precommits)", c.proposal.round, c.precommits.len()),
         Message::Sync { next } => format!("sync from {next}"),
     }

@@ -42,7 +42,10 @@ impl Builder<'_, '_> {
             modes.swarm, modes.twins, modes.byzzfuzz
         )));
         if s.interrupted {
-            intro.push(strong(" The exploration was interrupted before its budget: absence of findings means less."));
+            intro.extend([
+                text(" "),
+                strong("The exploration was interrupted before its budget: absence of findings means less."),
+            ]);
         }
         self.doc.para(intro);
         self.coverage_table(s);
@@ -112,7 +115,7 @@ impl Builder<'_, '_> {
                 f.lines, f.size_before, f.size_after, f.seed
             )),
         ]);
-        self.doc.push(Block::Code(f.reproduce.clone()));
+        self.doc.push(Block::Code(self.finding_command(f)));
         match (diagram, &f.diagram) {
             (Some(svg), Some(path)) => {
                 let explanation: Vec<Inline> = vec![
@@ -131,6 +134,14 @@ impl Builder<'_, '_> {
             }
             _ => {}
         }
+    }
+}
+
+impl Builder<'_, '_> {
+    /// The command that replays a finding's shrunk scenario, named from the directory the
+    /// report was made from (explore.json's own `reproduce` names it from where `explore` ran).
+    pub(super) fn finding_command(&self, f: &Finding) -> String {
+        format!("bftsim reproduce {} --seed {}", self.data.source.path(&f.scenario), f.seed)
     }
 }
 

@@ -1,10 +1,11 @@
 //! The first screen: does the vote hold, where does it break, what to replay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{pct, seeds_phrase, Builder, Exploration};
-use crate::aggregate::{self, network_condition, reproduce_command, Scenario, Tolerance, Totals, NETWORK_CONDITIONS};
+use crate::aggregate::{self, network_condition, Scenario, Tolerance, Totals, NETWORK_CONDITIONS};
 use crate::doc::{code, link, strong, text, Block, Inline, Table};
+use crate::explore::ExploreSummary;
 use crate::figures::{EnvelopeCell, EnvelopeData, Plot};
 use crate::humanize;
 use crate::model::RunRecord;
@@ -18,34 +19,152 @@ struct Replay {
     scenario: Inline,
     seed: String,
     detail: String,
-    reproduce: String,
+    reproduce: Option<String>,
 }
 
 impl<'d, 'a> Builder<'d, 'a> {
     pub(super) fn first_screen(&mut self, exploration: Option<&Exploration>) {
+        match exploration {
+            Some(e) => self.what_explored(e),
+            None => self.what_ran(),
+        }
+        self.verdict(exploration);
+        self.quality_summary();
+        self.replay_table(exploration);
+        self.envelope(exploration.map(|e| &e.summary));
+    }
+
+    /// What `bftsim run` ran: how many runs of which scenarios, from which seeds, and which
+    /// protocol (the correct one, or the mutations some scenarios plant).
+    fn what_ran(&mut self) {
         let data = self.data;
         let t = &data.totals;
-        let mut intro = vec![text(format!(
-            "{} runs of {}, each scenario simulated once per seed ({}), from ",
-            t.runs,
-            match data.scenarios.len() {
-                1 => "1 scenario".to_owned(),
-                n => format!("{n} scenarios"),
-            },
-            seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
-        ))];
+        let mut intro = vec![
+            strong("What ran: "),
+            text(format!(
+                "{} runs of {}, each scenario simulated once per seed ({}), from ",
+                t.runs,
+                match data.scenarios.len() {
+                    1 => "1 scenario".to_owned(),
+                    n => format!("{n} scenarios"),
+                },
+                seeds_phrase(data.scenarios.iter().flat_map(|s| s.runs.iter().copied()))
+            )),
+        ];
         intro.push(code("runs.jsonl"));
         if data.summary.is_some() {
             intro.extend([text(" and "), code("summary.json")]);
         }
-        intro.push(text("."));
+        intro.push(text(". "));
+        let mutations: std::collections::BTreeSet<&str> = data
+            .scenarios
+            .iter()
+            .filter_map(|s| s.settings().map(|x| x.mutation.as_str()))
+            .filter(|m| !m.is_empty() && *m != "none")
+            .collect();
+        let planted = data.scenarios.iter().filter(|s| s.expects_violation()).count();
+        if data.summary.is_none() {
+            intro.push(text("Without summary.json the records do not say which protocol variant each scenario ran."));
+        } else if mutations.is_empty() {
+            intro.push(text("Every scenario ran the correct protocol."));
+        } else {
+            intro.push(text(format!(
+                "{} scenarios ran the correct protocol; {planted} plant a deliberately broken variant (a mutation: ",
+                data.scenarios.len() - planted
+            )));
+            for (i, m) in mutations.iter().enumerate() {
+                if i > 0 {
+                    intro.push(text(", "));
+                }
+                intro.push(code(*m));
+            }
+            intro.push(text(") to check that the checker finds it."));
+        }
         self.doc.para(intro);
-        self.verdict(exploration);
-        self.replay_table(exploration);
-        self.envelope();
+    }
+
+    /// What `bftsim explore` ran: the protocol (the planted mutation named first), the master
+    /// seed, the envelope and the modes.
+    fn what_explored(&mut self, e: &Exploration) {
+        let s = &e.summary;
+        let m = s.modes;
+        let mut what = vec![strong("What ran: ")];
+        if planted(s).is_some() {
+            what.extend([text("the planted mutation "), code(s.mutation.as_str())]);
+            what.push(text(" (a deliberately broken protocol, docs/mutations.md), explored by "));
+        } else {
+            what.push(text("the correct protocol, explored by "));
+        }
+        what.push(code("bftsim explore"));
+        what.push(text(format!(" from master seed {}: {} generated runs around the envelope ", s.master_seed, s.runs)));
+        what.push(code(s.envelope.as_str()));
+        if s.envelope == "default" {
+            what.extend([text(" (the bundled one, printed by "), code("bftsim explore --print-envelope"), text(")")]);
+        }
+        what.push(text(match &s.only_mode {
+            Some(mode) => format!(", in the {mode} mode only"),
+            None => format!(
+                ", by mode swarm {} (random subsets of the envelope's faults), Twins {} (a Byzantine agent as two \
+                 honest copies), ByzzFuzz {} (message mutations by round)",
+                m.swarm, m.twins, m.byzzfuzz
+            ),
+        }));
+        what.push(text(if s.until_found { "; stopped at the first finding." } else { "." }));
+        if s.interrupted {
+            what.extend([text(" "), strong("Interrupted before its budget: absence of findings means less.")]);
+        }
+        self.doc.para(what);
+    }
+
+    /// With a planted mutation, the verdict is on the checker: did it find the planted bug?
+    fn planted_verdict(&mut self, e: &Exploration, mutation: &str) {
+        let s = &e.summary;
+        // Failing runs of the mutation: those in runs.jsonl less the control failures, or (an
+        // explore.json alone) the findings' hits.
+        let hits: u64 = s.findings.iter().map(|f| f.hits).sum();
+        let failing = self.data.totals.violation_runs.saturating_sub(s.control_failures).max(hits);
+        let mut v = if s.findings.is_empty() {
+            vec![
+                strong("The checker missed the planted bug: "),
+                text(format!("no run of the {} with ", s.runs)),
+                code(mutation),
+                text(" violated an invariant."),
+            ]
+        } else {
+            let mut v = vec![
+                strong("The checker found the planted bug: "),
+                code(mutation),
+                text(format!(" broke an invariant in {failing} of {} runs; ", s.runs)),
+            ];
+            for (i, f) in s.findings.iter().enumerate() {
+                if i > 0 {
+                    v.push(text("; "));
+                }
+                v.extend([
+                    code(f.invariant.as_str()),
+                    text(format!(" first at run {} (", f.first_run)),
+                    link(format!("finding {}", f.id), format!("finding-{}", crate::doc::slug(&f.id))),
+                    text(format!(", shrunk to {} lines)", f.lines)),
+                ]);
+            }
+            v.push(text(". The table below replays it."));
+            v
+        };
+        if s.control_failures > 0 {
+            v.push(text(format!(
+                " {} failing runs also failed without the mutation: failures of the correct protocol, not counted \
+                 as findings.",
+                s.control_failures
+            )));
+        }
+        self.doc.para(v);
     }
 
     fn verdict(&mut self, exploration: Option<&Exploration>) {
+        if let Some((e, mutation)) = exploration.and_then(|e| Some((e, planted(&e.summary)?))) {
+            self.planted_verdict(e, mutation);
+            return;
+        }
         let real: Vec<&'d Scenario<'a>> = self.data.scenarios.iter().filter(|s| !s.expects_violation()).collect();
         let totals = Totals::of(real.iter().flat_map(|s| s.runs.iter().copied()));
         let broken: Vec<&Scenario<'_>> = real.iter().copied().filter(|s| s.totals.violation_runs > 0).collect();
@@ -57,11 +176,15 @@ impl<'d, 'a> Builder<'d, 'a> {
         } else if broken.is_empty() {
             vec![
                 strong("The vote held: "),
-                text(format!(
-                    "no invariant was violated in any of the {} runs of the {} scenarios that run the real protocol.",
-                    totals.runs,
-                    real.len()
-                )),
+                text(match exploration {
+                    Some(_) => format!("no invariant was violated in any of the {} generated runs.", totals.runs),
+                    None => format!(
+                        "no invariant was violated in any of the {} runs of the {} scenarios that run the real \
+                         protocol.",
+                        totals.runs,
+                        real.len()
+                    ),
+                }),
             ]
         } else {
             let mut v = vec![
@@ -98,6 +221,15 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
         self.doc.para(holds);
 
+        self.checker();
+        if let Some(e) = exploration {
+            self.exploration_line(e);
+        }
+    }
+
+    /// Whether the checker found the mutation scenarios' violations, and whether every scenario
+    /// met its `[expect]`.
+    fn checker(&mut self) {
         let mutations: Vec<&Scenario<'_>> = self.data.scenarios.iter().filter(|s| s.expects_violation()).collect();
         if !mutations.is_empty() {
             let missed: Vec<&Scenario<'_>> =
@@ -142,17 +274,24 @@ impl<'d, 'a> Builder<'d, 'a> {
             }
             self.doc.para(expect);
         }
-        if let Some(e) = exploration {
-            let s = &e.summary;
-            self.doc.para(vec![
-                strong("Exploration: "),
-                text(format!("{} generated runs around ", s.runs)),
-                code(s.envelope.as_str()),
-                text(format!(" found {} distinct failures (", s.findings.len())),
-                link("Exploration", "exploration"),
-                text(")."),
-            ]);
-        }
+    }
+
+    /// One line: how many generated runs found how many failures.
+    fn exploration_line(&mut self, e: &Exploration) {
+        let s = &e.summary;
+        let found = match s.findings.len() {
+            0 => "no failure".to_owned(),
+            1 => "1 distinct failure".to_owned(),
+            n => format!("{n} distinct failures"),
+        };
+        self.doc.para(vec![
+            strong("Exploration: "),
+            text(format!("{} generated runs around ", s.runs)),
+            code(s.envelope.as_str()),
+            text(format!(" found {found} (")),
+            link("Exploration", "exploration"),
+            text(")."),
+        ]);
     }
 
     fn links(&self, out: &mut Vec<Inline>, scenarios: &[&Scenario<'_>]) {
@@ -174,19 +313,14 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
         self.doc.para(vec![
             strong("What to replay first"),
-            text(" (the worst first; paste the command at the repository root):"),
+            text(
+                " (the worst first; paste the command in a shell at the repository root, where the runs and the \
+                 report were made):",
+            ),
         ]);
         let table_rows = rows
             .into_iter()
-            .map(|r| {
-                vec![
-                    text(r.what),
-                    r.scenario,
-                    text(r.seed),
-                    text(r.detail),
-                    if r.reproduce.is_empty() { text("–") } else { code(r.reproduce) },
-                ]
-            })
+            .map(|r| vec![text(r.what), r.scenario, text(r.seed), text(r.detail), super::command_cell(r.reproduce)])
             .collect();
         let header = ["what", "scenario", "seed", "what happened", "reproduce"];
         self.doc.push(Block::Table(Table {
@@ -213,7 +347,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                 scenario: code(f.scenario.as_str()),
                 seed: f.seed.to_string(),
                 detail: humanize::detail(&f.detail),
-                reproduce: f.reproduce.clone(),
+                reproduce: Some(self.finding_command(f)),
             });
         }
         // Beyond f_max wrong or missing decisions are not failures (nothing is promised there).
@@ -231,8 +365,26 @@ impl<'d, 'a> Builder<'d, 'a> {
             picks
         };
         for (s, run) in worst(RunRecord::wrong) {
-            let detail =
-                format!("{} of {} sessions decided for a candidate other than the best", run.wrong(), run.sessions);
+            let w = &run.wrong_by_cause;
+            let cause = if w.total() == 0 {
+                String::new()
+            } else {
+                format!(
+                    " ({} as the honest votes alone decide, {} caused by Byzantine agents{})",
+                    w.honest,
+                    w.byzantine,
+                    if w.unjudged > 0 {
+                        format!(", {} too few honest votes to tell", w.unjudged)
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            let detail = format!(
+                "{} of {} sessions decided for a candidate other than the best{cause}",
+                run.wrong(),
+                run.sessions
+            );
             rows.push(self.replay(s, run, "wrong decisions".into(), detail));
         }
         for (s, run) in worst(|r| r.undecided) {
@@ -262,23 +414,33 @@ impl<'d, 'a> Builder<'d, 'a> {
             scenario: self.scenario_link(&s.name),
             seed: run.seed.to_string(),
             detail,
-            reproduce: reproduce_command(s.summary, &s.base, &run.params, run.seed),
+            reproduce: self.data.source.command(s.summary, run),
         }
     }
 
-    fn envelope(&mut self) {
+    fn envelope(&mut self, exploration: Option<&ExploreSummary>) {
         if self.data.scenarios.iter().all(|s| s.expects_violation()) {
             return;
         }
         let data = envelope_data(&self.data.scenarios);
         let rows = data.rows.len().max(1) as u32;
-        let explanation = vec![text(
-            "Every scenario of the real protocol (mutation scenarios left out), placed by how many Byzantine agents \
-             its runs had against the most its committee tolerates (f_max = ⌊(n − 1)/3⌋ of n agents) and by its \
-             harshest network condition. A cell is red when any run violated an invariant; otherwise its colour \
-             is the share of sessions decided for the best candidate. Beyond f_max the protocol promises safety \
-             only as far as the checker found no violation; liveness is not promised.",
-        )];
+        let what = match exploration {
+            Some(e) if planted(e).is_some() => format!(
+                "Every generated run of the planted mutation {} (the protocol explored here is deliberately broken), \
+                 placed by how many Byzantine agents it had",
+                e.mutation
+            ),
+            Some(_) => "Every generated run, placed by how many Byzantine agents it had".to_owned(),
+            None => "Every scenario of the real protocol (mutation scenarios left out), placed by how many Byzantine \
+                     agents its runs had"
+                .to_owned(),
+        };
+        let explanation = vec![text(format!(
+            "{what} against the most its committee tolerates (f_max = ⌊(n − 1)/3⌋ of n agents) and by its harshest \
+             network condition (each run's own when its record names one). A cell is red when any run violated an \
+             invariant; otherwise its colour is the share of sessions decided for the best candidate. Beyond f_max \
+             the protocol promises safety only as far as the checker found no violation; liveness is not promised."
+        ))];
         self.figure(
             "envelope",
             "Where the vote holds: outcome by Byzantine tolerance and network condition",
@@ -289,8 +451,13 @@ impl<'d, 'a> Builder<'d, 'a> {
     }
 }
 
+/// The planted mutation of an exploration, if it explored one.
+fn planted(s: &ExploreSummary) -> Option<&str> {
+    Some(s.mutation.as_str()).filter(|m| !m.is_empty() && *m != "none")
+}
+
 /// Where a run's Byzantine count stands against its committee's tolerance.
-fn tolerance(run: &RunRecord, s: &Scenario<'_>) -> Tolerance {
+pub(super) fn tolerance(run: &RunRecord, s: &Scenario<'_>) -> Tolerance {
     let n = aggregate::committee_size(run, s.settings());
     Tolerance::of(u32::try_from(run.byzantine.len()).unwrap_or(u32::MAX), n)
 }
@@ -325,21 +492,17 @@ fn over_sla_phrase(t: &Totals) -> String {
 /// The envelope grid over the non-mutation scenarios: columns are the tolerance categories
 /// that occur, rows the network conditions that occur.
 pub fn envelope_data(scenarios: &[Scenario<'_>]) -> EnvelopeData {
-    // (row, column) → (scenarios, totals)
-    let mut cells: BTreeMap<(usize, Tolerance), (u64, Totals)> = BTreeMap::new();
+    // (row, column) → (scenarios, totals). A run is placed by its own network condition when
+    // its record has one (generated runs each have their own), else by its scenario's.
+    let mut cells: BTreeMap<(usize, Tolerance), (BTreeSet<&str>, Totals)> = BTreeMap::new();
     for s in scenarios.iter().filter(|s| !s.expects_violation()) {
-        let row = NETWORK_CONDITIONS
-            .iter()
-            .position(|c| *c == network_condition(s.settings(), &s.params))
-            .unwrap_or(NETWORK_CONDITIONS.len() - 1);
-        let mut by_tolerance: BTreeMap<Tolerance, Totals> = BTreeMap::new();
+        let scenario_row = network_condition(s.settings(), &s.params);
         for run in &s.runs {
-            by_tolerance.entry(tolerance(run, s)).or_default().add(run);
-        }
-        for (tolerance, totals) in by_tolerance {
-            let cell = cells.entry((row, tolerance)).or_default();
-            cell.0 += 1;
-            cell.1.merge(&totals);
+            let condition = if run.network.is_empty() { scenario_row } else { run.network.as_str() };
+            let row = NETWORK_CONDITIONS.iter().position(|c| *c == condition).unwrap_or(NETWORK_CONDITIONS.len() - 1);
+            let cell = cells.entry((row, tolerance(run, s))).or_default();
+            cell.0.insert(s.name.as_str());
+            cell.1.add(run);
         }
     }
     let columns: Vec<Tolerance> = Tolerance::ALL.into_iter().filter(|c| cells.keys().any(|(_, t)| t == c)).collect();
@@ -351,7 +514,7 @@ pub fn envelope_data(scenarios: &[Scenario<'_>]) -> EnvelopeData {
                 .iter()
                 .map(|c| {
                     cells.get(&(*r, *c)).map(|(scenarios, t)| EnvelopeCell {
-                        scenarios: *scenarios,
+                        scenarios: scenarios.len() as u64,
                         runs: t.runs,
                         violation_runs: t.violation_runs,
                         correct: t.accuracy(),

@@ -1,11 +1,14 @@
 //! What the report says: the document and the figures it shows, built from a [`Dataset`].
 //!
-//! Section order: the first screen (verdict, what to replay, the envelope figure), contents,
-//! how to read, overview, violations, exploration, across scenarios, sweeps, the design's
-//! metrics, alerts, then the scenarios (failing ones in full, passing ones one line each).
+//! Section order: the first screen (what ran, the verdict, decision quality, what to replay,
+//! the envelope figure), contents, how to read, overview, decision quality by cause,
+//! violations, exploration, across scenarios (Byzantine share, detection, fault families),
+//! sweeps, the design's metrics, alerts, then the scenarios (failing ones in full, passing
+//! ones one line each).
 
 mod explore;
 mod first;
+mod quality;
 mod scenarios;
 mod sections;
 
@@ -41,10 +44,10 @@ pub fn build(data: &Dataset<'_>, title: &str, exploration: Option<&Exploration>)
         }
         b.doc.para(vec![
             code("runs.jsonl"),
-            text(" holds no run records, so there is nothing to show. Run "),
-            code("bftsim run SCENARIOS --out DIR"),
+            text(" holds no run records, so there is nothing to show. Run for example "),
+            code("bftsim run scenarios --out out/run"),
             text(" first, then "),
-            code("bftsim report DIR"),
+            code("bftsim report out/run"),
             text("."),
         ]);
         return b.finish();
@@ -53,6 +56,7 @@ pub fn build(data: &Dataset<'_>, title: &str, exploration: Option<&Exploration>)
     b.doc.push(Block::Toc);
     b.reading_guide();
     b.overview();
+    b.quality();
     b.violations();
     if let Some(e) = exploration {
         b.exploration(e);
@@ -149,6 +153,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             vec![strong("Session: "), text("one question the agents must agree on (choose the best of several candidates). Every session ends in exactly one way: "), strong("decided correct"), text(" — agreed on the best candidate (the ground truth the simulator knows); "), strong("decided wrong"), text(" — agreed on another candidate; "), strong("escalated"), text(" — handed to people; "), strong("no decision"), text(" — agreed that no candidate qualifies; "), strong("undecided"), text(" — still open when the run ended (a liveness failure); "), strong("unaccounted"), text(" — sessions a record places nowhere (should be zero).")],
             vec![strong("Fallback: "), text("a session decided by the timeout fallback instead of a vote. Fallback decisions are already counted in decided correct/wrong; figures draw them as a black outline over the decided part, not as extra sessions.")],
             vec![strong("Byzantine influence: "), text("a session whose decision the Byzantine agents changed: the simulator also runs the engine on the honest agents' votes alone, and the session counts when the decision differs from that (another candidate, a candidate where the honest votes give none, or an escalation or \"no decision\" the honest votes would not give). Escalations and \"no decision\" that the honest votes alone give too are honest disagreement, counted separately.")],
+            vec![strong("Wrong decisions by cause: "), text("a wrong decision (a candidate other than the best) that the honest agents' own votes would make too comes from the honest agents themselves (evaluator noise, candidates of nearly equal quality); one they would not make was caused by the Byzantine agents. The honest margin is how many honest votes separated the best candidate from the chosen one; the influence bound (docs/protocol.md) says how large it can be when the Byzantine agents cause the decision.")],
             vec![strong("Violation: "), text("the checker found a named invariant broken (for example "), code("agreement"), text(": two honest agents decided differently). A run stops at its first violation; each comes with a command that replays it.")],
             vec![strong("Latency: "), text("time from a session's start to an honest agent's decision. Each run reports its p50 (median), p95 and p99. The service-level target (SLA) is each scenario's session deadline ([protocol] deadline_ms; the design's default is 500 ms). A session is over the SLA when its first honest decision came later than that; the report gives their share of all sessions.")],
             vec![strong("Agreement rate: "), text("the mean share of agents that voted for the decided outcome (100% = unanimous).")],
@@ -270,12 +275,20 @@ impl<'d, 'a> Builder<'d, 'a> {
                     text(v.time_ms.to_string()),
                     text(if expected.contains(v.scenario.as_str()) { "yes" } else { "no" }),
                     text(crate::humanize::detail(&v.detail)),
-                    code(v.reproduce.as_str()),
+                    command_cell(v.reproduce.clone()),
                 ]
             })
             .collect();
         let numeric = vec![false, true, false, true, true, false, false, false];
         self.doc.push(Block::Table(Table { header: header.map(String::from).to_vec(), numeric, rows: table_rows }));
+    }
+}
+
+/// A replay command as a table cell: the command as code, or why there is none.
+fn command_cell(command: Option<String>) -> Inline {
+    match command {
+        Some(command) => code(command),
+        None => text(crate::replay::NO_COMMAND),
     }
 }
 
@@ -308,6 +321,16 @@ pub fn pct(num: u64, den: u64) -> String {
         "–".to_owned()
     } else {
         format!("{:.1}%", aggregate::ratio(num, den) * 100.0)
+    }
+}
+
+/// `num / den` as a percentage with two decimals (for small shares such as wrong decisions by
+/// cause), or "–" when `den` is 0.
+pub fn pct2(num: u64, den: u64) -> String {
+    if den == 0 {
+        "–".to_owned()
+    } else {
+        format!("{:.2}%", aggregate::ratio(num, den) * 100.0)
     }
 }
 

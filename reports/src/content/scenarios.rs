@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{expectation, median_p99, outcome_sentence, pct, seeds_phrase, verdict, Builder};
-use crate::aggregate::{network_condition, reproduce_command, run_outcome_counts, Scenario};
+use crate::aggregate::{network_condition, run_outcome_counts, Scenario};
 use crate::doc::{code, strong, text, Block, Inline, Table};
 use crate::figures::{AgreementData, LatencyData, OutcomeData, Plot};
 use crate::humanize;
@@ -236,12 +236,13 @@ impl Builder<'_, '_> {
 
     fn scenario_replays(&mut self, s: &Scenario<'_>) {
         let mut rows: Vec<Vec<Inline>> = Vec::new();
+        let source = &self.data.source;
         let mut add = |what: &str, run: &RunRecord, detail: String| {
             rows.push(vec![
                 text(what),
                 text(run.seed.to_string()),
                 text(detail),
-                code(reproduce_command(s.summary, &s.base, &run.params, run.seed)),
+                super::command_cell(source.command(s.summary, run)),
             ]);
         };
         for run in s.runs.iter().filter(|r| !r.violations.is_empty()).take(REPLAY_PER_KIND) {

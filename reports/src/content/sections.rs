@@ -13,6 +13,7 @@ impl<'d, 'a> Builder<'d, 'a> {
         self.doc.heading(2, "across", "Across scenarios");
         self.byzantine_curve();
         self.detection();
+        self.families();
     }
 
     fn byzantine_curve(&mut self) {

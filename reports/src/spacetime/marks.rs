@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::{
-    esc, fit, DiagramEvent, EventKind, Frame, MessageKind, LANE_H, LEFT, LEGEND_H, RIGHT, VIOLATION_RED, WIDTH,
-};
+use super::{esc, fit, DiagramEvent, EventKind, Frame, MessageKind, LANE_H, LEFT, RIGHT, VIOLATION_RED, WIDTH};
 
 /// A dotted line where each session's rounds after its first begin.
 pub(super) fn rounds(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, lanes: usize) {
@@ -228,7 +226,8 @@ pub(super) fn violation(
     lanes: usize,
 ) {
     let x = frame.x(time_ms);
-    let text_top = 34.0 + LEGEND_H + 4.0;
+    // Above the lanes, below the legend (which moves down with a wrapped title).
+    let text_top = frame.top - 16.0 * lines.len() as f64 - 16.0;
     let _ = write!(
         svg,
         "<g class=\"violation\"><line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{VIOLATION_RED}\" stroke-width=\"2.5\"/>",

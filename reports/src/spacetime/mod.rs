@@ -225,6 +225,9 @@ const FONT: &str = "font-family=\"DejaVu Sans, Verdana, Arial, sans-serif\"";
 const VIOLATION_RED: &str = "#CC0000";
 /// Characters per line of the violation text.
 const WRAP: usize = 150;
+/// Characters per line of the title (16 px bold): longer titles wrap rather than run off the
+/// diagram.
+const TITLE_WRAP: usize = 115;
 
 /// Draws `diagram` as an SVG document.
 pub fn render_svg(diagram: &Diagram) -> String {
@@ -235,7 +238,9 @@ pub fn render_svg(diagram: &Diagram) -> String {
     let lanes: BTreeMap<u32, usize> = diagram.agents.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
     let violation_lines =
         diagram.violation.as_ref().map(|(_, _, text)| wrap(&format!("violation: {text}"), WRAP)).unwrap_or_default();
-    let top = 34.0 + LEGEND_H + 16.0 * violation_lines.len() as f64 + 20.0;
+    let title_lines = wrap(&diagram.title, TITLE_WRAP);
+    let title_h = 20.0 * title_lines.len().saturating_sub(1) as f64;
+    let top = 34.0 + title_h + LEGEND_H + 16.0 * violation_lines.len() as f64 + 20.0;
     let height = top + LANE_H * diagram.agents.len().max(1) as f64 + AXIS_H;
     let frame = Frame { t0, t1, top, lanes };
     let mut svg = String::with_capacity(4096 + 400 * events.len());
@@ -245,9 +250,11 @@ pub fn render_svg(diagram: &Diagram) -> String {
          {FONT} font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
     );
     defs(&mut svg);
-    let _ =
-        writeln!(svg, "<text x=\"12\" y=\"22\" font-size=\"16\" font-weight=\"bold\">{}</text>", esc(&diagram.title));
-    legend(&mut svg, 12.0, 44.0);
+    for (i, line) in title_lines.iter().enumerate() {
+        let y = 22.0 + 20.0 * i as f64;
+        let _ = writeln!(svg, "<text x=\"12\" y=\"{y}\" font-size=\"16\" font-weight=\"bold\">{}</text>", esc(line));
+    }
+    legend(&mut svg, 12.0, 44.0 + title_h);
     lanes_svg(&mut svg, diagram, &frame);
     fault_bands(&mut svg, &events, &frame, diagram.agents.len());
     axis(&mut svg, &frame, diagram.agents.len());

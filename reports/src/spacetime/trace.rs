@@ -64,8 +64,17 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
             "timeout" => EventKind::Timeout,
             "vote" => EventKind::Vote,
             "decide" => {
-                let value = field(e, "value").map_or("no candidate".to_owned(), |v| format!("candidate {v}"));
-                ev.label = format!("decide {value}");
+                // Structured fields since the trace has them (`candidate`, `method`, `round`);
+                // older traces name the candidate in `value` only.
+                let candidate = field(e, "candidate").or_else(|| field(e, "value"));
+                let method = e.get("method").and_then(Value::as_str).map(|m| m.replace('-', " "));
+                ev.label = match (candidate, method) {
+                    (Some(c), Some(m)) => format!("decide candidate {c} by {m}"),
+                    (Some(c), None) => format!("decide candidate {c}"),
+                    (None, Some(m)) => format!("decide: {m}"),
+                    (None, None) => "decide no candidate".to_owned(),
+                };
+                ev.round = ev.round.or_else(|| field(e, "round").and_then(|r| u32::try_from(r).ok()));
                 EventKind::Decide
             }
             "evidence" | "reject" => EventKind::Evidence,

@@ -74,7 +74,6 @@ fn exploration_section_shows_coverage_findings_and_the_diagram() {
         "protocol::session L28 (prevote without a lock)",
         "First hit at run 311",
         "findings/F1.min.toml",
-        "bftsim reproduce out/findings/F1.min.toml --seed 977",
         "19 lines; size 38 before shrinking, 7 after",
         "interrupted",
         "findings/missing.svg",
@@ -82,6 +81,16 @@ fn exploration_section_shows_coverage_findings_and_the_diagram() {
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
+    // The command names the shrunk file from where the report was made, not from where
+    // `explore` ran (explore.json's own `reproduce`).
+    let command = format!("bftsim reproduce {}/findings/F1.min.toml --seed 977", input.display());
+    assert!(md.contains(&command), "report.md lacks {command:?}");
+    // The first screen names the planted mutation first and judges the checker, not the vote.
+    let first_screen: String = md.lines().take(8).collect::<Vec<_>>().join("\n");
+    assert!(first_screen.contains("**What ran:** the planted mutation `no-locking`"), "{first_screen}");
+    assert!(first_screen.contains("The checker found the planted bug"), "{first_screen}");
+    assert!(first_screen.contains("broke an invariant in 5 of 5000 runs"), "{first_screen}");
+    assert!(!md.contains("The vote broke"), "a planted mutation is not the vote breaking");
     assert!(md.contains("![Space-time diagram of finding F1](figures/explore-f1.svg)"));
     let copied = out.join("figures/explore-f1.svg");
     assert_eq!(fs::read_to_string(&copied).expect("diagram copied"), diagram());
@@ -99,4 +108,80 @@ fn an_exploration_without_runs_is_a_report_of_its_own() {
     let md = fs::read_to_string(&output.markdown).expect("md");
     assert!(md.contains("Finding F1: agreement") && !md.contains("nothing to show"), "{md}");
     assert_eq!(output.figures, vec![out.join("figures/explore-f1.svg")]);
+}
+
+/// A generated run of the correct protocol's exploration, as `bftsim explore` records it.
+fn generated(
+    mode: &str,
+    index: u64,
+    network: &str,
+    families: serde_json::Value,
+    wrong: serde_json::Value,
+) -> serde_json::Value {
+    record(
+        &format!("explore-{mode}"),
+        1000 + index,
+        [6, 6, 5, 0, 0, 0, 0],
+        json!({"params": {"explore.master_seed": "4242", "explore.index": index.to_string(), "explore.mode": mode,
+                          "byzantine": "equivocate", "agents": "4"},
+               "agents": 4, "byzantine": [3], "influenced": 1, "network": network, "families": families,
+               "wrong_by_cause": wrong}),
+    )
+}
+
+/// An exploration's report: it names the correct protocol, places each run by its own network
+/// condition, splits wrong decisions by cause and margin, groups runs by fault family, never
+/// mistakes the bookkeeping parameters for a sweep, and replays a run without a file of its own
+/// with `--emit` first.
+#[test]
+fn an_exploration_report_says_what_ran_and_splits_wrong_decisions_by_cause() {
+    let byzantine = json!({"honest": 0, "byzantine": 1, "unjudged": 0, "beyond_bound": 0,
+                           "by_margin": [{"margin": 1, "honest": 0, "byzantine": 1, "unjudged": 0}]});
+    let honest = json!({"honest": 1, "byzantine": 0, "unjudged": 0, "beyond_bound": 0,
+                        "by_margin": [{"margin": -2, "honest": 1, "byzantine": 0, "unjudged": 0}]});
+    let mut runs = [
+        generated("swarm", 0, "partition", json!(["message loss", "partition", "byzantine: equivocate"]), byzantine),
+        generated("twins", 1, "message loss", json!(["message loss", "round partitions"]), honest.clone()),
+        generated("byzzfuzz", 2, "no network faults", json!(["message tampering"]), honest),
+    ];
+    // The twins run has the most wrong decisions: the first the report names.
+    runs[1]["correct"] = json!(4);
+    let input = write_input("explore-generated", &runs, None);
+    let mut summary = explore_json();
+    summary["mutation"] = json!("none");
+    summary["findings"] = json!([]);
+    summary["master_seed"] = json!(4242);
+    fs::write(input.join("explore.json"), summary.to_string()).expect("explore.json");
+    fs::create_dir_all(input.join("runs")).expect("runs dir");
+    fs::write(input.join("runs/1.toml"), "").expect("a failing run's file");
+    let out = temp_dir("explore-generated-out");
+    let output = generate(&input, &out, &ReportOptions::default()).expect("report");
+    let md = fs::read_to_string(&output.markdown).expect("md");
+    let first_screen: String = md.lines().take(14).collect::<Vec<_>>().join("\n");
+    assert!(
+        first_screen.contains("**What ran:** the correct protocol, explored by `bftsim explore` from master seed 4242")
+    );
+    assert!(first_screen.contains("**Decision quality:**") && first_screen.contains("caused by the Byzantine agents"));
+    for needle in [
+        "Decision quality: wrong decisions by cause",
+        "By honest margin",
+        "Outcomes by fault family",
+        "`round partitions`",
+        "`byzantine: equivocate`",
+        "No Byzantine-caused wrong decision exceeded the influence bound",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    assert!(!md.contains("Sweep explore"), "explore.* parameters are bookkeeping, not sweep axes");
+    assert!(!md.contains("<explore") && !md.contains("--set explore."), "no placeholder, no bogus --set");
+    let dir = input.display();
+    assert!(md.contains(&format!("bftsim reproduce {dir}/runs/1.toml --seed 1001")), "the written file is replayed");
+    let two_step =
+        format!("bftsim explore --seed 4242 --envelope scenarios/envelope.toml --emit 2 > {dir}/runs/2.toml");
+    assert!(md.contains(&two_step), "a run without a file is written first: {two_step}");
+    let envelope = fs::read_to_string(out.join("figures/envelope.svg")).expect("envelope figure");
+    for row in ["partition", "message loss", "no network faults"] {
+        assert!(envelope.contains(row), "the envelope figure lacks the row {row:?}");
+    }
+    assert!(!envelope.contains("not recorded"), "every generated run records its network condition");
 }

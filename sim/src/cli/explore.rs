@@ -81,9 +81,9 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
             .generate(index)
             .map_err(|e| CliError::Input(e.to_string()))?;
         outln!(
-            "# bftsim explore --seed {} --emit {index} ({}); run it with --seed {}",
-            args.seed,
+            "# Run {index} of the exploration ({}): `{}`. Run it with --seed {}.",
             g.mode.name(),
+            sim::explore::emit_command_of(args.seed, &args.mutation, args.mode, &envelope_name, index),
             g.seed
         );
         out!("{}", g.text);
@@ -120,15 +120,19 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         if done.record.outcome != RunOutcome::Ok {
             if let Some(v) = done.record.violations.first() {
                 if first_seen.insert(v.invariant.clone()) && !args.quiet {
+                    // explore wrote the failing run's scenario as OUT/runs/<index>.toml.
+                    let file = args.out.join("runs").join(format!("{}.toml", done.generated.index));
                     super::bar_line(
                         &bar,
                         format!(
-                            "run {} ({}, {}): {} — {}",
+                            "run {} ({}, {}): {} — {}\n  replay: bftsim reproduce {} --seed {}",
                             done.k,
                             done.generated.mode.name(),
                             done.generated.scenario.byzantine.label(),
                             v.invariant,
-                            v.detail
+                            v.detail,
+                            sim::merge::shell_quote(&file.display().to_string()),
+                            done.generated.seed
                         ),
                     );
                 }
@@ -163,6 +167,7 @@ fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
         if mutation == "none" { String::new() } else { format!(" with mutation {mutation}") },
         s.jobs
     );
+    print_quality(s);
     if s.interrupted {
         outln!(
             "interrupted: the runs above are in {}; the findings so far are written",
@@ -194,6 +199,35 @@ fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
         }
     }
     outln!("\nwrote {} and {}", out.join("runs.jsonl").display(), out.join("explore.json").display());
+}
+
+/// Decision quality over the runs within f_max: sessions decided for the best candidate, and
+/// the wrong decisions by cause (the honest votes alone too, or caused by the Byzantine agents).
+fn print_quality(s: &ExploreSummary) {
+    let all = sim::explore::ModeQuality::total(&s.quality);
+    if all.sessions == 0 {
+        return;
+    }
+    let pct = |x: u64| x as f64 * 100.0 / all.sessions as f64;
+    let w = &all.wrong_by_cause;
+    let largest = w.by_margin.iter().rev().find(|m| m.byzantine > 0).map_or_else(String::new, |m| {
+        format!(" (largest honest margin {} vote{})", m.margin, if m.margin == 1 { "" } else { "s" })
+    });
+    outln!(
+        "decision quality (runs within f_max): {} sessions, {:.2}% decided for the best candidate, {:.2}% for \
+         another: {:.2}% as the honest votes alone decide, {:.2}% caused by Byzantine agents{largest}, {:.2}% with \
+         too few honest votes to tell; {:.2}% of sessions influenced",
+        all.sessions,
+        pct(all.correct),
+        pct(all.wrong),
+        pct(w.honest),
+        pct(w.byzantine),
+        pct(w.unjudged),
+        pct(all.influenced)
+    );
+    if w.beyond_bound > 0 {
+        outln!("{} Byzantine-caused wrong decision(s) beyond the influence bound", w.beyond_bound);
+    }
 }
 
 fn check_mutation(name: &str) -> Result<(), CliError> {

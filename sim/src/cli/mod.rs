@@ -89,7 +89,8 @@ enum Command {
         /// Sweep point: `key=value` (repeat for each axis).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Where to write the minimized scenario (default: out/<stem>-seed<S>.min.toml).
+        /// Where to write the minimized scenario (default: under out/, named after the scenario
+        /// file and the seed, e.g. out/baseline-seed7.min.toml).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Most simulator runs to spend.
@@ -395,7 +396,8 @@ fn cmd_shrink(
     if !terms.is_empty() {
         outln!("  {}", terms.join(", "));
     }
-    outln!("wrote {}\nreproduce with: bftsim reproduce {} --seed {seed}", out.display(), out.display());
+    let quoted = sim::merge::shell_quote(&out.display().to_string());
+    outln!("wrote {}\nreproduce with: bftsim reproduce {quoted} --seed {seed}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -521,12 +523,14 @@ fn cmd_list(dir: Option<PathBuf>) -> Result<ExitCode, CliError> {
         lines.push((stem, description));
     }
     let width = lines.iter().map(|(name, _)| name.chars().count()).max().unwrap_or(0);
+    // A real file in the example, so that it runs as printed.
+    let example = files.first().map_or_else(|| dir.join("baseline.toml"), Clone::clone);
     outln!(
-        "{} scenario file(s) in {} (run one with `bftsim run {}/NAME.toml`, all with `bftsim run {}`):",
+        "{} scenario file(s) in {} (run one with `bftsim run {}`, all with `bftsim run {}`):",
         files.len(),
         dir.display(),
-        dir.display(),
-        dir.display()
+        sim::merge::shell_quote(&example.display().to_string()),
+        sim::merge::shell_quote(&dir.display().to_string())
     );
     for (name, description) in lines {
         outln!("  {name:<width$}  {description}");

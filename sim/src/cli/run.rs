@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use consensus_core::protocol::coverage::{self, Coverage};
 use sim::exec::{execute_until, ExecOptions, Job};
-use sim::merge::{Shard, SummaryFile};
+use sim::merge::{shell_quote, Shard, SummaryFile};
 use sim::results::{RunOutcome, RunRecord};
 use sim::summary::{ScenarioSummary, Summary};
 
@@ -146,7 +146,7 @@ fn print_coverage(ran: usize, coverage: &Coverage) {
     if ran > 0 {
         outln!(
             "\nprotocol coverage: the honest agents of these {ran} run(s) reached {} of {} points (docs/coverage.md; \
-             `bftsim reproduce --coverage` lists a run's)",
+             replay a run with `--coverage` to list its own)",
             coverage.reached().count(),
             coverage::Point::COUNT
         );
@@ -250,15 +250,6 @@ fn resume_command() -> String {
         words.push("--resume".to_owned());
     }
     format!("bftsim {}", words.join(" "))
-}
-
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]

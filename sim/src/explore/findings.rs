@@ -77,14 +77,16 @@ fn write_finding(
         .unwrap_or(original);
     chosen.name = id.clone();
     chosen.description = String::new();
-    let reproduce = format!("bftsim reproduce {} --seed {seed}", path.display());
+    let reproduce =
+        format!("bftsim reproduce {} --seed {seed}", crate::merge::shell_quote(&path.display().to_string()));
     let header = format!(
-        "# Found by `bftsim explore --seed {}{}` (run {}, {}): violates `{}`.\n# Replay: {reproduce}\n",
-        config.master,
-        if config.mutation == "none" { String::new() } else { format!(" --mutation {}", config.mutation) },
+        "# Found by `bftsim explore` (run {} of master seed {}, {}), shrunk: violates `{}`. The run before\n\
+         # shrinking: `{}`.\n# Replay: {reproduce}\n",
         g.index,
+        config.master,
         g.mode.name(),
-        failure.invariant
+        failure.invariant,
+        super::emit_command(config, g.index)
     );
     let text = format!("{header}{}", chosen.to_minimal_toml());
     fs::write(&path, &text).map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", path.display())))?;
@@ -97,7 +99,7 @@ fn write_finding(
         .map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", trace_path.display())))?;
     let diagram_relative = format!("findings/{id}.svg");
     let diagram_path = out.join(&diagram_relative);
-    let svg = diagram(&trace_text, &id, &detail, &traced.trace);
+    let svg = diagram(&trace_text, &id, &failure.invariant, &detail, &traced.trace);
     fs::write(&diagram_path, svg)
         .map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", diagram_path.display())))?;
     Ok(Finding {
@@ -114,12 +116,13 @@ fn write_finding(
         lines: text.lines().count() as u64,
         diagram: Some(diagram_relative),
         detail,
+        trace_hash: traced.record.trace_hash,
     })
 }
 
 /// The space-time diagram of a finding's run: the session the violation names, from its
 /// opening to the violation (at most 4 s of it, so a stalled session stays readable).
-fn diagram(trace_text: &str, id: &str, detail: &str, trace: &[crate::trace::TraceEvent]) -> String {
+fn diagram(trace_text: &str, id: &str, invariant: &str, detail: &str, trace: &[crate::trace::TraceEvent]) -> String {
     let mut d = reports::spacetime::from_trace_jsonl(trace_text, id);
     let session = detail
         .split("session-")
@@ -131,7 +134,8 @@ fn diagram(trace_text: &str, id: &str, detail: &str, trace: &[crate::trace::Trac
     let end = trace.iter().rev().find(|e| e.kind == "violation").map_or(start + 4_000, |e| e.time_ms);
     d.session = session;
     d.window_ms = Some((start, end.clamp(start + 1, start + 4_000)));
-    d.title = format!("{id}: {detail}");
+    // The violation's own words are drawn (wrapped) above the lanes; the title names it.
+    d.title = format!("Finding {id}: {invariant} violated");
     reports::spacetime::render_svg(&d)
 }
 

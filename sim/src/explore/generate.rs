@@ -139,7 +139,7 @@ impl Generator {
         }
         let mut table = draft.table;
         table.insert("name".into(), Value::String(format!("explore-{}", mode.name())));
-        let description = format!("bftsim explore --seed {} run {index} ({})", self.master, mode.name());
+        let description = format!("generated run {index} of master seed {} ({})", self.master, mode.name());
         table.insert("description".into(), Value::String(description));
         if self.mutation != "none" {
             set(&mut table, "protocol.mutation", Value::String(self.mutation.clone()));

@@ -1,5 +1,6 @@
 //! Merging the output directories of `bftsim explore --shard I/N` (or of whole explorations of
-//! one master seed): runs.jsonl in run order, explore.json summed, findings files copied.
+//! one master seed): runs.jsonl in run order, explore.json summed (decision quality by mode
+//! too), findings files and the failing runs' scenario files (`runs/<index>.toml`) copied.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +16,6 @@ pub fn is_exploration(dir: &Path) -> bool {
 
 /// Merges the explorations in `inputs` into `out`.
 pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreError> {
-    let io = |path: &Path, e: std::io::Error| ExploreError::Io(format!("{}: {e}", path.display()));
     let mut summaries = Vec::new();
     for dir in inputs {
         let path = dir.join("explore.json");
@@ -29,6 +29,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     };
     check_one_exploration(inputs, &summaries)?;
     fs::create_dir_all(out.join("findings")).map_err(|e| io(out, e))?;
+    fs::create_dir_all(out.join("runs")).map_err(|e| io(out, e))?;
+    for dir in inputs {
+        copy_generated(&dir.join("runs"), &out.join("runs"))?;
+    }
     // runs.jsonl, in run order.
     let mut lines: Vec<(u64, String)> = Vec::new();
     for dir in inputs {
@@ -50,6 +54,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     merged.runs = 0;
     merged.modes = Default::default();
     merged.control_failures = 0;
+    merged.quality = Vec::new();
+    let mut quality: BTreeMap<String, super::ModeQuality> = BTreeMap::new();
     let mut coverage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut findings = BTreeMap::new();
     for (dir, s) in inputs.iter().zip(&summaries) {
@@ -61,45 +67,85 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
         merged.elapsed_ms = merged.elapsed_ms.max(s.elapsed_ms);
         merged.jobs = merged.jobs.max(s.jobs);
         merged.interrupted |= s.interrupted;
+        for q in &s.quality {
+            quality
+                .entry(q.mode.clone())
+                .or_insert_with(|| super::ModeQuality { mode: q.mode.clone(), ..Default::default() })
+                .merge(q);
+        }
         for c in &s.coverage {
             let e = coverage.entry(c.feature.clone()).or_default();
             e.0 += c.runs;
             e.1 += c.violations;
         }
         for f in &s.findings {
-            for file in [Some(f.scenario.clone()), Some(format!("findings/{}.trace.jsonl", f.id)), f.diagram.clone()]
-                .into_iter()
-                .flatten()
-            {
-                let from = dir.join(&file);
-                if from.is_file() {
-                    fs::copy(&from, out.join(&file)).map_err(|e| io(&from, e))?;
-                }
-            }
             let key = (f.invariant.clone(), f.location.clone());
-            let entry = findings.entry(key).or_insert_with(|| (f.clone(), 0));
+            let entry = findings.entry(key).or_insert_with(|| (f.clone(), 0, dir));
             entry.1 += f.hits;
             if f.first_run < entry.0.first_run {
-                entry.0 = f.clone();
+                (entry.0, entry.2) = (f.clone(), dir);
             }
         }
     }
+    merged.quality = super::generate::Mode::ALL.iter().filter_map(|m| quality.remove(m.name())).collect();
     merged.coverage =
         coverage.into_iter().map(|(feature, (runs, violations))| Coverage { feature, runs, violations }).collect();
-    let mut list: Vec<_> = findings
-        .into_values()
-        .map(|(f, hits)| {
-            // The files were copied: replay them from here.
-            let reproduce = format!("bftsim reproduce {} --seed {}", out.join(&f.scenario).display(), f.seed);
-            super::Finding { hits, reproduce, ..f }
-        })
-        .collect();
+    let mut list = Vec::new();
+    for (f, hits, dir) in findings.into_values() {
+        copy_finding(dir, out, &f)?;
+        // The files were copied: replay them from here.
+        let path = crate::merge::shell_quote(&out.join(&f.scenario).display().to_string());
+        let reproduce = format!("bftsim reproduce {path} --seed {}", f.seed);
+        list.push(super::Finding { hits, reproduce, ..f });
+    }
     list.sort_by_key(|f| f.first_run);
     merged.findings = list;
     let json = serde_json::to_string_pretty(&merged).map_err(|e| ExploreError::Io(e.to_string()))?;
     let path = out.join("explore.json");
     fs::write(&path, json).map_err(|e| io(&path, e))?;
     Ok(merged)
+}
+
+/// An I/O error on `path`.
+fn io(path: &Path, e: std::io::Error) -> ExploreError {
+    ExploreError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Copies a kept finding's files (scenario, trace, diagram) from the shard `dir` that found it
+/// first; the scenario's replay line names the copy.
+fn copy_finding(dir: &Path, out: &Path, f: &super::Finding) -> Result<(), ExploreError> {
+    let files = [Some(f.scenario.clone()), Some(format!("findings/{}.trace.jsonl", f.id)), f.diagram.clone()];
+    for file in files.into_iter().flatten() {
+        let (from, to) = (dir.join(&file), out.join(&file));
+        if !from.is_file() {
+            continue;
+        }
+        if file.ends_with(".toml") {
+            let text = fs::read_to_string(&from).map_err(|e| io(&from, e))?;
+            let text = text.replace(&from.display().to_string(), &to.display().to_string());
+            fs::write(&to, text).map_err(|e| io(&to, e))?;
+        } else {
+            fs::copy(&from, &to).map_err(|e| io(&from, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies every `<index>.toml` of a shard's `runs/` (the failing runs' scenario files) into
+/// the merged one, its replay line naming the copy; a shard without `runs/` (written before
+/// it existed) has none to copy.
+fn copy_generated(from: &Path, to: &Path) -> Result<(), ExploreError> {
+    let Ok(entries) = fs::read_dir(from) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().filter(|_| path.extension().is_some_and(|e| e == "toml")) else { continue };
+        let io = |e: std::io::Error| ExploreError::Io(format!("{}: {e}", path.display()));
+        let copy = to.join(name);
+        let text = fs::read_to_string(&path).map_err(io)?;
+        let text = text.replace(&path.display().to_string(), &copy.display().to_string());
+        fs::write(&copy, text).map_err(|e| ExploreError::Io(format!("{}: {e}", copy.display())))?;
+    }
+    Ok(())
 }
 
 /// What makes explorations the same one, as `(option, value)`: the values must be equal for

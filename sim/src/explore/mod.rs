@@ -7,7 +7,9 @@
 //! (invariant, where: mode and Byzantine behaviours), in run order, and each finding's first
 //! run is shrunk ([`crate::shrink`]) and written as a self-contained scenario file under
 //! `OUT/findings/`, with its reproduce command, a trace and a space-time diagram of the shrunk
-//! run. `OUT/explore.json` records the exploration (runs, coverage of the envelope, findings).
+//! run. Every failing run's generated scenario is written as `OUT/runs/<index>.toml`, so the
+//! report's reproduce commands for it run as printed. `OUT/explore.json` records the
+//! exploration (runs, coverage of the envelope, decision quality by mode, findings).
 //!
 //! Determinism: with a run budget, the same master seed gives the same runs (scenario, seed
 //! and trace hash) and the same findings on any number of jobs; only the order of the lines of
@@ -73,7 +75,7 @@ pub struct RunDone<'a> {
 }
 
 /// `OUT/explore.json` (the model the report reads).
-pub use reports::explore::{Coverage, ExploreSummary, Finding, Modes as ModeCounts};
+pub use reports::explore::{Coverage, ExploreSummary, Finding, ModeQuality, Modes as ModeCounts};
 
 /// Why an exploration cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +128,13 @@ pub fn explore(
         budget: (config.runs != u64::MAX).then_some(config.runs),
         only_mode: config.mode.map(|m| m.name().to_owned()),
         envelope_fingerprint: config.envelope.fingerprint(),
+        until_found: config.until_found,
         ..ExploreSummary::default()
     };
+    let runs_dir = out.join("runs");
+    fs::create_dir_all(&runs_dir)
+        .map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", runs_dir.display())))?;
+    let mut quality: BTreeMap<&'static str, ModeQuality> = BTreeMap::new();
     let mut coverage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut failures: Vec<Failure> = Vec::new();
     let mut write_error = None;
@@ -152,6 +159,18 @@ pub fn explore(
             Mode::ByzzFuzz => summary.modes.byzzfuzz += 1,
         }
         let failed = record.outcome != RunOutcome::Ok;
+        if within_tolerance(&record) {
+            let mode = generated.mode.name();
+            quality
+                .entry(mode)
+                .or_insert_with(|| ModeQuality { mode: mode.to_owned(), ..ModeQuality::default() })
+                .add(&record);
+        }
+        if failed {
+            if let Err(e) = write_generated(config, &runs_dir, &generated, &record) {
+                write_error.get_or_insert(e);
+            }
+        }
         for feature in &generated.features {
             let entry = coverage.entry(feature.clone()).or_default();
             entry.0 += 1;
@@ -176,6 +195,7 @@ pub fn explore(
         return Err(ExploreError::Io(format!("writing {}: {e}", runs_path.display())));
     }
     summary.interrupted = outcome.interrupted;
+    summary.quality = Mode::ALL.iter().filter_map(|m| quality.remove(m.name())).collect();
     summary.coverage =
         coverage.into_iter().map(|(feature, (runs, violations))| Coverage { feature, runs, violations }).collect();
     failures.sort_by_key(|f| f.k);
@@ -256,6 +276,49 @@ fn run_all(
         }
     });
     RunAll { interrupted: stop.load(Ordering::Relaxed) }
+}
+
+/// Whether a run had at most f_max Byzantine agents (the protocol's promises hold).
+fn within_tolerance(record: &RunRecord) -> bool {
+    record.byzantine.len() as u64 <= consensus_core::quorum::f_max(u64::from(record.agents))
+}
+
+/// `bftsim explore --seed M [--mutation X] [--mode m] [--envelope FILE] --emit INDEX`: the
+/// command that prints generated run `index` of this exploration as a scenario file.
+pub fn emit_command(config: &ExploreConfig, index: u64) -> String {
+    emit_command_of(config.master, &config.mutation, config.mode, &config.envelope_name, index)
+}
+
+/// [`emit_command`] from the options themselves (`envelope`: `default` or the file as given).
+pub fn emit_command_of(master: u64, mutation: &str, mode: Option<Mode>, envelope: &str, index: u64) -> String {
+    let mut command = format!("bftsim explore --seed {master}");
+    if mutation != "none" {
+        command.push_str(&format!(" --mutation {}", crate::merge::shell_quote(mutation)));
+    }
+    if let Some(mode) = mode {
+        command.push_str(&format!(" --mode {}", mode.name()));
+    }
+    if envelope != "default" {
+        command.push_str(&format!(" --envelope {}", crate::merge::shell_quote(envelope)));
+    }
+    command.push_str(&format!(" --emit {index}"));
+    command
+}
+
+/// Writes a failing run's generated scenario as `runs/<index>.toml` (with a header that says
+/// where it comes from and how to replay it), so the report's command for it runs as printed.
+fn write_generated(config: &ExploreConfig, dir: &Path, g: &Generated, record: &RunRecord) -> std::io::Result<()> {
+    let path = dir.join(format!("{}.toml", g.index));
+    let invariant = record.violations.first().map_or("an invariant", |v| v.invariant.as_str());
+    let header = format!(
+        "# Run {} of the exploration ({}): violates `{invariant}`. Generated again by\n#   {}\n# Replay: bftsim reproduce {} --seed {}\n",
+        g.index,
+        g.mode.name(),
+        emit_command(config, g.index),
+        crate::merge::shell_quote(&path.display().to_string()),
+        g.seed
+    );
+    fs::write(&path, format!("{header}{}", g.text))
 }
 
 /// The job with its protocol mutation removed.

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
-use crate::results::{LatencySummary, RunOutcome, RunRecord};
+use crate::results::{LatencySummary, RunOutcome, RunRecord, WrongByCause, WrongCause};
 use crate::scenario::{Behaviour, Scenario};
 use crate::trace::{derive, TraceEvent};
 use crate::world::{World, WorldObserver};
@@ -188,6 +188,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let promises = Promises::of(u64::from(n), derived.byzantine.len() as u64);
     let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone())
         .with_promises(promises)
+        .with_best(derived.best.clone())
         .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()));
     let net = net_model(&scenario);
     let net_seed = derive(seed, "network", 0);
@@ -361,9 +362,12 @@ fn finish(
 ) -> RunOutput {
     let Ok(mut guard) = world.lock() else { unreachable_poison(scenario, seed) };
     let w = &mut *guard;
-    if scenario.promises_liveness() && !w.stop {
+    let step = w.trace.step();
+    // The honest references still waiting for votes (crashed or slow honest agents), and the
+    // influence bound on them, before the run's violation is read.
+    w.oracle.settle(step, end_ms);
+    if scenario.promises_liveness() && !w.stop && w.oracle.violation().is_none() {
         let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
-        let step = w.trace.step();
         w.oracle.check_liveness(&up, scenario.workload.sessions, scenario.expect.liveness_bound_ms, step, end_ms);
     }
     let violation = w.oracle.violation().cloned();
@@ -381,10 +385,10 @@ fn finish(
                 honest: None,
                 sent_ms: None,
                 detail,
+                ..Default::default()
             }
         });
     }
-    w.oracle.settle();
     let mut stats = SessionStats::default();
     let mut metrics = MetricsRecorder::new();
     for s in 0..scenario.workload.sessions {
@@ -428,6 +432,9 @@ fn finish(
         deadline_ms: scenario.protocol.deadline_ms,
         agents: scenario.agents.count,
         sessions_over_sla: Some(stats.sessions_over_sla),
+        network: crate::summary::network_condition(scenario).to_owned(),
+        families: crate::summary::families(scenario),
+        wrong_by_cause: stats.wrong_by_cause,
         coverage: Some(CoverageRecord::of(&w.coverage.merged(honest_nodes.iter().map(|n| &**n)))),
     };
     let trace = std::mem::take(&mut w.trace).into_events();
@@ -455,6 +462,7 @@ struct SessionStats {
     agreement_sum: u64,
     latencies: Vec<u64>,
     detected: BTreeSet<AgentId>,
+    wrong_by_cause: WrongByCause,
 }
 
 impl SessionStats {
@@ -490,6 +498,8 @@ impl SessionStats {
                 self.agreement_sum += u64::from(agreement.raw());
                 if derived.best.get(&session) == Some(chosen) {
                     self.correct += 1;
+                } else {
+                    self.wrong(w, derived, session, *chosen);
                 }
                 let fallback = *method == ConsensusMethod::TimeoutFallback;
                 if fallback {
@@ -523,5 +533,22 @@ impl SessionStats {
             votes_counted: n.saturating_sub(flagged as u32),
             votes_flagged: flagged as u32,
         });
+    }
+
+    /// A session decided for `chosen`, not the best candidate: why (the honest votes alone
+    /// would decide the same, or the Byzantine agents changed it, or too few honest agents
+    /// voted to tell) and by how many honest votes, and whether beyond the influence bound.
+    fn wrong(&mut self, w: &World, derived: &Derived, session: SessionId, chosen: CandidateId) {
+        let cause = match w.oracle.influenced(session) {
+            Some(true) => WrongCause::Byzantine,
+            Some(false) => WrongCause::Honest,
+            None if derived.byzantine.is_empty() => WrongCause::Honest,
+            None => WrongCause::Unjudged,
+        };
+        let margin = w.oracle.honest_margin(session, chosen).unwrap_or(0);
+        self.wrong_by_cause.add(cause, margin);
+        if cause == WrongCause::Byzantine && w.oracle.beyond_influence_bound(session) {
+            self.wrong_by_cause.beyond_bound += 1;
+        }
     }
 }

@@ -75,9 +75,17 @@ fn run_then_reproduce_gives_the_same_trace_hash() {
         .collect();
     assert!(!decides.is_empty());
     for d in &decides {
-        for key in ["step", "time_ms", "kind", "agent", "session", "value", "honest"] {
+        let keys = ["step", "time_ms", "kind", "agent", "session", "value", "honest"];
+        // Structured fields, so that a checker never parses the prose of `detail`.
+        for key in keys.into_iter().chain(["value_id", "round", "candidate", "method"]) {
             assert!(d.get(key).is_some(), "decide event lacks {key}: {d}");
         }
+        assert_eq!(d["value_id"].as_str().map(str::len), Some(64), "{d}");
+    }
+    // Every detail is a sentence, never a Rust Debug dump of a struct.
+    for line in events.lines() {
+        let detail = serde_json::from_str::<serde_json::Value>(line).unwrap_or_default()["detail"].to_string();
+        assert!(!detail.contains("{ ") && !detail.contains("Id("), "Debug text in {line}");
     }
 }
 
@@ -263,7 +271,7 @@ fn reproduce_filters_events_and_summarises_sessions() {
         assert!(line.contains("a3"), "{line}");
         assert!(!line.contains("CandidateId(") && !line.contains("Some("), "debug text: {line}");
     }
-    assert!(events.iter().any(|l| l.contains(" decide ") && l.contains("candidate-")), "{stdout}");
+    assert!(events.iter().any(|l| l.contains(" decide ") && l.contains(": candidate ")), "{stdout}");
     assert!(stdout.contains("sessions (rounds reached"), "{stdout}");
     assert!(stdout.lines().any(|l| l.trim_start().starts_with("s2 ") && l.contains("max round")), "{stdout}");
 }

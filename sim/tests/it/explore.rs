@@ -1,7 +1,8 @@
 //! `bftsim explore`: the generator is deterministic (the same master seed gives the same runs
 //! and findings on 1 and 2 jobs), every finding is written shrunk and replays to the same
-//! invariant, and the explorer finds every deliberately broken protocol variant by itself
-//! within a small budget of a small envelope (fixed master seeds, so CI is reproducible).
+//! invariant, the explorer finds every deliberately broken protocol variant by itself within a
+//! small budget of a small envelope (fixed master seeds, so CI is reproducible), and generated
+//! runs record their network condition, fault families and wrong decisions by cause.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -151,4 +152,37 @@ fn explore_finds_the_mutations_by_itself() {
         let runs = runs_to_find(mutation, master, budget);
         assert!(runs <= budget, "{mutation}: {runs}");
     }
+}
+
+/// Every generated run records its network condition, its fault families and its wrong
+/// decisions by cause (each wrong decision counted once); explore.json sums the runs within
+/// f_max by mode.
+#[test]
+fn generated_runs_record_their_network_families_and_wrong_decisions_by_cause() {
+    let out = out_dir("quality");
+    // Master seed 1: its 40 runs hold wrong decisions of both causes.
+    let summary = go(&config(1, 40, 2, "none"), &out);
+    let text = std::fs::read_to_string(out.join("runs.jsonl")).unwrap_or_default();
+    let records: Vec<sim::results::RunRecord> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(records.len(), 40);
+    let mut wrong = 0;
+    for r in &records {
+        assert!(reports::aggregate::NETWORK_CONDITIONS[..7].contains(&r.network.as_str()), "{}", r.network);
+        if !r.byzantine.is_empty() {
+            assert!(r.families.iter().any(|f| f.starts_with("byzantine: ")), "{:?}", r.families);
+        }
+        assert_eq!(r.wrong_by_cause.total(), r.wrong(), "seed {}: each wrong decision once", r.seed);
+        let by_margin: u64 = r.wrong_by_cause.by_margin.iter().map(|m| m.honest + m.byzantine + m.unjudged).sum();
+        assert_eq!(by_margin, r.wrong());
+        assert_eq!(r.wrong_by_cause.beyond_bound, 0, "the correct protocol stays within the influence bound");
+        wrong += r.wrong();
+    }
+    assert!(records.iter().any(|r| r.network != "no network faults"), "the envelope has network faults");
+    let all = sim::explore::ModeQuality::total(&summary.quality);
+    assert!(all.runs > 0 && all.runs <= 40 && all.wrong <= wrong);
+    assert_eq!(all.wrong_by_cause.total(), all.wrong);
+    let w = &all.wrong_by_cause;
+    assert!(w.honest > 0 && w.byzantine > 0, "both causes occur: {w:?}");
+    assert!(summary.quality.iter().all(|q| ["swarm", "twins", "byzzfuzz"].contains(&q.mode.as_str())));
 }

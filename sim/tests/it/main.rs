@@ -11,6 +11,7 @@ mod explore;
 mod interrupt;
 mod mutations;
 mod regressions;
+mod replay;
 mod shard;
 mod shrink;
 

@@ -9,15 +9,16 @@
 //! | `support-validity` | an honest agent decides | a decided candidate has ≥ f + 1 accepting votes (distinct agents) in the certified vote set, f = f_max of the session's committee, so at least one honest supporter (docs/protocol.md V9–V10) |
 //! | `threshold` | an honest agent decides | a `threshold` / `early-unanimous` decision has agreement ≥ the configured threshold |
 //! | `liveness` | the run ends, if the scenario promises it | every honest agent that is up decided every session by the bound |
+//! | `influence-bound` | the honest votes of a decided session are all in | a candidate other than the best that the Byzantine agents made the decision has an honest margin of at most [`influence_bound`] (docs/protocol.md, "What a Byzantine proposer can still do") |
 //!
 //! Beyond f_max Byzantine agents not everything is promised ([`Promises`]): agreement only
 //! while the Byzantine agents are fewer than the quorum intersection `2q − n`, unanimity
 //! validity and liveness not at all. The invariants not promised are not checked.
 //!
-//! Byzantine influence (not an invariant, a measurement): at a session's first honest
-//! decision the oracle also runs the engine on the honest agents' own votes alone (those cast
-//! so far, against the same registry epoch) and keeps that [`Verdict`]; a session whose
-//! decision differs from it was changed by the Byzantine agents ([`Oracle::influenced`]).
+//! Byzantine influence (a measurement, [`crate::influence`]): at a session's first honest
+//! decision the oracle also runs the engine on the honest agents' own votes alone (against the
+//! same registry epoch) and keeps that [`Verdict`]; a session whose decision differs from it
+//! was changed by the Byzantine agents ([`Oracle::influenced`]). Its bound is an invariant.
 //!
 //! The oracle keeps its own reference registry, applying each session's first decision in
 //! session order exactly as agents do, so external validity is re-checked against the same
@@ -25,15 +26,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus_core::aggregate::{aggregate, SessionInput};
-use consensus_core::policies::fallback_consensus;
 use consensus_core::protocol::{
     recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, ValueId,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::{SimKeyring, Verifier};
-use consensus_core::types::{AgentVote, ConsensusMethod, Decision, VoteValue};
+use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
 use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
+
+pub use crate::influence::Verdict;
+use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
+use crate::words;
 
 /// Registry epochs kept for checking late decisions.
 const EPOCHS_KEPT: u64 = 64;
@@ -54,9 +57,19 @@ pub mod names {
     pub const THRESHOLD: &str = "threshold";
     /// Every honest agent decides every session in time.
     pub const LIVENESS: &str = "liveness";
+    /// A wrong decision the Byzantine agents caused has an honest margin within the bound.
+    pub const INFLUENCE_BOUND: &str = "influence-bound";
     /// All of them.
-    pub const ALL: [&str; 7] =
-        [AGREEMENT, INTEGRITY, EXTERNAL_VALIDITY, UNANIMITY_VALIDITY, SUPPORT_VALIDITY, THRESHOLD, LIVENESS];
+    pub const ALL: [&str; 8] = [
+        AGREEMENT,
+        INTEGRITY,
+        EXTERNAL_VALIDITY,
+        UNANIMITY_VALIDITY,
+        SUPPORT_VALIDITY,
+        THRESHOLD,
+        LIVENESS,
+        INFLUENCE_BOUND,
+    ];
 }
 
 /// Which invariants a run promises (the others always hold by construction or are promised
@@ -68,6 +81,8 @@ pub struct Promises {
     pub agreement: bool,
     /// Unanimity validity: at most f_max Byzantine agents.
     pub unanimity_validity: bool,
+    /// The influence bound: at most f_max Byzantine agents.
+    pub influence_bound: bool,
 }
 
 impl Promises {
@@ -76,7 +91,8 @@ impl Promises {
         let f_max = n.saturating_sub(1) / 3;
         let q = consensus_core::quorum::quorum(n, f_max).unwrap_or(n);
         let intersection = (2 * q).saturating_sub(n);
-        Promises { agreement: byzantine < intersection, unanimity_validity: byzantine <= f_max }
+        let within = byzantine <= f_max;
+        Promises { agreement: byzantine < intersection, unanimity_validity: within, influence_bound: within }
     }
 }
 
@@ -98,27 +114,24 @@ pub struct SeenDecision {
     pub at_ms: TimeMs,
 }
 
-/// What a session came to, coarsely: a candidate, or none (escalated or agreed "no decision").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    /// Decided for this candidate.
-    Decided(CandidateId),
-    /// Escalated or no decision.
-    Unresolved,
+/// A wrong decision the Byzantine agents caused beyond the influence bound.
+struct BeyondBound {
+    best: CandidateId,
+    margin: i64,
+    bound: u64,
+    n: u64,
+    b: u64,
+    outcome: String,
 }
 
-impl Verdict {
-    /// The verdict of an agreed outcome.
-    pub fn of(outcome: &AgreedOutcome) -> Verdict {
-        outcome.chosen().map_or(Verdict::Unresolved, Verdict::Decided)
-    }
-}
-
-/// What a session's honest-votes reference needs once its honest votes are in.
-struct Pending {
-    registry: Registry,
-    candidates: Vec<CandidateId>,
-    mode: ProposalMode,
+/// An honest agent's own vote, as the oracle keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HonestVote {
+    /// The candidate it accepted (at any confidence), for unanimity validity.
+    accepted: Option<CandidateId>,
+    /// The candidate it supports (an accept at or above its confidence threshold, as the
+    /// engine counts it), for the honest margin.
+    supports: Option<CandidateId>,
 }
 
 /// The oracle of one run.
@@ -136,16 +149,12 @@ pub struct Oracle {
     /// later decision equal to the first in those passes it too and is not recomputed.
     externally_valid: BTreeSet<SessionId>,
     decisions: BTreeMap<SessionId, BTreeMap<AgentId, SeenDecision>>,
-    honest_votes: BTreeMap<SessionId, BTreeMap<AgentId, Option<CandidateId>>>,
-    /// The honest agents' own votes, per session, until the session's first decision.
-    honest_ballots: BTreeMap<SessionId, BTreeMap<AgentId, AgentVote>>,
-    /// Per decided session: the engine's verdict on the honest votes alone (runs with
-    /// Byzantine agents only).
-    references: BTreeMap<SessionId, Verdict>,
-    /// Decided sessions whose reference waits for honest votes.
-    pending: BTreeMap<SessionId, Pending>,
-    /// Whether the committee has Byzantine agents (else there is nothing to influence).
-    faulty: bool,
+    honest_votes: BTreeMap<SessionId, BTreeMap<AgentId, HonestVote>>,
+    /// The engine's verdict on the honest votes alone, per decided session; `None` in runs
+    /// without Byzantine agents (there is nothing to influence).
+    reference: Option<HonestReference>,
+    /// The best candidate per session (the ground truth), for the influence bound.
+    best: BTreeMap<SessionId, CandidateId>,
     violation: Option<Violation>,
     promises: Promises,
     /// `expect.liveness_rounds`, when the run promises liveness.
@@ -163,7 +172,8 @@ impl Oracle {
     ) -> Oracle {
         let mut epochs = BTreeMap::new();
         epochs.insert(0, registry.clone());
-        let faulty = registry.active().any(|r| !honest.contains(&r.id));
+        let byzantine = registry.active().filter(|r| !honest.contains(&r.id)).count() as u64;
+        let reference = (byzantine > 0).then(|| HonestReference::new(engine, honest.len()));
         Oracle {
             keyring,
             engine,
@@ -176,12 +186,10 @@ impl Oracle {
             externally_valid: BTreeSet::new(),
             decisions: BTreeMap::new(),
             honest_votes: BTreeMap::new(),
-            honest_ballots: BTreeMap::new(),
-            references: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            faulty,
+            reference,
+            best: BTreeMap::new(),
             violation: None,
-            promises: Promises { agreement: true, unanimity_validity: true },
+            promises: Promises { agreement: true, unanimity_validity: true, influence_bound: true },
             liveness_rounds: None,
         }
     }
@@ -190,6 +198,12 @@ impl Oracle {
     /// session it has not decided violates it (`expect.liveness_rounds`).
     pub fn with_liveness_rounds(mut self, rounds: Option<u64>) -> Oracle {
         self.liveness_rounds = rounds;
+        self
+    }
+
+    /// The best candidate of each session (the run's ground truth), for the influence bound.
+    pub fn with_best(mut self, best: BTreeMap<SessionId, CandidateId>) -> Oracle {
+        self.best = best;
         self
     }
 
@@ -225,25 +239,26 @@ impl Oracle {
         }
     }
 
-    /// An honest agent's own vote (for unanimity validity).
-    pub fn on_local_vote(&mut self, agent: AgentId, vote: &AgentVote) {
+    /// An honest agent's own vote (for unanimity validity, the honest margin and the honest
+    /// reference), at trace `step`.
+    pub fn on_local_vote(&mut self, agent: AgentId, vote: &AgentVote, step: u64, now: TimeMs) {
         if !self.honest.contains(&agent) {
             return;
         }
         let accepted = matches!(vote.value, VoteValue::Accept { .. }).then_some(vote.candidate);
-        self.honest_votes.entry(vote.session).or_default().insert(agent, accepted);
-        if self.faulty && !self.references.contains_key(&vote.session) {
-            self.honest_ballots.entry(vote.session).or_default().insert(agent, vote.clone());
-            if self.pending.contains_key(&vote.session) {
-                self.settle_if_complete(vote.session);
-            }
+        let threshold = self.registry.get(agent).map(|r| r.confidence_threshold);
+        let supports = accepted.filter(|_| threshold.is_some_and(|t| vote.confidence >= t));
+        self.honest_votes.entry(vote.session).or_default().insert(agent, HonestVote { accepted, supports });
+        let settled = self.reference.as_mut().is_some_and(|r| r.on_vote(agent, vote));
+        if settled {
+            self.check_influence_bound(vote.session, step, now);
         }
     }
 
     /// The engine's verdict on the honest agents' votes alone, for a decided session of a run
     /// with Byzantine agents.
     pub fn honest_reference(&self, session: SessionId) -> Option<Verdict> {
-        self.references.get(&session).copied()
+        self.reference.as_ref()?.verdict(session)
     }
 
     /// Whether the Byzantine agents changed `session`'s outcome (after [`Oracle::settle`] for
@@ -258,57 +273,84 @@ impl Oracle {
         Some(Verdict::of(&first.outcome) != reference)
     }
 
-    /// At a session's first decision: its reference is computed once every honest agent has
-    /// voted (at once if they all have, else when the last honest vote comes in, or at
-    /// [`Oracle::settle`]), against the session's epoch, kept until then.
-    fn start_reference(&mut self, record: &DecisionRecord) {
-        let Some(registry) = self.epochs.get(&self.epoch_of(record.session)) else { return };
-        let pending =
-            Pending { registry: registry.clone(), candidates: record.spec.spec.candidates.clone(), mode: record.mode };
-        self.pending.insert(record.session, pending);
-        self.settle_if_complete(record.session);
+    /// The honest margin of `session`'s decision for `chosen`: honest votes supporting the best
+    /// candidate minus those supporting `chosen` ([`crate::influence::margin`]). `None` when
+    /// the best candidate is not known.
+    /// Only the votes of the session's committee count (a quarantined agent's vote cannot be
+    /// in a vote set), when its epoch is still kept.
+    pub fn honest_margin(&self, session: SessionId, chosen: CandidateId) -> Option<i64> {
+        let best = *self.best.get(&session)?;
+        let members = self.epochs.get(&self.epoch_of(session)).map(|r| Committee::of(r, Mutation::None).members);
+        let in_committee = |a: &AgentId| members.as_ref().is_none_or(|m| m.contains(a));
+        let votes = self.honest_votes.get(&session).into_iter().flatten();
+        Some(margin(votes.filter(|(a, _)| in_committee(a)).map(|(_, v)| v.supports), best, chosen))
     }
 
-    fn settle_if_complete(&mut self, session: SessionId) {
-        let voted = self.honest_ballots.get(&session).map_or(0, BTreeMap::len);
-        if voted >= self.honest.len() {
-            self.settle_session(session);
+    /// Computes the references still waiting for honest votes (at the end of a run, at trace
+    /// `step`: crashed or slow honest agents never voted), with the votes cast.
+    pub fn settle(&mut self, step: u64, now: TimeMs) {
+        let settled = self.reference.as_mut().map(HonestReference::settle_all).unwrap_or_default();
+        for session in settled {
+            self.check_influence_bound(session, step, now);
         }
     }
 
-    /// Computes the references still waiting for honest votes (at the end of a run: crashed or
-    /// slow honest agents never voted), with the votes cast.
-    pub fn settle(&mut self) {
-        let sessions: Vec<SessionId> = self.pending.keys().copied().collect();
-        for session in sessions {
-            self.settle_session(session);
-        }
-    }
-
-    /// The engine on the honest votes of `session`, the way the protocol would decide them:
-    /// normal mode, then the fallback when the decision was a fallback one.
-    fn settle_session(&mut self, session: SessionId) {
-        let Some(pending) = self.pending.remove(&session) else { return };
-        let ballots = self.honest_ballots.remove(&session).unwrap_or_default();
-        let votes: Vec<AgentVote> = ballots.into_values().collect();
-        // Fewer than q honest votes (honest agents crashed, or still evaluating when the run
-        // ended): the honest votes alone say nothing yet, so the session is not judged.
-        let active = pending.registry.active().count() as u64;
-        let q = consensus_core::quorum::quorum_for(active).unwrap_or(u64::MAX);
-        if (votes.len() as u64) < q {
+    /// The invariant `influence-bound`, once `session`'s reference is settled: a decision for
+    /// a candidate other than the best that the Byzantine agents caused (the honest votes alone
+    /// give another verdict) has an honest margin of at most [`influence_bound`]. Checked only
+    /// within f_max and when agreement counts agents (the bound is on vote counts).
+    fn check_influence_bound(&mut self, session: SessionId, step: u64, now: TimeMs) {
+        let counts = self.reference.as_ref().is_some_and(HonestReference::counts_agents);
+        if !self.promises.influence_bound || !counts {
             return;
         }
-        let input = SessionInput { session, candidates: &pending.candidates, votes: &votes };
-        let mut verdict = match aggregate(&input, &pending.registry, &self.engine).outcome {
-            Ok(Decision::Decided(r)) => Verdict::Decided(r.chosen),
-            _ => Verdict::Unresolved,
-        };
-        if verdict == Verdict::Unresolved && pending.mode == ProposalMode::Fallback {
-            if let Ok(r) = fallback_consensus(session, &votes) {
-                verdict = Verdict::Decided(r.chosen);
-            }
+        let Some(beyond) = self.beyond_bound(session) else { return };
+        let detail = format!(
+            "{session} was decided for {} although {} more honest agents supported the best candidate {}: the \
+             Byzantine agents ({} of {} agents) changed the outcome beyond the bound of {} honest votes",
+            beyond.outcome, beyond.margin, beyond.best.0, beyond.b, beyond.n, beyond.bound
+        );
+        self.violate(names::INFLUENCE_BOUND, step, now, detail);
+    }
+
+    /// Whether `session`'s decision is a wrong decision the Byzantine agents caused with an
+    /// honest margin above [`influence_bound`] (whatever the run promises).
+    pub fn beyond_influence_bound(&self, session: SessionId) -> bool {
+        self.beyond_bound(session).is_some()
+    }
+
+    /// The influence bound of `session`'s decision, if it is a wrong decision the Byzantine
+    /// agents caused beyond it. Minority overrules are not bounded in votes (the design lets a
+    /// strong minority with stronger evidence win), so they are never beyond it.
+    fn beyond_bound(&self, session: SessionId) -> Option<BeyondBound> {
+        if self.influenced(session) != Some(true) {
+            return None;
         }
-        self.references.insert(session, verdict);
+        let first = self.first.get(&session)?;
+        let AgreedOutcome::Decided { chosen, method, .. } = &first.outcome else { return None };
+        let best = self.best.get(&session).copied().filter(|b| b != chosen)?;
+        let registry = self.epochs.get(&self.epoch_of(session))?;
+        let members = Committee::of(registry, Mutation::None).members;
+        let n = members.len() as u64;
+        let b = members.iter().filter(|a| !self.honest.contains(a)).count() as u64;
+        // The honest votes that can be in a vote set: those of this session's committee.
+        let votes = self.honest_votes.get(&session)?;
+        let active = votes.iter().filter(|(a, _)| members.contains(a)).map(|(_, v)| *v);
+        let (margin, bound) = match method {
+            ConsensusMethod::MinorityOverrule => return None,
+            ConsensusMethod::TimeoutFallback => {
+                (margin(active.map(|v| v.accepted), best, *chosen), fallback_bound(n, b))
+            }
+            _ => (margin(active.map(|v| v.supports), best, *chosen), influence_bound(n, b)),
+        };
+        (margin > bound as i64).then(|| BeyondBound {
+            best,
+            margin,
+            bound,
+            n,
+            b,
+            outcome: words::outcome(&first.outcome),
+        })
     }
 
     /// Checks every decision-time invariant for one decision.
@@ -339,9 +381,7 @@ impl Oracle {
         self.check_support(agent, record, step, now);
         if let std::collections::btree_map::Entry::Vacant(first) = self.first.entry(session) {
             first.insert(record.clone());
-            if self.faulty {
-                self.start_reference(record);
-            }
+            self.start_reference(record, step, now);
             self.advance();
         }
     }
@@ -402,10 +442,10 @@ impl Oracle {
             let (outcome, _) = recompute(record.mode, &record.spec, &record.votes, registry, &self.engine);
             if outcome != record.outcome {
                 problem = Some(format!(
-                    "it claims {:?} but its {} votes aggregate to {:?}",
-                    record.outcome,
+                    "it claims {} but its {} votes aggregate to {}",
+                    words::outcome(&record.outcome),
                     record.votes.len(),
-                    outcome
+                    words::outcome(&outcome)
                 ));
             }
         }
@@ -420,6 +460,18 @@ impl Oracle {
         }
     }
 
+    /// At a session's first decision: its honest reference starts, against the session's epoch.
+    fn start_reference(&mut self, record: &DecisionRecord, step: u64, now: TimeMs) {
+        if self.reference.is_none() {
+            return;
+        }
+        let Some(registry) = self.epochs.get(&self.epoch_of(record.session)).cloned() else { return };
+        let Some(reference) = self.reference.as_mut() else { return };
+        if reference.start(record.session, registry, record.spec.spec.candidates.clone(), record.mode) {
+            self.check_influence_bound(record.session, step, now);
+        }
+    }
+
     fn epoch_of(&self, session: SessionId) -> u64 {
         session.0.saturating_add(1).saturating_sub(self.protocol.pipeline.max(1))
     }
@@ -427,9 +479,9 @@ impl Oracle {
     fn check_unanimity(&mut self, agent: AgentId, record: &DecisionRecord, step: u64, now: TimeMs) {
         let Some(chosen) = record.outcome.chosen() else { return };
         let Some(votes) = self.honest_votes.get(&record.session) else { return };
-        let mut choices = votes.values();
+        let mut choices = votes.values().map(|v| v.accepted);
         let Some(Some(first)) = choices.next() else { return };
-        if choices.all(|c| *c == Some(*first)) && chosen != *first {
+        if choices.all(|c| c == Some(first)) && chosen != first {
             let detail = format!(
                 "every honest agent that voted ({}) accepted {first} in {} but {agent} decided {chosen}",
                 votes.len(),
@@ -473,8 +525,12 @@ impl Oracle {
             let by_threshold = matches!(method, ConsensusMethod::Threshold | ConsensusMethod::EarlyUnanimous);
             let t = self.engine.threshold;
             if by_threshold && !t.reached(u128::from(agreement.raw()), 1_000_000) {
-                let detail =
-                    format!("{agent} decided {} by {method:?} with agreement {agreement} < {t}", record.session);
+                let detail = format!(
+                    "{agent} decided {} by {} with agreement {} below the threshold {t}",
+                    record.session,
+                    words::method(*method),
+                    words::percent(agreement.raw())
+                );
                 self.violate(names::THRESHOLD, step, now, detail);
             }
         }
@@ -531,234 +587,11 @@ impl Oracle {
     }
 }
 
-/// A decision for a violation's detail: value id (short hex), round and outcome.
+/// A decision for a violation's detail: value id (short hex), round and outcome, in words.
 fn describe(value: Option<ValueId>, round: Option<Round>, outcome: &AgreedOutcome) -> String {
-    let value = value.map_or_else(|| "no value".to_owned(), |v| format!("value {:016x}", v.short()));
     let round = round.map_or_else(|| "without a round".to_owned(), |r| format!("in round {r}"));
-    format!("{value} {round} ({outcome:?})")
+    format!("{} {round} ({})", words::value(value), words::outcome(outcome))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use consensus_core::protocol::messages::{SessionSpec, SignedSpec, SignedVote, ValueId};
-    use consensus_core::sign::{sim_committee, Signature, Signer};
-    use consensus_core::{AgentSpecialization, Ppm};
-
-    fn oracle(n: u32) -> Oracle {
-        let engine = EngineConfig::default();
-        let keys = sim_committee(1, n);
-        let registry = Registry::seed_committee(n, &engine);
-        let honest = (0..n).map(AgentId).collect();
-        Oracle::new(keys.keyring, registry, engine, ProtocolConfig::default(), honest)
-    }
-
-    fn chose(candidate: u32) -> AgreedOutcome {
-        AgreedOutcome::Decided {
-            chosen: CandidateId(candidate),
-            method: ConsensusMethod::Threshold,
-            agreement: Ppm::ONE,
-            byzantine: Vec::new(),
-        }
-    }
-
-    fn record(value: Option<u8>, round: Option<Round>, outcome: AgreedOutcome) -> DecisionRecord {
-        let spec = SessionSpec {
-            session: SessionId(3),
-            query: "q".into(),
-            candidates: vec![CandidateId(0), CandidateId(1)],
-            opened_ms: 0,
-        };
-        DecisionRecord {
-            session: SessionId(3),
-            round,
-            value: value.map(|b| ValueId([b; 32])),
-            outcome,
-            mode: ProposalMode::Normal,
-            votes: Vec::new(),
-            spec: SignedSpec { spec, signature: Signature::ZERO },
-            at_ms: 10,
-        }
-    }
-
-    /// Agent `agent`'s decision as the oracle keeps it, then the agreement check of `next` by
-    /// agent 1 (only that check: these records carry no votes, so external validity would
-    /// fail them first).
-    fn agreement_after(first: &DecisionRecord, next: &DecisionRecord) -> Option<Violation> {
-        let mut o = oracle(4);
-        for (agent, r) in [(AgentId(0), first), (AgentId(1), next)] {
-            let seen = SeenDecision {
-                value: r.value,
-                round: r.round,
-                outcome: r.outcome.clone(),
-                mode: r.mode,
-                at_ms: r.at_ms,
-            };
-            o.decisions.entry(r.session).or_default().insert(agent, seen);
-        }
-        o.check_agreement(AgentId(1), next, 7, 10);
-        o.violation().cloned()
-    }
-
-    #[test]
-    fn agreement_flags_different_values_with_the_same_outcome() {
-        let a = record(Some(0xab), Some(0), chose(1));
-        let b = record(Some(0xcd), Some(2), chose(1));
-        let v = agreement_after(&a, &b).expect("two values decided: a safety violation");
-        assert_eq!(v.invariant, names::AGREEMENT);
-        assert_eq!(v.step, 7);
-        for part in ["value abababababababab in round 0", "value cdcdcdcdcdcdcdcd in round 2", "CandidateId(1)"] {
-            assert!(v.detail.contains(part), "{part:?} missing from {:?}", v.detail);
-        }
-    }
-
-    #[test]
-    fn liveness_in_rounds_fails_an_honest_undecided_agent_at_the_bound_round() {
-        let session = SessionId(3);
-        let mut honest = oracle(4).with_liveness_rounds(Some(5));
-        honest.honest.remove(&AgentId(2));
-        honest.on_own_round_vote(AgentId(0), session, 4, 1, 100);
-        assert_eq!(honest.violation(), None, "round 4 is below the bound of 5 rounds");
-        honest.on_own_round_vote(AgentId(2), session, 9, 2, 110);
-        assert_eq!(honest.violation(), None, "a Byzantine agent's rounds prove nothing");
-        let seen =
-            SeenDecision { value: None, round: Some(1), outcome: chose(0), mode: ProposalMode::Normal, at_ms: 5 };
-        honest.decisions.entry(session).or_default().insert(AgentId(1), seen);
-        honest.on_own_round_vote(AgentId(1), session, 7, 3, 120);
-        assert_eq!(honest.violation(), None, "agent 1 decided the session");
-        honest.on_own_round_vote(AgentId(0), session, 5, 4, 130);
-        let v = honest.violation().expect("agent 0 entered round 5 undecided");
-        assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::LIVENESS, 4, 130));
-        assert!(v.detail.contains("round 5 of session-3"), "{}", v.detail);
-
-        let mut off = oracle(4);
-        off.on_own_round_vote(AgentId(0), session, 1_000, 1, 100);
-        assert_eq!(off.violation(), None, "no round bound unless the scenario sets one");
-    }
-
-    #[test]
-    fn agreement_accepts_one_value_decided_in_different_rounds() {
-        // Tendermint's agreement is on the value: deciding it in two rounds is fine.
-        let a = record(Some(0xab), Some(0), chose(1));
-        let b = record(Some(0xab), Some(1), chose(1));
-        assert_eq!(agreement_after(&a, &b), None);
-    }
-
-    #[test]
-    fn agreement_without_values_compares_outcomes() {
-        // The local-fallback mutation decides without a value.
-        let same = agreement_after(&record(None, None, chose(0)), &record(None, None, chose(0)));
-        assert_eq!(same, None);
-        let v = agreement_after(&record(None, None, chose(0)), &record(None, None, chose(1)))
-            .expect("different outcomes without values");
-        assert!(v.detail.contains("no value without a round"), "{}", v.detail);
-        // One side with a value, the other without: outcomes decide.
-        assert_eq!(agreement_after(&record(Some(1), Some(0), chose(0)), &record(None, None, chose(0))), None);
-        assert!(agreement_after(&record(Some(1), Some(0), chose(0)), &record(None, None, chose(1))).is_some());
-    }
-
-    /// A decision of session 0 for candidate 1 by a committee of 7 (f = 2), whose vote set
-    /// holds `for_one` accepting votes for candidate 1 and accepts of candidate 0 otherwise.
-    fn decision(for_one: u32) -> (Oracle, DecisionRecord) {
-        let engine = EngineConfig::default();
-        let keys = sim_committee(7, 7);
-        let registry = Registry::seed_committee(7, &engine);
-        let session = SessionId(0);
-        let votes = (0..7u32)
-            .map(|i| {
-                let candidate = CandidateId(u32::from(i >= 7 - for_one));
-                let vote = AgentVote::accept(
-                    AgentId(i),
-                    AgentSpecialization::cycled(i as usize),
-                    session,
-                    candidate,
-                    Ppm::saturating(900_000),
-                    Ppm::saturating(950_000),
-                );
-                let signature = keys.agents[i as usize].sign(&wire::vote_signing_bytes(&vote));
-                SignedVote { vote, signature }
-            })
-            .collect();
-        let spec =
-            SessionSpec { session, query: "q".into(), candidates: vec![CandidateId(0), CandidateId(1)], opened_ms: 0 };
-        let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
-        let record = DecisionRecord {
-            session,
-            round: Some(0),
-            value: Some(ValueId([0; 32])),
-            outcome: AgreedOutcome::Decided {
-                chosen: CandidateId(1),
-                method: ConsensusMethod::MinorityOverrule,
-                agreement: Ppm::saturating(285_714),
-                byzantine: Vec::new(),
-            },
-            mode: ProposalMode::Normal,
-            votes,
-            spec: SignedSpec { spec, signature },
-            at_ms: 10,
-        };
-        let honest = (0..7).map(AgentId).collect();
-        (Oracle::new(keys.keyring, registry, engine, ProtocolConfig::default(), honest), record)
-    }
-
-    /// The support-validity checker can fail: a decision carried by f = 2 accepting votes (the
-    /// design's minority overrule by two colluders of seven) is reported, f + 1 = 3 is not.
-    #[test]
-    fn support_validity_reports_a_candidate_carried_by_f_votes() {
-        let (mut oracle, record) = decision(2);
-        oracle.check_support(AgentId(0), &record, 5, 10);
-        let v = oracle.violation().unwrap_or_else(|| panic!("no violation"));
-        assert_eq!(v.invariant, names::SUPPORT_VALIDITY);
-        assert!(v.detail.contains("2 accepting vote(s) of 7"), "{}", v.detail);
-        let (mut oracle, record) = decision(3);
-        oracle.check_support(AgentId(0), &record, 5, 10);
-        assert_eq!(oracle.violation(), None);
-        // Through on_decide the external-validity check comes first: the claimed overrule is
-        // not what the engine computes from these votes.
-        let (mut oracle, record) = decision(2);
-        oracle.on_decide(AgentId(0), &record, 5, 10);
-        assert_eq!(oracle.violation().map(|v| v.invariant.as_str()), Some(names::EXTERNAL_VALIDITY));
-    }
-
-    #[test]
-    fn influence_compares_the_decision_with_the_honest_votes_alone() {
-        // Agents 5 and 6 Byzantine; the honest votes (0..5) accept candidate 0 unanimously.
-        let (oracle, mut record) = decision(2);
-        let honest: BTreeSet<AgentId> = (0..5).map(AgentId).collect();
-        let mut oracle =
-            Oracle::new(oracle.keyring.clone(), oracle.registry.clone(), oracle.engine, oracle.protocol, honest);
-        for v in &record.votes {
-            oracle.on_local_vote(v.vote.agent, &v.vote);
-        }
-        // The decision claims candidate 1: influenced.
-        record.outcome = AgreedOutcome::Decided {
-            chosen: CandidateId(1),
-            method: ConsensusMethod::Threshold,
-            agreement: Ppm::ONE,
-            byzantine: Vec::new(),
-        };
-        oracle.on_decide(AgentId(0), &record, 1, 10);
-        // Every honest agent had voted: settled at once.
-        assert_eq!(oracle.honest_reference(SessionId(0)), Some(Verdict::Decided(CandidateId(0))));
-        assert_eq!(oracle.influenced(SessionId(0)), Some(true));
-        assert_eq!(oracle.influenced(SessionId(1)), None);
-        // Without Byzantine agents nothing is measured.
-        let (mut oracle, record) = decision(0);
-        for v in &record.votes {
-            oracle.on_local_vote(v.vote.agent, &v.vote);
-        }
-        oracle.on_decide(AgentId(0), &record, 1, 10);
-        assert_eq!(oracle.influenced(SessionId(0)), None);
-    }
-
-    #[test]
-    fn promises_follow_quorum_arithmetic() {
-        // n = 5: q = 4, 2q − n = 3: agreement holds with up to 2 Byzantine agents.
-        assert_eq!(Promises::of(5, 1), Promises { agreement: true, unanimity_validity: true });
-        assert_eq!(Promises::of(5, 2), Promises { agreement: true, unanimity_validity: false });
-        assert_eq!(Promises::of(5, 3), Promises { agreement: false, unanimity_validity: false });
-        // n = 4: q = 3, 2q − n = 2.
-        assert_eq!(Promises::of(4, 1), Promises { agreement: true, unanimity_validity: true });
-        assert_eq!(Promises::of(4, 2), Promises { agreement: false, unanimity_validity: false });
-    }
-}
+mod tests;
