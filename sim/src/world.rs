@@ -529,6 +529,7 @@ impl World {
                     honest: None,
                     sent_ms: None,
                     detail: format!("raw frame of {} bytes (not a well-formed message)", bytes.len()),
+                    ..Default::default()
                 });
             }
             RunnerEvent::Deliver { from, message } => {
