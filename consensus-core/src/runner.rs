@@ -81,6 +81,13 @@ pub enum RunnerEvent<'a> {
         /// The message.
         message: &'a Message,
     },
+    /// Raw bytes are being sent as a frame ([`Output::SendRaw`]).
+    SendRaw {
+        /// Recipient.
+        to: AgentId,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
     /// A timer fired.
     Timeout(Timer),
     /// The agent's own vote became available from its evaluator.
@@ -250,6 +257,10 @@ where
                     let frame: Frame = wire::encode(&message).into();
                     self.observer.on_event(me, now, &RunnerEvent::Send { to, message: &message, bytes: frame.len() });
                     self.tx.send(to, frame).await;
+                }
+                Output::SendRaw { to, bytes } => {
+                    self.observer.on_event(me, now, &RunnerEvent::SendRaw { to, bytes: &bytes });
+                    self.tx.send(to, bytes.into()).await;
                 }
                 Output::Schedule { timer, at_ms } => self.schedule(at_ms, Scheduled::Timer(timer)),
                 Output::Evaluate(spec) => {

@@ -316,6 +316,10 @@ impl Observer for NodeObserver {
                 }
                 counters.sent.get_or_create(&label("kind", message.kind())).inc();
             }
+            // Only a Byzantine wrapper sends raw frames (the testing-only --byzantine flag).
+            RunnerEvent::SendRaw { .. } => {
+                counters.sent.get_or_create(&label("kind", "raw")).inc();
+            }
             RunnerEvent::Deliver { from, message, .. } => {
                 match message {
                     Message::Open(open) => self.shared.note_opened(open.spec.session),

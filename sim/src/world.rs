@@ -520,6 +520,27 @@ impl World {
                     }
                 }
             }
+            RunnerEvent::SendRaw { to, bytes } => {
+                self.counts.sent += 1;
+                self.counts.bytes += bytes.len() as u64;
+                let session = wire::peek_session(bytes).map_or(0, |s| s.0);
+                self.last_send = ("raw", session);
+                let key =
+                    Key { agent: agent.0, peer: to.0, session, extra: bytes.len() as u64 ^ 0x7261_7700_0000_0000 };
+                self.trace.record(now, "send", key, |step| TraceEvent {
+                    step,
+                    time_ms: now,
+                    kind: "send".into(),
+                    agent: client_or(agent),
+                    peer: client_or(*to),
+                    session: Some(session),
+                    value: None,
+                    honest: None,
+                    sent_ms: None,
+                    detail: format!("raw frame of {} bytes (not a well-formed message)", bytes.len()),
+                    ..Default::default()
+                });
+            }
             RunnerEvent::Deliver { from, message } => {
                 self.message_event(now, "deliver", agent, *from, message, (0, sent_ms));
             }

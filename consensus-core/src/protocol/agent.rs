@@ -108,6 +108,16 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         self.applied
     }
 
+    /// The protocol configuration.
+    pub fn protocol(&self) -> &ProtocolConfig {
+        &self.protocol
+    }
+
+    /// The engine configuration.
+    pub fn engine(&self) -> &EngineConfig {
+        &self.engine
+    }
+
     /// Counters.
     pub fn stats(&self) -> &AgentStats {
         &self.stats

@@ -148,6 +148,7 @@ impl ProtocolConfig {
             TimerKind::Precommit => self.timeout_precommit_ms,
             TimerKind::Deadline => return 0,
             TimerKind::Status => return self.retransmit_ms.saturating_mul(STATUS_EVERY_RETRANSMITS),
+            TimerKind::Adversary => return 0,
         };
         let grows = if self.mutation == Mutation::ConstantTimeouts { 0 } else { round };
         base.saturating_add(self.timeout_delta_ms.saturating_mul(TimeMs::from(grows)))
@@ -173,6 +174,9 @@ pub enum TimerKind {
     /// L76: the agent's status tick, every [`STATUS_EVERY_RETRANSMITS`] retransmit intervals
     /// (not a session's: its `session` and `round` are 0 and mean nothing).
     Status,
+    /// A Byzantine wrapper's own wake-up (`crate::adversary`'s `full-power` agent acts at its
+    /// own times too). Honest agents never set it; the wrapper keeps it from its inner agent.
+    Adversary,
 }
 
 /// The status tick (L76) comes every this many retransmit intervals.
@@ -310,6 +314,15 @@ pub enum Output {
         to: AgentId,
         /// What.
         message: Message,
+    },
+    /// Send these bytes to one agent as a frame, exactly as they are: a Byzantine agent's
+    /// malformed frame (truncated, extended, a wrong length field, an unknown variant). The
+    /// receiver's decoder turns it into [`Input::Malformed`]. Honest agents never produce it.
+    SendRaw {
+        /// Recipient.
+        to: AgentId,
+        /// The frame.
+        bytes: Vec<u8>,
     },
     /// Deliver [`Input::Timeout`] at `at_ms`.
     Schedule {

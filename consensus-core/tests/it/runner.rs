@@ -136,3 +136,39 @@ async fn committees_of_4_7_10_with_f_max_equivocating() {
         outcome.assert_live(4);
     }
 }
+
+/// The full-power agent over the real runner and transport (its malformed frames go through
+/// `Output::SendRaw` as raw bytes): with f of them at every committee size, honest agents keep
+/// agreement and decide every session.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn committees_of_4_and_7_with_f_max_full_power_agents() {
+    use consensus_core::adversary::{FullPowerConfig, Strategy};
+    for (n, bad) in [(4u32, vec![1u32]), (7, vec![0, 4])] {
+        let mut setup = Setup::new(n, 4);
+        for b in &bad {
+            let seed = u64::from(*b);
+            setup.members.insert(
+                *b,
+                Member::Custom(Box::new(move |agent, signer, peers| {
+                    let engine = consensus_core::EngineConfig::default();
+                    let config =
+                        FullPowerConfig { rate: consensus_core::Ppm::saturating(300_000), ..Default::default() };
+                    let node = consensus_core::adversary::Byzantine::new(
+                        agent,
+                        signer,
+                        Strategy::FullPower,
+                        peers,
+                        engine,
+                        seed,
+                        99,
+                    );
+                    Box::new(node.with_full_power(config))
+                })),
+            );
+        }
+        let outcome = run(setup).await;
+        outcome.assert_safe();
+        outcome.assert_live(4);
+        assert!(outcome.log.rejections > 0, "n = {n}: its malformed and forged messages are rejected");
+    }
+}

@@ -41,6 +41,8 @@ pub struct Envelope {
     pub twins: Twins,
     /// ByzzFuzz mode.
     pub byzzfuzz: ByzzFuzz,
+    /// The `full-power` Byzantine agent.
+    pub full_power: FullPowerSpace,
     /// The liveness bound.
     pub liveness: Liveness,
 }
@@ -223,6 +225,24 @@ pub struct ByzzFuzz {
     pub max_round: u32,
 }
 
+/// `[full_power]`: how often generated runs have a `full-power` Byzantine agent, and its knobs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullPowerSpace {
+    /// Probability that a Byzantine agent of a swarm or ByzzFuzz run runs `full-power` instead
+    /// of the behaviour drawn for it (ByzzFuzz's mutated agent excepted).
+    pub share: f64,
+    /// Probability that a Twins run of a committee that tolerates two faults gets a
+    /// `full-power` agent besides the twin.
+    pub twins: f64,
+    /// Its `rate`.
+    pub rate: Span<f64>,
+    /// Its `actions_per_input`.
+    pub actions_per_input: Span<u32>,
+    /// Probability that each of its families is off (at least one stays on).
+    pub off: f64,
+}
+
 /// `[liveness]`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +359,11 @@ impl Envelope {
             ("protocol.short_timeouts", self.protocol.short_timeouts),
             ("storage.small_keep_decided", self.storage.small_keep_decided),
             ("swarm.off", self.swarm.off),
+            ("full_power.share", self.full_power.share),
+            ("full_power.twins", self.full_power.twins),
+            ("full_power.off", self.full_power.off),
+            ("full_power.rate[0]", self.full_power.rate[0]),
+            ("full_power.rate[1]", self.full_power.rate[1]),
             ("network.drop[0]", self.network.drop[0]),
             ("network.drop[1]", self.network.drop[1]),
             ("network.duplicate[0]", self.network.duplicate[0]),
@@ -387,6 +412,13 @@ impl Envelope {
             ("twins.rounds", 1 <= self.twins.rounds[0] && self.twins.rounds[0] <= self.twins.rounds[1]),
             ("byzzfuzz.c", self.byzzfuzz.c[0] <= self.byzzfuzz.c[1]),
             ("byzzfuzz.d", self.byzzfuzz.d[0] <= self.byzzfuzz.d[1]),
+            ("full_power.rate", self.full_power.rate[0] <= self.full_power.rate[1]),
+            (
+                "full_power.actions_per_input",
+                1 <= self.full_power.actions_per_input[0]
+                    && self.full_power.actions_per_input[0] <= self.full_power.actions_per_input[1]
+                    && self.full_power.actions_per_input[1] <= 16,
+            ),
         ];
         for (key, ok) in ranges {
             if !ok {
@@ -408,7 +440,11 @@ mod tests {
     fn the_default_parses_and_is_sane() {
         let e = Envelope::default();
         assert_eq!(e.committee.sizes.first(), Some(&4));
-        assert_eq!(e.byzantine.behaviours.len(), Behaviour::all().len(), "the default covers every behaviour");
+        // Every behaviour: the scripted ones, twin and honest by [byzantine], full-power by its share.
+        let full_power = Behaviour::Core(consensus_core::adversary::Strategy::FullPower);
+        let listed: Vec<Behaviour> = Behaviour::all().into_iter().filter(|b| *b != full_power).collect();
+        assert_eq!(e.byzantine.behaviours, listed, "the default covers every behaviour");
+        assert!(e.full_power.share > 0.0 && e.full_power.twins > 0.0);
         assert!(e.network.latency_max_ms[1] > 200, "the default crosses the propose timeout");
     }
 
@@ -439,5 +475,9 @@ mod tests {
         assert!(e.message.contains("sneaky"), "{e}");
         let e = parse("[modes]\nswarm = 0\ntwins = 0\nbyzzfuzz = 0\n", "x.toml").unwrap_err();
         assert!(e.message.contains("modes"), "{e}");
+        let e = parse("[full_power]\nshare = 1.5\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("full_power.share"), "{e}");
+        let e = parse("[full_power]\nactions_per_input = [0, 3]\n", "x.toml").unwrap_err();
+        assert!(e.message.contains("full_power.actions_per_input"), "{e}");
     }
 }

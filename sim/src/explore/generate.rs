@@ -25,11 +25,17 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use toml::{Table, Value};
 
+use consensus_core::adversary::Strategy;
+
 use super::envelope::{Envelope, Span};
 use crate::scenario::{self, Behaviour, Scenario, ScenarioError, TamperAction};
 use crate::trace::derive;
 
 mod disks;
+mod full_power;
+
+/// The `full-power` behaviour.
+const FULL_POWER: Behaviour = Behaviour::Core(Strategy::FullPower);
 
 /// How a run was generated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,12 +123,16 @@ impl Generator {
     pub fn generate(&self, index: u64) -> Result<Generated, ScenarioError> {
         let (mode, k) = self.mode_of(index);
         let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore", index));
+        // The full-power agent's draws: a stream of their own, so that every other draw of the
+        // run is what it was without them.
+        let mut fp = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-full-power", index));
         let mut draft = Draft::default();
         match mode {
-            Mode::Swarm => self.swarm(&mut rng, &mut draft),
-            Mode::Twins => self.twins(&mut rng, &mut draft, k),
-            Mode::ByzzFuzz => self.byzzfuzz(&mut rng, &mut draft),
+            Mode::Swarm => self.swarm(&mut rng, &mut fp, &mut draft),
+            Mode::Twins => self.twins(&mut rng, &mut fp, &mut draft, k),
+            Mode::ByzzFuzz => self.byzzfuzz(&mut rng, &mut fp, &mut draft),
         }
+        self.full_power_knobs(&mut fp, &mut draft);
         self.timeouts(index, &mut draft);
         self.disks(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
@@ -151,7 +161,7 @@ impl Generator {
         Ok(Generated { index, mode, scenario, seed, features: features.into_iter().collect(), text })
     }
 
-    fn swarm(&self, rng: &mut ChaCha8Rng, d: &mut Draft) {
+    fn swarm(&self, rng: &mut ChaCha8Rng, fp: &mut ChaCha8Rng, d: &mut Draft) {
         let e = &self.envelope;
         let on = |rng: &mut ChaCha8Rng| !rng.gen_bool(e.swarm.off);
         let families = ["loss", "latency-high", "tail", "duplicates", "partitions", "crashes", "clogs", "byzantine"];
@@ -169,7 +179,7 @@ impl Generator {
             } else {
                 rng.gen_range(1..=f_max)
             };
-            let behaviours = self.behaviours(rng, b);
+            let behaviours = self.behaviours(rng, fp, b);
             d.byzantine(rng, n, &behaviours);
         }
         let high = families.contains("latency-high");
@@ -201,7 +211,7 @@ impl Generator {
         }
     }
 
-    fn twins(&self, rng: &mut ChaCha8Rng, d: &mut Draft, k: u64) {
+    fn twins(&self, rng: &mut ChaCha8Rng, fp: &mut ChaCha8Rng, d: &mut Draft, k: u64) {
         let e = &self.envelope;
         let sizes = if e.twins.sizes.is_empty() { vec![4] } else { e.twins.sizes.clone() };
         // Even runs enumerate the first size; odd ones sample the rest.
@@ -221,6 +231,7 @@ impl Generator {
         set(&mut d.table, "byzantine.strategy", Value::String("twin".into()));
         set(&mut d.table, "byzantine.agents", Value::Array(vec![int(u64::from(twin))]));
         d.features.insert("behaviour:twin".into());
+        self.twin_with_full_power(fp, d, n, twin);
         // As many sessions as the envelope's workload allows: every session gets partitions.
         let sessions = draw(rng, e.workload.sessions).max(1);
         let mut rules = Vec::new();
@@ -256,7 +267,7 @@ impl Generator {
         }
     }
 
-    fn byzzfuzz(&self, rng: &mut ChaCha8Rng, d: &mut Draft) {
+    fn byzzfuzz(&self, rng: &mut ChaCha8Rng, fp: &mut ChaCha8Rng, d: &mut Draft) {
         let e = &self.envelope;
         let sizes: Vec<u32> = e.committee.sizes.iter().copied().filter(|n| (4..=10).contains(n)).collect();
         let n = if sizes.is_empty() { 4 } else { pick_size(rng, &sizes) };
@@ -264,7 +275,7 @@ impl Generator {
         let f_max = ((n - 1) / 3).max(1);
         let b = rng.gen_range(1..=f_max);
         let mut behaviours = vec![Behaviour::Honest];
-        behaviours.extend(self.behaviours(rng, b - 1));
+        behaviours.extend(self.behaviours(rng, fp, b - 1));
         let agents = d.byzantine(rng, n, &behaviours);
         let fuzzed = agents[0];
         let sessions = rng.gen_range(1..=6u64);
@@ -315,16 +326,19 @@ impl Generator {
         lossy(rng, d, 0.6);
     }
 
-    /// `b` behaviours from the envelope: one shared with probability `byzantine.same`.
-    fn behaviours(&self, rng: &mut ChaCha8Rng, b: u32) -> Vec<Behaviour> {
+    /// `b` behaviours from the envelope: one shared with probability `byzantine.same`; then each
+    /// replaced by `full-power` with probability `full_power.share`, drawn from `fp`.
+    fn behaviours(&self, rng: &mut ChaCha8Rng, fp: &mut ChaCha8Rng, b: u32) -> Vec<Behaviour> {
         let list = &self.envelope.byzantine.behaviours;
         let pick = |rng: &mut ChaCha8Rng| *list.choose(rng).unwrap_or(&Behaviour::Honest);
-        if rng.gen_bool(self.envelope.byzantine.same) {
+        let drawn = if rng.gen_bool(self.envelope.byzantine.same) {
             let one = pick(rng);
             vec![one; b as usize]
         } else {
             (0..b).map(|_| pick(rng)).collect()
-        }
+        };
+        let share = self.envelope.full_power.share;
+        drawn.into_iter().map(|x| if fp.gen_bool(share) { FULL_POWER } else { x }).collect()
     }
 
     fn protocol(&self, rng: &mut ChaCha8Rng, d: &mut Draft, n: u32) {

@@ -248,17 +248,13 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
                 let node_seed = derive(seed, "byzantine-node", u64::from(i));
                 let collusion = derive(seed, "collusion", 0);
                 let make_agent = make_agent.clone();
+                let full_power = scenario.byzantine.full_power.config();
                 Arc::new(move || -> Inner {
                     let agent = make_agent();
-                    Box::new(Byzantine::new(
-                        agent,
-                        signer.clone(),
-                        strategy,
-                        peers.clone(),
-                        engine,
-                        node_seed,
-                        collusion,
-                    ))
+                    Box::new(
+                        Byzantine::new(agent, signer.clone(), strategy, peers.clone(), engine, node_seed, collusion)
+                            .with_full_power(full_power.clone()),
+                    )
                 })
             }
             Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => {

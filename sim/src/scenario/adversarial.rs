@@ -17,7 +17,8 @@
 
 use std::fmt;
 
-use consensus_core::adversary::Strategy;
+use consensus_core::adversary::{Family, FullPowerConfig, Strategy};
+use consensus_core::Ppm;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -90,6 +91,47 @@ impl<'de> Deserialize<'de> for Behaviour {
             }
         }
         deserializer.deserialize_str(Names)
+    }
+}
+
+/// `[byzantine.full_power]`: the knobs of the `full-power` behaviour (consensus-core's
+/// `adversary::full_power`). `families = []` or `rate = 0` leaves only the honest agent inside.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a [byzantine.full_power] table with rate, actions_per_input and families"
+)]
+pub struct FullPowerKnobs {
+    /// Per input handled and per family: the probability that the family acts (for `deviate`:
+    /// that each of the inner agent's messages is deviated), `[0, 1]` (default 0.1).
+    pub rate: f64,
+    /// Most actions of one family at one input, `1..=16` (default 2).
+    pub actions_per_input: u32,
+    /// The families that are on, each at most once (default all seven).
+    pub families: Vec<Family>,
+}
+
+impl Default for FullPowerKnobs {
+    fn default() -> Self {
+        let c = FullPowerConfig::default();
+        FullPowerKnobs { rate: c.rate.as_f64(), actions_per_input: c.actions_per_input, families: c.families }
+    }
+}
+
+impl FullPowerKnobs {
+    /// Whether every knob has its default (then the table is not written out).
+    pub fn is_default(&self) -> bool {
+        *self == FullPowerKnobs::default()
+    }
+
+    /// The consensus-core configuration (the rate to parts per million; checked when parsed).
+    pub fn config(&self) -> FullPowerConfig {
+        FullPowerConfig {
+            rate: Ppm::from_f64(self.rate).unwrap_or(FullPowerConfig::default().rate),
+            actions_per_input: self.actions_per_input.max(1),
+            families: self.families.clone(),
+        }
     }
 }
 

@@ -37,7 +37,7 @@ mod tests;
 mod validate;
 mod write;
 
-pub use adversarial::{Behaviour, NodeRef, RoundPartition, Tamper, TamperAction};
+pub use adversarial::{Behaviour, FullPowerKnobs, NodeRef, RoundPartition, Tamper, TamperAction};
 pub use load::{discover, load, parse};
 pub use storage::{CrashLoss, Storage};
 use validate::Timeline;
@@ -276,8 +276,12 @@ pub struct ProfileSpec {
 pub use consensus_core::adversary::Strategy as ByzantineStrategy;
 
 /// `[byzantine]`: how many agents are Byzantine, which, and how they behave.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, expecting = "a [byzantine] table with count, strategy, strategies and agents")]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a [byzantine] table with count, strategy, strategies, agents and full_power"
+)]
 pub struct Byzantine {
     /// Byzantine agents, at most `agents.count` (default 0).
     pub count: u32,
@@ -290,11 +294,20 @@ pub struct Byzantine {
     /// Which agents, by index; `None` means drawn from the seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<u32>>,
+    /// `[byzantine.full_power]`: the knobs of the `full-power` agents.
+    #[serde(skip_serializing_if = "FullPowerKnobs::is_default")]
+    pub full_power: FullPowerKnobs,
 }
 
 impl Default for Byzantine {
     fn default() -> Self {
-        Byzantine { count: 0, strategy: Behaviour::Core(ByzantineStrategy::Silent), strategies: None, agents: None }
+        Byzantine {
+            count: 0,
+            strategy: Behaviour::Core(ByzantineStrategy::Silent),
+            strategies: None,
+            agents: None,
+            full_power: FullPowerKnobs::default(),
+        }
     }
 }
 

@@ -70,6 +70,7 @@ fn every_bundled_scenario_loads_and_validates() {
         "byz-bad-proposer",
         "byz-replay",
         "byz-forge",
+        "byz-full-power",
         "net-drops",
         "net-latency-tail",
         "partition-heal",
@@ -256,6 +257,11 @@ fn invalid_files_point_at_the_offending_value() {
             ("[expect]\ninvariant = \"agreement\"\n", 2, 13, &["needs expect.safety = false"]),
             ("[expect]\nsafety = false\ninvariant = \"agrement\"\n", 3, 13, &["not an invariant", "external-validity"]),
             ("name = \"\"\n", 1, 8, &["name = \"\" is not usable"]),
+            ("[byzantine.full_power]\nrate = 1.5\n", 2, 8, &["byzantine.full_power.rate = 1.5 is not a probability"]),
+            ("[byzantine.full_power]\nactions_per_input = 0\n", 2, 21, &["actions_per_input = 0 is out of range", "1 to 16"]),
+            ("[byzantine.full_power]\nfamilies = [\"votes\", \"votes\"]\n", 2, 22, &["lists `votes` twice"]),
+            ("[byzantine.full_power]\nfamilies = [\"vots\"]\n", 2, 13, &["unknown variant `vots`", "`round-votes`", "`deviate`"]),
+            ("[byzantine.full_power]\nrat = 0.1\n", 2, 1, &["unknown field `rat`", "`rate`", "`families`"]),
         ];
     for (text, line, column, needles) in cases {
         let e = err(text);
@@ -277,7 +283,7 @@ fn defaults_and_the_file_stem() {
     assert_eq!(s.workload, Workload { sessions: 10, candidates: 3, concurrency: 1, quality_gap: 0.3 });
     assert_eq!(
         s.byzantine,
-        Byzantine { count: 0, strategy: Behaviour::Core(ByzantineStrategy::Silent), strategies: None, agents: None }
+        Byzantine { count: 0, strategy: Behaviour::Core(ByzantineStrategy::Silent), ..Byzantine::default() }
     );
     assert_eq!(s.network, Network { drop: 0.0, latency_ms: [1, 10], tail: None, duplicate: 0.0 });
     assert_eq!(

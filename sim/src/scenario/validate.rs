@@ -111,6 +111,7 @@ pub(super) fn check_byzantine(b: &Byzantine, agents: &Agents) -> Result<(), Prob
         );
         return Err(Problem::at(path(&["byzantine", "count"]), message));
     }
+    check_full_power(&b.full_power)?;
     let Some(list) = &b.agents else { return Ok(()) };
     if list.len() != b.count as usize {
         let message = format!(
@@ -129,6 +130,28 @@ pub(super) fn check_byzantine(b: &Byzantine, agents: &Agents) -> Result<(), Prob
                 at,
                 format!("byzantine.agents lists agent {agent} twice: expected distinct indices"),
             ));
+        }
+    }
+    Ok(())
+}
+
+fn check_full_power(k: &FullPowerKnobs) -> Result<(), Problem> {
+    probability(k.rate, &["byzantine", "full_power", "rate"])?;
+    if !(1..=16).contains(&k.actions_per_input) {
+        let message = format!(
+            "byzantine.full_power.actions_per_input = {} is out of range: expected 1 to 16 actions of one family per input",
+            k.actions_per_input
+        );
+        return Err(Problem::at(path(&["byzantine", "full_power", "actions_per_input"]), message));
+    }
+    for (i, family) in k.families.iter().enumerate() {
+        if k.families[..i].contains(family) {
+            let at = vec![Seg::key("byzantine"), Seg::key("full_power"), Seg::key("families"), Seg::Index(i)];
+            let message = format!(
+                "byzantine.full_power.families lists `{}` twice: expected each family at most once",
+                family.name()
+            );
+            return Err(Problem::at(at, message));
         }
     }
     Ok(())

@@ -26,6 +26,8 @@
 //!   bound goes down with it when needed so that `min ≤ max`;
 //! - `round_partitions` and `tamper` rules: all of them, then one at a time;
 //! - `byzantine.strategies` (a mix): each behaviour of the mix alone;
+//! - `byzantine.full_power` (when an agent runs `full-power`): each family off, the rate 0,
+//!   half, one hundredth less, the actions per input 1, half, one less;
 //! - `expect.liveness_bound_ms` back to its default and `expect.liveness_rounds` removed, for a
 //!   safety violation only.
 //!
@@ -51,13 +53,16 @@
 //! `faults + agents.count + byzantine.count + workload.sessions + workload.candidates +
 //! workload.concurrency + round(100·network.drop) + round(100·network.duplicate) +
 //! network.latency_ms[1] / 10 + (1 if network.tail else 0) + round rules + behaviours in the
-//! mix`. No change makes it larger.
+//! mix + (full-power families + round(100·rate) + actions per input, when an agent runs
+//! full-power)`. No change makes it larger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::oracle::names;
-use crate::scenario::{self, Byzantine, ClogTarget, Fault, FaultAction, Scenario};
+use crate::scenario::{
+    self, Behaviour, Byzantine, ByzantineStrategy, ClogTarget, Fault, FaultAction, FullPowerKnobs, Scenario,
+};
 
 /// The default run budget of a shrink.
 pub const DEFAULT_MAX_RUNS: usize = 500;
@@ -120,7 +125,7 @@ pub enum ShrinkError {
 }
 
 /// The terms of [`size`], by name.
-pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 12] {
+pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 13] {
     [
         ("faults", s.faults.len() as u64),
         ("agents", u64::from(s.agents.count)),
@@ -134,7 +139,23 @@ pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 12] {
         ("tail", u64::from(s.network.tail.is_some())),
         ("rules", (s.round_partitions.len() + s.tamper.len()) as u64),
         ("mix", s.byzantine.strategies.as_ref().map_or(0, |m| m.len() as u64)),
+        ("full-power", full_power_size(s)),
     ]
+}
+
+/// The `full-power` knobs' share of [`size`] when a Byzantine agent runs it: families on,
+/// `round(100 × rate)`, actions per input; 0 otherwise.
+fn full_power_size(s: &Scenario) -> u64 {
+    if !uses_full_power(s) {
+        return 0;
+    }
+    let k = &s.byzantine.full_power;
+    k.families.len() as u64 + percent(k.rate) + u64::from(k.actions_per_input)
+}
+
+/// Whether a Byzantine agent of `s` runs `full-power`.
+fn uses_full_power(s: &Scenario) -> bool {
+    s.byzantine.behaviours().contains(&Behaviour::Core(ByzantineStrategy::FullPower))
 }
 
 /// The size of a scenario: the sum of [`size_terms`] (see the module documentation).
@@ -225,11 +246,12 @@ enum Kind {
     Latency,
     Rules,
     Mix,
+    FullPower,
     Bound,
 }
 
 impl Kind {
-    const ALL: [Kind; 13] = [
+    const ALL: [Kind; 14] = [
         Kind::Sessions,
         Kind::Faults,
         Kind::Agents,
@@ -242,6 +264,7 @@ impl Kind {
         Kind::Latency,
         Kind::Rules,
         Kind::Mix,
+        Kind::FullPower,
         Kind::Bound,
     ];
 }
@@ -456,6 +479,8 @@ impl Search {
                 }
             }
             Kind::Bound => {}
+            Kind::FullPower if uses_full_power(s) => full_power_candidates(s, &mut out),
+            Kind::FullPower => {}
             Kind::Mix => {
                 let mut seen = Vec::new();
                 for b in s.byzantine.strategies.iter().flatten() {
@@ -490,10 +515,34 @@ impl Search {
     }
 }
 
+/// The `full-power` knobs lowered: each family switched off, then the rate (0, half, one
+/// hundredth less), then the actions per input (1, half, one less). A finding shrinks to the
+/// families and the rate it needs.
+fn full_power_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    let k = &s.byzantine.full_power;
+    for (i, family) in k.families.iter().enumerate() {
+        let mut c = s.clone();
+        c.byzantine.full_power.families.remove(i);
+        out.push((format!("byzantine.full_power: family {} off", family.name()), c));
+    }
+    for rate in lower_probability(k.rate) {
+        let mut c = s.clone();
+        c.byzantine.full_power.rate = rate;
+        out.push((format!("byzantine.full_power.rate {} → {rate}", k.rate), c));
+    }
+    for v in lower(u64::from(k.actions_per_input), 1) {
+        let Ok(v) = u32::try_from(v) else { continue };
+        let mut c = s.clone();
+        c.byzantine.full_power.actions_per_input = v;
+        out.push((format!("byzantine.full_power.actions_per_input {} → {v}", k.actions_per_input), c));
+    }
+}
+
 /// Forgets the behaviours no agent has: with `byzantine.count = 0` the whole `[byzantine]`
 /// table goes back to its default (no strategy, mix or agent list left to name a behaviour
-/// nobody runs), and a mix longer than the count is cut to it. Neither changes a run: the
-/// Byzantine agent of rank `r < count` has the mix's behaviour `r` either way.
+/// nobody runs), a mix longer than the count is cut to it, and the `full-power` knobs go back
+/// to their defaults when no agent runs it. None of this changes a run: the Byzantine agent of
+/// rank `r < count` has the mix's behaviour `r` either way.
 fn forget_unused_behaviours(s: &mut Scenario) {
     if s.byzantine.count == 0 {
         s.byzantine = Byzantine::default();
@@ -501,6 +550,9 @@ fn forget_unused_behaviours(s: &mut Scenario) {
     }
     if let Some(mix) = &mut s.byzantine.strategies {
         mix.truncate(s.byzantine.count as usize);
+    }
+    if !uses_full_power(s) {
+        s.byzantine.full_power = FullPowerKnobs::default();
     }
 }
 
@@ -645,281 +697,4 @@ pub fn render(shrunk: &Shrunk, original: &Path, params: &[(String, String)], see
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BASE: &str = "\
-description = \"test\"
-[agents]
-count = 7
-[workload]
-sessions = 16
-candidates = 4
-concurrency = 3
-[byzantine]
-count = 2
-strategy = \"equivocate\"
-agents = [5, 6]
-[network]
-drop = 0.2
-duplicate = 0.1
-latency_ms = [40, 200]
-tail = { kind = \"pareto\" }
-[[faults]]
-at_ms = 100
-kind = \"crash\"
-agent = 6
-[[faults]]
-at_ms = 200
-kind = \"partition\"
-groups = [[0, 1], [2, 3, 4, 5, 6]]
-[[faults]]
-at_ms = 300
-kind = \"heal\"
-[[faults]]
-at_ms = 400
-kind = \"restart\"
-agent = 6
-[[faults]]
-at_ms = 500
-kind = \"clog\"
-link = [1, 6]
-[expect]
-safety = false
-liveness = false
-";
-
-    fn base() -> Scenario {
-        scenario::parse(BASE, Path::new("scenarios/base.toml")).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn opts(max_runs: usize) -> ShrinkOptions {
-        ShrinkOptions { max_runs }
-    }
-
-    #[test]
-    fn size_is_the_documented_sum() {
-        let s = base();
-        // faults 5 + agents 7 + byzantine 2 + sessions 16 + candidates 4 + concurrency 3
-        // + drop 20 + duplicate 10 + latency 200/10 + tail 1
-        assert_eq!(size(&s), 5 + 7 + 2 + 16 + 4 + 3 + 20 + 10 + 20 + 1);
-    }
-
-    #[test]
-    fn an_always_failing_oracle_shrinks_to_the_floor() {
-        let shrunk =
-            shrink(&base(), opts(10_000), |_| Some("agreement".into()), |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        let s = &shrunk.scenario;
-        assert!(!shrunk.budget_exhausted);
-        assert_eq!(shrunk.invariant, "agreement");
-        assert!(s.faults.is_empty());
-        assert_eq!((s.agents.count, s.byzantine.count, s.byzantine.agents.as_deref()), (1, 0, None));
-        assert_eq!((s.workload.sessions, s.workload.candidates, s.workload.concurrency), (1, 2, 1));
-        assert_eq!((s.network.drop, s.network.duplicate, s.network.tail), (0.0, 0.0, None));
-        assert_eq!(s.network.latency_ms, [1, 1]);
-        assert_eq!(shrunk.size, 1 + 1 + 2 + 1);
-        assert_eq!(shrunk.original_size, size(&base()));
-        // No Byzantine agent is left, so no behaviour is named either.
-        assert_eq!(s.byzantine, Byzantine::default());
-        // Untouched: protocol, expectations.
-        assert_eq!(s.expect, base().expect);
-        assert_eq!(s.protocol, base().protocol);
-    }
-
-    #[test]
-    fn a_different_invariant_is_rejected() {
-        // Anything with fewer than 10 sessions fails "liveness" instead: the shrinker must not
-        // go below 10 sessions, although those candidates still fail.
-        let oracle =
-            |s: &Scenario| Some(if s.workload.sessions < 10 { "liveness".to_owned() } else { "agreement".to_owned() });
-        let shrunk = shrink(&base(), opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(shrunk.scenario.workload.sessions, 10);
-        assert_eq!(shrunk.invariant, "agreement");
-        // And a clean run is rejected as well.
-        let oracle = |s: &Scenario| (s.agents.count >= 4).then(|| "agreement".to_owned());
-        let shrunk = shrink(&base(), opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(shrunk.scenario.agents.count, 4);
-    }
-
-    #[test]
-    fn the_fault_that_matters_is_kept_with_what_it_needs() {
-        // Fails only while the partition is there, and only with agent 6 Byzantine.
-        let oracle = |s: &Scenario| {
-            let partitioned = s.faults.iter().any(|f| matches!(f.action, FaultAction::Partition { .. }));
-            let byz6 = s.byzantine.agents.as_ref().is_some_and(|a| a.contains(&6));
-            (partitioned && byz6).then(|| "agreement".to_owned())
-        };
-        let shrunk = shrink(&base(), opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        let s = &shrunk.scenario;
-        assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
-        assert!(matches!(s.faults[0].action, FaultAction::Partition { .. }));
-        assert_eq!(s.agents.count, 7, "agent 6 must exist");
-        assert_eq!(s.byzantine.agents, Some(vec![6]));
-        assert!(shrunk.size < shrunk.original_size);
-        // Every step was a valid scenario and sizes never grew.
-        let sizes: Vec<u64> = shrunk.steps.iter().map(|s| s.size).collect();
-        assert!(sizes.windows(2).all(|w| w[1] <= w[0]), "{sizes:?}");
-    }
-
-    #[test]
-    fn fewer_agents_keep_faults_and_byzantine_lists_valid() {
-        let search = Search {
-            invariant: String::new(),
-            within_liveness_model: false,
-            runs: 0,
-            max_runs: 1,
-            seen: BTreeMap::new(),
-            original_byzantine: 2,
-            min_candidates: 2,
-            steps: vec![],
-        };
-        let c = search.with_agents(&base(), 3);
-        assert_eq!(c.byzantine.count, 2);
-        assert_eq!(c.byzantine.agents, None, "5 and 6 are gone, so the list is dropped");
-        // The crash/restart of 6 and the clog of link 1–6 are gone; the partition keeps
-        // [[0, 1], [2]].
-        let kinds: Vec<&FaultAction> = c.faults.iter().map(|f| &f.action).collect();
-        assert_eq!(
-            kinds,
-            vec![&FaultAction::Partition { groups: vec![vec![0, 1], vec![2]], one_way: false }, &FaultAction::Heal]
-        );
-        let text = to_text(&c).unwrap_or_default();
-        assert!(scenario::parse(&text, Path::new("x.toml")).is_ok(), "{text}");
-        let c = search.with_agents(&base(), 1);
-        assert_eq!(c.byzantine.count, 1);
-        assert!(c.faults.iter().all(|f| f.action == FaultAction::Heal));
-    }
-
-    /// `bftsim explore --seed 3` run 10316 (twins): agent 0 is a twin, its second copy sits in
-    /// a round-0 partition with agent 2. Its liveness failure does not need the twin, so the
-    /// twin is the first thing the shrinker removes, and then one agent; the minimized file
-    /// used to keep `byzantine.strategy = "twin"` and so read as a twin in a committee of 3
-    /// (f_max = 0), whose liveness is not promised.
-    const TWINS_10316: &str = "\
-[agents]
-count = 4
-[byzantine]
-agents = [0]
-count = 1
-strategy = \"twin\"
-[network]
-drop = 0.09
-latency_ms = [1, 20]
-[[round_partitions]]
-groups = [[0, 1, 3], [2, \"0'\"]]
-round = 0
-session = 0
-until_ms = 964
-[workload]
-candidates = 3
-sessions = 1
-";
-
-    #[test]
-    fn a_shrunk_file_names_no_behaviour_that_no_agent_has() {
-        let original = scenario::parse(TWINS_10316, Path::new("twins.toml")).unwrap_or_else(|e| panic!("{e}"));
-        // Fails whatever the Byzantine agents, while agent 2 exists.
-        let oracle = |s: &Scenario| (s.agents.count >= 3).then(|| "liveness".to_owned());
-        let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        let s = &shrunk.scenario;
-        assert_eq!((s.agents.count, s.byzantine.count), (3, 0));
-        assert_eq!(s.byzantine, Byzantine::default());
-        let text = render(&shrunk, Path::new("twins.toml"), &[], 5, Path::new("out/twins.min.toml"));
-        assert!(!text.contains("twin\""), "a run without a twin, written as one:\n{text}");
-        assert!(!text.contains("0'"), "{text}");
-        // The committee of 3 with nobody faulty promises liveness: the finding stands.
-        let back = scenario::parse(&text, Path::new("out/twins.min.toml")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(back.promises_liveness() && back.default_liveness());
-        // A mix keeps only the behaviours of the agents it still has.
-        let mut mixed = original.clone();
-        mixed.byzantine.strategies = Some(vec![scenario::Behaviour::Twin, scenario::Behaviour::Honest]);
-        forget_unused_behaviours(&mut mixed);
-        assert_eq!(mixed.byzantine.strategies, Some(vec![scenario::Behaviour::Twin]));
-    }
-
-    #[test]
-    fn a_liveness_violation_stays_within_the_fault_model() {
-        // The twin is needed, and the file says `expect.liveness = true`: without the model's
-        // promise kept, the shrinker went down to one agent (a Byzantine one) with liveness
-        // still checked, because the file said so.
-        let text = format!("{TWINS_10316}[expect]\nliveness = true\n");
-        let original = scenario::parse(&text, Path::new("twins.toml")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(original.default_liveness());
-        let oracle = |s: &Scenario| (s.byzantine.count >= 1).then(|| "liveness".to_owned());
-        let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        let s = &shrunk.scenario;
-        assert_eq!((s.agents.count, s.byzantine.count), (4, 1), "n ≥ 3f + 1 is kept");
-        assert!(s.default_liveness());
-        // A safety violation is not bound by it: what safety the committee still promises
-        // beyond f_max is the oracle's to say (`oracle::Promises`, quorum arithmetic).
-        let oracle = |s: &Scenario| (s.byzantine.count >= 1).then(|| "agreement".to_owned());
-        let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((shrunk.scenario.agents.count, shrunk.scenario.byzantine.count), (1, 1));
-    }
-
-    #[test]
-    fn removing_a_crash_takes_its_restart_along() {
-        let faults = consistent(base().faults.into_iter().skip(1).collect());
-        assert!(faults.iter().all(|f| !matches!(f.action, FaultAction::Restart { .. })));
-        assert_eq!(faults.len(), 3);
-    }
-
-    #[test]
-    fn the_budget_bounds_the_runs() {
-        let mut calls = 0;
-        let shrunk = shrink(
-            &base(),
-            opts(5),
-            |_| {
-                calls += 1;
-                Some("agreement".into())
-            },
-            |_| {},
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((calls, shrunk.runs), (5, 5));
-        assert!(shrunk.budget_exhausted);
-        assert!(shrunk.size < shrunk.original_size);
-    }
-
-    #[test]
-    fn nothing_to_shrink_and_sweeps_are_errors() {
-        assert_eq!(shrink(&base(), opts(10), |_| None, |_| {}).err(), Some(ShrinkError::NoFailure));
-        let sweep = scenario::parse("[sweep]\n\"network.drop\" = [0.0, 0.1]\n", Path::new("s.toml"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(shrink(&sweep, opts(10), |_| Some("x".into()), |_| {}).err(), Some(ShrinkError::Sweep));
-        assert_eq!(shrink(&base(), opts(0), |_| Some("x".into()), |_| {}).err(), Some(ShrinkError::NoBudget));
-    }
-
-    #[test]
-    fn the_rendered_file_parses_back_with_a_header() {
-        let shrunk = shrink(&base(), opts(30), |_| Some("agreement".into()), |_| {}).unwrap_or_else(|e| panic!("{e}"));
-        let out = Path::new("out/base-seed7.min.toml");
-        let text = render(&shrunk, Path::new("scenarios/base.toml"), &[], 7, out);
-        assert!(text.starts_with("# Minimized by `bftsim shrink` from scenarios/base.toml at seed 7: "), "{text}");
-        assert!(text.contains("still violates `agreement`"));
-        assert!(text.contains("bftsim reproduce out/base-seed7.min.toml --seed 7"));
-        assert!(text.contains(&format!("size {} → {}", shrunk.original_size, shrunk.size)));
-        assert!(text.lines().count() <= 15, "{text}");
-        let back = scenario::parse(&text, out).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(back.name, "base-min");
-        assert!(back.sweep.is_empty());
-        assert_eq!(size(&back), shrunk.size);
-        assert_eq!(
-            (back.workload, back.network, back.faults),
-            (shrunk.scenario.workload, shrunk.scenario.network, shrunk.scenario.faults.clone())
-        );
-    }
-
-    #[test]
-    fn value_candidates() {
-        assert_eq!(lower(20, 1), vec![1, 10, 19]);
-        assert_eq!(lower(2, 1), vec![1]);
-        assert_eq!(lower(3, 2), vec![2]);
-        assert_eq!(lower(1, 1), Vec::<u64>::new());
-        assert_eq!(lower_probability(0.2), vec![0.0, 0.1, 0.19]);
-        assert_eq!(lower_probability(0.05), vec![0.0, 0.02, 0.04]);
-        assert_eq!(lower_probability(0.01), vec![0.0]);
-        assert_eq!(lower_probability(0.0), Vec::<f64>::new());
-    }
-}
+mod tests;

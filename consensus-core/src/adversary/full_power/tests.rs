@@ -1,0 +1,457 @@
+//! The full-power agent in a small world: four honest agents and one full-power agent exchange
+//! encoded frames through a deterministic queue (every frame delivered in order, timers fired
+//! when nothing is in flight), the client's `Open`s first. The tests check what it sends
+//! (each family its messages, only its own key's signatures, deterministic for a seed), what it
+//! keeps (the memory bounds), and that the honest agents still agree and decide.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::memory::{MAX_COMMITS, MAX_OWN_VALUES, MAX_PROPOSALS, MAX_ROUND_VOTES, MAX_SESSIONS, MAX_VOTES};
+use super::*;
+use crate::adversary::{Byzantine, Strategy};
+use crate::protocol::messages::{SessionSpec, SignedSpec};
+use crate::protocol::{DecisionRecord, ProtocolConfig, ValueId};
+use crate::sign::{sim_committee, Keys, SimKeyring, SimSigner};
+use crate::types::{AgentSpecialization, AgentVote, CandidateId};
+use crate::wire;
+
+const N: u32 = 5;
+/// The full-power agent: the proposer of round 0 of every session that is a multiple of 5.
+const BYZ: AgentId = AgentId(0);
+type Keyset = Keys<SimSigner, SimKeyring>;
+
+/// Sessions overlap freely: every one is validated against the initial registry.
+fn protocol() -> ProtocolConfig {
+    ProtocolConfig { pipeline: 64, ..ProtocolConfig::default() }
+}
+
+fn agent(keys: &Keyset, i: u32) -> Agent<SimSigner, SimKeyring> {
+    let engine = EngineConfig::default();
+    let registry = Registry::seed_committee(N, &engine);
+    Agent::new(keys.agents[i as usize].clone(), keys.keyring.clone(), registry, engine, protocol())
+}
+
+fn full_power(keys: &Keyset, seed: u64, config: FullPowerConfig) -> Byzantine<SimSigner, SimKeyring> {
+    let peers = (0..N).map(AgentId).collect();
+    let signer = keys.agents[BYZ.0 as usize].clone();
+    Byzantine::new(agent(keys, BYZ.0), signer, Strategy::FullPower, peers, EngineConfig::default(), seed, 7)
+        .with_full_power(config)
+}
+
+fn config(families: &[Family], rate: u64) -> FullPowerConfig {
+    FullPowerConfig { rate: Ppm::saturating(rate), actions_per_input: 2, families: families.to_vec() }
+}
+
+/// An honest vote on `spec`: candidate 0 best, except for agent 3 (a split keeps rounds going).
+fn vote_on(spec: &SessionSpec, agent: AgentId) -> AgentVote {
+    let best = if agent.0 == 3 { 1 } else { 0 };
+    let scores: BTreeMap<CandidateId, Ppm> =
+        spec.candidates.iter().map(|c| (*c, Ppm::saturating(if c.0 == best { 900_000 } else { 400_000 }))).collect();
+    let mut v = AgentVote::accept(
+        agent,
+        AgentSpecialization::cycled(agent.0 as usize),
+        spec.session,
+        CandidateId(best),
+        Ppm::saturating(900_000),
+        Ppm::saturating(950_000),
+    );
+    v.scores = scores;
+    v
+}
+
+/// The world: five nodes, frames in flight, timers.
+struct World {
+    nodes: Vec<Box<dyn Node>>,
+    keyring: SimKeyring,
+    queue: VecDeque<(AgentId, AgentId, Vec<u8>)>,
+    timers: BTreeMap<(TimeMs, u64), (AgentId, Input)>,
+    now: TimeMs,
+    seq: u64,
+    /// Everything the full-power agent output (and when), and every message it received.
+    byz_out: Vec<Output>,
+    byz_times: Vec<TimeMs>,
+    byz_in: Vec<Message>,
+    decisions: BTreeMap<(AgentId, SessionId), DecisionRecord>,
+    malformed_received: u64,
+}
+
+impl World {
+    fn new(keys: &Keyset, byz: Byzantine<SimSigner, SimKeyring>, sessions: u64) -> World {
+        let mut nodes: Vec<Box<dyn Node>> = vec![Box::new(byz)];
+        nodes.extend((1..N).map(|i| Box::new(agent(keys, i)) as Box<dyn Node>));
+        let mut w = World {
+            nodes,
+            keyring: keys.keyring.clone(),
+            queue: VecDeque::new(),
+            timers: BTreeMap::new(),
+            now: 0,
+            seq: 0,
+            byz_out: Vec::new(),
+            byz_times: Vec::new(),
+            byz_in: Vec::new(),
+            decisions: BTreeMap::new(),
+            malformed_received: 0,
+        };
+        for s in 0..sessions {
+            let spec = SessionSpec {
+                session: SessionId(s),
+                query: format!("q{s}"),
+                candidates: vec![CandidateId(0), CandidateId(1), CandidateId(2)],
+                opened_ms: 0,
+            };
+            let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
+            let frame = wire::encode(&Message::Open(SignedSpec { spec, signature }));
+            for a in 0..N {
+                w.queue.push_back((AgentId::CLIENT, AgentId(a), frame.clone()));
+            }
+        }
+        w
+    }
+
+    fn input(&mut self, to: AgentId, input: Input) {
+        if to == BYZ {
+            if let Input::Receive { message, .. } = &input {
+                self.byz_in.push(message.clone());
+            }
+        }
+        let Some(node) = self.nodes.get_mut(to.0 as usize) else { return };
+        let mut out = Vec::new();
+        node.handle(self.now, input, &mut out);
+        for o in out {
+            if to == BYZ {
+                self.byz_out.push(o.clone());
+                self.byz_times.push(self.now);
+            }
+            self.perform(to, o);
+        }
+    }
+
+    fn perform(&mut self, from: AgentId, output: Output) {
+        match output {
+            Output::Broadcast(m) => {
+                let frame = wire::encode(&m);
+                for a in (0..N).map(AgentId).filter(|a| *a != from) {
+                    self.queue.push_back((from, a, frame.clone()));
+                }
+            }
+            Output::Send { to, message } => self.queue.push_back((from, to, wire::encode(&message))),
+            Output::SendRaw { to, bytes } => self.queue.push_back((from, to, bytes)),
+            Output::Schedule { timer, at_ms } => {
+                self.timers.insert((at_ms.max(self.now), self.seq), (from, Input::Timeout(timer)));
+                self.seq += 1;
+            }
+            Output::Evaluate(spec) => {
+                let vote = vote_on(&spec, from);
+                self.timers.insert((self.now + 5, self.seq), (from, Input::LocalVote(vote)));
+                self.seq += 1;
+            }
+            Output::Decide(record) => {
+                self.decisions.insert((from, record.session), *record);
+            }
+            // No archive in this little world: sessions stay within keep_decided here.
+            Output::Evidence(_) | Output::Reject { .. } | Output::ServeArchived { .. } => {}
+        }
+    }
+
+    /// Runs until `until_ms` of simulated time (or nothing is left to do).
+    fn run(&mut self, until_ms: TimeMs) {
+        loop {
+            if let Some((from, to, frame)) = self.queue.pop_front() {
+                if to.0 >= N {
+                    continue; // the client only listens
+                }
+                let input = match wire::decode(&frame) {
+                    Ok(message) => Input::Receive { from, message },
+                    Err(_) => {
+                        self.malformed_received += 1;
+                        Input::Malformed { from }
+                    }
+                };
+                self.input(to, input);
+                continue;
+            }
+            let Some(((at, _), (to, input))) = self.timers.pop_first() else { return };
+            if at > until_ms {
+                return;
+            }
+            self.now = at;
+            self.input(to, input);
+        }
+    }
+
+    /// The honest agents' decisions agree per session; returns the sessions every one decided.
+    fn honest_agreement(&self) -> BTreeSet<SessionId> {
+        let mut by_session: BTreeMap<SessionId, Vec<(AgentId, Option<ValueId>)>> = BTreeMap::new();
+        for ((a, s), d) in &self.decisions {
+            if *a != BYZ {
+                by_session.entry(*s).or_default().push((*a, d.value));
+            }
+        }
+        for (s, ds) in &by_session {
+            assert!(ds.iter().all(|(_, v)| *v == ds[0].1), "session {s}: honest agents disagree: {ds:?}");
+        }
+        by_session.into_iter().filter(|(_, ds)| ds.len() == N as usize - 1).map(|(s, _)| s).collect()
+    }
+
+    fn byz_messages(&self) -> Vec<&Message> {
+        self.byz_out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Broadcast(m) | Output::Send { message: m, .. } => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn world(seed: u64, config: FullPowerConfig, sessions: u64, until_ms: TimeMs) -> World {
+    let keys = sim_committee(seed, N);
+    let byz = full_power(&keys, seed, config);
+    let mut w = World::new(&keys, byz, sessions);
+    w.run(until_ms);
+    w
+}
+
+#[test]
+fn the_same_seed_gives_the_same_messages_and_another_seed_others() {
+    let all = config(&Family::ALL, 300_000);
+    let (a, b) = (world(3, all.clone(), 3, 3_000), world(3, all.clone(), 3, 3_000));
+    assert_eq!(a.byz_out, b.byz_out);
+    assert!(a.byz_out.len() > 100, "{} outputs", a.byz_out.len());
+    let keys = sim_committee(3, N);
+    let mut c = World::new(&keys, full_power(&keys, 4, all), 3);
+    c.run(3_000);
+    assert_ne!(a.byz_out, c.byz_out);
+}
+
+/// With only `family` on, at rate 1, the agent sends what that family sends.
+#[test]
+fn each_family_sends_its_messages() {
+    let count = |w: &World, f: &dyn Fn(&Message) -> bool| w.byz_messages().into_iter().filter(|m| f(m)).count();
+    let foreign_proposal = |m: &Message| matches!(m, Message::Proposal(p) if p.proposer == BYZ && p.round > 0);
+    let proposals = world(11, config(&[Family::Proposals], 1_000_000), 2, 2_000);
+    let control = world(11, config(&[], 0), 2, 2_000);
+    assert!(count(&proposals, &foreign_proposal) > 20, "proposals in rounds it reaches only by its own hand");
+    assert!(count(&proposals, &|m| matches!(m, Message::Proposal(p) if p.valid_round.is_some())) > 0, "re-proposals");
+    let mixed_polka =
+        |m: &Message| matches!(m, Message::Proposal(p) if p.polka.iter().any(|v| v.session != p.value.session));
+    let many_sessions = world(11, config(&[Family::Proposals], 1_000_000), 4, 4_000);
+    assert!(count(&many_sessions, &mixed_polka) > 0, "polka certificates with prevotes of other sessions");
+    let not_below = |m: &Message| matches!(m, Message::Proposal(p) if p.valid_round.is_some_and(|vr| vr >= p.round));
+    assert!(count(&many_sessions, &not_below) > 0, "valid rounds not below the proposal's round");
+    let own_round_votes = |m: &Message| matches!(m, Message::RoundVote(v) if v.agent == BYZ);
+    let round_votes = world(12, config(&[Family::RoundVotes], 1_000_000), 2, 2_000);
+    assert!(count(&round_votes, &own_round_votes) > 3 * count(&control, &own_round_votes));
+    let votes = world(13, config(&[Family::Votes], 1_000_000), 2, 2_000);
+    let own_votes = |m: &Message| matches!(m, Message::Vote(v) if v.vote.agent == BYZ);
+    assert!(count(&votes, &own_votes) > 3 * count(&control, &own_votes));
+    let certificates = world(14, config(&[Family::Certificates], 1_000_000), 2, 2_000);
+    let commits = |m: &Message| matches!(m, Message::Commit(_));
+    assert!(count(&certificates, &commits) > 3 * count(&control, &commits).max(1));
+    let sync = world(15, config(&[Family::Sync], 1_000_000), 2, 2_000);
+    assert!(count(&sync, &|m| matches!(m, Message::Open(_))) > 0);
+    assert!(
+        count(&sync, &|m| matches!(m, Message::Sync { .. }))
+            > 3 * count(&control, &|m| matches!(m, Message::Sync { .. })).max(1)
+    );
+    let malformed = world(16, config(&[Family::Malformed], 1_000_000), 2, 2_000);
+    assert!(malformed.byz_out.iter().filter(|o| matches!(o, Output::SendRaw { .. })).count() > 20);
+    assert!(malformed.malformed_received > 20, "most raw frames do not decode");
+    assert_eq!(control.malformed_received, 0);
+    let deviate = world(17, config(&[Family::Deviate], 1_000_000), 2, 2_000);
+    let own = |w: &World| count(w, &|m| own_round_votes(m) || own_votes(m));
+    assert_ne!(own(&deviate), own(&control), "its own messages are dropped, delayed, redirected or replaced");
+    assert!(deviate
+        .byz_out
+        .iter()
+        .any(|o| matches!(o, Output::Schedule { timer, .. } if timer.kind == TimerKind::Adversary)));
+}
+
+/// Every valid signature of another agent that it sends is a copy of something it received:
+/// it never forges one.
+#[test]
+fn it_signs_with_its_own_key_only() {
+    let w = world(21, config(&Family::ALL, 1_000_000), 3, 3_000);
+    let mut received_votes = BTreeSet::new();
+    let mut received_round_votes = BTreeSet::new();
+    let mut received_proposals = BTreeSet::new();
+    let mut note = |m: &Message| match m {
+        Message::Vote(v) => {
+            received_votes.insert(v.clone());
+        }
+        Message::RoundVote(v) => {
+            received_round_votes.insert(v.clone());
+        }
+        Message::Proposal(p) => {
+            received_proposals.insert(p.signature);
+            received_round_votes.extend(p.polka.iter().cloned());
+            received_votes.extend(p.value.votes.iter().cloned());
+        }
+        Message::Commit(c) => {
+            received_proposals.insert(c.proposal.signature);
+            received_round_votes.extend(c.precommits.iter().cloned());
+            received_round_votes.extend(c.proposal.polka.iter().cloned());
+            received_votes.extend(c.proposal.value.votes.iter().cloned());
+        }
+        _ => {}
+    };
+    w.byz_in.iter().for_each(&mut note);
+    let k = &w.keyring;
+    let (mut checked, mut own) = (0, 0);
+    let mut check_vote = |v: &crate::protocol::SignedVote| {
+        if k.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature) {
+            checked += 1;
+            own += usize::from(v.vote.agent == BYZ);
+            assert!(v.vote.agent == BYZ || received_votes.contains(v), "a vote of {} it never received", v.vote.agent);
+        }
+    };
+    let verifies_round_vote = |v: &crate::protocol::RoundVote| {
+        k.verify(v.agent, &wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value), &v.signature)
+    };
+    let mut round_votes = Vec::new();
+    for m in w.byz_messages() {
+        match m {
+            Message::Vote(v) => check_vote(v),
+            Message::RoundVote(v) => round_votes.push(v.clone()),
+            Message::Proposal(p) => {
+                p.value.votes.iter().for_each(&mut check_vote);
+                round_votes.extend(p.polka.iter().cloned());
+                let bytes = wire::proposal_signing_bytes(&p.value, p.round, p.valid_round);
+                if k.verify(p.proposer, &bytes, &p.signature) && p.proposer != BYZ {
+                    assert!(
+                        received_proposals.contains(&p.signature),
+                        "a proposal of {} it never received",
+                        p.proposer
+                    );
+                }
+            }
+            Message::Commit(c) => {
+                c.proposal.value.votes.iter().for_each(&mut check_vote);
+                round_votes.extend(c.precommits.iter().cloned());
+            }
+            _ => {}
+        }
+    }
+    for v in round_votes.iter().filter(|v| verifies_round_vote(v)) {
+        assert!(v.agent == BYZ || received_round_votes.contains(v), "a round vote of {} it never received", v.agent);
+    }
+    assert!(checked > 50 && own > 10, "{checked} valid votes checked, {own} its own");
+}
+
+/// Everything it keeps stays within its bounds, whatever it is fed.
+#[test]
+fn memory_stays_within_its_bounds() {
+    let keys = sim_committee(31, N);
+    let mut byz = full_power(&keys, 31, config(&Family::ALL, 1_000_000));
+    let mut w = World::new(&keys, full_power(&keys, 31, config(&Family::ALL, 1_000_000)), 40);
+    w.run(6_000);
+    // Replay everything the honest world sent it, over and over, into a second agent at
+    // growing times, with round votes of many rounds on top.
+    let mut out = Vec::new();
+    for (i, m) in w.byz_in.iter().enumerate() {
+        let now = i as TimeMs;
+        byz.handle(now, Input::Receive { from: AgentId(1), message: m.clone() }, &mut out);
+        if let Message::RoundVote(v) = m {
+            for r in 0..40 {
+                let mut v = v.clone();
+                v.round = v.round.saturating_add(r * 7);
+                byz.handle(now, Input::Receive { from: v.agent, message: Message::RoundVote(v) }, &mut out);
+            }
+        }
+        out.clear();
+    }
+    let bounds = |u: MemoryUse| {
+        assert!(u.sessions <= MAX_SESSIONS && u.votes <= MAX_VOTES && u.proposals <= MAX_PROPOSALS, "{u:?}");
+        assert!(
+            u.round_votes <= MAX_ROUND_VOTES && u.commits <= MAX_COMMITS && u.own_values <= MAX_OWN_VALUES,
+            "{u:?}"
+        );
+        assert!(u.streams <= MAX_STREAMS && u.held <= MAX_HELD && u.budgets <= MAX_BUDGETS, "{u:?}");
+    };
+    let used = byz.full_power_memory().unwrap_or_default();
+    bounds(used.clone());
+    assert_eq!(used.sessions, MAX_SESSIONS, "40 sessions seen, the last 16 kept");
+    assert_eq!(used.round_votes, MAX_ROUND_VOTES, "{used:?}");
+}
+
+/// The honest agents keep agreement and decide every session, with the full-power agent acting
+/// at every input (rate 1) in every family.
+#[test]
+fn honest_agents_agree_and_decide_under_it() {
+    for seed in 40..44 {
+        let w = world(seed, config(&Family::ALL, 1_000_000), 4, 20_000);
+        let decided = w.honest_agreement();
+        assert_eq!(decided.len(), 4, "seed {seed}: every honest agent decides every session: {decided:?}");
+    }
+    let w = world(45, FullPowerConfig::default(), 6, 20_000);
+    assert_eq!(w.honest_agreement().len(), 6);
+}
+
+/// Two full-power agents answer each other's messages at every input: their traffic stays
+/// within [`MAX_ACTIONS_PER_INTERVAL`] actions per retransmit interval (each at most two
+/// messages to every peer) on top of the inner agent's own.
+#[test]
+fn two_full_power_agents_do_not_flood_each_other() {
+    let keys = sim_committee(61, N);
+    let mut w = World::new(&keys, full_power(&keys, 61, config(&Family::ALL, 1_000_000)), 3);
+    let peers = (0..N).map(AgentId).collect();
+    let second = Byzantine::new(
+        agent(&keys, 1),
+        keys.agents[1].clone(),
+        Strategy::FullPower,
+        peers,
+        EngineConfig::default(),
+        62,
+        7,
+    )
+    .with_full_power(config(&Family::ALL, 1_000_000));
+    w.nodes[1] = Box::new(second);
+    w.run(5_000);
+    let mut per_interval: BTreeMap<TimeMs, usize> = BTreeMap::new();
+    for (o, at) in w.byz_out.iter().zip(&w.byz_times) {
+        let frames = match o {
+            Output::Broadcast(_) => N as usize - 1,
+            Output::Send { .. } | Output::SendRaw { .. } => 1,
+            _ => 0,
+        };
+        *per_interval.entry(at / 100).or_default() += frames;
+    }
+    let most = per_interval.values().copied().max().unwrap_or(0);
+    let bound = 2 * MAX_ACTIONS_PER_INTERVAL as usize * 2 * (N as usize - 1) + 200;
+    assert!(most <= bound, "{most} frames in one interval (bound {bound})");
+    assert!(w.now >= 4_900, "the run got to its end: {}", w.now);
+}
+
+/// The knobs: `families = []` or `rate = 0` is the honest agent itself.
+#[test]
+fn without_families_or_rate_it_is_the_honest_agent() {
+    let keys = sim_committee(51, N);
+    let mut honest = World::new(&keys, full_power(&keys, 51, config(&[], 1_000_000)), 2);
+    honest.run(2_000);
+    let mut zero = World::new(&keys, full_power(&keys, 51, config(&Family::ALL, 0)), 2);
+    zero.run(2_000);
+    assert_eq!(honest.byz_out, zero.byz_out);
+    let mut plain = World::new(&keys, full_power(&keys, 51, config(&[], 0)), 2);
+    // The same world with the plain agent in its place.
+    plain.nodes[0] = Box::new(agent(&keys, 0));
+    plain.byz_out.clear();
+    plain.run(2_000);
+    assert_eq!(honest.byz_out, plain.byz_out);
+}
+
+#[test]
+fn malformed_frames_never_decode_as_what_they_were() {
+    use rand::SeedableRng;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let message = Message::Sync { next: SessionId(3) };
+    let frame = wire::encode(&message);
+    let mut failed = 0;
+    for _ in 0..500 {
+        let bytes = malformed::corrupt(&mut rng, frame.clone());
+        match wire::decode(&bytes) {
+            Ok(m) => assert_ne!(m, message, "a corruption that changed nothing: {bytes:?}"),
+            Err(_) => failed += 1,
+        }
+    }
+    assert!(failed > 450, "{failed} of 500 fail to decode");
+}
