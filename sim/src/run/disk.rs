@@ -25,7 +25,10 @@ use consensus_core::protocol::{Input, Message, Node, Output, TimerKind};
 use consensus_core::runner::{Clock, Frame};
 use consensus_core::{AgentId, TimeMs};
 use durable::log::{checksum, HEADER_BYTES, MAX_RECORD_BYTES};
-use durable::{CrashMode, DurableAgent, DurableConfig, Latency, Op, Recoverable, SimDisk, Storage, StorageError};
+use durable::{
+    Archive, Archived, CrashMode, DurableAgent, DurableConfig, Latency, LogError, Op, Recoverable, SharedArchive,
+    SimDisk, Storage, StorageError,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -127,7 +130,14 @@ struct Flip {
 pub(super) struct AgentDisk {
     pub disk: SimDisk,
     flips: Vec<Flip>,
+    /// The agent's archive of decided sessions with their certificates (`durable::Archived`,
+    /// docs/protocol.md L78-L81), on a disk of its own that survives the agent's crashes.
+    archive: Option<SharedArchive<SimDisk>>,
 }
+
+/// How many decisions an agent's archive keeps: `bftsim-node`'s default `[storage]
+/// keep_decisions`.
+const ARCHIVE_KEEP: usize = 10_000;
 
 /// Every agent's disk, by network address (a twin's second copy has its own).
 #[derive(Clone, Default)]
@@ -144,9 +154,28 @@ impl Disks {
         let entry = disks.entry(address).or_insert_with(|| {
             let disk = SimDisk::new();
             disk.set_latency(Latency { sync_ms, ..Latency::default() });
-            AgentDisk { disk, flips: Vec::new() }
+            AgentDisk { disk, flips: Vec::new(), archive: None }
         });
         entry.disk.clone()
+    }
+
+    /// The archive of `address`, opened on first use and kept across its crashes. Unlike the
+    /// node, whose archive shares the agent's disk, it is not subject to the run's storage
+    /// faults: a lost or damaged archive entry only means a peer answers `Pruned` earlier (L81),
+    /// and the storage faults are aimed at the log, whose damage the oracle accounts for.
+    fn archive(&self, address: AgentId) -> Result<SharedArchive<SimDisk>, LogError> {
+        let mut disks = lock(&self.0);
+        let entry = disks.entry(address).or_insert_with(|| AgentDisk {
+            disk: SimDisk::new(),
+            flips: Vec::new(),
+            archive: None,
+        });
+        if let Some(archive) = &entry.archive {
+            return Ok(archive.clone());
+        }
+        let archive: SharedArchive<SimDisk> = Arc::new(Mutex::new(Archive::open(SimDisk::new(), ARCHIVE_KEEP)?));
+        entry.archive = Some(archive.clone());
+        Ok(archive)
     }
 
     fn with<T>(&self, address: AgentId, f: impl FnOnce(&mut AgentDisk) -> T) -> Option<T> {
@@ -590,14 +619,23 @@ pub(super) struct Start {
 /// `Input::Recover`, or `None` when the log is refused (the agent stays down: a disk fault).
 pub(super) fn open(start: Start, disks: &Disks) -> Option<(DurableNode, bool)> {
     let Start { inner, storage, life, honest, restart, amnesia, config, direct } = start;
+    // As in the node: the agent answers peers far behind from its archive (L78-L81).
+    let archive = match disks.archive(life.address) {
+        Ok(archive) => archive,
+        Err(e) => {
+            life.stop(&format!("its archive cannot be opened ({e})"));
+            return None;
+        }
+    };
     if direct && !restart {
         let disk = storage.disk.clone();
-        let agent = Layer::Direct(inner);
+        let agent = Layer::Direct(Box::new(Archived::new(inner, archive)));
         return Some((DurableNode { agent, stash: FrameStash::default(), disk, life, check: honest }, false));
     }
     let replaying = Arc::new(AtomicBool::new(true));
     let inner: Inner =
         if amnesia && restart { Box::new(Amnesic { inner, replaying: replaying.clone() }) } else { inner };
+    let inner: Inner = Box::new(Archived::new(inner, archive));
     let opened = DurableAgent::open(inner, storage.clone(), config, |_, _, _| {});
     replaying.store(false, Ordering::Relaxed);
     let now = life.clock.now_ms();

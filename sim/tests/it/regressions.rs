@@ -73,17 +73,10 @@ fn an_agent_that_missed_a_whole_session_learns_of_it() {
     replay("never-told-of-a-session.toml", 39);
 }
 
-/// KNOWN BUG, not fixed yet (`scenarios/known-bugs/`): an agent down while more than
-/// `keep_decided` sessions were decided never catches up. This test keeps the finding in
-/// sight: it fails once the fix (state sync beyond keep_decided) lands; then move the scenario
-/// to `scenarios/regressions/` without its `[expect]` and replay it here with [`replay`].
+/// An agent down while more than `keep_decided` sessions were decided never caught up: nobody
+/// held the certificates it needed (found by explore, master seed 1, run 803). Peers now answer
+/// from their archives (L78-L81).
 #[test]
-fn known_bug_an_agent_behind_by_more_than_keep_decided_never_catches_up() {
-    let path = scenarios().join("known-bugs").join("never-catches-up.toml");
-    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let record = run(&s, 12_407_887_724_670_034_416, Default::default(), RunOptions::default()).record;
-    let found: Vec<&str> = record.violations.iter().map(|v| v.invariant.as_str()).collect();
-    assert_eq!(found, ["catch-up"], "{:?}", record.violations);
-    let detail = &record.violations[0].detail;
-    assert!(detail.contains("agent-5 restarted at 2235 ms and has not decided session-0"), "{detail}");
+fn an_agent_behind_by_more_than_keep_decided_catches_up() {
+    replay("never-catches-up.toml", 12_407_887_724_670_034_416);
 }
