@@ -307,6 +307,13 @@ impl SessionMachine {
         }
         if self.spec.is_none() && self.spec_authentic(&c.proposal.value.spec, ctx) {
             self.learn_spec(c.proposal.value.spec.clone(), ctx, out);
+            // Learning the spec replays what waited for it, which may itself decide (L48 or an
+            // earlier certificate): decide once (L52 requires decision_p unset). Found by
+            // explore once peers answered Sync from their archives (L78) with certificates of
+            // sessions whose spec the agent had not seen.
+            if self.decided.is_some() {
+                return;
+            }
         }
         self.values.entry(id).or_insert_with(|| c.proposal.value.clone());
         if !self.is_valid(id, ctx) {
