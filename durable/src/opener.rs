@@ -81,6 +81,12 @@ pub enum SubmitError {
         /// The limit.
         max: usize,
     },
+    /// Every session id has been handed out or seen: the next one would reuse an id.
+    #[error("no session id is left: the opener has handed out or seen session {last} (the largest id); it never reuses an id")]
+    Exhausted {
+        /// The largest id.
+        last: u64,
+    },
     /// The log failed.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -208,6 +214,11 @@ impl<S: Storage + Clone, G: Signer> Opener<S, G> {
     pub fn submit(&mut self, query: String, candidates: u32) -> Result<Ticket, SubmitError> {
         if self.state.queued.len() >= self.config.max_queued {
             return Err(SubmitError::Full { queued: self.state.queued.len(), max: self.config.max_queued });
+        }
+        // `next` saturates at u64::MAX (a certificate or log may name that id: `note_seen`), so
+        // u64::MAX itself is never handed out: the id after it would be the same id again.
+        if self.state.next == u64::MAX {
+            return Err(SubmitError::Exhausted { last: u64::MAX });
         }
         let session = SessionId(self.state.next);
         let mark = self.log(Record::Accepted { session, query, candidates })?;
@@ -397,6 +408,20 @@ mod tests {
             let t = submit(&mut o, "after restart");
             assert!(t.session.0 >= 3, "{mode:?}: an acknowledged id is never reused");
         }
+    }
+
+    /// Found by explore (master seed 4, run 951, more than f Byzantine agents): a certificate
+    /// named session u64::MAX, `next` saturated there and two queries got that one id.
+    #[test]
+    fn an_id_is_never_handed_out_twice_even_at_the_end_of_the_id_space() {
+        let disk = SimDisk::new();
+        let (mut o, _) = opener(&disk, config(2));
+        submit(&mut o, "q0");
+        o.note_seen(SessionId(u64::MAX - 2));
+        assert_eq!(submit(&mut o, "last").session, SessionId(u64::MAX - 1));
+        assert!(matches!(o.submit("one more".into(), 2), Err(SubmitError::Exhausted { last: u64::MAX })));
+        o.decided(SessionId(u64::MAX)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(o.submit("and another".into(), 2), Err(SubmitError::Exhausted { .. })));
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl Opener {
         let ticket = match self.machine().submit(query, candidates) {
             Ok(t) => t,
             Err(e @ SubmitError::Full { .. }) => return Err(Refused::Busy(e.to_string())),
+            Err(e @ SubmitError::Exhausted { .. }) => return Err(Refused::Failed(e.to_string())),
             Err(SubmitError::Log(e)) => return Err(Refused::Failed(e.to_string())),
         };
         self.durability.durable_or_failed(ticket.mark).await.map_err(Refused::Failed)?;

@@ -3,7 +3,7 @@
 //!
 //! | invariant | checked when | meaning |
 //! |---|---|---|
-//! | `acknowledged-durable` | the opener acknowledges a session, restarts, and an honest agent decides | an acknowledged session id is never given to another query, a restarted opener still holds every acknowledged session not yet decided, and a decision of an acknowledged id is of the acknowledged query |
+//! | `acknowledged-durable` | the opener acknowledges a session, restarts, and an honest agent decides | an acknowledged session id is never given to another query, a restarted opener still holds every acknowledged session not yet decided (with at most f_max Byzantine agents: `Promises::opener_keeps_pending`), and a decision of an acknowledged id is of the acknowledged query |
 //! | `no-equivocation-across-restarts` | an honest agent's own signed message leaves it | an honest agent never lets two different signed messages out for one (session, round, kind), across restarts |
 //! | `corruption-detected` | an agent restarts | a record the simulator damaged is never replayed as whole (the restart refuses it, or cuts the log before it) |
 //! | `catch-up` | every step | a restarted honest agent decides every session an honest agent decided within `expect.catch_up_ms` of the latest of its restart, that decision and the run's last fault |

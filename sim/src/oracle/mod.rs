@@ -104,6 +104,11 @@ pub struct Promises {
     pub unanimity_validity: bool,
     /// The influence bound: at most f_max Byzantine agents.
     pub influence_bound: bool,
+    /// A restarted opener still holds every acknowledged session not decided
+    /// (`acknowledged-durable`, its "lost" part): at most f_max Byzantine agents, because the
+    /// client counts a session decided once f + 1 agents send it a certificate, so f + 1
+    /// Byzantine agents can make it forget one. An acknowledged id is never reused in any run.
+    pub opener_keeps_pending: bool,
 }
 
 impl Promises {
@@ -113,7 +118,12 @@ impl Promises {
         let q = consensus_core::quorum::quorum(n, f_max).unwrap_or(n);
         let intersection = (2 * q).saturating_sub(n);
         let within = byzantine <= f_max;
-        Promises { agreement: byzantine < intersection, unanimity_validity: within, influence_bound: within }
+        Promises {
+            agreement: byzantine < intersection,
+            unanimity_validity: within,
+            influence_bound: within,
+            opener_keeps_pending: within,
+        }
     }
 }
 
@@ -212,7 +222,12 @@ impl Oracle {
             reference,
             best: BTreeMap::new(),
             violation: None,
-            promises: Promises { agreement: true, unanimity_validity: true, influence_bound: true },
+            promises: Promises {
+                agreement: true,
+                unanimity_validity: true,
+                influence_bound: true,
+                opener_keeps_pending: true,
+            },
             liveness_rounds: None,
             durable: durability::DurableChecks::default(),
         }
@@ -244,6 +259,9 @@ impl Oracle {
 
     /// The opener restarted holding the sessions `pending` says (`acknowledged-durable`).
     pub fn on_opener_restart(&mut self, pending: impl Fn(SessionId) -> bool, step: u64, now: TimeMs) {
+        if !self.promises.opener_keeps_pending {
+            return;
+        }
         let decided = |s: SessionId| self.first.contains_key(&s);
         let found = self.durable.on_opener_restart(pending, decided);
         self.found(found, step, now);

@@ -255,8 +255,9 @@ fn influence_bound_reports_a_wrong_decision_beyond_the_honest_margin() {
 #[test]
 fn promises_follow_quorum_arithmetic() {
     // n = 5: q = 4, 2q − n = 3: agreement holds with up to 2 Byzantine agents.
-    let all = Promises { agreement: true, unanimity_validity: true, influence_bound: true };
-    let agreement_only = Promises { agreement: true, unanimity_validity: false, influence_bound: false };
+    let all = Promises { agreement: true, unanimity_validity: true, influence_bound: true, opener_keeps_pending: true };
+    let agreement_only =
+        Promises { agreement: true, unanimity_validity: false, influence_bound: false, opener_keeps_pending: false };
     let none = Promises { agreement: false, ..agreement_only };
     assert_eq!(Promises::of(5, 1), all);
     assert_eq!(Promises::of(5, 2), agreement_only);

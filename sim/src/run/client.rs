@@ -196,8 +196,8 @@ impl OpenerHost {
         for (k, query) in requests {
             match opener.submit(query.clone(), self.candidates) {
                 Ok(ticket) => waiting.push((k, query, ticket)),
-                Err(durable::SubmitError::Full { .. }) => {
-                    // 503: the client tries again.
+                Err(durable::SubmitError::Full { .. } | durable::SubmitError::Exhausted { .. }) => {
+                    // 503: the client tries again (Exhausted: refused, never acknowledged).
                     let mut p = lock(&self.port);
                     p.taken.remove(&k);
                     p.cut.push(k);

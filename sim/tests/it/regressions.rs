@@ -80,3 +80,14 @@ fn an_agent_that_missed_a_whole_session_learns_of_it() {
 fn an_agent_behind_by_more_than_keep_decided_catches_up() {
     replay("never-catches-up.toml", 12_407_887_724_670_034_416);
 }
+
+/// The opener acknowledged two queries with one id once certificates named session u64::MAX
+/// (explore, master seed 4, run 951). Every agent is Byzantine here, so nothing is decided; what
+/// must hold is that no acknowledged id is reused.
+#[test]
+fn the_opener_never_hands_an_id_out_twice() {
+    let path = scenarios().join("regressions").join("opener-id-exhausted.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let record = run(&s, 15_397_880_343_104_534_764, Default::default(), RunOptions::default()).record;
+    assert_eq!(record.outcome, RunOutcome::Ok, "{:?}", record.violations);
+}
