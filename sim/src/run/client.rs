@@ -13,7 +13,7 @@
 //! found, or at the liveness bound.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consensus_core::protocol::messages::SignedSpec;
@@ -26,7 +26,7 @@ use futures_channel::mpsc::unbounded;
 
 use super::disk::AgentStorage;
 use super::net::{Routing, SimRx, SimTx};
-use super::{Shared, SimClock};
+use super::{lock, Shared, SimClock};
 use crate::scenario::Scenario;
 
 /// How often the opener re-sends `Open` for an undecided session, ms.
@@ -55,10 +55,6 @@ pub(super) struct Port {
 
 /// Shared by the client and the opener.
 pub(super) type SharedPort = Arc<Mutex<Port>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The opener's node crashed or stopped: every request in flight is cut.
 pub(super) fn opener_down(port: &SharedPort, world: &Shared, stopped: bool) {
