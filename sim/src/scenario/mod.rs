@@ -482,6 +482,16 @@ pub enum ClogTarget {
     Link([u32; 2]),
 }
 
+impl std::fmt::Display for ClogTarget {
+    /// `agent 3`, `link 1–6`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClogTarget::Agent(a) => write!(f, "agent {a}"),
+            ClogTarget::Link([a, b]) => write!(f, "link {a}–{b}"),
+        }
+    }
+}
+
 /// `[expect]`: what a run must show to pass.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, expecting = "an [expect] table")]

@@ -695,21 +695,14 @@ fn describe(fault: &Fault) -> String {
         FaultAction::Heal => "heal".to_owned(),
         FaultAction::Crash { agent } => format!("crash agent {agent}"),
         FaultAction::Restart { agent } => format!("restart agent {agent}"),
-        FaultAction::Clog { target } => format!("clog {}", target_name(*target)),
-        FaultAction::Unclog { target } => format!("unclog {}", target_name(*target)),
+        FaultAction::Clog { target } => format!("clog {target}"),
+        FaultAction::Unclog { target } => format!("unclog {target}"),
         FaultAction::FlipBit { agent } => format!("flip a bit in agent {agent}'s log"),
         FaultAction::FailSync { agent } => format!("fail agent {agent}'s next fsync"),
         FaultAction::DiskFull { agent } => format!("fill agent {agent}'s disk"),
         FaultAction::SlowDisk { agent, sync_ms } => format!("agent {agent}'s fsyncs take {sync_ms} ms"),
     };
     format!("{what} at {} ms", fault.at_ms)
-}
-
-fn target_name(target: ClogTarget) -> String {
-    match target {
-        ClogTarget::Agent(a) => format!("agent {a}"),
-        ClogTarget::Link([a, b]) => format!("link {a}–{b}"),
-    }
 }
 
 /// The simulator as a shrink oracle: the first invariant `scenario` violates at `seed` (with

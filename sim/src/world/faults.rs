@@ -12,7 +12,9 @@ use crate::scenario::ClogTarget;
 impl World {
     /// Cuts the network between `groups` (only from earlier to later groups if `one_way`).
     pub fn partition(&mut self, groups: Vec<BTreeSet<AgentId>>, one_way: bool) -> String {
-        let detail = format!("partition {groups:?}{}", if one_way { " (one-way)" } else { "" });
+        let sides: Vec<String> =
+            groups.iter().map(|g| g.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")).collect();
+        let detail = format!("partition {}{}", sides.join(" | "), if one_way { " (one-way)" } else { "" });
         self.partition = Some(Partition { groups, one_way });
         detail
     }
@@ -35,12 +37,12 @@ impl World {
     /// Holds every frame `target` matches until it is unclogged.
     pub fn clog(&mut self, target: ClogTarget) -> String {
         self.clogs.insert(target);
-        format!("clog {target:?}")
+        format!("clog {target}")
     }
 
     /// Lifts a clog (the caller releases what it held: [`World::release_unclogged`]).
     pub fn unclog(&mut self, target: ClogTarget) -> String {
         self.clogs.remove(&target);
-        format!("unclog {target:?}")
+        format!("unclog {target}")
     }
 }
