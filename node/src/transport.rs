@@ -187,6 +187,11 @@ impl TransportStats {
             "Outgoing peer connections refused or lost",
             self.connect_failures.clone(),
         );
+        registry.register(
+            "duplicate_frames_suppressed",
+            "Frames identical to one the same peer sent within a second, not delivered again",
+            self.duplicates_suppressed.clone(),
+        );
     }
 }
 

@@ -23,7 +23,7 @@ use super::client::{opener_down, SharedPort};
 use super::disk::{Disks, Gate};
 use super::rounds::{RoundFaults, Verdict};
 use super::{Shared, SimClock};
-use crate::scenario::{CrashLoss, Fault, FaultAction, NodeRef, Scenario};
+use crate::scenario::{ClogTarget, CrashLoss, Fault, FaultAction, NodeRef, Scenario};
 use crate::trace::derive;
 use crate::world::{Delivery, NetModel, Partition, Tail, World};
 
@@ -321,6 +321,16 @@ fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
         FaultAction::Unclog { target } => {
             w.clogs.remove(target);
             (format!("unclog {target:?}"), None)
+        }
+        // Simulated as what the peers of a stopped process see: its links hold every message
+        // both ways until it continues (docs/scenarios.md, `pause`).
+        FaultAction::Pause { agent } => {
+            w.clogs.insert(ClogTarget::Agent(*agent));
+            (format!("pause {}", AgentId(*agent)), None)
+        }
+        FaultAction::Resume { agent } => {
+            w.clogs.remove(&ClogTarget::Agent(*agent));
+            (format!("resume {}", AgentId(*agent)), None)
         }
         FaultAction::FlipBit { agent } => {
             (format!("flip a bit on the disk of {}", AgentId(*agent)), Some(AgentId(*agent)))
