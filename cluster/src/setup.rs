@@ -145,7 +145,7 @@ pub fn write(s: &Scenario, dir: &Path) -> anyhow::Result<Files> {
     for (i, path) in configs.iter().enumerate() {
         let mut c = NodeConfig::load(path)?;
         c.engine = s.engine_config();
-        c.protocol = consensus_core::protocol::ProtocolConfig { pipeline: DEFAULT_PIPELINE, ..protocol.clone() };
+        c.protocol = consensus_core::protocol::ProtocolConfig { pipeline: DEFAULT_PIPELINE, ..protocol };
         c.client.max_in_flight = Some(usize::try_from(s.workload.concurrency.min(DEFAULT_PIPELINE)).unwrap_or(1));
         c.evaluator = EvaluatorConfig::Synthetic { latency_ms: Some(EVALUATOR_LATENCY_MS), seed: i as u64 };
         for peer in &mut c.peers {
