@@ -147,7 +147,10 @@ async fn one(w: &Workload, k: u64, urls: &[String], mut via: usize, start: Insta
 /// Node `i`'s answer for `session`, asking until it is decided or `deadline`; `None` if it is
 /// not decided there by then (or the node does not answer).
 pub async fn answer(url: &str, session: u64, deadline: Instant) -> Option<Value> {
-    while Instant::now() < deadline {
+    let mut asked = false;
+    // At least once, even past the deadline: a session decided long ago is answered at once.
+    while !asked || Instant::now() < deadline {
+        asked = true;
         let left = u64::try_from(deadline.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(0);
         let wait = left.min(POLL_WAIT_MS);
         let get = format!("{url}/v1/sessions/{session}?wait_ms={wait}");

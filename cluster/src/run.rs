@@ -97,7 +97,11 @@ pub async fn run(s: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
         candidates: s.workload.candidates,
         concurrency: s.workload.concurrency,
     };
-    client::drive(workload, files.urls.clone(), start, deadline, history.clone()).await;
+    // The client talks to the honest nodes: the invariants are about their answers, and a
+    // Byzantine node may acknowledge and then never answer (or answer anything).
+    let honest_urls: Vec<String> =
+        files.urls.iter().enumerate().filter(|(i, _)| byzantine[*i].is_none()).map(|(_, u)| u.clone()).collect();
+    client::drive(workload, honest_urls, start, deadline, history.clone()).await;
     let fault_error = faults.await.unwrap_or_else(|e| Some(format!("the fault task failed: {e}")));
     let history = history.snapshot();
 
@@ -110,6 +114,16 @@ pub async fn run(s: &Scenario, opts: &Options) -> anyhow::Result<Outcome> {
     let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let cx = Context { keyring: &keyring, members: &members, liveness: s.promises_liveness(), now_ms };
     let mut violation = check(&history, &answers, &cx);
+    if violation.is_none() && cx.liveness && (history.len() as u64) < s.workload.sessions {
+        let detail = format!(
+            "only {} of {} sessions were submitted within the liveness bound ({} ms after the last fault)",
+            history.len(),
+            s.workload.sessions,
+            s.expect.liveness_bound_ms
+        );
+        violation =
+            Some(Violation { invariant: "liveness".into(), step: history.len() as u64, time_ms: now_ms, detail });
+    }
     if violation.is_none() {
         violation = exits(&nodes, now_ms).or(fault_error.map(|e| Violation {
             invariant: "fault-applied".into(),
