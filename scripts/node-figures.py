@@ -23,6 +23,7 @@ library only.
 """
 
 import argparse
+import re
 import http.client
 import json
 import os
@@ -149,13 +150,24 @@ def catch_up(args, n, down, spawn, http_port, load_s):
     }
 
 
+def percentiles(samples):
+    """Nearest-rank p50 / p99 / max of client-side latencies, ms."""
+    if not samples:
+        return {}
+    xs = sorted(samples)
+    rank = lambda p: xs[max(0, min(len(xs) - 1, -(-len(xs) * p // 100) - 1))]  # noqa: E731
+    return {"p50": round(rank(50), 1), "p99": round(rank(99), 1), "max": round(xs[-1], 1)}
+
+
 def main():
     signal.signal(signal.SIGTERM, on_term)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default="target/release/bftsim-node")
     ap.add_argument("--agents", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=100000)
-    ap.add_argument("--in-flight", type=int, default=16, help="the opener's max_in_flight")
+    ap.add_argument("--in-flight", type=int, default=None,
+                    help="the opener's max_in_flight (default: what init-cluster writes, the admission rule)")
+    ap.add_argument("--fsync", choices=["on", "off"], default="on")
     ap.add_argument("--window", type=int, default=64, help="sessions submitted and not yet decided, at most")
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--label", default="")
@@ -179,7 +191,10 @@ def main():
         path = os.path.join(work, f"agent-{i}.toml")
         with open(path) as f:
             text = f.read()
-        text = text.replace("max_in_flight = 16", f"max_in_flight = {args.in_flight}")
+        if args.in_flight is not None:
+            text = re.sub(r"max_in_flight = \d+", f"max_in_flight = {args.in_flight}", text)
+        if args.fsync == "off":
+            text = text.replace("fsync = true", "fsync = false")
         with open(path, "w") as f:
             f.write(text)
     procs = [None] * n
@@ -221,6 +236,7 @@ def main():
         samples = []
         lock = threading.Lock()
         state = {"submitted": 0, "decided": 0, "refused": 0, "failed": None}
+        latencies = []  # client-side: POST sent to the decision received, ms
         every = max(1, args.sessions // args.samples)
         started = time.time()
 
@@ -244,12 +260,13 @@ def main():
                     state["submitted"] += 1
                     k = state["submitted"]
                 body = json.dumps({"query": f"figure question {k}", "candidates": ["alpha", "beta", "gamma"]})
+                t_submit = time.time()
                 try:
                     while True:
                         status, reply = c.request("POST", "/v1/sessions", body)
                         if status == 201:
                             break
-                        if status == 503:  # the opener's queue is full: back off
+                        if status in (429, 503):  # saturated (429, Retry-After) or the opener is busy: back off
                             with lock:
                                 state["refused"] += 1
                             time.sleep(0.05)
@@ -266,6 +283,7 @@ def main():
                     return
                 with lock:
                     state["decided"] += 1
+                    latencies.append((time.time() - t_submit) * 1000.0)
                     due = state["decided"] % every == 0
                 if due:
                     sample()
@@ -309,7 +327,8 @@ def main():
         summary = {
             "label": args.label, "agents": n, "sessions": args.sessions, "in_flight": args.in_flight,
             "window": args.window, "seconds": round(elapsed, 1), "sessions_per_s": round(args.sessions / elapsed, 1),
-            "refused_posts": state["refused"],
+            "refused_posts": state["refused"], "fsync": args.fsync,
+            "latency_ms": percentiles(latencies),
             "disk_bytes_max": max(sizes), "disk_bytes_mean": sum(sizes) // n,
             "rss_bytes_max": max(rss), "rss_bytes_mean": sum(rss) // n,
             "restart_agent": largest, "restart_data_bytes": sizes[largest], "restart_s": round(restart, 2),

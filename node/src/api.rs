@@ -19,20 +19,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use consensus_core::metrics::{check_alerts, AlertThresholds};
 use consensus_core::{wire, SessionId};
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::atomic::AtomicU64;
 
 pub use crate::answer::decision_json;
 use crate::evaluate::QueryEnvelope;
 use crate::issued::{issued, never_issued, Issued};
+use crate::metrics::{self, HttpMetrics, Scraped};
 use crate::opener::{Opener, Refused};
-use crate::state::{Labels, Lookup, Shared};
+use crate::state::{Lookup, Shared};
 use crate::transport::{Inbox, Links, TcpTx};
 
 /// A peer counts as reachable with its connection up or a frame from it this recently.
@@ -41,38 +38,6 @@ pub const REACHABLE_WINDOW: Duration = Duration::from_secs(10);
 /// Longest `wait_ms` honoured; a longer one is refused (`400`), so that no client believes it
 /// waited longer than it did. Long polls beyond it: ask again while the answer is `202`.
 pub const MAX_WAIT_MS: u64 = 30_000;
-
-/// Gauges computed at scrape time.
-#[derive(Default)]
-pub struct Gauges {
-    consensus_ms: Family<Labels, Gauge>,
-    consensus_rate: Family<Labels, Gauge<f64, AtomicU64>>,
-    consensus_sessions: Gauge,
-    sla_misses: Gauge,
-    alerts: Family<Labels, Gauge>,
-    queue_depth: Family<Labels, Gauge>,
-    inbox_depth: Gauge,
-}
-
-impl Gauges {
-    fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "consensus_time_ms",
-            "Decision latency (ConsensusMetrics), by statistic",
-            self.consensus_ms.clone(),
-        );
-        registry.register("consensus_rate", "ConsensusMetrics rates in [0, 1], by name", self.consensus_rate.clone());
-        registry.register(
-            "consensus_sessions",
-            "Sessions recorded by ConsensusMetrics",
-            self.consensus_sessions.clone(),
-        );
-        registry.register("consensus_sla_misses", "Sessions slower than the 500 ms SLA", self.sla_misses.clone());
-        registry.register("alert", "Active alerts of the design's four rules (1 = firing)", self.alerts.clone());
-        registry.register("peer_queue_depth", "Frames queued for each peer", self.queue_depth.clone());
-        registry.register("inbox_depth", "Frames waiting for the runner", self.inbox_depth.clone());
-    }
-}
 
 /// Everything the handlers need.
 pub struct ApiState {
@@ -88,7 +53,8 @@ pub struct ApiState {
     pub inbox: Inbox,
     /// Every metric.
     pub registry: Mutex<Registry>,
-    gauges: Gauges,
+    scraped: Scraped,
+    http_metrics: Arc<HttpMetrics>,
     /// Peer reachability.
     pub links: Arc<Links>,
     /// Sessions the agent may lag its peers by and still count as taking part.
@@ -105,38 +71,79 @@ impl ApiState {
         lag_bound: u64,
         mut registry: Registry,
     ) -> Arc<ApiState> {
-        let gauges = Gauges::default();
-        gauges.register(&mut registry);
+        let scraped = Scraped::default();
+        scraped.register(&mut registry);
+        let http_metrics = Arc::new(HttpMetrics::default());
+        http_metrics.register(&mut registry);
         let (tx, inbox, links) = net;
         let registry = Mutex::new(registry);
-        Arc::new(ApiState { shared, opener, opener_http, tx, inbox, registry, gauges, links, lag_bound })
+        Arc::new(ApiState { shared, opener, opener_http, tx, inbox, registry, scraped, http_metrics, links, lag_bound })
     }
 }
 
-/// The router.
+/// The router; every request is counted and timed by route and status.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let http_metrics = state.http_metrics.clone();
     Router::new()
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/healthz/ready", get(healthz))
+        .route("/healthz/live", get(livez))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route; the API is POST /v1/sessions, GET /v1/sessions/{id}, GET /metrics, GET /healthz",
+            )
+        })
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(http_metrics, HttpMetrics::track))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// `POST /v1/sessions`'s body, strictly: a misspelt key is an error, not a silent default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    query: String,
+    candidates: Vec<String>,
+}
+
+/// Why a submission cannot be judged: an empty query, no or too many candidates, an empty
+/// candidate, or two equal candidates (agents could not tell which one they chose).
+fn submission_problem(r: &SubmitRequest) -> Option<String> {
+    if r.query.trim().is_empty() {
+        return Some("the query is empty".into());
+    }
+    if r.candidates.is_empty() || r.candidates.len() > wire::MAX_CANDIDATES {
+        return Some(format!("{} candidates; 1 to {} are allowed", r.candidates.len(), wire::MAX_CANDIDATES));
+    }
+    if let Some(i) = r.candidates.iter().position(|c| c.trim().is_empty()) {
+        return Some(format!("candidate {i} is empty"));
+    }
+    for (i, c) in r.candidates.iter().enumerate() {
+        if let Some(j) = r.candidates[..i].iter().position(|d| d == c) {
+            return Some(format!("candidates {j} and {i} are the same text; each candidate must be distinct"));
+        }
+    }
+    None
+}
+
 async fn create_session(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Response {
-    let request: QueryEnvelope = match serde_json::from_slice(&body) {
+    let request: SubmitRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return error(StatusCode::BAD_REQUEST, format!("expected {{\"query\": str, \"candidates\": [str]}}: {e}"))
         }
     };
-    if request.candidates.is_empty() || request.candidates.len() > wire::MAX_CANDIDATES {
-        return error(StatusCode::BAD_REQUEST, format!("1 to {} candidates", wire::MAX_CANDIDATES));
+    if let Some(why) = submission_problem(&request) {
+        return error(StatusCode::BAD_REQUEST, why);
     }
+    let request = QueryEnvelope { query: request.query, candidates: request.candidates };
     let query = serde_json::to_string(&request).unwrap_or_default();
     if query.len() > wire::MAX_TEXT_BYTES {
         return error(
@@ -147,15 +154,25 @@ async fn create_session(State(state): State<Arc<ApiState>>, body: axum::body::By
     let Some(opener) = &state.opener else {
         return forward(&state.opener_http, &body).await;
     };
+    // Back-pressure before the inbox is full: frames piling up for the agent mean the
+    // committee is not keeping up, and more sessions would only make every one slower.
+    let waiting = state.inbox.max_capacity() - state.inbox.capacity();
+    if waiting > state.inbox.max_capacity() / 2 {
+        let why = format!("saturated: {waiting} frames wait for the agent; retry later");
+        return too_many(why);
+    }
     match opener.submit(query, request.candidates.len() as u32).await {
         Ok(session) => (StatusCode::CREATED, Json(json!({ "session": session.0 }))).into_response(),
-        Err(e @ Refused::Busy(_)) => {
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            r
-        }
+        Err(e @ Refused::Busy(_)) => too_many(e.to_string()),
         Err(e @ Refused::Failed(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// `429 Too Many Requests` with `Retry-After: 1`: the cluster is saturated, not down.
+fn too_many(why: String) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, why);
+    r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
 }
 
 async fn forward(opener: &SocketAddr, body: &[u8]) -> Response {
@@ -163,22 +180,35 @@ async fn forward(opener: &SocketAddr, body: &[u8]) -> Response {
     match crate::http_client::request("POST", &url, Some(body), Duration::from_secs(5)).await {
         Ok(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            (status, [(header::CONTENT_TYPE, "application/json")], r.body).into_response()
+            let mut response = (status, [(header::CONTENT_TYPE, "application/json")], r.body).into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            response
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("the opener at {opener} is unreachable: {e}")),
     }
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WaitParams {
     wait_ms: Option<u64>,
 }
 
 async fn get_session(
     State(state): State<Arc<ApiState>>,
-    Path(id): Path<u64>,
-    Query(params): Query<WaitParams>,
+    id: Result<Path<u64>, axum::extract::rejection::PathRejection>,
+    params: Result<Query<WaitParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // Extractor rejections are plain text in axum; every error of this API is JSON.
+    let Ok(Path(id)) = id else {
+        return error(StatusCode::BAD_REQUEST, "the session id must be a number from 0 to 18446744073709551615");
+    };
+    let params = match params {
+        Ok(Query(p)) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query string: {}", e.body_text())),
+    };
     let session = SessionId(id);
     if let Some(asked) = params.wait_ms.filter(|w| *w > MAX_WAIT_MS) {
         let message = format!(
@@ -230,32 +260,15 @@ async fn get_session(
     }
 }
 
-async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+/// Prometheus metrics: OpenMetrics when the `Accept` header asks for it, else the classic
+/// text format (crate::metrics).
+async fn metrics(State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap) -> Response {
     let snapshot = state.shared.recorder().snapshot(None);
-    let g = &state.gauges;
-    let ms = |name: &str, v: u64| g.consensus_ms.get_or_create(&vec![("stat", name.to_owned())]).set(v as i64);
-    ms("average", snapshot.average_consensus_time_ms);
-    ms("p95", snapshot.p95_consensus_time_ms);
-    ms("p99", snapshot.p99_consensus_time_ms);
-    ms("max", snapshot.max_consensus_time_ms);
-    let rate = |name: &str, v: consensus_core::Ppm| {
-        g.consensus_rate.get_or_create(&vec![("name", name.to_owned())]).set(f64::from(v.raw()) / 1e6)
-    };
-    rate("timeout", snapshot.timeout_rate);
-    rate("success", snapshot.consensus_success_rate);
-    rate("average_agreement", snapshot.average_agreement_rate);
-    rate("byzantine_detection", snapshot.byzantine_detection_rate);
-    g.consensus_sessions.set(snapshot.sessions as i64);
-    g.sla_misses.set(snapshot.sla_misses as i64);
-    g.alerts.clear();
-    for alert in check_alerts(&snapshot, &AlertThresholds::default()) {
-        let level = serde_json::to_value(alert.level).ok().and_then(|v| v.as_str().map(str::to_owned));
-        g.alerts.get_or_create(&vec![("level", level.unwrap_or_default()), ("title", alert.title)]).set(1);
-    }
+    state.scraped.update(&snapshot);
     for (peer, depth) in state.tx.queue_depths() {
-        g.queue_depth.get_or_create(&vec![("peer", peer.0.to_string())]).set(depth as i64);
+        state.scraped.queue_depth.get_or_create(&vec![("peer", peer.0.to_string())]).set(depth as i64);
     }
-    g.inbox_depth.set((state.inbox.max_capacity() - state.inbox.capacity()) as i64);
+    state.scraped.inbox_depth.set((state.inbox.max_capacity() - state.inbox.capacity()) as i64);
     let mut text = String::new();
     let encoded = {
         let registry = state.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -264,7 +277,12 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     if encoded.is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if metrics::wants_openmetrics(accept) {
+        ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, metrics::CLASSIC)], metrics::to_classic(&text)).into_response()
+    }
 }
 
 /// What `/healthz` judges the agent by.
@@ -327,12 +345,61 @@ impl Health {
         }
         reasons
     }
+
+    /// Why the process should be restarted; empty while it is alive. Only a failed log: a
+    /// lagging, partitioned or pruned-behind agent is alive (a restart would not help it), just
+    /// not ready.
+    pub fn dead_reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(why) = &self.log_failure {
+            reasons.push(format!("the durable log failed: {why}"));
+        }
+        if let Some(why) = &self.opener_failure {
+            reasons.push(format!("the opener's durable log failed: {why}"));
+        }
+        reasons
+    }
 }
 
 /// `200` when the agent takes part; `503` with the reasons when it does not: its durable log
 /// (or the opener's) failed, it lags its peers by more than `lag_bound` sessions (it is
 /// catching up, L80), f + 1 peers no longer keep the certificates it needs (L81: it cannot
 /// catch up), or no peer is reachable.
+/// `/healthz/live`: alive (`200`) unless its log failed (`503`: restart it once the disk is
+/// fixed); a lagging or cut-off agent is alive, only not ready.
+async fn livez(State(state): State<Arc<ApiState>>) -> Response {
+    let health = health(&state);
+    let dead = health.dead_reasons();
+    let body = json!({
+        "status": if dead.is_empty() { "alive" } else { "dead" },
+        "agent": state.shared.me.0,
+        "reasons": dead,
+    });
+    let status = if dead.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+fn health(state: &ApiState) -> Health {
+    let shared = &state.shared;
+    let (peers_applied, _) = shared.peers_applied();
+    let reachable = state.links.reachable(REACHABLE_WINDOW).len();
+    let (pruned_peers, pruned_below) = shared.pruned_beyond();
+    Health {
+        pruned_peers,
+        pruned_below,
+        f: state.links.peers() / 3,
+        log_failure: shared.log_failure(),
+        opener_failure: state.opener.as_ref().and_then(|o| o.failure()),
+        applied: shared.applied(),
+        peers_applied,
+        lag_bound: state.lag_bound,
+        reachable,
+        peers: state.links.peers(),
+    }
+}
+
+/// `/healthz` and `/healthz/ready`: ready (`200`) while the agent takes part, else `503` with
+/// the reasons; `alive` says whether a restart is called for (see [`livez`]).
 async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     let shared = &state.shared;
     let (peers_applied, reporting) = shared.peers_applied();
@@ -354,6 +421,8 @@ async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     let (kept, keep) = shared.kept_decisions();
     let body = json!({
         "status": if reasons.is_empty() { "ok" } else { "not-participating" },
+        "ready": reasons.is_empty(),
+        "alive": health.dead_reasons().is_empty(),
         "agent": shared.me.0,
         "applied": health.applied,
         "peers_applied": peers_applied,

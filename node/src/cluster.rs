@@ -115,7 +115,10 @@ pub fn init_cluster(spec: &ClusterSpec) -> Result<Vec<PathBuf>, ClusterError> {
         let _ = writeln!(t, "public_key = \"{}\"", to_hex(client.verifying_key().as_bytes()));
         let _ = writeln!(t, "key_file = \"client.key\"");
         let _ = writeln!(t, "opener = 0");
-        let _ = writeln!(t, "max_in_flight = 16\n");
+        // The admission rule (docs/node.md, Admission): the window shrinks with n².
+        let window = crate::config::admission_window(n as usize);
+        let _ = writeln!(t, "max_in_flight = {window}");
+        let _ = writeln!(t, "max_queued = {}\n", crate::config::queue_for(window));
         for (j, key) in keys.iter().enumerate() {
             if j == i {
                 continue;
@@ -141,4 +144,26 @@ pub fn init_cluster(spec: &ClusterSpec) -> Result<Vec<PathBuf>, ClusterError> {
 
 fn kebab(s: AgentSpecialization) -> String {
     serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_31_agent_cluster_gets_the_admission_window_of_its_size_not_16() {
+        let out = std::env::temp_dir().join(format!("bftsim-init-31-{}", std::process::id()));
+        let spec = ClusterSpec {
+            agents: 31,
+            base_port: 20_000,
+            host: "127.0.0.1".into(),
+            out: out.clone(),
+            evaluator: None,
+            ports: None,
+        };
+        let paths = init_cluster(&spec).unwrap_or_else(|e| panic!("{e}"));
+        let c = crate::config::NodeConfig::load(&paths[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.client.max_in_flight, c.client.max_queued, c.max_in_flight()), (Some(2), 512, 2));
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }

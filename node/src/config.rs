@@ -66,10 +66,12 @@ pub struct ClientConfig {
     /// The agent that numbers and opens sessions; the others forward `POST /v1/sessions` to it.
     pub opener: u32,
     /// Sessions the opener keeps open at once (undecided at the opener); later ones wait their
-    /// turn. At most `protocol.pipeline`; by default 16 or the pipeline, whichever is smaller.
+    /// turn. At most `protocol.pipeline`; by default [`admission_window`] of the committee size,
+    /// capped by the pipeline.
     #[serde(default)]
     pub max_in_flight: Option<usize>,
-    /// Sessions the opener holds acknowledged and not yet opened; more are refused (503).
+    /// Sessions the opener holds acknowledged and not yet opened; more are refused (`429` with
+    /// `Retry-After`).
     #[serde(default = "default_max_queued")]
     pub max_queued: usize,
 }
@@ -78,10 +80,33 @@ fn default_max_queued() -> usize {
     4_096
 }
 
+/// What the committee may have in flight, in sessions × agents²: each session in flight costs
+/// every agent about 3n signature checks and n² messages cluster-wide per retransmit interval,
+/// so the window shrinks with the square of the committee. 2,048 keeps 5 agents at 16 (81)
+/// and gives 31 agents 2, where the issue measured 16 in flight collapsing (16 of 80 sessions
+/// decided in 240 s, full inboxes) and 2 deciding 100 of 100 (docs/node.md, Admission).
+pub const ADMISSION_BUDGET: usize = 2_048;
+
+/// The default `max_in_flight` of an `n`-agent committee: `ADMISSION_BUDGET / n²`, between 1
+/// and 16.
+pub fn admission_window(n: usize) -> usize {
+    (ADMISSION_BUDGET / n.max(1).saturating_mul(n.max(1))).clamp(1, 16)
+}
+
+/// The default `max_queued` for a window: 256 sessions per session in flight, so that a
+/// queue holds a few seconds of work at the committee's pace, not minutes.
+pub fn queue_for(window: usize) -> usize {
+    window.saturating_mul(256).clamp(256, 4_096)
+}
+
 impl NodeConfig {
-    /// The opener's window: `max_in_flight`, or 16 capped by the pipeline.
+    /// The opener's window: `max_in_flight`, or the committee's [`admission_window`] capped by
+    /// the pipeline.
     pub fn max_in_flight(&self) -> usize {
-        self.client.max_in_flight.unwrap_or_else(|| usize::try_from(self.protocol.pipeline.min(16)).unwrap_or(1))
+        self.client.max_in_flight.unwrap_or_else(|| {
+            let window = admission_window(self.peers.len() + 1) as u64;
+            usize::try_from(self.protocol.pipeline.min(window)).unwrap_or(1)
+        })
     }
 }
 
@@ -382,6 +407,14 @@ pub(crate) fn find_key(text: &str, key: &str) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admission_window_shrinks_with_the_square_of_the_committee() {
+        let windows: Vec<(usize, usize)> =
+            [1, 4, 5, 7, 10, 13, 16, 31, 64].iter().map(|&n| (n, admission_window(n))).collect();
+        assert_eq!(windows, [(1, 16), (4, 16), (5, 16), (7, 16), (10, 16), (13, 12), (16, 8), (31, 2), (64, 1)]);
+        assert_eq!((queue_for(16), queue_for(2), queue_for(1)), (4_096, 512, 256));
+    }
 
     const MINIMAL: &str = r#"
 id = 0

@@ -32,6 +32,7 @@ pub mod evaluate;
 pub mod http_client;
 pub mod issued;
 pub mod keys;
+pub mod metrics;
 pub mod opener;
 pub mod run;
 pub mod state;

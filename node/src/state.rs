@@ -38,6 +38,8 @@ pub struct Counters {
     pub decisions: Counter,
     /// Evaluations that ended in an abstention, by reason (timeout, bad output, failure).
     pub abstentions: Family<Labels, Counter>,
+    /// Decision latency (decided − opened), seconds.
+    pub consensus_time: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Counters {
@@ -50,6 +52,7 @@ impl Counters {
             timeouts: Family::default(),
             decisions: Counter::default(),
             abstentions: Family::default(),
+            consensus_time: crate::metrics::seconds_histogram(),
         }
     }
 
@@ -62,6 +65,11 @@ impl Counters {
         registry.register("timeouts", "Protocol timers fired, by kind", self.timeouts.clone());
         registry.register("decisions", "Sessions decided by this agent", self.decisions.clone());
         registry.register("evaluator_abstentions", "Evaluations that became abstentions", self.abstentions.clone());
+        registry.register(
+            "consensus_time_seconds",
+            "Decision latency: from the session's opening to its decision here",
+            self.consensus_time.clone(),
+        );
     }
 }
 
@@ -253,6 +261,7 @@ impl Shared {
             votes_flagged: flagged as u32,
         };
         lock(&self.recorder).record(&outcome);
+        self.counters.consensus_time.observe(latency_ms as f64 / 1000.0);
         {
             let applied = {
                 let mut p = lock(&self.applied);

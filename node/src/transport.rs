@@ -187,6 +187,11 @@ impl TransportStats {
             "Outgoing peer connections refused or lost",
             self.connect_failures.clone(),
         );
+        registry.register(
+            "duplicate_frames_suppressed",
+            "Frames identical to one the same peer sent within a second, not delivered again",
+            self.duplicates_suppressed.clone(),
+        );
     }
 }
 
@@ -442,9 +447,21 @@ impl Writer {
             backoff = backoff_min;
             loop {
                 if batch.is_empty() {
-                    match queue.recv().await {
-                        Some(item) => batch.push(item),
-                        None => return, // the node is shutting down
+                    let mut probe = [0u8; 1];
+                    tokio::select! {
+                        item = queue.recv() => match item {
+                            Some(item) => batch.push(item),
+                            None => return, // the node is shutting down
+                        },
+                        // The acceptor writes nothing after its hello, so a read ends only when
+                        // the peer closed or reset the connection (it stopped): an idle link is
+                        // then known down (healthz) and redialled, not believed up until the
+                        // next write fails.
+                        _ = stream.read(&mut probe) => {
+                            bump(&stats.connect_failures);
+                            self.links.set_connected(self.peer.id, false);
+                            break;
+                        }
                     }
                     while batch.len() < WRITE_BATCH {
                         match queue.try_recv() {

@@ -228,17 +228,21 @@ pub struct Dataset<'a> {
 impl<'a> Dataset<'a> {
     /// Groups `runs` by scenario name.
     pub fn new(runs: &'a [RunRecord], summary: Option<&'a Summary>) -> Dataset<'a> {
-        let mut groups: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+        // Runs of real processes (`bftsim-cluster`) are a row of their own beside the
+        // simulated runs of the same scenario: same base name, so they sort next to them.
+        let mut groups: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
         for run in runs {
-            groups.entry(run.scenario.as_str()).or_default().push(run);
+            let key = if run.real { real_name(&run.scenario) } else { run.scenario.clone() };
+            groups.entry(key).or_default().push(run);
         }
         let scenarios = groups
             .into_iter()
             .map(|(name, mut runs)| {
                 runs.sort_by_key(|r| r.seed);
+                let name = name.as_str();
                 Scenario {
                     name: name.to_owned(),
-                    base: base_name(name).to_owned(),
+                    base: base_name(name).trim_end_matches(REAL_SUFFIX).to_owned(),
                     // An exploration's records carry bookkeeping, not sweep axes, in `params`.
                     params: runs
                         .first()
@@ -291,6 +295,14 @@ impl Ord for ParamValue<'_> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
     }
+}
+
+/// What the report appends to a scenario's name for its runs of real processes.
+pub const REAL_SUFFIX: &str = " (real processes)";
+
+/// The report's name of the real runs of `scenario`.
+pub fn real_name(scenario: &str) -> String {
+    format!("{scenario}{REAL_SUFFIX}")
 }
 
 /// The part of a scenario name before `[`.
@@ -587,6 +599,19 @@ pub fn violations(data: &Dataset<'_>) -> Vec<ViolationRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn real_runs_are_a_row_of_their_own_beside_the_simulated_runs_of_their_scenario() {
+        let simulated = run("crash-restart", 1, [10, 10, 9, 0, 0, 0, 0]);
+        let real = RunRecord { real: true, ..run("crash-restart", 1, [10, 10, 10, 0, 0, 0, 0]) };
+        let other = run("baseline", 1, [10, 10, 10, 0, 0, 0, 0]);
+        let runs = [real, other, simulated];
+        let data = Dataset::new(&runs, None);
+        let names: Vec<&str> = data.scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["baseline", "crash-restart", "crash-restart (real processes)"]);
+        assert_eq!(data.scenarios[2].base, "crash-restart");
+        assert!(data.scenarios[2].runs.iter().all(|r| r.real) && !data.scenarios[1].runs[0].real);
+    }
 
     fn run(scenario: &str, seed: u64, counts: [u64; 7]) -> RunRecord {
         let [sessions, decided, correct, escalated, no_decision, undecided, fallback] = counts;

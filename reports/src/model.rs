@@ -194,6 +194,16 @@ pub struct RunRecord {
     /// records written before the field existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::coverage::CoverageRecord>,
+    /// A run of real `bftsim-node` processes (`bftsim-cluster`: SIGKILL, SIGSTOP, a proxy for
+    /// the network) rather than a simulation; false in records written before it. Such a
+    /// run's `sim_time_ms` is wall-clock time, its `trace_hash` is empty (real runs are not
+    /// deterministic) and its `messages` are the proxy's frame counts.
+    #[serde(skip_serializing_if = "is_false")]
+    pub real: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Wrong decisions (sessions decided for a candidate other than the best) split by cause: the
@@ -321,6 +331,7 @@ impl Default for RunRecord {
             families: Vec::new(),
             wrong_by_cause: WrongByCause::default(),
             coverage: None,
+            real: false,
         }
     }
 }

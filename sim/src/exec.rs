@@ -100,6 +100,7 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
         agents: job.scenario.agents.count,
         sessions_over_sla: Some(0),
         coverage: None,
+        real: false,
         network: crate::summary::network_condition(&job.scenario).to_owned(),
         families: crate::summary::families(&job.scenario),
         ..RunRecord::default()

@@ -265,7 +265,7 @@ pub fn network_condition(scenario: &Scenario) -> &'static str {
         conditions[6]
     } else if has(|a| matches!(a, FaultAction::Crash { .. })) {
         conditions[5]
-    } else if has(|a| matches!(a, FaultAction::Clog { .. })) {
+    } else if has(|a| matches!(a, FaultAction::Clog { .. } | FaultAction::Pause { .. })) {
         conditions[4]
     } else if scenario.network.tail.is_some() {
         conditions[3]
@@ -292,7 +292,7 @@ pub fn families(scenario: &Scenario) -> Vec<String> {
         scenario.network.latency_ms[1] > defaults.timeout_prevote_ms,
         has(|a| matches!(a, FaultAction::Partition { .. })),
         has(|a| matches!(a, FaultAction::Crash { .. })),
-        has(|a| matches!(a, FaultAction::Clog { .. })),
+        has(|a| matches!(a, FaultAction::Clog { .. } | FaultAction::Pause { .. })),
         !scenario.round_partitions.is_empty(),
         !scenario.tamper.is_empty(),
         p.timeout_propose_ms < defaults.timeout_propose_ms || p.timeout_delta_ms < defaults.timeout_delta_ms,
@@ -322,6 +322,8 @@ fn fault_setting(at_ms: u64, action: &FaultAction) -> FaultSetting {
         FaultAction::Restart { agent } => ("restart", format!("agent {agent}")),
         FaultAction::Clog { target } => ("clog", clog(target)),
         FaultAction::Unclog { target } => ("unclog", clog(target)),
+        FaultAction::Pause { agent } => ("pause", format!("agent {agent}")),
+        FaultAction::Resume { agent } => ("resume", format!("agent {agent}")),
         FaultAction::FlipBit { agent } => ("flip-bit", format!("agent {agent}")),
         FaultAction::FailSync { agent } => ("fail-sync", format!("agent {agent}")),
         FaultAction::DiskFull { agent } => ("disk-full", format!("agent {agent}")),

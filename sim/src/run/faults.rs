@@ -105,6 +105,8 @@ fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
         FaultAction::Restart { agent } => (format!("restart {}", AgentId(*agent)), on(agent)),
         FaultAction::Clog { target } => (w.clog(*target), None),
         FaultAction::Unclog { target } => (w.unclog(*target), None),
+        FaultAction::Pause { agent } => (w.pause(AgentId(*agent)), None),
+        FaultAction::Resume { agent } => (w.resume(AgentId(*agent)), None),
         FaultAction::FlipBit { agent } => (format!("flip a bit on the disk of {}", AgentId(*agent)), on(agent)),
         FaultAction::FailSync { agent } => (format!("the next fsync of {} fails", AgentId(*agent)), on(agent)),
         FaultAction::DiskFull { agent } => (format!("the disk of {} is full", AgentId(*agent)), on(agent)),

@@ -335,6 +335,7 @@ fn finish(
         families: crate::summary::families(scenario),
         wrong_by_cause: stats.wrong_by_cause,
         coverage: Some(CoverageRecord::of(&w.coverage.merged())),
+        real: false,
     };
     let trace = std::mem::take(&mut w.trace).into_events();
     RunOutput { record, trace }

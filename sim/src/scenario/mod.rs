@@ -446,6 +446,18 @@ pub enum FaultAction {
         #[serde(flatten)]
         target: ClogTarget,
     },
+    /// Stop an agent's process without losing anything (SIGSTOP for real processes): it
+    /// neither handles nor sends anything until the matching resume, and what peers send it
+    /// waits. Simulated as a clog of every link of the agent (what its peers observe).
+    Pause {
+        /// Agent index.
+        agent: u32,
+    },
+    /// Continue a paused agent (SIGCONT).
+    Resume {
+        /// Agent index.
+        agent: u32,
+    },
     /// Flip one bit of a record the agent's log holds durably (record and bit drawn from the
     /// seed). Its next restart must detect it and refuse to start: a disk fault, counted like
     /// a crash that never restarts.

@@ -295,6 +295,12 @@ pub(super) fn fault(entry: FaultEntry, index: usize, agents: &Agents) -> Result<
                 FaultAction::Unclog { target }
             }
         }
+        FaultKind::Pause => {
+            FaultAction::Pause { agent: agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)? }
+        }
+        FaultKind::Resume => {
+            FaultAction::Resume { agent: agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)? }
+        }
         FaultKind::FlipBit => {
             FaultAction::FlipBit { agent: agent(entry.agent.ok_or_else(|| missing("agent = <index>"))?)? }
         }
@@ -454,6 +460,13 @@ impl Timeline {
                 }
                 FaultAction::FlipBit { agent } | FaultAction::FailSync { agent } | FaultAction::DiskFull { agent } => {
                     t.disk_stopped.insert(*agent);
+                }
+                // A paused agent is as good as clogged for the faults at the end of the run.
+                FaultAction::Pause { agent } => {
+                    t.clogged_agents.insert(*agent);
+                }
+                FaultAction::Resume { agent } => {
+                    t.clogged_agents.remove(agent);
                 }
                 FaultAction::SlowDisk { .. } => {}
             }

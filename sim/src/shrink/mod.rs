@@ -658,6 +658,7 @@ fn within_committee(fault: Fault, count: u32) -> Option<Fault> {
         }
         FaultAction::Crash { agent } if !exists(&agent) => return None,
         FaultAction::Restart { agent } if !exists(&agent) => return None,
+        FaultAction::Pause { agent } | FaultAction::Resume { agent } if !exists(&agent) => return None,
         ref disk if disk.disk_agent().is_some_and(|a| !exists(&a)) => return None,
         FaultAction::Clog { target } | FaultAction::Unclog { target } if !target_exists(target, count) => {
             return None;
@@ -697,6 +698,8 @@ fn describe(fault: &Fault) -> String {
         FaultAction::Restart { agent } => format!("restart agent {agent}"),
         FaultAction::Clog { target } => format!("clog {target}"),
         FaultAction::Unclog { target } => format!("unclog {target}"),
+        FaultAction::Pause { agent } => format!("pause agent {agent}"),
+        FaultAction::Resume { agent } => format!("resume agent {agent}"),
         FaultAction::FlipBit { agent } => format!("flip a bit in agent {agent}'s log"),
         FaultAction::FailSync { agent } => format!("fail agent {agent}'s next fsync"),
         FaultAction::DiskFull { agent } => format!("fill agent {agent}'s disk"),

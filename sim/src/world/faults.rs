@@ -45,4 +45,17 @@ impl World {
         self.clogs.remove(&target);
         format!("unclog {target}")
     }
+
+    /// Stops `agent`'s process (SIGSTOP for real): simulated as what its peers see, its links
+    /// holding every message both ways until it continues (docs/scenarios.md, `pause`).
+    pub fn pause(&mut self, agent: AgentId) -> String {
+        self.clogs.insert(ClogTarget::Agent(agent.0));
+        format!("pause {agent}")
+    }
+
+    /// Lets a paused agent continue (the caller releases what its links held).
+    pub fn resume(&mut self, agent: AgentId) -> String {
+        self.clogs.remove(&ClogTarget::Agent(agent.0));
+        format!("resume {agent}")
+    }
 }
