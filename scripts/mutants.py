@@ -133,12 +133,15 @@ def cmd_record(pass_name, mutants_out, ledger, commit):
         print(f"no outcomes in {out}: cargo-mutants did not start (see the shard's log)")
         return
     outcomes = json.loads((out / "outcomes.json").read_text())
+    known = measured([ledger])
     lines = []
     for o in outcomes.get("outcomes", []):
         scenario = o.get("scenario")
         if not isinstance(scenario, dict) or "Mutant" not in scenario:
             continue
         m = scenario["Mutant"]
+        if m["name"] in known:
+            continue
         log = (out / o["log_path"]).read_text(errors="replace") if o.get("log_path") else ""
         found = FOUND.search(log)
         clean = CLEAN.search(log)

@@ -19,7 +19,7 @@
 #   scripts/mutants.sh table                         # OUT/table.md from the ledgers
 #
 # Environment: SAMPLE (0: the whole set), SAMPLE_SEED, SEED (explore's master seed, 1),
-# RUNS (2000), PASSES ("explore cargo-test"), BATCH (mutants per cargo-mutants call, 4),
+# RUNS (2000), PASSES ("explore cargo-test"), BATCH (most mutants per cargo-mutants call, 8),
 # TIMEOUT / BUILD_TIMEOUT (seconds per test / build of one mutant), OUT (benchmarks/mutants),
 # WORK (where each shard keeps its copy of the sources and its target/: target/mutants-work).
 # The sources measured are those of the commit `list` recorded (OUT/commit), extracted with
@@ -35,7 +35,7 @@ SAMPLE_SEED=${SAMPLE_SEED:-2026}
 SEED=${SEED:-1}
 RUNS=${RUNS:-2000}
 PASSES=${PASSES:-"explore cargo-test"}
-BATCH=${BATCH:-4}
+BATCH=${BATCH:-8}
 TIMEOUT=${TIMEOUT:-900}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1200}
 PY="python3 $ROOT/scripts/mutants.py"
@@ -108,20 +108,31 @@ cmd_run() {
   log="$OUT/logs/shard-$k-of-$n.log"
   prepare "$dir"
   for pass in $PASSES; do
+    # Outcomes of a call that was interrupted are kept (cargo-mutants writes them as it goes).
+    [ -d "$dir/out-$pass/mutants.out" ] && $PY record "$pass" "$dir/out-$pass/mutants.out" "$OUT/outcomes-$pass.jsonl" "$(cat "$OUT/commit")" | tee -a "$log"
     mapfile -t names < <($PY todo "$OUT/sample.txt" "$k" "$n" "$OUT/outcomes-$pass.jsonl")
     echo "$(date -u +%FT%TZ) shard $shard pass $pass: ${#names[@]} to measure" | tee -a "$log"
-    for ((i = 0; i < ${#names[@]}; i += BATCH)); do
-      batch=("${names[@]:i:BATCH}")
+    # One call per file (cargo-mutants ignores --re for its "delete field" mutants but not
+    # --file), at most $BATCH mutants each, in sample order.
+    while [ ${#names[@]} -gt 0 ]; do
+      file=${names[0]%%:*}
+      batch=() rest=()
+      for name in "${names[@]}"; do
+        if [ "${name%%:*}" = "$file" ] && [ ${#batch[@]} -lt "$BATCH" ]; then batch+=("$name"); else rest+=("$name"); fi
+      done
+      names=("${rest[@]}")
       regexes=()
       for name in "${batch[@]}"; do regexes+=(--re "$($PY regex "$name")"); done
       prepare "$dir"
       rm -rf "$dir/out-$pass"
+      echo "$(date -u +%FT%TZ) $pass: ${#batch[@]} of $file (${#names[@]} left)" >> "$log"
       # shellcheck disable=SC2046
       (cd "$dir" && MUTANTS_SEED=$SEED MUTANTS_RUNS=$RUNS MUTANTS_JOBS=1 \
         nice cargo mutants --in-place --baseline=skip --no-shuffle --package consensus-core \
         --profile mutants --timeout "$TIMEOUT" --build-timeout "$BUILD_TIMEOUT" \
-        --output "$dir/out-$pass" "${regexes[@]}" $(pass_args "$pass")) >> "$log" 2>&1 || true
+        --output "$dir/out-$pass" --file "$file" "${regexes[@]}" $(pass_args "$pass")) >> "$log" 2>&1 || true
       $PY record "$pass" "$dir/out-$pass/mutants.out" "$OUT/outcomes-$pass.jsonl" "$(cat "$OUT/commit")" | tee -a "$log"
+      rm -rf "$dir/out-$pass"
     done
   done
 }
