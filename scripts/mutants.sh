@@ -82,8 +82,10 @@ prepare() {
   if [ "$(cat "$dir/.commit" 2>/dev/null)" != "$commit" ]; then
     mkdir -p "$dir/target"
     git archive "$commit" | tar -x -C "$dir"
-    # The dependencies built by the worktree's own `mutants` profile, if any, are reused (the
-    # workspace's crates are rebuilt: their fingerprints include their path).
+    # Inside this worktree, cargo also reads the worktree's .cargo/config.toml and would pass
+    # `--cfg madsim` twice: a different fingerprint, every dependency rebuilt. The copy's own
+    # (identical) file goes, so the worktree's `mutants` dependencies, copied, are reused.
+    case $dir in "$ROOT"/*) rm -f "$dir/.cargo/config.toml" ;; esac
     if [ -d "$ROOT/target/mutants" ] && [ ! -d "$dir/target/mutants" ]; then
       cp -a "$ROOT/target/mutants" "$dir/target/"
     fi
