@@ -98,8 +98,10 @@ prepare() {
 
 pass_args() {
   case $1 in
-    explore) echo "--test-package sim -- --test mutants -- --ignored --nocapture" ;;
-    cargo-test) echo "--test-package consensus-core -- --lib --test it" ;;
+    # --cargo-arg also reaches the build phase (`cargo test --no-run`), which would otherwise
+    # build every test target of the package for every mutant.
+    explore) echo "--test-package sim --cargo-arg=--test=mutants -- -- --ignored --nocapture" ;;
+    cargo-test) echo "--test-package consensus-core --cargo-arg=--lib --cargo-arg=--test=it" ;;
     *) echo "unknown pass $1" >&2; exit 2 ;;
   esac
 }
