@@ -261,7 +261,24 @@ def cmd_table(out_dir):
     for n in missed:
         c = classes.get(n, {})
         t = tests.get(n, {}).get("outcome", "not run")
-        print(f"| `{n}` | {c.get('class', 'unclassified')} | {c.get('why', '')} (cargo test: {t}) |")
+        print(f"| `{cell(n)}` | {c.get('class', 'unclassified')} | {cell(c.get('why', ''))} (cargo test: {t}) |")
+    runs = sorted(explore[n]["found_run"] for n in at2000)
+    if runs:
+        print()
+        print(f"Runs to the first finding of the {len(runs)} caught: median {runs[len(runs) // 2]}, max {runs[-1]}; "
+              f"invariants: {', '.join(f'{k} {v}' for k, v in sorted(invariants(explore, at2000).items()))}.")
+
+
+def invariants(explore, names):
+    counts = {}
+    for n in names:
+        counts[explore[n]["invariant"]] = counts.get(explore[n]["invariant"], 0) + 1
+    return counts
+
+
+def cell(text):
+    """A Markdown table cell: a pipe would end it."""
+    return text.replace("|", "\\|")
 
 
 COMMANDS = {"strip": cmd_strip, "select": cmd_select, "todo": cmd_todo, "regex": cmd_regex, "record": cmd_record, "table": cmd_table}
