@@ -228,6 +228,7 @@ def cmd_table(out_dir):
     tested = [n for n in viable if n in tests and tests[n]["outcome"] != "Unviable"]
     t_caught = [n for n in tested if tests[n]["outcome"] in ("CaughtMutant", "Timeout")]
     only_explore = [n for n in tested if n in by_explore and n not in t_caught]
+    only_tests = [n for n in tested if n not in by_explore and n in t_caught]
     lo, hi = wilson(len(by_explore), len(non_eq))
     rows = [
         ("mutants generated (the set)", generated),
@@ -241,6 +242,7 @@ def cmd_table(out_dir):
         ("caught by explore otherwise (test failed without a finding)", len(other)),
         ("timeout (the mutant hangs the explorer)", len(timeout)),
         (f"caught by explore, missed by `cargo test` (of {len(tested)})", len(only_explore)),
+        (f"caught by `cargo test`, missed by explore (of {len(tested)})", len(only_tests)),
         ("missed by explore", len(missed)),
         ("  of them equivalent", len(equivalent)),
         ("  of them real gaps or unclassified", len(missed) - len(equivalent)),

@@ -36,7 +36,7 @@ SEED=${SEED:-1}
 RUNS=${RUNS:-2000}
 PASSES=${PASSES:-"explore cargo-test"}
 BATCH=${BATCH:-8}
-TIMEOUT=${TIMEOUT:-900}
+TIMEOUT=${TIMEOUT:-480}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1200}
 PY="python3 $ROOT/scripts/mutants.py"
 # No --cap-lints: cargo-mutants would then set CARGO_ENCODED_RUSTFLAGS, which replaces
