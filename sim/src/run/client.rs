@@ -170,10 +170,16 @@ impl OpenerHost {
                 let Some(session) = wire::peek_commit(&frame) else { continue };
                 let senders = committed.entry(session).or_default();
                 senders.insert(from);
-                if senders.len() >= self.f_plus_one && !lock(&self.port).decided.contains(&session) {
+                if senders.len() >= self.f_plus_one {
                     lock(&self.port).decided.insert(session);
-                    if let Err(e) = opener.decided(session) {
-                        return self.stop(&format!("its log failed ({e})"));
+                    // Asked of this incarnation's opener, not of the client's record: a crash
+                    // may have lost the `Decided` record an earlier incarnation logged, and then
+                    // the session held a place in flight forever (explore, master seed 17, run
+                    // 15332; scenarios/regressions/opener-forgets-decided.toml).
+                    if opener.is_pending(session) {
+                        if let Err(e) = opener.decided(session) {
+                            return self.stop(&format!("its log failed ({e})"));
+                        }
                     }
                 }
             }
