@@ -252,7 +252,7 @@ fn run_all(
     let mut lo = 0u64;
     while lo < limit.load(Ordering::Relaxed)
         && !stop.load(Ordering::Relaxed)
-        && !config.time.is_some_and(|t| started.elapsed() >= t)
+        && config.time.is_none_or(|t| started.elapsed() < t)
     {
         let hi = lo.saturating_add(step).min(limit.load(Ordering::Relaxed));
         let mut reached = Vec::new();
