@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 mod adversarial;
 mod load;
+mod problem;
+mod raw;
 mod storage;
 mod sweep;
 #[cfg(test)]
