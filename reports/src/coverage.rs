@@ -47,6 +47,28 @@ pub fn union<'r>(records: impl IntoIterator<Item = &'r CoverageRecord>) -> (Vec<
     (Point::ALL.iter().copied().filter(|p| reached[p.index()]).collect(), unreadable)
 }
 
+/// The family of a point, as the exploration's coverage summary groups them.
+pub fn family(point: Point) -> &'static str {
+    let name = point.name();
+    if name.starts_with('L') {
+        "rules"
+    } else if name.starts_with('V') && name.ends_with("-pass") {
+        "V-checks pass"
+    } else if name.starts_with('V') {
+        "V-checks fail"
+    } else if name.starts_with("reject-") {
+        "rejections"
+    } else if name.starts_with("polka-cert-") || name.starts_with("commit-cert-") {
+        "certificate checks"
+    } else {
+        "abstract states"
+    }
+}
+
+/// The families in the order the summaries list them.
+pub const FAMILIES: [&str; 6] =
+    ["rules", "V-checks pass", "V-checks fail", "rejections", "certificate checks", "abstract states"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +87,20 @@ mod tests {
         assert_eq!(other.names(), Err(BitsetError::Version { found: VERSION + 1 }));
         let (points, unreadable) = union([&record, &other, &CoverageRecord::of(&Coverage::default())]);
         assert_eq!((points, unreadable), (vec![Point::L28, Point::RejectBadSignature], 1));
+    }
+
+    #[test]
+    fn every_point_has_one_of_the_listed_families() {
+        for p in Point::ALL {
+            assert!(FAMILIES.contains(&family(*p)), "{}", p.name());
+        }
+        let of = |name| Point::from_name(name).map(family);
+        assert_eq!(of("L16-quorum"), Some("rules"));
+        assert_eq!(of("V10-pass"), Some("V-checks pass"));
+        assert_eq!(of("V8-fail"), Some("V-checks fail"));
+        assert_eq!(of("reject-malformed"), Some("rejections"));
+        assert_eq!(of("commit-cert-too-few"), Some("certificate checks"));
+        assert_eq!(of("ahead-2"), Some("abstract states"));
+        assert_eq!(of("state-prevote-locked-none-valid-none-proposal"), Some("abstract states"));
     }
 }

@@ -26,6 +26,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use consensus_core::protocol::coverage::{Point, VERSION};
+
+use crate::coverage::CoverageRecord;
 use crate::model::{RunRecord, WrongByCause};
 use crate::ReportError;
 
@@ -77,6 +80,113 @@ pub struct ExploreSummary {
     /// Whether the exploration stopped at its first finding (`--until-found`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub until_found: bool,
+    /// The protocol coverage of all runs together (docs/coverage.md): points reached by family,
+    /// those never reached, and the curve of points over runs. Absent in files written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_coverage: Option<ProtocolCoverage>,
+}
+
+/// The cumulative protocol coverage of an exploration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProtocolCoverage {
+    /// The version of the point table the names refer to.
+    pub version: u32,
+    /// Runs whose coverage was read.
+    pub runs: u64,
+    /// Runs without a readable coverage record (none recorded, or another table version).
+    pub unreadable: u64,
+    /// Points reached by at least one run.
+    pub reached: u64,
+    /// Points in the table.
+    pub total: u64,
+    /// Reached and total by family, in [`crate::coverage::FAMILIES`] order.
+    pub families: Vec<FamilyCoverage>,
+    /// Every point no run reached, in table order.
+    pub never_reached: Vec<String>,
+    /// Runs that reached each point, every point of the table listed, in table order.
+    pub points: Vec<PointRuns>,
+    /// The curve of points over runs (in run order): one entry per run that reached a point no
+    /// earlier run reached, with the points reached so far.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// One family's share of the points.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyCoverage {
+    /// The family ([`crate::coverage::family`]).
+    pub family: String,
+    /// Its points reached.
+    pub reached: u64,
+    /// Its points.
+    pub total: u64,
+}
+
+/// How many runs reached one point.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointRuns {
+    /// The point's name.
+    pub point: String,
+    /// Runs that reached it.
+    pub runs: u64,
+}
+
+/// A step of the coverage curve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Runs made up to and including the one that reached something new.
+    pub runs: u64,
+    /// Points reached by those runs.
+    pub reached: u64,
+}
+
+impl ProtocolCoverage {
+    /// The coverage of runs given as (run index, coverage record); the order of the input does
+    /// not matter (the curve follows run indices).
+    pub fn of_runs<'r>(runs: impl IntoIterator<Item = (u64, Option<&'r CoverageRecord>)>) -> ProtocolCoverage {
+        let mut runs: Vec<(u64, Option<&CoverageRecord>)> = runs.into_iter().collect();
+        runs.sort_by_key(|(index, _)| *index);
+        let mut counts = [0u64; Point::COUNT];
+        let (mut reached, mut unreadable, mut curve) = (0u64, 0u64, Vec::new());
+        for (made, (_, record)) in runs.iter().enumerate() {
+            let Some(points) = record.and_then(|r| r.points().ok()) else {
+                unreadable += 1;
+                continue;
+            };
+            let before = reached;
+            for p in points {
+                if counts[p.index()] == 0 {
+                    reached += 1;
+                }
+                counts[p.index()] += 1;
+            }
+            if reached > before {
+                curve.push(CurvePoint { runs: made as u64 + 1, reached });
+            }
+        }
+        let families = crate::coverage::FAMILIES
+            .iter()
+            .map(|family| {
+                let of: Vec<&Point> = Point::ALL.iter().filter(|p| crate::coverage::family(**p) == *family).collect();
+                let reached = of.iter().filter(|p| counts[p.index()] > 0).count() as u64;
+                FamilyCoverage { family: (*family).to_owned(), reached, total: of.len() as u64 }
+            })
+            .collect();
+        ProtocolCoverage {
+            version: VERSION,
+            runs: runs.len() as u64 - unreadable,
+            unreadable,
+            reached,
+            total: Point::COUNT as u64,
+            families,
+            never_reached: Point::ALL.iter().filter(|p| counts[p.index()] == 0).map(|p| p.name().to_owned()).collect(),
+            points: Point::ALL
+                .iter()
+                .map(|p| PointRuns { point: p.name().to_owned(), runs: counts[p.index()] })
+                .collect(),
+            curve,
+        }
+    }
 }
 
 /// Decision quality of one generation mode, over its runs within the tolerance.
@@ -139,6 +249,13 @@ pub struct Modes {
     pub twins: u64,
     /// ByzzFuzz: message mutations and network partitions by round.
     pub byzzfuzz: u64,
+    /// Guided: derived from a corpus run that reached new protocol coverage (`--guided`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub guided: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// How often one feature of the envelope was exercised.
@@ -250,6 +367,32 @@ mod tests {
         let err = serde_json::from_str::<ExploreSummary>(&missing).expect_err("interrupted is required");
         assert!(err.to_string().contains("interrupted"), "{err}");
         assert_eq!(ExploreSummary::default().runs_per_second(), 0.0);
+    }
+
+    /// Cumulative coverage over a few runs given out of order: counts, families, the
+    /// never-reached list and the curve in run order; a run without a record is counted apart.
+    #[test]
+    fn protocol_coverage_adds_runs_in_index_order() {
+        use consensus_core::protocol::coverage::Coverage as Points;
+        let record = |points: &[Point]| {
+            let c = Points::default();
+            points.iter().for_each(|p| c.record(*p));
+            CoverageRecord::of(&c)
+        };
+        let (a, b, c) = (record(&[Point::L1, Point::V3Fail]), record(&[Point::L1]), record(&[Point::Ahead0]));
+        let pc = ProtocolCoverage::of_runs([(2, Some(&c)), (0, Some(&a)), (1, Some(&b)), (3, None)]);
+        assert_eq!((pc.runs, pc.unreadable, pc.reached, pc.total), (3, 1, 3, Point::COUNT as u64));
+        assert_eq!(pc.curve, vec![CurvePoint { runs: 1, reached: 2 }, CurvePoint { runs: 3, reached: 3 }]);
+        assert_eq!(pc.points[Point::L1.index()], PointRuns { point: "L1".into(), runs: 2 });
+        assert_eq!(pc.never_reached.len(), Point::COUNT - 3);
+        assert!(!pc.never_reached.iter().any(|n| n == "L1" || n == "V3-fail" || n == "ahead-0"));
+        assert!(pc.never_reached.iter().any(|n| n == "V3-pass"));
+        let fam = |f: &str| pc.families.iter().find(|x| x.family == f).map(|x| x.reached);
+        assert_eq!(
+            (fam("rules"), fam("V-checks fail"), fam("V-checks pass"), fam("abstract states")),
+            (Some(1), Some(1), Some(0), Some(1))
+        );
+        assert_eq!(pc.families.iter().map(|f| f.total).sum::<u64>(), Point::COUNT as u64);
     }
 
     #[test]

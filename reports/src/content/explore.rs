@@ -49,6 +49,7 @@ impl Builder<'_, '_> {
         }
         self.doc.para(intro);
         self.coverage_table(s);
+        self.protocol_coverage(s);
         if s.findings.is_empty() {
             self.doc.para(vec![text(format!("No run of the {} violated an invariant.", s.runs))]);
             return;
@@ -90,6 +91,58 @@ impl Builder<'_, '_> {
         let header = ["feature", "runs", "share of all runs", "runs with a violation", "violation share"];
         let numeric = vec![false, true, true, true, true];
         self.doc.push(Block::Table(Table { header: header.map(String::from).to_vec(), numeric, rows }));
+    }
+
+    /// Cumulative protocol coverage by family, and the points never reached: where the
+    /// exploration's inputs do not go.
+    fn protocol_coverage(&mut self, s: &ExploreSummary) {
+        let Some(c) = &s.protocol_coverage else { return };
+        let mut intro = vec![text(format!(
+            "Protocol coverage (docs/coverage.md): the honest agents of the {} runs reached {} of the {} points \
+             (rules of docs/protocol.md, both outcomes of each V-check, rejection reasons, certificate checks, \
+             abstract states).",
+            c.runs, c.reached, c.total
+        ))];
+        if let (Some(last), true) = (c.curve.last(), c.runs > 0) {
+            intro.push(text(format!(
+                " The last point reached for the first time came at run {} of {} ({} new-coverage runs in all).",
+                last.runs,
+                c.runs,
+                c.curve.len()
+            )));
+        }
+        self.doc.para(intro);
+        let rows = c
+            .families
+            .iter()
+            .map(|f| {
+                vec![
+                    text(f.family.as_str()),
+                    text(f.reached.to_string()),
+                    text(f.total.to_string()),
+                    text(pct(f.reached, f.total)),
+                ]
+            })
+            .collect();
+        let header = ["family", "points reached", "points", "share"];
+        self.doc.push(Block::Table(Table {
+            header: header.map(String::from).to_vec(),
+            numeric: vec![false, true, true, true],
+            rows,
+        }));
+        if c.never_reached.is_empty() {
+            self.doc.para(vec![text("Every point was reached.")]);
+            return;
+        }
+        let mut never = vec![strong(format!("Never reached ({}): ", c.never_reached.len()))];
+        for (i, name) in c.never_reached.iter().enumerate() {
+            if i > 0 {
+                never.push(text(", "));
+            }
+            never.push(code(name.as_str()));
+        }
+        never.push(text("."));
+        self.doc.para(never);
     }
 
     fn finding(&mut self, f: &Finding, diagram: Option<&String>) {

@@ -56,6 +56,13 @@ pub(super) struct ExploreArgs {
     /// Most findings shrunk and written.
     #[arg(long, default_value_t = 10)]
     max_findings: usize,
+    /// Guided mode: after the first generation, half the runs are derived from a corpus of runs
+    /// that reached new protocol coverage, by mutating their scenario (written to OUT/runs/).
+    #[arg(long)]
+    guided: bool,
+    /// Runs per generation of the guided mode (the corpus grows between generations).
+    #[arg(long, value_name = "RUNS", default_value_t = sim::explore::generate::guided::GENERATION)]
+    generation: u64,
     /// Print generated run I as a scenario file and exit.
     #[arg(long, value_name = "I")]
     emit: Option<u64>,
@@ -76,10 +83,24 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
     if args.mutation != "none" {
         check_mutation(&args.mutation)?;
     }
+    if args.guided && args.shard.is_some() {
+        return Err(CliError::Usage(
+            "--guided cannot run as a shard: each generation derives from the coverage of every run before it; \
+             run the guided exploration whole"
+                .into(),
+        ));
+    }
     if let Some(index) = args.emit {
-        let g = Generator::new(envelope, args.seed, args.mode, &args.mutation)
-            .generate(index)
-            .map_err(|e| CliError::Input(e.to_string()))?;
+        let generator = Generator::new(envelope, args.seed, args.mode, &args.mutation);
+        if args.guided && generator.guided_slot(index, args.generation) {
+            let file = args.out.join("runs").join(format!("{index}.toml"));
+            return Err(CliError::Usage(format!(
+                "run {index} of a guided exploration derives from its corpus, so only the exploration makes it: \
+                 replay its scenario file {} (written for every guided run)",
+                file.display()
+            )));
+        }
+        let g = generator.generate(index).map_err(|e| CliError::Input(e.to_string()))?;
         outln!(
             "# Run {index} of the exploration ({}): `{}`. Run it with --seed {}.",
             g.mode.name(),
@@ -109,6 +130,8 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         until_found: args.until_found,
         shrink_runs: args.shrink_runs,
         max_findings: args.max_findings,
+        guided: args.guided,
+        generation: args.generation,
     };
     // Ctrl-C, SIGTERM or SIGHUP: no new run starts, findings so far are shrunk and written; a
     // second signal while they are shrunk ends the process at once.
@@ -158,16 +181,18 @@ fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {
 fn print_findings(s: &ExploreSummary, out: &Path, mutation: &str) {
     let secs = s.elapsed_ms as f64 / 1000.0;
     outln!(
-        "explored {} runs (swarm {}, twins {}, byzzfuzz {}) of master seed {}{} in {secs:.1} s on {} job(s)",
+        "explored {} runs (swarm {}, twins {}, byzzfuzz {}{}) of master seed {}{} in {secs:.1} s on {} job(s)",
         s.runs,
         s.modes.swarm,
         s.modes.twins,
         s.modes.byzzfuzz,
+        if s.modes.guided > 0 { format!(", guided {}", s.modes.guided) } else { String::new() },
         s.master_seed,
         if mutation == "none" { String::new() } else { format!(" with mutation {mutation}") },
         s.jobs
     );
     print_quality(s);
+    print_protocol_coverage(s);
     if s.interrupted {
         outln!(
             "interrupted: the runs above are in {}; the findings so far are written",
@@ -230,6 +255,42 @@ fn print_quality(s: &ExploreSummary) {
     }
 }
 
+/// Cumulative protocol coverage by family, and every point no run reached.
+fn print_protocol_coverage(s: &ExploreSummary) {
+    let Some(c) = &s.protocol_coverage else { return };
+    let families: Vec<String> = c.families.iter().map(|f| format!("{} {}/{}", f.family, f.reached, f.total)).collect();
+    outln!(
+        "protocol coverage (docs/coverage.md): {} of {} points reached by the honest agents of {} run(s): {}",
+        c.reached,
+        c.total,
+        c.runs,
+        families.join(", ")
+    );
+    if c.unreadable > 0 {
+        outln!("  {} run(s) recorded no coverage this build can read", c.unreadable);
+    }
+    if c.never_reached.is_empty() {
+        outln!("  every point was reached");
+        return;
+    }
+    outln!("  never reached ({}):", c.never_reached.len());
+    // A few names to a line, so the list reads in a terminal.
+    let mut line = String::new();
+    for name in &c.never_reached {
+        if !line.is_empty() && line.len() + name.len() > 96 {
+            outln!("    {line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(name);
+    }
+    if !line.is_empty() {
+        outln!("    {line}");
+    }
+}
+
 fn check_mutation(name: &str) -> Result<(), CliError> {
     let probe = format!("[protocol]\nmutation = \"{name}\"\n");
     sim::scenario::parse(&probe, Path::new("--mutation"))
@@ -238,7 +299,11 @@ fn check_mutation(name: &str) -> Result<(), CliError> {
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
-    Mode::from_name(s).ok_or_else(|| format!("unknown mode {s:?}: expected swarm, twins or byzzfuzz"))
+    match Mode::from_name(s) {
+        Some(Mode::Guided) => Err("guided runs derive from the other modes' runs: use --guided".into()),
+        Some(mode) => Ok(mode),
+        None => Err(format!("unknown mode {s:?}: expected swarm, twins or byzzfuzz")),
+    }
 }
 
 /// `90s`, `10m`, `2h`, or a number of seconds.

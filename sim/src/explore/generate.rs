@@ -33,6 +33,7 @@ use crate::trace::derive;
 
 mod disks;
 mod full_power;
+pub mod guided;
 
 /// The `full-power` behaviour.
 const FULL_POWER: Behaviour = Behaviour::Core(Strategy::FullPower);
@@ -46,11 +47,14 @@ pub enum Mode {
     Twins,
     /// ByzzFuzz.
     ByzzFuzz,
+    /// Guided (`--guided`): derived from a corpus entry by mutating its scenario
+    /// ([`guided`]); never drawn by [`Generator::mode_of`].
+    Guided,
 }
 
 impl Mode {
     /// Every mode.
-    pub const ALL: [Mode; 3] = [Mode::Swarm, Mode::Twins, Mode::ByzzFuzz];
+    pub const ALL: [Mode; 4] = [Mode::Swarm, Mode::Twins, Mode::ByzzFuzz, Mode::Guided];
 
     /// The name, as on the command line.
     pub fn name(self) -> &'static str {
@@ -58,6 +62,7 @@ impl Mode {
             Mode::Swarm => "swarm",
             Mode::Twins => "twins",
             Mode::ByzzFuzz => "byzzfuzz",
+            Mode::Guided => "guided",
         }
     }
 
@@ -82,6 +87,10 @@ pub struct Generated {
     pub features: Vec<String>,
     /// The scenario as a file.
     pub text: String,
+    /// What its liveness bound was computed from (a guided mutation recomputes it).
+    pub(crate) bound: Bound,
+    /// For a guided run: the corpus run it was derived from and the mutations applied.
+    pub parent: Option<(u64, Vec<&'static str>)>,
 }
 
 /// What to generate.
@@ -131,6 +140,9 @@ impl Generator {
             Mode::Swarm => self.swarm(&mut rng, &mut fp, &mut draft),
             Mode::Twins => self.twins(&mut rng, &mut fp, &mut draft, k),
             Mode::ByzzFuzz => self.byzzfuzz(&mut rng, &mut fp, &mut draft),
+            // Not drawn by `mode_of`: `--mode guided` is refused by the command line, and a
+            // guided run without a corpus is a swarm run.
+            Mode::Guided => self.swarm(&mut rng, &mut fp, &mut draft),
         }
         self.full_power_knobs(&mut fp, &mut draft);
         self.timeouts(index, &mut draft);
@@ -139,6 +151,7 @@ impl Generator {
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);
         }
+        let bound = draft.bound();
         let mut table = draft.table;
         table.insert("name".into(), Value::String(format!("explore-{}", mode.name())));
         let description = format!("generated run {index} of master seed {} ({})", self.master, mode.name());
@@ -158,7 +171,16 @@ impl Generator {
         let seed = derive(self.master, "explore-seed", index);
         let mut features = draft.features;
         features.insert(format!("mode:{}", mode.name()));
-        Ok(Generated { index, mode, scenario, seed, features: features.into_iter().collect(), text })
+        Ok(Generated {
+            index,
+            mode,
+            scenario,
+            seed,
+            features: features.into_iter().collect(),
+            text,
+            bound,
+            parent: None,
+        })
     }
 
     fn swarm(&self, rng: &mut ChaCha8Rng, fp: &mut ChaCha8Rng, d: &mut Draft) {
@@ -389,6 +411,13 @@ impl Generator {
         }
         let latency = d.latency_max_ms.saturating_add(d.tail_max_ms);
         d.features.insert(latency_feature(latency).into());
+        let bound = d.bound();
+        self.expect(&bound, &mut d.table);
+    }
+
+    /// `expect.liveness_bound_ms` and `expect.liveness_rounds` of a run drawn with `b`.
+    fn expect(&self, b: &Bound, table: &mut Table) {
+        let (d, latency) = (b, b.latency_max_ms.saturating_add(b.tail_max_ms));
         // Rounds until the timeouts (prevote 50 ms + 50 ms per round by default) outgrow two
         // message delays, and the time the timeouts of those rounds add up to (propose 200,
         // prevote and precommit 50, each + 50 per round by default).
@@ -397,8 +426,8 @@ impl Generator {
         let rounds_ms = (t.propose + 2 * t.vote) * rounds + 3 * t.delta * rounds * rounds / 2;
         let per_session = self.envelope.liveness.per_session_ms.saturating_add(rounds_ms);
         let bound = d.gst_ms.saturating_add(d.sessions.max(1).saturating_mul(per_session));
-        set(&mut d.table, "expect.liveness_bound_ms", int(bound.max(30_000)));
-        set(&mut d.table, "expect.liveness_rounds", int(liveness_rounds(t, d.gst_ms, rounds, d.agents)));
+        set(table, "expect.liveness_bound_ms", int(bound.max(30_000)));
+        set(table, "expect.liveness_rounds", int(liveness_rounds(t, d.gst_ms, rounds, d.agents)));
     }
 }
 
@@ -483,9 +512,20 @@ struct Draft {
     timeouts: Option<Timeouts>,
 }
 
+/// What a run's liveness bound is computed from.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Bound {
+    gst_ms: u64,
+    agents: u32,
+    sessions: u64,
+    latency_max_ms: u64,
+    tail_max_ms: u64,
+    timeouts: Option<Timeouts>,
+}
+
 /// A run's round timeouts: propose, prevote and precommit of round 0, growth per round
 /// (milliseconds).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Timeouts {
     propose: u64,
     vote: u64,
@@ -501,6 +541,17 @@ impl Default for Timeouts {
 }
 
 impl Draft {
+    fn bound(&self) -> Bound {
+        Bound {
+            gst_ms: self.gst_ms,
+            agents: self.agents,
+            sessions: self.sessions,
+            latency_max_ms: self.latency_max_ms,
+            tail_max_ms: self.tail_max_ms,
+            timeouts: self.timeouts,
+        }
+    }
+
     fn agents(&mut self, n: u32) {
         self.agents = n;
         set(&mut self.table, "agents.count", int(u64::from(n)));

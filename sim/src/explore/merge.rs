@@ -35,14 +35,18 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     }
     // runs.jsonl, in run order.
     let mut lines: Vec<(u64, String)> = Vec::new();
+    let mut protocol: Vec<(u64, Option<reports::coverage::CoverageRecord>)> = Vec::new();
     for dir in inputs {
         let path = dir.join("runs.jsonl");
         let text = fs::read_to_string(&path).map_err(|e| io(&path, e))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let index = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
+            let value = serde_json::from_str::<serde_json::Value>(line).ok();
+            let index = value
+                .as_ref()
                 .and_then(|v| v["params"]["explore.index"].as_str().and_then(|i| i.parse().ok()))
                 .unwrap_or(u64::MAX);
+            let coverage = value.and_then(|mut v| serde_json::from_value(v["coverage"].take()).ok());
+            protocol.push((index, coverage));
             lines.push((index, line.to_owned()));
         }
     }
@@ -51,6 +55,9 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
     let body: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     fs::write(&runs_path, body).map_err(|e| io(&runs_path, e))?;
     let mut merged = ExploreSummary { shard: None, findings: Vec::new(), coverage: Vec::new(), ..first.clone() };
+    // Recounted from the merged runs, so the curve follows the run order of the whole sequence.
+    merged.protocol_coverage =
+        Some(reports::explore::ProtocolCoverage::of_runs(protocol.iter().map(|(k, c)| (*k, c.as_ref()))));
     merged.runs = 0;
     merged.modes = Default::default();
     merged.control_failures = 0;
@@ -63,6 +70,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<ExploreSummary, ExploreEr
         merged.modes.swarm += s.modes.swarm;
         merged.modes.twins += s.modes.twins;
         merged.modes.byzzfuzz += s.modes.byzzfuzz;
+        merged.modes.guided += s.modes.guided;
         merged.control_failures += s.control_failures;
         merged.elapsed_ms = merged.elapsed_ms.max(s.elapsed_ms);
         merged.jobs = merged.jobs.max(s.jobs);

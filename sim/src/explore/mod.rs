@@ -62,6 +62,11 @@ pub struct ExploreConfig {
     pub shrink_runs: usize,
     /// Most findings shrunk and written (the others are counted).
     pub max_findings: usize,
+    /// Guided mode: half the runs of every generation after the first derived from the corpus
+    /// of runs that reached new protocol coverage ([`generate::guided`]).
+    pub guided: bool,
+    /// Runs per generation of the guided mode.
+    pub generation: u64,
 }
 
 /// What one finished run tells the caller (for a progress bar).
@@ -113,6 +118,13 @@ pub fn explore(
     mut on_run: impl FnMut(RunDone<'_>),
 ) -> Result<ExploreSummary, ExploreError> {
     let started = Instant::now();
+    if config.guided && config.shard.is_some() {
+        return Err(ExploreError::Io(
+            "--guided cannot run as a shard: generation g derives from the coverage of every run of the \
+             generations before it, which the other shards make"
+                .into(),
+        ));
+    }
     fs::create_dir_all(out).map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", out.display())))?;
     let runs_path = out.join("runs.jsonl");
     let file = File::create(&runs_path)
@@ -137,6 +149,8 @@ pub fn explore(
     let mut quality: BTreeMap<&'static str, ModeQuality> = BTreeMap::new();
     let mut coverage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut failures: Vec<Failure> = Vec::new();
+    // Each run's protocol coverage, by run index (the summary's curve follows run order).
+    let mut protocol: Vec<(u64, Option<reports::coverage::CoverageRecord>)> = Vec::new();
     let mut write_error = None;
     let mut generation_error = None;
     let outcome = run_all(config, &generator, stop, started, |k, result| {
@@ -153,10 +167,12 @@ pub fn explore(
             }
         }
         summary.runs += 1;
+        protocol.push((generated.index, record.coverage.clone()));
         match generated.mode {
             Mode::Swarm => summary.modes.swarm += 1,
             Mode::Twins => summary.modes.twins += 1,
             Mode::ByzzFuzz => summary.modes.byzzfuzz += 1,
+            Mode::Guided => summary.modes.guided += 1,
         }
         let failed = record.outcome != RunOutcome::Ok;
         if within_tolerance(&record) {
@@ -166,7 +182,8 @@ pub fn explore(
                 .or_insert_with(|| ModeQuality { mode: mode.to_owned(), ..ModeQuality::default() })
                 .add(&record);
         }
-        if failed {
+        // A guided run cannot be generated again without its corpus: its scenario is written.
+        if failed || generated.parent.is_some() {
             if let Err(e) = write_generated(config, &runs_dir, &generated, &record) {
                 write_error.get_or_insert(e);
             }
@@ -198,6 +215,8 @@ pub fn explore(
     summary.quality = Mode::ALL.iter().filter_map(|m| quality.remove(m.name())).collect();
     summary.coverage =
         coverage.into_iter().map(|(feature, (runs, violations))| Coverage { feature, runs, violations }).collect();
+    summary.protocol_coverage =
+        Some(reports::explore::ProtocolCoverage::of_runs(protocol.iter().map(|(k, c)| (*k, c.as_ref()))));
     failures.sort_by_key(|f| f.k);
     summary.findings = findings::process(config, out, &failures, stop)?;
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -211,24 +230,68 @@ struct RunAll {
     interrupted: bool,
 }
 
+/// A run's result as the workers hand it over: the run, its record, and whether its control
+/// (the run without the mutation) failed too.
+type Outcome = Result<(Generated, RunRecord, bool), ExploreError>;
+
 /// Runs the sequence on `config.jobs` threads; `on_result` sees each result on the calling
-/// thread and says whether the run failed.
+/// thread and says whether the run failed. Guided, the sequence runs in generations: each
+/// generation is generated from the corpus as the generations before it left it, and its runs
+/// are added to the corpus in run order once all of them are done, so the runs do not depend
+/// on the number of jobs.
 fn run_all(
     config: &ExploreConfig,
     generator: &Generator,
     stop: &AtomicBool,
     started: Instant,
-    mut on_result: impl FnMut(u64, Result<(Generated, RunRecord, bool), ExploreError>) -> bool,
+    mut on_result: impl FnMut(u64, Outcome) -> bool,
 ) -> RunAll {
-    let next = AtomicU64::new(0);
     let limit = AtomicU64::new(config.runs);
+    let mut corpus = config.guided.then(|| generate::guided::Corpus::new(config.generation));
+    let step = corpus.as_ref().map_or(u64::MAX, |c| c.generation);
+    let mut lo = 0u64;
+    while lo < limit.load(Ordering::Relaxed)
+        && !stop.load(Ordering::Relaxed)
+        && config.time.is_none_or(|t| started.elapsed() < t)
+    {
+        let hi = lo.saturating_add(step).min(limit.load(Ordering::Relaxed));
+        let mut reached = Vec::new();
+        let guided = corpus.is_some();
+        run_range(config, generator, corpus.as_ref(), (lo, hi), &limit, stop, started, |k, result| {
+            if let (true, Ok((generated, record, _))) = (guided, &result) {
+                let points = record.coverage.as_ref().and_then(|c| c.points().ok()).unwrap_or_default();
+                reached.push((generated.clone(), points));
+            }
+            on_result(k, result)
+        });
+        if let Some(corpus) = corpus.as_mut() {
+            corpus.add(reached);
+        }
+        lo = hi;
+    }
+    RunAll { interrupted: stop.load(Ordering::Relaxed) }
+}
+
+/// Runs `lo..hi` of the sequence (fewer if `limit` falls) on `config.jobs` threads.
+#[allow(clippy::too_many_arguments)]
+fn run_range(
+    config: &ExploreConfig,
+    generator: &Generator,
+    corpus: Option<&generate::guided::Corpus>,
+    (lo, hi): (u64, u64),
+    limit: &AtomicU64,
+    stop: &AtomicBool,
+    started: Instant,
+    mut on_result: impl FnMut(u64, Outcome) -> bool,
+) {
+    let next = AtomicU64::new(lo);
     let timed_out = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel();
     let shard = config.shard;
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.max(1) {
             let tx = tx.clone();
-            let (next, limit, timed_out) = (&next, &limit, &timed_out);
+            let (next, timed_out) = (&next, &timed_out);
             scope.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
                     return;
@@ -238,12 +301,15 @@ fn run_all(
                     return;
                 }
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= limit.load(Ordering::Relaxed) {
+                if k >= hi.min(limit.load(Ordering::Relaxed)) {
                     return;
                 }
                 let index = shard.map_or(k, |s| s.index + k * s.count);
-                let result = generator
-                    .generate(index)
+                let generated = match corpus {
+                    Some(corpus) => generator.generate_guided(index, corpus),
+                    None => generator.generate(index),
+                };
+                let result = generated
                     .map_err(|e| ExploreError::Generation { master: config.master, index, message: e.to_string() })
                     .map(|generated| {
                         let job = Job {
@@ -275,7 +341,6 @@ fn run_all(
             }
         }
     });
-    RunAll { interrupted: stop.load(Ordering::Relaxed) }
 }
 
 /// Whether a run had at most f_max Byzantine agents (the protocol's promises hold).
@@ -309,12 +374,21 @@ pub fn emit_command_of(master: u64, mutation: &str, mode: Option<Mode>, envelope
 /// where it comes from and how to replay it), so the report's command for it runs as printed.
 fn write_generated(config: &ExploreConfig, dir: &Path, g: &Generated, record: &RunRecord) -> std::io::Result<()> {
     let path = dir.join(format!("{}.toml", g.index));
-    let invariant = record.violations.first().map_or("an invariant", |v| v.invariant.as_str());
+    let verdict = match record.violations.first() {
+        Some(v) => format!("violates `{}`", v.invariant),
+        None => "passed".to_owned(),
+    };
+    let origin = match &g.parent {
+        Some((parent, mutations)) => format!(
+            "Derived from run {parent} by the guided mode ({}); only this file replays it",
+            mutations.join(", ")
+        ),
+        None => format!("Generated again by\n#   {}", emit_command(config, g.index)),
+    };
     let header = format!(
-        "# Run {} of the exploration ({}): violates `{invariant}`. Generated again by\n#   {}\n# Replay: bftsim reproduce {} --seed {}\n",
+        "# Run {} of the exploration ({}): {verdict}. {origin}\n# Replay: bftsim reproduce {} --seed {}\n",
         g.index,
         g.mode.name(),
-        emit_command(config, g.index),
         crate::merge::shell_quote(&path.display().to_string()),
         g.seed
     );

@@ -22,6 +22,8 @@ fn small_envelope() -> Envelope {
 
 fn config(master: u64, runs: u64, jobs: usize, mutation: &str) -> ExploreConfig {
     ExploreConfig {
+        guided: false,
+        generation: sim::explore::generate::guided::GENERATION,
         envelope: small_envelope(),
         envelope_name: "small".into(),
         master,
@@ -190,4 +192,48 @@ fn generated_runs_record_their_network_families_and_wrong_decisions_by_cause() {
     let w = &all.wrong_by_cause;
     assert!(w.honest > 0 && w.byzantine > 0, "both causes occur: {w:?}");
     assert!(summary.quality.iter().all(|q| ["swarm", "twins", "byzzfuzz"].contains(&q.mode.as_str())));
+}
+
+/// Guided mode (generations of 6 runs, so generations 1 and 2 derive from the corpus): the
+/// same runs on 1 and 2 jobs; every guided run's scenario file is written and replays to the
+/// same trace; the summary's cumulative coverage is the union of the runs' own records, and
+/// its never-reached list exactly the points none of them reached; shards are refused.
+#[test]
+fn guided_exploration_is_the_same_on_1_and_2_jobs_and_every_guided_run_replays() {
+    use consensus_core::protocol::coverage::Point;
+    use sim::results::RunRecord;
+    let (a, b) = (out_dir("guided1"), out_dir("guided2"));
+    let mut c = config(8, 18, 1, "none");
+    (c.guided, c.generation) = (true, 6);
+    let one = go(&c, &a);
+    c.jobs = 2;
+    let two = go(&c, &b);
+    assert_eq!(runs(&a), runs(&b), "the same (run, seed, trace hash) on 1 and 2 jobs");
+    assert!(one.modes.guided >= 3, "{:?}", one.modes);
+    assert_eq!((one.modes, &one.protocol_coverage), (two.modes, &two.protocol_coverage));
+    let records: Vec<RunRecord> = std::fs::read_to_string(a.join("runs.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let mut reached = BTreeSet::new();
+    for r in &records {
+        reached.extend(r.coverage.as_ref().and_then(|c| c.points().ok()).unwrap_or_default());
+        if r.params.get("explore.mode").map(String::as_str) != Some("guided") {
+            continue;
+        }
+        let file = a.join("runs").join(format!("{}.toml", r.params["explore.index"]));
+        let s = scenario::load(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let job =
+            sim::exec::Job { scenario: std::sync::Arc::new(s), path: file, params: Default::default(), seed: r.seed };
+        assert_eq!(sim::exec::run_job(&job, false).trace_hash, r.trace_hash, "{}", job.path.display());
+    }
+    let pc = one.protocol_coverage.clone().unwrap_or_else(|| panic!("coverage"));
+    let never: Vec<String> = Point::ALL.iter().filter(|p| !reached.contains(*p)).map(|p| p.name().to_owned()).collect();
+    assert_eq!(pc.never_reached, never);
+    assert_eq!((pc.reached as usize, pc.runs), (reached.len(), 18));
+    assert_eq!(pc.families.iter().map(|f| f.reached).sum::<u64>(), pc.reached);
+    c.shard = Some(sim::merge::Shard { index: 0, count: 2 });
+    let refused = explore(&c, &out_dir("guided-shard"), &AtomicBool::new(false), |_| {});
+    assert!(refused.is_err_and(|e| e.to_string().contains("shard")));
 }
