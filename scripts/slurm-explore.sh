@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# slurm-explore.sh: run the README's Slurm job-array recipe for real, on a one-node Slurm
+# slurm-explore.sh: run docs/slurm.md's Slurm job-array recipe for real, on a one-node Slurm
 # cluster built on this machine from Debian's packages, for `bftsim explore --shard`, then
 # merge the shards and write the report.
 #
@@ -219,7 +219,7 @@ mkdir -p "$OUT/logs"
 OUT=$(readlink -f "$OUT")
 batch=$OUT/explore.sbatch
 last=$((SHARDS - 1))
-# The README's recipe with `explore` for `run`. Explore exits 0 (nothing found), 1 (findings:
+# docs/slurm.md's recipe with `explore` for `run`. Explore exits 0 (nothing found), 1 (findings:
 # a result, not a failure) or 2 (error): the task records the code in logs/ and fails
 # (so Slurm marks it FAILED) only on 2 or more.
 cat >"$batch" <<EOF

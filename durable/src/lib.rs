@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`storage`] | the [`Storage`] trait (append, sync, read, truncate, atomic replace, remove, list, size) with typed errors, and [`FileStorage`] (real files, fsync) |
 //! | [`simdisk`] | [`SimDisk`]: an in-memory disk that survives a simulated crash, losing or tearing unsynced writes as the caller chooses; bit flips, failing syncs, a full disk, latency |
-//! | [`log`] | an append-only log of checksummed records (crc32c): a torn tail is cut, corruption before the end is refused with the file, offset and fix |
+//! | [`log`] | an append-only log of checksummed records (crc32c): a torn tail is cut, any other damage (the last record too) is refused with the file, offset and fix |
 //! | [`journal`] | a snapshot plus the log since, compaction, and the marks of group commit ([`SyncHandle`]) |
 //! | [`archive`] | [`Archive`]: decided sessions with their certificates, the last `keep` on disk (the node's API and catch-up read it) |
 //! | [`archived`] | [`Archived`]: the agent's host side of catch-up: archives every decision, answers `ServeArchived` from the archive (L78, L81) |

@@ -5,11 +5,20 @@
 //! write: a crash tears only the last write, and a write reaches the disk as a prefix of its
 //! bytes, so a complete header with a bad checksum is damage, wherever it is.
 //!
-//! On replay, a torn tail is cut: an incomplete last header or body, a last record whose body
-//! checksum fails, or a tail of zero bytes (space a file system allocated but never wrote). A
-//! record that fails a check and is followed by more bytes is corruption: replay stops with
-//! [`LogError::Corrupt`], which names the file, the byte offset and what an operator can do.
-//! Nothing is ever skipped silently.
+//! On replay, a torn tail is cut: an incomplete last header or body, a tail of zero bytes (space a
+//! file system allocated but never wrote), or a last record whose body checksum fails *because
+//! its final sectors were never written*: from a [`SECTOR_BYTES`]-aligned offset (or the body's
+//! start) to the end of the file only zeros, at least [`MIN_UNWRITTEN_BYTES`] of them or the
+//! whole body. That is what a crash leaves: a device writes a sector whole or not at all, and a
+//! file system shows a sector never written as zeros, never as stale data.
+//!
+//! Any other failing record is damage, also the last one: a last record written to its end whose
+//! checksum fails was synced whole and then damaged (a flipped bit), and cutting it could make
+//! the agent forget a message it signed and sent, then sign a different one after the restart.
+//! Replay stops with [`LogError::Corrupt`], which names the file, the byte offset and what an
+//! operator can do. Nothing is ever skipped silently. (Conservative on purpose: a crash that
+//! leaves an earlier sector of the last record unwritten but a later one written, or fewer than
+//! [`MIN_UNWRITTEN_BYTES`] zeros in its last sector, is refused too; the fix is the same.)
 
 use std::fmt;
 
@@ -17,6 +26,12 @@ use crate::storage::{Storage, StorageError};
 
 /// Bytes of a record header.
 pub const HEADER_BYTES: usize = 12;
+/// The unit a device writes whole or not at all (a 4 KiB page is 8 of them).
+pub const SECTOR_BYTES: usize = 512;
+/// Fewest zero bytes at the end of a last record that make its failing checksum a torn write
+/// rather than damage (unless its whole body is zero): a flipped bit elsewhere in a record that
+/// happens to end in a few zero bytes just after a sector boundary must not pass for a tear.
+pub const MIN_UNWRITTEN_BYTES: usize = 8;
 /// Largest record body accepted (a log record holds one protocol frame of at most 1 MiB).
 pub const MAX_RECORD_BYTES: usize = 8 << 20;
 
@@ -96,8 +111,8 @@ pub enum CutReason {
     PartialHeader,
     /// A header whose body does not fit in the file.
     PartialBody,
-    /// The last record's body checksum fails.
-    BadLastChecksum,
+    /// The last record's final sectors were never written (zeros where its body ends).
+    UnwrittenSectors,
     /// Only zero bytes after the last record.
     ZeroTail,
 }
@@ -107,7 +122,7 @@ impl fmt::Display for CutReason {
         f.write_str(match self {
             CutReason::PartialHeader => "an incomplete record header",
             CutReason::PartialBody => "an incomplete record",
-            CutReason::BadLastChecksum => "a last record whose checksum fails",
+            CutReason::UnwrittenSectors => "a last record whose final sectors were never written",
             CutReason::ZeroTail => "zero bytes after the last record",
         })
     }
@@ -186,17 +201,40 @@ pub fn parse(file: &str, bytes: Vec<u8>, fix: Fix) -> Result<Replay, LogError> {
             break Some(CutReason::PartialBody);
         };
         if checksum(body) != body_crc {
-            if at + HEADER_BYTES + len == total {
-                break Some(CutReason::BadLastChecksum);
+            let end = at + HEADER_BYTES + len;
+            if bytes[end..].iter().all(|b| *b == 0) && unwritten_end(&bytes[..end], at + HEADER_BYTES) {
+                break Some(CutReason::UnwrittenSectors);
             }
-            let after = total - (at + HEADER_BYTES + len);
-            return Err(corrupt(at, format!("the record's checksum does not match, and {after} bytes follow it")));
+            let after = total - end;
+            return Err(corrupt(
+                at,
+                if after == 0 {
+                    "the last record's checksum does not match, yet it was written to its end (a crash leaves \
+                     unwritten sectors as zeros, not this: the record was damaged after it was written)"
+                        .to_owned()
+                } else {
+                    format!("the record's checksum does not match, and {after} bytes follow it")
+                },
+            ));
         }
         records.push((at as u64, at + HEADER_BYTES, at + HEADER_BYTES + len));
         at += HEADER_BYTES + len;
     };
     let cut = cut.map(|reason| Cut { offset: at as u64, bytes: (total - at) as u64, reason });
     Ok(Replay { bytes, records, cut })
+}
+
+/// Whether `record` (the file up to the end of its last record, whose body starts at
+/// `body_start`) ends the way a write cut short by a crash ends: zeros from a sector boundary
+/// (or the body's start) to the end, at least [`MIN_UNWRITTEN_BYTES`] of them or the whole body.
+fn unwritten_end(record: &[u8], body_start: usize) -> bool {
+    let end = record.len();
+    let zeros_from = end - record.iter().rev().take_while(|b| **b == 0).count();
+    if zeros_from <= body_start {
+        return true;
+    }
+    let first_unwritten = zeros_from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    end.saturating_sub(first_unwritten) >= MIN_UNWRITTEN_BYTES
 }
 
 /// An open log file: appends records, syncs, and remembers a failed write.
@@ -302,6 +340,15 @@ mod tests {
         };
         let mut zeros = full.clone();
         zeros.extend_from_slice(&[0; 100]);
+        let unwritten = |bytes: &[u8], from: usize| {
+            let mut b = bytes.to_vec();
+            b[from..].fill(0);
+            b
+        };
+        let zeros_after = |mut b: Vec<u8>| {
+            b.extend_from_slice(&[0; 600]);
+            b
+        };
         // (name, bytes, Ok((records kept, cut)) or Err(offset of the corrupt record))
         type Expected = Result<(usize, Option<CutReason>), u64>;
         let table: Vec<(&str, Vec<u8>, Expected)> = vec![
@@ -309,7 +356,18 @@ mod tests {
             ("empty", Vec::new(), Ok((0, None))),
             ("partial header", full[..third as usize + 5].to_vec(), Ok((2, Some(CutReason::PartialHeader)))),
             ("partial body", full[..full.len() - 1].to_vec(), Ok((2, Some(CutReason::PartialBody)))),
-            ("bad last body", flip(full.len() - 1), Ok((2, Some(CutReason::BadLastChecksum)))),
+            ("bad last body", flip(full.len() - 1), Err(third)),
+            (
+                "last body never written",
+                unwritten(&full, third as usize + HEADER_BYTES),
+                Ok((2, Some(CutReason::UnwrittenSectors))),
+            ),
+            (
+                "last body never written, zeros follow",
+                zeros_after(unwritten(&full, third as usize + HEADER_BYTES)),
+                Ok((2, Some(CutReason::UnwrittenSectors))),
+            ),
+            ("bad middle body, zeros follow", zeros_after(flip(second as usize + HEADER_BYTES)), Err(second)),
             ("zero tail", zeros, Ok((3, Some(CutReason::ZeroTail)))),
             ("bad first body", flip(HEADER_BYTES + 1), Err(0)),
             ("bad middle length", flip(second as usize), Err(second)),
@@ -326,6 +384,52 @@ mod tests {
                 (got, _) => panic!("{name}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_failing_last_record_is_cut_only_when_its_final_sectors_were_never_written() {
+        // A last record spanning sectors 1..=4 of the file (its body starts at byte 624, the file
+        // ends at byte 2124).
+        let body: Vec<u8> = (0..1500u32).map(|i| (i % 251 + 1) as u8).collect();
+        let full = log_of(&[&[7u8; 600], &body]);
+        let (last, end) = (600 + 2 * HEADER_BYTES, full.len());
+        let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = full.clone();
+            edit(&mut b);
+            parse("f", b, Fix::CutLog).map(|r| (r.len(), r.cut.map(|c| c.reason))).map_err(|e| match e {
+                LogError::Corrupt { offset, .. } => offset,
+                other => panic!("{other}"),
+            })
+        };
+        let cut = Ok((1, Some(CutReason::UnwrittenSectors)));
+        let refused = Err(600 + HEADER_BYTES as u64);
+        // (what happened to the last record, what replay must do)
+        type Edit<'a> = &'a dyn Fn(&mut Vec<u8>);
+        type Expected = Result<(usize, Option<CutReason>), u64>;
+        let table: [(&str, Edit, Expected); 7] = [
+            ("its last sector never written", &|b| b[2048..].fill(0), cut),
+            ("its last two sectors never written", &|b| b[1536..].fill(0), cut),
+            ("zeros from mid-sector only", &|b| b[2060..].fill(0), refused),
+            ("a sector in the middle never written", &|b| b[1024..1536].fill(0), refused),
+            ("one bit flipped, written to its end", &|b| b[last + 700] ^= 4, refused),
+            ("one bit flipped in its last byte", &|b| b[end - 1] ^= 1, refused),
+            (
+                "fewer zeros than the minimum after a boundary",
+                &|b| b.truncate(2048 + 5),
+                Ok((1, Some(CutReason::PartialBody))),
+            ),
+        ];
+        for (name, edit, expected) in table {
+            assert_eq!(with(edit), expected, "{name}");
+        }
+        // A record ending a few zero bytes after a sector boundary, damaged elsewhere: not a tear.
+        let mut ends_in_zeros = body.clone();
+        ends_in_zeros.truncate(1536 - 600 - 2 * HEADER_BYTES);
+        ends_in_zeros.extend_from_slice(&[0; MIN_UNWRITTEN_BYTES - 2]);
+        let mut bytes = log_of(&[&[7u8; 600], &ends_in_zeros]);
+        assert_eq!(bytes.len() % SECTOR_BYTES, 6);
+        bytes[last + 10] ^= 1;
+        assert!(matches!(parse("f", bytes, Fix::CutLog), Err(LogError::Corrupt { .. })));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `bftsim`: the command-line front end of the simulator. See the README's CLI section.
+//! `bftsim`: the command-line front end of the simulator. See docs/cli.md.
 
 /// mimalloc instead of the system allocator: a simulated run allocates and frees small objects
 /// (messages, frames, tasks) at a high rate, which glibc's malloc spends about a quarter of the

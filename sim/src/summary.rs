@@ -310,10 +310,7 @@ pub fn families(scenario: &Scenario) -> Vec<String> {
 }
 
 fn fault_setting(at_ms: u64, action: &FaultAction) -> FaultSetting {
-    let clog = |target: &ClogTarget| match target {
-        ClogTarget::Agent(a) => format!("agent {a}"),
-        ClogTarget::Link([a, b]) => format!("link {a}–{b}"),
-    };
+    let clog = |target: &ClogTarget| target.to_string();
     let (kind, target) = match action {
         FaultAction::Partition { groups, one_way } => {
             let groups: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();

@@ -13,7 +13,7 @@
 //! found, or at the liveness bound.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consensus_core::protocol::messages::SignedSpec;
@@ -26,7 +26,7 @@ use futures_channel::mpsc::unbounded;
 
 use super::disk::AgentStorage;
 use super::net::{Routing, SimRx, SimTx};
-use super::{Shared, SimClock};
+use super::{lock, Shared, SimClock};
 use crate::scenario::Scenario;
 
 /// How often the opener re-sends `Open` for an undecided session, ms.
@@ -55,10 +55,6 @@ pub(super) struct Port {
 
 /// Shared by the client and the opener.
 pub(super) type SharedPort = Arc<Mutex<Port>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The opener's node crashed or stopped: every request in flight is cut.
 pub(super) fn opener_down(port: &SharedPort, world: &Shared, stopped: bool) {
@@ -170,10 +166,16 @@ impl OpenerHost {
                 let Some(session) = wire::peek_commit(&frame) else { continue };
                 let senders = committed.entry(session).or_default();
                 senders.insert(from);
-                if senders.len() >= self.f_plus_one && !lock(&self.port).decided.contains(&session) {
+                if senders.len() >= self.f_plus_one {
                     lock(&self.port).decided.insert(session);
-                    if let Err(e) = opener.decided(session) {
-                        return self.stop(&format!("its log failed ({e})"));
+                    // Asked of this incarnation's opener, not of the client's record: a crash
+                    // may have lost the `Decided` record an earlier incarnation logged, and then
+                    // the session held a place in flight forever (explore, master seed 17, run
+                    // 15332; scenarios/regressions/opener-forgets-decided.toml).
+                    if opener.is_pending(session) {
+                        if let Err(e) = opener.decided(session) {
+                            return self.stop(&format!("its log failed ({e})"));
+                        }
                     }
                 }
             }

@@ -16,7 +16,7 @@ use consensus_core::metrics::{check_alerts, AlertThresholds, MetricsRecorder, Se
 use consensus_core::protocol::{Agent, AgreedOutcome, Input, Mutation};
 use consensus_core::registry::Registry;
 use consensus_core::runner::{Clock, Runner};
-use consensus_core::sign::sim_committee;
+use consensus_core::sign::{sim_committee, Keys, SimKeyring, SimSigner};
 use consensus_core::types::ConsensusMethod;
 use consensus_core::{AgentId, AgentSpecialization, CandidateId, Ppm, SessionId, TimeMs};
 use futures_channel::mpsc::unbounded;
@@ -33,12 +33,18 @@ use crate::world::{World, WorldObserver};
 
 mod client;
 mod disk;
+mod disks;
+mod faults;
 mod net;
+mod node;
 mod rounds;
+
+use node::{disk_reachable, durable_config, oracle_of, NodeContext};
 
 use client::{client_node, OpenerHost, Port};
 use disk::{AgentStorage, Disks, Gate, Incarnation, Inner, Start};
-use net::{net_model, spawn_faults, twin_address, DiskFaults, Routing, SharedDecodes, SimRx, SimTx};
+use faults::{spawn_faults, DiskFaults};
+use net::{net_model, twin_address, Routing, SharedDecodes, SimRx, SimTx};
 use rounds::RoundFaults;
 
 /// What to keep besides the record.
@@ -57,6 +63,11 @@ pub struct RunOutput {
 }
 
 type Shared = Arc<Mutex<World>>;
+
+/// Locks `m`, also after a task panicked holding it (the run then reports the panic).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Runs `scenario` with `seed` on a fresh madsim runtime.
 pub fn run(scenario: &Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
@@ -146,20 +157,6 @@ impl Clock for SimClock {
     }
 }
 
-/// The evaluator is the agent's judge (a program or service beside the node, not the agent's
-/// state), so it survives the node's crash and its random stream continues.
-#[derive(Clone)]
-struct DurableEvaluator(Arc<Mutex<SyntheticEvaluator>>);
-
-impl Evaluator for DurableEvaluator {
-    fn evaluate(&mut self, request: &EvaluationRequest<'_>) -> Evaluation {
-        match self.0.lock() {
-            Ok(mut e) => e.evaluate(request),
-            Err(poisoned) => poisoned.into_inner().evaluate(request),
-        }
-    }
-}
-
 async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
     let clock = SimClock::start();
     let handle = madsim::runtime::Handle::current();
@@ -170,13 +167,11 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let keys = sim_committee(derive(seed, "keys", 0), n);
     let registry = Registry::seed_committee(n, &engine);
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
-    let promises = Promises::of(u64::from(n), derived.byzantine.len() as u64);
-    let catch_up = scenario.promises_liveness().then_some((scenario.expect.catch_up_ms, scenario.last_fault_ms()));
-    let oracle = Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone())
-        .with_promises(promises)
-        .with_best(derived.best.clone())
-        .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()))
-        .with_catch_up(catch_up);
+    let oracle = oracle_of(
+        &scenario,
+        &derived,
+        Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone()),
+    );
     let net = net_model(&scenario);
     let net_seed = derive(seed, "network", 0);
     let world: Shared =
@@ -185,7 +180,6 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     let net_node = handle.create_node().name("network").build();
     net_node.spawn(crate::world::carry(world.clone(), clock.clone()));
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
-    let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
     let twins: BTreeSet<AgentId> =
         derived.behaviours.iter().filter(|(_, b)| **b == Behaviour::Twin).map(|(a, _)| *a).collect();
     let signers = derived.byzantine.iter().map(|a| (*a, keys.agents[a.0 as usize].clone())).collect();
@@ -215,72 +209,11 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         disks: Disks::default(),
         sync_ms: scenario.storage.sync_ms,
         mutation: scenario.protocol.mutation,
-        durable_config: {
-            let mut config = durable::DurableConfig::default();
-            if let Some(bytes) = scenario.storage.compact_log_bytes {
-                config.compact_log_bytes = bytes;
-            }
-            config
-        },
-        reachable: scenario
-            .faults
-            .iter()
-            .filter_map(|f| match f.action {
-                FaultAction::Crash { agent } => Some(AgentId(agent)),
-                ref other => other.disk_agent().map(AgentId),
-            })
-            .collect(),
+        durable_config: durable_config(&scenario),
+        reachable: disk_reachable(&scenario),
         opener,
     };
-    let mut nodes = BTreeMap::new();
-    let mut twin_nodes = Vec::new();
-    for i in 0..n {
-        let id = AgentId(i);
-        let make_agent = {
-            let (signer, keyring, registry) = (keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone());
-            move || Agent::new(signer.clone(), keyring.clone(), registry.clone(), engine, protocol)
-        };
-        let behaviour = derived.behaviours.get(&id).copied();
-        let factory: Factory = match behaviour {
-            Some(Behaviour::Core(strategy)) => {
-                let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
-                let signer = keys.agents[i as usize].clone();
-                let node_seed = derive(seed, "byzantine-node", u64::from(i));
-                let collusion = derive(seed, "collusion", 0);
-                let make_agent = make_agent.clone();
-                let full_power = scenario.byzantine.full_power.config();
-                Arc::new(move || -> Inner {
-                    let agent = make_agent();
-                    Box::new(
-                        Byzantine::new(agent, signer.clone(), strategy, peers.clone(), engine, node_seed, collusion)
-                            .with_full_power(full_power.clone()),
-                    )
-                })
-            }
-            Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => {
-                let make_agent = make_agent.clone();
-                Arc::new(move || -> Inner { Box::new(make_agent()) })
-            }
-        };
-        let spec = AgentSpecialization::cycled(i as usize);
-        let evaluator = SyntheticEvaluator::new(
-            derive(seed, "evaluator", u64::from(i)),
-            scenario.evaluator_profile(spec),
-            truth.clone(),
-        );
-        let honest_agent = honest.contains(&id);
-        nodes.insert(id, ctx.spawn_agent(id, id, spec, factory, evaluator, honest_agent));
-        if behaviour == Some(Behaviour::Twin) {
-            // The second copy: the same identity and key, its own evaluator stream, state and disk.
-            let evaluator = SyntheticEvaluator::new(
-                derive(seed, "twin-evaluator", u64::from(i)),
-                scenario.evaluator_profile(spec),
-                truth.clone(),
-            );
-            let factory: Factory = Arc::new(move || -> Inner { Box::new(make_agent()) });
-            twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, factory, evaluator, false));
-        }
-    }
+    let (nodes, twin_nodes) = ctx.spawn_committee(&scenario, seed, &derived, &keys, &registry, &honest);
     let disk_faults = DiskFaults { disks: ctx.disks.clone(), crash: scenario.storage.crash, seed, port: port.clone() };
     let faults = spawn_faults(&scenario, world.clone(), clock.clone(), nodes.clone(), &net_node, disk_faults);
     let (client_node, client) = client_node(&scenario, port, world.clone(), clock.clone());
@@ -295,140 +228,6 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     handle.kill(client_node.id());
     madsim::time::sleep(Duration::from_millis(1)).await;
     finish(&scenario, seed, params, &world, &derived, end_ms)
-}
-
-/// Builds an agent's node afresh (at its first start and at every restart).
-type Factory = Arc<dyn Fn() -> Inner + Send + Sync>;
-
-/// What every agent node of a run shares.
-struct NodeContext {
-    world: Shared,
-    clock: SimClock,
-    routing: Arc<Routing>,
-    committee: Vec<AgentId>,
-    decodes: Arc<Mutex<SharedDecodes>>,
-    disks: Disks,
-    sync_ms: u64,
-    mutation: Mutation,
-    durable_config: durable::DurableConfig,
-    /// Agents a crash or disk fault of the scenario can reach (the others' disks keep no bytes:
-    /// `run::disk::AgentStorage`).
-    reachable: BTreeSet<AgentId>,
-    /// The session opener, run on agent 0's node.
-    opener: OpenerHost,
-}
-
-impl NodeContext {
-    /// A madsim node that runs agent `id` at network `address`: at every start, the agent is
-    /// rebuilt from its disk alone (`run::disk`), its frames leave once its log allows.
-    fn spawn_agent(
-        &self,
-        id: AgentId,
-        address: AgentId,
-        spec: AgentSpecialization,
-        factory: Factory,
-        evaluator: SyntheticEvaluator,
-        honest: bool,
-    ) -> madsim::runtime::NodeHandle {
-        let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
-        let started = Arc::new(Mutex::new(false));
-        let (w, c, routing, clock) =
-            (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock.clone());
-        let decodes = self.decodes.clone();
-        let disks = self.disks.clone();
-        let disk = disks.disk(address, self.sync_ms);
-        let keep = self.reachable.contains(&address);
-        let direct = !keep && self.sync_ms == 0;
-        let storage = AgentStorage { disk, blind: self.mutation == Mutation::SkipChecksum, keep };
-        let amnesia = self.mutation == Mutation::ForgetLockOnRestart;
-        let durable_config = self.durable_config;
-        // Agent 0's node (its first copy) hosts the session opener, on the same disk.
-        let opener = (address == AgentId(0)).then(|| self.opener.clone());
-        let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
-        madsim::runtime::Handle::current()
-            .create_node()
-            .name(name)
-            .init(move || {
-                let restart = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
-                let gate = Arc::new(Gate::default());
-                let on_stop: Arc<dyn Fn() + Send + Sync> = match &opener {
-                    Some(o) => {
-                        let (port, world) = (o.port.clone(), o.world.clone());
-                        Arc::new(move || client::opener_down(&port, &world, true))
-                    }
-                    None => Arc::new(|| {}),
-                };
-                let life = Incarnation { me: id, address, world: w.clone(), clock: clock.clone(), gate, on_stop };
-                let start = Start {
-                    inner: factory(),
-                    storage: storage.clone(),
-                    life: life.clone(),
-                    honest,
-                    restart,
-                    amnesia,
-                    config: durable_config,
-                    direct,
-                };
-                let Some((node, recover)) = disk::open(start, &disks) else {
-                    if let Some(o) = &opener {
-                        client::opener_down(&o.port, &o.world, true);
-                    }
-                    return futures_either(None);
-                };
-                let (tx, rx) = unbounded();
-                if let Ok(mut w) = w.lock() {
-                    w.inboxes.insert(address, tx);
-                    w.up.insert(address);
-                }
-                let transport = SimTx {
-                    me: id,
-                    address,
-                    world: w.clone(),
-                    clock: clock.clone(),
-                    routing: routing.clone(),
-                    gate: Some(life.gate.clone()),
-                };
-                let last_sent_ms = Arc::new(AtomicU64::new(0));
-                let inbox = SimRx {
-                    inbox: rx,
-                    last_sent_ms: last_sent_ms.clone(),
-                    decodes: decodes.clone(),
-                    stash: node.stash(),
-                };
-                let syncer = node.sync_handle().map(|sync| disk::syncer(life, sync, node.disk()));
-                let mut runner = Runner::new(
-                    node,
-                    spec,
-                    transport,
-                    inbox,
-                    clock.clone(),
-                    evaluator.clone(),
-                    WorldObserver { world: w.clone(), last_sent_ms },
-                    c.clone(),
-                );
-                if recover {
-                    runner = runner.start_with(Input::Recover);
-                }
-                let opener = opener.clone().map(|o| o.run(storage.clone(), restart));
-                futures_either(Some(async move {
-                    if let Some(syncer) = syncer {
-                        madsim::task::spawn(syncer);
-                    }
-                    if let Some(opener) = opener {
-                        madsim::task::spawn_local(opener);
-                    }
-                    runner.run().await;
-                }))
-            })
-            .build()
-    }
-}
-
-/// A node's main future: the agent's, or nothing when it refused to start.
-async fn futures_either<F: Future<Output = ()>>(run: Option<F>) {
-    if let Some(run) = run {
-        run.await;
-    }
 }
 
 fn log_setup(world: &Shared, scenario: &Scenario, seed: u64, derived: &Derived) {

@@ -6,7 +6,7 @@
 //! goes to both copies (each with its own fate), and a frame a copy sends arrives from the
 //! agent's identity. Round-targeted faults ([`RoundFaults`]) see every frame first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,13 +19,11 @@ use consensus_core::AgentId;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
 
-use super::client::{opener_down, SharedPort};
-use super::disk::{Disks, Gate};
+use super::disk::{FrameStash, Gate};
 use super::rounds::{RoundFaults, Verdict};
 use super::{Shared, SimClock};
-use crate::scenario::{CrashLoss, Fault, FaultAction, NodeRef, Scenario};
-use crate::trace::derive;
-use crate::world::{Delivery, NetModel, Partition, Tail, World};
+use crate::scenario::{NodeRef, Scenario};
+use crate::world::{Delivery, NetModel, Tail};
 
 /// Network addresses of twins' second copies start here (agent indices are below 256).
 const TWIN_BASE: u32 = 1 << 30;
@@ -124,9 +122,6 @@ pub(super) struct SimRx {
     pub stash: Option<FrameStash>,
 }
 
-/// The frame a node's transport decoded last.
-pub(super) type FrameStash = std::rc::Rc<std::cell::Cell<Option<Frame>>>;
-
 impl TransportRx for SimRx {
     fn recv(&mut self) -> impl Future<Output = Option<(AgentId, Frame)>> {
         std::future::poll_fn(|cx| {
@@ -211,127 +206,6 @@ pub(super) fn net_model(scenario: &Scenario) -> NetModel {
             max_ms: t.max_ms as f64,
         }),
         duplicate: network.duplicate,
-    }
-}
-
-/// What the fault task needs of the disks: every agent's disk, what a crash keeps of unsynced
-/// writes, the seed its draws come from, and the opener's port (agent 0's node hosts it).
-pub(super) struct DiskFaults {
-    pub disks: Disks,
-    pub crash: CrashLoss,
-    pub seed: u64,
-    pub port: SharedPort,
-}
-
-impl DiskFaults {
-    /// The disk side of `fault` (the `index`-th fault of the run): a crash loses unsynced
-    /// writes (and takes agent 0's opener down), disk faults damage, fail, fill or slow the
-    /// disk. Describes what happened.
-    fn apply(&self, index: u64, fault: &FaultAction, world: &Shared) -> Option<String> {
-        match fault {
-            FaultAction::Crash { agent } => {
-                if *agent == 0 {
-                    opener_down(&self.port, world, false);
-                }
-                Some(self.disks.crash(AgentId(*agent), self.crash, derive(self.seed, "crash-loss", index)))
-            }
-            FaultAction::FlipBit { agent } => {
-                Some(self.disks.flip_bit(AgentId(*agent), derive(self.seed, "flip-bit", index)))
-            }
-            other => {
-                let agent = other.disk_agent()?;
-                self.disks.fault(AgentId(agent), other);
-                None
-            }
-        }
-    }
-}
-
-pub(super) fn spawn_faults(
-    scenario: &Scenario,
-    world: Shared,
-    clock: SimClock,
-    nodes: BTreeMap<AgentId, madsim::runtime::NodeHandle>,
-    net_node: &madsim::runtime::NodeHandle,
-    disks: DiskFaults,
-) -> madsim::task::JoinHandle<()> {
-    let faults = scenario.faults.clone();
-    net_node.spawn(async move {
-        let handle = madsim::runtime::Handle::current();
-        for (index, fault) in faults.into_iter().enumerate() {
-            clock.sleep_until(fault.at_ms).await;
-            let now = clock.now_ms();
-            // The disk first (no await in between: the node cannot write meanwhile), then the
-            // world; killing or restarting a node runs its code synchronously, never under the
-            // lock.
-            let disk = disks.apply(index as u64, &fault.action, &world);
-            {
-                let Ok(mut w) = world.lock() else { return };
-                let (mut detail, agent) = apply_fault(&fault, &mut w);
-                if let Some(disk) = disk {
-                    detail = format!("{detail}: {disk}");
-                }
-                tracing::info!("fault at {now} ms: {detail}");
-                w.record_fault(now, detail, agent);
-                w.release_unclogged(now);
-            }
-            match &fault.action {
-                FaultAction::Crash { agent } => {
-                    if let Some(node) = nodes.get(&AgentId(*agent)) {
-                        handle.kill(node.id());
-                    }
-                }
-                FaultAction::Restart { agent } => {
-                    if let Some(node) = nodes.get(&AgentId(*agent)) {
-                        handle.restart(node.id());
-                    }
-                }
-                _ => {}
-            }
-        }
-    })
-}
-
-fn apply_fault(fault: &Fault, w: &mut World) -> (String, Option<AgentId>) {
-    match &fault.action {
-        FaultAction::Partition { groups, one_way } => {
-            let groups: Vec<BTreeSet<AgentId>> =
-                groups.iter().map(|g| g.iter().map(|i| AgentId(*i)).collect()).collect();
-            let detail = format!("partition {groups:?}{}", if *one_way { " (one-way)" } else { "" });
-            w.partition = Some(Partition { groups, one_way: *one_way });
-            (detail, None)
-        }
-        FaultAction::Heal => {
-            w.partition = None;
-            ("heal".to_owned(), None)
-        }
-        FaultAction::Crash { agent } => {
-            // The node itself is killed by the caller, once the world is unlocked.
-            let id = AgentId(*agent);
-            w.up.remove(&id);
-            w.inboxes.remove(&id);
-            w.oracle.on_down(id);
-            (format!("crash {id}"), Some(id))
-        }
-        FaultAction::Restart { agent } => (format!("restart {}", AgentId(*agent)), Some(AgentId(*agent))),
-        FaultAction::Clog { target } => {
-            w.clogs.insert(*target);
-            (format!("clog {target:?}"), None)
-        }
-        FaultAction::Unclog { target } => {
-            w.clogs.remove(target);
-            (format!("unclog {target:?}"), None)
-        }
-        FaultAction::FlipBit { agent } => {
-            (format!("flip a bit on the disk of {}", AgentId(*agent)), Some(AgentId(*agent)))
-        }
-        FaultAction::FailSync { agent } => {
-            (format!("the next fsync of {} fails", AgentId(*agent)), Some(AgentId(*agent)))
-        }
-        FaultAction::DiskFull { agent } => (format!("the disk of {} is full", AgentId(*agent)), Some(AgentId(*agent))),
-        FaultAction::SlowDisk { agent, sync_ms } => {
-            (format!("every fsync of {} takes {sync_ms} ms", AgentId(*agent)), Some(AgentId(*agent)))
-        }
     }
 }
 

@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 mod adversarial;
 mod load;
+mod problem;
+mod raw;
 mod storage;
 mod sweep;
 #[cfg(test)]
@@ -478,6 +480,16 @@ pub enum ClogTarget {
     Agent(u32),
     /// The link between these two agents, both directions.
     Link([u32; 2]),
+}
+
+impl std::fmt::Display for ClogTarget {
+    /// `agent 3`, `link 1–6`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClogTarget::Agent(a) => write!(f, "agent {a}"),
+            ClogTarget::Link([a, b]) => write!(f, "link {a}–{b}"),
+        }
+    }
 }
 
 /// `[expect]`: what a run must show to pass.

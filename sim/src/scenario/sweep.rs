@@ -1,6 +1,7 @@
 //! `[sweep]`: a scenario file with axes expands into the cartesian product of its points.
 
 use super::load::*;
+use super::problem::*;
 use super::*;
 
 impl Scenario {

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use consensus_core::{AgentSpecialization, Ratio};
 
-use super::load::*;
+use super::problem::*;
+use super::raw::*;
 use super::*;
 
 pub(super) fn check_name(name: &str) -> Result<(), Problem> {

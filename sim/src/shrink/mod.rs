@@ -29,7 +29,9 @@
 //! - `byzantine.full_power` (when an agent runs `full-power`): each family off, the rate 0,
 //!   half, one hundredth less, the actions per input 1, half, one less;
 //! - `expect.liveness_bound_ms` back to its default and `expect.liveness_rounds` removed, for a
-//!   safety violation only.
+//!   safety violation only;
+//! - `[storage]` back to its defaults, whole, then `crash`, `sync_ms` and `compact_log_bytes`
+//!   one at a time.
 //!
 //! After every change the round rules are pruned to what still fits ([`Scenario::prune_rules`]:
 //! no rule names a removed session or agent, or an agent that is no longer Byzantine), and so
@@ -54,14 +56,14 @@
 //! workload.concurrency + round(100·network.drop) + round(100·network.duplicate) +
 //! network.latency_ms[1] / 10 + (1 if network.tail else 0) + round rules + behaviours in the
 //! mix + (full-power families + round(100·rate) + actions per input, when an agent runs
-//! full-power)`. No change makes it larger.
+//! full-power) + [storage] settings that differ from their defaults`. No change makes it larger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::oracle::names;
 use crate::scenario::{
-    self, Behaviour, Byzantine, ByzantineStrategy, ClogTarget, Fault, FaultAction, FullPowerKnobs, Scenario,
+    self, Behaviour, Byzantine, ByzantineStrategy, ClogTarget, Fault, FaultAction, FullPowerKnobs, Scenario, Storage,
 };
 
 /// The default run budget of a shrink.
@@ -125,7 +127,7 @@ pub enum ShrinkError {
 }
 
 /// The terms of [`size`], by name.
-pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 13] {
+pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 14] {
     [
         ("faults", s.faults.len() as u64),
         ("agents", u64::from(s.agents.count)),
@@ -140,6 +142,7 @@ pub fn size_terms(s: &Scenario) -> [(&'static str, u64); 13] {
         ("rules", (s.round_partitions.len() + s.tamper.len()) as u64),
         ("mix", s.byzantine.strategies.as_ref().map_or(0, |m| m.len() as u64)),
         ("full-power", full_power_size(s)),
+        ("storage", storage_size(s)),
     ]
 }
 
@@ -248,10 +251,11 @@ enum Kind {
     Mix,
     FullPower,
     Bound,
+    Storage,
 }
 
 impl Kind {
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 15] = [
         Kind::Sessions,
         Kind::Faults,
         Kind::Agents,
@@ -266,6 +270,7 @@ impl Kind {
         Kind::Mix,
         Kind::FullPower,
         Kind::Bound,
+        Kind::Storage,
     ];
 }
 
@@ -337,30 +342,7 @@ impl Search {
                     out.push((format!("workload.sessions {} → {v}", s.workload.sessions), c));
                 }
             }
-            Kind::Faults => {
-                let n = s.faults.len();
-                let mut chunk = n;
-                while chunk >= 1 {
-                    let mut start = 0;
-                    while start < n {
-                        let end = (start + chunk).min(n);
-                        let mut c = s.clone();
-                        c.faults = s.faults[..start].iter().chain(&s.faults[end..]).cloned().collect();
-                        c.faults = consistent(c.faults);
-                        let what = if end - start == 1 {
-                            format!("removed faults[{start}] ({})", describe(&s.faults[start]))
-                        } else {
-                            format!("removed faults[{start}..{end}]")
-                        };
-                        out.push((what, c));
-                        start = end;
-                    }
-                    if chunk == 1 {
-                        break;
-                    }
-                    chunk = chunk.div_ceil(2).min(chunk - 1);
-                }
-            }
+            Kind::Faults => fault_candidates(s, &mut out),
             Kind::Agents => {
                 for v in lower(u64::from(s.agents.count), 1) {
                     let Ok(v) = u32::try_from(v) else { continue };
@@ -368,32 +350,7 @@ impl Search {
                     out.push((format!("agents.count {} → {v}", s.agents.count), c));
                 }
             }
-            Kind::Byzantine => {
-                for v in lower(u64::from(s.byzantine.count), 0) {
-                    let Ok(v) = u32::try_from(v) else { continue };
-                    let mut c = s.clone();
-                    c.byzantine.count = v;
-                    match &s.byzantine.agents {
-                        // One fewer listed agent: try leaving out each of them.
-                        Some(list) if v > 0 && v + 1 == s.byzantine.count => {
-                            for (i, gone) in list.iter().enumerate() {
-                                let mut c = c.clone();
-                                let mut kept = list.clone();
-                                kept.remove(i);
-                                c.byzantine.agents = Some(kept);
-                                out.push((
-                                    format!("byzantine.count {} → {v} (agent {gone} honest)", s.byzantine.count),
-                                    c,
-                                ));
-                            }
-                            continue;
-                        }
-                        Some(list) if v > 0 => c.byzantine.agents = Some(list[..v as usize].to_vec()),
-                        _ => c.byzantine.agents = None,
-                    }
-                    out.push((format!("byzantine.count {} → {v}", s.byzantine.count), c));
-                }
-            }
+            Kind::Byzantine => byzantine_candidates(s, &mut out),
             Kind::Candidates => {
                 for v in lower(u64::from(s.workload.candidates), u64::from(self.min_candidates)) {
                     let Ok(v) = u32::try_from(v) else { continue };
@@ -430,70 +387,16 @@ impl Search {
                     out.push(("removed network.tail".to_owned(), c));
                 }
             }
-            Kind::Latency => {
-                // Half the upper bound, then 10 ms less (one unit of the size).
-                let [min, max] = s.network.latency_ms;
-                let half = (max / 2).max(1);
-                let mut bounds = vec![half];
-                if max > 10 && max - 10 > half {
-                    bounds.push(max - 10);
-                }
-                for bound in bounds.into_iter().filter(|&b| b < max) {
-                    let mut c = s.clone();
-                    c.network.latency_ms = [min.min(bound), bound];
-                    out.push((format!("network.latency_ms [{min}, {max}] → {:?}", c.network.latency_ms), c));
-                }
-            }
-            Kind::Rules => {
-                let total = s.round_partitions.len() + s.tamper.len();
-                if total > 1 {
-                    let mut c = s.clone();
-                    c.round_partitions.clear();
-                    c.tamper.clear();
-                    out.push(("removed every round rule".to_owned(), c));
-                }
-                for i in 0..s.round_partitions.len() {
-                    let mut c = s.clone();
-                    c.round_partitions.remove(i);
-                    out.push((format!("removed round_partitions[{i}]"), c));
-                }
-                for i in 0..s.tamper.len() {
-                    let mut c = s.clone();
-                    c.tamper.remove(i);
-                    out.push((format!("removed tamper[{i}] ({})", s.tamper[i].action.name()), c));
-                }
-            }
+            Kind::Latency => latency_candidates(s, &mut out),
+            Kind::Rules => rule_candidates(s, &mut out),
             // A safety violation does not depend on when the run would have ended; a liveness
             // violation does, so its bound is never lowered.
-            Kind::Bound if self.invariant != "liveness" => {
-                let default = crate::scenario::Expect::default().liveness_bound_ms;
-                if s.expect.liveness_bound_ms > default {
-                    let mut c = s.clone();
-                    c.expect.liveness_bound_ms = default;
-                    out.push((format!("expect.liveness_bound_ms {} → {default}", s.expect.liveness_bound_ms), c));
-                }
-                if let Some(rounds) = s.expect.liveness_rounds {
-                    let mut c = s.clone();
-                    c.expect.liveness_rounds = None;
-                    out.push((format!("expect.liveness_rounds {rounds} removed"), c));
-                }
-            }
+            Kind::Bound if self.invariant != "liveness" => bound_candidates(s, &mut out),
             Kind::Bound => {}
+            Kind::Storage => storage_candidates(s, &mut out),
             Kind::FullPower if uses_full_power(s) => full_power_candidates(s, &mut out),
             Kind::FullPower => {}
-            Kind::Mix => {
-                let mut seen = Vec::new();
-                for b in s.byzantine.strategies.iter().flatten() {
-                    if seen.contains(b) {
-                        continue;
-                    }
-                    seen.push(*b);
-                    let mut c = s.clone();
-                    c.byzantine.strategies = None;
-                    c.byzantine.strategy = *b;
-                    out.push((format!("byzantine.strategies → strategy = {b}"), c));
-                }
-            }
+            Kind::Mix => mix_candidates(s, &mut out),
         }
         out
     }
@@ -513,6 +416,162 @@ impl Search {
         c.faults = consistent(faults);
         c
     }
+}
+
+/// Every fault removed: all of them, then halves, quarters, … down to one at a time (restarts and
+/// crashes kept consistent with what is left).
+fn fault_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    let n = s.faults.len();
+    let mut chunk = n;
+    while chunk >= 1 {
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            let mut c = s.clone();
+            c.faults = s.faults[..start].iter().chain(&s.faults[end..]).cloned().collect();
+            c.faults = consistent(c.faults);
+            let what = if end - start == 1 {
+                format!("removed faults[{start}] ({})", describe(&s.faults[start]))
+            } else {
+                format!("removed faults[{start}..{end}]")
+            };
+            out.push((what, c));
+            start = end;
+        }
+        if chunk == 1 {
+            break;
+        }
+        chunk = chunk.div_ceil(2).min(chunk - 1);
+    }
+}
+
+/// `byzantine.count` lowered (0, half, one less); an explicit agent list is cut to match, and
+/// with one fewer listed agent each of them is tried as the honest one.
+fn byzantine_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    for v in lower(u64::from(s.byzantine.count), 0) {
+        let Ok(v) = u32::try_from(v) else { continue };
+        let mut c = s.clone();
+        c.byzantine.count = v;
+        match &s.byzantine.agents {
+            // One fewer listed agent: try leaving out each of them.
+            Some(list) if v > 0 && v + 1 == s.byzantine.count => {
+                for (i, gone) in list.iter().enumerate() {
+                    let mut c = c.clone();
+                    let mut kept = list.clone();
+                    kept.remove(i);
+                    c.byzantine.agents = Some(kept);
+                    out.push((format!("byzantine.count {} → {v} (agent {gone} honest)", s.byzantine.count), c));
+                }
+                continue;
+            }
+            Some(list) if v > 0 => c.byzantine.agents = Some(list[..v as usize].to_vec()),
+            _ => c.byzantine.agents = None,
+        }
+        out.push((format!("byzantine.count {} → {v}", s.byzantine.count), c));
+    }
+}
+
+/// The latency's upper bound halved, then 10 ms less (one unit of the size).
+fn latency_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    // Half the upper bound, then 10 ms less (one unit of the size).
+    let [min, max] = s.network.latency_ms;
+    let half = (max / 2).max(1);
+    let mut bounds = vec![half];
+    if max > 10 && max - 10 > half {
+        bounds.push(max - 10);
+    }
+    for bound in bounds.into_iter().filter(|&b| b < max) {
+        let mut c = s.clone();
+        c.network.latency_ms = [min.min(bound), bound];
+        out.push((format!("network.latency_ms [{min}, {max}] → {:?}", c.network.latency_ms), c));
+    }
+}
+
+/// Every round rule removed at once, then each one alone.
+fn rule_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    let total = s.round_partitions.len() + s.tamper.len();
+    if total > 1 {
+        let mut c = s.clone();
+        c.round_partitions.clear();
+        c.tamper.clear();
+        out.push(("removed every round rule".to_owned(), c));
+    }
+    for i in 0..s.round_partitions.len() {
+        let mut c = s.clone();
+        c.round_partitions.remove(i);
+        out.push((format!("removed round_partitions[{i}]"), c));
+    }
+    for i in 0..s.tamper.len() {
+        let mut c = s.clone();
+        c.tamper.remove(i);
+        out.push((format!("removed tamper[{i}] ({})", s.tamper[i].action.name()), c));
+    }
+}
+
+/// Each behaviour of a mix alone, as the only strategy.
+fn mix_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    let mut seen = Vec::new();
+    for b in s.byzantine.strategies.iter().flatten() {
+        if seen.contains(b) {
+            continue;
+        }
+        seen.push(*b);
+        let mut c = s.clone();
+        c.byzantine.strategies = None;
+        c.byzantine.strategy = *b;
+        out.push((format!("byzantine.strategies → strategy = {b}"), c));
+    }
+}
+
+/// The liveness bound back to its default and the round bound removed (for a safety
+/// violation only: it does not depend on when the run would have ended).
+fn bound_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    let default = crate::scenario::Expect::default().liveness_bound_ms;
+    if s.expect.liveness_bound_ms > default {
+        let mut c = s.clone();
+        c.expect.liveness_bound_ms = default;
+        out.push((format!("expect.liveness_bound_ms {} → {default}", s.expect.liveness_bound_ms), c));
+    }
+    if let Some(rounds) = s.expect.liveness_rounds {
+        let mut c = s.clone();
+        c.expect.liveness_rounds = None;
+        out.push((format!("expect.liveness_rounds {rounds} removed"), c));
+    }
+}
+
+/// `[storage]` back to its defaults, whole and field by field: a finding whose crash mode, fsync
+/// time or compaction size does not matter (no crash left, say) does not keep them.
+fn storage_candidates(s: &Scenario, out: &mut Vec<(String, Scenario)>) {
+    let default = Storage::default();
+    if s.storage == default {
+        return;
+    }
+    let mut c = s.clone();
+    c.storage = default;
+    out.push(("removed [storage]".to_owned(), c));
+    if s.storage.crash != default.crash {
+        let mut c = s.clone();
+        c.storage.crash = default.crash;
+        out.push((format!("storage.crash {} → {}", s.storage.crash.name(), default.crash.name()), c));
+    }
+    if s.storage.sync_ms != default.sync_ms {
+        let mut c = s.clone();
+        c.storage.sync_ms = default.sync_ms;
+        out.push((format!("storage.sync_ms {} → {}", s.storage.sync_ms, default.sync_ms), c));
+    }
+    if s.storage.compact_log_bytes.is_some() {
+        let mut c = s.clone();
+        c.storage.compact_log_bytes = None;
+        out.push(("removed storage.compact_log_bytes".to_owned(), c));
+    }
+}
+
+/// How many `[storage]` settings differ from their defaults.
+fn storage_size(s: &Scenario) -> u64 {
+    let d = Storage::default();
+    u64::from(s.storage.crash != d.crash)
+        + u64::from(s.storage.sync_ms != d.sync_ms)
+        + u64::from(s.storage.compact_log_bytes.is_some())
 }
 
 /// The `full-power` knobs lowered: each family switched off, then the rate (0, half, one
@@ -636,21 +695,14 @@ fn describe(fault: &Fault) -> String {
         FaultAction::Heal => "heal".to_owned(),
         FaultAction::Crash { agent } => format!("crash agent {agent}"),
         FaultAction::Restart { agent } => format!("restart agent {agent}"),
-        FaultAction::Clog { target } => format!("clog {}", target_name(*target)),
-        FaultAction::Unclog { target } => format!("unclog {}", target_name(*target)),
+        FaultAction::Clog { target } => format!("clog {target}"),
+        FaultAction::Unclog { target } => format!("unclog {target}"),
         FaultAction::FlipBit { agent } => format!("flip a bit in agent {agent}'s log"),
         FaultAction::FailSync { agent } => format!("fail agent {agent}'s next fsync"),
         FaultAction::DiskFull { agent } => format!("fill agent {agent}'s disk"),
         FaultAction::SlowDisk { agent, sync_ms } => format!("agent {agent}'s fsyncs take {sync_ms} ms"),
     };
     format!("{what} at {} ms", fault.at_ms)
-}
-
-fn target_name(target: ClogTarget) -> String {
-    match target {
-        ClogTarget::Agent(a) => format!("agent {a}"),
-        ClogTarget::Link([a, b]) => format!("link {a}–{b}"),
-    }
 }
 
 /// The simulator as a shrink oracle: the first invariant `scenario` violates at `seed` (with

@@ -220,6 +220,22 @@ fn full_power_findings_shrink_to_the_families_they_need() {
 }
 
 #[test]
+fn storage_settings_a_finding_does_not_need_are_dropped() {
+    let text = "[agents]\ncount = 4\n[storage]\ncrash = \"prefix\"\nsync_ms = 18\ncompact_log_bytes = 4096\n\
+                [[faults]]\nat_ms = 10\nkind = \"crash\"\nagent = 1\n[expect]\nsafety = false\n";
+    let original = scenario::parse(text, Path::new("disk.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(storage_size(&original), 3);
+    // Fails while fsyncs are slow, whatever a crash keeps, with or without the crash.
+    let oracle = |s: &Scenario| (s.storage.sync_ms > 0).then(|| "liveness".to_owned());
+    let shrunk = shrink(&original, opts(10_000), oracle, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let st = shrunk.scenario.storage;
+    assert_eq!((st.crash, st.sync_ms, st.compact_log_bytes), (scenario::CrashLoss::Any, 18, None));
+    assert!(shrunk.scenario.faults.is_empty());
+    let rendered = render(&shrunk, Path::new("disk.toml"), &[], 5, Path::new("out/disk.min.toml"));
+    assert!(!rendered.contains("crash = \"prefix\""), "{rendered}");
+}
+
+#[test]
 fn a_liveness_violation_stays_within_the_fault_model() {
     // The twin is needed, and the file says `expect.liveness = true`: without the model's
     // promise kept, the shrinker went down to one agent (a Byzantine one) with liveness

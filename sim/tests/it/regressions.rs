@@ -91,3 +91,26 @@ fn the_opener_never_hands_an_id_out_twice() {
     let record = run(&s, 15_397_880_343_104_534_764, Default::default(), RunOptions::default()).record;
     assert_eq!(record.outcome, RunOutcome::Ok, "{:?}", record.violations);
 }
+
+/// An agent whose last synced log record was damaged while it was down cut that record as a torn
+/// write, forgot the vote it had sent and signed another (explore, master seed 17, run 7580). A
+/// last record written to its end is now refused as damage: the agent stays down instead.
+#[test]
+fn a_damaged_last_record_is_refused_not_cut() {
+    let path = scenarios().join("regressions").join("flip-last-record.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&s, 2_961_508_548_648_853_792, Default::default(), RunOptions { trace: true });
+    assert_eq!(out.record.outcome, RunOutcome::Ok, "{:?}", out.record.violations);
+    let refused = out.trace.iter().find(|e| e.kind == "fault" && e.detail.contains("refuses to start"));
+    let refused = refused.unwrap_or_else(|| panic!("agent 10 did not refuse its damaged log"));
+    assert_eq!(refused.agent, Some(10));
+    assert!(refused.detail.contains("the last record's checksum does not match"), "{}", refused.detail);
+}
+
+/// The opener crashed before its record that a session was decided was synced; after the restart
+/// that session held the one place in flight forever and the next was never opened (explore,
+/// master seed 17, run 15332).
+#[test]
+fn a_restarted_opener_learns_again_what_was_decided() {
+    replay("opener-forgets-decided.toml", 702_962_429_024_223_738);
+}

@@ -1,0 +1,275 @@
+//! The agent nodes of a run: each agent's node is built from a factory (the real agent, wrapped
+//! in its Byzantine behaviour if it has one), on its own disk, with an evaluator that survives
+//! its crashes; restarts rebuild it from the disk alone (run::disk).
+
+use super::*;
+
+/// The evaluator is the agent's judge (a program or service beside the node, not the agent's
+/// state), so it survives the node's crash and its random stream continues.
+#[derive(Clone)]
+pub(super) struct DurableEvaluator(Arc<Mutex<SyntheticEvaluator>>);
+
+impl Evaluator for DurableEvaluator {
+    fn evaluate(&mut self, request: &EvaluationRequest<'_>) -> Evaluation {
+        match self.0.lock() {
+            Ok(mut e) => e.evaluate(request),
+            Err(poisoned) => poisoned.into_inner().evaluate(request),
+        }
+    }
+}
+
+impl NodeContext {
+    /// Spawns every agent's node (and each twin's second copy): the real agent, wrapped in its
+    /// Byzantine behaviour if it has one, with its own evaluator stream.
+    pub(super) fn spawn_committee(
+        &self,
+        scenario: &Scenario,
+        seed: u64,
+        derived: &Derived,
+        keys: &Keys<SimSigner, SimKeyring>,
+        registry: &Registry,
+        honest: &BTreeSet<AgentId>,
+    ) -> (BTreeMap<AgentId, madsim::runtime::NodeHandle>, Vec<madsim::runtime::NodeHandle>) {
+        let (ctx, committee, n) = (self, &self.committee, scenario.agents.count);
+        let (engine, protocol) = (scenario.engine_config(), scenario.protocol_config());
+        let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
+        let mut nodes = BTreeMap::new();
+        let mut twin_nodes = Vec::new();
+        for i in 0..n {
+            let id = AgentId(i);
+            let make_agent = {
+                let (signer, keyring, registry) =
+                    (keys.agents[i as usize].clone(), keys.keyring.clone(), registry.clone());
+                move || Agent::new(signer.clone(), keyring.clone(), registry.clone(), engine, protocol)
+            };
+            let behaviour = derived.behaviours.get(&id).copied();
+            let factory = match behaviour {
+                Some(Behaviour::Core(strategy)) => {
+                    let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
+                    byzantine_factory(
+                        scenario,
+                        seed,
+                        id,
+                        strategy,
+                        keys.agents[i as usize].clone(),
+                        peers,
+                        make_agent.clone(),
+                    )
+                }
+                Some(Behaviour::Twin) | Some(Behaviour::Honest) | None => {
+                    let make_agent = make_agent.clone();
+                    Arc::new(move || -> Inner { Box::new(make_agent()) })
+                }
+            };
+            let spec = AgentSpecialization::cycled(i as usize);
+            let evaluator = SyntheticEvaluator::new(
+                derive(seed, "evaluator", u64::from(i)),
+                scenario.evaluator_profile(spec),
+                truth.clone(),
+            );
+            let honest_agent = honest.contains(&id);
+            nodes.insert(id, ctx.spawn_agent(id, id, spec, factory, evaluator, honest_agent));
+            if behaviour == Some(Behaviour::Twin) {
+                // The second copy: the same identity and key, its own evaluator stream, state and disk.
+                let evaluator = SyntheticEvaluator::new(
+                    derive(seed, "twin-evaluator", u64::from(i)),
+                    scenario.evaluator_profile(spec),
+                    truth.clone(),
+                );
+                let factory: Factory = Arc::new(move || -> Inner { Box::new(make_agent()) });
+                twin_nodes.push(ctx.spawn_agent(id, twin_address(id), spec, factory, evaluator, false));
+            }
+        }
+        (nodes, twin_nodes)
+    }
+}
+
+/// The oracle's promises for this run: what the fault model promises (f_max), the ground truth,
+/// the round bound and the catch-up deadline where liveness is promised.
+pub(super) fn oracle_of(scenario: &Scenario, derived: &Derived, oracle: Oracle) -> Oracle {
+    let promises = Promises::of(u64::from(scenario.agents.count), derived.byzantine.len() as u64);
+    let catch_up = scenario.promises_liveness().then_some((scenario.expect.catch_up_ms, scenario.last_fault_ms()));
+    oracle
+        .with_promises(promises)
+        .with_best(derived.best.clone())
+        .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()))
+        .with_catch_up(catch_up)
+}
+
+/// The node's durability settings, with the scenario's compaction size.
+pub(super) fn durable_config(scenario: &Scenario) -> durable::DurableConfig {
+    let mut config = durable::DurableConfig::default();
+    if let Some(bytes) = scenario.storage.compact_log_bytes {
+        config.compact_log_bytes = bytes;
+    }
+    config
+}
+
+/// The agents a crash or a disk fault reaches (the others may skip the log layer).
+pub(super) fn disk_reachable(scenario: &Scenario) -> BTreeSet<AgentId> {
+    scenario
+        .faults
+        .iter()
+        .filter_map(|f| match f.action {
+            FaultAction::Crash { agent } => Some(AgentId(agent)),
+            ref other => other.disk_agent().map(AgentId),
+        })
+        .collect()
+}
+
+/// A Byzantine agent `id` running `strategy` around the real agent `make_agent` builds.
+pub(super) fn byzantine_factory(
+    scenario: &Scenario,
+    seed: u64,
+    id: AgentId,
+    strategy: consensus_core::adversary::Strategy,
+    signer: SimSigner,
+    peers: Vec<AgentId>,
+    make_agent: impl Fn() -> Agent<SimSigner, SimKeyring> + Send + Sync + 'static,
+) -> Factory {
+    let node_seed = derive(seed, "byzantine-node", u64::from(id.0));
+    let collusion = derive(seed, "collusion", 0);
+    let engine = scenario.engine_config();
+    let full_power = scenario.byzantine.full_power.config();
+    Arc::new(move || -> Inner {
+        let agent = make_agent();
+        Box::new(
+            Byzantine::new(agent, signer.clone(), strategy, peers.clone(), engine, node_seed, collusion)
+                .with_full_power(full_power.clone()),
+        )
+    })
+}
+
+/// Builds an agent's node afresh (at its first start and at every restart).
+pub(super) type Factory = Arc<dyn Fn() -> Inner + Send + Sync>;
+
+/// What every agent node of a run shares.
+pub(super) struct NodeContext {
+    pub(super) world: Shared,
+    pub(super) clock: SimClock,
+    pub(super) routing: Arc<Routing>,
+    pub(super) committee: Vec<AgentId>,
+    pub(super) decodes: Arc<Mutex<SharedDecodes>>,
+    pub(super) disks: Disks,
+    pub(super) sync_ms: u64,
+    pub(super) mutation: Mutation,
+    pub(super) durable_config: durable::DurableConfig,
+    /// Agents a crash or disk fault of the scenario can reach (the others' disks keep no bytes:
+    /// `run::disk::AgentStorage`).
+    pub(super) reachable: BTreeSet<AgentId>,
+    /// The session opener, run on agent 0's node.
+    pub(super) opener: OpenerHost,
+}
+
+impl NodeContext {
+    /// A madsim node that runs agent `id` at network `address`: at every start, the agent is
+    /// rebuilt from its disk alone (`run::disk`), its frames leave once its log allows.
+    pub(super) fn spawn_agent(
+        &self,
+        id: AgentId,
+        address: AgentId,
+        spec: AgentSpecialization,
+        factory: Factory,
+        evaluator: SyntheticEvaluator,
+        honest: bool,
+    ) -> madsim::runtime::NodeHandle {
+        let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
+        let started = Arc::new(Mutex::new(false));
+        let (w, c, routing, clock) =
+            (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock.clone());
+        let decodes = self.decodes.clone();
+        let disks = self.disks.clone();
+        let disk = disks.disk(address, self.sync_ms);
+        let keep = self.reachable.contains(&address);
+        let direct = !keep && self.sync_ms == 0;
+        let storage = AgentStorage { disk, blind: self.mutation == Mutation::SkipChecksum, keep };
+        let amnesia = self.mutation == Mutation::ForgetLockOnRestart;
+        let durable_config = self.durable_config;
+        // Agent 0's node (its first copy) hosts the session opener, on the same disk.
+        let opener = (address == AgentId(0)).then(|| self.opener.clone());
+        let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
+        madsim::runtime::Handle::current()
+            .create_node()
+            .name(name)
+            .init(move || {
+                let restart = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
+                let gate = Arc::new(Gate::default());
+                let on_stop: Arc<dyn Fn() + Send + Sync> = match &opener {
+                    Some(o) => {
+                        let (port, world) = (o.port.clone(), o.world.clone());
+                        Arc::new(move || client::opener_down(&port, &world, true))
+                    }
+                    None => Arc::new(|| {}),
+                };
+                let life = Incarnation { me: id, address, world: w.clone(), clock: clock.clone(), gate, on_stop };
+                let start = Start {
+                    inner: factory(),
+                    storage: storage.clone(),
+                    life: life.clone(),
+                    honest,
+                    restart,
+                    amnesia,
+                    config: durable_config,
+                    direct,
+                };
+                let Some((node, recover)) = disk::open(start, &disks) else {
+                    if let Some(o) = &opener {
+                        client::opener_down(&o.port, &o.world, true);
+                    }
+                    return futures_either(None);
+                };
+                let (tx, rx) = unbounded();
+                if let Ok(mut w) = w.lock() {
+                    w.inboxes.insert(address, tx);
+                    w.up.insert(address);
+                }
+                let transport = SimTx {
+                    me: id,
+                    address,
+                    world: w.clone(),
+                    clock: clock.clone(),
+                    routing: routing.clone(),
+                    gate: Some(life.gate.clone()),
+                };
+                let last_sent_ms = Arc::new(AtomicU64::new(0));
+                let inbox = SimRx {
+                    inbox: rx,
+                    last_sent_ms: last_sent_ms.clone(),
+                    decodes: decodes.clone(),
+                    stash: node.stash(),
+                };
+                let syncer = node.sync_handle().map(|sync| disk::syncer(life, sync, node.disk()));
+                let mut runner = Runner::new(
+                    node,
+                    spec,
+                    transport,
+                    inbox,
+                    clock.clone(),
+                    evaluator.clone(),
+                    WorldObserver { world: w.clone(), last_sent_ms },
+                    c.clone(),
+                );
+                if recover {
+                    runner = runner.start_with(Input::Recover);
+                }
+                let opener = opener.clone().map(|o| o.run(storage.clone(), restart));
+                futures_either(Some(async move {
+                    if let Some(syncer) = syncer {
+                        madsim::task::spawn(syncer);
+                    }
+                    if let Some(opener) = opener {
+                        madsim::task::spawn_local(opener);
+                    }
+                    runner.run().await;
+                }))
+            })
+            .build()
+    }
+}
+
+/// A node's main future: the agent's, or nothing when it refused to start.
+pub(super) async fn futures_either<F: Future<Output = ()>>(run: Option<F>) {
+    if let Some(run) = run {
+        run.await;
+    }
+}
