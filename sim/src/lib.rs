@@ -3,6 +3,7 @@
 pub mod coverage;
 pub mod influence;
 pub mod merge;
+pub mod model;
 pub mod oracle;
 pub mod results;
 pub mod scenario;

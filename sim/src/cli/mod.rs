@@ -20,6 +20,7 @@ use sim::summary::ScenarioSummary;
 use out::{out, outln};
 
 mod explore;
+mod model;
 mod out;
 mod reproduce;
 mod run;
@@ -117,6 +118,9 @@ enum Command {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Check one session of the production agents exhaustively for a small committee: every
+    /// delivery order, timeout and bounded Byzantine message, against the safety properties.
+    Model(model::ModelArgs),
     /// Replay one run and print its events in simulated time, with filters, and a summary of
     /// each session's rounds and decisions.
     Reproduce(reproduce::ReproduceArgs),
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
             let out = out.unwrap_or_else(|| dir.clone());
             cmd_report(&dir, &out, title).map(|()| ExitCode::SUCCESS)
         }
+        Command::Model(args) => model::cmd_model(args),
         Command::Reproduce(args) => reproduce::cmd_reproduce(args),
         Command::Check { paths } => cmd_check(&paths),
         Command::List { dir, dir_option } => cmd_list(dir.or(dir_option)),

@@ -9,6 +9,7 @@ mod coverage;
 mod determinism;
 mod explore;
 mod interrupt;
+mod model;
 mod mutations;
 mod regressions;
 mod replay;

@@ -164,6 +164,34 @@ impl<S: Signer, V: Verifier> Agent<S, V> {
         postcard::to_allocvec(&saved).unwrap_or_default()
     }
 
+    /// The protocol state alone, canonically encoded: [`Agent::snapshot`] without the counters
+    /// (rejections, evidence, decisions counted), which record what happened but never change
+    /// what the agent does next. Two agents with equal canonical snapshots behave identically
+    /// from here on, so a model checker (`bftsim model`) keys its states on it; the bytes
+    /// restore like a snapshot (with zero counters).
+    pub fn canonical_snapshot(&self) -> Vec<u8> {
+        let no_rejections = BTreeMap::new();
+        let saved = SavedRef {
+            version: SNAPSHOT_VERSION,
+            id: self.id,
+            registry: &self.registry,
+            applied: self.applied,
+            epochs: &self.epochs,
+            sessions: &self.sessions,
+            buffered: &self.buffered,
+            records: &self.records,
+            sync_sent_at: self.sync_sent_at,
+            served: &self.served,
+            chase: self.chase,
+            status_armed: self.status_armed,
+            status_turn: self.status_turn,
+            rejected: &no_rejections,
+            evidence: 0,
+            decided: 0,
+        };
+        postcard::to_allocvec(&saved).unwrap_or_default()
+    }
+
     /// Replaces this agent's state with a snapshot's ([`Agent::snapshot`] of the same agent).
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
         let decode = |e: postcard::Error| SnapshotError::Decode(e.to_string());
@@ -317,6 +345,31 @@ mod tests {
             assert_eq!(ahead.snapshot(), reference.snapshot(), "cut {cut}: the same state at the end");
         }
         assert!(original.applied_sessions() >= 3, "sessions were decided: {}", original.applied_sessions());
+    }
+
+    /// The canonical snapshot leaves out only the counters: a restored agent behaves as the
+    /// original, and two agents differing in counters alone have equal canonical snapshots.
+    #[test]
+    fn the_canonical_snapshot_drops_only_the_counters() {
+        let keys = sim_committee(5, N);
+        let inputs = history(&keys);
+        let mut original = agent(&keys, 0);
+        for (now, input) in &inputs[..inputs.len() / 2] {
+            original.handle(*now, input.clone(), &mut Vec::new());
+        }
+        assert!(original.stats().decided > 0 || !original.stats().rejected.is_empty());
+        let canonical = original.canonical_snapshot();
+        assert_ne!(canonical, original.snapshot(), "the counters are not in it");
+        let mut restored = agent(&keys, 0);
+        restored.restore(&canonical).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(restored.canonical_snapshot(), canonical);
+        for (now, input) in &inputs[inputs.len() / 2..] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            original.handle(*now, input.clone(), &mut a);
+            restored.handle(*now, input.clone(), &mut b);
+            assert_eq!(a, b);
+        }
+        assert_eq!(restored.canonical_snapshot(), original.canonical_snapshot());
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! `bftsim model`: exhaustive model checking of one session of the production agents.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use consensus_core::protocol::Mutation;
+use sim::model::{self, ByzantineMode, FirstProposer, Label, ModelConfig, ModelReport, Setup};
+
+use super::out::outln;
+use super::{io, CliError};
+
+/// The options of `bftsim model`.
+#[derive(Args)]
+pub(super) struct ModelArgs {
+    /// Agents in the committee.
+    #[arg(long, default_value_t = 4)]
+    agents: u32,
+    /// Byzantine agents (the highest ids).
+    #[arg(long, default_value_t = 1)]
+    byzantine: u32,
+    /// Rounds checked: no honest agent enters a later round.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+    /// Candidates of the session.
+    #[arg(long, default_value_t = 2)]
+    candidates: u32,
+    /// Sessions (the model checks one session; more are refused).
+    #[arg(long, default_value_t = 1)]
+    sessions: u32,
+    /// The honest agents' votes: `enumerate` (every assignment) or a candidate per agent, e.g. 0,0,1,0.
+    #[arg(long, default_value = "enumerate")]
+    votes: String,
+    /// What the Byzantine agents do.
+    #[arg(long, value_enum, default_value_t = ByzantineArg::FullPower)]
+    byzantine_mode: ByzantineArg,
+    /// Who proposes round 0.
+    #[arg(long, value_enum, default_value_t = ProposerArg::Honest)]
+    first_proposer: ProposerArg,
+    /// A bundled protocol mutation (kebab-case, e.g. quorum-one-short); default: the correct protocol.
+    #[arg(long, default_value = "none")]
+    mutation: String,
+    /// Worker threads expanding states.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Output directory: model.json and, on a violation, counterexample.txt.
+    #[arg(long, default_value = "out/model")]
+    out: PathBuf,
+    /// Stop after this many distinct states (the report gives the coverage reached).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_states: u64,
+    /// Do not expand states at this depth.
+    #[arg(long, default_value_t = u32::MAX)]
+    max_depth: u32,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ByzantineArg {
+    /// Sends nothing.
+    Silent,
+    /// Any bounded message its key and what it saw allow.
+    FullPower,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProposerArg {
+    /// Agent 0 proposes round 0.
+    Honest,
+    /// The first Byzantine agent proposes round 0.
+    Byzantine,
+}
+
+/// Parses a mutation by its kebab-case name.
+fn parse_mutation(name: &str) -> Result<Mutation, CliError> {
+    let quoted = format!("\"{name}\"");
+    serde_json::from_str::<Mutation>(&quoted).map_err(|_| {
+        CliError::Usage(format!(
+            "--mutation {name}: not a bundled mutation (none, quorum-one-short, no-locking, skip-signature-check, ...; see docs/model.md)"
+        ))
+    })
+}
+
+pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
+    if args.sessions != 1 {
+        return Err(CliError::Usage(format!(
+            "--sessions {}: the model checks one session (sessions interact only through the registry epochs, which it does not model)",
+            args.sessions
+        )));
+    }
+    if args.jobs == 0 {
+        return Err(CliError::Usage("--jobs must be at least 1".into()));
+    }
+    let mutation = parse_mutation(&args.mutation)?;
+    if mutation.is_durability() {
+        return Err(CliError::Usage(format!(
+            "--mutation {}: a durability mutation; the model has no crashes or disks",
+            args.mutation
+        )));
+    }
+    let config = ModelConfig {
+        agents: args.agents,
+        byzantine: args.byzantine,
+        rounds: args.rounds,
+        candidates: args.candidates,
+        votes: model::parse_votes(&args.votes).map_err(CliError::Usage)?,
+        byzantine_mode: match args.byzantine_mode {
+            ByzantineArg::Silent => ByzantineMode::Silent,
+            ByzantineArg::FullPower => ByzantineMode::FullPower,
+        },
+        first_proposer: match args.first_proposer {
+            ProposerArg::Honest => FirstProposer::Honest,
+            ProposerArg::Byzantine => FirstProposer::Byzantine,
+        },
+        mutation,
+        max_states: args.max_states,
+        max_depth: args.max_depth,
+        jobs: args.jobs,
+        progress: !args.quiet,
+    };
+    let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
+    let report = model::check(&setup);
+    print_report(&setup, &report, &args.mutation);
+    fs::create_dir_all(&args.out).map_err(io("cannot create", &args.out))?;
+    let json_path = args.out.join("model.json");
+    let json = serde_json::to_string_pretty(&model::report_json(&setup, &report, &args.mutation))
+        .map_err(|e| CliError::Io(e.to_string()))?;
+    fs::write(&json_path, json + "\n").map_err(io("cannot write", &json_path))?;
+    outln!("wrote {}", json_path.display());
+    if let Some(cx) = &report.counterexample {
+        let path = args.out.join("counterexample.txt");
+        let text = model::describe_path(&setup, &cx.path);
+        fs::write(&path, text).map_err(io("cannot write", &path))?;
+        outln!("wrote {} ({} steps)", path.display(), cx.path.len().saturating_sub(1));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(setup: &Setup, r: &ModelReport, mutation: &str) {
+    let c = &setup.config;
+    outln!(
+        "model: n = {}, byzantine = {} ({:?}), rounds = {}, candidates = {}, mutation {mutation}",
+        c.agents,
+        c.byzantine,
+        c.byzantine_mode,
+        c.rounds,
+        c.candidates
+    );
+    outln!(
+        "  {:?}: {} distinct states ({} initial), {} transitions, depth {}, {:.1} s, peak memory {} MB",
+        r.stop,
+        r.states,
+        r.initial,
+        r.transitions,
+        r.depth,
+        r.elapsed_ms as f64 / 1000.0,
+        r.peak_rss_kb / 1024
+    );
+    outln!("  terminal states: {} all honest decided, {} not", r.terminal_decided, r.terminal_undecided);
+    for (name, reached) in &r.sometimes {
+        outln!("  sometimes {name}: {}", if *reached { "reached" } else { "NOT reached" });
+    }
+    match &r.counterexample {
+        Some(cx) => {
+            outln!(
+                "  VIOLATION {}: {} (shortest path: {} steps)",
+                cx.violation.invariant,
+                cx.violation.detail,
+                cx.path.len().saturating_sub(1)
+            );
+            for (i, label) in cx.path.iter().enumerate() {
+                if matches!(label, Label::Init(_)) || i + 1 == cx.path.len() {
+                    outln!("    {}", model::describe_label(label));
+                }
+            }
+        }
+        None => outln!("  no violation"),
+    }
+}

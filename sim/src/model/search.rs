@@ -1,0 +1,433 @@
+//! The explicit-state breadth-first search: level by level, the frontier expanded by worker
+//! threads, successors deduplicated by the fingerprint of their canonical encoding.
+//!
+//! Hash-consing: every agent snapshot and every message is interned once (exact, by its
+//! bytes), so a state is a short vector of ids; its fingerprint is the SHA-256 of that vector
+//! (the first 128 bits), as TLC keeps fingerprints rather than states. Breadth-first order
+//! makes the first violation found a shortest counterexample.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use consensus_core::protocol::coverage::{Coverage, Point};
+use consensus_core::protocol::Timer;
+use consensus_core::AgentId;
+use reports::model::Violation;
+use sha2::{Digest, Sha256};
+
+use super::byzantine::injections;
+use super::state::{Label, Msg, State, Succ, Worker};
+use super::Setup;
+
+/// Why the search stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stop {
+    /// Every reachable state was expanded.
+    Complete,
+    /// `--max-states` distinct states were reached.
+    MaxStates,
+    /// States at `--max-depth` were not expanded.
+    MaxDepth,
+    /// A safety property was violated.
+    Violation,
+}
+
+/// A shortest path to a violation.
+#[derive(Clone, Debug)]
+pub struct Counterexample {
+    /// What was violated.
+    pub violation: Violation,
+    /// From the initial state (its vote assignment first) to the violating transition.
+    pub path: Vec<Label>,
+}
+
+/// What a check found and what it cost.
+#[derive(Clone, Debug)]
+pub struct ModelReport {
+    /// Why it stopped.
+    pub stop: Stop,
+    /// Distinct states (after deduplication).
+    pub states: u64,
+    /// Transitions executed (successors computed, duplicates included).
+    pub transitions: u64,
+    /// Initial states (vote assignments).
+    pub initial: u64,
+    /// The deepest level reached.
+    pub depth: u32,
+    /// Wall time.
+    pub elapsed_ms: u128,
+    /// Peak resident memory of the process (kB, from /proc; 0 where unknown).
+    pub peak_rss_kb: u64,
+    /// The first violation, with a shortest path to it.
+    pub counterexample: Option<Counterexample>,
+    /// Whether each "sometimes" property was reached (docs/model.md).
+    pub sometimes: BTreeMap<&'static str, bool>,
+    /// The honest agents' protocol coverage over every transition.
+    pub coverage: Coverage,
+    /// States from which no transition is enabled, by whether every honest agent decided.
+    pub terminal_decided: u64,
+    /// Terminal states where some honest agent did not decide within the checked rounds.
+    pub terminal_undecided: u64,
+}
+
+/// Interning tables: the exact hash-consing of agent states and messages.
+#[derive(Default)]
+struct Tables {
+    agents: HashMap<Arc<[u8]>, u32>,
+    msgs: HashMap<Arc<[u8]>, (u32, Arc<Msg>)>,
+}
+
+impl Tables {
+    fn agent(&mut self, bytes: &Arc<[u8]>) -> (u32, Arc<[u8]>) {
+        if let Some((k, id)) = self.agents.get_key_value(bytes) {
+            return (*id, k.clone());
+        }
+        let id = self.agents.len() as u32;
+        self.agents.insert(bytes.clone(), id);
+        (id, bytes.clone())
+    }
+
+    fn msg(&mut self, msg: &Arc<Msg>) -> (u32, Arc<Msg>) {
+        if let Some((id, m)) = self.msgs.get(msg.bytes.as_slice()) {
+            return (*id, m.clone());
+        }
+        let id = self.msgs.len() as u32;
+        self.msgs.insert(Arc::from(msg.bytes.as_slice()), (id, msg.clone()));
+        (id, msg.clone())
+    }
+
+    /// Replaces the state's agents and messages by their interned copies (so equal parts share
+    /// memory) and returns its fingerprint.
+    fn canonicalise(&mut self, state: &mut State) -> u128 {
+        let mut key: Vec<u8> = Vec::with_capacity(256);
+        for a in &mut state.agents {
+            let (id, shared) = self.agent(a);
+            *a = shared;
+            key.extend_from_slice(&id.to_le_bytes());
+        }
+        for now in &state.now {
+            key.extend_from_slice(&now.to_le_bytes());
+        }
+        for timers in &state.timers {
+            key.extend_from_slice(&(timers.len() as u32).to_le_bytes());
+            for (at, t) in timers {
+                key.extend_from_slice(&at.to_le_bytes());
+                push_timer(&mut key, t);
+            }
+        }
+        key.extend_from_slice(&(state.net.len() as u32).to_le_bytes());
+        for (to, m) in &mut state.net {
+            let (id, shared) = self.msg(m);
+            *m = shared;
+            key.extend_from_slice(&to.0.to_le_bytes());
+            key.extend_from_slice(&id.to_le_bytes());
+        }
+        key.extend_from_slice(&(state.seen.len() as u32).to_le_bytes());
+        for m in &mut state.seen {
+            let (id, shared) = self.msg(m);
+            *m = shared;
+            key.extend_from_slice(&id.to_le_bytes());
+        }
+        let digest = Sha256::digest(&key);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        u128::from_le_bytes(first)
+    }
+}
+
+fn push_timer(key: &mut Vec<u8>, t: &Timer) {
+    key.extend_from_slice(&t.session.0.to_le_bytes());
+    key.extend_from_slice(&t.round.to_le_bytes());
+    key.push(t.kind as u8);
+}
+
+/// A worker's cache of the Byzantine agents' possible messages, by what they saw (the
+/// interned messages' addresses: interned messages live as long as the search).
+struct Injections<'a> {
+    setup: &'a Setup,
+    cache: HashMap<Vec<usize>, Arc<Vec<Arc<Msg>>>>,
+}
+
+impl Injections<'_> {
+    fn of(&mut self, state: &State) -> Arc<Vec<Arc<Msg>>> {
+        let key: Vec<usize> = state.seen.iter().map(|m| Arc::as_ptr(m) as usize).collect();
+        if let Some(found) = self.cache.get(&key) {
+            return found.clone();
+        }
+        let made = Arc::new(injections(self.setup, &state.seen));
+        if self.cache.len() > 100_000 {
+            self.cache.clear();
+        }
+        self.cache.insert(key, made.clone());
+        made
+    }
+}
+
+/// Expanded states per parallel batch.
+const BATCH: usize = 2_048;
+
+/// Runs the check.
+pub fn check(setup: &Setup) -> ModelReport {
+    let started = Instant::now();
+    let jobs = setup.config.jobs.max(1);
+    let mut workers: Vec<(Worker<'_>, Injections<'_>)> =
+        (0..jobs).map(|_| (Worker::new(setup), Injections { setup, cache: HashMap::new() })).collect();
+    let mut tables = Tables::default();
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut parents: Vec<(u32, Label)> = Vec::new();
+    let mut sometimes = Sometimes::default();
+    let mut report = ModelReport {
+        stop: Stop::Complete,
+        states: 0,
+        transitions: 0,
+        initial: 0,
+        depth: 0,
+        elapsed_ms: 0,
+        peak_rss_kb: 0,
+        counterexample: None,
+        sometimes: BTreeMap::new(),
+        coverage: Coverage::default(),
+        terminal_decided: 0,
+        terminal_undecided: 0,
+    };
+    let mut frontier: Vec<(u32, State)> = Vec::new();
+    for assignment in setup.vote_assignments() {
+        let mut init = workers[0].0.initial(&assignment);
+        let fp = tables.canonicalise(&mut init.state);
+        if seen.insert(fp) {
+            let index = parents.len() as u32;
+            parents.push((u32::MAX, init.label));
+            sometimes.observe(&init.state);
+            if let Some(v) = init.violation {
+                report.counterexample = Some(Counterexample { violation: v, path: path_to(&parents, index) });
+            }
+            frontier.push((index, init.state));
+        }
+    }
+    report.initial = frontier.len() as u64;
+    let mut progress = Progress::new(setup.config.progress);
+    'levels: while !frontier.is_empty() && report.counterexample.is_none() {
+        if report.depth >= setup.config.max_depth {
+            report.stop = Stop::MaxDepth;
+            break;
+        }
+        let mut next: Vec<(u32, State)> = Vec::new();
+        for batch in frontier.chunks(BATCH) {
+            let expanded = expand(&mut workers, batch);
+            for (parent, succs) in expanded {
+                if succs.is_empty() {
+                    let all = setup.honest.iter().all(|a| parent.1.decided(*a).is_some());
+                    *(if all { &mut report.terminal_decided } else { &mut report.terminal_undecided }) += 1;
+                }
+                report.transitions += succs.len() as u64;
+                for mut s in succs {
+                    let fp = tables.canonicalise(&mut s.state);
+                    if !seen.insert(fp) {
+                        continue;
+                    }
+                    let index = parents.len() as u32;
+                    parents.push((parent.0, s.label));
+                    sometimes.observe(&s.state);
+                    if let Some(v) = s.violation {
+                        report.counterexample = Some(Counterexample { violation: v, path: path_to(&parents, index) });
+                        report.stop = Stop::Violation;
+                        report.depth += 1;
+                        break 'levels;
+                    }
+                    if seen.len() as u64 >= setup.config.max_states {
+                        report.stop = Stop::MaxStates;
+                        report.depth += 1;
+                        break 'levels;
+                    }
+                    next.push((index, s.state));
+                }
+            }
+            progress.tick(seen.len() as u64, report.depth, next.len());
+        }
+        frontier = next;
+        if !frontier.is_empty() {
+            report.depth += 1;
+        }
+    }
+    if report.counterexample.is_some() {
+        report.stop = Stop::Violation;
+    }
+    progress.done(seen.len() as u64, report.depth);
+    report.states = seen.len() as u64;
+    for (w, _) in &workers {
+        report.coverage.merge(&w.coverage());
+    }
+    report.sometimes = sometimes.finish(&report.coverage);
+    report.elapsed_ms = started.elapsed().as_millis();
+    report.peak_rss_kb = peak_rss_kb();
+    report
+}
+
+/// Expands one batch of states over the workers' threads.
+fn expand<'s>(
+    workers: &mut [(Worker<'_>, Injections<'_>)],
+    batch: &'s [(u32, State)],
+) -> Vec<(&'s (u32, State), Vec<Succ>)> {
+    let per = batch.len().div_ceil(workers.len()).max(1);
+    let run = |worker: &mut (Worker<'_>, Injections<'_>), part: &'s [(u32, State)]| {
+        part.iter()
+            .map(|entry| {
+                let inject = worker.1.of(&entry.1);
+                (entry, worker.0.successors(&entry.1, &inject))
+            })
+            .collect::<Vec<_>>()
+    };
+    if workers.len() == 1 {
+        return run(&mut workers[0], batch);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .zip(batch.chunks(per))
+            .map(|(worker, part)| scope.spawn(move || run(worker, part)))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+fn path_to(parents: &[(u32, Label)], mut index: u32) -> Vec<Label> {
+    let mut path = Vec::new();
+    while let Some((parent, label)) = parents.get(index as usize) {
+        path.push(label.clone());
+        index = *parent;
+    }
+    path.reverse();
+    path
+}
+
+/// The "sometimes" properties: each must hold in some reachable state, or the check was
+/// vacuous.
+#[derive(Default)]
+struct Sometimes {
+    decided_round_0: bool,
+    decided_round_1: bool,
+}
+
+/// Names of the "sometimes" properties (docs/model.md).
+pub mod sometimes {
+    /// An honest agent decides in round 0.
+    pub const DECIDE_ROUND_0: &str = "decide-in-round-0";
+    /// An honest agent decides in round 1.
+    pub const DECIDE_ROUND_1: &str = "decide-in-round-1";
+    /// V2 (too few votes) rejects a proposal.
+    pub const V2: &str = "V2-rejects";
+    /// V3 (a bad vote signature) rejects a proposal.
+    pub const V3: &str = "V3-rejects";
+    /// V4 (a claimed outcome that is not the aggregate) rejects a proposal.
+    pub const V4: &str = "V4-rejects";
+}
+
+impl Sometimes {
+    fn observe(&mut self, state: &State) {
+        for (_, d) in &state.history.decisions {
+            match d.round {
+                Some(0) => self.decided_round_0 = true,
+                Some(1) => self.decided_round_1 = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(&self, coverage: &Coverage) -> BTreeMap<&'static str, bool> {
+        let reached = |name: &str| Point::from_name(name).is_some_and(|p| coverage.count(p) > 0);
+        let mut out = BTreeMap::new();
+        out.insert(sometimes::DECIDE_ROUND_0, self.decided_round_0);
+        out.insert(sometimes::DECIDE_ROUND_1, self.decided_round_1);
+        out.insert(sometimes::V2, reached("V2-fail"));
+        out.insert(sometimes::V3, reached("V3-fail"));
+        out.insert(sometimes::V4, reached("V4-fail"));
+        out
+    }
+}
+
+/// The progress line: states, states per second, depth, frontier.
+struct Progress {
+    on: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(on: bool) -> Progress {
+        Progress { on, started: Instant::now(), last: Instant::now() }
+    }
+
+    fn tick(&mut self, states: u64, depth: u32, frontier: usize) {
+        if !self.on || self.last.elapsed().as_secs() < 2 {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        eprintln!(
+            "model: {states} states ({:.0}/s), depth {depth}, next frontier {frontier}, {:.0} s",
+            states as f64 / secs,
+            secs
+        );
+    }
+
+    fn done(&self, states: u64, depth: u32) {
+        if self.on {
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            eprintln!("model: done: {states} states ({:.0}/s), depth {depth}, {secs:.1} s", states as f64 / secs);
+        }
+    }
+}
+
+/// VmHWM of /proc/self/status, in kB (0 where there is no /proc).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The agents of a label (for describing a path).
+pub fn label_agent(label: &Label) -> Option<AgentId> {
+    match label {
+        Label::Init(_) => None,
+        Label::Deliver { to, .. } | Label::Inject { to, .. } => Some(*to),
+        Label::Fire { agent, .. } => Some(*agent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ByzantineMode, ModelConfig, Votes};
+
+    fn tiny(votes: Votes) -> Setup {
+        let config = ModelConfig {
+            agents: 2,
+            byzantine: 0,
+            rounds: 1,
+            votes,
+            byzantine_mode: ByzantineMode::Silent,
+            ..ModelConfig::default()
+        };
+        Setup::new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_vote_assignment_is_an_initial_state() {
+        let setup = tiny(Votes::Enumerate);
+        let mut worker = Worker::new(&setup);
+        let mut tables = Tables::default();
+        let mut fps = HashSet::new();
+        for a in setup.vote_assignments() {
+            let mut init = worker.initial(&a);
+            assert!(init.violation.is_none());
+            assert_eq!(init.state.history.votes.len(), 2, "{a:?}: both agents voted");
+            fps.insert(tables.canonicalise(&mut init.state));
+        }
+        assert_eq!(fps.len(), 4);
+    }
+}

@@ -1,0 +1,396 @@
+//! A model state and its transitions: one input to one real agent, its outputs performed on the
+//! model's network and timers, the safety properties checked on what it did.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use consensus_core::protocol::messages::{Message, Round, VoteKind};
+use consensus_core::protocol::{DecisionRecord, Input, Node, Output, Timer, TimerKind};
+use consensus_core::{AgentId, AgentVote, TimeMs};
+use reports::model::Violation;
+
+use crate::oracle::{names, Oracle, Promises};
+
+use super::{Honest, Setup};
+
+/// A message in flight (or seen by a Byzantine agent): the sender's address, the message, and
+/// its canonical bytes, which order and identify it.
+#[derive(Debug)]
+pub struct Msg {
+    /// The sender's address (an honest agent always sends as itself).
+    pub from: AgentId,
+    /// The message.
+    pub message: Message,
+    /// `postcard` of (from, message): equal bytes, equal messages.
+    pub bytes: Vec<u8>,
+}
+
+impl Msg {
+    /// A message with its canonical bytes.
+    pub fn new(from: AgentId, message: Message) -> Arc<Msg> {
+        let bytes = postcard::to_allocvec(&(from, &message)).unwrap_or_default();
+        Arc::new(Msg { from, message, bytes })
+    }
+}
+
+/// How a state was reached from its parent.
+#[derive(Clone, Debug)]
+pub enum Label {
+    /// The initial state of one vote assignment (candidate per agent).
+    Init(Vec<u32>),
+    /// The network delivered `msg` to `to`.
+    Deliver {
+        /// The recipient.
+        to: AgentId,
+        /// What.
+        msg: Arc<Msg>,
+    },
+    /// `agent`'s earliest timer fired.
+    Fire {
+        /// Whose.
+        agent: AgentId,
+        /// Its time (the agent's clock moves to it).
+        at_ms: TimeMs,
+        /// Which.
+        timer: Timer,
+    },
+    /// A Byzantine agent sent `msg` to `to`, which received it at once.
+    Inject {
+        /// The recipient.
+        to: AgentId,
+        /// What.
+        msg: Arc<Msg>,
+    },
+}
+
+/// What happened on the way to a state that its agents' snapshots do not show: the checks
+/// need it, the state's key does not (it is a function of the agents' states).
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Honest agents' own votes (for unanimity validity).
+    pub votes: Vec<(AgentId, AgentVote)>,
+    /// Honest decisions, in order.
+    pub decisions: Vec<(AgentId, DecisionRecord)>,
+    /// Every own signed message an honest agent let out, by (agent, kind, round): its bytes.
+    pub signed: BTreeMap<(AgentId, u8, Round), Vec<u8>>,
+}
+
+/// One global state of the model.
+#[derive(Clone)]
+pub struct State {
+    /// Each agent's canonical snapshot, by agent id (empty for a Byzantine agent).
+    pub agents: Vec<Arc<[u8]>>,
+    /// Each agent's clock.
+    pub now: Vec<TimeMs>,
+    /// Each agent's pending timers, ascending by (time, timer).
+    pub timers: Vec<Vec<(TimeMs, Timer)>>,
+    /// Messages in flight to honest agents, ascending by (recipient, bytes), no duplicates.
+    pub net: Vec<(AgentId, Arc<Msg>)>,
+    /// Messages the Byzantine agents received, ascending by bytes, no duplicates.
+    pub seen: Vec<Arc<Msg>>,
+    /// What the checks need from the path.
+    pub history: Arc<History>,
+}
+
+impl State {
+    /// Whether honest agent `a` decided (by the history: its snapshot holds the same fact).
+    pub fn decided(&self, a: AgentId) -> Option<&DecisionRecord> {
+        self.history.decisions.iter().find(|(d, _)| *d == a).map(|(_, r)| r)
+    }
+}
+
+/// A successor: how it was reached, the state, and the first property it violated.
+pub struct Succ {
+    /// The transition.
+    pub label: Label,
+    /// The state reached.
+    pub state: State,
+    /// A safety property the transition violated.
+    pub violation: Option<Violation>,
+}
+
+/// A worker's scratch agents: restored from a state's snapshot for each transition. Their
+/// coverage (not part of any state) accumulates over every transition the worker ran.
+pub struct Worker<'a> {
+    setup: &'a Setup,
+    scratch: Vec<Option<Honest>>,
+}
+
+fn insert_sorted<T: Ord>(v: &mut Vec<T>, item: T) {
+    if let Err(at) = v.binary_search(&item) {
+        v.insert(at, item);
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct NetKey<'a>(AgentId, &'a [u8]);
+
+fn insert_net(net: &mut Vec<(AgentId, Arc<Msg>)>, to: AgentId, msg: Arc<Msg>) {
+    let key = NetKey(to, &msg.bytes);
+    match net.binary_search_by(|(t, m)| NetKey(*t, &m.bytes).cmp(&key)) {
+        Ok(_) => {}
+        Err(at) => net.insert(at, (to, msg)),
+    }
+}
+
+/// Adds `msg` to what the Byzantine agents saw.
+pub fn insert_seen(seen: &mut Vec<Arc<Msg>>, msg: Arc<Msg>) {
+    match seen.binary_search_by(|m| m.bytes.cmp(&msg.bytes)) {
+        Ok(_) => {}
+        Err(at) => seen.insert(at, msg),
+    }
+}
+
+impl<'a> Worker<'a> {
+    /// A worker for `setup`.
+    pub fn new(setup: &'a Setup) -> Worker<'a> {
+        let scratch = (0..setup.config.agents)
+            .map(|i| (!setup.is_byzantine(AgentId(i))).then(|| setup.agent(AgentId(i))))
+            .collect();
+        Worker { setup, scratch }
+    }
+
+    /// The coverage of the honest agents over every transition this worker ran.
+    pub fn coverage(&self) -> consensus_core::protocol::coverage::Coverage {
+        let mut total = consensus_core::protocol::coverage::Coverage::default();
+        for a in self.scratch.iter().flatten() {
+            total.merge(a.coverage());
+        }
+        total
+    }
+
+    /// The initial state of one vote assignment: every honest agent received the session's
+    /// `Open` at time 0 (and its evaluation returned at once).
+    pub fn initial(&mut self, assignment: &[u32]) -> Succ {
+        let n = self.setup.config.agents as usize;
+        let empty: Arc<[u8]> = Arc::from(Vec::new());
+        let mut state = State {
+            // Fresh agents: the scratch agents hold whatever state they last ran.
+            agents: (0..n)
+                .map(|i| match &self.scratch[i] {
+                    Some(_) => Arc::from(self.setup.agent(AgentId(i as u32)).canonical_snapshot()),
+                    None => empty.clone(),
+                })
+                .collect(),
+            now: vec![0; n],
+            timers: vec![Vec::new(); n],
+            net: Vec::new(),
+            seen: Vec::new(),
+            history: Arc::new(History::default()),
+        };
+        let open = Message::Open(self.setup.open.clone());
+        let mut violation = None;
+        for a in self.setup.honest.clone() {
+            let input = Input::Receive { from: AgentId::CLIENT, message: open.clone() };
+            let next = self.step(&state, a, input, None, assignment, Label::Init(assignment.to_vec()));
+            violation = violation.or(next.violation);
+            state = next.state;
+        }
+        Succ { label: Label::Init(assignment.to_vec()), state, violation }
+    }
+
+    /// Every successor of `state`.
+    pub fn successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
+        let mut out = Vec::new();
+        for (i, (to, msg)) in state.net.iter().enumerate() {
+            let mut from = state.clone();
+            from.net.remove(i);
+            let input = Input::Receive { from: msg.from, message: msg.message.clone() };
+            out.push(self.step(&from, *to, input, None, &[], Label::Deliver { to: *to, msg: msg.clone() }));
+        }
+        for a in self.setup.honest.clone() {
+            let Some(&(at_ms, timer)) = state.timers[a.0 as usize].first() else { continue };
+            let mut from = state.clone();
+            from.timers[a.0 as usize].remove(0);
+            let label = Label::Fire { agent: a, at_ms, timer };
+            out.push(self.step(&from, a, Input::Timeout(timer), Some(at_ms), &[], label));
+        }
+        for msg in injections {
+            for to in self.setup.honest.clone() {
+                let input = Input::Receive { from: msg.from, message: msg.message.clone() };
+                out.push(self.step(state, to, input, None, &[], Label::Inject { to, msg: msg.clone() }));
+            }
+        }
+        out
+    }
+
+    /// Agent `a` handles `input` (at its clock, moved to `fire_at` for a timer), then its
+    /// outputs are performed: sends join the network, timers within the checked rounds are
+    /// set, an evaluation request is answered at once with the agent's vote of `assignment`
+    /// (or of the history), decisions and own signed messages are checked.
+    fn step(
+        &mut self,
+        state: &State,
+        a: AgentId,
+        input: Input,
+        fire_at: Option<TimeMs>,
+        assignment: &[u32],
+        label: Label,
+    ) -> Succ {
+        let setup = self.setup;
+        let i = a.0 as usize;
+        let mut next = state.clone();
+        if let Some(at) = fire_at {
+            next.now[i] = next.now[i].max(at);
+        }
+        let now = next.now[i];
+        let Some(agent) = self.scratch[i].as_mut() else {
+            return Succ { label, state: next, violation: None };
+        };
+        if agent.restore(&state.agents[i]).is_err() {
+            let detail = format!("agent {a}'s canonical snapshot did not restore");
+            return Succ { label, state: next, violation: Some(model_violation("model-snapshot", detail, now)) };
+        }
+        let mut history: Option<History> = None;
+        let mut violation = None;
+        let mut queue = vec![input];
+        let mut outputs = Vec::new();
+        while let Some(input) = queue.pop() {
+            agent.handle(now, input, &mut outputs);
+            for o in outputs.drain(..) {
+                match o {
+                    Output::Broadcast(m) => {
+                        let msg = Msg::new(a, m);
+                        let h = history.get_or_insert_with(|| (*state.history).clone());
+                        violation = violation.or(check_signed(h, a, &msg, now));
+                        for p in 0..setup.config.agents {
+                            let to = AgentId(p);
+                            if to == a {
+                                continue;
+                            }
+                            if setup.is_byzantine(to) {
+                                insert_seen(&mut next.seen, msg.clone());
+                            } else {
+                                insert_net(&mut next.net, to, msg.clone());
+                            }
+                        }
+                    }
+                    Output::Send { to, message } if to.0 < setup.config.agents => {
+                        let msg = Msg::new(a, message);
+                        let h = history.get_or_insert_with(|| (*state.history).clone());
+                        violation = violation.or(check_signed(h, a, &msg, now));
+                        if setup.is_byzantine(to) {
+                            insert_seen(&mut next.seen, msg);
+                        } else {
+                            insert_net(&mut next.net, to, msg);
+                        }
+                    }
+                    Output::Schedule { timer, at_ms } if keep_timer(timer, setup.config.rounds) => {
+                        insert_sorted(&mut next.timers[i], (at_ms, timer));
+                    }
+                    Output::Evaluate(_) => {
+                        let h = history.get_or_insert_with(|| (*state.history).clone());
+                        let candidate = assignment
+                            .get(i)
+                            .copied()
+                            .or_else(|| h.votes.iter().find(|(v, _)| *v == a).map(|(_, vote)| vote.candidate.0));
+                        if let Some(c) = candidate {
+                            let vote = setup.vote(a, c);
+                            if !h.votes.iter().any(|(v, _)| *v == a) {
+                                h.votes.push((a, vote.clone()));
+                            }
+                            queue.push(Input::LocalVote(vote));
+                        }
+                    }
+                    Output::Decide(record) => {
+                        let h = history.get_or_insert_with(|| (*state.history).clone());
+                        h.decisions.push((a, *record));
+                        violation = violation.or(check_decisions(setup, h));
+                    }
+                    // Sends to the client, evidence, rejections, archive requests: nothing
+                    // for the model's network (coverage counts the rejections).
+                    _ => {}
+                }
+            }
+        }
+        next.agents[i] = Arc::from(agent.canonical_snapshot());
+        if let Some(h) = history {
+            next.history = Arc::new(h);
+        }
+        Succ { label, state: next, violation }
+    }
+}
+
+/// Timers the model fires: the protocol's round timers within the checked rounds, vote
+/// collection and the deadline. Retransmission and the status tick re-send what reliable
+/// links already carry; the precommit timeout of the last round would start a round beyond
+/// the bound (L60).
+fn keep_timer(timer: Timer, rounds: u32) -> bool {
+    match timer.kind {
+        TimerKind::VoteCollection | TimerKind::Deadline => true,
+        TimerKind::Propose | TimerKind::Prevote => timer.round < rounds,
+        TimerKind::Precommit => timer.round.saturating_add(1) < rounds,
+        TimerKind::Retransmit | TimerKind::Status | TimerKind::Adversary => false,
+    }
+}
+
+fn model_violation(invariant: &str, detail: String, now: TimeMs) -> Violation {
+    Violation { invariant: invariant.to_owned(), step: 0, time_ms: now, detail }
+}
+
+/// No honest equivocation: an honest agent never lets out two different own votes of the
+/// session, proposals of one round, or prevotes / precommits of one round.
+fn check_signed(h: &mut History, a: AgentId, msg: &Msg, now: TimeMs) -> Option<Violation> {
+    let (kind, round, bytes) = match &msg.message {
+        Message::Vote(v) if v.vote.agent == a => (0u8, 0, postcard::to_allocvec(&v.vote).unwrap_or_default()),
+        Message::Proposal(p) if p.proposer == a => {
+            let id = consensus_core::protocol::ValueId::of(&p.value);
+            (1, p.round, id.0.to_vec())
+        }
+        Message::RoundVote(v) if v.agent == a => {
+            let kind = if v.kind == VoteKind::Prevote { 2 } else { 3 };
+            (kind, v.round, postcard::to_allocvec(&v.value).unwrap_or_default())
+        }
+        _ => return None,
+    };
+    match h.signed.get(&(a, kind, round)) {
+        Some(first) if *first != bytes => {
+            let what = ["vote", "proposal", "prevote", "precommit"][usize::from(kind)];
+            let detail = format!("honest {a} signed two different {what}s in round {round}");
+            Some(model_violation(names::NO_EQUIVOCATION_ACROSS_RESTARTS, detail, now))
+        }
+        Some(_) => None,
+        None => {
+            h.signed.insert((a, kind, round), bytes);
+            None
+        }
+    }
+}
+
+/// Agreement, integrity, external validity, unanimity validity, support validity and the
+/// threshold: the simulator's own oracle, fed this path's honest votes and decisions.
+fn check_decisions(setup: &Setup, h: &History) -> Option<Violation> {
+    let n = u64::from(setup.config.agents);
+    let mut oracle = Oracle::new(
+        setup.keys.keyring.clone(),
+        setup.registry.clone(),
+        setup.engine,
+        setup.protocol,
+        setup.honest_set(),
+    )
+    .with_promises(Promises::of(n, u64::from(setup.config.byzantine)));
+    for (a, v) in &h.votes {
+        oracle.on_local_vote(*a, v, 0, 0);
+    }
+    for (a, record) in &h.decisions {
+        oracle.on_decide(*a, record, 0, record.at_ms);
+    }
+    oracle.violation().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consensus_core::SessionId;
+
+    #[test]
+    fn timers_beyond_the_round_bound_and_retransmissions_are_not_fired() {
+        let t = |kind, round| Timer { session: SessionId(0), round, kind };
+        assert!(keep_timer(t(TimerKind::Propose, 1), 2));
+        assert!(!keep_timer(t(TimerKind::Propose, 2), 2));
+        assert!(keep_timer(t(TimerKind::Precommit, 0), 2));
+        assert!(!keep_timer(t(TimerKind::Precommit, 1), 2), "it would start round 2");
+        assert!(!keep_timer(t(TimerKind::Retransmit, 0), 2));
+        assert!(keep_timer(t(TimerKind::Deadline, 0), 2));
+    }
+}

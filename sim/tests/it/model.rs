@@ -1,0 +1,36 @@
+//! `bftsim model` on a reduced instance (seconds), so the checker cannot rot: two honest agents,
+//! one round, every vote assignment, explored completely.
+
+use sim::model::search::sometimes;
+use sim::model::{check, ByzantineMode, ModelConfig, Setup, Stop, Votes};
+
+fn reduced(jobs: usize) -> Setup {
+    let config = ModelConfig {
+        agents: 2,
+        byzantine: 0,
+        rounds: 1,
+        votes: Votes::Enumerate,
+        byzantine_mode: ByzantineMode::Silent,
+        jobs,
+        ..ModelConfig::default()
+    };
+    Setup::new(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_reduced_instance_is_explored_completely_without_a_violation() {
+    let report = check(&reduced(1));
+    assert_eq!(report.stop, Stop::Complete);
+    assert!(report.counterexample.is_none(), "{:?}", report.counterexample.map(|c| c.violation));
+    assert_eq!(report.initial, 4, "two candidates for two agents");
+    assert!(report.states > 1_000 && report.transitions >= report.states - report.initial);
+    assert_eq!(report.sometimes.get(sometimes::DECIDE_ROUND_0), Some(&true), "a decision is reachable");
+    assert!(report.terminal_decided > 0, "some maximal paths end with every agent decided");
+    assert!(report.terminal_undecided > 0, "one round without its successor: some paths cannot decide");
+}
+
+#[test]
+fn the_search_is_the_same_on_two_threads() {
+    let (one, two) = (check(&reduced(1)), check(&reduced(2)));
+    assert_eq!((one.states, one.transitions, one.depth), (two.states, two.transitions, two.depth));
+}
