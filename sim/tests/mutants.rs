@@ -48,6 +48,9 @@ fn explore_finds_nothing() {
         // Only whether and when: no finding is shrunk or written.
         shrink_runs: 1,
         max_findings: 0,
+        // The default explore, as users run it: no corpus guidance.
+        guided: false,
+        generation: sim::explore::generate::guided::GENERATION,
     };
     let out = std::env::temp_dir().join(format!("bftsim-mutants-{}", std::process::id()));
     let mut first: First = None;
