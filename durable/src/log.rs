@@ -430,6 +430,21 @@ mod tests {
         assert_eq!(bytes.len() % SECTOR_BYTES, 6);
         bytes[last + 10] ^= 1;
         assert!(matches!(parse("f", bytes, Fix::CutLog), Err(LogError::Corrupt { .. })));
+        // What the operator reads: damage at the end, or with bytes after it; and what was cut.
+        let said = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = full.clone();
+            edit(&mut b);
+            parse("f", b, Fix::CutLog).map(|r| r.cut.map(|c| c.reason.to_string())).map_err(|e| e.to_string())
+        };
+        let at_end = said(&|b| b[end - 1] ^= 1).unwrap_err();
+        assert!(
+            at_end.contains("the last record's checksum does not match, yet it was written to its end"),
+            "{at_end}"
+        );
+        let before = said(&|b| b[HEADER_BYTES + 5] ^= 1).unwrap_err();
+        assert!(before.contains(&format!("and {} bytes follow it", end - 612)), "{before}");
+        let cut = said(&|b| b[2048..].fill(0));
+        assert_eq!(cut, Ok(Some("a last record whose final sectors were never written".to_owned())));
     }
 
     #[test]
