@@ -430,4 +430,25 @@ mod tests {
         }
         assert_eq!(fps.len(), 4);
     }
+
+    #[test]
+    fn memoised_steps_give_the_same_successors_as_running_the_agent() {
+        let setup = tiny(Votes::Fixed(vec![0, 1]));
+        let mut tables = Tables::default();
+        let mut worker = Worker::new(&setup);
+        let mut init = worker.initial(&[0, 1]);
+        tables.canonicalise(&mut init.state);
+        let first: Vec<u128> =
+            worker.successors(&init.state, &[]).into_iter().map(|mut s| tables.canonicalise(&mut s.state)).collect();
+        assert_eq!(worker.memo_hits, 0);
+        let again: Vec<u128> =
+            worker.successors(&init.state, &[]).into_iter().map(|mut s| tables.canonicalise(&mut s.state)).collect();
+        assert_eq!(worker.memo_hits, first.len() as u64, "every step of the second expansion came from the memo");
+        let mut fresh = Worker::new(&setup);
+        let computed: Vec<u128> =
+            fresh.successors(&init.state, &[]).into_iter().map(|mut s| tables.canonicalise(&mut s.state)).collect();
+        assert!(!first.is_empty());
+        assert_eq!(first, again);
+        assert_eq!(first, computed);
+    }
 }
