@@ -56,6 +56,9 @@ pub(super) struct ModelArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Explore every interleaving (no block reduction of silent steps): for comparison.
+    #[arg(long)]
+    no_reduction: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -120,6 +123,7 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         max_depth: args.max_depth,
         jobs: args.jobs,
         progress: !args.quiet,
+        reduce: !args.no_reduction,
     };
     let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = model::check(&setup);

@@ -90,6 +90,9 @@ pub struct State {
     pub seen: Vec<Arc<Msg>>,
     /// What the checks need from the path.
     pub history: Arc<History>,
+    /// The agent in the middle of a block (docs/model.md, "Reductions"): its last step was
+    /// silent, so only its own transitions are explored from here. `None`: every transition.
+    pub owner: Option<AgentId>,
 }
 
 impl State {
@@ -107,6 +110,8 @@ pub struct Succ {
     pub state: State,
     /// A safety property the transition violated.
     pub violation: Option<Violation>,
+    /// The step let nothing out (no message, vote or decision; timers are the agent's own).
+    pub silent: bool,
 }
 
 /// A worker's scratch agents: restored from a state's snapshot for each transition. Their
@@ -180,6 +185,7 @@ impl<'a> Worker<'a> {
             net: Vec::new(),
             seen: Vec::new(),
             history: Arc::new(History::default()),
+            owner: None,
         };
         let open = Message::Open(self.setup.open.clone());
         let mut violation = None;
@@ -189,13 +195,40 @@ impl<'a> Worker<'a> {
             violation = violation.or(next.violation);
             state = next.state;
         }
-        Succ { label: Label::Init(assignment.to_vec()), state, violation }
+        Succ { label: Label::Init(assignment.to_vec()), state, violation, silent: false }
     }
 
-    /// Every successor of `state`.
+    /// Every successor of `state` (with the reduction: only its owner's, when it has one).
     pub fn successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
+        let mut out = self.all_successors(state, injections);
+        if self.setup.config.reduce {
+            out.retain_mut(|s| {
+                let a = super::search::label_agent(&s.label).unwrap_or(AgentId(0));
+                let i = a.0 as usize;
+                // An injection that changed nothing is a self-loop.
+                let unchanged = matches!(s.label, Label::Inject { .. })
+                    && s.silent
+                    && s.state.agents[i] == state.agents[i]
+                    && s.state.timers[i] == state.timers[i];
+                s.state.owner = s.silent.then_some(a);
+                !unchanged
+            });
+            if out.is_empty() && state.owner.is_some() {
+                // The owner is blocked: the block ends here, every agent may move.
+                let boundary = State { owner: None, ..state.clone() };
+                return self.successors(&boundary, injections);
+            }
+        }
+        out
+    }
+
+    fn all_successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
         let mut out = Vec::new();
+        let mine = |to: &AgentId| state.owner.is_none_or(|o| o == *to);
         for (i, (to, msg)) in state.net.iter().enumerate() {
+            if !mine(to) {
+                continue;
+            }
             let mut from = state.clone();
             from.net.remove(i);
             let input = Input::Receive { from: msg.from, message: msg.message.clone() };
@@ -203,14 +236,14 @@ impl<'a> Worker<'a> {
             out.push(self.step(&from, *to, input, memo, None, &[], Label::Deliver { to: *to, msg: msg.clone() }));
         }
         for a in self.setup.honest.clone() {
-            let Some(&(at_ms, timer)) = state.timers[a.0 as usize].first() else { continue };
+            let Some(&(at_ms, timer)) = state.timers[a.0 as usize].first().filter(|_| mine(&a)) else { continue };
             let mut from = state.clone();
             from.timers[a.0 as usize].remove(0);
             let label = Label::Fire { agent: a, at_ms, timer };
             out.push(self.step(&from, a, Input::Timeout(timer), Some(Memo::Timer(timer)), Some(at_ms), &[], label));
         }
         for msg in injections {
-            for to in self.setup.honest.clone() {
+            for to in self.setup.honest.clone().into_iter().filter(|a| mine(a)) {
                 let input = Input::Receive { from: msg.from, message: msg.message.clone() };
                 let memo = Some(Memo::Msg(msg.clone()));
                 out.push(self.step(state, to, input, memo, None, &[], Label::Inject { to, msg: msg.clone() }));
@@ -265,7 +298,7 @@ impl<'a> Worker<'a> {
             }
             None => {
                 let Some(effect) = self.run_agent(a, snapshot, now, input, candidate) else {
-                    return Succ { label, state: next, violation: None };
+                    return Succ { label, state: next, violation: None, silent: false };
                 };
                 let effect = Arc::new(effect);
                 if let Some(k) = key {
@@ -279,7 +312,8 @@ impl<'a> Worker<'a> {
             }
         };
         let violation = apply(setup, state, &mut next, a, &effect, now);
-        Succ { label, state: next, violation }
+        let silent = effect.events.iter().all(|e| matches!(e, Event::Schedule(..)));
+        Succ { label, state: next, violation, silent }
     }
 
     /// Runs the real agent `a` from `snapshot` on `input`: what it did, in order (`None` for a

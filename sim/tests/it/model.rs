@@ -34,3 +34,17 @@ fn the_search_is_the_same_on_two_threads() {
     let (one, two) = (check(&reduced(1)), check(&reduced(2)));
     assert_eq!((one.states, one.transitions, one.depth), (two.states, two.transitions, two.depth));
 }
+
+#[test]
+fn the_block_reduction_keeps_every_end_state_and_sometimes_property() {
+    let reduced_search = check(&reduced(1));
+    let full = check(&Setup::new(ModelConfig { reduce: false, ..reduced(1).config }).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(full.stop, Stop::Complete);
+    assert_eq!(
+        (reduced_search.terminal_decided, reduced_search.terminal_undecided),
+        (full.terminal_decided, full.terminal_undecided),
+        "the same terminal states, however their blocks reached them"
+    );
+    assert_eq!(reduced_search.sometimes, full.sometimes);
+    assert!(reduced_search.transitions < full.transitions, "silent steps are not interleaved");
+}
