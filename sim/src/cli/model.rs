@@ -59,6 +59,9 @@ pub(super) struct ModelArgs {
     /// Explore every interleaving (no block reduction of silent steps): for comparison.
     #[arg(long)]
     no_reduction: bool,
+    /// Exit 0 even when a "sometimes" property was not reached (the check may be vacuous).
+    #[arg(long)]
+    allow_vacuous: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -140,6 +143,21 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         fs::write(&path, text).map_err(io("cannot write", &path))?;
         outln!("wrote {} ({} steps)", path.display(), cx.path.len().saturating_sub(1));
         return Ok(ExitCode::from(1));
+    }
+    let missed: Vec<&str> = report.sometimes.iter().filter(|(_, reached)| !**reached).map(|(n, _)| *n).collect();
+    if !missed.is_empty() {
+        outln!(
+            "VACUOUS CHECK: {} \"sometimes\" propert{} not reached ({}): no violation found means little for what \
+             was never reached{}",
+            missed.len(),
+            if missed.len() == 1 { "y" } else { "ies" },
+            missed.join(", "),
+            if report.stop == model::Stop::Complete { "" } else { "; the search stopped at its budget" }
+        );
+        if !args.allow_vacuous {
+            outln!("exit 1 (a missed expectation); pass --allow-vacuous to accept it");
+            return Ok(ExitCode::from(1));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -333,6 +333,7 @@ fn path_to(parents: &[(u32, Label)], mut index: u32) -> Vec<Label> {
 struct Sometimes {
     decided_round_0: bool,
     decided_round_1: bool,
+    relocked_round_1: bool,
 }
 
 /// Names of the "sometimes" properties (docs/model.md).
@@ -341,6 +342,9 @@ pub mod sometimes {
     pub const DECIDE_ROUND_0: &str = "decide-in-round-0";
     /// An honest agent decides in round 1.
     pub const DECIDE_ROUND_1: &str = "decide-in-round-1";
+    /// An honest agent locks in round 1 (precommits a value: L36–L40) on a value other than
+    /// one an honest agent locked on in round 0 (which needed a round-0 polka on it).
+    pub const RELOCK_ROUND_1: &str = "relock-in-round-1";
     /// V2 (too few votes) rejects a proposal.
     pub const V2: &str = "V2-rejects";
     /// V3 (a bad vote signature) rejects a proposal.
@@ -358,6 +362,19 @@ impl Sometimes {
                 _ => {}
             }
         }
+        if !self.relocked_round_1 {
+            // `History::signed` keys precommits as kind 3 with the value's bytes
+            // (postcard of `Option<ValueId>`: a leading 1 for a value, 0 for nil).
+            let locks = |round: u32| {
+                state
+                    .history
+                    .signed
+                    .iter()
+                    .filter(move |((_, kind, r), bytes)| *kind == 3 && *r == round && bytes.first() == Some(&1))
+                    .map(|(_, bytes)| bytes)
+            };
+            self.relocked_round_1 = locks(1).any(|late| locks(0).any(|early| early != late));
+        }
     }
 
     fn finish(&self, coverage: &Coverage) -> BTreeMap<&'static str, bool> {
@@ -365,6 +382,7 @@ impl Sometimes {
         let mut out = BTreeMap::new();
         out.insert(sometimes::DECIDE_ROUND_0, self.decided_round_0);
         out.insert(sometimes::DECIDE_ROUND_1, self.decided_round_1);
+        out.insert(sometimes::RELOCK_ROUND_1, self.relocked_round_1);
         out.insert(sometimes::V2, reached("V2-fail"));
         out.insert(sometimes::V3, reached("V3-fail"));
         out.insert(sometimes::V4, reached("V4-fail"));
@@ -454,6 +472,33 @@ mod tests {
             fps.insert(tables.canonicalise(&mut init.state));
         }
         assert_eq!(fps.len(), 4);
+    }
+
+    #[test]
+    fn a_relock_is_a_round_1_lock_on_another_value_than_a_round_0_lock() {
+        let lock = |v: u8| postcard::to_allocvec(&Some(consensus_core::protocol::ValueId([v; 32]))).unwrap_or_default();
+        let nil = postcard::to_allocvec(&None::<consensus_core::protocol::ValueId>).unwrap_or_default();
+        let observe = |signed: Vec<((AgentId, u8, u32), Vec<u8>)>| {
+            let history = super::super::state::History { signed: signed.into_iter().collect(), ..Default::default() };
+            let state = State {
+                agents: Vec::new(),
+                now: Vec::new(),
+                timers: Vec::new(),
+                net: Vec::new(),
+                seen: Vec::new(),
+                history: Arc::new(history),
+                owner: None,
+            };
+            let mut s = Sometimes::default();
+            s.observe(&state);
+            s.relocked_round_1
+        };
+        let (a, b) = (AgentId(0), AgentId(1));
+        assert!(observe(vec![((a, 3, 0), lock(1)), ((b, 3, 1), lock(2))]));
+        assert!(!observe(vec![((a, 3, 0), lock(1)), ((b, 3, 1), lock(1))]), "the same value: no relock");
+        assert!(!observe(vec![((a, 3, 0), nil.clone()), ((b, 3, 1), lock(2))]), "nil in round 0 is no lock");
+        assert!(!observe(vec![((a, 2, 0), lock(1)), ((b, 3, 1), lock(2))]), "a prevote is no lock");
+        assert!(!observe(vec![((a, 3, 0), lock(1)), ((b, 3, 1), nil)]));
     }
 
     #[test]
