@@ -139,7 +139,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The client trusts the test's certificate only through the CA file: without it the request
 /// fails with a message that names the cause and the fix; with it, a redirect (307, the POST
-/// body kept) and a chunked answer are followed, and calls share one kept-alive connection.
+/// body kept) and a chunked answer are followed, and calls share kept-alive connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_client_follows_redirects_reads_chunks_and_refuses_untrusted_certificates() {
     let dir = scratch("https-client");
@@ -165,7 +165,11 @@ async fn https_client_follows_redirects_reads_chunks_and_refuses_untrusted_certi
     }
     assert_eq!(judge.seen.redirected.load(Ordering::SeqCst), 3);
     assert_eq!(judge.seen.judged.load(Ordering::SeqCst), 3, "the redirect kept the POST and its body");
-    assert_eq!(judge.seen.connections.load(Ordering::SeqCst), 1, "six requests, one kept-alive connection");
+    // Kept alive and pooled: the calls reuse their connection. A redirect may be followed before
+    // the connection that carried the 307 is back in the pool (then a second one opens, and is
+    // pooled too); without keep-alive it would be 6.
+    let connections = judge.seen.connections.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&connections), "six requests over {connections} connections");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
