@@ -56,6 +56,12 @@ pub(super) struct ModelArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Explore every interleaving (no block reduction of silent steps): for comparison.
+    #[arg(long)]
+    no_reduction: bool,
+    /// Exit 0 even when a "sometimes" property was not reached (the check may be vacuous).
+    #[arg(long)]
+    allow_vacuous: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -120,6 +126,7 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         max_depth: args.max_depth,
         jobs: args.jobs,
         progress: !args.quiet,
+        reduce: !args.no_reduction,
     };
     let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = model::check(&setup);
@@ -136,6 +143,21 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         fs::write(&path, text).map_err(io("cannot write", &path))?;
         outln!("wrote {} ({} steps)", path.display(), cx.path.len().saturating_sub(1));
         return Ok(ExitCode::from(1));
+    }
+    let missed: Vec<&str> = report.sometimes.iter().filter(|(_, reached)| !**reached).map(|(n, _)| *n).collect();
+    if !missed.is_empty() {
+        outln!(
+            "VACUOUS CHECK: {} \"sometimes\" propert{} not reached ({}): no violation found means little for what \
+             was never reached{}",
+            missed.len(),
+            if missed.len() == 1 { "y" } else { "ies" },
+            missed.join(", "),
+            if report.stop == model::Stop::Complete { "" } else { "; the search stopped at its budget" }
+        );
+        if !args.allow_vacuous {
+            outln!("exit 1 (a missed expectation); pass --allow-vacuous to accept it");
+            return Ok(ExitCode::from(1));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -96,6 +96,8 @@ pub struct ModelConfig {
     pub jobs: usize,
     /// Print a progress line to stderr.
     pub progress: bool,
+    /// The block reduction of silent steps (docs/model.md, "Reductions").
+    pub reduce: bool,
 }
 
 impl Default for ModelConfig {
@@ -113,6 +115,7 @@ impl Default for ModelConfig {
             max_depth: u32::MAX,
             jobs: 1,
             progress: false,
+            reduce: true,
         }
     }
 }

@@ -133,7 +133,21 @@ impl Tables {
         let digest = Sha256::digest(&key);
         let mut first = [0u8; 16];
         first.copy_from_slice(&digest[..16]);
-        u128::from_le_bytes(first)
+        let boundary = u128::from_le_bytes(first);
+        // A block's middle is explored differently from its boundary: not the same node
+        // (an odd multiplier keeps the owners' fingerprints distinct from each other).
+        match state.owner {
+            None => boundary,
+            Some(a) => boundary ^ (u128::from(a.0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835),
+        }
+    }
+
+    /// The fingerprint of `state` as a block boundary (what it would be with no owner).
+    fn boundary_of(fp: u128, state: &State) -> u128 {
+        match state.owner {
+            None => fp,
+            Some(a) => fp ^ (u128::from(a.0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835),
+        }
     }
 }
 
@@ -176,6 +190,7 @@ pub fn check(setup: &Setup) -> ModelReport {
         (0..jobs).map(|_| (Worker::new(setup), Injections { setup, cache: HashMap::new() })).collect();
     let mut tables = Tables::default();
     let mut seen: HashSet<u128> = HashSet::new();
+    let mut terminals: HashSet<u128> = HashSet::new();
     let mut parents: Vec<(u32, Label)> = Vec::new();
     let mut sometimes = Sometimes::default();
     let mut report = ModelReport {
@@ -217,13 +232,23 @@ pub fn check(setup: &Setup) -> ModelReport {
         for batch in frontier.chunks(BATCH) {
             let expanded = expand(&mut workers, batch);
             for (parent, succs) in expanded {
-                if succs.is_empty() {
+                // A terminal state counts once, however its block reached it.
+                let terminal = succs.is_empty() && {
+                    let mut copy = State { owner: None, ..parent.1.clone() };
+                    terminals.insert(tables.canonicalise(&mut copy))
+                };
+                if terminal {
                     let all = setup.honest.iter().all(|a| parent.1.decided(*a).is_some());
                     *(if all { &mut report.terminal_decided } else { &mut report.terminal_undecided }) += 1;
                 }
                 report.transitions += succs.len() as u64;
                 for mut s in succs {
                     let fp = tables.canonicalise(&mut s.state);
+                    // A boundary explores every transition, its block's middle a subset: a
+                    // middle whose boundary was reached adds nothing.
+                    if s.state.owner.is_some() && seen.contains(&Tables::boundary_of(fp, &s.state)) {
+                        continue;
+                    }
                     if !seen.insert(fp) {
                         continue;
                     }
@@ -308,6 +333,7 @@ fn path_to(parents: &[(u32, Label)], mut index: u32) -> Vec<Label> {
 struct Sometimes {
     decided_round_0: bool,
     decided_round_1: bool,
+    relocked_round_1: bool,
 }
 
 /// Names of the "sometimes" properties (docs/model.md).
@@ -316,6 +342,9 @@ pub mod sometimes {
     pub const DECIDE_ROUND_0: &str = "decide-in-round-0";
     /// An honest agent decides in round 1.
     pub const DECIDE_ROUND_1: &str = "decide-in-round-1";
+    /// An honest agent locks in round 1 (precommits a value: L36–L40) on a value other than
+    /// one an honest agent locked on in round 0 (which needed a round-0 polka on it).
+    pub const RELOCK_ROUND_1: &str = "relock-in-round-1";
     /// V2 (too few votes) rejects a proposal.
     pub const V2: &str = "V2-rejects";
     /// V3 (a bad vote signature) rejects a proposal.
@@ -333,6 +362,19 @@ impl Sometimes {
                 _ => {}
             }
         }
+        if !self.relocked_round_1 {
+            // `History::signed` keys precommits as kind 3 with the value's bytes
+            // (postcard of `Option<ValueId>`: a leading 1 for a value, 0 for nil).
+            let locks = |round: u32| {
+                state
+                    .history
+                    .signed
+                    .iter()
+                    .filter(move |((_, kind, r), bytes)| *kind == 3 && *r == round && bytes.first() == Some(&1))
+                    .map(|(_, bytes)| bytes)
+            };
+            self.relocked_round_1 = locks(1).any(|late| locks(0).any(|early| early != late));
+        }
     }
 
     fn finish(&self, coverage: &Coverage) -> BTreeMap<&'static str, bool> {
@@ -340,6 +382,7 @@ impl Sometimes {
         let mut out = BTreeMap::new();
         out.insert(sometimes::DECIDE_ROUND_0, self.decided_round_0);
         out.insert(sometimes::DECIDE_ROUND_1, self.decided_round_1);
+        out.insert(sometimes::RELOCK_ROUND_1, self.relocked_round_1);
         out.insert(sometimes::V2, reached("V2-fail"));
         out.insert(sometimes::V3, reached("V3-fail"));
         out.insert(sometimes::V4, reached("V4-fail"));
@@ -429,5 +472,53 @@ mod tests {
             fps.insert(tables.canonicalise(&mut init.state));
         }
         assert_eq!(fps.len(), 4);
+    }
+
+    #[test]
+    fn a_relock_is_a_round_1_lock_on_another_value_than_a_round_0_lock() {
+        let lock = |v: u8| postcard::to_allocvec(&Some(consensus_core::protocol::ValueId([v; 32]))).unwrap_or_default();
+        let nil = postcard::to_allocvec(&None::<consensus_core::protocol::ValueId>).unwrap_or_default();
+        let observe = |signed: Vec<((AgentId, u8, u32), Vec<u8>)>| {
+            let history = super::super::state::History { signed: signed.into_iter().collect(), ..Default::default() };
+            let state = State {
+                agents: Vec::new(),
+                now: Vec::new(),
+                timers: Vec::new(),
+                net: Vec::new(),
+                seen: Vec::new(),
+                history: Arc::new(history),
+                owner: None,
+            };
+            let mut s = Sometimes::default();
+            s.observe(&state);
+            s.relocked_round_1
+        };
+        let (a, b) = (AgentId(0), AgentId(1));
+        assert!(observe(vec![((a, 3, 0), lock(1)), ((b, 3, 1), lock(2))]));
+        assert!(!observe(vec![((a, 3, 0), lock(1)), ((b, 3, 1), lock(1))]), "the same value: no relock");
+        assert!(!observe(vec![((a, 3, 0), nil.clone()), ((b, 3, 1), lock(2))]), "nil in round 0 is no lock");
+        assert!(!observe(vec![((a, 2, 0), lock(1)), ((b, 3, 1), lock(2))]), "a prevote is no lock");
+        assert!(!observe(vec![((a, 3, 0), lock(1)), ((b, 3, 1), nil)]));
+    }
+
+    #[test]
+    fn memoised_steps_give_the_same_successors_as_running_the_agent() {
+        let setup = tiny(Votes::Fixed(vec![0, 1]));
+        let mut tables = Tables::default();
+        let mut worker = Worker::new(&setup);
+        let mut init = worker.initial(&[0, 1]);
+        tables.canonicalise(&mut init.state);
+        let first: Vec<u128> =
+            worker.successors(&init.state, &[]).into_iter().map(|mut s| tables.canonicalise(&mut s.state)).collect();
+        assert_eq!(worker.memo_hits, 0);
+        let again: Vec<u128> =
+            worker.successors(&init.state, &[]).into_iter().map(|mut s| tables.canonicalise(&mut s.state)).collect();
+        assert_eq!(worker.memo_hits, first.len() as u64, "every step of the second expansion came from the memo");
+        let mut fresh = Worker::new(&setup);
+        let computed: Vec<u128> =
+            fresh.successors(&init.state, &[]).into_iter().map(|mut s| tables.canonicalise(&mut s.state)).collect();
+        assert!(!first.is_empty());
+        assert_eq!(first, again);
+        assert_eq!(first, computed);
     }
 }

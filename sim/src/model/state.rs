@@ -1,7 +1,7 @@
 //! A model state and its transitions: one input to one real agent, its outputs performed on the
 //! model's network and timers, the safety properties checked on what it did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use consensus_core::protocol::messages::{Message, Round, VoteKind};
@@ -90,6 +90,9 @@ pub struct State {
     pub seen: Vec<Arc<Msg>>,
     /// What the checks need from the path.
     pub history: Arc<History>,
+    /// The agent in the middle of a block (docs/model.md, "Reductions"): its last step was
+    /// silent, so only its own transitions are explored from here. `None`: every transition.
+    pub owner: Option<AgentId>,
 }
 
 impl State {
@@ -107,6 +110,8 @@ pub struct Succ {
     pub state: State,
     /// A safety property the transition violated.
     pub violation: Option<Violation>,
+    /// The step let nothing out (no message, vote or decision; timers are the agent's own).
+    pub silent: bool,
 }
 
 /// A worker's scratch agents: restored from a state's snapshot for each transition. Their
@@ -114,6 +119,9 @@ pub struct Succ {
 pub struct Worker<'a> {
     setup: &'a Setup,
     scratch: Vec<Option<Honest>>,
+    memo: HashMap<MemoKey, MemoEntry>,
+    /// Steps answered by the memo rather than by running the agent.
+    pub memo_hits: u64,
 }
 
 fn insert_sorted<T: Ord>(v: &mut Vec<T>, item: T) {
@@ -147,7 +155,7 @@ impl<'a> Worker<'a> {
         let scratch = (0..setup.config.agents)
             .map(|i| (!setup.is_byzantine(AgentId(i))).then(|| setup.agent(AgentId(i))))
             .collect();
-        Worker { setup, scratch }
+        Worker { setup, scratch, memo: HashMap::new(), memo_hits: 0 }
     }
 
     /// The coverage of the honest agents over every transition this worker ran.
@@ -177,38 +185,68 @@ impl<'a> Worker<'a> {
             net: Vec::new(),
             seen: Vec::new(),
             history: Arc::new(History::default()),
+            owner: None,
         };
         let open = Message::Open(self.setup.open.clone());
         let mut violation = None;
         for a in self.setup.honest.clone() {
             let input = Input::Receive { from: AgentId::CLIENT, message: open.clone() };
-            let next = self.step(&state, a, input, None, assignment, Label::Init(assignment.to_vec()));
+            let next = self.step(&state, a, input, None, None, assignment, Label::Init(assignment.to_vec()));
             violation = violation.or(next.violation);
             state = next.state;
         }
-        Succ { label: Label::Init(assignment.to_vec()), state, violation }
+        Succ { label: Label::Init(assignment.to_vec()), state, violation, silent: false }
     }
 
-    /// Every successor of `state`.
+    /// Every successor of `state` (with the reduction: only its owner's, when it has one).
     pub fn successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
+        let mut out = self.all_successors(state, injections);
+        if self.setup.config.reduce {
+            out.retain_mut(|s| {
+                let a = super::search::label_agent(&s.label).unwrap_or(AgentId(0));
+                let i = a.0 as usize;
+                // An injection that changed nothing is a self-loop.
+                let unchanged = matches!(s.label, Label::Inject { .. })
+                    && s.silent
+                    && s.state.agents[i] == state.agents[i]
+                    && s.state.timers[i] == state.timers[i];
+                s.state.owner = s.silent.then_some(a);
+                !unchanged
+            });
+            if out.is_empty() && state.owner.is_some() {
+                // The owner is blocked: the block ends here, every agent may move.
+                let boundary = State { owner: None, ..state.clone() };
+                return self.successors(&boundary, injections);
+            }
+        }
+        out
+    }
+
+    fn all_successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
         let mut out = Vec::new();
+        let mine = |to: &AgentId| state.owner.is_none_or(|o| o == *to);
         for (i, (to, msg)) in state.net.iter().enumerate() {
+            if !mine(to) {
+                continue;
+            }
             let mut from = state.clone();
             from.net.remove(i);
             let input = Input::Receive { from: msg.from, message: msg.message.clone() };
-            out.push(self.step(&from, *to, input, None, &[], Label::Deliver { to: *to, msg: msg.clone() }));
+            let memo = Some(Memo::Msg(msg.clone()));
+            out.push(self.step(&from, *to, input, memo, None, &[], Label::Deliver { to: *to, msg: msg.clone() }));
         }
         for a in self.setup.honest.clone() {
-            let Some(&(at_ms, timer)) = state.timers[a.0 as usize].first() else { continue };
+            let Some(&(at_ms, timer)) = state.timers[a.0 as usize].first().filter(|_| mine(&a)) else { continue };
             let mut from = state.clone();
             from.timers[a.0 as usize].remove(0);
             let label = Label::Fire { agent: a, at_ms, timer };
-            out.push(self.step(&from, a, Input::Timeout(timer), Some(at_ms), &[], label));
+            out.push(self.step(&from, a, Input::Timeout(timer), Some(Memo::Timer(timer)), Some(at_ms), &[], label));
         }
         for msg in injections {
-            for to in self.setup.honest.clone() {
+            for to in self.setup.honest.clone().into_iter().filter(|a| mine(a)) {
                 let input = Input::Receive { from: msg.from, message: msg.message.clone() };
-                out.push(self.step(state, to, input, None, &[], Label::Inject { to, msg: msg.clone() }));
+                let memo = Some(Memo::Msg(msg.clone()));
+                out.push(self.step(state, to, input, memo, None, &[], Label::Inject { to, msg: msg.clone() }));
             }
         }
         out
@@ -218,11 +256,16 @@ impl<'a> Worker<'a> {
     /// outputs are performed: sends join the network, timers within the checked rounds are
     /// set, an evaluation request is answered at once with the agent's vote of `assignment`
     /// (or of the history), decisions and own signed messages are checked.
+    ///
+    /// `memo`: the input's interned identity, when the state's snapshots are interned (every
+    /// expanded state): the agent's part of the step is then looked up, not recomputed.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
         state: &State,
         a: AgentId,
         input: Input,
+        memo: Option<Memo>,
         fire_at: Option<TimeMs>,
         assignment: &[u32],
         label: Label,
@@ -234,81 +277,202 @@ impl<'a> Worker<'a> {
             next.now[i] = next.now[i].max(at);
         }
         let now = next.now[i];
-        let Some(agent) = self.scratch[i].as_mut() else {
-            return Succ { label, state: next, violation: None };
+        let candidate = assignment
+            .get(i)
+            .copied()
+            .or_else(|| state.history.votes.iter().find(|(v, _)| *v == a).map(|(_, vote)| vote.candidate.0));
+        let snapshot = &state.agents[i];
+        let key = memo.as_ref().map(|input| MemoKey {
+            snapshot: Arc::as_ptr(snapshot) as *const u8 as usize,
+            now,
+            input: match input {
+                Memo::Msg(m) => MemoInput::Msg(Arc::as_ptr(m) as usize),
+                Memo::Timer(t) => MemoInput::Timer(*t),
+            },
+            candidate,
+        });
+        let effect = match key.as_ref().and_then(|k| self.memo.get(k)) {
+            Some(found) => {
+                self.memo_hits += 1;
+                found.effect.clone()
+            }
+            None => {
+                let Some(effect) = self.run_agent(a, snapshot, now, input, candidate) else {
+                    return Succ { label, state: next, violation: None, silent: false };
+                };
+                let effect = Arc::new(effect);
+                if let Some(k) = key {
+                    if self.memo.len() >= MEMO_CAPACITY {
+                        self.memo.clear();
+                    }
+                    let pins = (snapshot.clone(), memo);
+                    self.memo.insert(k, MemoEntry { _pins: pins, effect: effect.clone() });
+                }
+                effect
+            }
         };
-        if agent.restore(&state.agents[i]).is_err() {
-            let detail = format!("agent {a}'s canonical snapshot did not restore");
-            return Succ { label, state: next, violation: Some(model_violation("model-snapshot", detail, now)) };
+        let violation = apply(setup, state, &mut next, a, &effect, now);
+        let silent = effect.events.iter().all(|e| matches!(e, Event::Schedule(..)));
+        Succ { label, state: next, violation, silent }
+    }
+
+    /// Runs the real agent `a` from `snapshot` on `input`: what it did, in order (`None` for a
+    /// Byzantine agent, which the model does not run).
+    fn run_agent(
+        &mut self,
+        a: AgentId,
+        snapshot: &Arc<[u8]>,
+        now: TimeMs,
+        input: Input,
+        candidate: Option<u32>,
+    ) -> Option<Effect> {
+        let setup = self.setup;
+        let agent = self.scratch[a.0 as usize].as_mut()?;
+        let mut effect = Effect { snapshot: snapshot.clone(), events: Vec::new() };
+        if agent.restore(snapshot).is_err() {
+            effect.events.push(Event::RestoreFailed);
+            return Some(effect);
         }
-        let mut history: Option<History> = None;
-        let mut violation = None;
         let mut queue = vec![input];
         let mut outputs = Vec::new();
         while let Some(input) = queue.pop() {
             agent.handle(now, input, &mut outputs);
             for o in outputs.drain(..) {
                 match o {
-                    Output::Broadcast(m) => {
-                        let msg = Msg::new(a, m);
-                        let h = history.get_or_insert_with(|| (*state.history).clone());
-                        violation = violation.or(check_signed(h, a, &msg, now));
-                        for p in 0..setup.config.agents {
-                            let to = AgentId(p);
-                            if to == a {
-                                continue;
-                            }
-                            if setup.is_byzantine(to) {
-                                insert_seen(&mut next.seen, msg.clone());
-                            } else {
-                                insert_net(&mut next.net, to, msg.clone());
-                            }
-                        }
-                    }
+                    Output::Broadcast(m) => effect.events.push(Event::Send(None, Msg::new(a, m))),
                     Output::Send { to, message } if to.0 < setup.config.agents => {
-                        let msg = Msg::new(a, message);
-                        let h = history.get_or_insert_with(|| (*state.history).clone());
-                        violation = violation.or(check_signed(h, a, &msg, now));
-                        if setup.is_byzantine(to) {
-                            insert_seen(&mut next.seen, msg);
-                        } else {
-                            insert_net(&mut next.net, to, msg);
-                        }
+                        effect.events.push(Event::Send(Some(to), Msg::new(a, message)));
                     }
                     Output::Schedule { timer, at_ms } if keep_timer(timer, setup.config.rounds) => {
-                        insert_sorted(&mut next.timers[i], (at_ms, timer));
+                        effect.events.push(Event::Schedule(at_ms, timer));
                     }
                     Output::Evaluate(_) => {
-                        let h = history.get_or_insert_with(|| (*state.history).clone());
-                        let candidate = assignment
-                            .get(i)
-                            .copied()
-                            .or_else(|| h.votes.iter().find(|(v, _)| *v == a).map(|(_, vote)| vote.candidate.0));
                         if let Some(c) = candidate {
                             let vote = setup.vote(a, c);
-                            if !h.votes.iter().any(|(v, _)| *v == a) {
-                                h.votes.push((a, vote.clone()));
-                            }
+                            effect.events.push(Event::Voted(vote.clone()));
                             queue.push(Input::LocalVote(vote));
                         }
                     }
-                    Output::Decide(record) => {
-                        let h = history.get_or_insert_with(|| (*state.history).clone());
-                        h.decisions.push((a, *record));
-                        violation = violation.or(check_decisions(setup, h));
-                    }
+                    Output::Decide(record) => effect.events.push(Event::Decide(*record)),
                     // Sends to the client, evidence, rejections, archive requests: nothing
                     // for the model's network (coverage counts the rejections).
                     _ => {}
                 }
             }
         }
-        next.agents[i] = Arc::from(agent.canonical_snapshot());
-        if let Some(h) = history {
-            next.history = Arc::new(h);
-        }
-        Succ { label, state: next, violation }
+        effect.snapshot = Arc::from(agent.canonical_snapshot());
+        Some(effect)
     }
+}
+
+/// A step's input as the memo knows it: the message received (its address identifies it: the
+/// memo entry holds it, so the address is not reused while the entry lives) or the timer.
+pub enum Memo {
+    /// A message received.
+    Msg(Arc<Msg>),
+    /// A timer fired.
+    Timer(Timer),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum MemoInput {
+    /// A message received, by the address of its `Arc<Msg>`.
+    Msg(usize),
+    /// A timer fired.
+    Timer(Timer),
+}
+
+/// A local step's identity: the agent's snapshot (interned: by address, held by the entry), its
+/// clock, the input, and the candidate its evaluation returns. The agent is a deterministic
+/// function of these (consensus-core is pure), so equal keys mean equal effects.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct MemoKey {
+    snapshot: usize,
+    now: TimeMs,
+    input: MemoInput,
+    candidate: Option<u32>,
+}
+
+/// Memo entries per worker before the memo is emptied (bounds its memory).
+const MEMO_CAPACITY: usize = 1 << 20;
+
+/// A memo entry: the effect, and what the key's addresses point into (kept alive while the
+/// entry lives, so no other snapshot or message can take their addresses).
+struct MemoEntry {
+    _pins: (Arc<[u8]>, Option<Memo>),
+    effect: Arc<Effect>,
+}
+
+/// What one agent step did, in order: a function of the memo key alone.
+struct Effect {
+    /// The agent's canonical snapshot after the step.
+    snapshot: Arc<[u8]>,
+    events: Vec<Event>,
+}
+
+enum Event {
+    /// A message to one agent (`Some`) or to every other agent (`None`).
+    Send(Option<AgentId>, Arc<Msg>),
+    Schedule(TimeMs, Timer),
+    /// The agent's own evaluation, returned at once.
+    Voted(AgentVote),
+    Decide(DecisionRecord),
+    RestoreFailed,
+}
+
+/// Performs `effect` of agent `a`'s step on `next` (a copy of `state`) and checks it: sends join
+/// the network, timers are set, votes and decisions join the history.
+fn apply(
+    setup: &Setup,
+    state: &State,
+    next: &mut State,
+    a: AgentId,
+    effect: &Effect,
+    now: TimeMs,
+) -> Option<Violation> {
+    let i = a.0 as usize;
+    let mut history: Option<History> = None;
+    let mut violation = None;
+    for event in &effect.events {
+        match event {
+            Event::Send(to, msg) => {
+                let h = history.get_or_insert_with(|| (*state.history).clone());
+                violation = violation.or(check_signed(h, a, msg, now));
+                let targets: Vec<AgentId> = match to {
+                    Some(t) => vec![*t],
+                    None => (0..setup.config.agents).map(AgentId).filter(|t| *t != a).collect(),
+                };
+                for t in targets {
+                    if setup.is_byzantine(t) {
+                        insert_seen(&mut next.seen, msg.clone());
+                    } else {
+                        insert_net(&mut next.net, t, msg.clone());
+                    }
+                }
+            }
+            Event::Schedule(at_ms, timer) => insert_sorted(&mut next.timers[i], (*at_ms, *timer)),
+            Event::Voted(vote) => {
+                let h = history.get_or_insert_with(|| (*state.history).clone());
+                if !h.votes.iter().any(|(v, _)| *v == a) {
+                    h.votes.push((a, vote.clone()));
+                }
+            }
+            Event::Decide(record) => {
+                let h = history.get_or_insert_with(|| (*state.history).clone());
+                h.decisions.push((a, record.clone()));
+                violation = violation.or(check_decisions(setup, h));
+            }
+            Event::RestoreFailed => {
+                let detail = format!("agent {a}'s canonical snapshot did not restore");
+                return Some(model_violation("model-snapshot", detail, now));
+            }
+        }
+    }
+    next.agents[i] = effect.snapshot.clone();
+    if let Some(h) = history {
+        next.history = Arc::new(h);
+    }
+    violation
 }
 
 /// Timers the model fires: the protocol's round timers within the checked rounds, vote

@@ -34,3 +34,39 @@ fn the_search_is_the_same_on_two_threads() {
     let (one, two) = (check(&reduced(1)), check(&reduced(2)));
     assert_eq!((one.states, one.transitions, one.depth), (two.states, two.transitions, two.depth));
 }
+
+#[test]
+fn the_block_reduction_keeps_every_end_state_and_sometimes_property() {
+    let reduced_search = check(&reduced(1));
+    let full = check(&Setup::new(ModelConfig { reduce: false, ..reduced(1).config }).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(full.stop, Stop::Complete);
+    assert_eq!(
+        (reduced_search.terminal_decided, reduced_search.terminal_undecided),
+        (full.terminal_decided, full.terminal_undecided),
+        "the same terminal states, however their blocks reached them"
+    );
+    assert_eq!(reduced_search.sometimes, full.sometimes);
+    assert!(reduced_search.transitions < full.transitions, "silent steps are not interleaved");
+}
+
+#[test]
+fn a_vacuous_model_check_exits_1_unless_allowed() {
+    let out = std::env::temp_dir().join(format!("bftsim-it-model-{}", std::process::id()));
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bftsim"))
+            .args(["model", "--agents", "2", "--byzantine", "0", "--rounds", "1", "--byzantine-mode", "silent"])
+            .args(["--votes", "0,0", "--quiet", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let strict = run(&[]);
+    let text = String::from_utf8_lossy(&strict.stdout);
+    assert_eq!(strict.status.code(), Some(1), "{text}");
+    assert!(text.contains("VACUOUS CHECK") && text.contains("relock-in-round-1"), "{text}");
+    assert!(text.contains("sometimes decide-in-round-0: reached"), "{text}");
+    let allowed = run(&["--allow-vacuous"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", String::from_utf8_lossy(&allowed.stdout));
+    let _ = std::fs::remove_dir_all(&out);
+}
