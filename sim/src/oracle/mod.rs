@@ -14,6 +14,7 @@
 //! | `no-equivocation-across-restarts` | an honest agent's own signed message leaves it | it never signs two different messages for one (session, round, kind), across restarts |
 //! | `corruption-detected` | an agent restarts on a disk the simulator damaged | a damaged record is refused or cut, never replayed as whole |
 //! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
+//! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the value passes V1–V7 against the session's registry epoch ([`proposal`]) |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -43,6 +44,7 @@ use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
 use consensus_core::{wire, AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 
 pub mod durability;
+mod proposal;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
 use crate::words;
@@ -76,8 +78,10 @@ pub mod names {
     pub const CATCH_UP: &str = "catch-up";
     /// A wrong decision the Byzantine agents caused has an honest margin within the bound.
     pub const INFLUENCE_BOUND: &str = "influence-bound";
+    /// An honest proposer's value passes V1–V7.
+    pub const HONEST_PROPOSAL_VALID: &str = "honest-proposal-valid";
     /// All of them.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -90,6 +94,7 @@ pub mod names {
         NO_EQUIVOCATION_ACROSS_RESTARTS,
         CORRUPTION_DETECTED,
         CATCH_UP,
+        HONEST_PROPOSAL_VALID,
     ];
 }
 
@@ -192,6 +197,8 @@ pub struct Oracle {
     liveness_rounds: Option<u64>,
     /// The durability invariants.
     durable: durability::DurableChecks,
+    /// Honest proposals already judged by `honest-proposal-valid`.
+    proposals_checked: BTreeSet<proposal::Checked>,
 }
 
 impl Oracle {
@@ -230,6 +237,7 @@ impl Oracle {
             },
             liveness_rounds: None,
             durable: durability::DurableChecks::default(),
+            proposals_checked: BTreeSet::new(),
         }
     }
 
