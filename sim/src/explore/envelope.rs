@@ -351,6 +351,12 @@ impl Envelope {
         {
             return Err("protocol: detectors, fallbacks and thresholds each need at least one value".into());
         }
+        self.check_probabilities()?;
+        self.check_ranges()
+    }
+
+    /// Every probability of the envelope is within [0, 1].
+    fn check_probabilities(&self) -> Result<(), String> {
         let probabilities = [
             ("committee.beyond_f_max", self.committee.beyond_f_max),
             ("byzantine.same", self.byzantine.same),
@@ -376,6 +382,11 @@ impl Envelope {
                 return Err(format!("{key} = {p}: expected a number from 0.0 to 1.0"));
             }
         }
+        Ok(())
+    }
+
+    /// Every `[min, max]` span is ordered (counts start at 1), and the workload fits a run.
+    fn check_ranges(&self) -> Result<(), String> {
         let ranges = [
             ("network.drop", self.network.drop[0] <= self.network.drop[1]),
             ("network.duplicate", self.network.duplicate[0] <= self.network.duplicate[1]),
