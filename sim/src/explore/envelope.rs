@@ -241,6 +241,10 @@ pub struct FullPowerSpace {
     pub actions_per_input: Span<u32>,
     /// Probability that each of its families is off (at least one stays on).
     pub off: f64,
+    /// Probability that its `flood` family (off by default in scenarios) is on besides; 0 when
+    /// an envelope file does not say.
+    #[serde(default)]
+    pub flood: f64,
 }
 
 /// `[liveness]`.
@@ -368,6 +372,7 @@ impl Envelope {
             ("full_power.share", self.full_power.share),
             ("full_power.twins", self.full_power.twins),
             ("full_power.off", self.full_power.off),
+            ("full_power.flood", self.full_power.flood),
             ("full_power.rate[0]", self.full_power.rate[0]),
             ("full_power.rate[1]", self.full_power.rate[1]),
             ("network.drop[0]", self.network.drop[0]),
