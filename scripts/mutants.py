@@ -166,6 +166,11 @@ def cmd_record(pass_name, mutants_out, ledger, commit):
         clean = CLEAN.search(log)
         panics = [l.strip() for l in log.splitlines() if "panicked at" in l][:2]
         summary = o.get("summary")
+        if summary == "Timeout" and phase_seconds(o, "Test") is None:
+            # The build ran out of BUILD_TIMEOUT (a shard's first, cold build on a loaded
+            # machine): the mutant was never judged, so it stays to do.
+            print(f"not recorded, its build timed out: {m['name']}")
+            continue
         if pass_name == "explore" and summary == "MissedMutant" and not clean:
             # The test passed without exploring (e.g. built without `--cfg madsim`, so the
             # harness compiled to nothing): not a measurement.

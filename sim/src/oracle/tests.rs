@@ -1,9 +1,9 @@
 //! The oracle's unit tests: each invariant's checker can fail, on constructed decisions.
 
 use super::*;
-use consensus_core::wire;
 use consensus_core::protocol::messages::{Proposal, ProposalValue, SessionSpec, SignedSpec, SignedVote, ValueId};
 use consensus_core::sign::{sim_committee, Signature, Signer};
+use consensus_core::wire;
 use consensus_core::{AgentSpecialization, Ppm};
 
 fn oracle(n: u32) -> Oracle {
