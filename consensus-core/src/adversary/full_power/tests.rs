@@ -480,7 +480,7 @@ fn a_flood_passes_one_peers_buffer_bound_once() {
     assert!(flood.iter().all(|(to, m)| *to == flood[0].0 && *m == flood[0].1), "copies of one message to one peer");
     let Message::RoundVote(v) = flood[0].1 else { unreachable!("filtered above") };
     assert_eq!((v.agent, v.kind, v.round, v.value), (BYZ, VoteKind::Prevote, 0, None));
-    assert!(flood::FLOOD > crate::protocol::MAX_BUFFERED_PER_SESSION);
+    const { assert!(flood::FLOOD > crate::protocol::MAX_BUFFERED_PER_SESSION) };
     assert!(w.buffer_full >= (flood::FLOOD - crate::protocol::MAX_BUFFERED_PER_SESSION) as u64, "{}", w.buffer_full);
     assert_eq!(w.honest_agreement().len(), 2, "both sessions decided by every honest agent");
 }
