@@ -87,26 +87,45 @@ def cmd_select(list_json, sample, seed):
     print("\n".join(names))
 
 
+def measured_commit(ledger):
+    """The commit a ledger's outcomes count for: OUT/commit, beside the ledger. Outcomes of
+    other commits stay in the append-only ledger, labelled by their `commit`, and are neither
+    counted nor taken as measured (a mutant is measured again on a new commit)."""
+    c = Path(ledger).parent / "commit"
+    return c.read_text().strip() if c.exists() else None
+
+
+def ledger_rows(ledger):
+    p = Path(ledger)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
 def measured(ledgers):
     done = set()
     for ledger in ledgers:
-        p = Path(ledger)
-        if p.exists():
-            done |= {json.loads(line)["name"] for line in p.read_text().splitlines() if line.strip()}
+        commit = measured_commit(ledger)
+        done |= {r["name"] for r in ledger_rows(ledger) if commit is None or r.get("commit") == commit}
     return done
 
 
 def cmd_todo(sample_txt, k, n, *ledgers):
     names = [l for l in Path(sample_txt).read_text().splitlines() if l.strip()]
     k, n = int(k), int(n)
+    # OUT/first.txt: sampled names measured before the rest (each shard takes its own share of
+    # them, by their place in the sample as always).
+    first_txt = Path(sample_txt).parent / "first.txt"
+    first = [l for l in first_txt.read_text().splitlines() if l.strip()] if first_txt.exists() else []
+    order = {name: (0 if name in first else 1, i) for i, name in enumerate(names)}
     # Each ledger is one pass: a name is to do while some pass has not measured it.
     done_by_all = None
     for ledger in ledgers:
         d = measured([ledger])
         done_by_all = d if done_by_all is None else done_by_all & d
     done_by_all = done_by_all or set()
-    for i, name in enumerate(names):
-        if i % n == k and name not in done_by_all:
+    for name in sorted(names, key=lambda m: order[m]):
+        if order[name][1] % n == k and name not in done_by_all:
             print(name)
 
 
@@ -147,6 +166,11 @@ def cmd_record(pass_name, mutants_out, ledger, commit):
         clean = CLEAN.search(log)
         panics = [l.strip() for l in log.splitlines() if "panicked at" in l][:2]
         summary = o.get("summary")
+        if summary == "Timeout" and phase_seconds(o, "Test") is None:
+            # The build ran out of BUILD_TIMEOUT (a shard's first, cold build on a loaded
+            # machine): the mutant was never judged, so it stays to do.
+            print(f"not recorded, its build timed out: {m['name']}")
+            continue
         if pass_name == "explore" and summary == "MissedMutant" and not clean:
             # The test passed without exploring (e.g. built without `--cfg madsim`, so the
             # harness compiled to nothing): not a measurement.
@@ -188,14 +212,19 @@ def wilson(k, n, z=1.959964):
 
 
 def load(ledger):
-    p = Path(ledger)
-    rows = {}
-    if p.exists():
-        for line in p.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                rows[r["name"]] = r
-    return rows
+    """The ledger's outcomes of the measured commit (OUT/commit), by name."""
+    commit = measured_commit(ledger)
+    return {r["name"]: r for r in ledger_rows(ledger) if commit is None or r.get("commit") == commit}
+
+
+def earlier(ledger):
+    """How many outcomes of other commits than OUT/commit the ledger keeps, per commit."""
+    commit = measured_commit(ledger)
+    counts = {}
+    for r in ledger_rows(ledger):
+        if r.get("commit") != commit:
+            counts[r.get("commit")] = counts.get(r.get("commit"), 0) + 1
+    return counts
 
 
 def pct(k, n):
@@ -251,6 +280,13 @@ def cmd_table(out_dir):
             f"{len(by_explore)} / {len(non_eq)} = {pct(len(by_explore), len(non_eq))}, 95% Wilson [{100 * lo:.1f}%, {100 * hi:.1f}%]",
         ),
     ]
+    commit = measured_commit(out / "outcomes-explore.jsonl")
+    print(f"Commit measured: `{commit}` (benchmarks/mutants/commit).")
+    for ledger in ("outcomes-explore.jsonl", "outcomes-cargo-test.jsonl"):
+        for c, k in sorted(earlier(out / ledger).items()):
+            print(f"Not counted here: {k} outcome(s) of {ledger} measured at the earlier commit `{c}` "
+                  f"(kept in the ledger; their table: table-{str(c)[:12]}.md).")
+    print()
     print("| | mutants |")
     print("|---|---|")
     for label, value in rows:

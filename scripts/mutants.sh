@@ -17,6 +17,14 @@
 #   scripts/mutants.sh run --shard 0/2 &             # measure shard 0 of 2 (resumable)
 #   scripts/mutants.sh run --shard 1/2 &
 #   scripts/mutants.sh table                         # OUT/table.md from the ledgers
+#   scripts/mutants.sh recommit                      # measure the sample again on HEAD
+#
+# A new commit (the explorer or its oracle changed): `recommit` keeps the sample and the ledgers,
+# saves the old commit's table as table-<commit>.md and records HEAD in OUT/commit. Ledger lines
+# carry their commit; only those of OUT/commit count (table) or are skipped as measured (run), so
+# every sampled mutant is measured again and old outcomes are never mixed with new ones. It
+# refuses when a sampled name no longer exists at HEAD (consensus-core's lines moved: start a
+# fresh OUT with `list`). OUT/first.txt (optional) names sampled mutants to measure first.
 #
 # Environment: SAMPLE (0: the whole set), SAMPLE_SEED, SEED (explore's master seed, 1),
 # RUNS (2000), PASSES ("explore cargo-test"), BATCH (most mutants per cargo-mutants call, 8),
@@ -141,6 +149,31 @@ cmd_run() {
   done
 }
 
+cmd_recommit() {
+  [ -f "$OUT/sample.txt" ] || { echo "no $OUT/sample.txt: run list first" >&2; exit 2; }
+  if ! git diff --quiet HEAD -- consensus-core sim Cargo.toml Cargo.lock; then
+    echo "commit first: the measured sources are those of a commit" >&2
+    exit 2
+  fi
+  local old new fresh
+  old=$(cat "$OUT/commit")
+  new=$(git rev-parse HEAD)
+  [ "$old" != "$new" ] || { echo "$OUT/commit is already HEAD ($new)" >&2; exit 0; }
+  fresh=$(mktemp)
+  cargo mutants --list --json --package consensus-core > "$fresh"
+  $PY strip "$fresh"
+  if ! $PY select "$fresh" 0 0 | sort | comm -13 - <(sort "$OUT/sample.txt") | grep -q .; then
+    cmd_table > "$OUT/table-${old:0:12}.md"
+    echo "$new" > "$OUT/commit"
+    echo "measuring the sample again at $new (outcomes of ${old:0:12} kept, labelled, not counted)"
+  else
+    echo "sampled mutants no longer exist at HEAD (lines moved): start a fresh OUT with list" >&2
+    rm -f "$fresh"
+    exit 2
+  fi
+  rm -f "$fresh"
+}
+
 cmd_table() {
   $PY table "$OUT" | tee "$OUT/table.md"
 }
@@ -149,5 +182,6 @@ case $command in
   list) cmd_list ;;
   run) cmd_run ;;
   table) cmd_table ;;
+  recommit) cmd_recommit ;;
   *) sed -n '2,30p' "$0"; exit 2 ;;
 esac

@@ -26,7 +26,7 @@ use sync::{Chase, Served};
 /// Sessions ahead of the last applied one that an agent accepts messages for.
 const MAX_SESSIONS_AHEAD: u64 = 1_024;
 /// Messages buffered per session while its registry epoch is not ready.
-const MAX_BUFFERED_PER_SESSION: usize = 4_096;
+pub const MAX_BUFFERED_PER_SESSION: usize = 4_096;
 /// Registry changes kept in [`AgentStats::registry_events`] (the most recent).
 const MAX_REGISTRY_EVENTS: usize = 1_024;
 

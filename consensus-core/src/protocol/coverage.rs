@@ -18,8 +18,9 @@ use super::messages::VoteKind;
 use super::Rejection;
 
 /// The version of the point table: bumped whenever a point is added, removed or moved, so that
-/// a bitset written by one version is never read with another's names.
-pub const VERSION: u32 = 1;
+/// a bitset written by one version is never read with another's names. Version 2 removed
+/// `reject-invalid-vote` (bit 81; no code emitted its reason) and moved the later points down.
+pub const VERSION: u32 = 2;
 
 macro_rules! points {
     ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal,)+) => {
@@ -211,8 +212,6 @@ points! {
     RejectInvalidCommit = "reject-invalid-commit",
     /// An input rejected: the buffer of a session not yet ready is full.
     RejectBufferFull = "reject-buffer-full",
-    /// An input rejected: an invalid vote (no code path emits this reason today).
-    RejectInvalidVote = "reject-invalid-vote",
     /// L26–L27: a polka certificate of q distinct valid prevotes.
     PolkaCertOk = "polka-cert-ok",
     /// L26–L27: a certificate entry that is not a prevote.
@@ -314,7 +313,6 @@ impl Point {
             Rejection::WrongSession => Point::RejectWrongSession,
             Rejection::InvalidCommit => Point::RejectInvalidCommit,
             Rejection::BufferFull => Point::RejectBufferFull,
-            Rejection::InvalidVote => Point::RejectInvalidVote,
         }
     }
 

@@ -17,7 +17,7 @@ pub use session::{recompute, Committee};
 
 use serde::{Deserialize, Serialize};
 
-pub use agent::{Agent, AgentStats, SnapshotError};
+pub use agent::{Agent, AgentStats, SnapshotError, MAX_BUFFERED_PER_SESSION};
 pub use messages::{
     AgreedOutcome, Commit, Message, Proposal, ProposalMode, ProposalValue, Round, RoundVote, SessionSpec, SignedVote,
     ValueId, VoteKind,
@@ -238,8 +238,6 @@ pub enum Rejection {
     InvalidCommit,
     /// Too many buffered messages for a session not yet ready.
     BufferFull,
-    /// A vote that contradicts itself or the session.
-    InvalidVote,
 }
 
 /// Proof of Byzantine behaviour: two conflicting signed messages from one agent.

@@ -241,6 +241,10 @@ pub struct FullPowerSpace {
     pub actions_per_input: Span<u32>,
     /// Probability that each of its families is off (at least one stays on).
     pub off: f64,
+    /// Probability that its `flood` family (off by default in scenarios) is on besides; 0 when
+    /// an envelope file does not say.
+    #[serde(default)]
+    pub flood: f64,
 }
 
 /// `[liveness]`.
@@ -351,6 +355,12 @@ impl Envelope {
         {
             return Err("protocol: detectors, fallbacks and thresholds each need at least one value".into());
         }
+        self.check_probabilities()?;
+        self.check_ranges()
+    }
+
+    /// Every probability of the envelope is within [0, 1].
+    fn check_probabilities(&self) -> Result<(), String> {
         let probabilities = [
             ("committee.beyond_f_max", self.committee.beyond_f_max),
             ("byzantine.same", self.byzantine.same),
@@ -362,6 +372,7 @@ impl Envelope {
             ("full_power.share", self.full_power.share),
             ("full_power.twins", self.full_power.twins),
             ("full_power.off", self.full_power.off),
+            ("full_power.flood", self.full_power.flood),
             ("full_power.rate[0]", self.full_power.rate[0]),
             ("full_power.rate[1]", self.full_power.rate[1]),
             ("network.drop[0]", self.network.drop[0]),
@@ -376,6 +387,11 @@ impl Envelope {
                 return Err(format!("{key} = {p}: expected a number from 0.0 to 1.0"));
             }
         }
+        Ok(())
+    }
+
+    /// Every `[min, max]` span is ordered (counts start at 1), and the workload fits a run.
+    fn check_ranges(&self) -> Result<(), String> {
         let ranges = [
             ("network.drop", self.network.drop[0] <= self.network.drop[1]),
             ("network.duplicate", self.network.duplicate[0] <= self.network.duplicate[1]),

@@ -1,8 +1,9 @@
 //! The oracle's unit tests: each invariant's checker can fail, on constructed decisions.
 
 use super::*;
-use consensus_core::protocol::messages::{SessionSpec, SignedSpec, SignedVote, ValueId};
+use consensus_core::protocol::messages::{Proposal, ProposalValue, SessionSpec, SignedSpec, SignedVote, ValueId};
 use consensus_core::sign::{sim_committee, Signature, Signer};
+use consensus_core::wire;
 use consensus_core::{AgentSpecialization, Ppm};
 
 fn oracle(n: u32) -> Oracle {
@@ -265,4 +266,96 @@ fn promises_follow_quorum_arithmetic() {
     // n = 4: q = 3, 2q − n = 2.
     assert_eq!(Promises::of(4, 1), all);
     assert_eq!(Promises::of(4, 2), none);
+}
+
+/// A proposal of session 0, round 0, by agent 0, of `decision(0)`'s votes with the outcome the
+/// engine computes from them (a valid value), and the oracle that judges it.
+fn honest_proposal() -> (Oracle, Proposal) {
+    let (oracle, record) = decision(0);
+    let outcome = recompute(ProposalMode::Normal, &record.spec, &record.votes, &oracle.registry, &oracle.engine).0;
+    let value = ProposalValue {
+        session: record.session,
+        spec: record.spec,
+        mode: ProposalMode::Normal,
+        votes: record.votes,
+        outcome,
+    };
+    let proposal = Proposal {
+        round: 0,
+        valid_round: None,
+        value,
+        proposer: AgentId(0),
+        signature: Signature::ZERO,
+        polka: vec![],
+    };
+    (oracle, proposal)
+}
+
+/// The honest-proposal-valid checker fails on each V-check an honest proposer's value can
+/// break, and judges only an honest agent's own proposals.
+#[test]
+fn honest_proposal_valid_reports_each_broken_check() {
+    type Breaks = fn(&mut Proposal);
+    let table: [(&str, Breaks, Option<&str>); 8] = [
+        ("valid", |_| {}, None),
+        ("too few votes", |p| p.value.votes.truncate(4), Some("V2: 4 votes, the quorum is 5")),
+        ("descending", |p| p.value.votes.reverse(), Some("V2: its votes are not from distinct agents")),
+        ("duplicate voter", |p| p.value.votes[1] = p.value.votes[0].clone(), Some("V2: its votes are not")),
+        ("forged vote", |p| p.value.votes[2].signature = Signature::ZERO, Some("V3: the vote of agent-2")),
+        ("wrong tally", |p| p.value.outcome = chose(1), Some("V4: it claims candidate 1")),
+        ("early fallback", |p| p.value.mode = ProposalMode::Fallback, Some("V7: a fallback value")),
+        ("unsigned spec", |p| p.value.spec.signature = Signature::ZERO, Some("V1: its spec")),
+    ];
+    for (name, breaks, expected) in table {
+        let (mut oracle, mut proposal) = honest_proposal();
+        breaks(&mut proposal);
+        oracle.on_proposal_sent(AgentId(0), &proposal, 4, 30);
+        match (oracle.violation(), expected) {
+            (None, None) => {}
+            (Some(v), Some(part)) => {
+                assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::HONEST_PROPOSAL_VALID, 4, 30), "{name}");
+                assert!(v.detail.contains(part), "{name}: {part:?} missing from {:?}", v.detail);
+                assert!(v.detail.contains("agent-0, honest, proposed in round 0 of session-0"), "{}", v.detail);
+            }
+            (got, expected) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn honest_proposal_valid_judges_only_honest_proposers_own_proposals() {
+    let (oracle, mut proposal) = honest_proposal();
+    proposal.value.votes.truncate(4);
+    // Relayed by another agent: not agent 1's proposal.
+    let mut relayed = Oracle::new(
+        oracle.keyring.clone(),
+        oracle.registry.clone(),
+        oracle.engine,
+        oracle.protocol,
+        oracle.honest.clone(),
+    );
+    relayed.on_proposal_sent(AgentId(1), &proposal, 1, 1);
+    assert_eq!(relayed.violation(), None);
+    // A Byzantine proposer may propose anything.
+    let honest: BTreeSet<AgentId> = (1..7).map(AgentId).collect();
+    let mut byzantine =
+        Oracle::new(oracle.keyring.clone(), oracle.registry.clone(), oracle.engine, oracle.protocol, honest);
+    byzantine.on_proposal_sent(AgentId(0), &proposal, 1, 1);
+    assert_eq!(byzantine.violation(), None);
+    // Beyond 2q − n Byzantine agents honest epochs may differ: not judged.
+    let mut unpromised = Oracle::new(
+        oracle.keyring.clone(),
+        oracle.registry.clone(),
+        oracle.engine,
+        oracle.protocol,
+        oracle.honest.clone(),
+    )
+    .with_promises(Promises::of(7, 3));
+    unpromised.on_proposal_sent(AgentId(0), &proposal, 1, 1);
+    assert_eq!(unpromised.violation(), None);
+    // Judged once per (session, round): a later copy of a valid proposal is not re-judged.
+    let (mut once, valid) = honest_proposal();
+    once.on_proposal_sent(AgentId(0), &valid, 1, 1);
+    once.on_proposal_sent(AgentId(0), &proposal, 2, 2);
+    assert_eq!(once.violation(), None);
 }

@@ -126,6 +126,10 @@ impl World {
         self.counts.bytes += bytes as u64;
         self.last_send = (message.kind(), message.session().0);
         let step = self.message_event(now, "send", agent, to, message, (bytes as u64, None));
+        if let Message::Proposal(p) = message {
+            self.oracle.on_proposal_sent(agent, p, step, now);
+            self.stop |= self.oracle.violation().is_some();
+        }
         if let Message::RoundVote(v) = message {
             if honest && v.agent == agent {
                 self.coverage.own_round_vote(agent, v.session, v.round, v.kind);

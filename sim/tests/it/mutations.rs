@@ -48,7 +48,7 @@ fn no_locking_is_caught_by_agreement() {
 }
 
 #[test]
-fn skip_signature_check_is_caught_by_external_validity() {
+fn skip_signature_check_is_caught_by_honest_proposal_valid() {
     let seed = first_catch("mut-skip-signature-check.toml");
     clean_without_mutation("mut-skip-signature-check.toml", seed);
 }

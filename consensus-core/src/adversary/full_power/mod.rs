@@ -16,6 +16,7 @@
 //! | `sync` | `Sync` with any `next`, and the client's `Open`s re-sent to anyone |
 //! | `malformed` | frames that do not decode: truncated, extended, a wrong length field, an unknown variant tag, a foreign magic or version ([`Output::SendRaw`]) |
 //! | `deviate` | the inner honest agent's own messages dropped, delayed, sent to a subset only, or replaced for some recipients by a conflicting version |
+//! | `flood` | (off by default) once per run, more copies of one of its prevotes for a session past the pipeline than a peer buffers ([`flood`]) |
 //!
 //! **Randomness** comes from ChaCha8 streams derived per purpose (each family, the wake-ups) and
 //! per (session, round) of the input being handled (`streams`), so that removing a session or
@@ -51,6 +52,7 @@ use crate::types::{AgentId, SessionId, TimeMs};
 mod actions;
 mod build;
 mod deviate;
+pub mod flood;
 mod malformed;
 mod memory;
 mod streams;
@@ -93,10 +95,13 @@ pub enum Family {
     Malformed,
     /// The inner honest agent's messages dropped, delayed, redirected or replaced.
     Deviate,
+    /// Once per run, a burst past a peer's buffer bound ([`flood`]). Not in [`Family::ALL`].
+    Flood,
 }
 
 impl Family {
-    /// Every family, in declaration order.
+    /// The default families, in declaration order (all but [`Family::Flood`], which a scenario
+    /// names when it wants it).
     pub const ALL: [Family; 7] = [
         Family::Proposals,
         Family::RoundVotes,
@@ -117,6 +122,7 @@ impl Family {
             Family::Sync => "sync",
             Family::Malformed => "malformed",
             Family::Deviate => "deviate",
+            Family::Flood => "flood",
         }
     }
 
@@ -170,6 +176,8 @@ pub(super) struct Env<'a> {
     pub registry: &'a Registry,
     pub engine: &'a EngineConfig,
     pub client: AgentId,
+    /// The protocol's pipeline depth (sessions that may run ahead of the applied ones).
+    pub pipeline: u64,
     /// Sessions the inner agent applied.
     pub applied: u64,
     pub retransmit_ms: TimeMs,
@@ -191,6 +199,8 @@ pub(crate) struct FullPower {
     interval: (TimeMs, u32),
     /// An [`TimerKind::Adversary`] wake-up is scheduled.
     wake_pending: bool,
+    /// The `flood` family acted (it acts once per run).
+    flooded: bool,
 }
 
 impl FullPower {
@@ -203,6 +213,7 @@ impl FullPower {
             spent: BTreeMap::new(),
             interval: (0, 0),
             wake_pending: false,
+            flooded: false,
         }
     }
 
@@ -257,6 +268,7 @@ impl FullPower {
             registry: inner.registry(),
             engine: keys.engine,
             client: inner.protocol().client,
+            pipeline: inner.protocol().pipeline,
             applied: inner.applied_sessions(),
             retransmit_ms: inner.protocol().retransmit_ms.max(1),
             session,
@@ -271,6 +283,14 @@ impl FullPower {
             if family != Family::Deviate && self.config.on(family) {
                 self.act(family, &env, out);
             }
+        }
+        if self.config.on(Family::Flood) && !self.flooded {
+            let mut rng = self.streams.take(env.session, env.round, Family::Flood.purpose());
+            if chance(&mut rng, self.config.rate) {
+                self.flooded = true;
+                flood::send(&mut rng, &env, out);
+            }
+            self.streams.put(env.session, env.round, Family::Flood.purpose(), rng);
         }
         self.arm_wake(&env, out);
     }
@@ -314,7 +334,7 @@ impl FullPower {
                     Family::Certificates => actions::certificates(&mut rng, env, &mut self.memory, out),
                     Family::Sync => actions::sync(&mut rng, env, &self.memory, out),
                     Family::Malformed => malformed::send(&mut rng, env, &self.memory, out),
-                    Family::Deviate => {}
+                    Family::Deviate | Family::Flood => {}
                 }
             }
             while self.spent.len() > MAX_BUDGETS {

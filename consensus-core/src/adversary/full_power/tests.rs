@@ -10,7 +10,7 @@ use super::memory::{MAX_COMMITS, MAX_OWN_VALUES, MAX_PROPOSALS, MAX_ROUND_VOTES,
 use super::*;
 use crate::adversary::{Byzantine, Strategy};
 use crate::protocol::messages::{SessionSpec, SignedSpec};
-use crate::protocol::{DecisionRecord, ProtocolConfig, ValueId};
+use crate::protocol::{DecisionRecord, ProtocolConfig, ValueId, VoteKind};
 use crate::sign::{sim_committee, Keys, SimKeyring, SimSigner};
 use crate::types::{AgentSpecialization, AgentVote, CandidateId};
 use crate::wire;
@@ -73,6 +73,8 @@ struct World {
     byz_in: Vec<Message>,
     decisions: BTreeMap<(AgentId, SessionId), DecisionRecord>,
     malformed_received: u64,
+    /// Inputs the honest agents refused because a session's buffer was full.
+    buffer_full: u64,
 }
 
 impl World {
@@ -91,6 +93,7 @@ impl World {
             byz_in: Vec::new(),
             decisions: BTreeMap::new(),
             malformed_received: 0,
+            buffer_full: 0,
         };
         for s in 0..sessions {
             let spec = SessionSpec {
@@ -149,6 +152,7 @@ impl World {
                 self.decisions.insert((from, record.session), *record);
             }
             // No archive in this little world: sessions stay within keep_decided here.
+            Output::Reject { reason: crate::protocol::Rejection::BufferFull, .. } => self.buffer_full += 1,
             Output::Evidence(_) | Output::Reject { .. } | Output::ServeArchived { .. } => {}
         }
     }
@@ -454,4 +458,29 @@ fn malformed_frames_never_decode_as_what_they_were() {
         }
     }
     assert!(failed > 450, "{failed} of 500 fail to decode");
+}
+
+/// The flood family acts once per run: [`flood::FLOOD`] copies of one own nil prevote, to one
+/// peer, for a session past the pipeline. The peer buffers what its bound allows and refuses the
+/// rest (`reject-buffer-full`), and the honest agents still agree and decide.
+#[test]
+fn a_flood_passes_one_peers_buffer_bound_once() {
+    let w = world(41, config(&[Family::Flood], 1_000_000), 2, 3_000);
+    let flood: Vec<(AgentId, &Message)> = w
+        .byz_out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { to, message: m @ Message::RoundVote(v) } if v.session.0 >= protocol().pipeline => {
+                Some((*to, m))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(flood.len(), flood::FLOOD, "one flood, and only one, in the run");
+    assert!(flood.iter().all(|(to, m)| *to == flood[0].0 && *m == flood[0].1), "copies of one message to one peer");
+    let Message::RoundVote(v) = flood[0].1 else { unreachable!("filtered above") };
+    assert_eq!((v.agent, v.kind, v.round, v.value), (BYZ, VoteKind::Prevote, 0, None));
+    const { assert!(flood::FLOOD > crate::protocol::MAX_BUFFERED_PER_SESSION) };
+    assert!(w.buffer_full >= (flood::FLOOD - crate::protocol::MAX_BUFFERED_PER_SESSION) as u64, "{}", w.buffer_full);
+    assert_eq!(w.honest_agreement().len(), 2, "both sessions decided by every honest agent");
 }

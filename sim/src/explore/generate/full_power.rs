@@ -36,7 +36,8 @@ impl Generator {
     }
 
     /// The knobs of the run's `full-power` agents, if it has any: rate, actions per input, and
-    /// each family off with probability `full_power.off` (at least one stays on).
+    /// each family off with probability `full_power.off` (at least one stays on); `flood` on
+    /// with probability `full_power.flood`, drawn last so that no earlier draw changes.
     pub(super) fn full_power_knobs(&self, fp: &mut ChaCha8Rng, d: &mut Draft) {
         if !d.features.contains(&format!("behaviour:{}", FULL_POWER.name())) {
             return;
@@ -48,6 +49,9 @@ impl Generator {
         }
         let rate = round2(draw_f(fp, e.rate));
         let actions = draw32(fp, e.actions_per_input);
+        if fp.gen_bool(e.flood) {
+            families.push(Family::Flood);
+        }
         let mut t = Table::new();
         t.insert("rate".into(), Value::Float(rate));
         t.insert("actions_per_input".into(), int(u64::from(actions)));
