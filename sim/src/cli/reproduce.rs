@@ -15,19 +15,15 @@ use sim::run::{run, RunOptions};
 use sim::trace::TraceEvent;
 
 use super::out::outln;
-use super::{io, sweep_point, CliError};
+use super::point::PointArgs;
+use super::{io, CliError};
 
 /// The options of `bftsim reproduce`.
 #[derive(Args)]
 pub(super) struct ReproduceArgs {
-    /// The scenario file.
-    scenario: PathBuf,
-    /// The seed.
-    #[arg(long)]
-    seed: u64,
-    /// Sweep point: `key=value` (repeat for each axis).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    /// The scenario, the seed and the sweep point.
+    #[command(flatten)]
+    point: PointArgs,
     /// Write every event (unfiltered) as JSON lines to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -83,8 +79,8 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::Usage(format!("--from {from} is after --to {to}")));
         }
     }
-    let (labels, point) = sweep_point(&args.scenario, &args.set, args.seed, "reproduce")?;
-    let output = run(&point, args.seed, labels.into_iter().collect(), RunOptions { trace: true });
+    let (labels, point) = args.point.load("reproduce")?;
+    let output = run(&point, args.point.seed, labels.into_iter().collect(), RunOptions { trace: true });
     let matching: Vec<&TraceEvent> = output.trace.iter().filter(|e| args.matches(e)).collect();
     for event in matching.iter().take(args.limit) {
         if super::out::is_closed() {
