@@ -3,6 +3,7 @@
 //! its crashes; restarts rebuild it from the disk alone (run::disk).
 
 use super::*;
+use crate::seeds::Stream;
 
 /// The evaluator is the agent's judge (a program or service beside the node, not the agent's
 /// state), so it survives the node's crash and its random stream continues.
@@ -24,7 +25,7 @@ impl NodeContext {
     pub(super) fn spawn_committee(
         &self,
         scenario: &Scenario,
-        seed: u64,
+        seeds: &RunSeeds,
         derived: &Derived,
         keys: &Keys<SimSigner, SimKeyring>,
         registry: &Registry,
@@ -48,7 +49,7 @@ impl NodeContext {
                     let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
                     byzantine_factory(
                         scenario,
-                        seed,
+                        seeds,
                         id,
                         strategy,
                         keys.agents[i as usize].clone(),
@@ -63,7 +64,7 @@ impl NodeContext {
             };
             let spec = AgentSpecialization::cycled(i as usize);
             let evaluator = SyntheticEvaluator::new(
-                derive(seed, "evaluator", u64::from(i)),
+                seeds.of(&seeds.evaluators, Stream::Evaluator, u64::from(i)),
                 scenario.evaluator_profile(spec),
                 truth.clone(),
             );
@@ -72,7 +73,7 @@ impl NodeContext {
             if behaviour == Some(Behaviour::Twin) {
                 // The second copy: the same identity and key, its own evaluator stream, state and disk.
                 let evaluator = SyntheticEvaluator::new(
-                    derive(seed, "twin-evaluator", u64::from(i)),
+                    seeds.of(&seeds.twin_evaluators, Stream::TwinEvaluator, u64::from(i)),
                     scenario.evaluator_profile(spec),
                     truth.clone(),
                 );
@@ -120,15 +121,15 @@ pub(super) fn disk_reachable(scenario: &Scenario) -> BTreeSet<AgentId> {
 /// A Byzantine agent `id` running `strategy` around the real agent `make_agent` builds.
 pub(super) fn byzantine_factory(
     scenario: &Scenario,
-    seed: u64,
+    seeds: &RunSeeds,
     id: AgentId,
     strategy: consensus_core::adversary::Strategy,
     signer: SimSigner,
     peers: Vec<AgentId>,
     make_agent: impl Fn() -> Agent<SimSigner, SimKeyring> + Send + Sync + 'static,
 ) -> Factory {
-    let node_seed = derive(seed, "byzantine-node", u64::from(id.0));
-    let collusion = derive(seed, "collusion", 0);
+    let node_seed = seeds.of(&seeds.byzantine_nodes, Stream::ByzantineNode, u64::from(id.0));
+    let collusion = seeds.collusion;
     let engine = scenario.engine_config();
     let full_power = scenario.byzantine.full_power.config();
     Arc::new(move || -> Inner {
