@@ -447,7 +447,7 @@ fn refuse_overwriting_an_input(inputs: &[PathBuf], out: &Path) -> Result<(), Mer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{RunOutcome, RunRecord};
+    use crate::results::{RunOutcome, RunRecord, SessionCounts};
 
     #[test]
     fn shards_parse_and_partition_the_jobs() {
@@ -494,26 +494,9 @@ mod tests {
             } else {
                 vec![]
             },
-            sessions: 2,
-            decided: 2,
-            correct: 1,
-            escalated: 0,
-            no_decision: 0,
-            undecided: 0,
-            fallback: 0,
-            influenced: 0,
-            honest_unresolved: 0,
+            counts: SessionCounts { sessions: 2, decided: 2, correct: 1, ..SessionCounts::default() },
             latency_ms: crate::results::LatencySummary { p50: seed, p95: seed, p99: seed, max: seed },
-            late_decisions: 0,
-            agreement_ppm: 0,
-            byzantine: vec![],
-            detected: vec![],
-            wrongly_flagged: vec![],
-            messages: Default::default(),
             trace_hash: format!("h{scenario}{seed}"),
-            sim_time_ms: 0,
-            metrics: Default::default(),
-            alerts: vec![],
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),

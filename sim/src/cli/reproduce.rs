@@ -108,15 +108,15 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
     }
     print_sessions(&output.trace, &args.session);
     let r = &output.record;
-    let p99 = if r.decided == 0 { "—".to_owned() } else { format!("{} ms", r.latency_ms.p99) };
+    let p99 = if r.counts.decided == 0 { "—".to_owned() } else { format!("{} ms", r.latency_ms.p99) };
     outln!(
         "\n{} seed {}: {}; {} of {} sessions decided ({} correct), p99 {p99}, {} messages sent",
         r.scenario,
         r.seed,
         serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-        r.decided,
-        r.sessions,
-        r.correct,
+        r.counts.decided,
+        r.counts.sessions,
+        r.counts.correct,
         r.messages.sent
     );
     for v in &r.violations {

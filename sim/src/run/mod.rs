@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
-use crate::results::{LatencySummary, RunOutcome, RunRecord, WrongByCause, WrongCause};
+use crate::results::{LatencySummary, RunOutcome, RunRecord, SessionCounts, WrongByCause, WrongCause};
 use crate::scenario::{Behaviour, FaultAction, Scenario};
 use crate::seeds::RunSeeds;
 use crate::trace::TraceEvent;
@@ -319,18 +319,10 @@ fn finish(
         seed,
         outcome,
         violations: violation.into_iter().collect(),
-        sessions: scenario.workload.sessions,
-        decided: stats.decided,
-        correct: stats.correct,
-        escalated: stats.escalated,
-        no_decision: stats.no_decision,
-        undecided: stats.undecided,
-        fallback: stats.fallback,
-        influenced: stats.influenced,
-        honest_unresolved: stats.honest_unresolved,
+        counts: SessionCounts { sessions: scenario.workload.sessions, ..stats.counts },
         latency_ms: LatencySummary::of(&mut stats.latencies),
         late_decisions: stats.sla_misses,
-        agreement_ppm: stats.agreement_sum.checked_div(stats.decided).unwrap_or(0),
+        agreement_ppm: stats.agreement_sum.checked_div(stats.counts.decided).unwrap_or(0),
         byzantine: derived.byzantine.iter().map(|a| a.0).collect(),
         wrongly_flagged: detected.iter().copied().filter(|a| !derived.byzantine.contains(&AgentId(*a))).collect(),
         detected: detected.into_iter().collect(),
@@ -360,14 +352,7 @@ fn unreachable_poison(scenario: &Scenario, seed: u64) -> ! {
 
 #[derive(Default)]
 struct SessionStats {
-    decided: u64,
-    correct: u64,
-    escalated: u64,
-    no_decision: u64,
-    undecided: u64,
-    fallback: u64,
-    influenced: u64,
-    honest_unresolved: u64,
+    counts: SessionCounts,
     sla_misses: u64,
     sessions_over_sla: u64,
     agreement_sum: u64,
@@ -401,39 +386,39 @@ impl SessionStats {
         }
         let (result, flagged) = match first.map(|d| &d.outcome) {
             None => {
-                self.undecided += 1;
+                self.counts.undecided += 1;
                 (SessionResult::TimedOut, 0)
             }
             Some(AgreedOutcome::Decided { chosen, method, agreement, byzantine }) => {
-                self.decided += 1;
+                self.counts.decided += 1;
                 self.agreement_sum += u64::from(agreement.raw());
                 if derived.best.get(&session) == Some(chosen) {
-                    self.correct += 1;
+                    self.counts.correct += 1;
                 } else {
                     self.wrong(w, derived, session, *chosen);
                 }
                 let fallback = *method == ConsensusMethod::TimeoutFallback;
                 if fallback {
-                    self.fallback += 1;
+                    self.counts.fallback += 1;
                 }
                 self.detected.extend(byzantine.iter().copied());
                 (SessionResult::Decided { agreement: *agreement, fallback }, byzantine.len())
             }
             Some(AgreedOutcome::Escalated { byzantine, .. }) => {
-                self.escalated += 1;
+                self.counts.escalated += 1;
                 self.detected.extend(byzantine.iter().copied());
                 (SessionResult::Escalated, byzantine.len())
             }
             Some(AgreedOutcome::NoDecision { .. }) => {
-                self.no_decision += 1;
+                self.counts.no_decision += 1;
                 (SessionResult::NoDecision, 0)
             }
         };
         match (w.oracle.influenced(session), first.map(|d| d.outcome.chosen())) {
-            (Some(true), _) => self.influenced += 1,
-            (Some(false), Some(None)) => self.honest_unresolved += 1,
+            (Some(true), _) => self.counts.influenced += 1,
+            (Some(false), Some(None)) => self.counts.honest_unresolved += 1,
             // Without Byzantine agents every escalation and "no decision" is honest.
-            (None, Some(None)) if derived.byzantine.is_empty() => self.honest_unresolved += 1,
+            (None, Some(None)) if derived.byzantine.is_empty() => self.counts.honest_unresolved += 1,
             _ => {}
         }
         let n = scenario.agents.count;
