@@ -215,18 +215,24 @@ def main():
     try:
         for i in range(n):
             spawn(i)
-        deadline = time.time() + 120
+        # 31 processes starting on 2 busy cores take a while: 10 s per agent at most.
+        deadline = time.time() + max(120, 10 * n)
         for i in range(n):
             c = Client(http_port(i))
+            last = "no answer"
             while True:
                 try:
-                    status, _ = c.request("GET", "/healthz", timeout=2)
+                    status, reply = c.request("GET", "/healthz", timeout=2)
                     if status == 200:
                         break
-                except OSError:
-                    pass
-                if time.time() > deadline:
-                    sys.exit(f"agent {i} never became healthy; see {work}")
+                    last = f"{status} {reply[:300]!r}"
+                except OSError as e:
+                    last = str(e)
+                if procs[i].poll() is not None or time.time() > deadline:
+                    with open(os.path.join(work, f"agent-{i}.out"), errors="replace") as f:
+                        tail = f.read()[-1500:]
+                    sys.exit(f"agent {i} never became healthy (last /healthz: {last}; exit {procs[i].poll()}); "
+                             f"its output ends:\n{tail}")
                 time.sleep(0.1)
 
         down = n - 1
@@ -237,6 +243,9 @@ def main():
         lock = threading.Lock()
         state = {"submitted": 0, "decided": 0, "refused": 0, "failed": None}
         latencies = []  # client-side: POST sent to the decision received, ms
+        # Where that time goes: the POST until its 201 (the session durable at the opener), the
+        # opener's own open-to-decision time (the answer's latency_ms) and the deciding round.
+        acks, decisions, rounds = [], [], {}
         every = max(1, args.sessions // args.samples)
         started = time.time()
 
@@ -265,6 +274,7 @@ def main():
                     while True:
                         status, reply = c.request("POST", "/v1/sessions", body)
                         if status == 201:
+                            t_ack = time.time()
                             break
                         if status in (429, 503):  # saturated (429, Retry-After) or the opener is busy: back off
                             with lock:
@@ -275,7 +285,8 @@ def main():
                     session = json.loads(reply)["session"]
                     while True:
                         status, reply = c.request("GET", f"/v1/sessions/{session}?wait_ms=20000")
-                        if status == 200 and json.loads(reply).get("certificate") is not None:
+                        answer = json.loads(reply) if status == 200 else {}
+                        if answer.get("certificate") is not None:
                             break
                 except Exception as e:  # noqa: BLE001
                     with lock:
@@ -284,6 +295,11 @@ def main():
                 with lock:
                     state["decided"] += 1
                     latencies.append((time.time() - t_submit) * 1000.0)
+                    acks.append((t_ack - t_submit) * 1000.0)
+                    if isinstance(answer.get("latency_ms"), (int, float)):
+                        decisions.append(float(answer["latency_ms"]))
+                    r = str(answer.get("round"))
+                    rounds[r] = rounds.get(r, 0) + 1
                     due = state["decided"] % every == 0
                 if due:
                     sample()
@@ -329,6 +345,8 @@ def main():
             "window": args.window, "seconds": round(elapsed, 1), "sessions_per_s": round(args.sessions / elapsed, 1),
             "refused_posts": state["refused"], "fsync": args.fsync,
             "latency_ms": percentiles(latencies),
+            "post_ack_ms": percentiles(acks), "open_to_decision_ms": percentiles(decisions),
+            "decided_in_round": rounds,
             "disk_bytes_max": max(sizes), "disk_bytes_mean": sum(sizes) // n,
             "rss_bytes_max": max(rss), "rss_bytes_mean": sum(rss) // n,
             "restart_agent": largest, "restart_data_bytes": sizes[largest], "restart_s": round(restart, 2),

@@ -258,7 +258,7 @@ fn keys(configs: &[PathBuf]) -> anyhow::Result<(consensus_core::sign::Ed25519Key
     let mut public = Vec::new();
     let mut members = Vec::new();
     for path in configs {
-        let c = node::config::NodeConfig::load(path)?;
+        let c = node::checks::load(path)?;
         let own = c.public_key.clone().unwrap_or_default();
         public.push((c.agent(), node::keys::parse_public(&own, "public_key")?));
         members.push(c.agent());

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use consensus_core::protocol::Mutation;
 use node::cluster::{init_cluster, ClusterSpec, DEFAULT_PIPELINE};
-use node::config::{EvaluatorConfig, NodeConfig};
+use node::config::EvaluatorConfig;
 use sim::scenario::{Behaviour, FaultAction, Scenario};
 
 /// The synthetic evaluator's latency in a real run, ms: short, so a run takes seconds (the
@@ -143,7 +143,7 @@ pub fn write(s: &Scenario, dir: &Path) -> anyhow::Result<Files> {
     }
     let protocol = s.protocol_config();
     for (i, path) in configs.iter().enumerate() {
-        let mut c = NodeConfig::load(path)?;
+        let mut c = node::checks::load(path)?;
         c.engine = s.engine_config();
         c.protocol = consensus_core::protocol::ProtocolConfig { pipeline: DEFAULT_PIPELINE, ..protocol };
         c.client.max_in_flight = Some(usize::try_from(s.workload.concurrency.min(DEFAULT_PIPELINE)).unwrap_or(1));
@@ -160,7 +160,7 @@ pub fn write(s: &Scenario, dir: &Path) -> anyhow::Result<Files> {
             p.remove("mutation");
         }
         std::fs::write(path, toml::to_string(&table)?)?;
-        NodeConfig::load(path).map_err(|e| anyhow::anyhow!("the written configuration does not load: {e}"))?;
+        node::checks::load(path).map_err(|e| anyhow::anyhow!("the written configuration does not load: {e}"))?;
     }
     let urls = pairs.iter().map(|(_, h)| format!("http://127.0.0.1:{h}")).collect();
     let listen = pairs.iter().map(|(p, _)| SocketAddr::from(([127, 0, 0, 1], *p))).collect();

@@ -82,7 +82,7 @@ impl ApiState {
 }
 
 /// The router; every request is counted and timed by route and status.
-pub fn router(state: Arc<ApiState>) -> Router {
+pub fn router(state: Arc<ApiState>, body_timeout: Duration) -> Router {
     let http_metrics = state.http_metrics.clone();
     Router::new()
         .route("/v1/sessions", post(create_session))
@@ -98,6 +98,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             )
         })
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(body_timeout, crate::server::body_within))
         .layer(axum::middleware::from_fn_with_state(http_metrics, HttpMetrics::track))
 }
 

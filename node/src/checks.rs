@@ -13,46 +13,9 @@ use std::path::Path;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Deserialize;
 
-use crate::config::{line_col, ConfigError, NodeConfig};
+use crate::config::{ConfigError, NodeConfig};
 use crate::keys::{self, to_hex};
-
-/// The key a problem is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    /// The first line assigning this key (for keys that occur once).
-    Key(&'static str),
-    /// `id`.
-    Id,
-    /// `listen`.
-    Listen,
-    /// `http`.
-    Http,
-    /// `key_file`.
-    KeyFile,
-    /// `public_key` (this agent's).
-    PublicKey,
-    /// `[client] public_key`.
-    ClientPublicKey,
-    /// `[client] key_file`.
-    ClientKeyFile,
-    /// `id` of the k-th `[[peers]]` entry.
-    PeerId(usize),
-    /// `address` of the k-th `[[peers]]` entry.
-    PeerAddress(usize),
-    /// `http` of the k-th `[[peers]]` entry.
-    PeerHttp(usize),
-    /// `public_key` of the k-th `[[peers]]` entry.
-    PeerPublicKey(usize),
-}
-
-/// A problem with a configuration: where, and what is wrong with the fix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The key.
-    pub at: Field,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
+use crate::problem::{line_col, Field, Problem};
 
 fn problem(at: Field, message: String) -> Problem {
     Problem { at, message }
@@ -316,6 +279,23 @@ pub fn locate(file: &Path, text: &str, problems: Vec<Problem>) -> Vec<ConfigErro
         .collect()
 }
 
+/// Parses `text` (from `file`), reporting errors at their position: the first of what serde
+/// finds, then of [`config_problems`] and [`NodeConfig::range_problems`] (key files are not read).
+pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+    let config = NodeConfig::parse_syntax(file, text)?;
+    let mut problems = config_problems(&config);
+    problems.extend(config.range_problems());
+    match locate(file, text, problems).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(config),
+    }
+}
+
+/// Reads and [`parse`]s a file.
+pub fn load(file: &Path) -> Result<NodeConfig, ConfigError> {
+    parse(file, &NodeConfig::read(file)?)
+}
+
 /// Every problem of the file at `path`, located: the configuration's, then its key files'.
 /// `Err` holds the first error that stops parsing.
 pub fn diagnose(path: &Path) -> Result<(NodeConfig, Vec<ConfigError>), ConfigError> {
@@ -410,6 +390,18 @@ public_key = "{p2}"
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+
+    /// `parse` (what `load` runs) reports what the committee gets wrong at its line, not only
+    /// syntax: an opener that is not a member is reported at `opener`.
+    #[test]
+    fn parse_checks_beyond_syntax() {
+        let f = Fixture::new("parse");
+        let path = f.dir.join("agent-0.toml");
+        assert!(parse(&path, &f.text).is_ok());
+        let bad = f.text.replace("opener = 0", "opener = 7");
+        let e = parse(&path, &bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with(&format!("{}:12:1: opener 7", path.display())), "{e}");
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub fn init_cluster(spec: &ClusterSpec) -> Result<Vec<PathBuf>, ClusterError> {
         let _ = writeln!(t, "{evaluator}");
         let _ = writeln!(t, "[transport]\nqueue_frames = 4096\nbackoff_min_ms = 20\nbackoff_max_ms = 1000\nhandshake_timeout_ms = 2000\n");
         let _ = writeln!(t, "[storage]\nfsync = true\n");
+        let api = crate::config::ApiConfig::default();
+        let _ = writeln!(t, "[api]\n# A request slower than this to arrive is cut off (408 for a body).");
+        let _ =
+            writeln!(t, "header_timeout_ms = {}\nbody_timeout_ms = {}\n", api.header_timeout_ms, api.body_timeout_ms);
         let _ = writeln!(t, "{engine}");
         let _ = write!(t, "{protocol}");
         let path = spec.out.join(format!("agent-{i}.toml"));
@@ -162,7 +166,7 @@ mod tests {
             ports: None,
         };
         let paths = init_cluster(&spec).unwrap_or_else(|e| panic!("{e}"));
-        let c = crate::config::NodeConfig::load(&paths[0]).unwrap_or_else(|e| panic!("{e}"));
+        let c = crate::checks::load(&paths[0]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((c.client.max_in_flight, c.client.max_queued, c.max_in_flight()), (Some(2), 512, 2));
         let _ = std::fs::remove_dir_all(&out);
     }

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::clock::RealClock;
 use crate::config::EvaluatorConfig;
 use crate::durable::LOCAL_EVALUATOR;
+use crate::http_client::{HttpClient, HttpError};
 use crate::state::Shared;
 use crate::transport::Inbox;
 
@@ -209,6 +210,8 @@ pub struct EvaluatorTask {
     pub shared: Arc<Shared>,
     /// The clock.
     pub clock: RealClock,
+    /// The client of an `http` evaluator (its pool, and the CA it trusts).
+    pub http: HttpClient,
 }
 
 impl EvaluatorTask {
@@ -249,12 +252,12 @@ impl EvaluatorTask {
             }
             EvaluatorConfig::Http { url, timeout_ms, .. } => {
                 let body = self.request_json(&spec);
-                let answer = crate::http_client::request("POST", url, Some(&body), Duration::from_millis(*timeout_ms))
+                let answer = self
+                    .http
+                    .request("POST", url, Some(&body), Duration::from_millis(*timeout_ms))
                     .await
                     .map_err(|e| match e {
-                        crate::http_client::HttpError::Timeout => {
-                            ("timeout", "the judge did not answer in time".into())
-                        }
+                        HttpError::Timeout => ("timeout", "the judge did not answer in time".into()),
                         other => ("failure", other.to_string()),
                     })
                     .and_then(|r| {

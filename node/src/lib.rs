@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`config`] | one agent's TOML file; errors at `file:line:col` with the fix |
 //! | [`checks`] | what `check` and `run` verify beyond syntax: ids, keys, addresses, each at its line |
+//! | [`problem`] | a configuration problem's key and message, and `line_col` (shared by `config` and `checks`) |
 //! | [`cluster`] | `init-cluster`: keys and configuration files for a local cluster |
 //! | [`keys`] | ed25519 key files, the agent's signer, the handshake's signed bytes |
 //! | [`transport`] | tokio TCP carrying `wire` frames: bounded queue per peer, reconnect with backoff, signed handshake, size limits |
@@ -17,7 +18,8 @@
 //! | [`api`] | the HTTP/JSON client API, `/metrics`, `/healthz` |
 //! | [`verify`] | offline verification of a commit certificate |
 //! | [`run`] | assembles a node |
-//! | [`http_client`] | a minimal HTTP/1.1 client (forwarding, the `http` evaluator, tests) |
+//! | [`server`] | serves the API over HTTP/1.1 with header and body read timeouts (`[api]`) |
+//! | [`http_client`] | reqwest over rustls, pooled: `http`/`https` evaluators, forwarding to the opener, tests |
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_docs)]
 
@@ -34,7 +36,9 @@ pub mod issued;
 pub mod keys;
 pub mod metrics;
 pub mod opener;
+pub mod problem;
 pub mod run;
+pub mod server;
 pub mod state;
 pub mod transport;
 pub mod verify;

@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
 /// `verify`: the certificate against the cluster's keys, and every field of an answer against
 /// the certificate.
 fn verify(config: &std::path::Path, certificate: &std::path::Path) -> anyhow::Result<()> {
-    let c = NodeConfig::load(config)?;
+    let c = node::checks::load(config)?;
     let text = if certificate.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use consensus_core::adversary::{Byzantine, Strategy};
 use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator};
@@ -17,9 +18,10 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, ApiState};
 use crate::clock::RealClock;
-use crate::config::{ConfigError, NodeConfig};
+use crate::config::{ConfigError, EvaluatorConfig, NodeConfig};
 use crate::durable::{syncer, Durability, DurableNode};
 use crate::evaluate::{abstention, EvaluatorTask};
+use crate::http_client::{HttpClient, HttpError};
 use crate::keys::{self, KeyError, NodeSigner};
 use crate::opener::Opener;
 use crate::state::{NodeObserver, Shared};
@@ -57,6 +59,18 @@ pub enum StartError {
     /// The registry.
     #[error("registry: {0}")]
     Registry(String),
+    /// The `http` evaluator's client (its `ca_file`).
+    #[error("[evaluator] {0}")]
+    Evaluator(#[from] crate::http_client::HttpError),
+}
+
+/// The client an `http` evaluator calls its judge with: trusting the configuration's `ca_file`
+/// (relative to the configuration file) besides the public roots.
+pub fn evaluator_client(path: &Path, evaluator: &EvaluatorConfig) -> Result<HttpClient, HttpError> {
+    match evaluator {
+        EvaluatorConfig::Http { ca_file: Some(ca), .. } => HttpClient::new(Some(&NodeConfig::resolve(path, ca))),
+        _ => Ok(crate::http_client::shared().clone()),
+    }
 }
 
 /// How the node runs.
@@ -176,6 +190,7 @@ fn start_opener(
 pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     // Keys, addresses and ids first: a node with another agent's key must not start.
     let config = crate::checks::preflight(path)?;
+    let judge_client = evaluator_client(path, &config.evaluator)?;
     let me = config.agent();
     let signing_key = keys::read_secret(&NodeConfig::resolve(path, &config.key_file))?;
     let signer = NodeSigner::new(me, signing_key.clone());
@@ -218,6 +233,7 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
         inbox: net.inbox.clone(),
         shared: shared.clone(),
         clock,
+        http: judge_client,
     };
     tokio::spawn(evaluator.run(eval_rx));
 
@@ -229,9 +245,8 @@ pub async fn run(path: &Path, options: RunOptions) -> Result<(), StartError> {
     let lag_bound = config.protocol.keep_decided as u64;
     let net_handles = (net.tx.clone(), net.inbox.clone(), net.links.clone());
     let state = ApiState::new(shared.clone(), opener, opener_http, net_handles, lag_bound, metrics);
-    tokio::spawn(async move {
-        let _ = axum::serve(http, api::router(state)).await;
-    });
+    let app = api::router(state, Duration::from_millis(config.api.body_timeout_ms));
+    tokio::spawn(crate::server::serve(http, app, config.api));
 
     let mut runner =
         Runner::new(durable, config.specialization, net.tx, net.rx, clock, Unused, NodeObserver::new(shared), members);

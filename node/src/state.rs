@@ -19,8 +19,7 @@ use tokio::sync::Notify;
 pub use durable::DecisionEntry;
 use durable::{FileStorage, SharedArchive};
 
-/// Prometheus label pairs.
-pub type Labels = Vec<(&'static str, String)>;
+pub use crate::metrics::Labels;
 
 /// Counters kept with prometheus-client.
 pub struct Counters {

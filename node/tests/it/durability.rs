@@ -145,6 +145,46 @@ async fn a_torn_tail_is_cut_and_the_node_starts() {
     tokio::time::timeout(Duration::from_secs(90), run).await.unwrap_or_else(|_| panic!("timed out"));
 }
 
+/// Garbage after the last good record (not zeros, not a torn record: an operator's or a tool's
+/// bytes): the node refuses to start and names the file, the offset of the last good record's
+/// end and the exact command that cuts the log there; following it, the node starts again,
+/// still holds what it decided, and decides new sessions (before: "record at byte N does not
+/// decode", with no way out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_after_the_last_record_names_the_truncate_command_that_recovers() {
+    let _one = exclusive().await;
+    let mut cluster = Cluster::start("garbage-tail", 5, &[]);
+    let run = async {
+        cluster.wait_healthy(&[0, 1, 2, 3, 4]).await;
+        let s = open_at(cluster.urls[0].clone(), "before the garbage".into()).await;
+        cluster.must_decide(1, s, 20_000).await;
+        cluster.procs[1].kill();
+        let path = agent_log(&cluster, 1);
+        let good = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_else(|e| panic!("{e}"));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap_or_else(|e| panic!("{e}"));
+        std::io::Write::write_all(&mut f, b"this line was appended by mistake\n").unwrap_or_else(|e| panic!("{e}"));
+        drop(f);
+        cluster.restart(1);
+        let status = cluster.procs[1].wait_exit(Duration::from_secs(20)).await;
+        assert!(status.is_some_and(|s| !s.success()), "the node must refuse to start: {status:?}");
+        let log = cluster.log(1);
+        let what = format!("{}: corrupt record at byte {good}", path.display());
+        assert!(log.contains(&what), "{what:?} not in:\n{log}");
+        let command = format!("truncate -s {good} {}", path.display());
+        assert!(log.contains(&command), "{command:?} not in:\n{log}");
+        // Follow the fix as printed.
+        let cut = std::process::Command::new("sh").arg("-c").arg(&command).status();
+        assert!(cut.as_ref().is_ok_and(|s| s.success()), "{command}: {cut:?}");
+        cluster.restart(1);
+        cluster.wait_healthy(&[1]).await;
+        let before = cluster.must_decide(1, s, 5_000).await;
+        assert_eq!(before["query"].as_str(), Some("before the garbage"));
+        let after = open_at(cluster.urls[1].clone(), "after the cut".into()).await;
+        cluster.must_decide(1, after, 20_000).await;
+    };
+    tokio::time::timeout(Duration::from_secs(90), run).await.unwrap_or_else(|_| panic!("timed out"));
+}
+
 /// `/healthz` of an agent that is not taking part: far behind its peers after missing more
 /// sessions than they keep certificates of (`[storage] keep_decisions = 16` here; an agent
 /// within the retention catches up, `catchup.rs`), then alone (no peer reachable). Peer queues

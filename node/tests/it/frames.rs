@@ -17,9 +17,9 @@ async fn hostile_frames_are_rejected_counted_and_the_node_stays_up() {
     let cluster = Cluster::start("frames", 4, &[]);
     let run = async {
         cluster.wait_healthy(&[0, 1, 2, 3]).await;
-        let config = NodeConfig::load(&cluster.configs[0]).unwrap_or_else(|e| panic!("{e}"));
+        let config = node::checks::load(&cluster.configs[0]).unwrap_or_else(|e| panic!("{e}"));
         let target = config.listen;
-        let one = NodeConfig::load(&cluster.configs[1]).unwrap_or_else(|e| panic!("{e}"));
+        let one = node::checks::load(&cluster.configs[1]).unwrap_or_else(|e| panic!("{e}"));
         let key = node::keys::read_secret(&NodeConfig::resolve(&cluster.configs[1], &one.key_file))
             .unwrap_or_else(|e| panic!("{e}"));
 
@@ -32,7 +32,7 @@ async fn hostile_frames_are_rejected_counted_and_the_node_stays_up() {
         let _ = raw.read_to_end(&mut rest).await; // closed by the node
 
         // 2. A valid identity signed with the wrong key (agent 2 claims to be agent 1).
-        let two = NodeConfig::load(&cluster.configs[2]).unwrap_or_else(|e| panic!("{e}"));
+        let two = node::checks::load(&cluster.configs[2]).unwrap_or_else(|e| panic!("{e}"));
         let wrong = node::keys::read_secret(&NodeConfig::resolve(&cluster.configs[2], &two.key_file))
             .unwrap_or_else(|e| panic!("{e}"));
         let mut forged =

@@ -212,7 +212,7 @@ impl Cluster {
         let mut keys = Vec::new();
         let mut members = Vec::new();
         for (i, path) in self.configs.iter().enumerate() {
-            let c = NodeConfig::load(path).unwrap_or_else(|e| panic!("{e}"));
+            let c = node::checks::load(path).unwrap_or_else(|e| panic!("{e}"));
             let secret =
                 node::keys::read_secret(&NodeConfig::resolve(path, &c.key_file)).unwrap_or_else(|e| panic!("{e}"));
             keys.push((AgentId(i as u32), secret.verifying_key()));

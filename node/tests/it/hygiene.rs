@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use node::http_client;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::harness::{exclusive, Cluster};
 
@@ -81,4 +83,62 @@ async fn an_agent_without_peers_is_alive_but_not_ready() {
     }
     let (status, body, _) = call("GET", &live, None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("alive")), "{body}");
+}
+
+/// Reads from `stream` until the server closes it; what it sent. Bounded by the test's timeout,
+/// not by a duration asserted here.
+async fn until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A client that drips its headers (one byte at a time, never finishing) and one that sends
+/// its headers and half its body are both cut off by the server (`[api] header_timeout_ms`,
+/// `body_timeout_ms`; 300 ms here), the second with a JSON `408`; meanwhile other clients are
+/// served. Before, both held their connection for as long as they liked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_bodies_are_cut_off() {
+    let _one = exclusive().await;
+    let cluster = Cluster::start_edited_text("slow-clients", 4, &|text| {
+        text.replace("header_timeout_ms = 5000", "header_timeout_ms = 300")
+            .replace("body_timeout_ms = 10000", "body_timeout_ms = 300")
+    });
+    let run = async {
+        cluster.wait_healthy(&[0, 1, 2, 3]).await;
+        let address = cluster.urls[0].trim_start_matches("http://").to_owned();
+
+        // Headers, one byte every 50 ms, never ending: the server closes the connection.
+        let mut drip = TcpStream::connect(&address).await.unwrap_or_else(|e| panic!("{e}"));
+        let dripping = async {
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().cycle() {
+                if drip.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        // The drip ends only when a write fails, i.e. once the server has closed the socket.
+        dripping.await;
+        let answer = until_closed(&mut drip).await;
+        assert!(!answer.contains("200 OK"), "the dripped request was served: {answer}");
+
+        // Headers complete, the body half sent and then nothing.
+        let mut partial = TcpStream::connect(&address).await.unwrap_or_else(|e| panic!("{e}"));
+        let head = "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\": ";
+        partial.write_all(head.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+        let answer = until_closed(&mut partial).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive within 300 ms") && answer.contains("body_timeout_ms"), "{answer}");
+
+        // The node still serves others.
+        let (status, _, text) = call("GET", &format!("{}/healthz/live", cluster.urls[0]), None).await;
+        assert_eq!(status, 200, "{text}");
+    };
+    tokio::time::timeout(Duration::from_secs(60), run).await.unwrap_or_else(|_| panic!("timed out"));
 }

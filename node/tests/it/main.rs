@@ -12,6 +12,7 @@ mod durability;
 mod evaluators;
 mod frames;
 mod harness;
+mod https;
 mod hygiene;
 mod metrics;
 mod openapi;
