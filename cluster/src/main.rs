@@ -109,8 +109,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
                         println!(
                             "{:<32} ok: {}/{} decided, p50 {} ms, p99 {} ms, {} ms, {} frames ({} lost)",
                             r.scenario,
-                            r.decided,
-                            r.sessions,
+                            r.counts.decided,
+                            r.counts.sessions,
                             r.latency_ms.p50,
                             r.latency_ms.p99,
                             r.sim_time_ms,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use consensus_core::AgentId;
-use reports::model::{LatencySummary, RunOutcome, RunRecord, Violation};
+use reports::model::{LatencySummary, RunOutcome, RunRecord, SessionCounts, Violation};
 use sim::scenario::{FaultAction, Scenario};
 use tokio::time::Instant;
 
@@ -284,7 +284,7 @@ fn record(
     let mut record = RunRecord {
         scenario: s.name.clone(),
         seed,
-        sessions: s.workload.sessions,
+        counts: SessionCounts { sessions: s.workload.sessions, ..SessionCounts::default() },
         real: true,
         messages: net.counts(),
         sim_time_ms: now_ms,
@@ -301,19 +301,19 @@ fn record(
             .session
             .and_then(|id| answers.iter().find(|((_, sid), v)| *sid == id && v.is_some()).and_then(|(_, v)| v.clone()));
         let Some(v) = first.or_else(|| sub.decision.as_ref().map(|d| d.2.clone())) else {
-            record.undecided += 1;
+            record.counts.undecided += 1;
             continue;
         };
         match v["outcome"].as_str() {
-            Some("escalated") => record.escalated += 1,
-            Some("no-decision") => record.no_decision += 1,
-            _ => record.decided += 1,
+            Some("escalated") => record.counts.escalated += 1,
+            Some("no-decision") => record.counts.no_decision += 1,
+            _ => record.counts.decided += 1,
         }
         if let Some(ms) = v["latency_ms"].as_u64() {
             latencies.push(ms);
         }
     }
-    record.undecided += s.workload.sessions.saturating_sub(history.len() as u64);
+    record.counts.undecided += s.workload.sessions.saturating_sub(history.len() as u64);
     record.latency_ms = LatencySummary::of(&mut latencies);
     record.outcome = if violation.is_some() { RunOutcome::Violation } else { RunOutcome::Ok };
     record.violations = violation.into_iter().collect();

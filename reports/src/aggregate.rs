@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::metrics::ConsensusMetrics;
 
-use crate::model::{LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, Summary, DEFAULT_DEADLINE_MS};
+use crate::model::{
+    LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, SessionCounts, Summary, DEFAULT_DEADLINE_MS,
+};
 use crate::replay::Source;
 
 /// All the runs of one scenario (one sweep point), ordered by seed.
@@ -63,7 +65,7 @@ impl Scenario<'_> {
 
     /// Agreement rates (0..=1) of the runs that decided at least one session.
     pub fn agreement_rates(&self) -> Vec<f64> {
-        self.runs.iter().filter(|r| r.decided > 0).map(|r| r.agreement_ppm as f64 / 1e6).collect()
+        self.runs.iter().filter(|r| r.counts.decided > 0).map(|r| r.agreement_ppm as f64 / 1e6).collect()
     }
 }
 
@@ -74,24 +76,8 @@ pub struct Totals {
     pub runs: u64,
     /// Runs that reported at least one violation.
     pub violation_runs: u64,
-    /// Sessions.
-    pub sessions: u64,
-    /// Decided sessions (fallback included).
-    pub decided: u64,
-    /// Decided correctly.
-    pub correct: u64,
-    /// Escalated.
-    pub escalated: u64,
-    /// Agreed "no decision".
-    pub no_decision: u64,
-    /// Never decided.
-    pub undecided: u64,
-    /// Decided by the timeout fallback.
-    pub fallback: u64,
-    /// Sessions the Byzantine agents changed ([`RunRecord::influenced`]).
-    pub influenced: u64,
-    /// Escalated or "no decision" sessions the honest votes alone would not decide either.
-    pub honest_unresolved: u64,
+    /// How the sessions ended, summed.
+    pub counts: SessionCounts,
     /// Honest decisions later than the deadline (`late_decisions` of the runs).
     pub late_decisions: u64,
     /// Sessions whose first honest decision came after the SLA, over the runs that know it.
@@ -105,36 +91,20 @@ impl Totals {
     pub fn add(&mut self, run: &RunRecord) {
         self.runs = self.runs.saturating_add(1);
         self.violation_runs = self.violation_runs.saturating_add(u64::from(!run.violations.is_empty()));
-        self.sessions = self.sessions.saturating_add(run.sessions);
-        self.decided = self.decided.saturating_add(run.decided);
-        self.correct = self.correct.saturating_add(run.correct);
-        self.escalated = self.escalated.saturating_add(run.escalated);
-        self.no_decision = self.no_decision.saturating_add(run.no_decision);
-        self.undecided = self.undecided.saturating_add(run.undecided);
-        self.fallback = self.fallback.saturating_add(run.fallback);
-        self.influenced = self.influenced.saturating_add(run.influenced);
-        self.honest_unresolved = self.honest_unresolved.saturating_add(run.honest_unresolved);
+        self.counts.add(&run.counts);
         self.late_decisions = self.late_decisions.saturating_add(run.late_decisions);
         if let Some(over) = run.sessions_over_sla() {
             self.over_sla = self.over_sla.saturating_add(over);
-            self.over_sla_of = self.over_sla_of.saturating_add(run.sessions);
+            self.over_sla_of = self.over_sla_of.saturating_add(run.counts.sessions);
         }
     }
 
     /// Adds `other`'s counters to these.
     pub fn merge(&mut self, other: &Totals) {
+        self.counts.add(&other.counts);
         let pairs = [
             (&mut self.runs, other.runs),
             (&mut self.violation_runs, other.violation_runs),
-            (&mut self.sessions, other.sessions),
-            (&mut self.decided, other.decided),
-            (&mut self.correct, other.correct),
-            (&mut self.escalated, other.escalated),
-            (&mut self.no_decision, other.no_decision),
-            (&mut self.undecided, other.undecided),
-            (&mut self.fallback, other.fallback),
-            (&mut self.influenced, other.influenced),
-            (&mut self.honest_unresolved, other.honest_unresolved),
             (&mut self.late_decisions, other.late_decisions),
             (&mut self.over_sla, other.over_sla),
             (&mut self.over_sla_of, other.over_sla_of),
@@ -155,16 +125,16 @@ impl Totals {
 
     /// Correctly decided sessions over all sessions.
     pub fn accuracy(&self) -> f64 {
-        ratio(self.correct, self.sessions)
+        ratio(self.counts.correct, self.counts.sessions)
     }
 
     /// Sessions that ended (decided, escalated or agreed "no decision") over all sessions:
     /// `1 − undecided / sessions`.
     pub fn liveness(&self) -> f64 {
-        if self.sessions == 0 {
+        if self.counts.sessions == 0 {
             return 0.0;
         }
-        1.0 - ratio(self.undecided, self.sessions)
+        1.0 - ratio(self.counts.undecided, self.counts.sessions)
     }
 
     /// Sessions over the SLA as a share of the sessions that could be judged; `None` when no
@@ -175,12 +145,17 @@ impl Totals {
 
     /// Decided sessions over all sessions.
     pub fn success(&self) -> f64 {
-        ratio(self.decided, self.sessions)
+        ratio(self.counts.decided, self.counts.sessions)
     }
 
     /// Session counts by outcome category (see [`OUTCOME_CATEGORIES`]).
     pub fn outcome_counts(&self) -> [u64; 6] {
-        outcome_counts(self.sessions, self.decided, self.correct, [self.escalated, self.no_decision, self.undecided])
+        outcome_counts(
+            self.counts.sessions,
+            self.counts.decided,
+            self.counts.correct,
+            [self.counts.escalated, self.counts.no_decision, self.counts.undecided],
+        )
     }
 }
 
@@ -192,7 +167,12 @@ pub const OUTCOME_CATEGORIES: [&str; 6] =
 
 /// The sessions of one run by outcome category; sums to `run.sessions` for a consistent record.
 pub fn run_outcome_counts(run: &RunRecord) -> [u64; 6] {
-    outcome_counts(run.sessions, run.decided, run.correct, [run.escalated, run.no_decision, run.undecided])
+    outcome_counts(
+        run.counts.sessions,
+        run.counts.decided,
+        run.counts.correct,
+        [run.counts.escalated, run.counts.no_decision, run.counts.undecided],
+    )
 }
 
 fn outcome_counts(sessions: u64, decided: u64, correct: u64, rest: [u64; 3]) -> [u64; 6] {
@@ -618,13 +598,16 @@ mod tests {
         RunRecord {
             scenario: scenario.into(),
             seed,
-            sessions,
-            decided,
-            correct,
-            escalated,
-            no_decision,
-            undecided,
-            fallback,
+            counts: SessionCounts {
+                sessions,
+                decided,
+                correct,
+                escalated,
+                no_decision,
+                undecided,
+                fallback,
+                ..SessionCounts::default()
+            },
             ..RunRecord::default()
         }
     }
@@ -634,9 +617,9 @@ mod tests {
         for counts in [[10, 7, 5, 1, 1, 1, 2], [10, 10, 10, 0, 0, 0, 0], [5, 0, 0, 0, 0, 5, 0], [1, 0, 0, 1, 0, 0, 0]] {
             let r = run("s", 0, counts);
             let cats = run_outcome_counts(&r);
-            assert_eq!(cats.iter().sum::<u64>(), r.sessions, "{counts:?}");
+            assert_eq!(cats.iter().sum::<u64>(), r.counts.sessions, "{counts:?}");
             assert_eq!(cats[5], 0, "consistent records leave nothing unaccounted");
-            assert_eq!(cats[0] + cats[1], r.decided);
+            assert_eq!(cats[0] + cats[1], r.counts.decided);
         }
         let cats = run_outcome_counts(&run("s", 0, [10, 4, 3, 0, 0, 2, 0]));
         assert_eq!(cats, [3, 1, 0, 0, 2, 4], "missing sessions are shown as unaccounted");
@@ -648,7 +631,7 @@ mod tests {
     fn rates_of_totals() {
         let runs = [run("s", 0, [10, 8, 6, 1, 0, 1, 0]), run("s", 1, [10, 10, 10, 0, 0, 0, 3])];
         let t = Totals::of(&runs);
-        assert_eq!((t.runs, t.sessions, t.decided, t.fallback), (2, 20, 18, 3));
+        assert_eq!((t.runs, t.counts.sessions, t.counts.decided, t.counts.fallback), (2, 20, 18, 3));
         assert!((t.accuracy() - 0.8).abs() < 1e-12);
         assert!((t.liveness() - 0.95).abs() < 1e-12);
         assert!((t.success() - 0.9).abs() < 1e-12);
@@ -656,14 +639,14 @@ mod tests {
         assert_eq!(t.outcome_counts().iter().sum::<u64>(), 20);
         let mut twice = t;
         twice.merge(&t);
-        assert_eq!((twice.runs, twice.sessions, twice.fallback), (4, 40, 6));
+        assert_eq!((twice.runs, twice.counts.sessions, twice.counts.fallback), (4, 40, 6));
     }
 
     #[test]
     fn huge_counters_saturate() {
         let big = run("s", 0, [u64::MAX, u64::MAX, u64::MAX, u64::MAX, 0, 0, 0]);
         let t = Totals::of([&big, &big]);
-        assert_eq!(t.sessions, u64::MAX);
+        assert_eq!(t.counts.sessions, u64::MAX);
         assert_eq!(t.accuracy(), 1.0);
         assert_eq!(run_outcome_counts(&big)[5], 0);
     }

@@ -213,10 +213,10 @@ impl ModeQuality {
     /// Folds in one run.
     pub fn add(&mut self, run: &RunRecord) {
         self.runs = self.runs.saturating_add(1);
-        self.sessions = self.sessions.saturating_add(run.sessions);
-        self.correct = self.correct.saturating_add(run.correct.min(run.decided));
+        self.sessions = self.sessions.saturating_add(run.counts.sessions);
+        self.correct = self.correct.saturating_add(run.counts.correct.min(run.counts.decided));
         self.wrong = self.wrong.saturating_add(run.wrong());
-        self.influenced = self.influenced.saturating_add(run.influenced);
+        self.influenced = self.influenced.saturating_add(run.counts.influenced);
         self.wrong_by_cause.merge(&run.wrong_by_cause);
     }
 

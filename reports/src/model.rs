@@ -99,22 +99,12 @@ pub struct MessageCounts {
     pub bytes: u64,
 }
 
-/// One run: the record `bftsim run` writes as one line of `runs.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// How sessions ended, counted: the counters a run record, a scenario summary and the
+/// report's totals share (one definition, one way to add them up). In `runs.jsonl` and
+/// `summary.json` they are fields of the record or scenario itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct RunRecord {
-    /// Scenario name; sweep points carry their labels, e.g. `sweep[network.drop=0.1]`.
-    pub scenario: String,
-    /// Sweep parameter values, axis → value (empty outside sweeps). Numbers and booleans are
-    /// read as their text.
-    #[serde(deserialize_with = "params_as_strings")]
-    pub params: BTreeMap<String, String>,
-    /// The seed.
-    pub seed: u64,
-    /// How it ended.
-    pub outcome: RunOutcome,
-    /// The violation found, if any (at most one: the first stops the run).
-    pub violations: Vec<Violation>,
+pub struct SessionCounts {
     /// Sessions in the workload.
     pub sessions: u64,
     /// Sessions decided for a candidate (the fallback included).
@@ -138,6 +128,53 @@ pub struct RunRecord {
     /// decide either: honest disagreement, not Byzantine influence. 0 in records written before
     /// the field existed (and in runs without Byzantine agents, where every escalation is honest).
     pub honest_unresolved: u64,
+}
+
+impl SessionCounts {
+    /// Adds `other`'s counters to these (saturating).
+    pub fn add(&mut self, other: &SessionCounts) {
+        let pairs = [
+            (&mut self.sessions, other.sessions),
+            (&mut self.decided, other.decided),
+            (&mut self.correct, other.correct),
+            (&mut self.escalated, other.escalated),
+            (&mut self.no_decision, other.no_decision),
+            (&mut self.undecided, other.undecided),
+            (&mut self.fallback, other.fallback),
+            (&mut self.influenced, other.influenced),
+            (&mut self.honest_unresolved, other.honest_unresolved),
+        ];
+        for (mine, theirs) in pairs {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+
+    /// Decided sessions whose choice was not the best candidate.
+    pub fn wrong(&self) -> u64 {
+        self.decided.saturating_sub(self.correct)
+    }
+}
+
+/// One run: the record `bftsim run` writes as one line of `runs.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunRecord {
+    /// Scenario name; sweep points carry their labels, e.g. `sweep[network.drop=0.1]`.
+    pub scenario: String,
+    /// Sweep parameter values, axis → value (empty outside sweeps). Numbers and booleans are
+    /// read as their text.
+    #[serde(deserialize_with = "params_as_strings")]
+    pub params: BTreeMap<String, String>,
+    /// The seed.
+    pub seed: u64,
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// The violation found, if any (at most one: the first stops the run).
+    pub violations: Vec<Violation>,
+    /// How the run's sessions ended (`sessions`, `decided`, `correct`, … as fields of the
+    /// record itself in `runs.jsonl`).
+    #[serde(flatten)]
+    pub counts: SessionCounts,
     /// Latency of honest decisions.
     pub latency_ms: LatencySummary,
     /// Honest decisions (one per honest agent and session) later than `deadline_ms`. Not the
@@ -304,15 +341,7 @@ impl Default for RunRecord {
             seed: 0,
             outcome: RunOutcome::Ok,
             violations: Vec::new(),
-            sessions: 0,
-            decided: 0,
-            correct: 0,
-            escalated: 0,
-            no_decision: 0,
-            undecided: 0,
-            fallback: 0,
-            influenced: 0,
-            honest_unresolved: 0,
+            counts: SessionCounts::default(),
             latency_ms: LatencySummary::default(),
             late_decisions: 0,
             agreement_ppm: 0,
@@ -346,7 +375,7 @@ impl RunRecord {
 
     /// Decided sessions whose choice was not the best candidate.
     pub fn wrong(&self) -> u64 {
-        self.decided.saturating_sub(self.correct.min(self.decided))
+        self.counts.wrong()
     }
 }
 
@@ -534,13 +563,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn session_counts_add_up_and_stay_fields_of_the_record() {
+        let mut total = SessionCounts { sessions: 3, decided: 2, correct: 1, escalated: 1, ..SessionCounts::default() };
+        total.add(&SessionCounts { sessions: 2, decided: 2, correct: 2, influenced: 1, ..SessionCounts::default() });
+        assert_eq!((total.sessions, total.decided, total.correct, total.escalated), (5, 4, 3, 1));
+        assert_eq!((total.influenced, total.wrong()), (1, 1));
+        total.add(&SessionCounts { sessions: u64::MAX, ..SessionCounts::default() });
+        assert_eq!(total.sessions, u64::MAX);
+        // In runs.jsonl the counters are fields of the record itself, in their old order.
+        let record = RunRecord { counts: SessionCounts { sessions: 4, decided: 3, ..total }, ..RunRecord::default() };
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        assert!(json.contains(r#""violations":[],"sessions":4,"decided":3,"correct":3,"escalated":1,"#), "{json}");
+        assert!(!json.contains("counts"), "{json}");
+        let back: RunRecord = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(back, record);
+    }
+
+    #[test]
     fn unknown_and_missing_fields_are_tolerated() {
         let text = r#"{"scenario":"a","seed":3,"future_field":{"x":1},"latency_ms":{"p50":1,"p99":2}}
 
 {"scenario":"b","params":{"n":4,"drop":"0.1","on":true},"decided":2,"strategy":"silent","metrics":null}"#;
         let runs = parse_runs(text, Path::new("runs.jsonl")).unwrap();
         assert_eq!(runs.len(), 2, "the blank line is skipped");
-        assert_eq!((runs[0].seed, runs[0].latency_ms.p99, runs[0].sessions), (3, 2, 0));
+        assert_eq!((runs[0].seed, runs[0].latency_ms.p99, runs[0].counts.sessions), (3, 2, 0));
         assert_eq!(runs[1].params["n"], "4");
         assert_eq!(runs[1].params["drop"], "0.1");
         assert_eq!(runs[1].params["on"], "true");
@@ -560,7 +606,7 @@ mod tests {
             max = u64::MAX
         );
         let runs = parse_runs(&line, Path::new("r")).unwrap();
-        assert_eq!(runs[0].sessions, u64::MAX);
+        assert_eq!(runs[0].counts.sessions, u64::MAX);
         assert!(runs[0].latency_ms.is_recorded());
         assert_eq!(runs[0].metrics.timeout_rate.raw(), u32::MAX);
     }

@@ -159,7 +159,7 @@ fn axis_values(axis: &str, points: &[&Scenario<'_>]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::aggregate::Dataset;
-    use crate::model::{LatencySummary, RunRecord};
+    use crate::model::{LatencySummary, RunRecord, SessionCounts};
 
     fn point(params: &[(&str, &str)], seed: u64, decided: u64, p99: u64) -> RunRecord {
         let label: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -167,8 +167,7 @@ mod tests {
             scenario: format!("sw[{}]", label.join(",")),
             params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             seed,
-            sessions: 4,
-            decided,
+            counts: SessionCounts { sessions: 4, decided, ..SessionCounts::default() },
             latency_ms: LatencySummary { p50: 1, p95: 1, p99, max: p99 },
             ..RunRecord::default()
         }

@@ -84,7 +84,7 @@ mod bench {
         let mut sessions = 0;
         let mut deliveries = 0;
         execute(jobs, ExecOptions { jobs: threads, check_determinism: false }, |_, record| {
-            sessions += record.sessions;
+            sessions += record.counts.sessions;
             deliveries += record.messages.delivered;
         });
         let wall = started.elapsed().as_secs_f64();

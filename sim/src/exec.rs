@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use crate::oracle::Violation;
-use crate::results::{RunOutcome, RunRecord};
+use crate::results::{RunOutcome, RunRecord, SessionCounts};
 use crate::run::{run, RunOptions};
 use crate::scenario::Scenario;
 
@@ -76,31 +76,14 @@ fn panicked(job: &Job, panic: &(dyn std::any::Any + Send)) -> RunRecord {
         seed: job.seed,
         outcome: RunOutcome::Violation,
         violations: vec![Violation { invariant: "panic".into(), step: 0, time_ms: 0, detail: message }],
-        sessions: job.scenario.workload.sessions,
-        decided: 0,
-        correct: 0,
-        escalated: 0,
-        no_decision: 0,
-        undecided: job.scenario.workload.sessions,
-        fallback: 0,
-        influenced: 0,
-        honest_unresolved: 0,
-        latency_ms: Default::default(),
-        late_decisions: 0,
-        agreement_ppm: 0,
-        byzantine: vec![],
-        detected: vec![],
-        wrongly_flagged: vec![],
-        messages: Default::default(),
-        trace_hash: String::new(),
-        sim_time_ms: 0,
-        metrics: Default::default(),
-        alerts: vec![],
+        counts: SessionCounts {
+            sessions: job.scenario.workload.sessions,
+            undecided: job.scenario.workload.sessions,
+            ..SessionCounts::default()
+        },
         deadline_ms: job.scenario.protocol.deadline_ms,
         agents: job.scenario.agents.count,
         sessions_over_sla: Some(0),
-        coverage: None,
-        real: false,
         network: crate::summary::network_condition(&job.scenario).to_owned(),
         families: crate::summary::families(&job.scenario),
         ..RunRecord::default()

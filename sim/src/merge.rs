@@ -161,6 +161,46 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     if inputs.is_empty() {
         return Err(MergeError::Inconsistent("nothing to merge: name at least one output directory".into()));
     }
+    let files = read_summaries(inputs)?;
+    check_shards(inputs, &files)?;
+    let (seeds, seed_start) = same_seeds(inputs, &files)?;
+    let scenarios = scenario_list(inputs, &files)?;
+    let entries = index_runs(inputs, &files, &scenarios)?;
+    if files.iter().all(|f| f.shard.is_some()) {
+        let expected = (scenarios.len() as u64).saturating_mul(seeds);
+        if entries.len() as u64 != expected {
+            return Err(MergeError::Inconsistent(format!(
+                "the shards hold {} runs, but {} scenario(s) × {seeds} seeds make {expected}",
+                entries.len(),
+                scenarios.len()
+            )));
+        }
+    }
+    fs::create_dir_all(out).map_err(io_error(out))?;
+    refuse_overwriting_an_input(inputs, out)?;
+    let (runs_path, summaries) = copy_runs(inputs, out, &entries, scenarios)?;
+    let summary = Summary {
+        seeds,
+        seed_start,
+        runs: entries.len() as u64,
+        passed: summaries.iter().all(|s| s.passed),
+        scenarios: summaries,
+    };
+    let file = SummaryFile {
+        summary: summary.clone(),
+        shard: None,
+        merged_from: inputs.iter().map(|d| d.display().to_string()).collect(),
+        interrupted: false,
+    };
+    let summary_path = out.join("summary.json");
+    let json = serde_json::to_string_pretty(&file)
+        .map_err(|e| MergeError::Malformed { path: summary_path.clone(), message: e.to_string() })?;
+    fs::write(&summary_path, json).map_err(io_error(&summary_path))?;
+    Ok(Merged { runs_path, summary_path, summary })
+}
+
+/// Every input's `summary.json`; an interrupted run is refused.
+fn read_summaries(inputs: &[PathBuf]) -> Result<Vec<SummaryFile>, MergeError> {
     let files = inputs
         .iter()
         .map(|dir| {
@@ -182,9 +222,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             dir.display()
         )));
     }
-    check_shards(inputs, &files)?;
+    Ok(files)
+}
+
+/// The seeds (count, first) every input ran: they must be the same command's.
+fn same_seeds(inputs: &[PathBuf], files: &[SummaryFile]) -> Result<(u64, u64), MergeError> {
     let (seeds, seed_start) = (files[0].summary.seeds, files[0].summary.seed_start);
-    for (dir, file) in inputs.iter().zip(&files) {
+    for (dir, file) in inputs.iter().zip(files) {
         if (file.summary.seeds, file.summary.seed_start) != (seeds, seed_start) {
             return Err(MergeError::Inconsistent(format!(
                 "{} ran seeds {}..{} but {} ran seeds {}..{}: merge only outputs of the same command",
@@ -197,10 +241,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             )));
         }
     }
-    let scenarios = scenario_list(inputs, &files)?;
-    let index: BTreeMap<&str, usize> = scenarios.iter().enumerate().map(|(i, s)| (s.scenario.as_str(), i)).collect();
+    Ok((seeds, seed_start))
+}
 
-    // Pass 1: index every run, streaming each runs.jsonl.
+/// Pass 1: every run of every input's `runs.jsonl` (streamed), sorted by (scenario order,
+/// seed); a run in two inputs, or a count that differs from the input's summary, is refused.
+fn index_runs(
+    inputs: &[PathBuf],
+    files: &[SummaryFile],
+    scenarios: &[ScenarioSummary],
+) -> Result<Vec<Entry>, MergeError> {
+    let index: BTreeMap<&str, usize> = scenarios.iter().enumerate().map(|(i, s)| (s.scenario.as_str(), i)).collect();
     let mut entries = Vec::new();
     for (input, dir) in inputs.iter().enumerate() {
         let path = dir.join("runs.jsonl");
@@ -251,20 +302,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             )));
         }
     }
-    if files.iter().all(|f| f.shard.is_some()) {
-        let expected = (scenarios.len() as u64).saturating_mul(seeds);
-        if entries.len() as u64 != expected {
-            return Err(MergeError::Inconsistent(format!(
-                "the shards hold {} runs, but {} scenario(s) × {seeds} seeds make {expected}",
-                entries.len(),
-                scenarios.len()
-            )));
-        }
-    }
+    Ok(entries)
+}
 
-    // Pass 2: copy the lines in order and fold them into the summaries.
-    fs::create_dir_all(out).map_err(io_error(out))?;
-    refuse_overwriting_an_input(inputs, out)?;
+/// Pass 2: copies the runs' lines in `entries`' order into `out/runs.jsonl`, byte for byte,
+/// and folds them into the scenarios' summaries.
+fn copy_runs(
+    inputs: &[PathBuf],
+    out: &Path,
+    entries: &[Entry],
+    mut summaries: Vec<ScenarioSummary>,
+) -> Result<(PathBuf, Vec<ScenarioSummary>), MergeError> {
     let runs_path = out.join("runs.jsonl");
     let mut writer = BufWriter::new(File::create(&runs_path).map_err(io_error(&runs_path))?);
     let mut readers = Vec::new();
@@ -272,9 +320,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         let path = dir.join("runs.jsonl");
         readers.push((BufReader::new(File::open(&path).map_err(io_error(&path))?), 0u64, path));
     }
-    let mut summaries = scenarios;
     let mut buffer = Vec::new();
-    for entry in &entries {
+    for entry in entries {
         let (reader, position, path) = &mut readers[entry.input];
         let delta = i64::try_from(entry.offset).unwrap_or(i64::MAX) - i64::try_from(*position).unwrap_or(i64::MAX);
         reader.seek_relative(delta).map_err(io_error(path))?;
@@ -294,24 +341,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     for s in &mut summaries {
         s.finish();
     }
-    let summary = Summary {
-        seeds,
-        seed_start,
-        runs: entries.len() as u64,
-        passed: summaries.iter().all(|s| s.passed),
-        scenarios: summaries,
-    };
-    let file = SummaryFile {
-        summary: summary.clone(),
-        shard: None,
-        merged_from: inputs.iter().map(|d| d.display().to_string()).collect(),
-        interrupted: false,
-    };
-    let summary_path = out.join("summary.json");
-    let json = serde_json::to_string_pretty(&file)
-        .map_err(|e| MergeError::Malformed { path: summary_path.clone(), message: e.to_string() })?;
-    fs::write(&summary_path, json).map_err(io_error(&summary_path))?;
-    Ok(Merged { runs_path, summary_path, summary })
+    Ok((runs_path, summaries))
 }
 
 /// Either no input is a shard, or all are shards of the same N, each shard exactly once.
@@ -417,7 +447,7 @@ fn refuse_overwriting_an_input(inputs: &[PathBuf], out: &Path) -> Result<(), Mer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{RunOutcome, RunRecord};
+    use crate::results::{RunOutcome, RunRecord, SessionCounts};
 
     #[test]
     fn shards_parse_and_partition_the_jobs() {
@@ -464,26 +494,9 @@ mod tests {
             } else {
                 vec![]
             },
-            sessions: 2,
-            decided: 2,
-            correct: 1,
-            escalated: 0,
-            no_decision: 0,
-            undecided: 0,
-            fallback: 0,
-            influenced: 0,
-            honest_unresolved: 0,
+            counts: SessionCounts { sessions: 2, decided: 2, correct: 1, ..SessionCounts::default() },
             latency_ms: crate::results::LatencySummary { p50: seed, p95: seed, p99: seed, max: seed },
-            late_decisions: 0,
-            agreement_ppm: 0,
-            byzantine: vec![],
-            detected: vec![],
-            wrongly_flagged: vec![],
-            messages: Default::default(),
             trace_hash: format!("h{scenario}{seed}"),
-            sim_time_ms: 0,
-            metrics: Default::default(),
-            alerts: vec![],
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),

@@ -4,6 +4,6 @@
 //! re-exported here so that the simulator and the report share one definition.
 
 pub use reports::model::{
-    LatencySummary, MarginCount, MessageCounts, RunOutcome, RunRecord, Violation, WrongByCause, WrongCause,
-    DEFAULT_DEADLINE_MS,
+    LatencySummary, MarginCount, MessageCounts, RunOutcome, RunRecord, SessionCounts, Violation, WrongByCause,
+    WrongCause, DEFAULT_DEADLINE_MS,
 };

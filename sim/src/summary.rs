@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 pub use reports::model::{FaultSetting, ScenarioSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::results::{RunOutcome, RunRecord, WrongByCause};
+use crate::results::{RunOutcome, RunRecord, SessionCounts, WrongByCause};
 use crate::scenario::{ClogTarget, FaultAction, Scenario};
 
 /// A failing seed and how to replay it.
@@ -45,26 +45,10 @@ pub struct ScenarioSummary {
     pub violations: BTreeMap<String, u64>,
     /// Runs whose violation was not the expected invariant.
     pub expectation_failed: u64,
-    /// Sessions over all runs.
-    pub sessions: u64,
-    /// Decided for a candidate.
-    pub decided: u64,
-    /// Decided for the best candidate.
-    pub correct: u64,
-    /// Escalated.
-    pub escalated: u64,
-    /// Agreed "no decision".
-    pub no_decision: u64,
-    /// Never decided.
-    pub undecided: u64,
-    /// Decided by the fallback.
-    pub fallback: u64,
-    /// Sessions the Byzantine agents changed (see [`RunRecord::influenced`]).
-    #[serde(default)]
-    pub influenced: u64,
-    /// Escalated or "no decision" sessions the honest votes alone would not decide either.
-    #[serde(default)]
-    pub honest_unresolved: u64,
+    /// How the sessions of all runs ended (`sessions`, `decided`, `correct`, … as fields of
+    /// the scenario itself in `summary.json`).
+    #[serde(flatten)]
+    pub counts: SessionCounts,
     /// Wrong decisions by cause (the honest votes alone too, or caused by the Byzantine
     /// agents) and by honest margin, over the runs within the tolerance (at most f_max
     /// Byzantine agents); absent in summaries written before it.
@@ -137,15 +121,15 @@ impl ScenarioSummary {
                 self.failures.truncate(10);
             }
         }
-        self.sessions += record.sessions;
-        self.decided += record.decided;
-        self.correct += record.correct;
-        self.escalated += record.escalated;
-        self.no_decision += record.no_decision;
-        self.undecided += record.undecided;
-        self.fallback += record.fallback;
-        self.influenced += record.influenced;
-        self.honest_unresolved += record.honest_unresolved;
+        self.counts.sessions += record.counts.sessions;
+        self.counts.decided += record.counts.decided;
+        self.counts.correct += record.counts.correct;
+        self.counts.escalated += record.counts.escalated;
+        self.counts.no_decision += record.counts.no_decision;
+        self.counts.undecided += record.counts.undecided;
+        self.counts.fallback += record.counts.fallback;
+        self.counts.influenced += record.counts.influenced;
+        self.counts.honest_unresolved += record.counts.honest_unresolved;
         if record.byzantine.len() as u64 <= consensus_core::quorum::f_max(u64::from(record.agents)) {
             self.wrong_by_cause.merge(&record.wrong_by_cause);
         }
@@ -176,23 +160,23 @@ impl ScenarioSummary {
     /// (never cut: see [`ScenarioSummary::name_width`]). A scenario that decided nothing has no
     /// latency: its p99 shows as "—", not 0.
     pub fn table_row(&self, name_width: usize) -> String {
-        let pct = |x: u64| if self.sessions == 0 { 0.0 } else { x as f64 * 100.0 / self.sessions as f64 };
+        let pct = |x: u64| if self.counts.sessions == 0 { 0.0 } else { x as f64 * 100.0 / self.counts.sessions as f64 };
         let violated: u64 = self.violations.values().sum();
         let expect = if self.expect_safety {
             "safe".to_owned()
         } else {
             format!("finds {}", self.expect_invariant.as_deref().unwrap_or("a violation"))
         };
-        let p99 = if self.decided == 0 { "—".to_owned() } else { self.latency_p99_ms.to_string() };
+        let p99 = if self.counts.decided == 0 { "—".to_owned() } else { self.latency_p99_ms.to_string() };
         format!(
             "{:<name_width$} {:>6} {:>6} {:>7.1}% {:>7.1}% {:>6.1}% {:>6.1}% {:>7} {:>7}  {:<28} {}",
             self.scenario,
             self.runs,
             violated,
-            pct(self.decided),
-            pct(self.correct),
-            pct(self.escalated + self.no_decision + self.undecided),
-            pct(self.influenced),
+            pct(self.counts.decided),
+            pct(self.counts.correct),
+            pct(self.counts.escalated + self.counts.no_decision + self.counts.undecided),
+            pct(self.counts.influenced),
             p99,
             self.late_decisions,
             expect,
@@ -378,26 +362,9 @@ mod tests {
                 .map(|v| Violation { invariant: v.into(), step: 3, time_ms: 40, detail: String::new() })
                 .into_iter()
                 .collect(),
-            sessions: 10,
-            decided: 9,
-            correct: 8,
-            escalated: 1,
-            no_decision: 0,
-            undecided: 0,
-            fallback: 0,
-            influenced: 0,
-            honest_unresolved: 0,
+            counts: SessionCounts { sessions: 10, decided: 9, correct: 8, escalated: 1, ..SessionCounts::default() },
             latency_ms: crate::results::LatencySummary { p50: 50, p95: 90, p99: 100 + seed, max: 120 + seed },
-            late_decisions: 0,
             agreement_ppm: 900_000,
-            byzantine: vec![],
-            detected: vec![],
-            wrongly_flagged: vec![],
-            messages: Default::default(),
-            trace_hash: String::new(),
-            sim_time_ms: 0,
-            metrics: Default::default(),
-            alerts: vec![],
             deadline_ms: 500,
             agents: 5,
             sessions_over_sla: Some(0),

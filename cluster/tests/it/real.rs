@@ -50,10 +50,14 @@ fn the_ci_subset_of_bundled_scenarios_passes_against_real_processes() {
         assert!(r.violations.is_empty(), "{file}: {:?}", r.violations);
         assert_eq!(r.outcome, RunOutcome::Ok);
         assert!(r.real, "{file}: the record is not marked real");
-        assert_eq!((r.decided + r.escalated + r.no_decision, r.undecided), (r.sessions, 0), "{file}: {r:?}");
+        assert_eq!(
+            (r.counts.decided + r.counts.escalated + r.counts.no_decision, r.counts.undecided),
+            (r.counts.sessions, 0),
+            "{file}: {r:?}"
+        );
         // Every live honest node answered every acknowledged session.
         assert!(out.answers.values().all(Option::is_some), "{file}");
-        assert!(out.answers.len() as u64 >= 4 * r.sessions, "{file}: {} answers", out.answers.len());
+        assert!(out.answers.len() as u64 >= 4 * r.counts.sessions, "{file}: {} answers", out.answers.len());
         if file == "net-drops.toml" {
             assert!(r.messages.dropped > 0, "the proxy dropped nothing at 10% loss: {:?}", r.messages);
         }

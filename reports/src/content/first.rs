@@ -203,9 +203,9 @@ impl<'d, 'a> Builder<'d, 'a> {
             holds.push(text(format!(
                 " Within the tolerance (f ≤ f_max Byzantine agents), of {} sessions {} were decided for the best \
                  candidate and {} stayed undecided; {}.",
-                within.sessions,
-                pct(within.correct, within.sessions),
-                pct(within.undecided, within.sessions),
+                within.counts.sessions,
+                pct(within.counts.correct, within.counts.sessions),
+                pct(within.counts.undecided, within.counts.sessions),
                 over_sla_phrase(&within)
             )));
         }
@@ -214,9 +214,9 @@ impl<'d, 'a> Builder<'d, 'a> {
                 " Beyond it (f > f_max, {} runs), {} of {} sessions were decided and {} stayed undecided: the \
                  design requires a halt there.",
                 beyond.runs,
-                pct(beyond.decided, beyond.sessions),
-                beyond.sessions,
-                pct(beyond.undecided, beyond.sessions)
+                pct(beyond.counts.decided, beyond.counts.sessions),
+                beyond.counts.sessions,
+                pct(beyond.counts.undecided, beyond.counts.sessions)
             )));
         }
         self.doc.para(holds);
@@ -383,12 +383,15 @@ impl<'d, 'a> Builder<'d, 'a> {
             let detail = format!(
                 "{} of {} sessions decided for a candidate other than the best{cause}",
                 run.wrong(),
-                run.sessions
+                run.counts.sessions
             );
             rows.push(self.replay(s, run, "wrong decisions".into(), detail));
         }
-        for (s, run) in worst(|r| r.undecided) {
-            let detail = format!("{} of {} sessions still undecided when the run ended", run.undecided, run.sessions);
+        for (s, run) in worst(|r| r.counts.undecided) {
+            let detail = format!(
+                "{} of {} sessions still undecided when the run ended",
+                run.counts.undecided, run.counts.sessions
+            );
             rows.push(self.replay(s, run, "undecided sessions".into(), detail));
         }
         for (s, run) in worst(|r| r.latency_ms.max.saturating_sub(r.deadline_ms)) {
@@ -518,7 +521,7 @@ pub fn envelope_data(scenarios: &[Scenario<'_>]) -> EnvelopeData {
                         runs: t.runs,
                         violation_runs: t.violation_runs,
                         correct: t.accuracy(),
-                        undecided: aggregate::ratio(t.undecided, t.sessions),
+                        undecided: aggregate::ratio(t.counts.undecided, t.counts.sessions),
                     })
                 })
                 .collect()

@@ -171,7 +171,7 @@ impl<'d, 'a> Builder<'d, 'a> {
             .map(|s| OverviewRow {
                 label: s.name.clone(),
                 counts: s.totals.outcome_counts(),
-                fallback: s.totals.fallback,
+                fallback: s.totals.counts.fallback,
                 runs: s.totals.runs,
                 violation_runs: s.totals.violation_runs,
             })
@@ -218,11 +218,12 @@ impl<'d, 'a> Builder<'d, 'a> {
             .map(|s| {
                 let t = &s.totals;
                 let counts = t.outcome_counts();
-                let mut row = vec![self.scenario_link(&s.name), text(t.runs.to_string()), text(t.sessions.to_string())];
-                row.extend(counts.iter().take(5).map(|c| text(pct(*c, t.sessions))));
-                row.push(text(pct(t.fallback, t.sessions)));
-                row.push(text(pct(t.influenced, t.sessions)));
-                row.push(text(pct(t.honest_unresolved, t.sessions)));
+                let mut row =
+                    vec![self.scenario_link(&s.name), text(t.runs.to_string()), text(t.counts.sessions.to_string())];
+                row.extend(counts.iter().take(5).map(|c| text(pct(*c, t.counts.sessions))));
+                row.push(text(pct(t.counts.fallback, t.counts.sessions)));
+                row.push(text(pct(t.counts.influenced, t.counts.sessions)));
+                row.push(text(pct(t.counts.honest_unresolved, t.counts.sessions)));
                 row.push(text(t.over_sla_share().map_or_else(
                     || "–".to_owned(),
                     |share| format!("{:.1}% (SLA {} ms)", share * 100.0, s.deadline_ms()),
@@ -353,15 +354,20 @@ fn outcome_sentence(t: &Totals) -> String {
         .iter()
         .zip(counts)
         .filter(|(_, c)| *c > 0)
-        .map(|(name, c)| format!("{} {name}", pct(c, t.sessions)))
+        .map(|(name, c)| format!("{} {name}", pct(c, t.counts.sessions)))
         .collect();
     let mut sentence = if parts.is_empty() { "none".to_owned() } else { parts.join(", ") };
-    if t.fallback > 0 {
-        sentence
-            .push_str(&format!(" ({} of all sessions decided by the timeout fallback)", pct(t.fallback, t.sessions)));
+    if t.counts.fallback > 0 {
+        sentence.push_str(&format!(
+            " ({} of all sessions decided by the timeout fallback)",
+            pct(t.counts.fallback, t.counts.sessions)
+        ));
     }
-    if t.influenced > 0 {
-        sentence.push_str(&format!("; {} of all sessions changed by Byzantine agents", pct(t.influenced, t.sessions)));
+    if t.counts.influenced > 0 {
+        sentence.push_str(&format!(
+            "; {} of all sessions changed by Byzantine agents",
+            pct(t.counts.influenced, t.counts.sessions)
+        ));
     }
     sentence.push('.');
     sentence
@@ -398,6 +404,7 @@ fn verdict(s: &Scenario<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SessionCounts;
 
     fn run(seed: u64) -> RunRecord {
         RunRecord { seed, ..RunRecord::default() }
@@ -423,7 +430,15 @@ mod tests {
     fn percentages_and_sentences() {
         assert_eq!(pct(1, 3), "33.3%");
         assert_eq!(pct(1, 0), "–");
-        let t = Totals { sessions: 4, decided: 3, correct: 2, undecided: 1, fallback: 1, ..Totals::default() };
+        let counts = SessionCounts {
+            sessions: 4,
+            decided: 3,
+            correct: 2,
+            undecided: 1,
+            fallback: 1,
+            ..SessionCounts::default()
+        };
+        let t = Totals { counts, ..Totals::default() };
         assert_eq!(
             outcome_sentence(&t),
             "50.0% decided correct, 25.0% decided wrong, 25.0% undecided (25.0% of all sessions decided by the timeout fallback)."

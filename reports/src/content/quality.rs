@@ -182,7 +182,7 @@ impl<'d, 'a> Builder<'d, 'a> {
                 let order = FAMILIES.iter().position(|f| f == family).unwrap_or(FAMILIES.len());
                 let entry = by_family.entry((order, family.clone())).or_default();
                 entry.0.add(run);
-                entry.1 += run.undecided;
+                entry.1 += run.counts.undecided;
                 entry.2 += u64::from(!run.violations.is_empty());
             }
         }

@@ -72,8 +72,8 @@ impl Builder<'_, '_> {
                     code(s.name.as_str()),
                     text(settings_line(s)),
                     text(t.runs.to_string()),
-                    text(pct(t.correct, t.sessions)),
-                    text(pct(t.undecided, t.sessions)),
+                    text(pct(t.counts.correct, t.counts.sessions)),
+                    text(pct(t.counts.undecided, t.counts.sessions)),
                     text(over_sla_cell(s)),
                     text(median_p99(&s.runs)),
                     text(t.violation_runs.to_string()),
@@ -99,7 +99,7 @@ impl Builder<'_, '_> {
         let outcomes = OutcomeData {
             seeds: s.runs.iter().map(|r| r.seed).collect(),
             counts: s.runs.iter().map(|r| run_outcome_counts(r)).collect(),
-            fallback: s.runs.iter().map(|r| r.fallback).collect(),
+            fallback: s.runs.iter().map(|r| r.counts.fallback).collect(),
             violation: s.runs.iter().map(|r| !r.violations.is_empty()).collect(),
         };
         let explanation = vec![text(format!(
@@ -252,15 +252,15 @@ impl Builder<'_, '_> {
             }
         }
         let mut wrong: Vec<&RunRecord> =
-            s.runs.iter().copied().filter(|r| r.wrong() + r.escalated + r.undecided > 0).collect();
-        wrong.sort_by_key(|r| (std::cmp::Reverse(r.wrong() + r.escalated + r.undecided), r.seed));
+            s.runs.iter().copied().filter(|r| r.wrong() + r.counts.escalated + r.counts.undecided > 0).collect();
+        wrong.sort_by_key(|r| (std::cmp::Reverse(r.wrong() + r.counts.escalated + r.counts.undecided), r.seed));
         for run in wrong.into_iter().take(REPLAY_PER_KIND) {
             let detail = format!(
                 "of {} sessions: {} decided wrong, {} escalated, {} undecided",
-                run.sessions,
+                run.counts.sessions,
                 run.wrong(),
-                run.escalated,
-                run.undecided
+                run.counts.escalated,
+                run.counts.undecided
             );
             add("wrong, escalated or undecided", run, detail);
         }
@@ -299,7 +299,7 @@ impl Builder<'_, '_> {
             "{} runs ({}), {} sessions: {}",
             t.runs,
             seeds_phrase(s.runs.iter().copied()),
-            t.sessions,
+            t.counts.sessions,
             outcome_sentence(t)
         )));
         if t.violation_runs > 0 {

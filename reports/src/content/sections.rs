@@ -75,9 +75,9 @@ impl<'d, 'a> Builder<'d, 'a> {
                 vec![
                     text(format!("{:.1}%", *b as f64 / 10.0)),
                     text(t.runs.to_string()),
-                    text(t.sessions.to_string()),
-                    text(pct(t.correct, t.sessions)),
-                    text(pct(t.sessions.saturating_sub(t.undecided), t.sessions)),
+                    text(t.counts.sessions.to_string()),
+                    text(pct(t.counts.correct, t.counts.sessions)),
+                    text(pct(t.counts.sessions.saturating_sub(t.counts.undecided), t.counts.sessions)),
                 ]
             })
             .collect();

@@ -15,19 +15,15 @@ use sim::run::{run, RunOptions};
 use sim::trace::TraceEvent;
 
 use super::out::outln;
-use super::{io, sweep_point, CliError};
+use super::point::PointArgs;
+use super::{io, CliError};
 
 /// The options of `bftsim reproduce`.
 #[derive(Args)]
 pub(super) struct ReproduceArgs {
-    /// The scenario file.
-    scenario: PathBuf,
-    /// The seed.
-    #[arg(long)]
-    seed: u64,
-    /// Sweep point: `key=value` (repeat for each axis).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    /// The scenario, the seed and the sweep point.
+    #[command(flatten)]
+    point: PointArgs,
     /// Write every event (unfiltered) as JSON lines to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -83,8 +79,8 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::Usage(format!("--from {from} is after --to {to}")));
         }
     }
-    let (labels, point) = sweep_point(&args.scenario, &args.set, args.seed, "reproduce")?;
-    let output = run(&point, args.seed, labels.into_iter().collect(), RunOptions { trace: true });
+    let (labels, point) = args.point.load("reproduce")?;
+    let output = run(&point, args.point.seed, labels.into_iter().collect(), RunOptions { trace: true });
     let matching: Vec<&TraceEvent> = output.trace.iter().filter(|e| args.matches(e)).collect();
     for event in matching.iter().take(args.limit) {
         if super::out::is_closed() {
@@ -112,15 +108,15 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
     }
     print_sessions(&output.trace, &args.session);
     let r = &output.record;
-    let p99 = if r.decided == 0 { "—".to_owned() } else { format!("{} ms", r.latency_ms.p99) };
+    let p99 = if r.counts.decided == 0 { "—".to_owned() } else { format!("{} ms", r.latency_ms.p99) };
     outln!(
         "\n{} seed {}: {}; {} of {} sessions decided ({} correct), p99 {p99}, {} messages sent",
         r.scenario,
         r.seed,
         serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-        r.decided,
-        r.sessions,
-        r.correct,
+        r.counts.decided,
+        r.counts.sessions,
+        r.counts.correct,
         r.messages.sent
     );
     for v in &r.violations {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
+use clap::Args;
 use consensus_core::protocol::coverage::{self, Coverage};
 use sim::exec::{execute_until, ExecOptions, Job};
 use sim::merge::{shell_quote, Shard, SummaryFile};
@@ -20,20 +21,69 @@ use super::{io, load_points, print_table, progress, stop_on_signal, CliError, Po
 /// The exit code of an interrupted run: 128 + SIGINT, as shells report a command Ctrl-C ended.
 pub(super) const INTERRUPTED: u8 = 130;
 
-/// The options of `bftsim run` besides the paths and the output directory.
-pub(super) struct RunCommand {
-    pub seeds: u64,
-    pub seed_start: u64,
-    pub jobs: usize,
-    pub check_determinism: bool,
-    pub quiet: bool,
-    pub shard: Option<Shard>,
-    /// Continue the run in the output directory: skip the (scenario, seed) pairs in its
-    /// runs.jsonl.
-    pub resume: bool,
+/// The options of `bftsim run`.
+#[derive(Args)]
+pub(super) struct RunArgs {
+    /// Scenario files or directories (default: the bundled scenarios/).
+    paths: Vec<PathBuf>,
+    /// Seeds per scenario (and per sweep point).
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    seed_start: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Output directory for runs.jsonl and summary.json.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Run every seed twice and compare trace hashes.
+    #[arg(long)]
+    check_determinism: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Run only shard I of N: the jobs whose index in the job list is I modulo N (combine
+    /// the shards' outputs with `bftsim merge`).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Write the report (report.html, report.md, figures) into the output directory after
+    /// the run.
+    #[arg(long)]
+    report: bool,
+    /// Continue an interrupted run in the --out directory: the (scenario, seed) pairs in
+    /// its runs.jsonl are not run again. Give the same paths and options as the interrupted
+    /// command.
+    #[arg(long)]
+    resume: bool,
 }
 
-pub(super) fn cmd_run(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Result<ExitCode, CliError> {
+/// The options of `bftsim run` besides the paths and the output directory.
+struct RunCommand {
+    seeds: u64,
+    seed_start: u64,
+    jobs: usize,
+    check_determinism: bool,
+    quiet: bool,
+    shard: Option<Shard>,
+    /// Continue the run in the output directory: skip the (scenario, seed) pairs in its
+    /// runs.jsonl.
+    resume: bool,
+}
+
+pub(super) fn cmd_run(args: RunArgs) -> Result<ExitCode, CliError> {
+    let RunArgs { paths, seeds, seed_start, jobs, out, check_determinism, quiet, shard, report, resume } = args;
+    let jobs = super::jobs(jobs)?;
+    let options = RunCommand { seeds, seed_start, jobs, check_determinism, quiet, shard, resume };
+    let code = run_points(&paths, &options, &out)?;
+    if report {
+        super::report::cmd_report(&out, &out, None)?;
+    }
+    Ok(code)
+}
+
+fn run_points(paths: &[PathBuf], options: &RunCommand, out: &Path) -> Result<ExitCode, CliError> {
     let RunCommand { seeds, seed_start, jobs, check_determinism, quiet, shard, resume } = *options;
     if seeds == 0 {
         return Err(CliError::Usage("--seeds must be at least 1".into()));

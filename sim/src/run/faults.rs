@@ -11,15 +11,16 @@ use super::client::{opener_down, SharedPort};
 use super::disk::Disks;
 use super::{Shared, SimClock};
 use crate::scenario::{CrashLoss, Fault, FaultAction, Scenario};
-use crate::trace::derive;
+use crate::seeds::{RunSeeds, Stream};
 use crate::world::World;
 
 /// What the fault task needs of the disks: every agent's disk, what a crash keeps of unsynced
-/// writes, the seed its draws come from, and the opener's port (agent 0's node hosts it).
+/// writes, the run's seeds (its draws come from `crash_loss` and `flip_bit`, by fault index),
+/// and the opener's port (agent 0's node hosts it).
 pub(super) struct DiskFaults {
     pub disks: Disks,
     pub crash: CrashLoss,
-    pub seed: u64,
+    pub seeds: RunSeeds,
     pub port: SharedPort,
 }
 
@@ -33,10 +34,14 @@ impl DiskFaults {
                 if *agent == 0 {
                     opener_down(&self.port, world, false);
                 }
-                Some(self.disks.crash(AgentId(*agent), self.crash, derive(self.seed, "crash-loss", index)))
+                Some(self.disks.crash(
+                    AgentId(*agent),
+                    self.crash,
+                    self.seeds.of(&self.seeds.crash_loss, Stream::CrashLoss, index),
+                ))
             }
             FaultAction::FlipBit { agent } => {
-                Some(self.disks.flip_bit(AgentId(*agent), derive(self.seed, "flip-bit", index)))
+                Some(self.disks.flip_bit(AgentId(*agent), self.seeds.of(&self.seeds.flip_bit, Stream::FlipBit, index)))
             }
             other => {
                 let agent = other.disk_agent()?;

@@ -26,9 +26,10 @@ use rand_chacha::ChaCha8Rng;
 use reports::coverage::CoverageRecord;
 
 use crate::oracle::{Oracle, Promises};
-use crate::results::{LatencySummary, RunOutcome, RunRecord, WrongByCause, WrongCause};
+use crate::results::{LatencySummary, RunOutcome, RunRecord, SessionCounts, WrongByCause, WrongCause};
 use crate::scenario::{Behaviour, FaultAction, Scenario};
-use crate::trace::{derive, TraceEvent};
+use crate::seeds::RunSeeds;
+use crate::trace::TraceEvent;
 use crate::world::{World, WorldObserver};
 
 mod client;
@@ -75,8 +76,9 @@ pub fn run(scenario: &Scenario, seed: u64, params: BTreeMap<String, String>, opt
     // A safety net: the client ends every run at the liveness bound, so simulated time past it
     // means the simulator itself is stuck (reported as a `panic` violation by the executor).
     runtime.set_time_limit(Duration::from_millis(scenario.expect.liveness_bound_ms.saturating_add(60_000)));
+    let seeds = RunSeeds::new(seed, scenario.agents.count, scenario.faults.len());
     let scenario = scenario.clone();
-    runtime.block_on(simulate(scenario, seed, params, options))
+    runtime.block_on(simulate(scenario, seeds, params, options))
 }
 
 /// Everything derived from the seed before the run starts (logged first).
@@ -92,10 +94,10 @@ pub struct Derived {
     pub behaviours: BTreeMap<AgentId, Behaviour>,
 }
 
-/// Draws the Byzantine agents and the workload's ground truth from the seed.
-pub fn derive_parameters(scenario: &Scenario, seed: u64) -> Derived {
+/// Draws the Byzantine agents and the workload's ground truth from their seeds.
+pub fn derive_parameters(scenario: &Scenario, seeds: &RunSeeds) -> Derived {
     let n = scenario.agents.count;
-    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "byzantine", 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(seeds.byzantine);
     let byzantine: BTreeSet<AgentId> = match &scenario.byzantine.agents {
         Some(list) => list.iter().map(|i| AgentId(*i)).collect(),
         None => {
@@ -104,7 +106,7 @@ pub fn derive_parameters(scenario: &Scenario, seed: u64) -> Derived {
             all.into_iter().take(scenario.byzantine.count as usize).map(AgentId).collect()
         }
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "workload", 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(seeds.workload);
     let gap = (scenario.workload.quality_gap.clamp(0.0, 1.0) * 1e6) as u64;
     let mut table = BTreeMap::new();
     let mut best = BTreeMap::new();
@@ -157,14 +159,19 @@ impl Clock for SimClock {
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String>, options: RunOptions) -> RunOutput {
+async fn simulate(
+    scenario: Scenario,
+    seeds: RunSeeds,
+    params: BTreeMap<String, String>,
+    options: RunOptions,
+) -> RunOutput {
     let clock = SimClock::start();
     let handle = madsim::runtime::Handle::current();
     let n = scenario.agents.count;
-    let derived = derive_parameters(&scenario, seed);
+    let derived = derive_parameters(&scenario, &seeds);
     let engine = scenario.engine_config();
     let protocol = scenario.protocol_config();
-    let keys = sim_committee(derive(seed, "keys", 0), n);
+    let keys = sim_committee(seeds.keys, n);
     let registry = Registry::seed_committee(n, &engine);
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
     let oracle = oracle_of(
@@ -173,10 +180,9 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone()),
     );
     let net = net_model(&scenario);
-    let net_seed = derive(seed, "network", 0);
     let world: Shared =
-        Arc::new(Mutex::new(World::new(net_seed, net, oracle, derived.byzantine.clone(), options.trace)));
-    log_setup(&world, &scenario, seed, &derived);
+        Arc::new(Mutex::new(World::new(seeds.network, net, oracle, derived.byzantine.clone(), options.trace)));
+    log_setup(&world, &scenario, seeds.run, &derived);
     let net_node = handle.create_node().name("network").build();
     net_node.spawn(crate::world::carry(world.clone(), clock.clone()));
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
@@ -213,8 +219,13 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
         reachable: disk_reachable(&scenario),
         opener,
     };
-    let (nodes, twin_nodes) = ctx.spawn_committee(&scenario, seed, &derived, &keys, &registry, &honest);
-    let disk_faults = DiskFaults { disks: ctx.disks.clone(), crash: scenario.storage.crash, seed, port: port.clone() };
+    let (nodes, twin_nodes) = ctx.spawn_committee(&scenario, &seeds, &derived, &keys, &registry, &honest);
+    let disk_faults = DiskFaults {
+        disks: ctx.disks.clone(),
+        crash: scenario.storage.crash,
+        seeds: seeds.clone(),
+        port: port.clone(),
+    };
     let faults = spawn_faults(&scenario, world.clone(), clock.clone(), nodes.clone(), &net_node, disk_faults);
     let (client_node, client) = client_node(&scenario, port, world.clone(), clock.clone());
     let end_ms = client.await.unwrap_or_else(|_| clock.now_ms());
@@ -227,7 +238,7 @@ async fn simulate(scenario: Scenario, seed: u64, params: BTreeMap<String, String
     handle.kill(net_node.id());
     handle.kill(client_node.id());
     madsim::time::sleep(Duration::from_millis(1)).await;
-    finish(&scenario, seed, params, &world, &derived, end_ms)
+    finish(&scenario, seeds.run, params, &world, &derived, end_ms)
 }
 
 fn log_setup(world: &Shared, scenario: &Scenario, seed: u64, derived: &Derived) {
@@ -308,18 +319,10 @@ fn finish(
         seed,
         outcome,
         violations: violation.into_iter().collect(),
-        sessions: scenario.workload.sessions,
-        decided: stats.decided,
-        correct: stats.correct,
-        escalated: stats.escalated,
-        no_decision: stats.no_decision,
-        undecided: stats.undecided,
-        fallback: stats.fallback,
-        influenced: stats.influenced,
-        honest_unresolved: stats.honest_unresolved,
+        counts: SessionCounts { sessions: scenario.workload.sessions, ..stats.counts },
         latency_ms: LatencySummary::of(&mut stats.latencies),
         late_decisions: stats.sla_misses,
-        agreement_ppm: stats.agreement_sum.checked_div(stats.decided).unwrap_or(0),
+        agreement_ppm: stats.agreement_sum.checked_div(stats.counts.decided).unwrap_or(0),
         byzantine: derived.byzantine.iter().map(|a| a.0).collect(),
         wrongly_flagged: detected.iter().copied().filter(|a| !derived.byzantine.contains(&AgentId(*a))).collect(),
         detected: detected.into_iter().collect(),
@@ -349,14 +352,7 @@ fn unreachable_poison(scenario: &Scenario, seed: u64) -> ! {
 
 #[derive(Default)]
 struct SessionStats {
-    decided: u64,
-    correct: u64,
-    escalated: u64,
-    no_decision: u64,
-    undecided: u64,
-    fallback: u64,
-    influenced: u64,
-    honest_unresolved: u64,
+    counts: SessionCounts,
     sla_misses: u64,
     sessions_over_sla: u64,
     agreement_sum: u64,
@@ -390,39 +386,39 @@ impl SessionStats {
         }
         let (result, flagged) = match first.map(|d| &d.outcome) {
             None => {
-                self.undecided += 1;
+                self.counts.undecided += 1;
                 (SessionResult::TimedOut, 0)
             }
             Some(AgreedOutcome::Decided { chosen, method, agreement, byzantine }) => {
-                self.decided += 1;
+                self.counts.decided += 1;
                 self.agreement_sum += u64::from(agreement.raw());
                 if derived.best.get(&session) == Some(chosen) {
-                    self.correct += 1;
+                    self.counts.correct += 1;
                 } else {
                     self.wrong(w, derived, session, *chosen);
                 }
                 let fallback = *method == ConsensusMethod::TimeoutFallback;
                 if fallback {
-                    self.fallback += 1;
+                    self.counts.fallback += 1;
                 }
                 self.detected.extend(byzantine.iter().copied());
                 (SessionResult::Decided { agreement: *agreement, fallback }, byzantine.len())
             }
             Some(AgreedOutcome::Escalated { byzantine, .. }) => {
-                self.escalated += 1;
+                self.counts.escalated += 1;
                 self.detected.extend(byzantine.iter().copied());
                 (SessionResult::Escalated, byzantine.len())
             }
             Some(AgreedOutcome::NoDecision { .. }) => {
-                self.no_decision += 1;
+                self.counts.no_decision += 1;
                 (SessionResult::NoDecision, 0)
             }
         };
         match (w.oracle.influenced(session), first.map(|d| d.outcome.chosen())) {
-            (Some(true), _) => self.influenced += 1,
-            (Some(false), Some(None)) => self.honest_unresolved += 1,
+            (Some(true), _) => self.counts.influenced += 1,
+            (Some(false), Some(None)) => self.counts.honest_unresolved += 1,
             // Without Byzantine agents every escalation and "no decision" is honest.
-            (None, Some(None)) if derived.byzantine.is_empty() => self.honest_unresolved += 1,
+            (None, Some(None)) if derived.byzantine.is_empty() => self.counts.honest_unresolved += 1,
             _ => {}
         }
         let n = scenario.agents.count;

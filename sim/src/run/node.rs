@@ -3,6 +3,7 @@
 //! its crashes; restarts rebuild it from the disk alone (run::disk).
 
 use super::*;
+use crate::seeds::Stream;
 
 /// The evaluator is the agent's judge (a program or service beside the node, not the agent's
 /// state), so it survives the node's crash and its random stream continues.
@@ -24,7 +25,7 @@ impl NodeContext {
     pub(super) fn spawn_committee(
         &self,
         scenario: &Scenario,
-        seed: u64,
+        seeds: &RunSeeds,
         derived: &Derived,
         keys: &Keys<SimSigner, SimKeyring>,
         registry: &Registry,
@@ -48,7 +49,7 @@ impl NodeContext {
                     let peers: Vec<AgentId> = committee.iter().copied().filter(|p| *p != id).collect();
                     byzantine_factory(
                         scenario,
-                        seed,
+                        seeds,
                         id,
                         strategy,
                         keys.agents[i as usize].clone(),
@@ -63,7 +64,7 @@ impl NodeContext {
             };
             let spec = AgentSpecialization::cycled(i as usize);
             let evaluator = SyntheticEvaluator::new(
-                derive(seed, "evaluator", u64::from(i)),
+                seeds.of(&seeds.evaluators, Stream::Evaluator, u64::from(i)),
                 scenario.evaluator_profile(spec),
                 truth.clone(),
             );
@@ -72,7 +73,7 @@ impl NodeContext {
             if behaviour == Some(Behaviour::Twin) {
                 // The second copy: the same identity and key, its own evaluator stream, state and disk.
                 let evaluator = SyntheticEvaluator::new(
-                    derive(seed, "twin-evaluator", u64::from(i)),
+                    seeds.of(&seeds.twin_evaluators, Stream::TwinEvaluator, u64::from(i)),
                     scenario.evaluator_profile(spec),
                     truth.clone(),
                 );
@@ -120,15 +121,15 @@ pub(super) fn disk_reachable(scenario: &Scenario) -> BTreeSet<AgentId> {
 /// A Byzantine agent `id` running `strategy` around the real agent `make_agent` builds.
 pub(super) fn byzantine_factory(
     scenario: &Scenario,
-    seed: u64,
+    seeds: &RunSeeds,
     id: AgentId,
     strategy: consensus_core::adversary::Strategy,
     signer: SimSigner,
     peers: Vec<AgentId>,
     make_agent: impl Fn() -> Agent<SimSigner, SimKeyring> + Send + Sync + 'static,
 ) -> Factory {
-    let node_seed = derive(seed, "byzantine-node", u64::from(id.0));
-    let collusion = derive(seed, "collusion", 0);
+    let node_seed = seeds.of(&seeds.byzantine_nodes, Stream::ByzantineNode, u64::from(id.0));
+    let collusion = seeds.collusion;
     let engine = scenario.engine_config();
     let full_power = scenario.byzantine.full_power.config();
     Arc::new(move || -> Inner {
@@ -173,97 +174,131 @@ impl NodeContext {
         evaluator: SyntheticEvaluator,
         honest: bool,
     ) -> madsim::runtime::NodeHandle {
-        let evaluator = DurableEvaluator(Arc::new(Mutex::new(evaluator)));
-        let started = Arc::new(Mutex::new(false));
-        let (w, c, routing, clock) =
-            (self.world.clone(), self.committee.clone(), self.routing.clone(), self.clock.clone());
-        let decodes = self.decodes.clone();
-        let disks = self.disks.clone();
-        let disk = disks.disk(address, self.sync_ms);
         let keep = self.reachable.contains(&address);
-        let direct = !keep && self.sync_ms == 0;
-        let storage = AgentStorage { disk, blind: self.mutation == Mutation::SkipChecksum, keep };
-        let amnesia = self.mutation == Mutation::ForgetLockOnRestart;
-        let durable_config = self.durable_config;
-        // Agent 0's node (its first copy) hosts the session opener, on the same disk.
-        let opener = (address == AgentId(0)).then(|| self.opener.clone());
+        let boot = Boot {
+            id,
+            address,
+            spec,
+            factory,
+            evaluator: DurableEvaluator(Arc::new(Mutex::new(evaluator))),
+            honest,
+            started: Arc::new(Mutex::new(false)),
+            world: self.world.clone(),
+            committee: self.committee.clone(),
+            routing: self.routing.clone(),
+            clock: self.clock.clone(),
+            decodes: self.decodes.clone(),
+            disks: self.disks.clone(),
+            storage: AgentStorage {
+                disk: self.disks.disk(address, self.sync_ms),
+                blind: self.mutation == Mutation::SkipChecksum,
+                keep,
+            },
+            direct: !keep && self.sync_ms == 0,
+            amnesia: self.mutation == Mutation::ForgetLockOnRestart,
+            durable_config: self.durable_config,
+            // Agent 0's node (its first copy) hosts the session opener, on the same disk.
+            opener: (address == AgentId(0)).then(|| self.opener.clone()),
+        };
         let name = if id == address { format!("agent-{}", id.0) } else { format!("agent-{}-twin", id.0) };
-        madsim::runtime::Handle::current()
-            .create_node()
-            .name(name)
-            .init(move || {
-                let restart = started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
-                let gate = Arc::new(Gate::default());
-                let on_stop: Arc<dyn Fn() + Send + Sync> = match &opener {
-                    Some(o) => {
-                        let (port, world) = (o.port.clone(), o.world.clone());
-                        Arc::new(move || client::opener_down(&port, &world, true))
-                    }
-                    None => Arc::new(|| {}),
-                };
-                let life = Incarnation { me: id, address, world: w.clone(), clock: clock.clone(), gate, on_stop };
-                let start = Start {
-                    inner: factory(),
-                    storage: storage.clone(),
-                    life: life.clone(),
-                    honest,
-                    restart,
-                    amnesia,
-                    config: durable_config,
-                    direct,
-                };
-                let Some((node, recover)) = disk::open(start, &disks) else {
-                    if let Some(o) = &opener {
-                        client::opener_down(&o.port, &o.world, true);
-                    }
-                    return futures_either(None);
-                };
-                let (tx, rx) = unbounded();
-                if let Ok(mut w) = w.lock() {
-                    w.inboxes.insert(address, tx);
-                    w.up.insert(address);
-                }
-                let transport = SimTx {
-                    me: id,
-                    address,
-                    world: w.clone(),
-                    clock: clock.clone(),
-                    routing: routing.clone(),
-                    gate: Some(life.gate.clone()),
-                };
-                let last_sent_ms = Arc::new(AtomicU64::new(0));
-                let inbox = SimRx {
-                    inbox: rx,
-                    last_sent_ms: last_sent_ms.clone(),
-                    decodes: decodes.clone(),
-                    stash: node.stash(),
-                };
-                let syncer = node.sync_handle().map(|sync| disk::syncer(life, sync, node.disk()));
-                let mut runner = Runner::new(
-                    node,
-                    spec,
-                    transport,
-                    inbox,
-                    clock.clone(),
-                    evaluator.clone(),
-                    WorldObserver { world: w.clone(), last_sent_ms },
-                    c.clone(),
-                );
-                if recover {
-                    runner = runner.start_with(Input::Recover);
-                }
-                let opener = opener.clone().map(|o| o.run(storage.clone(), restart));
-                futures_either(Some(async move {
-                    if let Some(syncer) = syncer {
-                        madsim::task::spawn(syncer);
-                    }
-                    if let Some(opener) = opener {
-                        madsim::task::spawn_local(opener);
-                    }
-                    runner.run().await;
-                }))
-            })
-            .build()
+        madsim::runtime::Handle::current().create_node().name(name).init(move || boot.start()).build()
+    }
+}
+
+/// What an agent's node needs at each of its starts (`spawn_agent`).
+struct Boot {
+    id: AgentId,
+    address: AgentId,
+    spec: AgentSpecialization,
+    factory: Factory,
+    evaluator: DurableEvaluator,
+    honest: bool,
+    /// Whether the node started before (a start after that is a restart).
+    started: Arc<Mutex<bool>>,
+    world: Shared,
+    committee: Vec<AgentId>,
+    routing: Arc<Routing>,
+    clock: SimClock,
+    decodes: Arc<Mutex<SharedDecodes>>,
+    disks: Disks,
+    storage: AgentStorage,
+    direct: bool,
+    amnesia: bool,
+    durable_config: durable::DurableConfig,
+    opener: Option<OpenerHost>,
+}
+
+impl Boot {
+    /// One start of the node: the agent rebuilt from its disk, wired to the network, and its
+    /// runner (and agent 0's opener, and the disk syncer) as the node's future.
+    fn start(&self) -> impl Future<Output = ()> {
+        let (id, address, w, clock) = (self.id, self.address, &self.world, &self.clock);
+        let restart = self.started.lock().map(|mut s| std::mem::replace(&mut *s, true)).unwrap_or(true);
+        let gate = Arc::new(Gate::default());
+        let on_stop: Arc<dyn Fn() + Send + Sync> = match &self.opener {
+            Some(o) => {
+                let (port, world) = (o.port.clone(), o.world.clone());
+                Arc::new(move || client::opener_down(&port, &world, true))
+            }
+            None => Arc::new(|| {}),
+        };
+        let life = Incarnation { me: id, address, world: w.clone(), clock: clock.clone(), gate, on_stop };
+        let start = Start {
+            inner: (self.factory)(),
+            storage: self.storage.clone(),
+            life: life.clone(),
+            honest: self.honest,
+            restart,
+            amnesia: self.amnesia,
+            config: self.durable_config,
+            direct: self.direct,
+        };
+        let Some((node, recover)) = disk::open(start, &self.disks) else {
+            if let Some(o) = &self.opener {
+                client::opener_down(&o.port, &o.world, true);
+            }
+            return futures_either(None);
+        };
+        let (tx, rx) = unbounded();
+        if let Ok(mut w) = w.lock() {
+            w.inboxes.insert(address, tx);
+            w.up.insert(address);
+        }
+        let transport = SimTx {
+            me: id,
+            address,
+            world: w.clone(),
+            clock: clock.clone(),
+            routing: self.routing.clone(),
+            gate: Some(life.gate.clone()),
+        };
+        let last_sent_ms = Arc::new(AtomicU64::new(0));
+        let inbox =
+            SimRx { inbox: rx, last_sent_ms: last_sent_ms.clone(), decodes: self.decodes.clone(), stash: node.stash() };
+        let syncer = node.sync_handle().map(|sync| disk::syncer(life, sync, node.disk()));
+        let mut runner = Runner::new(
+            node,
+            self.spec,
+            transport,
+            inbox,
+            clock.clone(),
+            self.evaluator.clone(),
+            WorldObserver { world: w.clone(), last_sent_ms },
+            self.committee.clone(),
+        );
+        if recover {
+            runner = runner.start_with(Input::Recover);
+        }
+        let opener = self.opener.clone().map(|o| o.run(self.storage.clone(), restart));
+        futures_either(Some(async move {
+            if let Some(syncer) = syncer {
+                madsim::task::spawn(syncer);
+            }
+            if let Some(opener) = opener {
+                madsim::task::spawn_local(opener);
+            }
+            runner.run().await;
+        }))
     }
 }
 

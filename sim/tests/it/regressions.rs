@@ -12,7 +12,7 @@ fn replay(file: &str, seed: u64) {
     let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let record = run(&s, seed, Default::default(), RunOptions::default()).record;
     assert_eq!(record.outcome, RunOutcome::Ok, "{file} seed {seed}: {:?}", record.violations);
-    assert_eq!(record.undecided, 0, "{file} seed {seed}: sessions left undecided");
+    assert_eq!(record.counts.undecided, 0, "{file} seed {seed}: sessions left undecided");
 }
 
 /// The client never learned decisions when every commit sent to it was lost.

@@ -1,0 +1,51 @@
+//! The arguments that name one run's scenario and sweep point, shared by `bftsim reproduce`
+//! and `bftsim shrink` (flattened into both), and the lookup of that sweep point.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use sim::scenario::{self, Scenario, SweepLabels};
+
+use super::CliError;
+
+/// A scenario file, a seed and a sweep point.
+#[derive(Args)]
+pub(super) struct PointArgs {
+    /// The scenario file.
+    pub(super) scenario: PathBuf,
+    /// The seed (shrink keeps it fixed).
+    #[arg(long)]
+    pub(super) seed: u64,
+    /// Sweep point: `key=value` (repeat for each axis).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(super) set: Vec<String>,
+}
+
+impl PointArgs {
+    /// The scenario at the sweep point `--set` names; `command` names the subcommand in the
+    /// list of points a sweep without `--set` prints.
+    pub(super) fn load(&self, command: &str) -> Result<(SweepLabels, Scenario), CliError> {
+        sweep_point(&self.scenario, &self.set, self.seed, command)
+    }
+}
+
+/// The scenario at `path`, at the sweep point `set` names (`key=value` for each axis). A
+/// sweep without `--set` is a usage error that lists the points as `bftsim COMMAND` lines.
+fn sweep_point(path: &Path, set: &[String], seed: u64, command: &str) -> Result<(SweepLabels, Scenario), CliError> {
+    let scenario = scenario::load(path)?;
+    let points = scenario.expand()?;
+    if set.is_empty() && points.len() > 1 {
+        let labels: Vec<SweepLabels> = points.into_iter().map(|(labels, _)| labels).collect();
+        return Err(CliError::Usage(super::reproduce::list_points(path, seed, command, &labels)));
+    }
+    let mut wanted = BTreeMap::new();
+    for kv in set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--set {kv}: expected KEY=VALUE")))?;
+        wanted.insert(k.to_owned(), v.to_owned());
+    }
+    points
+        .into_iter()
+        .find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted)
+        .ok_or_else(|| CliError::Usage(format!("no sweep point of {} matches {wanted:?}", path.display())))
+}
