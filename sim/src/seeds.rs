@@ -78,9 +78,9 @@ pub fn derive(seed: u64, stream: Stream, index: u64) -> u64 {
     derive_labelled(seed, stream.label(), index)
 }
 
-/// [`derive`] by the stream's label. Only for callers not yet moved to [`Stream`] (the
-/// explorer's generator, re-exported as `trace::derive`); new streams get a variant.
-pub fn derive_labelled(seed: u64, label: &str, index: u64) -> u64 {
+/// [`derive`] by the stream's label (the label is part of the hash: renaming one changes every
+/// seed of its stream).
+fn derive_labelled(seed: u64, label: &str, index: u64) -> u64 {
     let mut h = Fnv::default();
     h.u64(seed);
     h.bytes(label.as_bytes());

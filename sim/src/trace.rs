@@ -81,9 +81,6 @@ impl Fnv {
     }
 }
 
-/// The explorer's seed derivation by label, until its generator names [`crate::seeds::Stream`]s.
-pub use crate::seeds::derive_labelled as derive;
-
 /// What an event contributes to the hash besides its kind and time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Key {

@@ -29,7 +29,7 @@ use consensus_core::adversary::Strategy;
 
 use super::envelope::{Envelope, Span};
 use crate::scenario::{self, Behaviour, Scenario, ScenarioError, TamperAction};
-use crate::trace::derive;
+use crate::seeds::{derive, Stream};
 
 mod disks;
 mod draft;
@@ -134,10 +134,10 @@ impl Generator {
     /// Run `index`.
     pub fn generate(&self, index: u64) -> Result<Generated, ScenarioError> {
         let (mode, k) = self.mode_of(index);
-        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore", index));
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, Stream::Explore, index));
         // The full-power agent's draws: a stream of their own, so that every other draw of the
         // run is what it was without them.
-        let mut fp = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-full-power", index));
+        let mut fp = ChaCha8Rng::seed_from_u64(derive(self.master, Stream::ExploreFullPower, index));
         let mut draft = Draft::default();
         match mode {
             Mode::Swarm => self.swarm(&mut rng, &mut fp, &mut draft),
@@ -171,7 +171,7 @@ impl Generator {
             message: format!("the generated scenario cannot be written as TOML: {e}"),
         })?;
         let scenario = scenario::parse(&text, Path::new(&path))?;
-        let seed = derive(self.master, "explore-seed", index);
+        let seed = derive(self.master, Stream::ExploreSeed, index);
         let mut features = draft.features;
         features.insert(format!("mode:{}", mode.name()));
         Ok(Generated {
@@ -387,7 +387,7 @@ impl Generator {
     /// random stream, so that every other draw of run `index` stays as it was).
     fn timeouts(&self, index: u64, d: &mut Draft) {
         let p = &self.envelope.protocol;
-        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-timeouts", index));
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, Stream::ExploreTimeouts, index));
         if !rng.gen_bool(p.short_timeouts) {
             return;
         }

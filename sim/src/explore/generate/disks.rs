@@ -11,14 +11,14 @@ use toml::{Table, Value};
 use super::{draw, draw32, int, set, Draft, Generator, Mode};
 use crate::explore::envelope::DiskKind;
 use crate::scenario::CrashLoss;
-use crate::trace::derive;
+use crate::seeds::{derive, Stream};
 
 impl Generator {
     /// Small `keep_decided` in any mode; in swarm runs with the storage family on, a crash
     /// loss mode and disk faults.
     pub(super) fn disks(&self, index: u64, mode: Mode, d: &mut Draft) {
         let s = &self.envelope.storage;
-        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-storage", index));
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, Stream::ExploreStorage, index));
         if rng.gen_bool(s.small_keep_decided) {
             set(&mut d.table, "protocol.keep_decided", int(draw(&mut rng, s.keep_decided).max(1)));
             d.features.insert("protocol:small-keep-decided".into());

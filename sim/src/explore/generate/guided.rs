@@ -27,7 +27,7 @@ use toml::{Table, Value};
 use super::{draw, int, round2, set, twin_partitions, Bound, Draft, Generated, Generator};
 use super::{round_partition, Mode, Timeouts};
 use crate::scenario::{self, Behaviour, CrashLoss, ScenarioError, TamperAction};
-use crate::trace::derive;
+use crate::seeds::{derive, Stream};
 
 /// Runs per generation by default.
 pub const GENERATION: u64 = 250;
@@ -120,7 +120,7 @@ impl Generator {
     /// Whether run `index` of a guided exploration is derived from the corpus: half the runs
     /// of every generation after the first, drawn from the index alone.
     pub fn guided_slot(&self, index: u64, generation: u64) -> bool {
-        index >= generation.max(1) && derive(self.master, "explore-guided-slot", index) % 2 == 0
+        index >= generation.max(1) && derive(self.master, Stream::ExploreGuidedSlot, index) % 2 == 0
     }
 
     /// Run `index` of a guided exploration with `corpus` as it stood after the previous
@@ -129,7 +129,7 @@ impl Generator {
         if !self.guided_slot(index, corpus.generation) {
             return self.generate(index);
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, "explore-guided", index));
+        let mut rng = ChaCha8Rng::seed_from_u64(derive(self.master, Stream::ExploreGuided, index));
         let Some(parent) = corpus.pick(&mut rng) else { return self.generate(index) };
         let parent = &parent.generated;
         // A mutation may not fit the scenario (a partition naming agents the committee lost):
@@ -191,7 +191,7 @@ impl Generator {
             index,
             mode: Mode::Guided,
             scenario,
-            seed: derive(self.master, "explore-seed", index),
+            seed: derive(self.master, Stream::ExploreSeed, index),
             features,
             text,
             bound,
