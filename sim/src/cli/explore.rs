@@ -91,24 +91,7 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
         ));
     }
     if let Some(index) = args.emit {
-        let generator = Generator::new(envelope, args.seed, args.mode, &args.mutation);
-        if args.guided && generator.guided_slot(index, args.generation) {
-            let file = args.out.join("runs").join(format!("{index}.toml"));
-            return Err(CliError::Usage(format!(
-                "run {index} of a guided exploration derives from its corpus, so only the exploration makes it: \
-                 replay its scenario file {} (written for every guided run)",
-                file.display()
-            )));
-        }
-        let g = generator.generate(index).map_err(|e| CliError::Input(e.to_string()))?;
-        outln!(
-            "# Run {index} of the exploration ({}): `{}`. Run it with --seed {}.",
-            g.mode.name(),
-            sim::explore::emit_command_of(args.seed, &args.mutation, args.mode, &envelope_name, index),
-            g.seed
-        );
-        out!("{}", g.text);
-        return Ok(ExitCode::SUCCESS);
+        return emit(&args, envelope, &envelope_name, index);
     }
     let jobs = super::jobs(args.jobs)?;
     let runs = match (args.runs, args.time) {
@@ -172,6 +155,29 @@ pub(super) fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--emit I`: prints generated run I as a scenario file (never a guided run: those derive from
+/// the corpus of the exploration that made them).
+fn emit(args: &ExploreArgs, envelope: Envelope, envelope_name: &str, index: u64) -> Result<ExitCode, CliError> {
+    let generator = Generator::new(envelope, args.seed, args.mode, &args.mutation);
+    if args.guided && generator.guided_slot(index, args.generation) {
+        let file = args.out.join("runs").join(format!("{index}.toml"));
+        return Err(CliError::Usage(format!(
+            "run {index} of a guided exploration derives from its corpus, so only the exploration makes it: \
+             replay its scenario file {} (written for every guided run)",
+            file.display()
+        )));
+    }
+    let g = generator.generate(index).map_err(|e| CliError::Input(e.to_string()))?;
+    outln!(
+        "# Run {index} of the exploration ({}): `{}`. Run it with --seed {}.",
+        g.mode.name(),
+        sim::explore::emit_command_of(args.seed, &args.mutation, args.mode, envelope_name, index),
+        g.seed
+    );
+    out!("{}", g.text);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_summary(s: &ExploreSummary, out: &Path, config: &ExploreConfig) {

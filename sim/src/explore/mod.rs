@@ -125,32 +125,16 @@ pub fn explore(
                 .into(),
         ));
     }
-    fs::create_dir_all(out).map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", out.display())))?;
+    create_dir(out)?;
     let runs_path = out.join("runs.jsonl");
     let file = File::create(&runs_path)
         .map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", runs_path.display())))?;
     let mut writer = BufWriter::new(file);
     let generator = Generator::new(config.envelope.clone(), config.master, config.mode, &config.mutation);
-    let mut summary = ExploreSummary {
-        master_seed: config.master,
-        jobs: u32::try_from(config.jobs).unwrap_or(u32::MAX),
-        envelope: config.envelope_name.clone(),
-        mutation: config.mutation.clone(),
-        shard: config.shard.map(|s| s.to_string()),
-        budget: (config.runs != u64::MAX).then_some(config.runs),
-        only_mode: config.mode.map(|m| m.name().to_owned()),
-        envelope_fingerprint: config.envelope.fingerprint(),
-        until_found: config.until_found,
-        ..ExploreSummary::default()
-    };
+    let mut summary = start_summary(config);
     let runs_dir = out.join("runs");
-    fs::create_dir_all(&runs_dir)
-        .map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", runs_dir.display())))?;
-    let mut quality: BTreeMap<&'static str, ModeQuality> = BTreeMap::new();
-    let mut coverage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut failures: Vec<Failure> = Vec::new();
-    // Each run's protocol coverage, by run index (the summary's curve follows run order).
-    let mut protocol: Vec<(u64, Option<reports::coverage::CoverageRecord>)> = Vec::new();
+    create_dir(&runs_dir)?;
+    let mut tally = Tally::default();
     let mut write_error = None;
     let mut generation_error = None;
     let outcome = run_all(config, &generator, stop, started, |k, result| {
@@ -166,32 +150,13 @@ pub fn explore(
                 write_error.get_or_insert(e);
             }
         }
-        summary.runs += 1;
-        protocol.push((generated.index, record.coverage.clone()));
-        match generated.mode {
-            Mode::Swarm => summary.modes.swarm += 1,
-            Mode::Twins => summary.modes.twins += 1,
-            Mode::ByzzFuzz => summary.modes.byzzfuzz += 1,
-            Mode::Guided => summary.modes.guided += 1,
-        }
         let failed = record.outcome != RunOutcome::Ok;
-        if within_tolerance(&record) {
-            let mode = generated.mode.name();
-            quality
-                .entry(mode)
-                .or_insert_with(|| ModeQuality { mode: mode.to_owned(), ..ModeQuality::default() })
-                .add(&record);
-        }
+        tally.add(&mut summary, &generated, &record);
         // A guided run cannot be generated again without its corpus: its scenario is written.
         if failed || generated.parent.is_some() {
             if let Err(e) = write_generated(config, &runs_dir, &generated, &record) {
                 write_error.get_or_insert(e);
             }
-        }
-        for feature in &generated.features {
-            let entry = coverage.entry(feature.clone()).or_default();
-            entry.0 += 1;
-            entry.1 += u64::from(failed);
         }
         on_run(RunDone { k, generated: &generated, record: &record });
         if control_failed {
@@ -201,7 +166,7 @@ pub fn explore(
         if let (true, Some(v)) = (failed, record.violations.first()) {
             let failure =
                 Failure { k, invariant: v.invariant.clone(), detail: v.detail.clone(), generated: generated.clone() };
-            failures.push(failure);
+            tally.failures.push(failure);
         }
         failed
     });
@@ -212,11 +177,7 @@ pub fn explore(
         return Err(ExploreError::Io(format!("writing {}: {e}", runs_path.display())));
     }
     summary.interrupted = outcome.interrupted;
-    summary.quality = Mode::ALL.iter().filter_map(|m| quality.remove(m.name())).collect();
-    summary.coverage =
-        coverage.into_iter().map(|(feature, (runs, violations))| Coverage { feature, runs, violations }).collect();
-    summary.protocol_coverage =
-        Some(reports::explore::ProtocolCoverage::of_runs(protocol.iter().map(|(k, c)| (*k, c.as_ref()))));
+    let mut failures = tally.finish(&mut summary);
     failures.sort_by_key(|f| f.k);
     summary.findings = findings::process(config, out, &failures, stop)?;
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -224,6 +185,76 @@ pub fn explore(
     let path = out.join("explore.json");
     fs::write(&path, json).map_err(|e| ExploreError::Io(format!("cannot write {}: {e}", path.display())))?;
     Ok(summary)
+}
+
+fn create_dir(path: &Path) -> Result<(), ExploreError> {
+    fs::create_dir_all(path).map_err(|e| ExploreError::Io(format!("cannot create {}: {e}", path.display())))
+}
+
+/// The summary's settings, before any run.
+fn start_summary(config: &ExploreConfig) -> ExploreSummary {
+    ExploreSummary {
+        master_seed: config.master,
+        jobs: u32::try_from(config.jobs).unwrap_or(u32::MAX),
+        envelope: config.envelope_name.clone(),
+        mutation: config.mutation.clone(),
+        shard: config.shard.map(|s| s.to_string()),
+        budget: (config.runs != u64::MAX).then_some(config.runs),
+        only_mode: config.mode.map(|m| m.name().to_owned()),
+        envelope_fingerprint: config.envelope.fingerprint(),
+        until_found: config.until_found,
+        ..ExploreSummary::default()
+    }
+}
+
+/// What the summary counts over the runs, in the order they finish.
+#[derive(Default)]
+struct Tally {
+    quality: BTreeMap<&'static str, ModeQuality>,
+    /// Runs and failing runs per scenario feature.
+    coverage: BTreeMap<String, (u64, u64)>,
+    failures: Vec<Failure>,
+    /// Each run's protocol coverage, by run index (the summary's curve follows run order).
+    protocol: Vec<(u64, Option<reports::coverage::CoverageRecord>)>,
+}
+
+impl Tally {
+    fn add(&mut self, summary: &mut ExploreSummary, generated: &Generated, record: &RunRecord) {
+        summary.runs += 1;
+        self.protocol.push((generated.index, record.coverage.clone()));
+        match generated.mode {
+            Mode::Swarm => summary.modes.swarm += 1,
+            Mode::Twins => summary.modes.twins += 1,
+            Mode::ByzzFuzz => summary.modes.byzzfuzz += 1,
+            Mode::Guided => summary.modes.guided += 1,
+        }
+        let failed = record.outcome != RunOutcome::Ok;
+        if within_tolerance(record) {
+            let mode = generated.mode.name();
+            self.quality
+                .entry(mode)
+                .or_insert_with(|| ModeQuality { mode: mode.to_owned(), ..ModeQuality::default() })
+                .add(record);
+        }
+        for feature in &generated.features {
+            let entry = self.coverage.entry(feature.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(failed);
+        }
+    }
+
+    /// Writes the per-mode, per-feature and protocol coverage into `summary`; the failures remain.
+    fn finish(mut self, summary: &mut ExploreSummary) -> Vec<Failure> {
+        summary.quality = Mode::ALL.iter().filter_map(|m| self.quality.remove(m.name())).collect();
+        summary.coverage = self
+            .coverage
+            .into_iter()
+            .map(|(feature, (runs, violations))| Coverage { feature, runs, violations })
+            .collect();
+        summary.protocol_coverage =
+            Some(reports::explore::ProtocolCoverage::of_runs(self.protocol.iter().map(|(k, c)| (*k, c.as_ref()))));
+        self.failures
+    }
 }
 
 struct RunAll {

@@ -21,10 +21,11 @@ use super::state::{Label, Msg, State, Succ, Worker};
 use super::Setup;
 
 /// Why the search stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stop {
     /// Every reachable state was expanded.
+    #[default]
     Complete,
     /// `--max-states` distinct states were reached.
     MaxStates,
@@ -44,7 +45,7 @@ pub struct Counterexample {
 }
 
 /// What a check found and what it cost.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ModelReport {
     /// Why it stopped.
     pub stop: Stop,
@@ -193,20 +194,7 @@ pub fn check(setup: &Setup) -> ModelReport {
     let mut terminals: HashSet<u128> = HashSet::new();
     let mut parents: Vec<(u32, Label)> = Vec::new();
     let mut sometimes = Sometimes::default();
-    let mut report = ModelReport {
-        stop: Stop::Complete,
-        states: 0,
-        transitions: 0,
-        initial: 0,
-        depth: 0,
-        elapsed_ms: 0,
-        peak_rss_kb: 0,
-        counterexample: None,
-        sometimes: BTreeMap::new(),
-        coverage: Coverage::default(),
-        terminal_decided: 0,
-        terminal_undecided: 0,
-    };
+    let mut report = ModelReport::default();
     let mut frontier: Vec<(u32, State)> = Vec::new();
     for assignment in setup.vote_assignments() {
         let mut init = workers[0].0.initial(&assignment);

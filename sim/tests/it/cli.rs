@@ -65,7 +65,7 @@ fn run_then_reproduce_gives_the_same_trace_hash() {
     let hash = records[1]["trace_hash"].as_str().unwrap_or("?");
     assert!(stdout.contains(&format!("trace_hash {hash}")), "{stdout}");
     // --coverage lists the points by name: the decision rule fired in every baseline run.
-    assert!(stdout.contains("coverage (point table version 1)") && stdout.contains("L50"), "{stdout}");
+    assert!(stdout.contains("coverage (point table version 2)") && stdout.contains("L50"), "{stdout}");
     // The trace file lets a separate tool re-check agreement: decide events carry value and honest.
     let events = std::fs::read_to_string(&trace).unwrap_or_default();
     let decides: Vec<serde_json::Value> = events
@@ -97,7 +97,7 @@ fn failing_scenarios_exit_1_and_print_the_reproduce_command() {
     // The same broken protocol, but claiming to be safe: the run must fail and say how to replay.
     std::fs::write(
         &file,
-        text.replace("safety = false", "safety = true").replace("invariant = \"external-validity\"\n", ""),
+        text.replace("safety = false", "safety = true").replace("invariant = \"honest-proposal-valid\"\n", ""),
     )
     .unwrap_or_default();
     let output = bftsim()
