@@ -114,3 +114,14 @@ fn a_damaged_last_record_is_refused_not_cut() {
 fn a_restarted_opener_learns_again_what_was_decided() {
     replay("opener-forgets-decided.toml", 702_962_429_024_223_738);
 }
+
+/// Byzantine round votes pushed honest agents to round u32::MAX; the precommit timeout there
+/// started the same round again and an honest agent signed a second precommit in it (explore,
+/// master seed 29, run 11360). Beyond f, so sessions may stay undecided: only safety is judged.
+#[test]
+fn the_last_round_is_never_started_twice() {
+    let path = scenarios().join("regressions").join("last-round-restarted.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let record = run(&s, 8_342_423_465_334_655_811, Default::default(), RunOptions::default()).record;
+    assert_eq!(record.outcome, RunOutcome::Ok, "{:?}", record.violations);
+}

@@ -215,11 +215,11 @@ impl SessionMachine {
 
     /// L10–L13.
     fn start_round(&mut self, round: Round, ctx: &Ctx<'_>, out: &mut Vec<Output>) {
-        // The round never decreases: L4 starts round 0 once, L55 moves to a higher round, L61 to
-        // the next (which saturates at the last round, where the round stays).
+        // The round only grows: L4 starts round 0 once, L55 moves to a higher round, L61 to the
+        // next (none after the last round, which is never started twice).
         debug_assert!(round >= self.round, "session {}: round {} -> {round}", self.session.0, self.round);
         debug_assert!(
-            round > self.round || round == Round::MAX || (!self.started && round == 0),
+            round > self.round || (!self.started && round == 0),
             "session {}: round {round} started twice",
             self.session.0
         );

@@ -36,7 +36,14 @@ impl SessionMachine {
             }
             TimerKind::Precommit if timer.round == self.round => {
                 ctx.cover(Point::L61);
-                self.start_round(self.round.saturating_add(1), ctx, out); // L61
+                // The last round has no next one: starting it again would reset the step and let
+                // this agent sign a second prevote and precommit in the same round (found by
+                // explore: Byzantine round votes pushed agents to round u32::MAX; regression
+                // scenarios/regressions/last-round-restarted.toml). The agent stays there; it
+                // can still decide from precommits (L49) and catch up (L76).
+                if let Some(next) = self.round.checked_add(1) {
+                    self.start_round(next, ctx, out); // L61
+                }
             }
             TimerKind::Retransmit => {
                 if self.started {
@@ -215,7 +222,10 @@ impl SessionMachine {
 
     /// L54–L55.
     pub(super) fn rule_skip_round(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Output>) -> bool {
-        let above = self.round.saturating_add(1);
+        // No round is above the last one (a saturated `round + 1` would start it again).
+        let Some(above) = self.round.checked_add(1) else {
+            return false;
+        };
         let proposer = |r: Round| self.proposals.get(&r).map(|(p, _)| p.proposer);
         let from_votes =
             self.keeper.rounds_above(self.round).find(|r| self.keeper.senders(*r, proposer(*r)) >= self.committee.skip);
