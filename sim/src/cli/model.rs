@@ -127,6 +127,7 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         jobs: args.jobs,
         progress: !args.quiet,
         reduce: !args.no_reduction,
+        ..ModelConfig::default()
     };
     let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = model::check(&setup);

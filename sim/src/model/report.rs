@@ -76,6 +76,8 @@ pub fn report_json(setup: &Setup, r: &ModelReport, mutation: &str) -> serde_json
             "detail": cx.violation.detail,
             "steps": cx.path.len().saturating_sub(1),
         })),
+        "self_loops": r.self_loops,
+        "levels": r.levels,
         "coverage_points": r.coverage.reached().map(|p| p.name()).collect::<Vec<_>>(),
     })
 }
