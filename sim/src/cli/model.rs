@@ -142,6 +142,14 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         let text = model::describe_path(&setup, &cx.path);
         fs::write(&path, text).map_err(io("cannot write", &path))?;
         outln!("wrote {} ({} steps)", path.display(), cx.path.len().saturating_sub(1));
+        let schedule = args.out.join("counterexample.toml");
+        fs::write(&schedule, model::schedule::Schedule::of(&setup, cx).to_text())
+            .map_err(io("cannot write", &schedule))?;
+        outln!(
+            "wrote {}: replay it in the simulator with `bftsim reproduce {}`",
+            schedule.display(),
+            schedule.display()
+        );
         return Ok(ExitCode::from(1));
     }
     let missed: Vec<&str> = report.sometimes.iter().filter(|(_, reached)| !**reached).map(|(n, _)| *n).collect();

@@ -23,6 +23,7 @@
 
 pub mod byzantine;
 mod report;
+pub mod schedule;
 pub mod search;
 mod state;
 
