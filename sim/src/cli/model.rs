@@ -190,6 +190,11 @@ fn print_report(setup: &Setup, r: &ModelReport, mutation: &str) {
         r.elapsed_ms as f64 / 1000.0,
         r.peak_rss_kb / 1024
     );
+    let (on, off) = model::properties(setup);
+    outln!("  properties checked in every transition: {}", on.join(", "));
+    for (name, why) in &off {
+        outln!("  not checked: {name}: {why}");
+    }
     outln!("  terminal states: {} all honest decided, {} not", r.terminal_decided, r.terminal_undecided);
     for (name, reached) in &r.sometimes {
         outln!("  sometimes {name}: {}", if *reached { "reached" } else { "NOT reached" });
