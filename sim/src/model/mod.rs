@@ -22,6 +22,7 @@
 //!   no honest agent enters a round beyond `--rounds`.
 
 pub mod byzantine;
+pub mod liveness;
 mod report;
 pub mod schedule;
 pub mod search;

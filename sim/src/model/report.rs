@@ -81,7 +81,10 @@ pub fn properties(setup: &Setup) -> (Vec<&'static str>, Vec<(&'static str, Strin
     } else {
         off.push((names::UNANIMITY_VALIDITY, format!("{b} Byzantine of n = {n} exceed f_max = {f_max}")));
     }
-    off.push((names::LIVENESS, "a safety check: bounded liveness is not part of this search".to_owned()));
+    off.push((
+        names::LIVENESS,
+        "not in the safety search; bounded liveness is checked with --liveness-depth D".to_owned(),
+    ));
     (on, off)
 }
 
