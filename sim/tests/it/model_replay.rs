@@ -122,3 +122,68 @@ fn bftsim_model_writes_a_schedule_that_bftsim_reproduce_replays() {
     assert!(text.contains("REPLAY DIVERGED") && text.contains("never sent"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Byzantine send in a schedule reaches the honest agent exactly as scheduled: agent 3's vote,
+/// injected to the round-0 proposer before agent 1's, makes a quorum of 3 with it, so the
+/// proposer proposes after agent 1's vote; without the injection it does not.
+#[test]
+fn an_injected_byzantine_message_is_received_as_scheduled() {
+    use consensus_core::protocol::messages::{Message, SignedVote};
+    use consensus_core::sign::Signer;
+    use consensus_core::AgentId;
+    use sim::model::schedule::{Step, FORMAT};
+    use sim::model::FirstProposer;
+
+    let setup = Setup::new(ModelConfig {
+        agents: 4,
+        byzantine: 1,
+        rounds: 1,
+        votes: Votes::Fixed(vec![0, 0, 1, 0]),
+        first_proposer: FirstProposer::Honest,
+        ..ModelConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let signed = |a: u32| {
+        let vote = setup.vote(AgentId(a), 0);
+        let signature = setup.keys.agents[a as usize].sign(&consensus_core::wire::vote_signing_bytes(&vote));
+        hex(consensus_core::wire::encode(&Message::Vote(SignedVote { vote, signature })))
+    };
+    let step = |kind: &str, from: u32, message: String| Step {
+        kind: kind.into(),
+        what: String::new(),
+        to: Some(0),
+        from: Some(from),
+        message: Some(message),
+        agent: None,
+        timer: None,
+        round: None,
+        at_ms: None,
+    };
+    let schedule = |steps: Vec<Step>| Schedule {
+        format: FORMAT.into(),
+        agents: 4,
+        byzantine: 1,
+        rounds: 1,
+        candidates: 2,
+        first_proposer: "honest".into(),
+        mutation: "none".into(),
+        votes: vec![0, 0, 1, 0],
+        invariant: "none".into(),
+        detail: String::new(),
+        steps,
+    };
+    let proposed = |s: &Schedule| {
+        let out = sim::run::replay(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.divergence, None);
+        assert!(out.violation.is_none(), "{:?}", out.violation);
+        out.trace.iter().any(|e| e.kind == "send" && e.agent == Some(0) && e.detail.starts_with("proposal round 0"))
+    };
+    let injected = schedule(vec![step("inject", 3, signed(3)), step("deliver", 1, signed(1))]);
+    assert!(proposed(&injected), "the Byzantine vote completed the proposer's quorum");
+    assert!(!proposed(&schedule(vec![step("deliver", 1, signed(1))])), "two votes are not a quorum of 3");
+    // An honest sender cannot inject, a Byzantine one cannot be delivered from the pool.
+    let text = schedule(vec![step("inject", 1, signed(1))]);
+    let e = Schedule::parse(&toml::to_string(&text).unwrap_or_default(), Path::new("x.toml")).err();
+    assert!(e.is_some_and(|e| e.message.contains("field `from`")));
+}
