@@ -138,7 +138,7 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
     };
     let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = model::check(&setup);
-    print_report(&setup, &report, &args.mutation);
+    print_report(&setup, &report, &args.mutation, args.liveness_depth);
     let liveness = (args.liveness_depth > 0)
         .then(|| {
             model::liveness::check_liveness(&setup, args.liveness_depth, args.liveness_extra_rounds, args.max_states)
@@ -197,6 +197,9 @@ fn write_json(
     let json_path = args.out.join("model.json");
     let mut json = model::report_json(setup, report, &args.mutation);
     if let (Some(l), Some(obj)) = (liveness, json.as_object_mut()) {
+        let (on, off) = model::properties(setup, args.liveness_depth);
+        let off: Vec<_> = off.into_iter().map(|(p, why)| serde_json::json!({"property": p, "why": why})).collect();
+        obj.insert("properties".into(), serde_json::json!({"checked": on, "not_checked": off}));
         obj.insert(
             "liveness".into(),
             serde_json::json!({
@@ -256,7 +259,7 @@ fn report_liveness(
     Ok(Some(ExitCode::from(1)))
 }
 
-fn print_report(setup: &Setup, r: &ModelReport, mutation: &str) {
+fn print_report(setup: &Setup, r: &ModelReport, mutation: &str, liveness_depth: u32) {
     let c = &setup.config;
     outln!(
         "model: n = {}, byzantine = {} ({:?}), rounds = {}, candidates = {}, mutation {mutation}",
@@ -276,8 +279,8 @@ fn print_report(setup: &Setup, r: &ModelReport, mutation: &str) {
         r.elapsed_ms as f64 / 1000.0,
         r.peak_rss_kb / 1024
     );
-    let (on, off) = model::properties(setup);
-    outln!("  properties checked in every transition: {}", on.join(", "));
+    let (on, off) = model::properties(setup, liveness_depth);
+    outln!("  properties checked: {}", on.join(", "));
     for (name, why) in &off {
         outln!("  not checked: {name}: {why}");
     }

@@ -53,7 +53,8 @@ pub fn describe_path(setup: &Setup, path: &[Label]) -> String {
 
 /// Which properties the check judges, and those it does not with the reason: the oracle's
 /// `Promises::of` for this committee and Byzantine count (docs/model.md, "Properties").
-pub fn properties(setup: &Setup) -> (Vec<&'static str>, Vec<(&'static str, String)>) {
+/// `liveness_depth`: the `--liveness-depth` of the run (0: bounded liveness is not checked).
+pub fn properties(setup: &Setup, liveness_depth: u32) -> (Vec<&'static str>, Vec<(&'static str, String)>) {
     let (n, b) = (u64::from(setup.config.agents), u64::from(setup.config.byzantine));
     let promises = Promises::of(n, b);
     let f_max = n.saturating_sub(1) / 3;
@@ -81,10 +82,11 @@ pub fn properties(setup: &Setup) -> (Vec<&'static str>, Vec<(&'static str, Strin
     } else {
         off.push((names::UNANIMITY_VALIDITY, format!("{b} Byzantine of n = {n} exceed f_max = {f_max}")));
     }
-    off.push((
-        names::LIVENESS,
-        "not in the safety search; bounded liveness is checked with --liveness-depth D".to_owned(),
-    ));
+    if liveness_depth == 0 {
+        off.push((names::LIVENESS, "a safety search; bounded liveness is checked with --liveness-depth D".to_owned()));
+    } else {
+        on.push(names::LIVENESS);
+    }
     (on, off)
 }
 
@@ -111,8 +113,8 @@ pub fn report_json(setup: &Setup, r: &ModelReport, mutation: &str) -> serde_json
         "terminal_undecided": r.terminal_undecided,
         "sometimes": r.sometimes,
         "properties": {
-            "checked": properties(setup).0,
-            "not_checked": properties(setup).1.into_iter().map(|(p, why)| serde_json::json!({"property": p, "why": why})).collect::<Vec<_>>(),
+            "checked": properties(setup, 0).0,
+            "not_checked": properties(setup, 0).1.into_iter().map(|(p, why)| serde_json::json!({"property": p, "why": why})).collect::<Vec<_>>(),
         },
         "violation": r.counterexample.as_ref().map(|cx| serde_json::json!({
             "invariant": cx.violation.invariant,
@@ -131,7 +133,7 @@ mod tests {
     fn props(agents: u32, byzantine: u32) -> (Vec<&'static str>, Vec<&'static str>) {
         let setup =
             Setup::new(ModelConfig { agents, byzantine, ..ModelConfig::default() }).unwrap_or_else(|e| panic!("{e}"));
-        let (on, off) = properties(&setup);
+        let (on, off) = properties(&setup, 0);
         (on, off.into_iter().map(|(p, _)| p).collect())
     }
 
@@ -149,5 +151,7 @@ mod tests {
         assert!(off.contains(&names::AGREEMENT));
         let (on, _) = props(3, 0);
         assert!(on.contains(&names::AGREEMENT));
+        let setup = Setup::new(ModelConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(properties(&setup, 3).0.contains(&names::LIVENESS), "bounded, with --liveness-depth");
     }
 }
