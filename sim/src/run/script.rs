@@ -139,112 +139,157 @@ pub fn replay(schedule: &Schedule) -> Result<ScriptOutput, String> {
     Ok(runtime.block_on(conduct(setup, schedule.votes.clone(), actions)))
 }
 
+/// What every runner and the conductor share.
+struct Stage {
+    world: Arc<Mutex<World>>,
+    clock: SimClock,
+    clocks: Arc<Mutex<Clocks>>,
+    pool: Pool,
+    fired: Arc<Mutex<Vec<(AgentId, Timer)>>>,
+    /// When the frame each agent receives next was sent (the trace draws deliveries from it).
+    sent_at: Vec<Arc<AtomicU64>>,
+}
+
+type Inboxes = Vec<Option<UnboundedSender<(AgentId, Frame)>>>;
+
 async fn conduct(setup: crate::model::Setup, votes: Vec<u32>, actions: Vec<Action>) -> ScriptOutput {
-    let clock = SimClock::start();
-    let n = setup.config.agents as usize;
-    let honest: BTreeSet<AgentId> = setup.honest_set();
-    let byzantine: BTreeSet<AgentId> = setup.byzantine.iter().copied().collect();
-    let oracle = Oracle::new(setup.keys.keyring.clone(), setup.registry.clone(), setup.engine, setup.protocol, honest)
-        .with_promises(Promises::of(n as u64, byzantine.len() as u64));
-    let net = NetModel { drop: 0.0, latency_ms: (1, 1), tail: None, duplicate: 0.0 };
-    let world = Arc::new(Mutex::new(World::new(0, net, oracle, byzantine.clone(), true)));
-    lock(&world).record_fault(
-        0,
-        format!(
-            "setup: model schedule: {n} agents, byzantine {:?} (scheduled), 1 session × {} candidates, votes {votes:?}",
-            byzantine.iter().map(|a| a.0).collect::<Vec<_>>(),
-            setup.config.candidates
-        ),
-        None,
-    );
-    let spec = &setup.open.spec;
-    lock(&world).record_open(
-        0,
-        spec.session.0,
-        format!("open {} candidates (every honest agent has it first)", spec.candidates.len()),
-    );
-    let clocks = Arc::new(Mutex::new(Clocks { now: vec![0; n], sleeping: vec![None; n] }));
-    let pool: Pool = Arc::default();
-    let fired: Arc<Mutex<Vec<(AgentId, Timer)>>> = Arc::default();
-    let mut inboxes: Vec<Option<UnboundedSender<(AgentId, Frame)>>> = (0..n).map(|_| None).collect();
-    // When the frame each agent receives next was sent (the trace draws deliveries from it).
-    let sent_at: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
-    let committee: Vec<AgentId> = (0..n as u32).map(AgentId).collect();
-    let mut tasks = Vec::new();
-    for a in setup.honest.clone() {
-        let i = a.0 as usize;
-        let (tx, rx) = unbounded();
-        inboxes[i] = Some(tx);
-        let observer = Script {
-            inner: WorldObserver { world: world.clone(), last_sent_ms: sent_at[i].clone() },
-            clock: clock.clone(),
-            fired: fired.clone(),
-        };
-        let vote = setup.vote(a, votes.get(i).copied().unwrap_or(0));
-        let runner = Runner::new(
-            setup.agent(a),
-            AgentSpecialization::cycled(i),
-            PoolTx { me: a, pool: pool.clone(), clock: clock.clone() },
-            Inbox(rx),
-            ScriptClock { me: i, clocks: clocks.clone() },
-            Fixed(vote),
-            observer,
-            committee.clone(),
-        )
-        .start_with(Input::Receive { from: AgentId::CLIENT, message: Message::Open(setup.open.clone()) });
-        tasks.push(madsim::task::spawn(async move {
-            runner.run().await;
-        }));
-        // The model's initial state: the agents take the `Open` one after another.
-        madsim::time::sleep(Duration::from_millis(1)).await;
-    }
+    let stage = Stage::new(&setup, &votes);
+    let (inboxes, tasks) = stage.spawn_runners(&setup, &votes).await;
     let mut out =
         ScriptOutput { violation: None, steps_done: 0, divergence: None, extra_timers: Vec::new(), trace: Vec::new() };
-    for (k, action) in actions.iter().enumerate() {
-        if lock(&world).oracle.violation().is_some() {
-            break;
-        }
-        lock(&fired).clear();
-        let links = Links { pool: &pool, clocks: &clocks, inboxes: &inboxes, sent_at: &sent_at };
-        if let Err(why) = perform(action, &world, &clock, &links) {
-            out.divergence = Some((k + 1, why));
-            break;
-        }
-        // Every runner takes what it was given (no step waits for time but its own timers).
-        madsim::time::sleep(Duration::from_millis(1)).await;
-        out.steps_done = k + 1;
-        let fired_now = std::mem::take(&mut *lock(&fired));
-        if let Action::Fire { agent, timer, .. } = action {
-            if !fired_now.contains(&(*agent, *timer)) {
-                out.divergence = Some((k + 1, format!("{agent}'s runner did not fire {timer:?}")));
-                break;
-            }
-        }
-        let scheduled =
-            |f: &(AgentId, Timer)| matches!(action, Action::Fire { agent, timer, .. } if (*agent, *timer) == *f);
-        out.extra_timers.extend(fired_now.into_iter().filter(|f| !scheduled(f)));
-    }
+    stage.perform_all(&actions, &inboxes, &mut out).await;
     // Closing the inboxes ends every runner.
     drop(inboxes);
     for t in tasks {
         let _ = t.await;
     }
-    let mut w = lock(&world);
-    out.violation = w.oracle.violation().cloned();
-    if let Some(v) = &out.violation {
-        let detail = format!("{}: {}", v.invariant, v.detail);
-        let key = crate::trace::Key { extra: v.step, ..Default::default() };
-        let now = clock.now_ms();
-        w.trace.record(now, "violation", key, |step| TraceEvent {
-            step,
-            time_ms: v.time_ms,
-            kind: "violation".into(),
-            detail,
-            ..Default::default()
-        });
-    }
-    out.trace = std::mem::take(&mut w.trace).into_events();
+    stage.finish(&mut out);
     out
+}
+
+impl Stage {
+    /// The world (the model's oracle and promises, a trace) and the shared state, empty.
+    fn new(setup: &crate::model::Setup, votes: &[u32]) -> Stage {
+        let n = setup.config.agents as usize;
+        let byzantine: BTreeSet<AgentId> = setup.byzantine.iter().copied().collect();
+        let oracle = Oracle::new(
+            setup.keys.keyring.clone(),
+            setup.registry.clone(),
+            setup.engine,
+            setup.protocol,
+            setup.honest_set(),
+        )
+        .with_promises(Promises::of(n as u64, byzantine.len() as u64));
+        let net = NetModel { drop: 0.0, latency_ms: (1, 1), tail: None, duplicate: 0.0 };
+        let world = Arc::new(Mutex::new(World::new(0, net, oracle, byzantine.clone(), true)));
+        let setup_line = format!(
+            "setup: model schedule: {n} agents, byzantine {:?} (scheduled), 1 session × {} candidates, votes {votes:?}",
+            byzantine.iter().map(|a| a.0).collect::<Vec<_>>(),
+            setup.config.candidates
+        );
+        let spec = &setup.open.spec;
+        let open = format!("open {} candidates (every honest agent has it first)", spec.candidates.len());
+        {
+            let mut w = lock(&world);
+            w.record_fault(0, setup_line, None);
+            w.record_open(0, spec.session.0, open);
+        }
+        Stage {
+            world,
+            clock: SimClock::start(),
+            clocks: Arc::new(Mutex::new(Clocks { now: vec![0; n], sleeping: vec![None; n] })),
+            pool: Arc::default(),
+            fired: Arc::default(),
+            sent_at: (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect(),
+        }
+    }
+
+    /// Every honest agent's runner, started with the session's `Open`, one after another (the
+    /// model's initial state).
+    async fn spawn_runners(
+        &self,
+        setup: &crate::model::Setup,
+        votes: &[u32],
+    ) -> (Inboxes, Vec<madsim::task::JoinHandle<()>>) {
+        let n = setup.config.agents as usize;
+        let mut inboxes: Inboxes = (0..n).map(|_| None).collect();
+        let committee: Vec<AgentId> = (0..n as u32).map(AgentId).collect();
+        let mut tasks = Vec::new();
+        for a in setup.honest.clone() {
+            let i = a.0 as usize;
+            let (tx, rx) = unbounded();
+            inboxes[i] = Some(tx);
+            let observer = Script {
+                inner: WorldObserver { world: self.world.clone(), last_sent_ms: self.sent_at[i].clone() },
+                clock: self.clock.clone(),
+                fired: self.fired.clone(),
+            };
+            let vote = setup.vote(a, votes.get(i).copied().unwrap_or(0));
+            let runner = Runner::new(
+                setup.agent(a),
+                AgentSpecialization::cycled(i),
+                PoolTx { me: a, pool: self.pool.clone(), clock: self.clock.clone() },
+                Inbox(rx),
+                ScriptClock { me: i, clocks: self.clocks.clone() },
+                Fixed(vote),
+                observer,
+                committee.clone(),
+            )
+            .start_with(Input::Receive { from: AgentId::CLIENT, message: Message::Open(setup.open.clone()) });
+            tasks.push(madsim::task::spawn(async move {
+                runner.run().await;
+            }));
+            madsim::time::sleep(Duration::from_millis(1)).await;
+        }
+        (inboxes, tasks)
+    }
+
+    /// The steps in order, until a violation or a divergence.
+    async fn perform_all(&self, actions: &[Action], inboxes: &Inboxes, out: &mut ScriptOutput) {
+        for (k, action) in actions.iter().enumerate() {
+            if lock(&self.world).oracle.violation().is_some() {
+                break;
+            }
+            lock(&self.fired).clear();
+            let links = Links { pool: &self.pool, clocks: &self.clocks, inboxes, sent_at: &self.sent_at };
+            if let Err(why) = perform(action, &self.world, &self.clock, &links) {
+                out.divergence = Some((k + 1, why));
+                break;
+            }
+            // Every runner takes what it was given (no step waits for time but its own timers).
+            madsim::time::sleep(Duration::from_millis(1)).await;
+            out.steps_done = k + 1;
+            let fired_now = std::mem::take(&mut *lock(&self.fired));
+            if let Action::Fire { agent, timer, .. } = action {
+                if !fired_now.contains(&(*agent, *timer)) {
+                    out.divergence = Some((k + 1, format!("{agent}'s runner did not fire {timer:?}")));
+                    break;
+                }
+            }
+            let scheduled =
+                |f: &(AgentId, Timer)| matches!(action, Action::Fire { agent, timer, .. } if (*agent, *timer) == *f);
+            out.extra_timers.extend(fired_now.into_iter().filter(|f| !scheduled(f)));
+        }
+    }
+
+    /// The oracle's violation, recorded at the end of the trace (as a run's), and the trace.
+    fn finish(&self, out: &mut ScriptOutput) {
+        let mut w = lock(&self.world);
+        out.violation = w.oracle.violation().cloned();
+        if let Some(v) = &out.violation {
+            let detail = format!("{}: {}", v.invariant, v.detail);
+            let key = crate::trace::Key { extra: v.step, ..Default::default() };
+            let now = self.clock.now_ms();
+            w.trace.record(now, "violation", key, |step| TraceEvent {
+                step,
+                time_ms: v.time_ms,
+                kind: "violation".into(),
+                detail,
+                ..Default::default()
+            });
+        }
+        out.trace = std::mem::take(&mut w.trace).into_events();
+    }
 }
 
 /// What the conductor reaches into: the pool, the agents' clocks and inboxes.
