@@ -12,11 +12,11 @@ use super::CliError;
 /// A scenario file, a seed and a sweep point.
 #[derive(Args)]
 pub(super) struct PointArgs {
-    /// The scenario file.
+    /// The scenario file (for `reproduce`, also a `bftsim model` schedule: docs/model.md).
     pub(super) scenario: PathBuf,
-    /// The seed (shrink keeps it fixed).
+    /// The seed (shrink keeps it fixed); required for a scenario, a model schedule has none.
     #[arg(long)]
-    pub(super) seed: u64,
+    pub(super) seed: Option<u64>,
     /// Sweep point: `key=value` (repeat for each axis).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(super) set: Vec<String>,
@@ -26,7 +26,13 @@ impl PointArgs {
     /// The scenario at the sweep point `--set` names; `command` names the subcommand in the
     /// list of points a sweep without `--set` prints.
     pub(super) fn load(&self, command: &str) -> Result<(SweepLabels, Scenario), CliError> {
-        sweep_point(&self.scenario, &self.set, self.seed, command)
+        sweep_point(&self.scenario, &self.set, self.seed()?, command)
+    }
+
+    /// The seed, which a scenario needs.
+    pub(super) fn seed(&self) -> Result<u64, CliError> {
+        self.seed
+            .ok_or_else(|| CliError::Usage(format!("{}: give the run's seed with --seed N", self.scenario.display())))
     }
 }
 

@@ -22,7 +22,9 @@
 //!   no honest agent enters a round beyond `--rounds`.
 
 pub mod byzantine;
+pub mod liveness;
 mod report;
+pub mod schedule;
 pub mod search;
 mod state;
 pub mod stats;
@@ -36,7 +38,7 @@ use consensus_core::registry::Registry;
 use consensus_core::sign::{sim_committee, Keys, Signer, SimKeyring, SimSigner};
 use consensus_core::{AgentId, AgentSpecialization, AgentVote, CandidateId, Ppm, SessionId};
 
-pub use report::{describe_label, describe_message, describe_path, report_json};
+pub use report::{describe_label, describe_message, describe_path, properties, report_json};
 pub use search::{check, Counterexample, ModelReport, Stop};
 pub use state::{Label, Msg, State};
 

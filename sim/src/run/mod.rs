@@ -39,6 +39,9 @@ mod faults;
 mod net;
 mod node;
 mod rounds;
+mod script;
+
+pub use script::{replay, ScriptOutput};
 
 use node::{disk_reachable, durable_config, oracle_of, NodeContext};
 

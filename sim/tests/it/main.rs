@@ -10,6 +10,7 @@ mod determinism;
 mod explore;
 mod interrupt;
 mod model;
+mod model_replay;
 mod mutations;
 mod regressions;
 mod replay;
