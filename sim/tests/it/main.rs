@@ -13,6 +13,7 @@ mod model;
 mod mutations;
 mod regressions;
 mod replay;
+mod schemas;
 mod shard;
 mod shrink;
 
