@@ -43,15 +43,32 @@ fn sweep_point(path: &Path, set: &[String], seed: u64, command: &str) -> Result<
     let points = scenario.expand()?;
     if set.is_empty() && points.len() > 1 {
         let labels: Vec<SweepLabels> = points.into_iter().map(|(labels, _)| labels).collect();
-        return Err(CliError::Usage(super::reproduce::list_points(path, seed, command, &labels)));
+        return Err(CliError::Usage(list_points(path, seed, command, &labels)));
     }
     let mut wanted = BTreeMap::new();
     for kv in set {
         let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--set {kv}: expected KEY=VALUE")))?;
         wanted.insert(k.to_owned(), v.to_owned());
     }
-    points
-        .into_iter()
-        .find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted)
-        .ok_or_else(|| CliError::Usage(format!("no sweep point of {} matches {wanted:?}", path.display())))
+    points.into_iter().find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted).ok_or_else(
+        || {
+            let asked: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            CliError::Usage(format!("no sweep point of {} matches {}", path.display(), asked.join(", ")))
+        },
+    )
+}
+
+/// The sweep points of `path` and how to pick one, for `--set` left out.
+fn list_points(path: &Path, seed: u64, command: &str, points: &[sim::scenario::SweepLabels]) -> String {
+    let mut text = format!(
+        "{} is a sweep of {} points: pick one with --set KEY=VALUE for each axis, e.g.\n",
+        path.display(),
+        points.len()
+    );
+    for labels in points {
+        let params: BTreeMap<String, String> = labels.iter().cloned().collect();
+        let reproduce = sim::merge::reproduce_command(&path.display().to_string(), seed, &params);
+        text.push_str(&format!("  {}\n", reproduce.replacen("bftsim reproduce", &format!("bftsim {command}"), 1)));
+    }
+    text.trim_end().to_owned()
 }

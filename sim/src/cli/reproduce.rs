@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -354,21 +354,6 @@ fn clip(text: &str, max: usize) -> String {
     let cut: String = text.chars().take(max).collect();
     let end = cut.rfind(' ').filter(|&i| i > 0).unwrap_or(cut.len());
     format!("{} …", cut[..end].trim_end_matches([',', ';', ':']))
-}
-
-/// The sweep points of `path` and how to pick one, for `--set` left out.
-pub(super) fn list_points(path: &Path, seed: u64, command: &str, points: &[sim::scenario::SweepLabels]) -> String {
-    let mut text = format!(
-        "{} is a sweep of {} points: pick one with --set KEY=VALUE for each axis, e.g.\n",
-        path.display(),
-        points.len()
-    );
-    for labels in points {
-        let params: BTreeMap<String, String> = labels.iter().cloned().collect();
-        let reproduce = sim::merge::reproduce_command(&path.display().to_string(), seed, &params);
-        text.push_str(&format!("  {}\n", reproduce.replacen("bftsim reproduce", &format!("bftsim {command}"), 1)));
-    }
-    text.trim_end().to_owned()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod model_replay;
 mod mutations;
 mod regressions;
 mod replay;
+mod schemas;
 mod shard;
 mod shrink;
 
