@@ -220,7 +220,7 @@ impl Stage {
             let (tx, rx) = unbounded();
             inboxes[i] = Some(tx);
             let observer = Script {
-                inner: WorldObserver { world: self.world.clone(), last_sent_ms: self.sent_at[i].clone() },
+                inner: WorldObserver { world: self.world.clone(), last_sent_ms: self.sent_at[i].clone(), copy: 0 },
                 clock: self.clock.clone(),
                 fired: self.fired.clone(),
             };
@@ -322,7 +322,8 @@ fn perform(action: &Action, world: &Arc<Mutex<World>>, clock: &SimClock, links: 
         }
         Action::Inject { from, to, frame, message } => {
             // The Byzantine agent's send, recorded as any agent's (the diagram draws it).
-            let mut observer = WorldObserver { world: world.clone(), last_sent_ms: Arc::new(AtomicU64::new(0)) };
+            let mut observer =
+                WorldObserver { world: world.clone(), last_sent_ms: Arc::new(AtomicU64::new(0)), copy: 0 };
             let event = RunnerEvent::Send { to: *to, message, bytes: frame.len() };
             observer.on_event(*from, clock.now_ms(), &event);
             send(*from, *to, Frame::from(frame.as_slice()), clock.now_ms())
