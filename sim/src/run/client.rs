@@ -256,6 +256,7 @@ impl OpenerHost {
         if first {
             let mut w = lock(&self.world);
             w.opened.entry(session).or_insert(now);
+            w.oracle.on_open(SessionId(session), now);
             w.record_open(now, session, format!("open session {session}"));
         }
         for a in &self.committee {
