@@ -17,6 +17,7 @@ pub const PPM_ONE: u32 = 1_000_000;
 /// (scenario files, user input) and [`Ppm::as_f64`] only for display.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Ppm(u32);
 
 impl Ppm {

@@ -256,6 +256,7 @@ impl MetricsRecorder {
 /// The design's `ConsensusMetrics` (design §6.1), in integer units, plus the session and SLA-miss
 /// counts it was computed from. See the [module documentation](self) for the definitions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConsensusMetrics {
     /// Mean session latency, rounded down.
     pub average_consensus_time_ms: TimeMs,

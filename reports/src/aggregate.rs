@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::metrics::ConsensusMetrics;
 
-use crate::model::{
-    LatencySummary, RunRecord, ScenarioSettings, ScenarioSummary, SessionCounts, Summary, DEFAULT_DEADLINE_MS,
-};
+use crate::model::{LatencySummary, RunRecord, SessionCounts, DEFAULT_DEADLINE_MS};
 use crate::replay::Source;
+use crate::summary::{ScenarioSettings, ScenarioSummary, Summary};
 
 /// All the runs of one scenario (one sweep point), ordered by seed.
 #[derive(Clone, Debug)]
@@ -32,7 +31,7 @@ pub struct Scenario<'a> {
 impl Scenario<'_> {
     /// Whether `summary.json` says this scenario is expected to break an invariant (a mutation).
     pub fn expects_violation(&self) -> bool {
-        self.summary.and_then(|s| s.expect_safety) == Some(false)
+        self.summary.is_some_and(|s| !s.expect_safety)
     }
 
     /// Mean number of Byzantine agents per run.
@@ -732,8 +731,8 @@ mod tests {
         assert_eq!(network_condition(Some(&s), &none), "message loss");
         let zero = BTreeMap::from([("network.drop".to_owned(), "0.0".to_owned())]);
         assert_eq!(network_condition(Some(&s), &zero), "duplicates", "the sweep value wins");
-        s.faults.push(crate::model::FaultSetting { at_ms: 1, kind: "crash".into(), target: "agent 1".into() });
-        s.faults.push(crate::model::FaultSetting { at_ms: 2, kind: "partition".into(), target: String::new() });
+        s.faults.push(crate::summary::FaultSetting { at_ms: 1, kind: "crash".into(), target: "agent 1".into() });
+        s.faults.push(crate::summary::FaultSetting { at_ms: 2, kind: "partition".into(), target: String::new() });
         assert_eq!(network_condition(Some(&s), &none), "partition");
         assert_eq!(network_condition(Some(&ScenarioSettings::default()), &none), "no network faults");
     }

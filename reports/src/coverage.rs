@@ -3,10 +3,11 @@
 //! point table the indices refer to.
 
 use consensus_core::protocol::coverage::{points_of_hex, BitsetError, Coverage, Point, VERSION};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The coverage field of a [`crate::model::RunRecord`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CoverageRecord {
     /// The version of consensus-core's point table (`protocol::coverage::VERSION`).
     pub version: u32,

@@ -24,6 +24,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use consensus_core::protocol::coverage::{Point, VERSION};
@@ -33,7 +34,7 @@ use crate::model::{RunRecord, WrongByCause};
 use crate::ReportError;
 
 /// The whole of `explore.json`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ExploreSummary {
     /// The seed every run's seed was derived from.
     pub master_seed: u64,
@@ -87,7 +88,7 @@ pub struct ExploreSummary {
 }
 
 /// The cumulative protocol coverage of an exploration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ProtocolCoverage {
     /// The version of the point table the names refer to.
@@ -112,7 +113,7 @@ pub struct ProtocolCoverage {
 }
 
 /// One family's share of the points.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FamilyCoverage {
     /// The family ([`crate::coverage::family`]).
     pub family: String,
@@ -123,7 +124,7 @@ pub struct FamilyCoverage {
 }
 
 /// How many runs reached one point.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PointRuns {
     /// The point's name.
     pub point: String,
@@ -132,7 +133,7 @@ pub struct PointRuns {
 }
 
 /// A step of the coverage curve.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CurvePoint {
     /// Runs made up to and including the one that reached something new.
     pub runs: u64,
@@ -190,7 +191,7 @@ impl ProtocolCoverage {
 }
 
 /// Decision quality of one generation mode, over its runs within the tolerance.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ModeQuality {
     /// `swarm`, `twins` or `byzzfuzz`.
@@ -241,7 +242,7 @@ impl ModeQuality {
 }
 
 /// Runs per generation mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Modes {
     /// Swarm testing: random subsets of the envelope's features.
     pub swarm: u64,
@@ -259,7 +260,7 @@ fn is_zero(x: &u64) -> bool {
 }
 
 /// How often one feature of the envelope was exercised.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Coverage {
     /// The feature (a fault kind, a strategy, a network condition…).
     pub feature: String,
@@ -270,7 +271,7 @@ pub struct Coverage {
 }
 
 /// One distinct failure.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     /// `<invariant>-<mode>-<run index>`, also the file stem under `findings/`.
     pub id: String,

@@ -11,7 +11,7 @@
 //! - `figures/STEM.svg` and `figures/STEM.png` for every figure drawn, and `figures/STEM.svg`
 //!   for every space-time diagram shown.
 //!
-//! Data flow: [`model`] and [`explore`] parse → [`aggregate`] and [`sweep`] group and count →
+//! Data flow: [`model`], [`summary`] and [`explore`] parse → [`aggregate`] and [`sweep`] group and count →
 //! `content` builds a [`doc::Document`] and the [`figures`] it shows → `figures` draws them
 //! with plotters → `html` and `markdown` render the document. [`spacetime`] draws one run as a
 //! space-time diagram (pure SVG); [`humanize`] turns the oracle's violation details into words.
@@ -31,6 +31,7 @@ mod markdown;
 pub mod model;
 pub mod replay;
 pub mod spacetime;
+pub mod summary;
 pub mod sweep;
 
 use std::collections::BTreeMap;
@@ -143,7 +144,7 @@ pub fn generate(input_dir: &Path, out_dir: &Path, options: &ReportOptions) -> Re
     let runs_path = input_dir.join("runs.jsonl");
     // An exploration's directory may hold no runs.jsonl: its report is the Exploration section.
     let runs = if exploration.is_some() && !runs_path.exists() { Vec::new() } else { model::read_runs(&runs_path)? };
-    let summary = model::read_summary(&input_dir.join("summary.json"))?;
+    let summary = summary::read_summary(&input_dir.join("summary.json"))?;
     let mut data = aggregate::Dataset::new(&runs, summary.as_ref());
     data.source = replay::Source::of(input_dir, exploration.as_ref().map(|e| &e.summary));
     let content::Built { doc: document, figures: figure_specs, images } =

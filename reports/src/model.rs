@@ -1,7 +1,6 @@
 //! The records bftsim writes and the report reads: [`RunRecord`] (one line of `runs.jsonl`,
-//! shared with `sim`, which re-exports it from `sim::results`), and a lenient view of
-//! `summary.json` ([`Summary`]) with the scenario settings ([`ScenarioSettings`]) that `sim`
-//! fills in.
+//! shared with `sim`, which re-exports it from `sim::results`). `summary.json` is
+//! [`crate::summary`].
 //!
 //! Compatibility: every field of [`RunRecord`] has a default (`#[serde(default)]` on the
 //! struct) and unknown fields are ignored, so a `runs.jsonl` written before a field existed
@@ -9,11 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
 use std::path::Path;
 
 use consensus_core::metrics::ConsensusMetrics;
 use consensus_core::TimeMs;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -24,7 +23,7 @@ use crate::ReportError;
 pub const DEFAULT_DEADLINE_MS: u64 = 500;
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// No invariant was violated.
@@ -37,7 +36,7 @@ pub enum RunOutcome {
 }
 
 /// The first invariant violation of a run, as the oracle reports it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Violation {
     /// Which invariant.
@@ -51,7 +50,7 @@ pub struct Violation {
 }
 
 /// Latency percentiles over every honest decision of the run (decide time − open time), in ms.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct LatencySummary {
     /// Median.
@@ -86,7 +85,7 @@ impl LatencySummary {
 }
 
 /// Message counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct MessageCounts {
     /// Frames handed to the network.
@@ -102,7 +101,7 @@ pub struct MessageCounts {
 /// How sessions ended, counted: the counters a run record, a scenario summary and the
 /// report's totals share (one definition, one way to add them up). In `runs.jsonl` and
 /// `summary.json` they are fields of the record or scenario itself.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct SessionCounts {
     /// Sessions in the workload.
@@ -156,7 +155,7 @@ impl SessionCounts {
 }
 
 /// One run: the record `bftsim run` writes as one line of `runs.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RunRecord {
     /// Scenario name; sweep points carry their labels, e.g. `sweep[network.drop=0.1]`.
@@ -247,7 +246,7 @@ fn is_false(b: &bool) -> bool {
 /// honest votes alone would have made them too (evaluator noise, close candidates), or the
 /// Byzantine agents caused them (the session was influenced, [`RunRecord::influenced`]), or
 /// the run cannot tell (fewer than q honest agents voted); and by honest margin.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct WrongByCause {
     /// The honest votes alone give the same wrong decision; in runs without Byzantine agents
@@ -268,7 +267,7 @@ pub struct WrongByCause {
 }
 
 /// Wrong decisions of one honest margin, by cause.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct MarginCount {
     /// Honest votes for the best candidate minus honest votes for the chosen one (negative:
@@ -379,114 +378,6 @@ impl RunRecord {
     }
 }
 
-/// `summary.json`: what the report takes from it.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Summary {
-    /// Seeds per scenario.
-    pub seeds: u64,
-    /// First seed.
-    pub seed_start: u64,
-    /// Whether every scenario met its expectations.
-    pub passed: bool,
-    /// Per scenario.
-    pub scenarios: Vec<ScenarioSummary>,
-}
-
-/// One scenario of `summary.json`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct ScenarioSummary {
-    /// Scenario name (as in the run records).
-    pub scenario: String,
-    /// The scenario file.
-    pub path: String,
-    /// Whether the scenario expects safety to hold.
-    pub expect_safety: Option<bool>,
-    /// The invariant a mutation scenario expects to fail.
-    pub expect_invariant: Option<String>,
-    /// Failing seeds with their reproduce commands.
-    pub failures: Vec<Failure>,
-    /// Whether the scenario met its expectations.
-    pub passed: Option<bool>,
-    /// What the scenario file sets, when the simulator recorded it.
-    pub settings: Option<ScenarioSettings>,
-}
-
-/// What a scenario file sets: the `settings` of a scenario in `summary.json`, written by `sim`
-/// (`sim::summary::settings`) and shown by the report next to each scenario. Every field has a
-/// default so that a summary without some of them still loads; enum values are the names the
-/// scenario file uses (`equivocate`, `mean-deviation`, `simple-majority`…).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ScenarioSettings {
-    /// One line from the file's `description`.
-    pub description: String,
-    /// `[agents] count`: the committee size n.
-    pub agents: u32,
-    /// `[byzantine] count`.
-    pub byzantine: u32,
-    /// `[byzantine] strategy`.
-    pub strategy: String,
-    /// `[protocol] threshold`, a fraction.
-    pub threshold: f64,
-    /// `[protocol] deadline_ms`: the session deadline, which is the SLA.
-    pub deadline_ms: u64,
-    /// `[protocol] fallback`.
-    pub fallback: String,
-    /// `[protocol] detector`.
-    pub detector: String,
-    /// `[protocol] mutation` (`none` for the real protocol).
-    pub mutation: String,
-    /// `[workload] sessions`.
-    pub sessions: u64,
-    /// `[workload] candidates`.
-    pub candidates: u32,
-    /// `[workload] concurrency`.
-    pub concurrency: u64,
-    /// `[network] drop`, a probability.
-    pub drop: f64,
-    /// `[network] duplicate`, a probability.
-    pub duplicate: f64,
-    /// `[network] latency_ms`: the uniform latency range.
-    pub latency_ms: [u64; 2],
-    /// `[network] tail` in words (`pareto scale 5 ms, shape 1.5, max 2000 ms`), empty for none.
-    pub tail: String,
-    /// `[[faults]]` in time order.
-    pub faults: Vec<FaultSetting>,
-}
-
-/// One timed fault of a scenario file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FaultSetting {
-    /// When it happens, in simulated ms.
-    pub at_ms: u64,
-    /// `partition`, `heal`, `crash`, `restart`, `clog`, `unclog`.
-    pub kind: String,
-    /// Its target in words (`groups [0, 1] | [2, 3, 4]`, `agent 2`, `link 0–3`), empty for `heal`.
-    pub target: String,
-}
-
-/// A failing seed of `summary.json`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct Failure {
-    /// The seed.
-    pub seed: u64,
-    /// The invariant violated.
-    pub invariant: String,
-    /// The command that replays it.
-    pub reproduce: String,
-}
-
-impl Summary {
-    /// The summary of `scenario`, if there is one.
-    pub fn scenario(&self, scenario: &str) -> Option<&ScenarioSummary> {
-        self.scenarios.iter().find(|s| s.scenario == scenario)
-    }
-}
-
 /// Parses `runs.jsonl` text; blank lines are skipped. `path` only names the file in errors.
 pub fn parse_runs(text: &str, path: &Path) -> Result<Vec<RunRecord>, ReportError> {
     let mut runs = Vec::new();
@@ -510,21 +401,6 @@ pub fn read_runs(path: &Path) -> Result<Vec<RunRecord>, ReportError> {
     parse_runs(&text, path)
 }
 
-/// Reads `summary.json` when it exists.
-pub fn read_summary(path: &Path) -> Result<Option<Summary>, ReportError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ReportError::Read { path: path.to_path_buf(), source }),
-    };
-    serde_json::from_str(&text).map(Some).map_err(|source| ReportError::BadSummary {
-        path: path.to_path_buf(),
-        line: source.line(),
-        column: source.column(),
-        source,
-    })
-}
-
 /// Reads a JSON object over the default value of `T`: fields it lacks keep their defaults
 /// (for types, like consensus-core's, that do not default their fields themselves).
 fn lenient<'de, D: Deserializer<'de>, T: Default + Serialize + DeserializeOwned>(
@@ -543,7 +419,9 @@ fn lenient<'de, D: Deserializer<'de>, T: Default + Serialize + DeserializeOwned>
 }
 
 /// Accepts parameter values as strings, numbers or booleans (all shown as text).
-fn params_as_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub(crate) fn params_as_strings<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     let raw: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(deserializer)?;
     Ok(raw
         .unwrap_or_default()

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::explore::ExploreSummary;
-use crate::model::{RunRecord, ScenarioSummary};
+use crate::model::RunRecord;
+use crate::summary::ScenarioSummary;
 
 /// Where the runs of a report come from: what a replay command needs besides the record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -153,7 +154,7 @@ pub fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Failure;
+    use crate::summary::Failure;
 
     fn generated(index: &str) -> RunRecord {
         let params = [("explore.master_seed", "4242"), ("explore.index", index), ("explore.mode", "twins")];
@@ -169,16 +170,10 @@ mod tests {
         let mut params = BTreeMap::new();
         params.insert("network.drop".to_owned(), "0.1".to_owned());
         params.insert("byzantine.count".to_owned(), "2".to_owned());
-        let summary = ScenarioSummary {
-            scenario: "sw[..]".into(),
-            path: "scenarios/sw.toml".into(),
-            failures: vec![Failure {
-                seed: 7,
-                reproduce: "bftsim reproduce given --seed 7".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
+        let mut summary =
+            ScenarioSummary::new("sw[..]".into(), "scenarios/sw.toml".into(), BTreeMap::new(), true, None);
+        summary.failures =
+            vec![Failure { seed: 7, reproduce: "bftsim reproduce given --seed 7".into(), ..Default::default() }];
         assert_eq!(reproduce_command(Some(&summary), &params, 7).as_deref(), Some("bftsim reproduce given --seed 7"));
         assert_eq!(
             reproduce_command(Some(&summary), &params, 12).as_deref(),

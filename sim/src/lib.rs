@@ -7,6 +7,7 @@ pub mod model;
 pub mod oracle;
 pub mod results;
 pub mod scenario;
+pub mod schemas;
 pub mod seeds;
 pub mod shrink;
 pub mod summary;

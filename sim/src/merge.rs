@@ -26,7 +26,7 @@ use crate::results::RunRecord;
 use crate::summary::{ScenarioSummary, Summary};
 
 /// The slice `index` of `count` equal slices of a run's job list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shard {
     /// Which slice, `0 ≤ index < count`.
     pub index: u64,
@@ -71,7 +71,7 @@ impl std::str::FromStr for Shard {
 
 /// `summary.json` as written by `bftsim run` and `bftsim merge`: the [`Summary`], plus the
 /// shard it covers (sharded runs) or the directories it was merged from (merges).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SummaryFile {
     /// The summary.
     #[serde(flatten)]

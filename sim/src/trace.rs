@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One event of a run, as written to a trace file (one JSON object per line).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TraceEvent {
     /// Position in the run, from 0.
     pub step: u64,
@@ -16,7 +16,8 @@ pub struct TraceEvent {
     pub kind: String,
     /// The agent the event happens at (`None`: the client or the network).
     pub agent: Option<u32>,
-    /// The other end of a message, if any.
+    /// The other end of a message, if any. A frame dropped or held on its way to a twin's
+    /// second copy names that copy's network address, 2^30 + the agent.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer: Option<u32>,
     /// The session, if the event belongs to one.
@@ -49,6 +50,11 @@ pub struct TraceEvent {
     /// `minority-overrule`, `timeout-fallback`, …), or `escalation` / `no-decision`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub method: Option<String>,
+    /// Twins: 1 when the event happened at the agent's second copy (the two copies share one
+    /// identity and key, so `agent` alone does not tell them apart); absent for first copies
+    /// and every other agent. Not part of the trace hash.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub copy: Option<u32>,
 }
 
 /// FNV-1a, 64 bits: stable across Rust versions and platforms (unlike std's hashers).
@@ -151,6 +157,16 @@ impl Trace {
         }
         self.step += 1;
         step
+    }
+
+    /// Marks the kept events of `agent` from step `from` on as happening at its copy `copy`
+    /// (a twin's second copy reports under the agent's identity).
+    pub fn mark_copy(&mut self, from: u64, agent: u32, copy: u32) {
+        let Some(events) = &mut self.events else { return };
+        let first = events.partition_point(|e| e.step < from);
+        for e in events[first..].iter_mut().filter(|e| e.agent == Some(agent)) {
+            e.copy = Some(copy);
+        }
     }
 
     /// The kept events.

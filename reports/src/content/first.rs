@@ -233,7 +233,7 @@ impl<'d, 'a> Builder<'d, 'a> {
         let mutations: Vec<&Scenario<'_>> = self.data.scenarios.iter().filter(|s| s.expects_violation()).collect();
         if !mutations.is_empty() {
             let missed: Vec<&Scenario<'_>> =
-                mutations.iter().copied().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
+                mutations.iter().copied().filter(|s| s.summary.is_some_and(|x| !x.passed)).collect();
             let mut checker = vec![strong("The checker works: ")];
             if missed.is_empty() {
                 checker.push(text(match mutations.len() {
@@ -259,7 +259,7 @@ impl<'d, 'a> Builder<'d, 'a> {
         }
         if self.data.summary.is_some() {
             let failing: Vec<&Scenario<'_>> =
-                self.data.scenarios.iter().filter(|s| s.summary.and_then(|x| x.passed) == Some(false)).collect();
+                self.data.scenarios.iter().filter(|s| s.summary.is_some_and(|x| !x.passed)).collect();
             let mut expect = vec![strong("Expectations: ")];
             if failing.is_empty() {
                 expect.push(text("every scenario met the expectations written in its file."));

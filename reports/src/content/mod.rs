@@ -385,16 +385,16 @@ fn median_p99(runs: &[&RunRecord]) -> String {
 
 fn expectation(s: &Scenario<'_>) -> String {
     match s.summary {
-        Some(x) if x.expect_safety == Some(false) => {
+        Some(x) if !x.expect_safety => {
             format!("finds {}", x.expect_invariant.as_deref().unwrap_or("a violation"))
         }
-        Some(x) if x.expect_safety == Some(true) => "safe".to_owned(),
-        _ => "–".to_owned(),
+        Some(_) => "safe".to_owned(),
+        None => "–".to_owned(),
     }
 }
 
 fn verdict(s: &Scenario<'_>) -> String {
-    match s.summary.and_then(|x| x.passed) {
+    match s.summary.map(|x| x.passed) {
         Some(true) => "PASS".to_owned(),
         Some(false) => "FAIL".to_owned(),
         None => "–".to_owned(),

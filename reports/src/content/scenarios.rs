@@ -9,7 +9,8 @@ use crate::aggregate::{network_condition, run_outcome_counts, Scenario};
 use crate::doc::{code, strong, text, Block, Inline, Table};
 use crate::figures::{AgreementData, LatencyData, OutcomeData, Plot};
 use crate::humanize;
-use crate::model::{RunRecord, ScenarioSettings};
+use crate::model::RunRecord;
+use crate::summary::ScenarioSettings;
 
 /// The anchor of the table of scenarios shown as one line.
 pub const PASSED_ANCHOR: &str = "scenarios-in-brief";
@@ -20,7 +21,7 @@ const REPLAY_PER_KIND: usize = 3;
 /// Whether a scenario gets a section of its own: it missed its expectations, or (without a
 /// verdict in `summary.json`) it broke an invariant without expecting to.
 pub fn in_full(s: &Scenario<'_>) -> bool {
-    match s.summary.and_then(|x| x.passed) {
+    match s.summary.map(|x| x.passed) {
         Some(passed) => !passed,
         None => s.totals.violation_runs > 0 && !s.expects_violation(),
     }

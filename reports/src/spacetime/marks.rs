@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::{esc, fit, DiagramEvent, EventKind, Frame, MessageKind, LANE_H, LEFT, RIGHT, VIOLATION_RED, WIDTH};
+use super::{esc, fit, DiagramEvent, EventKind, Frame, Labels, MessageKind, Spot, LANE_H, LEFT, VIOLATION_RED};
 
 /// A dotted line where each session's rounds after its first begin.
-pub(super) fn rounds(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, lanes: usize) {
+pub(super) fn rounds(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, lanes: usize, labels: &mut Labels) {
     let mut first: BTreeMap<(Option<u64>, u32), u64> = BTreeMap::new();
     for e in events {
         if let Some(r) = e.round {
@@ -26,19 +26,28 @@ pub(super) fn rounds(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, 
             _ => format!("round {round}"),
         };
         let x = frame.x(*t);
+        // Above the lanes, on a second row when the first is taken (rounds close in time).
+        let spots = [frame.top - 4.0, frame.top - 16.0].map(|y| Spot { x: x + 3.0, y, anchor: "start" });
+        let text = labels.place(&name, 12.0, &spots).map_or_else(String::new, |s| {
+            format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\">{name}</text>", s.x, s.y)
+        });
         let _ = writeln!(
             svg,
-            "<g class=\"round\"><line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#555\" stroke-dasharray=\"1 3\"/>\
-             <text x=\"{:.1}\" y=\"{}\" fill=\"#555\">{name}</text></g>",
+            "<g class=\"round\"><title>{name}</title><line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#555\" \
+             stroke-dasharray=\"1 3\"/>{text}</g>",
             frame.top - 12.0,
             frame.bottom(lanes),
-            x + 3.0,
-            frame.top - 4.0
         );
     }
 }
 
-pub(super) fn fault_bands(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, lanes: usize) {
+pub(super) fn fault_bands(
+    svg: &mut String,
+    events: &[&DiagramEvent],
+    frame: &Frame,
+    lanes: usize,
+    labels: &mut Labels,
+) {
     // (agent or every lane, the kind that opened it, from, to, label); `to` = MAX while open.
     let mut bands: Vec<(Option<u32>, &str, u64, u64, String)> = Vec::new();
     for e in events.iter().filter(|e| e.kind == EventKind::Fault) {
@@ -73,15 +82,18 @@ pub(super) fn fault_bands(svg: &mut String, events: &[&DiagramEvent], frame: &Fr
             Some(cy) => (cy - LANE_H / 2.0, LANE_H),
             None => (frame.top, frame.bottom(lanes) - frame.top),
         };
+        // At the top of the band, else at its bottom.
+        let text = fit(&label, 60);
+        let spots = [y + 11.0, y + LANE_H - 4.0].map(|y| Spot { x: x0 + 3.0, y, anchor: "start" });
+        let shown = labels.place(&text, 11.0, &spots).map_or_else(String::new, |s| {
+            format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#6b5d00\" font-size=\"11\">{}</text>", s.x, s.y, esc(&text))
+        });
         let _ = writeln!(
             svg,
             "<g class=\"fault\"><rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#F0E442\" \
-             fill-opacity=\"0.35\"><title>{t}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#6b5d00\" \
-             font-size=\"11\">{t}</text></g>",
+             fill-opacity=\"0.35\"><title>{}</title></rect>{shown}</g>",
             (x1 - x0).max(2.0),
-            x0 + 3.0,
-            y + 11.0,
-            t = esc(&fit(&label, 60))
+            esc(&label),
         );
     }
 }
@@ -161,9 +173,7 @@ pub(super) fn cross(x: f64, y: f64, color: &str) -> String {
     )
 }
 
-pub(super) fn markers(svg: &mut String, events: &[&DiagramEvent], frame: &Frame) {
-    // Labels of decisions and locks alternate above and below the lane so neighbours stay legible.
-    let mut labelled: BTreeSet<(usize, i64)> = BTreeSet::new();
+pub(super) fn markers(svg: &mut String, events: &[&DiagramEvent], frame: &Frame, labels: &mut Labels) {
     for e in events {
         let Some(y) = frame.lane_y(e.agent) else { continue };
         let x = frame.x(e.time_ms);
@@ -184,9 +194,6 @@ pub(super) fn markers(svg: &mut String, events: &[&DiagramEvent], frame: &Frame)
                 format!("<rect class=\"step\" x=\"{:.1}\" y=\"{:.1}\" width=\"6\" height=\"6\" fill=\"{}\"><title>{title}</title></rect>", x - 3.0, y - 3.0, kind.color())
             }
             EventKind::Lock | EventKind::Decide => {
-                let slot = (frame.lanes.get(&e.agent.unwrap_or(0)).copied().unwrap_or(0), (x / 90.0) as i64);
-                let below = !labelled.insert(slot);
-                let ty = if below { y + 22.0 } else { y - 12.0 };
                 let (shape, prefix) = if e.kind == EventKind::Lock {
                     (format!("<path d=\"M{:.1},{:.1} L{x:.1},{:.1} L{:.1},{:.1} z\" fill=\"#444\"/>", x - 6.0, y + 5.0, y - 6.0, x + 6.0, y + 5.0), "lock ")
                 } else {
@@ -194,19 +201,21 @@ pub(super) fn markers(svg: &mut String, events: &[&DiagramEvent], frame: &Frame)
                 };
                 let class = if e.kind == EventKind::Lock { "lock" } else { "decide" };
                 let text = if e.label.to_ascii_lowercase().starts_with(prefix.trim()) || prefix.is_empty() { e.label.clone() } else { format!("{prefix}{}", e.label) };
-                // Near an edge the label grows inwards.
-                let anchor = if x > WIDTH - RIGHT - 90.0 {
-                    "end"
-                } else if x < LEFT + 90.0 {
-                    "start"
-                } else {
-                    "middle"
-                };
-                format!(
-                    "<g class=\"{class}\"><title>{title}</title>{shape}<text x=\"{x:.1}\" y=\"{ty:.1}\" font-size=\"11\" \
-                     text-anchor=\"{anchor}\">{}</text></g>",
-                    esc(&fit(&text, 28))
-                )
+                // Above the lane, below it, at its top edge, or beside the mark: the first spot
+                // clear of the labels placed so far (near the diagram's edges it moves inwards).
+                let text = fit(&text, 40);
+                let mut spots = [y - 12.0, y + 24.0, y - 23.0].map(|y| Spot { x, y, anchor: "middle" }).to_vec();
+                spots.extend([Spot { x: x + 10.0, y: y + 4.0, anchor: "start" }, Spot { x: x - 10.0, y: y + 4.0, anchor: "end" }]);
+                let shown = labels.place(&text, 11.0, &spots).map_or_else(String::new, |s| {
+                    format!(
+                        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"{}\">{}</text>",
+                        s.x,
+                        s.y,
+                        s.anchor,
+                        esc(&text)
+                    )
+                });
+                format!("<g class=\"{class}\"><title>{title}</title>{shape}{shown}</g>")
             }
             EventKind::Evidence | EventKind::Hold => format!("<circle class=\"other\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"none\" stroke=\"#B03A00\"><title>{title}</title></circle>"),
             EventKind::Open => format!("<path class=\"open\" d=\"M{:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} z\" fill=\"#56B4E9\"><title>{title}</title></path>", x - 5.0, y - 12.0, x + 5.0, y - 12.0, x, y - 4.0),

@@ -207,12 +207,15 @@ pub struct Diagram {
     pub session: Option<u64>,
 }
 
+mod labels;
 mod marks;
 mod trace;
 
 pub use trace::from_trace_jsonl;
 
+use labels::{Labels, Spot};
 use marks::{cross, fault_bands, markers, messages, rounds, violation};
+pub use trace::SECOND_COPY;
 
 /// Pixel layout.
 const WIDTH: f64 = 1400.0;
@@ -223,11 +226,17 @@ const LEGEND_H: f64 = 64.0;
 const AXIS_H: f64 = 46.0;
 const FONT: &str = "font-family=\"DejaVu Sans, Verdana, Arial, sans-serif\"";
 const VIOLATION_RED: &str = "#CC0000";
-/// Characters per line of the violation text.
-const WRAP: usize = 150;
+/// The width of a character, in em, that text boxes are reckoned with: DejaVu Sans's average
+/// advance is about 0.55 em (digits 0.64), so 0.62 errs on the wide side; bold text 0.68.
+const CHAR_EM: f64 = 0.62;
+const BOLD_EM: f64 = 0.68;
+/// Characters per line of the violation text (12 px bold, from `LEFT` to the right margin).
+const WRAP: usize = ((WIDTH - LEFT - 12.0) / (12.0 * BOLD_EM)) as usize;
 /// Characters per line of the title (16 px bold): longer titles wrap rather than run off the
 /// diagram.
-const TITLE_WRAP: usize = 115;
+const TITLE_WRAP: usize = ((WIDTH - 24.0) / (16.0 * BOLD_EM)) as usize;
+/// Characters per line of a lane label (12 px, right-aligned left of the lanes); two lines at most.
+const LANE_LABEL_WRAP: usize = ((LEFT - 16.0) / (12.0 * CHAR_EM)) as usize;
 
 /// Draws `diagram` as an SVG document.
 pub fn render_svg(diagram: &Diagram) -> String {
@@ -243,6 +252,7 @@ pub fn render_svg(diagram: &Diagram) -> String {
     let top = 34.0 + title_h + LEGEND_H + 16.0 * violation_lines.len() as f64 + 20.0;
     let height = top + LANE_H * diagram.agents.len().max(1) as f64 + AXIS_H;
     let frame = Frame { t0, t1, top, lanes };
+    let mut labels = Labels::default();
     let mut svg = String::with_capacity(4096 + 400 * events.len());
     let _ = write!(
         svg,
@@ -256,11 +266,16 @@ pub fn render_svg(diagram: &Diagram) -> String {
     }
     legend(&mut svg, 12.0, 44.0 + title_h);
     lanes_svg(&mut svg, diagram, &frame);
-    fault_bands(&mut svg, &events, &frame, diagram.agents.len());
+    // The violation's text is placed first: every other label keeps clear of it.
+    let violation_top = frame.top - 16.0 * violation_lines.len() as f64 - 16.0;
+    for (i, line) in violation_lines.iter().enumerate() {
+        labels.reserve(line, 12.0, true, LEFT, violation_top + 16.0 * i as f64);
+    }
+    fault_bands(&mut svg, &events, &frame, diagram.agents.len(), &mut labels);
     axis(&mut svg, &frame, diagram.agents.len());
-    rounds(&mut svg, &events, &frame, diagram.agents.len());
+    rounds(&mut svg, &events, &frame, diagram.agents.len(), &mut labels);
     messages(&mut svg, &events, &frame);
-    markers(&mut svg, &events, &frame);
+    markers(&mut svg, &events, &frame, &mut labels);
     if let Some((time_ms, agent, _)) = &diagram.violation {
         violation(&mut svg, *time_ms, *agent, &violation_lines, &frame, diagram.agents.len());
     }
@@ -390,18 +405,34 @@ fn lanes_svg(svg: &mut String, diagram: &Diagram, frame: &Frame) {
     for (i, lane) in diagram.agents.iter().enumerate() {
         let y = frame.top + LANE_H * i as f64;
         let (fill, ink) = if lane.honest { ("#ffffff", "#1d1d1f") } else { ("#FBEDEA", "#B03A00") };
+        // The label in at most two lines that fit left of the lanes.
+        let mut lines = wrap(&lane.label, LANE_LABEL_WRAP);
+        if lines.len() > 2 {
+            let rest = lines[1..].join(" ");
+            lines = vec![lines[0].clone(), fit(&rest, LANE_LABEL_WRAP)];
+        }
+        let lines: Vec<String> = lines.iter().map(|l| fit(l, LANE_LABEL_WRAP)).collect();
+        let first = y + LANE_H / 2.0 + 4.0 - 7.0 * lines.len().saturating_sub(1) as f64;
+        let texts: String = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                format!(
+                    "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{ink}\">{}</text>",
+                    LEFT - 8.0,
+                    first + 14.0 * i as f64,
+                    esc(line)
+                )
+            })
+            .collect();
         let _ = writeln!(
             svg,
             "<g class=\"lane\" data-agent=\"{id}\"><rect x=\"{LEFT}\" y=\"{y}\" width=\"{w}\" height=\"{LANE_H}\" fill=\"{fill}\" \
-             stroke=\"#e4e4e4\"/><line x1=\"{LEFT}\" y1=\"{cy}\" x2=\"{x2}\" y2=\"{cy}\" stroke=\"#bbbbbb\"/>\
-             <text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\" fill=\"{ink}\">{label}</text></g>",
+             stroke=\"#e4e4e4\"/><line x1=\"{LEFT}\" y1=\"{cy}\" x2=\"{x2}\" y2=\"{cy}\" stroke=\"#bbbbbb\"/>{texts}</g>",
             id = lane.id,
             w = WIDTH - LEFT - RIGHT,
             cy = y + LANE_H / 2.0,
             x2 = WIDTH - RIGHT,
-            lx = LEFT - 8.0,
-            ty = y + LANE_H / 2.0 + 4.0,
-            label = esc(&fit(&lane.label, 34)),
         );
     }
 }

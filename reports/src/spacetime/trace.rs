@@ -9,24 +9,44 @@ use super::{Diagram, DiagramEvent, EventKind, Lane};
 /// (receiver, session, message text): what a delivery shares with its send.
 type MessageKey = (u64, Option<u64>, String);
 
+/// A send in flight: its time, the sender's identity and the sender's lane.
+type InFlight = (u64, Option<u64>, Option<u32>);
+
+/// Lanes of twins' second copies: 2^30 + the agent (the simulator's network address of that
+/// copy, which drops and holds towards it name as their `peer`).
+pub const SECOND_COPY: u32 = 1 << 30;
+
+/// The lane of `agent`'s copy `copy` (0: the agent itself).
+fn lane_of(agent: u32, copy: u64) -> u32 {
+    if copy > 0 && agent < SECOND_COPY {
+        SECOND_COPY + agent
+    } else {
+        agent
+    }
+}
+
 /// The diagram of a trace (`bftsim reproduce --trace` lines, one JSON event per line). A
 /// delivery that carries `sent_ms` (traces since the simulator records it) is drawn from that
 /// send time on the lane of its `peer` (the sender), and the send it matches is taken out of
 /// the sends still in flight. Older traces' deliveries, and drops, are matched to their sends
 /// first-in, first-out by (receiver, session, message text).
+///
+/// A twin's two copies (events with `copy`: 1 at the second) get a lane each, the second right
+/// below the first; a message is drawn from the lane of the copy that sent it.
 pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
     let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_u64);
     let detail = |e: &Value| e.get("detail").and_then(Value::as_str).unwrap_or("").to_owned();
     let (byzantine, strategy) = setup(events.iter().map(detail).find(|d| d.starts_with("setup:")).as_deref());
     let mut agents: BTreeSet<u32> = BTreeSet::new();
-    let mut in_flight: BTreeMap<MessageKey, VecDeque<(u64, Option<u64>)>> = BTreeMap::new();
+    let mut in_flight: BTreeMap<MessageKey, VecDeque<InFlight>> = BTreeMap::new();
     let mut out = Vec::new();
     let mut violation = None;
     for e in &events {
         let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
         let time_ms = field(e, "time_ms").unwrap_or(0);
-        let agent = field(e, "agent").and_then(|a| u32::try_from(a).ok());
+        let copy = field(e, "copy").unwrap_or(0);
+        let agent = field(e, "agent").and_then(|a| u32::try_from(a).ok()).map(|a| lane_of(a, copy));
         let peer = field(e, "peer");
         let session = field(e, "session");
         let label = crate::humanize::detail(&detail(e));
@@ -37,20 +57,22 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
         ev.kind = match kind {
             "send" => {
                 let key = (peer.unwrap_or(u64::MAX), session, detail(e));
-                in_flight.entry(key).or_default().push_back((time_ms, field(e, "agent")));
+                in_flight.entry(key).or_default().push_back((time_ms, field(e, "agent"), agent));
                 continue;
             }
             "deliver" | "drop" => {
                 let receiver = if kind == "deliver" { field(e, "agent") } else { peer };
                 let key = (receiver.unwrap_or(u64::MAX), session, detail(e));
                 let recorded = if kind == "deliver" { field(e, "sent_ms") } else { None };
-                let sent = in_flight.get_mut(&key).and_then(|queue| take_send(queue, recorded, peer));
-                let sent = match recorded {
-                    Some(at) => Some((at, peer.or(sent.and_then(|s| s.1)))),
-                    None => sent,
+                let matched = in_flight.get_mut(&key).and_then(|queue| take_send(queue, recorded, peer));
+                // The send's lane tells a twin's copies apart; a recorded sender that is not the
+                // matched send's is drawn from its own lane.
+                let sender = match (recorded, matched) {
+                    (Some(_), Some(m)) if peer.is_none() || m.1 == peer => m.2,
+                    (Some(_), _) => peer.and_then(|p| u32::try_from(p).ok()),
+                    (None, m) => m.and_then(|m| m.2),
                 };
-                ev.matched_send_ms = sent.map(|s| s.0);
-                let sender = sent.and_then(|s| s.1).and_then(|a| u32::try_from(a).ok());
+                ev.matched_send_ms = recorded.or(matched.map(|m| m.0));
                 if kind == "deliver" {
                     ev.peer = sender;
                     EventKind::Deliver
@@ -88,14 +110,11 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
         };
         out.push(ev);
     }
-    let lanes = agents
-        .into_iter()
-        .map(|id| {
-            let honest = !byzantine.contains(&id);
-            let label = if honest { format!("agent {id}") } else { format!("agent {id} (byzantine, {strategy})") };
-            Lane { id, label, honest }
-        })
-        .collect();
+    // Drops and holds towards a second copy name its address: that copy's lane.
+    agents.extend(out.iter().filter_map(|e| e.peer).filter(|p| *p >= SECOND_COPY));
+    let mut lanes: Vec<Lane> = agents.into_iter().map(|id| lane(id, &byzantine, &strategy)).collect();
+    // A second copy right below its first.
+    lanes.sort_by_key(|l| (l.id % SECOND_COPY, l.id / SECOND_COPY));
     Diagram {
         title: format!("space-time diagram of {name}"),
         agents: lanes,
@@ -105,13 +124,22 @@ pub fn from_trace_jsonl(text: &str, name: &str) -> Diagram {
     }
 }
 
+/// The lane of `id` (an agent, or 2^30 + a twin's agent for its second copy), labelled.
+fn lane(id: u32, byzantine: &BTreeSet<u32>, strategy: &str) -> Lane {
+    let agent = id % SECOND_COPY;
+    let honest = !byzantine.contains(&agent);
+    let label = match (honest, id >= SECOND_COPY, strategy) {
+        (_, true, _) => format!("agent {agent}, twin copy 2"),
+        (false, false, "twin") => format!("agent {agent}, twin copy 1"),
+        (false, false, _) => format!("agent {agent} (byzantine, {strategy})"),
+        (true, false, _) => format!("agent {agent}"),
+    };
+    Lane { id, label, honest: honest && id < SECOND_COPY }
+}
+
 /// The send a delivery matches among the sends in flight of its (receiver, session, text): the
 /// one at `sent_ms` from `sender` when the delivery records them, else the oldest.
-fn take_send(
-    queue: &mut VecDeque<(u64, Option<u64>)>,
-    sent_ms: Option<u64>,
-    sender: Option<u64>,
-) -> Option<(u64, Option<u64>)> {
+fn take_send(queue: &mut VecDeque<InFlight>, sent_ms: Option<u64>, sender: Option<u64>) -> Option<InFlight> {
     let exact = sent_ms.and_then(|at| queue.iter().position(|s| s.0 == at && (sender.is_none() || s.1 == sender)));
     match exact {
         Some(i) => queue.remove(i),

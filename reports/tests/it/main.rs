@@ -5,3 +5,4 @@ mod browser;
 mod explore;
 mod fixtures;
 mod report;
+mod spacetime;

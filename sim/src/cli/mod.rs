@@ -24,6 +24,7 @@ mod point;
 mod report;
 mod reproduce;
 mod run;
+mod schedule;
 mod shrink;
 
 /// Deterministic fault-injection simulator for consensus-core: runs seeded scenarios on madsim,

@@ -44,7 +44,8 @@ pub(super) struct ModelArgs {
     /// Worker threads expanding states.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
-    /// Output directory: model.json and, on a violation, counterexample.txt.
+    /// Output directory: model.json and, on a violation, counterexample.txt and the replayable
+    /// counterexample.toml (and liveness.txt for a liveness failure).
     #[arg(long, default_value = "out/model")]
     out: PathBuf,
     /// Stop after this many distinct states (the report gives the coverage reached).
@@ -62,6 +63,13 @@ pub(super) struct ModelArgs {
     /// Exit 0 even when a "sometimes" property was not reached (the check may be vacuous).
     #[arg(long)]
     allow_vacuous: bool,
+    /// Bounded liveness: from every state within this many steps, the fair completion must
+    /// decide (docs/model.md, "Bounded liveness"); 0: not checked.
+    #[arg(long, default_value_t = 0)]
+    liveness_depth: u32,
+    /// Rounds beyond --rounds a fair completion may use.
+    #[arg(long, default_value_t = 2)]
+    liveness_extra_rounds: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,21 +135,38 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         jobs: args.jobs,
         progress: !args.quiet,
         reduce: !args.no_reduction,
+        ..ModelConfig::default()
     };
     let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
     let report = model::check(&setup);
-    print_report(&setup, &report, &args.mutation);
-    fs::create_dir_all(&args.out).map_err(io("cannot create", &args.out))?;
-    let json_path = args.out.join("model.json");
-    let json = serde_json::to_string_pretty(&model::report_json(&setup, &report, &args.mutation))
-        .map_err(|e| CliError::Io(e.to_string()))?;
-    fs::write(&json_path, json + "\n").map_err(io("cannot write", &json_path))?;
-    outln!("wrote {}", json_path.display());
+    print_report(&setup, &report, &args.mutation, args.liveness_depth);
+    let liveness = (args.liveness_depth > 0)
+        .then(|| {
+            model::liveness::check_liveness(&setup, args.liveness_depth, args.liveness_extra_rounds, args.max_states)
+        })
+        .transpose()
+        .map_err(CliError::Usage)?;
+    let live_failed = match &liveness {
+        Some(l) => report_liveness(&setup, l, &args.out)?.is_some(),
+        None => false,
+    };
+    write_json(&setup, &report, &args, liveness.as_ref())?;
     if let Some(cx) = &report.counterexample {
         let path = args.out.join("counterexample.txt");
         let text = model::describe_path(&setup, &cx.path);
         fs::write(&path, text).map_err(io("cannot write", &path))?;
         outln!("wrote {} ({} steps)", path.display(), cx.path.len().saturating_sub(1));
+        let schedule = args.out.join("counterexample.toml");
+        fs::write(&schedule, model::schedule::Schedule::of(&setup, cx).to_text())
+            .map_err(io("cannot write", &schedule))?;
+        outln!(
+            "wrote {}: replay it in the simulator with `bftsim reproduce {}`",
+            schedule.display(),
+            schedule.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if live_failed {
         return Ok(ExitCode::from(1));
     }
     let missed: Vec<&str> = report.sometimes.iter().filter(|(_, reached)| !**reached).map(|(n, _)| *n).collect();
@@ -162,7 +187,80 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(setup: &Setup, r: &ModelReport, mutation: &str) {
+/// model.json, with the liveness result when it was checked.
+fn write_json(
+    setup: &Setup,
+    report: &ModelReport,
+    args: &ModelArgs,
+    liveness: Option<&model::liveness::LivenessReport>,
+) -> Result<(), CliError> {
+    fs::create_dir_all(&args.out).map_err(io("cannot create", &args.out))?;
+    let json_path = args.out.join("model.json");
+    let mut json = model::report_json(setup, report, &args.mutation);
+    if let (Some(l), Some(obj)) = (liveness, json.as_object_mut()) {
+        let (on, off) = model::properties(setup, args.liveness_depth);
+        let off: Vec<_> = off.into_iter().map(|(p, why)| serde_json::json!({"property": p, "why": why})).collect();
+        obj.insert("properties".into(), serde_json::json!({"checked": on, "not_checked": off}));
+        obj.insert(
+            "liveness".into(),
+            serde_json::json!({
+                "depth": args.liveness_depth,
+                "round_bound": l.round_bound,
+                "states": l.states,
+                "complete": l.complete,
+                "longest_completion": l.longest_completion,
+                "failure": l.counterexample.as_ref().map(|c| serde_json::json!({
+                    "kind": c.failure,
+                    "undecided": c.undecided.iter().map(|a| a.0).collect::<Vec<_>>(),
+                    "prefix_steps": c.prefix.len().saturating_sub(1),
+                    "completion_steps": c.completion.len(),
+                })),
+            }),
+        );
+    }
+    let text = serde_json::to_string_pretty(&json).map_err(|e| CliError::Io(e.to_string()))?;
+    fs::write(&json_path, text + "\n").map_err(io("cannot write", &json_path))?;
+    outln!("wrote {}", json_path.display());
+    Ok(())
+}
+
+/// Prints the bounded liveness result; on a failure writes `liveness.txt` and returns exit 1.
+fn report_liveness(
+    setup: &Setup,
+    l: &model::liveness::LivenessReport,
+    out: &std::path::Path,
+) -> Result<Option<ExitCode>, CliError> {
+    let scope = if l.complete { "every" } else { "the first (budget)" };
+    outln!(
+        "  bounded liveness: {scope} {} states within depth {} checked, fair completions within round bound {}",
+        l.states,
+        l.depth,
+        l.round_bound
+    );
+    let Some(cx) = &l.counterexample else {
+        outln!("  liveness: every fair completion decided (longest {} steps)", l.longest_completion);
+        return Ok(None);
+    };
+    outln!(
+        "  LIVENESS VIOLATION ({:?}): honest {:?} undecided after a {}-step prefix and a {}-step fair completion",
+        cx.failure,
+        cx.undecided.iter().map(|a| a.0).collect::<Vec<_>>(),
+        cx.prefix.len().saturating_sub(1),
+        cx.completion.len()
+    );
+    fs::create_dir_all(out).map_err(io("cannot create", out))?;
+    let path = out.join("liveness.txt");
+    let mut text = model::describe_path(setup, &cx.prefix);
+    text.push_str(&format!("# fair completion (messages before timers, Byzantine silent): {:?}\n", cx.failure));
+    for (i, label) in cx.completion.iter().enumerate() {
+        text.push_str(&format!("{:>3}  {}\n", cx.prefix.len() + i, model::describe_label(label)));
+    }
+    fs::write(&path, text).map_err(io("cannot write", &path))?;
+    outln!("wrote {}", path.display());
+    Ok(Some(ExitCode::from(1)))
+}
+
+fn print_report(setup: &Setup, r: &ModelReport, mutation: &str, liveness_depth: u32) {
     let c = &setup.config;
     outln!(
         "model: n = {}, byzantine = {} ({:?}), rounds = {}, candidates = {}, mutation {mutation}",
@@ -182,6 +280,11 @@ fn print_report(setup: &Setup, r: &ModelReport, mutation: &str) {
         r.elapsed_ms as f64 / 1000.0,
         r.peak_rss_kb / 1024
     );
+    let (on, off) = model::properties(setup, liveness_depth);
+    outln!("  properties checked: {}", on.join(", "));
+    for (name, why) in &off {
+        outln!("  not checked: {name}: {why}");
+    }
     outln!("  terminal states: {} all honest decided, {} not", r.terminal_decided, r.terminal_undecided);
     for (name, reached) in &r.sometimes {
         outln!("  sometimes {name}: {}", if *reached { "reached" } else { "NOT reached" });

@@ -12,11 +12,11 @@ use super::CliError;
 /// A scenario file, a seed and a sweep point.
 #[derive(Args)]
 pub(super) struct PointArgs {
-    /// The scenario file.
+    /// The scenario file (for `reproduce`, also a `bftsim model` schedule: docs/model.md).
     pub(super) scenario: PathBuf,
-    /// The seed (shrink keeps it fixed).
+    /// The seed (shrink keeps it fixed); required for a scenario, a model schedule has none.
     #[arg(long)]
-    pub(super) seed: u64,
+    pub(super) seed: Option<u64>,
     /// Sweep point: `key=value` (repeat for each axis).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(super) set: Vec<String>,
@@ -26,7 +26,13 @@ impl PointArgs {
     /// The scenario at the sweep point `--set` names; `command` names the subcommand in the
     /// list of points a sweep without `--set` prints.
     pub(super) fn load(&self, command: &str) -> Result<(SweepLabels, Scenario), CliError> {
-        sweep_point(&self.scenario, &self.set, self.seed, command)
+        sweep_point(&self.scenario, &self.set, self.seed()?, command)
+    }
+
+    /// The seed, which a scenario needs.
+    pub(super) fn seed(&self) -> Result<u64, CliError> {
+        self.seed
+            .ok_or_else(|| CliError::Usage(format!("{}: give the run's seed with --seed N", self.scenario.display())))
     }
 }
 
@@ -37,15 +43,32 @@ fn sweep_point(path: &Path, set: &[String], seed: u64, command: &str) -> Result<
     let points = scenario.expand()?;
     if set.is_empty() && points.len() > 1 {
         let labels: Vec<SweepLabels> = points.into_iter().map(|(labels, _)| labels).collect();
-        return Err(CliError::Usage(super::reproduce::list_points(path, seed, command, &labels)));
+        return Err(CliError::Usage(list_points(path, seed, command, &labels)));
     }
     let mut wanted = BTreeMap::new();
     for kv in set {
         let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--set {kv}: expected KEY=VALUE")))?;
         wanted.insert(k.to_owned(), v.to_owned());
     }
-    points
-        .into_iter()
-        .find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted)
-        .ok_or_else(|| CliError::Usage(format!("no sweep point of {} matches {wanted:?}", path.display())))
+    points.into_iter().find(|(labels, _)| labels.iter().cloned().collect::<BTreeMap<_, _>>() == wanted).ok_or_else(
+        || {
+            let asked: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            CliError::Usage(format!("no sweep point of {} matches {}", path.display(), asked.join(", ")))
+        },
+    )
+}
+
+/// The sweep points of `path` and how to pick one, for `--set` left out.
+fn list_points(path: &Path, seed: u64, command: &str, points: &[sim::scenario::SweepLabels]) -> String {
+    let mut text = format!(
+        "{} is a sweep of {} points: pick one with --set KEY=VALUE for each axis, e.g.\n",
+        path.display(),
+        points.len()
+    );
+    for labels in points {
+        let params: BTreeMap<String, String> = labels.iter().cloned().collect();
+        let reproduce = sim::merge::reproduce_command(&path.display().to_string(), seed, &params);
+        text.push_str(&format!("  {}\n", reproduce.replacen("bftsim reproduce", &format!("bftsim {command}"), 1)));
+    }
+    text.trim_end().to_owned()
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -79,8 +79,11 @@ pub(super) fn cmd_reproduce(args: ReproduceArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::Usage(format!("--from {from} is after --to {to}")));
         }
     }
+    if let Some(schedule) = super::schedule::read_if_schedule(&args.point.scenario)? {
+        return super::schedule::cmd_replay(&args.point.scenario, &schedule, args.trace.as_deref());
+    }
     let (labels, point) = args.point.load("reproduce")?;
-    let output = run(&point, args.point.seed, labels.into_iter().collect(), RunOptions { trace: true });
+    let output = run(&point, args.point.seed()?, labels.into_iter().collect(), RunOptions { trace: true });
     let matching: Vec<&TraceEvent> = output.trace.iter().filter(|e| args.matches(e)).collect();
     for event in matching.iter().take(args.limit) {
         if super::out::is_closed() {
@@ -172,7 +175,7 @@ impl ReproduceArgs {
 
 /// One event as a line: time, step, kind, who (`a3 → a1` for messages, the client as
 /// `client`), session and a readable detail.
-fn event_line(e: &TraceEvent) -> String {
+pub(super) fn event_line(e: &TraceEvent) -> String {
     let name = |a: Option<u32>| a.map_or_else(|| "client".to_owned(), |a| format!("a{a}"));
     let who = match e.kind.as_str() {
         // deliver: `agent` received from `peer`; send, drop, hold: `agent` sent to `peer`.
@@ -208,7 +211,7 @@ struct SessionRounds {
 }
 
 /// The summary of rounds per session: rounds reached and who decided what, when.
-fn print_sessions(trace: &[TraceEvent], only: &[u64]) {
+pub(super) fn print_sessions(trace: &[TraceEvent], only: &[u64]) {
     let mut sessions: BTreeMap<u64, SessionRounds> = BTreeMap::new();
     for e in trace {
         let Some(s) = e.session.filter(|s| only.is_empty() || only.contains(s)) else { continue };
@@ -351,21 +354,6 @@ fn clip(text: &str, max: usize) -> String {
     let cut: String = text.chars().take(max).collect();
     let end = cut.rfind(' ').filter(|&i| i > 0).unwrap_or(cut.len());
     format!("{} …", cut[..end].trim_end_matches([',', ';', ':']))
-}
-
-/// The sweep points of `path` and how to pick one, for `--set` left out.
-pub(super) fn list_points(path: &Path, seed: u64, command: &str, points: &[sim::scenario::SweepLabels]) -> String {
-    let mut text = format!(
-        "{} is a sweep of {} points: pick one with --set KEY=VALUE for each axis, e.g.\n",
-        path.display(),
-        points.len()
-    );
-    for labels in points {
-        let params: BTreeMap<String, String> = labels.iter().cloned().collect();
-        let reproduce = sim::merge::reproduce_command(&path.display().to_string(), seed, &params);
-        text.push_str(&format!("  {}\n", reproduce.replacen("bftsim reproduce", &format!("bftsim {command}"), 1)));
-    }
-    text.trim_end().to_owned()
 }
 
 #[cfg(test)]

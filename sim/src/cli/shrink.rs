@@ -29,7 +29,7 @@ pub(super) struct ShrinkArgs {
 
 pub(super) fn cmd_shrink(args: ShrinkArgs) -> Result<ExitCode, CliError> {
     let ShrinkArgs { point: args_point, out, max_runs } = args;
-    let (path, seed) = (&args_point.scenario, args_point.seed);
+    let (path, seed) = (&args_point.scenario, args_point.seed()?);
     let (labels, point) = args_point.load("shrink")?;
     let stem = path.file_stem().map_or_else(|| "scenario".to_owned(), |s| s.to_string_lossy().into_owned());
     let out = out.unwrap_or_else(|| PathBuf::from("out").join(format!("{stem}-seed{seed}.min.toml")));

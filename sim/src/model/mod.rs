@@ -22,9 +22,12 @@
 //!   no honest agent enters a round beyond `--rounds`.
 
 pub mod byzantine;
+pub mod liveness;
 mod report;
+pub mod schedule;
 pub mod search;
 mod state;
+pub mod stats;
 
 use std::collections::BTreeSet;
 
@@ -35,7 +38,7 @@ use consensus_core::registry::Registry;
 use consensus_core::sign::{sim_committee, Keys, Signer, SimKeyring, SimSigner};
 use consensus_core::{AgentId, AgentSpecialization, AgentVote, CandidateId, Ppm, SessionId};
 
-pub use report::{describe_label, describe_message, describe_path, report_json};
+pub use report::{describe_label, describe_message, describe_path, properties, report_json};
 pub use search::{check, Counterexample, ModelReport, Stop};
 pub use state::{Label, Msg, State};
 
@@ -58,6 +61,17 @@ pub enum ByzantineMode {
     Silent,
     /// Any message of the bounded full-power adversary (`byzantine.rs`).
     FullPower,
+}
+
+/// What the links do with a message sent to an honest agent (docs/model.md, "Links").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Links {
+    /// Delivered at most once: a delivery removes it from the in-flight set.
+    ExactlyOnce,
+    /// Delivered any number of times, at any moment after it was sent (duplication, as real
+    /// networks and the retransmissions of L62–L65 do): the in-flight set is every message
+    /// sent to the agent, and a delivery that changes nothing is a self-loop, left out.
+    AtLeastOnce,
 }
 
 /// Who proposes round 0.
@@ -98,6 +112,8 @@ pub struct ModelConfig {
     pub progress: bool,
     /// The block reduction of silent steps (docs/model.md, "Reductions").
     pub reduce: bool,
+    /// The links' semantics.
+    pub links: Links,
 }
 
 impl Default for ModelConfig {
@@ -116,6 +132,7 @@ impl Default for ModelConfig {
             jobs: 1,
             progress: false,
             reduce: true,
+            links: Links::ExactlyOnce,
         }
     }
 }

@@ -6,11 +6,12 @@
 //! (the first 128 bits), as TLC keeps fingerprints rather than states. Breadth-first order
 //! makes the first violation found a shortest counterexample.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use consensus_core::protocol::coverage::{Coverage, Point};
+use consensus_core::protocol::messages::{Round, ValueId};
 use consensus_core::protocol::Timer;
 use consensus_core::AgentId;
 use reports::model::Violation;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::byzantine::injections;
 use super::state::{Label, Msg, State, Succ, Worker};
+use super::stats::{self, LevelStats, Stats};
 use super::Setup;
 
 /// Why the search stopped.
@@ -71,7 +73,18 @@ pub struct ModelReport {
     pub terminal_decided: u64,
     /// Terminal states where some honest agent did not decide within the checked rounds.
     pub terminal_undecided: u64,
+    /// The decisions of the terminal states: per honest agent (ascending id), its decided
+    /// (round, value), or `None`. What the reductions must preserve (tests compare them).
+    pub end_states: BTreeSet<EndState>,
+    /// Successors left out as self-loops (a reception that changed nothing).
+    pub self_loops: u64,
+    /// Where the states came from, level by level (`stats.rs`).
+    pub levels: Vec<LevelStats>,
 }
+
+/// The decisions of one terminal state: per honest agent (ascending id), its decided round and
+/// value, or `None`.
+pub type EndState = Vec<Option<(Option<Round>, Option<ValueId>)>>;
 
 /// Interning tables: the exact hash-consing of agent states and messages.
 #[derive(Default)]
@@ -211,6 +224,7 @@ pub fn check(setup: &Setup) -> ModelReport {
     }
     report.initial = frontier.len() as u64;
     let mut progress = Progress::new(setup.config.progress);
+    let mut stats = Stats::default();
     'levels: while !frontier.is_empty() && report.counterexample.is_none() {
         if report.depth >= setup.config.max_depth {
             report.stop = Stop::MaxDepth;
@@ -228,8 +242,11 @@ pub fn check(setup: &Setup) -> ModelReport {
                 if terminal {
                     let all = setup.honest.iter().all(|a| parent.1.decided(*a).is_some());
                     *(if all { &mut report.terminal_decided } else { &mut report.terminal_undecided }) += 1;
+                    let decisions = setup.honest.iter().map(|a| parent.1.decided(*a).map(|d| (d.round, d.value)));
+                    report.end_states.insert(decisions.collect());
                 }
                 report.transitions += succs.len() as u64;
+                stats.expanded(&succs);
                 for mut s in succs {
                     let fp = tables.canonicalise(&mut s.state);
                     // A boundary explores every transition, its block's middle a subset: a
@@ -243,6 +260,7 @@ pub fn check(setup: &Setup) -> ModelReport {
                     let index = parents.len() as u32;
                     parents.push((parent.0, s.label));
                     sometimes.observe(&s.state);
+                    stats.new_state(&s.state);
                     if let Some(v) = s.violation {
                         report.counterexample = Some(Counterexample { violation: v, path: path_to(&parents, index) });
                         report.stop = Stop::Violation;
@@ -259,6 +277,10 @@ pub fn check(setup: &Setup) -> ModelReport {
             }
             progress.tick(seen.len() as u64, report.depth, next.len());
         }
+        stats.finish_level();
+        if setup.config.progress {
+            eprintln!("model: {}", stats::describe(stats.levels.last().unwrap_or(&LevelStats::default())));
+        }
         frontier = next;
         if !frontier.is_empty() {
             report.depth += 1;
@@ -269,8 +291,11 @@ pub fn check(setup: &Setup) -> ModelReport {
     }
     progress.done(seen.len() as u64, report.depth);
     report.states = seen.len() as u64;
+    stats.finish_level();
+    report.levels = stats.levels;
     for (w, _) in &workers {
         report.coverage.merge(&w.coverage());
+        report.self_loops += w.self_loops;
     }
     report.sometimes = sometimes.finish(&report.coverage);
     report.elapsed_ms = started.elapsed().as_millis();

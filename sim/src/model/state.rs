@@ -11,7 +11,7 @@ use reports::model::Violation;
 
 use crate::oracle::{names, Oracle, Promises};
 
-use super::{Honest, Setup};
+use super::{Honest, Links, Setup};
 
 /// A message in flight (or seen by a Byzantine agent): the sender's address, the message, and
 /// its canonical bytes, which order and identify it.
@@ -122,6 +122,8 @@ pub struct Worker<'a> {
     memo: HashMap<MemoKey, MemoEntry>,
     /// Steps answered by the memo rather than by running the agent.
     pub memo_hits: u64,
+    /// Successors left out as self-loops.
+    pub self_loops: u64,
 }
 
 fn insert_sorted<T: Ord>(v: &mut Vec<T>, item: T) {
@@ -155,7 +157,7 @@ impl<'a> Worker<'a> {
         let scratch = (0..setup.config.agents)
             .map(|i| (!setup.is_byzantine(AgentId(i))).then(|| setup.agent(AgentId(i))))
             .collect();
-        Worker { setup, scratch, memo: HashMap::new(), memo_hits: 0 }
+        Worker { setup, scratch, memo: HashMap::new(), memo_hits: 0, self_loops: 0 }
     }
 
     /// The coverage of the honest agents over every transition this worker ran.
@@ -201,18 +203,23 @@ impl<'a> Worker<'a> {
     /// Every successor of `state` (with the reduction: only its owner's, when it has one).
     pub fn successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
         let mut out = self.all_successors(state, injections);
+        // A reception that changed nothing (same snapshot and timers, no output, nothing
+        // consumed) is a self-loop: with at-least-once links every message received stays
+        // deliverable, and receiving it again is normally such a step.
+        let before = out.len();
+        out.retain(|s| {
+            let Some(a) = super::search::label_agent(&s.label) else { return true };
+            let i = a.0 as usize;
+            !(s.silent
+                && s.state.agents[i] == state.agents[i]
+                && s.state.timers[i] == state.timers[i]
+                && s.state.net.len() == state.net.len())
+        });
+        self.self_loops += (before - out.len()) as u64;
         if self.setup.config.reduce {
-            out.retain_mut(|s| {
-                let a = super::search::label_agent(&s.label).unwrap_or(AgentId(0));
-                let i = a.0 as usize;
-                // An injection that changed nothing is a self-loop.
-                let unchanged = matches!(s.label, Label::Inject { .. })
-                    && s.silent
-                    && s.state.agents[i] == state.agents[i]
-                    && s.state.timers[i] == state.timers[i];
-                s.state.owner = s.silent.then_some(a);
-                !unchanged
-            });
+            for s in &mut out {
+                s.state.owner = s.silent.then(|| super::search::label_agent(&s.label)).flatten();
+            }
             if out.is_empty() && state.owner.is_some() {
                 // The owner is blocked: the block ends here, every agent may move.
                 let boundary = State { owner: None, ..state.clone() };
@@ -230,7 +237,11 @@ impl<'a> Worker<'a> {
                 continue;
             }
             let mut from = state.clone();
-            from.net.remove(i);
+            // Exactly-once links consume the message; at-least-once links keep it deliverable
+            // (the in-flight set is then every message sent to the agent).
+            if self.setup.config.links == Links::ExactlyOnce {
+                from.net.remove(i);
+            }
             let input = Input::Receive { from: msg.from, message: msg.message.clone() };
             let memo = Some(Memo::Msg(msg.clone()));
             out.push(self.step(&from, *to, input, memo, None, &[], Label::Deliver { to: *to, msg: msg.clone() }));

@@ -44,7 +44,8 @@ impl std::fmt::Display for What {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             What::Vote(c, confidence) => write!(f, "a vote for candidate {c} (confidence {confidence} ppm)"),
-            What::Proposal(r) => write!(f, "a proposal (valid round {r:?})"),
+            What::Proposal(Some(r)) => write!(f, "a proposal (valid round {r})"),
+            What::Proposal(None) => write!(f, "a proposal (no valid round)"),
             What::RoundVote(None) => write!(f, "nil"),
             What::RoundVote(Some(v)) => write!(f, "value {v:016x}"),
         }

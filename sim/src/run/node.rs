@@ -1,6 +1,8 @@
-//! The agent nodes of a run: each agent's node is built from a factory (the real agent, wrapped
-//! in its Byzantine behaviour if it has one), on its own disk, with an evaluator that survives
-//! its crashes; restarts rebuild it from the disk alone (run::disk).
+//! The world of a run and its agent nodes: the world (network model, oracle, the setup line)
+//! is built from the values derived from the run's seeds and handed down with them, so the
+//! seeds pass through here once. Each agent's node is built from a factory (the real agent,
+//! wrapped in its Byzantine behaviour if it has one), on its own disk, with an evaluator that
+//! survives its crashes; restarts rebuild it from the disk alone (run::disk).
 
 use super::*;
 use crate::seeds::Stream;
@@ -85,9 +87,49 @@ impl NodeContext {
     }
 }
 
+/// The run's world: the network model, the oracle with the run's promises, and the setup line
+/// (the seed and every parameter derived from it) as its first event.
+pub(super) fn world_of(
+    scenario: &Scenario,
+    seeds: &RunSeeds,
+    derived: &Derived,
+    keys: &Keys<SimSigner, SimKeyring>,
+    registry: &Registry,
+    honest: &BTreeSet<AgentId>,
+    trace: bool,
+) -> Shared {
+    let (engine, protocol) = (scenario.engine_config(), scenario.protocol_config());
+    let oracle = oracle_of(
+        scenario,
+        derived,
+        Oracle::new(keys.keyring.clone(), registry.clone(), engine, protocol, honest.clone()),
+    );
+    let net = net_model(scenario);
+    let world: Shared = Arc::new(Mutex::new(World::new(seeds.network, net, oracle, derived.byzantine.clone(), trace)));
+    log_setup(&world, scenario, seeds.run, derived);
+    world
+}
+
+fn log_setup(world: &Shared, scenario: &Scenario, seed: u64, derived: &Derived) {
+    let byzantine: Vec<u32> = derived.byzantine.iter().map(|a| a.0).collect();
+    let best: Vec<u32> = derived.best.values().map(|c| c.0).collect();
+    let detail = format!(
+        "scenario {} seed {seed}: {} agents, byzantine {byzantine:?} ({}), {} sessions × {} candidates, best {best:?}",
+        scenario.name,
+        scenario.agents.count,
+        scenario.byzantine.label(),
+        scenario.workload.sessions,
+        scenario.workload.candidates
+    );
+    tracing::info!("{detail}");
+    if let Ok(mut w) = world.lock() {
+        w.record_fault(0, format!("setup: {detail}"), None);
+    }
+}
+
 /// The oracle's promises for this run: what the fault model promises (f_max), the ground truth,
 /// the round bound and the catch-up deadline where liveness is promised.
-pub(super) fn oracle_of(scenario: &Scenario, derived: &Derived, oracle: Oracle) -> Oracle {
+fn oracle_of(scenario: &Scenario, derived: &Derived, oracle: Oracle) -> Oracle {
     let promises = Promises::of(u64::from(scenario.agents.count), derived.byzantine.len() as u64);
     let catch_up = scenario.promises_liveness().then_some((scenario.expect.catch_up_ms, scenario.last_fault_ms()));
     oracle
@@ -284,7 +326,7 @@ impl Boot {
             inbox,
             clock.clone(),
             self.evaluator.clone(),
-            WorldObserver { world: w.clone(), last_sent_ms },
+            WorldObserver { world: w.clone(), last_sent_ms, copy: u32::from(id != address) },
             self.committee.clone(),
         );
         if recover {

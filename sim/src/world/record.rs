@@ -211,6 +211,7 @@ impl World {
             round: record.round,
             candidate: value,
             method: Some(crate::words::method_field(&record.outcome)),
+            copy: None,
         });
         self.oracle.on_decide(agent, record, step, now);
         if self.oracle.violation().is_some() {
@@ -319,13 +320,20 @@ pub struct WorldObserver {
     /// When the frame the node received last was sent (its transport stores it, see
     /// `run::net::SimRx`): the runner reports a delivery right after receiving its frame.
     pub last_sent_ms: Arc<AtomicU64>,
+    /// Which copy of its agent the node is (0; 1 for a twin's second copy): its trace events
+    /// say so.
+    pub copy: u32,
 }
 
 impl Observer for WorldObserver {
     fn on_event(&mut self, agent: AgentId, now_ms: TimeMs, event: &RunnerEvent<'_>) {
         let sent_ms = matches!(event, RunnerEvent::Deliver { .. }).then(|| self.last_sent_ms.load(Relaxed));
         if let Ok(mut w) = self.world.lock() {
+            let from = w.trace.step();
             w.event(agent, now_ms, event, sent_ms);
+            if self.copy > 0 {
+                w.trace.mark_copy(from, agent.0, self.copy);
+            }
         }
     }
 }

@@ -10,9 +10,11 @@ mod determinism;
 mod explore;
 mod interrupt;
 mod model;
+mod model_replay;
 mod mutations;
 mod regressions;
 mod replay;
+mod schemas;
 mod shard;
 mod shrink;
 

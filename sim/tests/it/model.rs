@@ -2,7 +2,7 @@
 //! one round, every vote assignment, explored completely.
 
 use sim::model::search::sometimes;
-use sim::model::{check, ByzantineMode, ModelConfig, Setup, Stop, Votes};
+use sim::model::{check, ByzantineMode, Links, ModelConfig, Setup, Stop, Votes};
 
 fn reduced(jobs: usize) -> Setup {
     let config = ModelConfig {
@@ -35,18 +35,32 @@ fn the_search_is_the_same_on_two_threads() {
     assert_eq!((one.states, one.transitions, one.depth), (two.states, two.transitions, two.depth));
 }
 
+fn with(config: ModelConfig) -> Setup {
+    Setup::new(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn the_block_reduction_keeps_every_end_state_and_sometimes_property() {
-    let reduced_search = check(&reduced(1));
-    let full = check(&Setup::new(ModelConfig { reduce: false, ..reduced(1).config }).unwrap_or_else(|e| panic!("{e}")));
-    assert_eq!(full.stop, Stop::Complete);
-    assert_eq!(
-        (reduced_search.terminal_decided, reduced_search.terminal_undecided),
-        (full.terminal_decided, full.terminal_undecided),
-        "the same terminal states, however their blocks reached them"
-    );
-    assert_eq!(reduced_search.sometimes, full.sometimes);
-    assert!(reduced_search.transitions < full.transitions, "silent steps are not interleaved");
+    for links in [Links::AtLeastOnce, Links::ExactlyOnce] {
+        let reduced_search = check(&with(ModelConfig { links, ..reduced(1).config }));
+        let full = check(&with(ModelConfig { reduce: false, links, ..reduced(1).config }));
+        assert_eq!((reduced_search.stop, full.stop), (Stop::Complete, Stop::Complete), "{links:?}");
+        assert_eq!(reduced_search.end_states, full.end_states, "{links:?}: the same decisions at the end");
+        assert!(reduced_search.end_states.len() > 1, "{links:?}: {:?}", reduced_search.end_states);
+        assert_eq!(reduced_search.sometimes, full.sometimes, "{links:?}");
+        assert_eq!(reduced_search.coverage.reached().count(), full.coverage.reached().count(), "{links:?}");
+        assert!(reduced_search.states < full.states, "{links:?}: silent steps are not stored");
+    }
+}
+
+#[test]
+fn at_least_once_links_keep_the_end_states_and_sometimes_properties_of_exactly_once_links() {
+    let once = check(&with(ModelConfig { links: Links::ExactlyOnce, ..reduced(1).config }));
+    let many = check(&with(ModelConfig { links: Links::AtLeastOnce, ..reduced(1).config }));
+    assert_eq!((once.stop, many.stop), (Stop::Complete, Stop::Complete));
+    assert_eq!(once.end_states, many.end_states, "{} and {} states", once.states, many.states);
+    assert_eq!(once.sometimes, many.sometimes);
+    assert!(many.self_loops > 0, "a message delivered again changes nothing");
 }
 
 #[test]
