@@ -41,6 +41,8 @@ pub enum Stream {
     ExploreTimeouts,
     /// The explorer: scenario `i`'s storage faults.
     ExploreStorage,
+    /// The explorer: scenario `i`'s quiet restart.
+    ExploreQuiet,
     /// The explorer's guided mode: whether slot `i` is guided.
     ExploreGuidedSlot,
     /// The explorer's guided mode: scenario `i`'s mutations.
@@ -66,6 +68,7 @@ impl Stream {
             Stream::ExploreSeed => "explore-seed",
             Stream::ExploreTimeouts => "explore-timeouts",
             Stream::ExploreStorage => "explore-storage",
+            Stream::ExploreQuiet => "explore-quiet",
             Stream::ExploreGuidedSlot => "explore-guided-slot",
             Stream::ExploreGuided => "explore-guided",
         }

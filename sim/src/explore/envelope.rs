@@ -111,6 +111,8 @@ pub struct FaultSpace {
     pub crashes: Span<u32>,
     /// Clog windows when clogs are on.
     pub clogs: Span<u32>,
+    /// Probability of a quiet restart (any mode but Twins, its own random stream).
+    pub quiet_restart: f64,
 }
 
 /// `[workload]`.
@@ -365,6 +367,7 @@ impl Envelope {
             ("committee.beyond_f_max", self.committee.beyond_f_max),
             ("byzantine.same", self.byzantine.same),
             ("faults.one_way", self.faults.one_way),
+            ("faults.quiet_restart", self.faults.quiet_restart),
             ("protocol.early_unanimous", self.protocol.early_unanimous),
             ("protocol.short_timeouts", self.protocol.short_timeouts),
             ("storage.small_keep_decided", self.storage.small_keep_decided),

@@ -34,6 +34,7 @@ use crate::seeds::{derive, Stream};
 mod disks;
 mod draft;
 mod partitions;
+mod quiet;
 use partitions::{groups_value, random_groups, round_partition, twin_partitions};
 mod full_power;
 pub mod guided;
@@ -150,6 +151,7 @@ impl Generator {
         self.full_power_knobs(&mut fp, &mut draft);
         self.timeouts(index, &mut draft);
         self.disks(index, mode, &mut draft);
+        self.quiet_restart(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);

@@ -73,6 +73,11 @@ impl Signed {
     }
 }
 
+/// The kind byte of a proposal in a [`SignedKey`].
+pub const PROPOSAL: u8 = 1;
+/// The kind byte of a prevote in a [`SignedKey`].
+pub const PREVOTE: u8 = 2;
+
 fn kind_name(kind: u8) -> &'static str {
     match kind {
         0 => "vote",
@@ -172,6 +177,11 @@ impl DurableChecks {
                 None
             }
         }
+    }
+
+    /// Whether honest `agent` let out its own signed message of `key`.
+    pub fn has_signed(&self, agent: AgentId, key: SignedKey) -> bool {
+        self.signed.contains_key(&(agent, key))
     }
 
     /// `agent` crashed or stopped: no catch-up is due from it while it is down.

@@ -15,6 +15,7 @@
 //! | `corruption-detected` | an agent restarts on a disk the simulator damaged | a damaged record is refused or cut, never replayed as whole |
 //! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
 //! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the value passes V1–V7 against the session's registry epoch ([`proposal`]) |
+//! | `timely-proposal` | an honest proposer's nil prevote leaves it, in the judged class ([`timely`]) | after GST an honest proposer does not let its round's propose timeout expire without proposing later than the design's wait for votes, vote collection and the deadline allows |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -46,6 +47,7 @@ use consensus_core::{AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 mod decide;
 pub mod durability;
 mod proposal;
+pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
 use crate::words;
@@ -81,8 +83,10 @@ pub mod names {
     pub const INFLUENCE_BOUND: &str = "influence-bound";
     /// An honest proposer's value passes V1–V7.
     pub const HONEST_PROPOSAL_VALID: &str = "honest-proposal-valid";
+    /// An honest proposer proposes by the design's point after GST.
+    pub const TIMELY_PROPOSAL: &str = "timely-proposal";
     /// All of them.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -96,6 +100,7 @@ pub mod names {
         CORRUPTION_DETECTED,
         CATCH_UP,
         HONEST_PROPOSAL_VALID,
+        TIMELY_PROPOSAL,
     ];
 }
 
@@ -200,6 +205,8 @@ pub struct Oracle {
     durable: durability::DurableChecks,
     /// Honest proposals already judged by `honest-proposal-valid`.
     proposals_checked: BTreeSet<proposal::Checked>,
+    /// `timely-proposal`'s terms and judged sessions.
+    timely: timely::Timely,
 }
 
 impl Oracle {
@@ -239,6 +246,7 @@ impl Oracle {
             liveness_rounds: None,
             durable: durability::DurableChecks::default(),
             proposals_checked: BTreeSet::new(),
+            timely: timely::Timely::default(),
         }
     }
 
@@ -281,6 +289,7 @@ impl Oracle {
         if !self.honest.contains(&agent) {
             return;
         }
+        self.check_timely(agent, &signed, step, now);
         let found = self.durable.on_signed(agent, signed);
         self.found(found, step, now);
     }

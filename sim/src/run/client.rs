@@ -9,8 +9,9 @@
 //! the client (from f + 1 distinct agents, so at least one honest). The client records what
 //! was acknowledged (the oracle checks `acknowledged-durable`), re-submits a query whose
 //! request a crash of the opener cut, and ends the run when every query is acknowledged and
-//! every honest agent that is up decided every acknowledged session, when a violation is
-//! found, or at the liveness bound.
+//! every honest agent that is up decided every acknowledged session (and no sooner than one
+//! status tick after the scenario's last fault), when a violation is found, or at the
+//! liveness bound.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -255,6 +256,7 @@ impl OpenerHost {
         if first {
             let mut w = lock(&self.world);
             w.opened.entry(session).or_insert(now);
+            w.oracle.on_open(SessionId(session), now);
             w.record_open(now, session, format!("open session {session}"));
         }
         for a in &self.committee {
@@ -285,6 +287,7 @@ pub(super) fn client_node(
     let queries = scenario.workload.sessions;
     let window = scenario.workload.concurrency.max(1) as usize + 1;
     let bound = scenario.expect.liveness_bound_ms;
+    let settled_ms = settled_ms(scenario);
     let task = node.spawn(async move {
         let mut next = 0u64;
         let mut resubmit: VecDeque<u64> = VecDeque::new();
@@ -310,13 +313,29 @@ pub(super) fn client_node(
                     }
                 }
             }
-            if done(&world, &port, queries) || now >= bound {
+            // A violation ends the run at once; otherwise not before the faults are over.
+            if (done(&world, &port, queries) && (now >= settled_ms || lock(&world).stop)) || now >= bound {
                 return now;
             }
             madsim::time::sleep(Duration::from_millis(POLL_MS)).await;
         }
     });
     (node, task)
+}
+
+/// When the run may end at the earliest: one status tick (L76: 5 retransmit intervals) after
+/// the scenario's last fault or round-partition end, 0 for a run without any. A crash or
+/// restart scheduled after the last decision must happen, and a restarted agent must have
+/// replayed its log, asked a peer (L74–L75) and be up, undecided, before `done` can end the
+/// run; otherwise the run would end first and a quiet restart would never be judged.
+/// Runs whose last fault is over a tick before their last decision end exactly as before.
+fn settled_ms(scenario: &Scenario) -> TimeMs {
+    let any = !scenario.faults.is_empty() || scenario.round_partitions.iter().any(|p| p.until_ms.is_some());
+    if !any {
+        return 0;
+    }
+    let status_tick = scenario.protocol_config().retransmit_ms.saturating_mul(5);
+    scenario.last_fault_ms().saturating_add(status_tick)
 }
 
 /// Whether the run can end: a violation, or every query acknowledged and every honest agent

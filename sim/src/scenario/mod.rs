@@ -53,7 +53,7 @@ pub const MAX_CANDIDATES: u32 = 256;
 /// Most scenarios one `[sweep]` may expand to.
 pub const MAX_SWEEP_COMBINATIONS: usize = 4_096;
 /// The invariants `expect.invariant` may name (the oracle's names).
-pub const INVARIANTS: [&str; 12] = [
+pub const INVARIANTS: [&str; 13] = [
     "agreement",
     "integrity",
     "external-validity",
@@ -66,6 +66,7 @@ pub const INVARIANTS: [&str; 12] = [
     "corruption-detected",
     "catch-up",
     "honest-proposal-valid",
+    "timely-proposal",
 ];
 
 /// The `(dotted key, value)` pairs that name one scenario of a sweep, in key order.

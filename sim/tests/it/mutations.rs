@@ -107,7 +107,7 @@ fn the_round_bound_ends_a_stalled_run_long_before_its_time_bound() {
 }
 
 #[test]
-fn proposal_not_reset_is_caught_by_liveness() {
+fn proposal_not_reset_is_caught_by_timely_proposal() {
     let seed = first_catch("mut-proposal-not-reset.toml");
     clean_without_mutation("mut-proposal-not-reset.toml", seed);
 }
