@@ -15,6 +15,7 @@ use out::outln;
 
 mod audit;
 mod check;
+mod events;
 mod explore;
 mod list;
 mod merge;

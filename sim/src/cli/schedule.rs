@@ -39,9 +39,9 @@ pub(super) fn cmd_replay(path: &Path, schedule: &Schedule, trace: Option<&Path>)
         if super::out::is_closed() {
             break;
         }
-        outln!("{}", super::reproduce::event_line(event));
+        outln!("{}", super::events::event_line(event));
     }
-    super::reproduce::print_sessions(&out.trace, &[]);
+    super::events::print_sessions(&out.trace, &[]);
     let jsonl = trace_jsonl(&out.trace)?;
     if let Some(file) = trace {
         fs::write(file, &jsonl).map_err(io("cannot write", file))?;
@@ -70,7 +70,7 @@ pub(super) fn cmd_replay(path: &Path, schedule: &Schedule, trace: Option<&Path>)
                 v.invariant,
                 v.step,
                 v.time_ms,
-                super::reproduce::humanize(&v.detail)
+                super::events::humanize(&v.detail)
             );
             if v.invariant == schedule.invariant {
                 outln!("the simulator violates {}, as the model found", v.invariant);

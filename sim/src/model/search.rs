@@ -13,7 +13,6 @@ use std::time::Instant;
 use consensus_core::protocol::coverage::{Coverage, Point};
 use consensus_core::protocol::messages::{Round, ValueId};
 use consensus_core::protocol::Timer;
-use consensus_core::AgentId;
 use reports::model::Violation;
 use sha2::{Digest, Sha256};
 
@@ -446,19 +445,11 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// The agents of a label (for describing a path).
-pub fn label_agent(label: &Label) -> Option<AgentId> {
-    match label {
-        Label::Init(_) => None,
-        Label::Deliver { to, .. } | Label::Inject { to, .. } => Some(*to),
-        Label::Fire { agent, .. } => Some(*agent),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{ByzantineMode, ModelConfig, Votes};
+    use consensus_core::AgentId;
 
     fn tiny(votes: Votes) -> Setup {
         let config = ModelConfig {

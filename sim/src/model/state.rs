@@ -63,6 +63,17 @@ pub enum Label {
     },
 }
 
+impl Label {
+    /// The agent that takes the step (none for an initial state).
+    pub fn agent(&self) -> Option<AgentId> {
+        match self {
+            Label::Init(_) => None,
+            Label::Deliver { to, .. } | Label::Inject { to, .. } => Some(*to),
+            Label::Fire { agent, .. } => Some(*agent),
+        }
+    }
+}
+
 /// What happened on the way to a state that its agents' snapshots do not show: the checks
 /// need it, the state's key does not (it is a function of the agents' states).
 #[derive(Clone, Debug, Default)]
@@ -208,7 +219,7 @@ impl<'a> Worker<'a> {
         // deliverable, and receiving it again is normally such a step.
         let before = out.len();
         out.retain(|s| {
-            let Some(a) = super::search::label_agent(&s.label) else { return true };
+            let Some(a) = s.label.agent() else { return true };
             let i = a.0 as usize;
             !(s.silent
                 && s.state.agents[i] == state.agents[i]
@@ -218,7 +229,7 @@ impl<'a> Worker<'a> {
         self.self_loops += (before - out.len()) as u64;
         if self.setup.config.reduce {
             for s in &mut out {
-                s.state.owner = s.silent.then(|| super::search::label_agent(&s.label)).flatten();
+                s.state.owner = s.silent.then(|| s.label.agent()).flatten();
             }
             if out.is_empty() && state.owner.is_some() {
                 // The owner is blocked: the block ends here, every agent may move.
