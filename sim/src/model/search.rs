@@ -233,16 +233,8 @@ pub fn check(setup: &Setup) -> ModelReport {
         for batch in frontier.chunks(BATCH) {
             let expanded = expand(&mut workers, batch);
             for (parent, succs) in expanded {
-                // A terminal state counts once, however its block reached it.
-                let terminal = succs.is_empty() && {
-                    let mut copy = State { owner: None, ..parent.1.clone() };
-                    terminals.insert(tables.canonicalise(&mut copy))
-                };
-                if terminal {
-                    let all = setup.honest.iter().all(|a| parent.1.decided(*a).is_some());
-                    *(if all { &mut report.terminal_decided } else { &mut report.terminal_undecided }) += 1;
-                    let decisions = setup.honest.iter().map(|a| parent.1.decided(*a).map(|d| (d.round, d.value)));
-                    report.end_states.insert(decisions.collect());
+                if succs.is_empty() {
+                    note_terminal(setup, &mut report, &mut tables, &mut terminals, &parent.1);
                 }
                 report.transitions += succs.len() as u64;
                 stats.expanded(&succs);
@@ -300,6 +292,25 @@ pub fn check(setup: &Setup) -> ModelReport {
     report.elapsed_ms = started.elapsed().as_millis();
     report.peak_rss_kb = peak_rss_kb();
     report
+}
+
+/// Counts a terminal state (no successor) once, however its block reached it: decided by
+/// every honest agent or not, and its honest agents' decisions as an end state.
+fn note_terminal(
+    setup: &Setup,
+    report: &mut ModelReport,
+    tables: &mut Tables,
+    terminals: &mut HashSet<u128>,
+    state: &State,
+) {
+    let mut copy = State { owner: None, ..state.clone() };
+    if !terminals.insert(tables.canonicalise(&mut copy)) {
+        return;
+    }
+    let all = setup.honest.iter().all(|a| state.decided(*a).is_some());
+    *(if all { &mut report.terminal_decided } else { &mut report.terminal_undecided }) += 1;
+    let decisions = setup.honest.iter().map(|a| state.decided(*a).map(|d| (d.round, d.value)));
+    report.end_states.insert(decisions.collect());
 }
 
 /// Expands one batch of states over the workers' threads.
