@@ -60,6 +60,10 @@ pub(super) struct ModelArgs {
     /// Explore every interleaving (no block reduction of silent steps): for comparison.
     #[arg(long)]
     no_reduction: bool,
+    /// Keep only the block reduction (no lazy reduction: after a silent step, every step of its
+    /// agent is explored, not only those that need it): for comparison.
+    #[arg(long)]
+    no_lazy: bool,
     /// Exit 0 even when a "sometimes" property was not reached (the check may be vacuous).
     #[arg(long)]
     allow_vacuous: bool,
@@ -135,6 +139,7 @@ pub(super) fn cmd_model(args: ModelArgs) -> Result<ExitCode, CliError> {
         jobs: args.jobs,
         progress: !args.quiet,
         reduce: !args.no_reduction,
+        lazy: !args.no_lazy,
         ..ModelConfig::default()
     };
     let setup = Setup::new(config).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -286,6 +291,9 @@ fn print_report(setup: &Setup, r: &ModelReport, mutation: &str, liveness_depth: 
         outln!("  not checked: {name}: {why}");
     }
     outln!("  terminal states: {} all honest decided, {} not", r.terminal_decided, r.terminal_undecided);
+    if setup.config.reduce && setup.config.lazy {
+        outln!("  lazy reduction: {} successors left out, {} pruned dead ends", r.lazy_pruned, r.dead_ends);
+    }
     for (name, reached) in &r.sometimes {
         outln!("  sometimes {name}: {}", if *reached { "reached" } else { "NOT reached" });
     }

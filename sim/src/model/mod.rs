@@ -22,6 +22,7 @@
 //!   no honest agent enters a round beyond `--rounds`.
 
 pub mod byzantine;
+mod lazy;
 pub mod liveness;
 mod report;
 pub mod schedule;
@@ -112,6 +113,9 @@ pub struct ModelConfig {
     pub progress: bool,
     /// The block reduction of silent steps (docs/model.md, "Reductions").
     pub reduce: bool,
+    /// The lazy reduction on top of the block reduction (docs/model.md, "Reductions"): after a
+    /// silent step, only its agent's steps that need it. Only with `reduce`.
+    pub lazy: bool,
     /// The links' semantics.
     pub links: Links,
 }
@@ -132,6 +136,7 @@ impl Default for ModelConfig {
             jobs: 1,
             progress: false,
             reduce: true,
+            lazy: true,
             links: Links::ExactlyOnce,
         }
     }

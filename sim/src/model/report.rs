@@ -122,6 +122,9 @@ pub fn report_json(setup: &Setup, r: &ModelReport, mutation: &str) -> serde_json
             "steps": cx.path.len().saturating_sub(1),
         })),
         "self_loops": r.self_loops,
+        "reduction": if !c.reduce { "none" } else if c.lazy { "lazy" } else { "block" },
+        "lazy_pruned": r.lazy_pruned,
+        "dead_ends": r.dead_ends,
         "levels": r.levels,
         "coverage_points": r.coverage.reached().map(|p| p.name()).collect::<Vec<_>>(),
     })

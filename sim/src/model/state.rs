@@ -76,7 +76,7 @@ impl Label {
 
 /// What happened on the way to a state that its agents' snapshots do not show: the checks
 /// need it, the state's key does not (it is a function of the agents' states).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     /// Honest agents' own votes (for unanimity validity).
     pub votes: Vec<(AgentId, AgentVote)>,
@@ -104,6 +104,9 @@ pub struct State {
     /// The agent in the middle of a block (docs/model.md, "Reductions"): its last step was
     /// silent, so only its own transitions are explored from here. `None`: every transition.
     pub owner: Option<AgentId>,
+    /// In a block's middle with the lazy reduction: the owner's steps left out here (they
+    /// commute with the silent step that led here), ascending by [`Label::order`].
+    pub pruned: Option<Arc<Vec<Label>>>,
 }
 
 impl State {
@@ -123,6 +126,16 @@ pub struct Succ {
     pub violation: Option<Violation>,
     /// The step let nothing out (no message, vote or decision; timers are the agent's own).
     pub silent: bool,
+}
+
+/// What expanding one state gave.
+pub struct Expansion {
+    /// The successors explored.
+    pub succs: Vec<Succ>,
+    /// The owner had steps, but the lazy reduction left them all out: not a terminal state.
+    pub dead_end: bool,
+    /// Successors the lazy reduction left out.
+    pub pruned: u64,
 }
 
 /// A worker's scratch agents: restored from a state's snapshot for each transition. Their
@@ -199,6 +212,7 @@ impl<'a> Worker<'a> {
             seen: Vec::new(),
             history: Arc::new(History::default()),
             owner: None,
+            pruned: None,
         };
         let open = Message::Open(self.setup.open.clone());
         let mut violation = None;
@@ -211,8 +225,13 @@ impl<'a> Worker<'a> {
         Succ { label: Label::Init(assignment.to_vec()), state, violation, silent: false }
     }
 
-    /// Every successor of `state` (with the reduction: only its owner's, when it has one).
+    /// Every successor of `state` (with the reductions: only its owner's, when it has one).
     pub fn successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
+        self.expand(state, injections).succs
+    }
+
+    /// The successors of `state` with the reductions, and what the lazy reduction left out.
+    pub fn expand(&mut self, state: &State, injections: &[Arc<Msg>]) -> Expansion {
         let mut out = self.all_successors(state, injections);
         // A reception that changed nothing (same snapshot and timers, no output, nothing
         // consumed) is a self-loop: with at-least-once links every message received stays
@@ -227,20 +246,53 @@ impl<'a> Worker<'a> {
                 && s.state.net.len() == state.net.len())
         });
         self.self_loops += (before - out.len()) as u64;
-        if self.setup.config.reduce {
-            for s in &mut out {
-                s.state.owner = s.silent.then(|| s.label.agent()).flatten();
-            }
-            if out.is_empty() && state.owner.is_some() {
-                // The owner is blocked: the block ends here, every agent may move.
-                let boundary = State { owner: None, ..state.clone() };
-                return self.successors(&boundary, injections);
-            }
+        if !self.setup.config.reduce {
+            return Expansion { succs: out, dead_end: false, pruned: 0 };
         }
-        out
+        for s in &mut out {
+            s.state.owner = s.silent.then(|| s.label.agent()).flatten();
+        }
+        if out.is_empty() && state.owner.is_some() {
+            // The owner is blocked: the block ends here, every agent may move.
+            let boundary = State { owner: None, pruned: None, ..state.clone() };
+            return self.expand(&boundary, injections);
+        }
+        if !self.setup.config.lazy {
+            return Expansion { succs: out, dead_end: false, pruned: 0 };
+        }
+        // The lazy reduction: this state's pruned steps are left out, and every silent
+        // successor learns which of its owner's steps commute with it (`lazy.rs`).
+        let mut index: Vec<usize> = (0..out.len()).collect();
+        index.sort_by(|&a, &b| out[a].label.order(&out[b].label));
+        let here = state.pruned.clone();
+        let keep: Vec<bool> =
+            out.iter().map(|s| !here.as_deref().is_some_and(|p| super::lazy::contains(p, &s.label))).collect();
+        let mut sets = Vec::with_capacity(out.len());
+        for (s, keep) in out.iter().zip(&keep) {
+            sets.push(if *keep && s.silent { self.lazy_pruned(&out, &index, s, injections) } else { None });
+        }
+        let before = out.len();
+        let succs: Vec<Succ> = out
+            .into_iter()
+            .zip(keep)
+            .zip(sets)
+            .filter(|((_, keep), _)| *keep)
+            .map(|((mut s, _), set)| {
+                s.state.pruned = set;
+                s
+            })
+            .collect();
+        // Steps left, but none needed the silent step before: a pruned dead end, not a
+        // terminal state (every run through it is explored in another order).
+        Expansion { dead_end: before > 0 && succs.is_empty(), pruned: (before - succs.len()) as u64, succs }
     }
 
-    fn all_successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
+    /// The links' semantics.
+    pub(super) fn links(&self) -> Links {
+        self.setup.config.links
+    }
+
+    pub(super) fn all_successors(&mut self, state: &State, injections: &[Arc<Msg>]) -> Vec<Succ> {
         let mut out = Vec::new();
         let mine = |to: &AgentId| state.owner.is_none_or(|o| o == *to);
         for (i, (to, msg)) in state.net.iter().enumerate() {
@@ -282,7 +334,7 @@ impl<'a> Worker<'a> {
     /// `memo`: the input's interned identity, when the state's snapshots are interned (every
     /// expanded state): the agent's part of the step is then looked up, not recomputed.
     #[allow(clippy::too_many_arguments)]
-    fn step(
+    pub(super) fn step(
         &mut self,
         state: &State,
         a: AgentId,
@@ -294,7 +346,7 @@ impl<'a> Worker<'a> {
     ) -> Succ {
         let setup = self.setup;
         let i = a.0 as usize;
-        let mut next = state.clone();
+        let mut next = State { pruned: None, ..state.clone() };
         if let Some(at) = fire_at {
             next.now[i] = next.now[i].max(at);
         }

@@ -24,6 +24,10 @@ pub struct LevelStats {
     pub injections: u64,
     /// Successors whose step was silent (a block's middle follows).
     pub silent: u64,
+    /// Successors the lazy reduction left out.
+    pub lazy_pruned: u64,
+    /// Expanded middles where the lazy reduction left out every step (pruned dead ends).
+    pub dead_ends: u64,
     /// New distinct states at depth + 1.
     pub new_states: u64,
     /// Of which a block's middle (an owner).
@@ -49,8 +53,10 @@ pub struct Stats {
 
 impl Stats {
     /// Counts the successors of one expanded state.
-    pub fn expanded(&mut self, succs: &[Succ]) {
+    pub fn expanded(&mut self, succs: &[Succ], pruned: u64, dead_end: bool) {
         self.current.expanded += 1;
+        self.current.lazy_pruned += pruned;
+        self.current.dead_ends += u64::from(dead_end);
         for s in succs {
             match s.label {
                 Label::Deliver { .. } => self.current.deliveries += 1,
@@ -107,7 +113,8 @@ impl Stats {
 /// One level as a line of the progress output.
 pub fn describe(l: &LevelStats) -> String {
     format!(
-        "level {}: expanded {}, successors {} deliver / {} fire / {} inject ({} silent); new {} ({} middles), \
+        "level {}: expanded {}, successors {} deliver / {} fire / {} inject ({} silent), {} pruned, {} dead ends; \
+         new {} ({} middles), \
          {} without net, {} agents only; local states per agent {:?}",
         l.depth,
         l.expanded,
@@ -115,6 +122,8 @@ pub fn describe(l: &LevelStats) -> String {
         l.fires,
         l.injections,
         l.silent,
+        l.lazy_pruned,
+        l.dead_ends,
         l.new_states,
         l.new_middles,
         l.without_net,
@@ -137,6 +146,7 @@ mod tests {
             seen: Vec::new(),
             history: Arc::new(History::default()),
             owner,
+            pruned: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! `bftsim model` on a reduced instance (seconds), so the checker cannot rot: two honest agents,
 //! one round, every vote assignment, explored completely.
 
+use consensus_core::protocol::Mutation;
 use sim::model::search::sometimes;
 use sim::model::{check, ByzantineMode, Links, ModelConfig, Setup, Stop, Votes};
 
@@ -50,6 +51,58 @@ fn the_block_reduction_keeps_every_end_state_and_sometimes_property() {
         assert_eq!(reduced_search.sometimes, full.sometimes, "{links:?}");
         assert_eq!(reduced_search.coverage.reached().count(), full.coverage.reached().count(), "{links:?}");
         assert!(reduced_search.states < full.states, "{links:?}: silent steps are not stored");
+    }
+}
+
+#[test]
+fn the_lazy_reduction_keeps_what_the_block_reduction_and_the_full_search_find() {
+    for links in [Links::AtLeastOnce, Links::ExactlyOnce] {
+        let base = ModelConfig { links, ..reduced(1).config };
+        let lazy = check(&with(base.clone()));
+        let block = check(&with(ModelConfig { lazy: false, ..base.clone() }));
+        let full = check(&with(ModelConfig { reduce: false, ..base }));
+        assert_eq!(full.stop, Stop::Complete, "{links:?}");
+        for (name, r) in [("lazy", &lazy), ("block", &block)] {
+            assert_eq!(r.stop, Stop::Complete, "{links:?} {name}");
+            assert_eq!(r.end_states, full.end_states, "{links:?} {name}: the same decisions at the end");
+            assert_eq!(r.sometimes, full.sometimes, "{links:?} {name}");
+            let points = |r: &sim::model::search::ModelReport| r.coverage.reached().collect::<Vec<_>>();
+            assert_eq!(points(r), points(&full), "{links:?} {name}: the same coverage points");
+        }
+        assert!(lazy.lazy_pruned > 0 && block.lazy_pruned == 0 && full.lazy_pruned == 0, "{links:?}");
+        assert!(lazy.transitions < block.transitions, "{links:?}: {} and {}", lazy.transitions, block.transitions);
+    }
+}
+
+/// n = 3, no Byzantine agent, 2 rounds, votes 0,0,1 (the instance of `model_replay.rs`).
+fn three(mutation: Mutation, config: ModelConfig) -> Setup {
+    with(ModelConfig {
+        agents: 3,
+        byzantine: 0,
+        rounds: 2,
+        votes: Votes::Fixed(vec![0, 0, 1]),
+        byzantine_mode: ByzantineMode::Silent,
+        mutation,
+        max_states: 200_000,
+        ..config
+    })
+}
+
+#[test]
+fn the_lazy_reduction_finds_the_mutations_the_full_search_finds() {
+    for mutation in [Mutation::QuorumOneShort, Mutation::QuorumTwoFPlusOne, Mutation::LocalTimeoutFallback] {
+        let invariant = |config: ModelConfig| {
+            let r = check(&three(mutation, config));
+            assert_eq!(r.stop, Stop::Violation, "{mutation:?}");
+            r.counterexample.map(|c| (c.violation.invariant, c.path.len()))
+        };
+        let lazy = invariant(ModelConfig::default());
+        let block = invariant(ModelConfig { lazy: false, ..ModelConfig::default() });
+        let full = invariant(ModelConfig { reduce: false, ..ModelConfig::default() });
+        let name = |r: &Option<(String, usize)>| r.as_ref().map(|(i, _)| i.clone());
+        assert_eq!(name(&lazy), name(&full), "{mutation:?}");
+        assert_eq!(name(&block), name(&full), "{mutation:?}");
+        assert_eq!(name(&full).as_deref(), Some("agreement"), "{mutation:?}");
     }
 }
 
