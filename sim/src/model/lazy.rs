@@ -67,8 +67,10 @@ impl Worker<'_> {
         for u in &after {
             let found = index.binary_search_by(|&i| succs[i].label.order(&u.label));
             let Ok(at) = found else { continue }; // not enabled before t (a timer t set): needed
-            let before = &succs[index[at]];
-            if self.commute(t, before, u) && !(u.silent && u.label.order(&t.label) == Ordering::Greater) {
+            if u.silent && u.label.order(&t.label) == Ordering::Greater {
+                continue; // kept whether or not it commutes: no need to run the other order
+            }
+            if self.commute(t, &succs[index[at]], u) {
                 pruned.push(u.label.clone());
             }
         }
