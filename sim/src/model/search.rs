@@ -17,7 +17,7 @@ use reports::model::Violation;
 use sha2::{Digest, Sha256};
 
 use super::byzantine::injections;
-use super::state::{Expansion, Label, Msg, State, Worker};
+use super::state::{Expansion, History, Label, Msg, State, Worker};
 use super::stats::{self, LevelStats, Stats};
 use super::Setup;
 
@@ -254,7 +254,7 @@ pub fn check(setup: &Setup) -> ModelReport {
         if seen.insert(fp) {
             let index = parents.len() as u32;
             parents.push((u32::MAX, init.label));
-            sometimes.observe(&init.state);
+            sometimes.observe(&init.state.history);
             if let Some(v) = init.violation {
                 report.counterexample = Some(Counterexample { violation: v, path: path_to(&parents, index) });
             }
@@ -272,7 +272,10 @@ pub fn check(setup: &Setup) -> ModelReport {
         let mut next: Vec<(u32, State)> = Vec::new();
         for batch in frontier.chunks(BATCH) {
             let expanded = expand(&mut workers, batch);
-            for (parent, Expansion { succs, dead_end, pruned }) in expanded {
+            for (parent, Expansion { succs, dead_end, pruned, pruned_histories }) in expanded {
+                for history in &pruned_histories {
+                    sometimes.observe(history);
+                }
                 if succs.is_empty() && !dead_end {
                     note_terminal(setup, &mut report, &mut tables, &mut terminals, &parent.1);
                 }
@@ -292,7 +295,7 @@ pub fn check(setup: &Setup) -> ModelReport {
                     }
                     let index = parents.len() as u32;
                     parents.push((parent.0, s.label));
-                    sometimes.observe(&s.state);
+                    sometimes.observe(&s.state.history);
                     stats.new_state(&s.state);
                     if let Some(v) = s.violation {
                         report.counterexample = Some(Counterexample { violation: v, path: path_to(&parents, index) });
@@ -419,8 +422,8 @@ pub mod sometimes {
 }
 
 impl Sometimes {
-    fn observe(&mut self, state: &State) {
-        for (_, d) in &state.history.decisions {
+    fn observe(&mut self, history: &History) {
+        for (_, d) in &history.decisions {
             match d.round {
                 Some(0) => self.decided_round_0 = true,
                 Some(1) => self.decided_round_1 = true,
@@ -431,8 +434,7 @@ impl Sometimes {
             // `History::signed` keys precommits as kind 3 with the value's bytes
             // (postcard of `Option<ValueId>`: a leading 1 for a value, 0 for nil).
             let locks = |round: u32| {
-                state
-                    .history
+                history
                     .signed
                     .iter()
                     .filter(move |((_, kind, r), bytes)| *kind == 3 && *r == round && bytes.first() == Some(&1))
@@ -548,7 +550,7 @@ mod tests {
                 pruned: None,
             };
             let mut s = Sometimes::default();
-            s.observe(&state);
+            s.observe(&state.history);
             s.relocked_round_1
         };
         let (a, b) = (AgentId(0), AgentId(1));

@@ -136,6 +136,9 @@ pub struct Expansion {
     pub dead_end: bool,
     /// Successors the lazy reduction left out.
     pub pruned: u64,
+    /// The histories of the successors it left out: real steps, so the "sometimes"
+    /// properties observe them too.
+    pub pruned_histories: Vec<Arc<History>>,
 }
 
 /// A worker's scratch agents: restored from a state's snapshot for each transition. Their
@@ -247,7 +250,7 @@ impl<'a> Worker<'a> {
         });
         self.self_loops += (before - out.len()) as u64;
         if !self.setup.config.reduce {
-            return Expansion { succs: out, dead_end: false, pruned: 0 };
+            return Expansion { succs: out, dead_end: false, pruned: 0, pruned_histories: Vec::new() };
         }
         for s in &mut out {
             s.state.owner = s.silent.then(|| s.label.agent()).flatten();
@@ -258,7 +261,7 @@ impl<'a> Worker<'a> {
             return self.expand(&boundary, injections);
         }
         if !self.setup.config.lazy {
-            return Expansion { succs: out, dead_end: false, pruned: 0 };
+            return Expansion { succs: out, dead_end: false, pruned: 0, pruned_histories: Vec::new() };
         }
         // The lazy reduction: this state's pruned steps are left out, and every silent
         // successor learns which of its owner's steps commute with it (`lazy.rs`).
@@ -272,19 +275,20 @@ impl<'a> Worker<'a> {
             sets.push(if *keep && s.silent { self.lazy_pruned(&out, &index, s, injections) } else { None });
         }
         let before = out.len();
-        let succs: Vec<Succ> = out
-            .into_iter()
-            .zip(keep)
-            .zip(sets)
-            .filter(|((_, keep), _)| *keep)
-            .map(|((mut s, _), set)| {
+        let mut succs = Vec::with_capacity(before);
+        let mut pruned_histories = Vec::new();
+        for ((mut s, keep), set) in out.into_iter().zip(keep).zip(sets) {
+            if keep {
                 s.state.pruned = set;
-                s
-            })
-            .collect();
+                succs.push(s);
+            } else if !Arc::ptr_eq(&s.state.history, &state.history) {
+                pruned_histories.push(s.state.history);
+            }
+        }
         // Steps left, but none needed the silent step before: a pruned dead end, not a
         // terminal state (every run through it is explored in another order).
-        Expansion { dead_end: before > 0 && succs.is_empty(), pruned: (before - succs.len()) as u64, succs }
+        let pruned = (before - succs.len()) as u64;
+        Expansion { dead_end: before > 0 && succs.is_empty(), pruned, succs, pruned_histories }
     }
 
     /// The links' semantics.
