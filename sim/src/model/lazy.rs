@@ -52,7 +52,7 @@ pub fn same_global(a: &State, b: &State) -> bool {
 impl Worker<'_> {
     /// The steps of `t`'s agent to leave out after the silent step `t` (from `succs`, every
     /// successor of the state `t` was taken from, in any order): those that commute with `t`,
-    /// unless silent and later than `t` in [`Label::order`]. Ascending, `None` when empty.
+    /// unless silent and not earlier than `t` in [`Label::order`]. Ascending, `None` when empty.
     /// `index`: `succs`' positions ascending by label order.
     pub(super) fn lazy_pruned(
         &mut self,
@@ -66,9 +66,13 @@ impl Worker<'_> {
         let mut pruned = Vec::new();
         for u in &after {
             let found = index.binary_search_by(|&i| succs[i].label.order(&u.label));
-            let Ok(at) = found else { continue }; // not enabled before t (a timer t set): needed
-            if u.silent && u.label.order(&t.label) == Ordering::Greater {
-                continue; // kept whether or not it commutes: no need to run the other order
+            // Not enabled before t (a timer t set, or a self-loop there): needed, kept.
+            let Ok(at) = found else { continue };
+            // Kept whether or not it commutes (no need to run the other order): a later silent
+            // step, or the same one again (at-least-once links: a second copy of t's message,
+            // which swapping with t would not move anywhere).
+            if u.silent && u.label.order(&t.label) != Ordering::Less {
+                continue;
             }
             if self.commute(t, &succs[index[at]], u) {
                 pruned.push(u.label.clone());
