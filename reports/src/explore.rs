@@ -20,8 +20,6 @@
 //! Paths (`scenario`, `diagram`) are relative to `OUT`. Every field is required except
 //! `diagram`; unknown fields are ignored, so the explorer may write more.
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
 use schemars::JsonSchema;
@@ -320,21 +318,13 @@ impl ExploreSummary {
 
 /// Reads `path` (`OUT/explore.json`) when it exists.
 pub fn read(path: &Path) -> Result<Option<ExploreSummary>, ReportError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ReportError::Read { path: path.to_path_buf(), source }),
-    };
-    serde_json::from_str(&text).map(Some).map_err(|source| ReportError::BadExplore {
-        path: path.to_path_buf(),
-        line: source.line(),
-        column: source.column(),
-        source,
-    })
+    crate::read_json_if_exists(path, "explore.json")
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     /// The example of the module documentation, verbatim.

@@ -96,23 +96,13 @@ pub enum ReportError {
         /// The parse error (its column is within the line).
         source: serde_json::Error,
     },
-    /// `summary.json` is not a summary.
-    #[error("{}:{line}:{column}: not a bftsim summary: {source}", path.display())]
-    BadSummary {
+    /// A JSON file bftsim wrote (`summary.json`, `explore.json`) is not what it should be.
+    #[error("{}:{line}:{column}: not a bftsim {what}: {source}", path.display())]
+    BadJson {
         /// The file.
         path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parse error.
-        source: serde_json::Error,
-    },
-    /// `explore.json` is not what `bftsim explore` writes.
-    #[error("{}:{line}:{column}: not a bftsim explore.json: {source}", path.display())]
-    BadExplore {
-        /// The file.
-        path: PathBuf,
+        /// What it should be (`summary.json`, `explore.json`).
+        what: &'static str,
         /// 1-based line.
         line: usize,
         /// 1-based column.
@@ -128,6 +118,25 @@ pub enum ReportError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Reads the JSON file `path` (a `what`: `summary.json`, `explore.json`) when it exists.
+fn read_json_if_exists<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<Option<T>, ReportError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ReportError::Read { path: path.to_path_buf(), source }),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|source| ReportError::BadJson {
+        path: path.to_path_buf(),
+        what,
+        line: source.line(),
+        column: source.column(),
+        source,
+    })
 }
 
 /// Reads `input_dir/runs.jsonl` (and `input_dir/summary.json` if present) and writes

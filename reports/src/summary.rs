@@ -8,8 +8,6 @@
 //! The JSON Schema is `docs/schemas/summary.schema.json`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
 use std::path::Path;
 
 use schemars::JsonSchema;
@@ -307,17 +305,7 @@ pub struct FaultSetting {
 
 /// Reads `summary.json` when it exists.
 pub fn read_summary(path: &Path) -> Result<Option<Summary>, ReportError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ReportError::Read { path: path.to_path_buf(), source }),
-    };
-    serde_json::from_str(&text).map(Some).map_err(|source| ReportError::BadSummary {
-        path: path.to_path_buf(),
-        line: source.line(),
-        column: source.column(),
-        source,
-    })
+    crate::read_json_if_exists(path, "summary.json")
 }
 
 #[cfg(test)]

@@ -190,19 +190,8 @@ mod tests {
 
     #[test]
     fn hash_depends_on_order_and_content() {
-        let ev = |step| TraceEvent {
-            step,
-            time_ms: 0,
-            kind: String::new(),
-            agent: None,
-            peer: None,
-            session: None,
-            value: None,
-            honest: None,
-            sent_ms: None,
-            detail: String::new(),
-            ..Default::default()
-        };
+        let ev =
+            |step| TraceEvent { step, time_ms: 0, kind: String::new(), detail: String::new(), ..Default::default() };
         let mut a = Trace::new(false);
         a.record(1, "send", Key { agent: 1, ..Key::default() }, ev);
         a.record(2, "deliver", Key { agent: 2, ..Key::default() }, ev);

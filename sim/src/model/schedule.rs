@@ -267,12 +267,21 @@ impl Step {
                 let kind = self.timer.ok_or("field `timer` is missing (propose, prevote, precommit, ...)")?;
                 let round = self.round.ok_or("field `round` is missing")?;
                 let at_ms = self.at_ms.ok_or("field `at_ms` is missing (the time on the agent's clock)")?;
+                if at_ms > MAX_AT_MS {
+                    return Err(format!(
+                        "field `at_ms`: {at_ms} is beyond {MAX_AT_MS} ms (a model's clocks stay within seconds)"
+                    ));
+                }
                 Ok(Action::Fire { agent, timer: Timer { session, round, kind }, at_ms })
             }
             other => Err(format!("field `kind`: `{other}`: expected \"deliver\", \"fire\" or \"inject\"")),
         }
     }
 }
+
+/// The latest clock a `fire` step may name: far beyond any model's (its timeouts are seconds),
+/// far below where the runners' timer arithmetic saturates.
+const MAX_AT_MS: TimeMs = 1_000_000_000;
 
 fn step_of(label: &Label) -> Step {
     let empty = Step {

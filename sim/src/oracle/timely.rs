@@ -33,8 +33,10 @@
 //!
 //! Judged only where every term above holds (else the session is not judged): the scenario
 //! promises liveness, at most f_max Byzantine agents, no loss (`network.drop = 0`: a lost vote
-//! is re-sent only at timeouts, L63, with no bound), no agent down or stopped by a disk fault at
-//! the end, crashes only where a crash keeps every write (`storage.crash = keep`: a restarted
+//! is re-sent only at timeouts, L63, with no bound), from GST on every agent up and every link
+//! open (none crashed, paused, clogged or stopped by a disk fault, no link clogged, no
+//! partition: a vote held there breaks "every honest vote arrives"), fsyncs no slower than the
+//! hop's (a `slow-disk` left on counts in `h`), crashes only where a crash keeps every write (`storage.crash = keep`: a restarted
 //! agent that lost its log may start a later session late while it catches up, and its round 0
 //! and vote collection with it), `Open(s)` sent after GST (the run's last fault) and after every
 //! honest agent decided every earlier session (so every honest agent holds the session's
@@ -82,26 +84,20 @@ impl TimelyBound {
     /// The run's bound, or `None` when the run is outside the judged class (module doc).
     pub fn of(scenario: &Scenario, byzantine: u64) -> Option<TimelyBound> {
         let crashes = scenario.faults.iter().any(|f| matches!(f.action, FaultAction::Crash { .. }));
+        let after = scenario.after_gst();
         let judged = scenario.promises_liveness()
             && byzantine <= u64::from(scenario.f_max())
             && scenario.network.drop == 0.0
-            && scenario.disk_stopped_agents().is_empty()
-            && down_at_end(scenario) == 0
+            && after.all_up
             && (!crashes || scenario.storage.crash == CrashLoss::Keep);
         if !judged {
             return None;
         }
         let [_, latency_max] = scenario.network.latency_ms;
         let tail = scenario.network.tail.map_or(0, |t| t.max_ms);
-        let sync_ms = scenario.storage.sync_ms;
-        let specs = [
-            AgentSpecialization::Retriever,
-            AgentSpecialization::Analyzer,
-            AgentSpecialization::Validator,
-            AgentSpecialization::Reranker,
-            AgentSpecialization::Monitor,
-        ];
-        let eval_ms = specs.iter().map(|s| scenario.evaluator_profile(*s).latency_ms.1).max().unwrap_or(0);
+        let sync_ms = after.sync_ms;
+        let eval_ms =
+            AgentSpecialization::CYCLE.iter().map(|s| scenario.evaluator_profile(*s).latency_ms.1).max().unwrap_or(0);
         let protocol = scenario.protocol_config();
         Some(TimelyBound {
             gst_ms: scenario.last_fault_ms(),
@@ -127,23 +123,6 @@ impl TimelyBound {
         let collection = opened_ms.saturating_add(h).saturating_add(self.vote_collect_ms);
         votes.max(collection).max(deadline)
     }
-}
-
-/// Agents crashed and not restarted at the end of the scenario.
-fn down_at_end(scenario: &Scenario) -> usize {
-    let mut down = std::collections::BTreeSet::new();
-    for f in &scenario.faults {
-        match f.action {
-            FaultAction::Crash { agent } => {
-                down.insert(agent);
-            }
-            FaultAction::Restart { agent } => {
-                down.remove(&agent);
-            }
-            _ => {}
-        }
-    }
-    down.len()
 }
 
 /// What the oracle keeps for `timely-proposal`.
@@ -346,5 +325,28 @@ mod tests {
         assert_eq!(TimelyBound::of(&scenario("", crash), 0), None, "a crash that may lose writes");
         let kept = TimelyBound::of(&scenario("crash = \"keep\"\n", crash), 0);
         assert!(kept.is_some_and(|b| b.gst_ms == 20), "{kept:?}");
+        // Something still in effect from GST on: a vote held there may never arrive.
+        let fault = |body: &str| format!("[[faults]]\nat_ms = 100\n{body}\n");
+        for (left_on, why) in [
+            ("kind = \"clog\"\nlink = [1, 2]", "a link clogged for good"),
+            ("kind = \"clog\"\nagent = 2", "an agent clogged for good"),
+            ("kind = \"pause\"\nagent = 2", "an agent paused for good"),
+            ("kind = \"partition\"\ngroups = [[0, 1, 2], [3]]", "a partition never healed"),
+        ] {
+            let liveness = "[expect]\nliveness = true\n";
+            assert_eq!(TimelyBound::of(&scenario("", &format!("{liveness}{}", fault(left_on))), 0), None, "{why}");
+        }
+        let released =
+            format!("{}{}", fault("kind = \"clog\"\nlink = [1, 2]"), fault("kind = \"unclog\"\nlink = [1, 2]"));
+        assert!(TimelyBound::of(&scenario("", &released), 0).is_some(), "a clog released by GST");
+        // A slow disk left on slows every hop of its agent: `h` counts it.
+        let slow = TimelyBound::of(&scenario("", &fault("kind = \"slow-disk\"\nagent = 1\nsync_ms = 300")), 0);
+        assert_eq!(slow.map(|b| (b.sync_ms, b.hop_ms)), Some((300, 20 + 2 * 300 + 1)));
+        let reset = format!(
+            "{}{}",
+            fault("kind = \"slow-disk\"\nagent = 1\nsync_ms = 300"),
+            fault("kind = \"slow-disk\"\nagent = 1\nsync_ms = 0")
+        );
+        assert_eq!(TimelyBound::of(&scenario("", &reset), 0).map(|b| b.sync_ms), Some(2));
     }
 }

@@ -334,7 +334,8 @@ fn settled_ms(scenario: &Scenario) -> TimeMs {
     if !any {
         return 0;
     }
-    let status_tick = scenario.protocol_config().retransmit_ms.saturating_mul(5);
+    let status_tick =
+        scenario.protocol_config().retransmit_ms.saturating_mul(consensus_core::protocol::STATUS_EVERY_RETRANSMITS);
     scenario.last_fault_ms().saturating_add(status_tick)
 }
 

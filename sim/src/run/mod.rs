@@ -44,7 +44,7 @@ mod script;
 
 pub use script::{replay, ScriptOutput};
 
-use node::{disk_reachable, durable_config, world_of, NodeContext};
+use node::{disk_reachable, durable_config, world_of, NodeContext, RunSetup};
 use record::finish;
 
 use client::{client_node, OpenerHost, Port};
@@ -178,7 +178,15 @@ async fn simulate(
     let keys = sim_committee(seeds.keys, n);
     let registry = Registry::seed_committee(n, &engine);
     let honest: BTreeSet<AgentId> = (0..n).map(AgentId).filter(|a| !derived.byzantine.contains(a)).collect();
-    let world = world_of(&scenario, &seeds, &derived, &keys, &registry, &honest, options.trace);
+    let setup = RunSetup {
+        scenario: &scenario,
+        seeds: &seeds,
+        derived: &derived,
+        keys: &keys,
+        registry: &registry,
+        honest: &honest,
+    };
+    let world = world_of(setup, options.trace);
     let net_node = handle.create_node().name("network").build();
     net_node.spawn(crate::world::carry(world.clone(), clock.clone()));
     let committee: Vec<AgentId> = (0..n).map(AgentId).collect();
@@ -215,7 +223,7 @@ async fn simulate(
         reachable: disk_reachable(&scenario),
         opener,
     };
-    let (nodes, twin_nodes) = ctx.spawn_committee(&scenario, &seeds, &derived, &keys, &registry, &honest);
+    let (nodes, twin_nodes) = ctx.spawn_committee(setup);
     let disk_faults = DiskFaults {
         disks: ctx.disks.clone(),
         crash: scenario.storage.crash,

@@ -21,18 +21,26 @@ impl Evaluator for DurableEvaluator {
     }
 }
 
+/// What a run's world and committee are built from, all derived from the scenario and the
+/// run's seed before anything is spawned.
+#[derive(Clone, Copy)]
+pub(super) struct RunSetup<'a> {
+    pub scenario: &'a Scenario,
+    pub seeds: &'a RunSeeds,
+    pub derived: &'a Derived,
+    pub keys: &'a Keys<SimSigner, SimKeyring>,
+    pub registry: &'a Registry,
+    pub honest: &'a BTreeSet<AgentId>,
+}
+
 impl NodeContext {
     /// Spawns every agent's node (and each twin's second copy): the real agent, wrapped in its
     /// Byzantine behaviour if it has one, with its own evaluator stream.
     pub(super) fn spawn_committee(
         &self,
-        scenario: &Scenario,
-        seeds: &RunSeeds,
-        derived: &Derived,
-        keys: &Keys<SimSigner, SimKeyring>,
-        registry: &Registry,
-        honest: &BTreeSet<AgentId>,
+        setup: RunSetup<'_>,
     ) -> (BTreeMap<AgentId, madsim::runtime::NodeHandle>, Vec<madsim::runtime::NodeHandle>) {
+        let RunSetup { scenario, seeds, derived, keys, registry, honest } = setup;
         let (ctx, committee, n) = (self, &self.committee, scenario.agents.count);
         let (engine, protocol) = (scenario.engine_config(), scenario.protocol_config());
         let truth: Arc<dyn GroundTruth> = Arc::new(derived.truth.clone());
@@ -89,15 +97,8 @@ impl NodeContext {
 
 /// The run's world: the network model, the oracle with the run's promises, and the setup line
 /// (the seed and every parameter derived from it) as its first event.
-pub(super) fn world_of(
-    scenario: &Scenario,
-    seeds: &RunSeeds,
-    derived: &Derived,
-    keys: &Keys<SimSigner, SimKeyring>,
-    registry: &Registry,
-    honest: &BTreeSet<AgentId>,
-    trace: bool,
-) -> Shared {
+pub(super) fn world_of(setup: RunSetup<'_>, trace: bool) -> Shared {
+    let RunSetup { scenario, seeds, derived, keys, registry, honest } = setup;
     let (engine, protocol) = (scenario.engine_config(), scenario.protocol_config());
     let oracle = oracle_of(
         scenario,

@@ -23,26 +23,17 @@ pub(super) fn finish(
         w.oracle.check_catch_up(step, end_ms);
     }
     if scenario.promises_liveness() && !w.stop && w.oracle.violation().is_none() {
-        let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT).collect();
+        // An agent paused or clogged for good is up but cut off: counted faulty by the
+        // promise (`Scenario::default_liveness`), it owes no decision.
+        let cut_off = |a: &AgentId| w.clogs.contains(&crate::scenario::ClogTarget::Agent(a.0));
+        let up: BTreeSet<AgentId> = w.up.iter().copied().filter(|a| *a != AgentId::CLIENT && !cut_off(a)).collect();
         w.oracle.check_liveness(&up, scenario.workload.sessions, scenario.expect.liveness_bound_ms, step, end_ms);
     }
     let violation = w.oracle.violation().cloned();
     if let Some(v) = &violation {
         let detail = format!("{}: {}", v.invariant, v.detail);
         w.trace.record(end_ms, "violation", crate::trace::Key { extra: v.step, ..Default::default() }, |step| {
-            TraceEvent {
-                step,
-                time_ms: v.time_ms,
-                kind: "violation".into(),
-                agent: None,
-                peer: None,
-                session: None,
-                value: None,
-                honest: None,
-                sent_ms: None,
-                detail,
-                ..Default::default()
-            }
+            TraceEvent { step, time_ms: v.time_ms, kind: "violation".into(), detail, ..Default::default() }
         });
     }
     let mut stats = SessionStats::default();

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use consensus_core::evaluator::{Evaluation, EvaluationRequest, Evaluator};
 use consensus_core::protocol::messages::Message;
-use consensus_core::protocol::{Input, Timer};
+use consensus_core::protocol::{Input, Timer, TimerKind};
 use consensus_core::runner::{Clock, Frame, Observer, Runner, RunnerEvent, TransportRx, TransportTx};
 use consensus_core::{AgentId, AgentSpecialization, TimeMs};
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
@@ -268,7 +268,16 @@ impl Stage {
             }
             let scheduled =
                 |f: &(AgentId, Timer)| matches!(action, Action::Fire { agent, timer, .. } if (*agent, *timer) == *f);
-            out.extra_timers.extend(fired_now.into_iter().filter(|f| !scheduled(f)));
+            let extra: Vec<(AgentId, Timer)> = fired_now.into_iter().filter(|f| !scheduled(f)).collect();
+            // Re-sends (retransmission, the status tick) go into the pool undelivered; any
+            // other timer the schedule did not name changed an agent as the model's did not
+            // (a round timeout beyond the checked rounds, a deadline reached by a clock jump).
+            if let Some((agent, timer)) = extra.iter().find(|(_, t)| !resends_only(t.kind)) {
+                out.divergence =
+                    Some((k + 1, format!("{agent}'s runner also fired {timer:?}, which the schedule does not")));
+                break;
+            }
+            out.extra_timers.extend(extra);
         }
     }
 
@@ -301,6 +310,11 @@ struct Links<'a> {
 }
 
 /// Performs one step; `Err` when the simulator cannot follow it.
+/// Timers whose firing only re-sends what was sent (into the pool, delivered only if scheduled).
+fn resends_only(kind: TimerKind) -> bool {
+    matches!(kind, TimerKind::Retransmit | TimerKind::Status | TimerKind::Adversary)
+}
+
 fn perform(action: &Action, world: &Arc<Mutex<World>>, clock: &SimClock, links: &Links<'_>) -> Result<(), String> {
     let send = |from: AgentId, to: AgentId, frame: Frame, sent_ms: TimeMs| -> Result<(), String> {
         let i = to.0 as usize;

@@ -578,6 +578,15 @@ impl ScenarioError {
 }
 
 /// Reads and parses the scenario file at `path`.
+/// The run from its last fault on ([`Scenario::after_gst`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AfterGst {
+    /// Every agent up, every link open.
+    pub all_up: bool,
+    /// The slowest fsync in effect, ms.
+    pub sync_ms: u64,
+}
+
 impl Scenario {
     /// The engine configuration: `protocol.*` mapped onto [`EngineConfig`]; everything the file
     /// does not set keeps the engine's default. `quarantine.min_active` is `agents.count`.
@@ -671,6 +680,18 @@ impl Scenario {
             && !cut_for_ever
             && !opener_down
             && self.network.drop < 1.0
+    }
+
+    /// What holds from the run's last fault (GST) on: whether every agent is up with every
+    /// link open (none crashed, paused, clogged or stopped by its disk, no link clogged, no
+    /// partition), and the slowest fsync in effect (`storage.sync_ms`, or a `slow-disk` left on).
+    pub fn after_gst(&self) -> AfterGst {
+        let end = Timeline::replay(&self.faults);
+        let slowest = end.slow_disks.values().copied().max().unwrap_or(0);
+        AfterGst {
+            all_up: end.down_agents() == 0 && end.clogged_links.is_empty() && !end.partitioned,
+            sync_ms: self.storage.sync_ms.max(slowest),
+        }
     }
 
     /// The configuration audit, with the design's weights of the cycled specialisations and

@@ -1,7 +1,7 @@
 //! The semantic checks of a parsed scenario file: every value in range, every agent index
 //! present, crash/restart in order; and the fault timeline replayed to the end of a run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::{AgentSpecialization, Ratio};
 
@@ -431,6 +431,8 @@ pub(super) struct Timeline {
     /// Agents a disk fault leaves unable to continue (for the rest of the run, whatever
     /// restarts follow: counted as faulty).
     pub(super) disk_stopped: BTreeSet<u32>,
+    /// Agents whose every fsync takes this long (a `slow-disk` left on, above 0).
+    pub(super) slow_disks: BTreeMap<u32, u64>,
 }
 
 impl Timeline {
@@ -468,7 +470,12 @@ impl Timeline {
                 FaultAction::Resume { agent } => {
                     t.clogged_agents.remove(agent);
                 }
-                FaultAction::SlowDisk { .. } => {}
+                FaultAction::SlowDisk { agent, sync_ms: 0 } => {
+                    t.slow_disks.remove(agent);
+                }
+                FaultAction::SlowDisk { agent, sync_ms } => {
+                    t.slow_disks.insert(*agent, *sync_ms);
+                }
             }
         }
         t

@@ -25,9 +25,6 @@ impl World {
             agent: client_or(from),
             peer: client_or(to),
             session: Some(session),
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail: format!("{kind} lost: {reason}"),
             ..Default::default()
         });
@@ -44,9 +41,6 @@ impl World {
             agent: client_or(from),
             peer: client_or(to),
             session: Some(session),
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail: format!("{kind} held by a clog"),
             ..Default::default()
         });
@@ -60,11 +54,6 @@ impl World {
             time_ms: now,
             kind: "fault".into(),
             agent: agent.and_then(client_or),
-            peer: None,
-            session: None,
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail,
             ..Default::default()
         })
@@ -89,12 +78,7 @@ impl World {
             step,
             time_ms: now,
             kind: kind.into(),
-            agent: None,
-            peer: None,
             session: Some(session),
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail,
             ..Default::default()
         })
@@ -153,9 +137,6 @@ impl World {
             agent: client_or(agent),
             peer: client_or(to),
             session: Some(session),
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail: format!("raw frame of {} bytes (not a well-formed message)", bytes.len()),
             ..Default::default()
         });
@@ -169,11 +150,9 @@ impl World {
             time_ms: now,
             kind: "vote".into(),
             agent: Some(agent.0),
-            peer: None,
             session: Some(vote.session.0),
             value: Some(vote.candidate.0),
             honest: Some(honest),
-            sent_ms: None,
             detail: format!("own vote for {} (confidence {})", vote.candidate, vote.confidence),
             ..Default::default()
         });
@@ -229,10 +208,6 @@ impl World {
             kind: "evidence".into(),
             agent: Some(agent.0),
             peer: Some(culprit.0),
-            session: None,
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail: crate::words::evidence(e),
             ..Default::default()
         });
@@ -247,10 +222,6 @@ impl World {
             kind: "reject".into(),
             agent: Some(agent.0),
             peer: client_or(from),
-            session: None,
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail: crate::words::rejection(reason),
             ..Default::default()
         });
@@ -274,8 +245,6 @@ impl World {
             agent: client_or(agent),
             peer: client_or(peer),
             session: Some(session),
-            value: None,
-            honest: None,
             sent_ms,
             detail: describe(m),
             ..Default::default()
@@ -289,11 +258,7 @@ impl World {
             time_ms: now,
             kind: "timeout".into(),
             agent: Some(agent.0),
-            peer: None,
             session: Some(timer.session.0),
-            value: None,
-            honest: None,
-            sent_ms: None,
             detail: crate::words::timer(timer.kind, timer.round),
             ..Default::default()
         });

@@ -106,11 +106,16 @@ fn bftsim_model_writes_a_schedule_that_bftsim_reproduce_replays() {
     std::fs::write(&bad, &broken).unwrap_or_else(|e| panic!("{e}"));
     let (code, text) = bftsim(&["reproduce", &bad.display().to_string()]);
     assert_ne!(code, Some(0), "{text}");
-    let line = broken.lines().take_while(|l| !l.contains("to = 9")).filter(|l| *l == "[[step]]").count();
+    // The line reported is the `[[step]]` header of the broken step: the last header above it.
+    let lines: Vec<&str> = broken.lines().collect();
+    let broken_at = lines.iter().position(|l| *l == "to = 9").unwrap_or_else(|| panic!("no broken line"));
+    let header = lines[..broken_at].iter().rposition(|l| *l == "[[step]]").unwrap_or_else(|| panic!("no step")) + 1;
+    let step = lines[..broken_at].iter().filter(|l| **l == "[[step]]").count();
     assert!(
-        line >= 1 && text.contains("bad.toml:") && text.contains("field `to`") && text.contains("agent 9"),
-        "{text}"
+        text.contains(&format!("bad.toml:{header}: step {step}: field `to`")),
+        "line {header}, step {step}: {text}"
     );
+    assert!(text.contains("agent 9"), "{text}");
 
     // A step removed: agent 0 never sends the precommit a later step delivers.
     let mut steps: Vec<&str> = schedule.split("\n[[step]]\n").collect();

@@ -125,3 +125,22 @@ fn the_last_round_is_never_started_twice() {
     let record = run(&s, 8_342_423_465_334_655_811, Default::default(), RunOptions::default()).record;
     assert_eq!(record.outcome, RunOutcome::Ok, "{:?}", record.violations);
 }
+
+/// `timely-proposal` judged a run whose link 1–2 stayed clogged after GST as if every vote
+/// arrived (3 of 10 seeds fired; seed 1 the first).
+#[test]
+fn a_link_clogged_for_good_is_not_judged_by_timely_proposal() {
+    replay("timely-link-clogged.toml", 1);
+}
+
+/// `timely-proposal`'s hop ignored a slow disk left on after GST (10 of 10 seeds; seed 0).
+#[test]
+fn a_slow_disk_after_gst_lengthens_the_timely_wait() {
+    replay("timely-slow-disk.toml", 0);
+}
+
+/// An agent paused for good was required to decide (every seed; seed 0).
+#[test]
+fn an_agent_paused_for_good_owes_no_decision() {
+    replay("paused-for-good.toml", 0);
+}

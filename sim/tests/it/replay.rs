@@ -26,18 +26,7 @@ fn scratch(name: &str) -> PathBuf {
 /// `bftsim ARGS` from the root; its stdout and stderr (the command must succeed or find what it
 /// looks for).
 fn bftsim(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_bftsim"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "bftsim {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    format!("{}{stderr}", String::from_utf8_lossy(&output.stdout))
+    crate::bftsim_in(&root(), args)
 }
 
 /// The `<…>` placeholders of `text` (`<explore-twins.toml>`, `<index>`), HTML tags left out.

@@ -7,7 +7,6 @@
 //! text (`Name { field: … }`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -94,16 +93,7 @@ pub fn debug_text(s: &str) -> bool {
 }
 
 fn bftsim(dir: &Path, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_bftsim"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "bftsim {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::bftsim_in(dir, args);
 }
 
 fn read_json(path: &Path) -> Value {
