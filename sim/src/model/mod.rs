@@ -120,6 +120,20 @@ pub struct ModelConfig {
     pub links: Links,
 }
 
+impl ModelConfig {
+    /// `agents` honest agents (none Byzantine) with `votes`, `rounds` rounds, the rest default.
+    pub fn honest(agents: u32, rounds: u32, votes: Votes) -> ModelConfig {
+        ModelConfig {
+            agents,
+            byzantine: 0,
+            rounds,
+            votes,
+            byzantine_mode: ByzantineMode::Silent,
+            ..ModelConfig::default()
+        }
+    }
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {

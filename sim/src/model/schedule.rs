@@ -363,14 +363,9 @@ mod tests {
 
     fn found() -> (Setup, Counterexample) {
         let config = ModelConfig {
-            agents: 3,
-            byzantine: 0,
-            rounds: 2,
-            votes: Votes::Fixed(vec![0, 0, 1]),
-            byzantine_mode: ByzantineMode::Silent,
             mutation: Mutation::QuorumOneShort,
             max_states: 20_000,
-            ..ModelConfig::default()
+            ..ModelConfig::honest(3, 2, Votes::Fixed(vec![0, 0, 1]))
         };
         let setup = Setup::new(config).unwrap_or_else(|e| panic!("{e}"));
         let report = check(&setup);

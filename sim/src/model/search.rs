@@ -381,7 +381,8 @@ fn expand<'s>(
             .zip(batch.chunks(per))
             .map(|(worker, part)| scope.spawn(move || run(worker, part)))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        // A worker's panic is the checker's own bug: re-raised, never a silently smaller space.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
 }
 
@@ -503,18 +504,11 @@ fn peak_rss_kb() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ByzantineMode, ModelConfig, Votes};
+    use crate::model::{ModelConfig, Votes};
     use consensus_core::AgentId;
 
     fn tiny(votes: Votes) -> Setup {
-        let config = ModelConfig {
-            agents: 2,
-            byzantine: 0,
-            rounds: 1,
-            votes,
-            byzantine_mode: ByzantineMode::Silent,
-            ..ModelConfig::default()
-        };
+        let config = ModelConfig::honest(2, 1, votes);
         Setup::new(config).unwrap_or_else(|e| panic!("{e}"))
     }
 

@@ -559,7 +559,7 @@ fn apply(
 /// collection and the deadline. Retransmission and the status tick re-send what reliable
 /// links already carry; the precommit timeout of the last round would start a round beyond
 /// the bound (L60).
-fn keep_timer(timer: Timer, rounds: u32) -> bool {
+pub(super) fn keep_timer(timer: Timer, rounds: u32) -> bool {
     match timer.kind {
         TimerKind::VoteCollection | TimerKind::Deadline => true,
         TimerKind::Propose | TimerKind::Prevote => timer.round < rounds,

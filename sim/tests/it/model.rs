@@ -6,15 +6,7 @@ use sim::model::search::sometimes;
 use sim::model::{check, ByzantineMode, Links, ModelConfig, Setup, Stop, Votes};
 
 fn reduced(jobs: usize) -> Setup {
-    let config = ModelConfig {
-        agents: 2,
-        byzantine: 0,
-        rounds: 1,
-        votes: Votes::Enumerate,
-        byzantine_mode: ByzantineMode::Silent,
-        jobs,
-        ..ModelConfig::default()
-    };
+    let config = ModelConfig { jobs, ..ModelConfig::honest(2, 1, Votes::Enumerate) };
     Setup::new(config).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -9,19 +9,10 @@ use std::process::Command;
 
 use consensus_core::protocol::Mutation;
 use sim::model::schedule::Schedule;
-use sim::model::{check, ByzantineMode, ModelConfig, Setup, Stop, Votes};
+use sim::model::{check, ModelConfig, Setup, Stop, Votes};
 
 fn small(mutation: Mutation, max_states: u64) -> Setup {
-    let config = ModelConfig {
-        agents: 3,
-        byzantine: 0,
-        rounds: 2,
-        votes: Votes::Fixed(vec![0, 0, 1]),
-        byzantine_mode: ByzantineMode::Silent,
-        mutation,
-        max_states,
-        ..ModelConfig::default()
-    };
+    let config = ModelConfig { mutation, max_states, ..ModelConfig::honest(3, 2, Votes::Fixed(vec![0, 0, 1])) };
     Setup::new(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
