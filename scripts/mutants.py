@@ -153,6 +153,10 @@ def cmd_record(pass_name, mutants_out, ledger, commit):
         return
     outcomes = json.loads((out / "outcomes.json").read_text())
     known = measured([ledger])
+    # cargo-mutants ignores `--re` for its "delete field" mutants: a batch may judge some that
+    # are not sampled. They are not measurements of the sample: not recorded.
+    sample_path = Path(ledger).parent / "sample.txt"
+    sampled = set(sample_path.read_text().splitlines()) if sample_path.exists() else None
     lines = []
     for o in outcomes.get("outcomes", []):
         scenario = o.get("scenario")
@@ -160,6 +164,9 @@ def cmd_record(pass_name, mutants_out, ledger, commit):
             continue
         m = scenario["Mutant"]
         if m["name"] in known:
+            continue
+        if sampled is not None and m["name"] not in sampled:
+            print(f"not recorded, not in the sample: {m['name']}")
             continue
         log = (out / o["log_path"]).read_text(errors="replace") if o.get("log_path") else ""
         found = FOUND.search(log)
