@@ -12,7 +12,7 @@ pub struct TraceEvent {
     /// Simulated time.
     pub time_ms: u64,
     /// `setup`, `open`, `send`, `deliver`, `drop`, `hold`, `timeout`, `vote`, `decide`, `evidence`,
-    /// `reject`, `fault`, `violation`.
+    /// `reject`, `fault`, `compact`, `violation`.
     pub kind: String,
     /// The agent the event happens at (`None`: the client or the network).
     pub agent: Option<u32>,

@@ -37,7 +37,7 @@ pub(super) struct ReproduceArgs {
     #[arg(long)]
     agent: Vec<u32>,
     /// Only events of this kind: send, deliver, drop, hold, timeout, vote, decide, evidence,
-    /// reject, fault, open (repeat, or separate with commas).
+    /// reject, fault, compact, open (repeat, or separate with commas).
     #[arg(long, value_delimiter = ',')]
     kind: Vec<String>,
     /// Only events at or after this simulated time (ms).
@@ -52,7 +52,7 @@ pub(super) struct ReproduceArgs {
     coverage: bool,
 }
 
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "send",
     "deliver",
     "drop",
@@ -63,6 +63,7 @@ const KINDS: [&str; 12] = [
     "evidence",
     "reject",
     "fault",
+    "compact",
     "open",
     "violation",
 ];

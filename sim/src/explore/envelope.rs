@@ -193,6 +193,18 @@ pub struct StorageSpace {
     pub small_keep_decided: f64,
     /// `protocol.keep_decided` in those runs.
     pub keep_decided: Span<u64>,
+    /// Probability that a run's agents compact their logs into snapshots (`[storage]
+    /// compact_log_bytes`), so that snapshots are taken and restarts restore them. 0 when an
+    /// envelope file does not say (envelopes written before it existed).
+    #[serde(default)]
+    pub small_compact_log: f64,
+    /// `storage.compact_log_bytes` in those runs.
+    #[serde(default = "default_compact_log_bytes")]
+    pub compact_log_bytes: Span<u64>,
+}
+
+fn default_compact_log_bytes() -> Span<u64> {
+    [4_096, 32_768]
 }
 
 /// `[swarm]`.
@@ -371,6 +383,7 @@ impl Envelope {
             ("protocol.early_unanimous", self.protocol.early_unanimous),
             ("protocol.short_timeouts", self.protocol.short_timeouts),
             ("storage.small_keep_decided", self.storage.small_keep_decided),
+            ("storage.small_compact_log", self.storage.small_compact_log),
             ("swarm.off", self.swarm.off),
             ("full_power.share", self.full_power.share),
             ("full_power.twins", self.full_power.twins),
@@ -414,6 +427,11 @@ impl Envelope {
             (
                 "storage.keep_decided",
                 1 <= self.storage.keep_decided[0] && self.storage.keep_decided[0] <= self.storage.keep_decided[1],
+            ),
+            (
+                "storage.compact_log_bytes",
+                1 <= self.storage.compact_log_bytes[0]
+                    && self.storage.compact_log_bytes[0] <= self.storage.compact_log_bytes[1],
             ),
             (
                 "workload.sessions",

@@ -26,6 +26,7 @@ impl Oracle {
             at_ms: now,
         };
         let previous = self.decisions.entry(session).or_default().insert(agent, seen);
+        self.evidence.on_decided(agent, session);
         // Deciding again after a restart whose log lost the first decision is not a second
         // decision (agreement still compares the values).
         if previous.is_some_and(|p| !self.durable.restarted_after(agent, p.at_ms)) {

@@ -16,6 +16,8 @@
 //! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
 //! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the value passes V1–V7 against the session's registry epoch ([`proposal`]) |
 //! | `timely-proposal` | an honest proposer's nil prevote leaves it, in the judged class ([`timely`]) | after GST an honest proposer does not let its round's propose timeout expire without proposing later than the design's wait for votes, vote collection and the deadline allows |
+//! | `evidence-sound` | an honest agent emits evidence ([`evidence`]) | it never convicts an honest agent; the two votes or round votes it carries are of one signer, session (round, kind), differ, and are both validly signed (signing bytes the oracle encodes itself); two different validly signed proposals of the convicted proposer for the round were delivered |
+//! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -46,6 +48,7 @@ use consensus_core::{AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 
 mod decide;
 pub mod durability;
+mod evidence;
 mod proposal;
 pub mod timely;
 pub use crate::influence::Verdict;
@@ -85,8 +88,12 @@ pub mod names {
     pub const HONEST_PROPOSAL_VALID: &str = "honest-proposal-valid";
     /// An honest proposer proposes by the design's point after GST.
     pub const TIMELY_PROPOSAL: &str = "timely-proposal";
+    /// Evidence an honest agent emits convicts a Byzantine agent of a real equivocation.
+    pub const EVIDENCE_SOUND: &str = "evidence-sound";
+    /// An honest agent delivered an equivocation emits evidence for it.
+    pub const EQUIVOCATION_DETECTED: &str = "equivocation-detected";
     /// All of them.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 16] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -101,6 +108,8 @@ pub mod names {
         CATCH_UP,
         HONEST_PROPOSAL_VALID,
         TIMELY_PROPOSAL,
+        EVIDENCE_SOUND,
+        EQUIVOCATION_DETECTED,
     ];
 }
 
@@ -207,6 +216,8 @@ pub struct Oracle {
     proposals_checked: BTreeSet<proposal::Checked>,
     /// `timely-proposal`'s terms and judged sessions.
     timely: timely::Timely,
+    /// `evidence-sound` and `equivocation-detected`.
+    evidence: evidence::EvidenceChecks,
 }
 
 impl Oracle {
@@ -247,6 +258,7 @@ impl Oracle {
             durable: durability::DurableChecks::default(),
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
+            evidence: evidence::EvidenceChecks::default(),
         }
     }
 
@@ -304,11 +316,13 @@ impl Oracle {
             .collect();
         let honest = self.honest.contains(&agent);
         self.durable.on_restart(agent, now, honest, &undecided);
+        self.evidence.on_down(agent);
     }
 
     /// `agent` crashed or stopped.
     pub fn on_down(&mut self, agent: AgentId) {
         self.durable.on_down(agent);
+        self.evidence.on_down(agent);
     }
 
     /// A violation of `invariant` found by the simulator around the oracle (a damaged record
@@ -503,6 +517,9 @@ impl Oracle {
     /// An honest agent sent its own round vote of `round` in `session`, so it is in that round
     /// (or was): liveness in rounds (`expect.liveness_rounds`).
     pub fn on_own_round_vote(&mut self, agent: AgentId, session: SessionId, round: Round, step: u64, now: TimeMs) {
+        if self.honest.contains(&agent) {
+            self.evidence.on_own_round_vote(agent, session, round);
+        }
         let Some(bound) = self.liveness_rounds else { return };
         if u64::from(round) < bound || !self.honest.contains(&agent) {
             return;

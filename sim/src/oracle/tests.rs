@@ -2,6 +2,7 @@
 
 use super::*;
 use consensus_core::protocol::messages::{Proposal, ProposalValue, SessionSpec, SignedSpec, SignedVote, ValueId};
+use consensus_core::protocol::Message;
 use consensus_core::sign::{sim_committee, Signature, Signer};
 use consensus_core::wire;
 use consensus_core::{AgentSpecialization, Ppm};
@@ -358,4 +359,261 @@ fn honest_proposal_valid_judges_only_honest_proposers_own_proposals() {
     once.on_proposal_sent(AgentId(0), &valid, 1, 1);
     once.on_proposal_sent(AgentId(0), &proposal, 2, 2);
     assert_eq!(once.violation(), None);
+}
+
+// ---- evidence-sound and equivocation-detected ----
+
+type SimKeys = consensus_core::sign::Keys<consensus_core::sign::SimSigner, SimKeyring>;
+
+/// n = 4, agents 0–2 honest, agent 3 Byzantine; the committee's keys.
+fn evidence_oracle() -> (Oracle, SimKeys) {
+    let engine = EngineConfig::default();
+    let keys = sim_committee(1, 4);
+    let registry = Registry::seed_committee(4, &engine);
+    let honest = (0..3).map(AgentId).collect();
+    (Oracle::new(keys.keyring.clone(), registry, engine, ProtocolConfig::default(), honest), keys)
+}
+
+/// `agent`'s vote in session 0 for `candidate`, signed by it.
+fn session_vote(keys: &SimKeys, agent: u32, candidate: u32) -> SignedVote {
+    let vote = AgentVote::accept(
+        AgentId(agent),
+        AgentSpecialization::Monitor,
+        SessionId(0),
+        CandidateId(candidate),
+        Ppm::saturating(900_000),
+        Ppm::saturating(900_000),
+    );
+    let signature = keys.agents[agent as usize].sign(&wire::vote_signing_bytes(&vote));
+    SignedVote { vote, signature }
+}
+
+/// `agent`'s prevote in session 0, `round`, for `value` (a byte of the id) or nil, signed by it.
+fn prevote(keys: &SimKeys, agent: u32, round: Round, value: Option<u8>) -> consensus_core::protocol::RoundVote {
+    use consensus_core::protocol::VoteKind;
+    let value = value.map(|b| ValueId([b; 32]));
+    let bytes = wire::round_vote_signing_bytes(VoteKind::Prevote, SessionId(0), round, value);
+    let signature = keys.agents[agent as usize].sign(&bytes);
+    consensus_core::protocol::RoundVote {
+        kind: VoteKind::Prevote,
+        session: SessionId(0),
+        round,
+        value,
+        agent: AgentId(agent),
+        signature,
+    }
+}
+
+/// The round of session 0 that `agent` proposes in (n = 4).
+fn round_proposed_by(o: &Oracle, agent: u32) -> Round {
+    let committee = Committee::of(&o.registry, Mutation::None);
+    (0..8).find(|r| committee.proposer(SessionId(0), *r) == Some(AgentId(agent))).expect("every agent proposes")
+}
+
+/// A proposal of session 0 by `agent` in `round` whose value's query is `query`, signed by it.
+fn signed_proposal(keys: &SimKeys, agent: u32, round: Round, query: &str) -> Proposal {
+    let spec =
+        SessionSpec { session: SessionId(0), query: query.into(), candidates: vec![CandidateId(0)], opened_ms: 0 };
+    let signature = keys.client.sign(&wire::spec_signing_bytes(&spec));
+    let value = ProposalValue {
+        session: SessionId(0),
+        spec: SignedSpec { spec, signature },
+        mode: ProposalMode::Normal,
+        votes: vec![],
+        outcome: AgreedOutcome::NoDecision { achieved: Ppm::ZERO },
+    };
+    let signature = keys.agents[agent as usize].sign(&wire::proposal_signing_bytes(&value, round, None));
+    Proposal { round, valid_round: None, value, proposer: AgentId(agent), signature, polka: vec![] }
+}
+
+/// The oracle encodes signing bytes and value ids itself: they equal the agents' (`wire`,
+/// `ValueId::of`) on the correct code.
+#[test]
+fn own_signing_bytes_equal_the_wire_encoding() {
+    let (_, keys) = evidence_oracle();
+    let v = session_vote(&keys, 3, 1);
+    assert_eq!(evidence::vote_bytes(&v.vote), wire::vote_signing_bytes(&v.vote));
+    for value in [None, Some(7)] {
+        let pv = prevote(&keys, 3, 2, value);
+        assert_eq!(evidence::round_vote_bytes(&pv), wire::round_vote_signing_bytes(pv.kind, pv.session, 2, pv.value));
+    }
+    let p = signed_proposal(&keys, 3, 1, "q");
+    assert_eq!(evidence::value_id(&p.value), ValueId::of(&p.value));
+    assert_eq!(evidence::proposal_bytes(&p), wire::proposal_signing_bytes(&p.value, 1, None));
+}
+
+/// `evidence-sound` passes real evidence of the Byzantine agent and fails evidence that
+/// convicts an honest agent, carries a forged or a non-conflicting message, or names
+/// conflicting proposals never delivered.
+#[test]
+fn evidence_sound_fails_on_wrong_evidence_only() {
+    use consensus_core::protocol::Evidence;
+    let (_, keys) = evidence_oracle();
+    let boxed = |v: SignedVote| Box::new(v);
+    let votes = |a: SignedVote, b: SignedVote| Evidence::ConflictingVotes { first: boxed(a), second: boxed(b) };
+    let round_votes = |a, b| Evidence::ConflictingRoundVotes { first: Box::new(a), second: Box::new(b) };
+    let mut forged = session_vote(&keys, 3, 1);
+    forged.signature = keys.agents[0].sign(&wire::vote_signing_bytes(&forged.vote));
+    let mut other_session = session_vote(&keys, 3, 1);
+    other_session.vote.session = SessionId(1);
+    other_session.signature = keys.agents[3].sign(&wire::vote_signing_bytes(&other_session.vote));
+    let mut forged_prevote = prevote(&keys, 3, 0, Some(2));
+    forged_prevote.signature = Signature::ZERO;
+    let table: Vec<(&str, Evidence, Option<&str>)> = vec![
+        ("two votes", votes(session_vote(&keys, 3, 0), session_vote(&keys, 3, 1)), None),
+        ("two prevotes", round_votes(prevote(&keys, 3, 0, Some(1)), prevote(&keys, 3, 0, None)), None),
+        ("an honest voter", votes(session_vote(&keys, 1, 0), session_vote(&keys, 1, 1)), Some("agent-1 is honest")),
+        ("the same vote", votes(session_vote(&keys, 3, 0), session_vote(&keys, 3, 0)), Some("the same")),
+        ("a forged vote", votes(session_vote(&keys, 3, 0), forged), Some("a vote is not signed by agent-3")),
+        ("two sessions", votes(session_vote(&keys, 3, 0), other_session), Some("not of one signer and session")),
+        (
+            "two rounds",
+            round_votes(prevote(&keys, 3, 0, Some(1)), prevote(&keys, 3, 1, Some(2))),
+            Some("not of one signer, session, round"),
+        ),
+        ("one value", round_votes(prevote(&keys, 3, 0, Some(1)), prevote(&keys, 3, 0, Some(1))), Some("same value")),
+        (
+            "a forged prevote",
+            round_votes(prevote(&keys, 3, 0, Some(1)), forged_prevote),
+            Some("a round vote is not signed"),
+        ),
+        (
+            "proposals never delivered",
+            Evidence::ConflictingProposals { proposer: AgentId(3), session: SessionId(0), round: 3 },
+            Some("no two different proposals of round 3"),
+        ),
+        (
+            "an honest proposer",
+            Evidence::ConflictingProposals { proposer: AgentId(0), session: SessionId(0), round: 0 },
+            Some("agent-0 is honest"),
+        ),
+    ];
+    for (name, e, expected) in table {
+        let (mut o, _) = evidence_oracle();
+        o.on_evidence(AgentId(1), &e, 5, 40);
+        match (o.violation(), expected) {
+            (None, None) => {}
+            (Some(v), Some(part)) => {
+                assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::EVIDENCE_SOUND, 5, 40), "{name}");
+                assert!(v.detail.contains(part), "{name}: {part:?} missing from {:?}", v.detail);
+                assert!(v.detail.contains("agent-1, honest, emitted evidence convicting"), "{}", v.detail);
+            }
+            (got, expected) => panic!("{name}: expected {expected:?}, got {got:?}"),
+        }
+        // A Byzantine agent's evidence is not judged.
+        let (mut o, _) = evidence_oracle();
+        let e = Evidence::ConflictingProposals { proposer: AgentId(0), session: SessionId(0), round: 0 };
+        o.on_evidence(AgentId(3), &e, 5, 40);
+        assert_eq!(o.violation(), None, "{name}");
+    }
+    // Conflicting proposals are sound once two different validly signed ones were delivered.
+    let (mut o, keys) = evidence_oracle();
+    let r = round_proposed_by(&o, 3);
+    let e = Evidence::ConflictingProposals { proposer: AgentId(3), session: SessionId(0), round: r };
+    let mut unsigned = signed_proposal(&keys, 3, r, "b");
+    unsigned.signature = Signature::ZERO;
+    for (p, to) in [(signed_proposal(&keys, 3, r, "a"), 0), (signed_proposal(&keys, 3, r, "a"), 2), (unsigned, 1)] {
+        o.on_deliver(AgentId(to), &Message::Proposal(Box::new(p)), 1);
+    }
+    o.on_evidence(AgentId(1), &e, 5, 40);
+    assert_eq!(o.violation().map(|v| v.invariant.as_str()), Some(names::EVIDENCE_SOUND), "one signed proposal only");
+    let (mut o, _) = evidence_oracle();
+    for (p, to) in [(signed_proposal(&keys, 3, r, "a"), 0), (signed_proposal(&keys, 3, r, "b"), 3)] {
+        o.on_deliver(AgentId(to), &Message::Proposal(Box::new(p)), 1);
+    }
+    o.on_evidence(AgentId(1), &e, 5, 40);
+    assert_eq!(o.violation(), None, "two signed proposals were delivered (to anyone)");
+}
+
+/// Agent 1 is delivered `a` then `b` (steps 1, 2), emits `evidence` if any, and its next input
+/// comes at step 3: the violation, if any.
+fn after_two(
+    prepare: impl FnOnce(&mut Oracle),
+    a: Message,
+    b: Message,
+    evidence: Option<consensus_core::protocol::Evidence>,
+) -> Option<Violation> {
+    let (mut o, _) = evidence_oracle();
+    prepare(&mut o);
+    let me = AgentId(1);
+    o.on_input(me, 1, 10);
+    o.on_deliver(me, &a, 1);
+    o.on_input(me, 2, 20);
+    o.on_deliver(me, &b, 2);
+    if let Some(e) = evidence {
+        o.on_evidence(me, &e, 2, 20);
+    }
+    assert_eq!(o.violation(), None, "judged only at the next input");
+    o.on_input(me, 3, 30);
+    o.violation().cloned()
+}
+
+/// `equivocation-detected` fails an honest agent delivered two conflicting messages of a
+/// committee member that emits no evidence, and is quiet with evidence or outside its class.
+#[test]
+fn equivocation_detected_owes_evidence_for_conflicts_delivered() {
+    use consensus_core::protocol::{Evidence, Message as M};
+    let (o, keys) = evidence_oracle();
+    let r = round_proposed_by(&o, 3);
+    let vote = |c| M::Vote(session_vote(&keys, 3, c));
+    let pv = |round, v| M::RoundVote(prevote(&keys, 3, round, v));
+    let prop = |round, q| M::Proposal(Box::new(signed_proposal(&keys, 3, round, q)));
+    let votes_evidence = Evidence::ConflictingVotes {
+        first: Box::new(session_vote(&keys, 3, 0)),
+        second: Box::new(session_vote(&keys, 3, 1)),
+    };
+    let nothing = |_: &mut Oracle| {};
+    // Missing evidence: each kind.
+    for (name, a, b, part) in [
+        ("votes", vote(0), vote(1), "two conflicting votes of agent-3 in session-0"),
+        ("prevotes", pv(0, Some(1)), pv(0, None), "two conflicting prevotes of round 0 of agent-3"),
+        ("proposals", prop(r, "a"), prop(r, "b"), "two conflicting proposals of round"),
+    ] {
+        let v = after_two(nothing, a, b, None).unwrap_or_else(|| panic!("{name}: no evidence emitted"));
+        assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::EQUIVOCATION_DETECTED, 3, 30), "{name}");
+        assert!(v.detail.contains(part), "{name}: {part:?} missing from {:?}", v.detail);
+    }
+    // With the evidence: quiet (also when it came before, e.g. from a carried vote).
+    assert_eq!(after_two(nothing, vote(0), vote(1), Some(votes_evidence.clone())), None);
+    let proposals = Evidence::ConflictingProposals { proposer: AgentId(3), session: SessionId(0), round: r };
+    assert_eq!(after_two(nothing, prop(r, "a"), prop(r, "b"), Some(proposals)), None);
+    let early = |o: &mut Oracle| o.on_evidence(AgentId(1), &votes_evidence, 0, 0);
+    assert_eq!(after_two(early, vote(0), vote(1), None), None, "evidence emitted earlier");
+    // Evidence about another subject does not discharge it.
+    let other = Evidence::ConflictingRoundVotes {
+        first: Box::new(prevote(&keys, 3, 0, Some(1))),
+        second: Box::new(prevote(&keys, 3, 0, None)),
+    };
+    assert!(after_two(nothing, vote(0), vote(1), Some(other)).is_some(), "prevote evidence for votes");
+    // Outside the class: quiet.
+    assert_eq!(after_two(nothing, vote(0), vote(0), None), None, "the same vote twice");
+    assert_eq!(after_two(nothing, pv(0, Some(1)), pv(1, None), None), None, "two rounds");
+    assert_eq!(after_two(nothing, pv(2, Some(1)), pv(2, None), None), None, "round 2 may be beyond the keeper's bound");
+    let in_round_1 = |o: &mut Oracle| o.on_own_round_vote(AgentId(1), SessionId(0), 1, 0, 0);
+    assert!(after_two(in_round_1, pv(2, Some(1)), pv(2, None), None).is_some(), "round 2 from round 1 is kept");
+    let down = |o: &mut Oracle| o.on_down(AgentId(1));
+    assert_eq!(after_two(down, vote(0), vote(1), None), None, "an agent that was down");
+    let decided = |o: &mut Oracle| o.evidence.on_decided(AgentId(1), SessionId(0));
+    assert_eq!(after_two(decided, vote(0), vote(1), None), None, "a decided session");
+    let promises = |o: &mut Oracle| o.promises = Promises::of(4, 2);
+    assert_eq!(after_two(promises, vote(0), vote(1), None), None, "agreement not promised");
+    let wrong_proposer = round_proposed_by(&o, 2);
+    assert_eq!(
+        after_two(nothing, prop(wrong_proposer, "a"), prop(wrong_proposer, "b"), None),
+        None,
+        "not the proposer"
+    );
+    let honest = M::Vote(session_vote(&keys, 2, 0));
+    let honest_other = M::Vote(session_vote(&keys, 2, 1));
+    assert_eq!(after_two(nothing, honest, honest_other, None), None, "an honest signer is another invariant's");
+    let mut unsigned = session_vote(&keys, 3, 1);
+    unsigned.signature = Signature::ZERO;
+    assert_eq!(after_two(nothing, vote(0), M::Vote(unsigned), None), None, "a forged vote");
+    // A crash while the evidence was owed: not judged.
+    let (mut o, _) = evidence_oracle();
+    o.on_deliver(AgentId(1), &vote(0), 1);
+    o.on_deliver(AgentId(1), &vote(1), 2);
+    o.on_down(AgentId(1));
+    o.on_input(AgentId(1), 3, 30);
+    assert_eq!(o.violation(), None);
 }

@@ -239,10 +239,14 @@ impl Node for DurableNode {
         let Layer::Logged(agent) = &mut self.agent else { return };
         if agent.needs_compaction() {
             // As the node does: a snapshot of the agent, then a new log (everything durable).
-            if let Err(e) = agent.compact() {
-                out.truncate(start);
-                self.life.stop(&format!("its log compaction failed ({e})"));
-                return;
+            match agent.compact() {
+                Ok(true) => lock(&self.life.world).record_compaction(now_ms, self.life.me),
+                Ok(false) => {}
+                Err(e) => {
+                    out.truncate(start);
+                    self.life.stop(&format!("its log compaction failed ({e})"));
+                    return;
+                }
             }
             // Everything logged is durable now: what waited for a sync leaves, in order.
             self.life.release(agent.durable());

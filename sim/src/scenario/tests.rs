@@ -132,7 +132,7 @@ fn bundled_scenarios_say_what_they_exercise() {
     for (name, mutation, invariant) in [
         ("mut-quorum-one-short", Mutation::QuorumOneShort, "agreement"),
         ("mut-no-locking", Mutation::NoLocking, "agreement"),
-        ("mut-skip-signature-check", Mutation::SkipSignatureCheck, "honest-proposal-valid"),
+        ("mut-skip-signature-check", Mutation::SkipSignatureCheck, "evidence-sound"),
         ("mut-local-timeout-fallback", Mutation::LocalTimeoutFallback, "agreement"),
         ("mut-forget-lock-on-restart", Mutation::ForgetLockOnRestart, "no-equivocation-across-restarts"),
         ("mut-skip-checksum", Mutation::SkipChecksum, "corruption-detected"),

@@ -59,6 +59,20 @@ impl World {
         })
     }
 
+    /// Records that `agent` compacted its log: a snapshot of its state, then a new log
+    /// (`[storage] compact_log_bytes`).
+    pub fn record_compaction(&mut self, now: TimeMs, agent: AgentId) {
+        let key = Key { agent: agent.0, ..Key::default() };
+        self.trace.record(now, "compact", key, |step| TraceEvent {
+            step,
+            time_ms: now,
+            kind: "compact".into(),
+            agent: Some(agent.0),
+            detail: format!("agent {} compacted its log: a snapshot of its state, then a new log", agent.0),
+            ..Default::default()
+        });
+    }
+
     /// Notes what the client is about to send (for labelling drops).
     pub fn note_client_send(&mut self, kind: &'static str, session: u64) {
         self.last_send = (kind, session);
@@ -90,11 +104,18 @@ impl World {
         // `catch-up` is owed by a deadline: checked at every step.
         self.oracle.check_catch_up(self.trace.step(), now);
         self.stop |= self.oracle.violation().is_some();
+        if honest && matches!(event, RunnerEvent::Deliver { .. } | RunnerEvent::Timeout(_) | RunnerEvent::LocalVote(_))
+        {
+            // The step before this input performed all its outputs: the evidence it owed.
+            self.oracle.on_input(agent, self.trace.step(), now);
+            self.stop |= self.oracle.violation().is_some();
+        }
         match event {
             RunnerEvent::Send { to, message, bytes } => self.sent(now, agent, honest, *to, message, *bytes),
             RunnerEvent::SendRaw { to, bytes } => self.sent_raw(now, agent, *to, bytes),
             RunnerEvent::Deliver { from, message } => {
-                self.message_event(now, "deliver", agent, *from, message, (0, sent_ms));
+                let step = self.message_event(now, "deliver", agent, *from, message, (0, sent_ms));
+                self.oracle.on_deliver(agent, message, step);
             }
             RunnerEvent::Timeout(timer) => self.timer_event(now, agent, *timer),
             RunnerEvent::LocalVote(vote) => self.local_vote(now, agent, honest, vote),
@@ -198,11 +219,11 @@ impl World {
         }
     }
 
-    /// Evidence of a Byzantine agent.
+    /// Evidence of a Byzantine agent: an honest agent's is checked (`evidence-sound`).
     fn evidence(&mut self, now: TimeMs, agent: AgentId, e: &Evidence) {
         let culprit = e.culprit();
         let key = Key { agent: agent.0, peer: culprit.0, ..Key::default() };
-        self.trace.record(now, "evidence", key, |step| TraceEvent {
+        let step = self.trace.record(now, "evidence", key, |step| TraceEvent {
             step,
             time_ms: now,
             kind: "evidence".into(),
@@ -211,6 +232,8 @@ impl World {
             detail: crate::words::evidence(e),
             ..Default::default()
         });
+        self.oracle.on_evidence(agent, e, step, now);
+        self.stop |= self.oracle.violation().is_some();
     }
 
     /// A message refused (malformed, forged, wrong session...).

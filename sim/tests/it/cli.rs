@@ -97,7 +97,7 @@ fn failing_scenarios_exit_1_and_print_the_reproduce_command() {
     // The same broken protocol, but claiming to be safe: the run must fail and say how to replay.
     std::fs::write(
         &file,
-        text.replace("safety = false", "safety = true").replace("invariant = \"honest-proposal-valid\"\n", ""),
+        text.replace("safety = false", "safety = true").replace("invariant = \"evidence-sound\"\n", ""),
     )
     .unwrap_or_default();
     let output = bftsim()

@@ -48,7 +48,7 @@ fn no_locking_is_caught_by_agreement() {
 }
 
 #[test]
-fn skip_signature_check_is_caught_by_honest_proposal_valid() {
+fn skip_signature_check_is_caught_by_evidence_sound() {
     let seed = first_catch("mut-skip-signature-check.toml");
     clean_without_mutation("mut-skip-signature-check.toml", seed);
 }
