@@ -553,7 +553,7 @@ fn replay_reuses_seen_signatures_on_other_content() {
                 let bytes = wire::proposal_signing_bytes(&p.value, p.round, p.valid_round);
                 let foreign = p.proposer != BYZ && !k.verify(p.proposer, &bytes, &p.signature);
                 proposals += usize::from(foreign && r.proposals.iter().any(|x| x.signature == p.signature));
-                polkas += usize::from(p.polka.iter().any(|v| recombined_round_vote(v)));
+                polkas += usize::from(p.polka.iter().any(&recombined_round_vote));
             }
             _ => {}
         }
