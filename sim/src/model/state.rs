@@ -613,6 +613,7 @@ fn check_decisions(setup: &Setup, h: &History) -> Option<Violation> {
         setup.honest_set(),
     )
     .with_promises(Promises::of(n, u64::from(setup.config.byzantine)));
+    oracle.on_client_spec(&setup.open);
     for (a, v) in &h.votes {
         oracle.on_local_vote(*a, v, 0, 0);
     }

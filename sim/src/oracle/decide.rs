@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use consensus_core::protocol::messages::SignedSpec;
 use consensus_core::protocol::{recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, Round, ValueId};
 use consensus_core::sign::Verifier;
 use consensus_core::types::{ConsensusMethod, VoteValue};
-use consensus_core::{wire, AgentId, SessionId, TimeMs};
+use consensus_core::{AgentId, SessionId, TimeMs};
 
-use super::{names, Oracle, SeenDecision};
+use super::{names, signing, Oracle, SeenDecision};
 use crate::words;
 
 impl Oracle {
@@ -88,9 +89,10 @@ impl Oracle {
         let Some(registry) = self.epochs.get(&self.epoch_of(session)) else { return };
         let committee = Committee::of(registry, Mutation::None);
         let mut voters = BTreeSet::new();
-        let mut problem = None;
-        for v in &record.votes {
-            let signed = self.keyring.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature);
+        let mut problem = self.not_the_clients_spec(session, &record.spec);
+        let spec_problem = problem.is_some();
+        for v in record.votes.iter().filter(|_| !spec_problem) {
+            let signed = self.keyring.verify(v.vote.agent, &signing::vote(&v.vote), &v.signature);
             if v.vote.session != session || !committee.contains(v.vote.agent) || !signed {
                 problem = Some(format!(
                     "the vote of {} is not a correctly signed vote of this session's committee",
@@ -123,6 +125,27 @@ impl Oracle {
             }
             None => {}
         }
+    }
+
+    /// Why `spec` is not the client's signed specification of `session`, if it is not: it names
+    /// another session, its client signature does not verify over the signing format
+    /// ([`signing::spec`], the oracle's own encoding), or it is none of the specs the client
+    /// opened the session with (when the run reports the client's opens).
+    pub(super) fn not_the_clients_spec(&self, session: SessionId, spec: &SignedSpec) -> Option<String> {
+        if spec.spec.session != session {
+            return Some(format!("its spec names {}, not this session", spec.spec.session));
+        }
+        if !self.keyring.verify(self.protocol.client, &signing::spec(&spec.spec), &spec.signature) {
+            return Some("its spec's client signature does not verify over the spec (signing format)".into());
+        }
+        if self.client_specs_reported && !self.client_specs.get(&session).is_some_and(|s| s.contains(&spec.spec)) {
+            return Some(format!(
+                "its spec ({:?}, {} candidates) is not the one the client opened the session with",
+                spec.spec.query,
+                spec.spec.candidates.len()
+            ));
+        }
+        None
     }
 
     /// At a session's first decision: its honest reference starts, against the session's epoch.

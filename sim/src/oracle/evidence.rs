@@ -47,17 +47,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus_core::protocol::messages::{Proposal, ProposalValue};
-use consensus_core::protocol::{
-    Committee, Evidence, Message, Mutation, Round, RoundVote, SignedVote, ValueId, VoteKind,
-};
+use consensus_core::protocol::{Committee, Evidence, Message, Mutation, Round, SignedVote, VoteKind};
 use consensus_core::sign::{Signature, Verifier};
-use consensus_core::types::AgentVote;
 use consensus_core::{AgentId, SessionId, TimeMs};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{names, Oracle};
+use super::{names, signing, Oracle};
 
 /// What a piece of evidence is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -168,34 +163,6 @@ impl EvidenceChecks {
     }
 }
 
-/// `tag` then the postcard encoding of `value`: how this project's signing bytes are made
-/// (docs/protocol.md, "Signatures"), encoded here independently of `wire`.
-fn tagged<T: Serialize>(tag: &[u8], value: &T) -> Vec<u8> {
-    let mut bytes = tag.to_vec();
-    bytes.extend(postcard::to_allocvec(value).unwrap_or_default());
-    bytes
-}
-
-/// What a voter signs.
-pub(super) fn vote_bytes(vote: &AgentVote) -> Vec<u8> {
-    tagged(b"bftsim/vote/v1", vote)
-}
-
-/// What a prevote or precommit signs.
-pub(super) fn round_vote_bytes(v: &RoundVote) -> Vec<u8> {
-    tagged(b"bftsim/round-vote/v1", &(v.kind, v.session, v.round, v.value))
-}
-
-/// `id(v)`: SHA-256 of the value's tagged encoding.
-pub(super) fn value_id(value: &ProposalValue) -> ValueId {
-    ValueId(Sha256::digest(tagged(b"bftsim/value/v1", value)).into())
-}
-
-/// What a proposer signs.
-pub(super) fn proposal_bytes(p: &Proposal) -> Vec<u8> {
-    tagged(b"bftsim/proposal/v1", &(p.value.session, p.round, p.valid_round, value_id(&p.value)))
-}
-
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -243,7 +210,7 @@ impl Oracle {
                 if !honest_receiver || self.honest.contains(&v.vote.agent) {
                     return None;
                 }
-                let bytes = vote_bytes(&v.vote);
+                let bytes = signing::vote(&v.vote);
                 if !self.signed_by(v.vote.agent, &bytes, &v.signature) {
                     return None;
                 }
@@ -257,7 +224,7 @@ impl Oracle {
                 if v.round > own.saturating_add(1) {
                     return None;
                 }
-                let bytes = round_vote_bytes(v);
+                let bytes = signing::round_vote(v.kind, v.session, v.round, v.value);
                 if !self.signed_by(v.agent, &bytes, &v.signature) {
                     return None;
                 }
@@ -267,7 +234,11 @@ impl Oracle {
                 if self.honest.contains(&p.proposer) {
                     return None;
                 }
-                let signed = self.signed_by(p.proposer, &proposal_bytes(p), &p.signature);
+                let signed = self.signed_by(
+                    p.proposer,
+                    &signing::proposal(p.value.session, p.round, p.valid_round, signing::value_id(&p.value)),
+                    &p.signature,
+                );
                 if !signed {
                     return None;
                 }
@@ -338,7 +309,13 @@ impl Oracle {
                 }
                 [first, second]
                     .iter()
-                    .any(|v| !self.signed_by(v.agent, &round_vote_bytes(v), &v.signature))
+                    .any(|v| {
+                        !self.signed_by(
+                            v.agent,
+                            &signing::round_vote(v.kind, v.session, v.round, v.value),
+                            &v.signature,
+                        )
+                    })
                     .then(|| format!("a round vote is not signed by {}", first.agent))
             }
             Evidence::ConflictingProposals { proposer, session, round } => {
@@ -359,7 +336,7 @@ impl Oracle {
         }
         [first, second]
             .iter()
-            .any(|v| !self.signed_by(v.vote.agent, &vote_bytes(&v.vote), &v.signature))
+            .any(|v| !self.signed_by(v.vote.agent, &signing::vote(&v.vote), &v.signature))
             .then(|| format!("a vote is not signed by {}", first.vote.agent))
     }
 }

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `agreement` | an honest agent decides | no two honest agents decide different values (vote set and outcome: the value id) for one session; decisions without a value (the local-fallback mutation) are compared by outcome |
 //! | `integrity` | an honest agent decides | an honest agent decides a session at most once |
-//! | `external-validity` | an honest agent decides | the decision carries ≥ q distinct, correctly signed, session-bound votes of the session's committee, and its outcome is the engine's aggregate of them |
+//! | `external-validity` | an honest agent decides | the decision's spec is the client's signed spec of the session (one the client opened it with), and it carries ≥ q distinct, correctly signed, session-bound votes of the session's committee, and its outcome is the engine's aggregate of them; signatures are verified over the oracle's own encoding of the signing format ([`signing`]), never `wire`'s |
 //! | `unanimity-validity` | an honest agent decides | if every honest agent that voted accepted candidate X, a decided candidate is X |
 //! | `support-validity` | an honest agent decides | a decided candidate has ≥ f + 1 accepting votes (distinct agents) in the certified vote set, f = f_max of the session's committee, so at least one honest supporter (docs/protocol.md V9–V10) |
 //! | `threshold` | an honest agent decides | a `threshold` / `early-unanimous` decision has agreement ≥ the configured threshold |
@@ -14,7 +14,7 @@
 //! | `no-equivocation-across-restarts` | an honest agent's own signed message leaves it | it never signs two different messages for one (session, round, kind), across restarts |
 //! | `corruption-detected` | an agent restarts on a disk the simulator damaged | a damaged record is refused or cut, never replayed as whole |
 //! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
-//! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the value passes V1–V7 against the session's registry epoch ([`proposal`]) |
+//! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the proposal carries its proposer's signature and the value passes V1–V7 against the session's registry epoch ([`proposal`]), signatures verified over [`signing`] |
 //! | `timely-proposal` | an honest proposer's nil prevote leaves it, in the judged class ([`timely`]) | after GST an honest proposer does not let its round's propose timeout expire without proposing later than the design's wait for votes, vote collection and the deadline allows |
 //! | `evidence-sound` | an honest agent emits evidence ([`evidence`]) | it never convicts an honest agent; the two votes or round votes it carries are of one signer, session (round, kind), differ, and are both validly signed (signing bytes the oracle encodes itself); two different validly signed proposals of the convicted proposer for the round were delivered |
 //! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
@@ -38,6 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use consensus_core::protocol::messages::{SessionSpec, SignedSpec};
 use consensus_core::protocol::{
     recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, ValueId,
 };
@@ -50,6 +51,7 @@ mod decide;
 pub mod durability;
 mod evidence;
 mod proposal;
+pub mod signing;
 pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
@@ -218,6 +220,10 @@ pub struct Oracle {
     timely: timely::Timely,
     /// `evidence-sound` and `equivocation-detected`.
     evidence: evidence::EvidenceChecks,
+    /// Every specification the client signed and sent, per session ([`Oracle::on_client_spec`]).
+    client_specs: BTreeMap<SessionId, Vec<SessionSpec>>,
+    /// The run reports the client's specs: a decided spec must be one of them.
+    client_specs_reported: bool,
 }
 
 impl Oracle {
@@ -259,6 +265,19 @@ impl Oracle {
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
             evidence: evidence::EvidenceChecks::default(),
+            client_specs: BTreeMap::new(),
+            client_specs_reported: false,
+        }
+    }
+
+    /// The client signed and sends `spec` (an `Open`, first or again): a decided value's spec
+    /// must be one of these for its session (`external-validity`). Once called, every decision
+    /// is held to it.
+    pub fn on_client_spec(&mut self, spec: &SignedSpec) {
+        self.client_specs_reported = true;
+        let specs = self.client_specs.entry(spec.spec.session).or_default();
+        if !specs.contains(&spec.spec) {
+            specs.push(spec.spec.clone());
         }
     }
 

@@ -22,14 +22,15 @@ use consensus_core::protocol::messages::{Proposal, ProposalValue};
 use consensus_core::protocol::{recompute, AgreedOutcome, Committee, Mutation, ProposalMode, Round};
 use consensus_core::registry::Registry;
 use consensus_core::sign::Verifier;
-use consensus_core::{wire, AgentId, SessionId, TimeMs};
+use consensus_core::{AgentId, SessionId, TimeMs};
 
-use super::{names, Oracle};
+use super::{names, signing, Oracle};
 use crate::words;
 
 impl Oracle {
     /// `agent` sent `proposal` (`honest-proposal-valid`): when it is honest and the proposal its
-    /// own, the value must pass V1–V7. Each (session, round) is judged once, at its first send.
+    /// own, the value must pass V1–V7 and the proposal carry its signature (verified over the
+    /// oracle's own [`signing`] bytes). Each (session, round) is judged once, at its first send.
     pub fn on_proposal_sent(&mut self, agent: AgentId, proposal: &Proposal, step: u64, now: TimeMs) {
         if proposal.proposer != agent || !self.honest.contains(&agent) || !self.promises.agreement {
             return;
@@ -39,9 +40,15 @@ impl Oracle {
             return;
         }
         let Some(registry) = self.epochs.get(&self.epoch_of(session)) else { return };
-        if let Some(problem) = self.invalid_because(session, &proposal.value, registry) {
+        let bytes =
+            signing::proposal(session, proposal.round, proposal.valid_round, signing::value_id(&proposal.value));
+        let problem = self.invalid_because(session, &proposal.value, registry).or_else(|| {
+            let signed = self.keyring.verify(agent, &bytes, &proposal.signature);
+            (!signed).then(|| "its signature does not verify over the proposal (signing format)".to_string())
+        });
+        if let Some(problem) = problem {
             let detail = format!(
-                "{agent}, honest, proposed in round {} of {session} a value every honest agent must refuse: {problem}",
+                "{agent}, honest, proposed in round {} of {session} a proposal every honest agent must refuse: {problem}",
                 proposal.round
             );
             self.violate(names::HONEST_PROPOSAL_VALID, step, now, detail);
@@ -51,10 +58,11 @@ impl Oracle {
     /// The first V-check (V1–V7) `value` fails for `session` against its epoch `registry`.
     fn invalid_because(&self, session: SessionId, value: &ProposalValue, registry: &Registry) -> Option<String> {
         let spec = &value.spec;
-        let client_signed =
-            self.keyring.verify(self.protocol.client, &wire::spec_signing_bytes(&spec.spec), &spec.signature);
-        if value.session != session || spec.spec.session != session || !client_signed {
-            return Some("V1: its spec is not the client's signed spec of this session".into());
+        if value.session != session {
+            return Some(format!("V1: the value names {}", value.session));
+        }
+        if let Some(problem) = self.not_the_clients_spec(session, spec) {
+            return Some(format!("V1: {problem}"));
         }
         let committee = Committee::of(registry, Mutation::None);
         if value.votes.len() < committee.vote_q {
@@ -66,10 +74,8 @@ impl Oracle {
         if let Some(v) = value.votes.iter().find(|v| v.vote.session != session || !committee.contains(v.vote.agent)) {
             return Some(format!("V2: the vote of {} is not a vote of this session's committee", v.vote.agent));
         }
-        let forged = value
-            .votes
-            .iter()
-            .find(|v| !self.keyring.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature));
+        let forged =
+            value.votes.iter().find(|v| !self.keyring.verify(v.vote.agent, &signing::vote(&v.vote), &v.signature));
         if let Some(v) = forged {
             return Some(format!("V3: the vote of {} is not signed by it", v.vote.agent));
         }

@@ -3,6 +3,7 @@
 use super::*;
 use consensus_core::protocol::messages::{Proposal, ProposalValue, SessionSpec, SignedSpec, SignedVote, ValueId};
 use consensus_core::protocol::Message;
+use consensus_core::protocol::VoteKind;
 use consensus_core::sign::{sim_committee, Signature, Signer};
 use consensus_core::wire;
 use consensus_core::{AgentSpecialization, Ppm};
@@ -281,14 +282,8 @@ fn honest_proposal() -> (Oracle, Proposal) {
         votes: record.votes,
         outcome,
     };
-    let proposal = Proposal {
-        round: 0,
-        valid_round: None,
-        value,
-        proposer: AgentId(0),
-        signature: Signature::ZERO,
-        polka: vec![],
-    };
+    let signature = sim_committee(7, 7).agents[0].sign(&wire::proposal_signing_bytes(&value, 0, None));
+    let proposal = Proposal { round: 0, valid_round: None, value, proposer: AgentId(0), signature, polka: vec![] };
     (oracle, proposal)
 }
 
@@ -297,8 +292,11 @@ fn honest_proposal() -> (Oracle, Proposal) {
 #[test]
 fn honest_proposal_valid_reports_each_broken_check() {
     type Breaks = fn(&mut Proposal);
-    let table: [(&str, Breaks, Option<&str>); 8] = [
+    let table: [(&str, Breaks, Option<&str>); 11] = [
         ("valid", |_| {}, None),
+        ("unsigned proposal", |p| p.signature = Signature::ZERO, Some("its signature does not verify")),
+        ("signature of another valid round", |p| p.valid_round = Some(0), Some("its signature does not verify")),
+        ("another session's spec", |p| p.value.spec.spec.session = SessionId(1), Some("V1: its spec names session-1")),
         ("too few votes", |p| p.value.votes.truncate(4), Some("V2: 4 votes, the quorum is 5")),
         ("descending", |p| p.value.votes.reverse(), Some("V2: its votes are not from distinct agents")),
         ("duplicate voter", |p| p.value.votes[1] = p.value.votes[0].clone(), Some("V2: its votes are not")),
@@ -424,22 +422,6 @@ fn signed_proposal(keys: &SimKeys, agent: u32, round: Round, query: &str) -> Pro
     };
     let signature = keys.agents[agent as usize].sign(&wire::proposal_signing_bytes(&value, round, None));
     Proposal { round, valid_round: None, value, proposer: AgentId(agent), signature, polka: vec![] }
-}
-
-/// The oracle encodes signing bytes and value ids itself: they equal the agents' (`wire`,
-/// `ValueId::of`) on the correct code.
-#[test]
-fn own_signing_bytes_equal_the_wire_encoding() {
-    let (_, keys) = evidence_oracle();
-    let v = session_vote(&keys, 3, 1);
-    assert_eq!(evidence::vote_bytes(&v.vote), wire::vote_signing_bytes(&v.vote));
-    for value in [None, Some(7)] {
-        let pv = prevote(&keys, 3, 2, value);
-        assert_eq!(evidence::round_vote_bytes(&pv), wire::round_vote_signing_bytes(pv.kind, pv.session, 2, pv.value));
-    }
-    let p = signed_proposal(&keys, 3, 1, "q");
-    assert_eq!(evidence::value_id(&p.value), ValueId::of(&p.value));
-    assert_eq!(evidence::proposal_bytes(&p), wire::proposal_signing_bytes(&p.value, 1, None));
 }
 
 /// `evidence-sound` passes real evidence of the Byzantine agent and fails evidence that
@@ -616,4 +598,108 @@ fn equivocation_detected_owes_evidence_for_conflicts_delivered() {
     o.on_down(AgentId(1));
     o.on_input(AgentId(1), 3, 30);
     assert_eq!(o.violation(), None);
+}
+
+/// The oracle's signing bytes are the format the correct agents sign (docs/protocol.md,
+/// "Signing format"): equal to `wire`'s for every kind of signed message.
+#[test]
+fn the_oracles_signing_bytes_are_the_documented_format() {
+    let (_, proposal) = honest_proposal();
+    let vote = &proposal.value.votes[0].vote;
+    assert_eq!(signing::vote(vote), wire::vote_signing_bytes(vote));
+    assert_eq!(signing::spec(&proposal.value.spec.spec), wire::spec_signing_bytes(&proposal.value.spec.spec));
+    let id = ValueId::of(&proposal.value);
+    assert_eq!(signing::value_id(&proposal.value), id);
+    assert_eq!(
+        signing::proposal(SessionId(0), 2, Some(1), id),
+        wire::proposal_signing_bytes(&proposal.value, 2, Some(1))
+    );
+    for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+        for value in [None, Some(id)] {
+            assert_eq!(
+                signing::round_vote(kind, SessionId(4), 3, value),
+                wire::round_vote_signing_bytes(kind, SessionId(4), 3, value)
+            );
+        }
+    }
+    assert!(signing::vote(vote).starts_with(signing::VOTE_TAG));
+}
+
+/// `decision(0)` with the outcome the engine computes from its votes: externally valid.
+fn valid_decision() -> (Oracle, DecisionRecord) {
+    let (oracle, mut record) = decision(0);
+    record.outcome = recompute(ProposalMode::Normal, &record.spec, &record.votes, &oracle.registry, &oracle.engine).0;
+    (oracle, record)
+}
+
+/// External validity verifies with its own encoding: a decision whose votes carry their
+/// voters' signatures over other bytes (what signing bytes that cover nothing would let
+/// through: one signature of a voter reused on another vote) is reported, and so is one whose
+/// vote is another vote's signature reused on this content.
+#[test]
+fn external_validity_rejects_signatures_over_other_bytes() {
+    let keys = sim_committee(7, 7);
+    let (mut oracle, mut record) = valid_decision();
+    oracle.on_decide(AgentId(0), &record.clone(), 5, 10);
+    assert_eq!(oracle.violation(), None, "the valid decision passes");
+    // Every vote signed over the empty string (a constant signing format).
+    let (mut oracle, _) = valid_decision();
+    for (i, v) in record.votes.iter_mut().enumerate() {
+        v.signature = keys.agents[i].sign(&[]);
+    }
+    oracle.on_decide(AgentId(0), &record, 5, 10);
+    let v = oracle.violation().unwrap_or_else(|| panic!("a constant signing format passed"));
+    assert_eq!(v.invariant, names::EXTERNAL_VALIDITY);
+    assert!(v.detail.contains("the vote of agent-0 is not a correctly signed vote"), "{}", v.detail);
+    // One voter's signature moved onto another content of its vote.
+    let (mut oracle, mut record) = valid_decision();
+    let mut moved = record.votes[3].vote.clone();
+    moved.confidence = Ppm::saturating(10);
+    record.votes[3].vote = moved;
+    oracle.on_decide(AgentId(0), &record, 5, 10);
+    assert!(oracle.violation().is_some_and(|v| v.detail.contains("the vote of agent-3")), "{:?}", oracle.violation());
+}
+
+/// The decided spec must be the client's of the session: another session's (client-signed), one
+/// whose client signature covers other bytes, or, once the run reports the client's opens, a
+/// client-signed spec the client never opened the session with, is reported.
+#[test]
+fn external_validity_rejects_a_spec_that_is_not_the_clients() {
+    let keys = sim_committee(7, 7);
+    let (_, record) = valid_decision();
+    let resign = |spec: &SessionSpec| SignedSpec {
+        spec: spec.clone(),
+        signature: keys.client.sign(&wire::spec_signing_bytes(spec)),
+    };
+    let mut other_session = record.spec.spec.clone();
+    other_session.session = SessionId(1);
+    let mut other_query = record.spec.spec.clone();
+    other_query.query = "another question".into();
+    let cases: [(&str, SignedSpec, bool, &str); 4] = [
+        ("another session's spec", resign(&other_session), false, "its spec names session-1"),
+        (
+            "a signature over other bytes",
+            SignedSpec { spec: record.spec.spec.clone(), signature: keys.client.sign(&[0]) },
+            false,
+            "does not verify",
+        ),
+        ("never opened", resign(&other_query), true, "not the one the client opened"),
+        ("the opened spec", record.spec.clone(), true, ""),
+    ];
+    for (name, spec, report_opens, part) in cases {
+        let (mut oracle, mut record) = valid_decision();
+        if report_opens {
+            oracle.on_client_spec(&resign(&record.spec.spec));
+        }
+        record.spec = spec;
+        oracle.check_external_validity(AgentId(0), &record, 5, 10);
+        match oracle.violation() {
+            None => assert!(part.is_empty(), "{name}: not reported"),
+            Some(v) => {
+                assert!(!part.is_empty(), "{name}: {v:?}");
+                assert_eq!(v.invariant, names::EXTERNAL_VALIDITY, "{name}");
+                assert!(v.detail.contains(part), "{name}: {part:?} missing from {:?}", v.detail);
+            }
+        }
+    }
 }

@@ -252,6 +252,7 @@ impl OpenerHost {
 
     async fn send_open(&self, transport: &SimTx, spec: SignedSpec, first: bool, now: TimeMs) {
         let session = spec.spec.session.0;
+        lock(&self.world).oracle.on_client_spec(&spec);
         let frame: Frame = wire::encode(&Message::Open(spec)).into();
         if first {
             let mut w = lock(&self.world);

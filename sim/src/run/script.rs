@@ -225,6 +225,7 @@ impl Stage {
                 fired: self.fired.clone(),
             };
             let vote = setup.vote(a, votes.get(i).copied().unwrap_or(0));
+            lock(&self.world).oracle.on_client_spec(&setup.open);
             let runner = Runner::new(
                 setup.agent(a),
                 AgentSpecialization::cycled(i),

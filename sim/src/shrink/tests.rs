@@ -198,7 +198,7 @@ fn full_power_findings_shrink_to_the_families_they_need() {
     let text = "[agents]\ncount = 4\n[byzantine]\ncount = 1\nstrategy = \"full-power\"\nagents = [0]\n\
                 [expect]\nsafety = false\n";
     let original = scenario::parse(text, Path::new("fp.toml")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(full_power_size(&original), 7 + 10 + 2, "every family, rate 0.1, 2 actions");
+    assert_eq!(full_power_size(&original), 8 + 10 + 2, "every family, rate 0.1, 2 actions");
     // Fails while a full-power agent sends round votes at a rate of at least 0.05.
     let oracle = |s: &Scenario| {
         let k = &s.byzantine.full_power;

@@ -66,7 +66,7 @@ pub(super) fn halves(rng: &mut ChaCha8Rng, env: &Env<'_>) -> (To, To) {
 
 /// The session to act on: mostly the input's; another remembered one, an applied one, or one
 /// the client has not opened yet, sometimes.
-fn session(rng: &mut ChaCha8Rng, env: &Env<'_>, memory: &Memory) -> SessionId {
+pub(super) fn session(rng: &mut ChaCha8Rng, env: &Env<'_>, memory: &Memory) -> SessionId {
     match rng.gen_range(0..20) {
         0..=14 => env.session,
         15..=17 => pick(rng, &memory.sessions()).copied().unwrap_or(env.session),
@@ -76,7 +76,7 @@ fn session(rng: &mut ChaCha8Rng, env: &Env<'_>, memory: &Memory) -> SessionId {
 }
 
 /// The round the honest agents are in for `session` (its inner agent's), or the input's.
-fn current(env: &Env<'_>, view: Option<&SessionView>, session: SessionId) -> Round {
+pub(super) fn current(env: &Env<'_>, view: Option<&SessionView>, session: SessionId) -> Round {
     match view {
         Some(v) => v.round,
         None if session == env.session => env.round,
@@ -100,7 +100,7 @@ fn round(rng: &mut ChaCha8Rng, now: Round, view: Option<&SessionView>) -> Round 
 }
 
 /// The first round from `from` on in which this agent is the proposer.
-fn my_round(env: &Env<'_>, session: SessionId, from: Round) -> Option<Round> {
+pub(super) fn my_round(env: &Env<'_>, session: SessionId, from: Round) -> Option<Round> {
     let n = env.committee.members.len() as u32;
     (0..n).map(|k| from.saturating_add(k)).find(|r| env.committee.proposer(session, *r) == Some(env.me))
 }
@@ -130,7 +130,7 @@ fn value_id(
 }
 
 /// The other sessions' views.
-fn others(memory: &Memory, session: SessionId) -> Vec<&SessionView> {
+pub(super) fn others(memory: &Memory, session: SessionId) -> Vec<&SessionView> {
     memory.sessions().into_iter().filter(|s| *s != session).filter_map(|s| memory.view(s)).collect()
 }
 
@@ -145,7 +145,7 @@ fn spec_for(rng: &mut ChaCha8Rng, memory: &Memory, session: SessionId) -> Option
 }
 
 /// A fresh value of `session` assembled from what it saw, kept among its own values.
-fn fresh_value(
+pub(super) fn fresh_value(
     rng: &mut ChaCha8Rng,
     env: &Env<'_>,
     memory: &mut Memory,
@@ -226,8 +226,11 @@ pub(super) fn proposals(rng: &mut ChaCha8Rng, env: &Env<'_>, memory: &mut Memory
 
 /// A re-proposal of a value with a polka it saw (the oldest, the newest, or any; those it can
 /// complete to a quorum with its own prevote first), justified by that polka's round and its
-/// certificate: what an honest agent locked in a later round must refuse (L28).
-fn repropose(
+/// certificate: what an honest agent locked in a later round must refuse (L28). When it saw
+/// agents lock later than a polka on another value (their precommits), it leans toward that
+/// polka and toward sending the re-proposal to those agents only: the situation in which a
+/// broken lock check (L28) lets two values be decided.
+pub(super) fn repropose(
     rng: &mut ChaCha8Rng,
     env: &Env<'_>,
     memory: &Memory,
@@ -240,7 +243,22 @@ fn repropose(
     let polkas = view.polkas();
     let full: Vec<(Round, ValueId, usize)> =
         polkas.iter().copied().filter(|(_, _, n)| n + 1 >= env.committee.q).collect();
-    let from = if !full.is_empty() && rng.gen_range(0..10) < 7 { &full } else { &polkas };
+    let contested: Vec<(Round, ValueId, usize)> = {
+        let locked = |(vr, id, _): &&(Round, ValueId, usize)| !view.locked_above(*vr, *id, env.me).is_empty();
+        let full_contested: Vec<_> = full.iter().filter(locked).copied().collect();
+        if full_contested.is_empty() {
+            polkas.iter().filter(locked).copied().collect()
+        } else {
+            full_contested
+        }
+    };
+    let from = if !contested.is_empty() && rng.gen_range(0..10) < 7 {
+        &contested
+    } else if !full.is_empty() && rng.gen_range(0..10) < 7 {
+        &full
+    } else {
+        &polkas
+    };
     let chosen = match rng.gen_range(0..10) {
         0..=3 => from.first(),
         4..=6 => from.last(),
@@ -265,6 +283,8 @@ fn repropose(
     // Sometimes a claimed valid round that is not below the proposal's round (L27: nil prevote).
     let claimed = if rng.gen_range(0..10) == 0 { round.saturating_add(index(rng, 2) as Round) } else { valid_round };
     let p = build::proposal(env, value, round, Some(claimed), env.me, polka);
+    let lockers = view.locked_above(valid_round, id, env.me);
+    let to = if !lockers.is_empty() && rng.gen_range(0..10) < 7 { &To::Only(lockers) } else { to };
     emit(out, to, Message::Proposal(Box::new(p)));
 }
 

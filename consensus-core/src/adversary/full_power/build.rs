@@ -102,14 +102,7 @@ pub(super) fn vote_set(
     session: SessionId,
     spec: Option<&SignedSpec>,
 ) -> Vec<SignedVote> {
-    // One vote per agent, ascending: what an honest proposer holds (L16a).
-    let mut pool: Vec<SignedVote> = Vec::new();
-    for v in view.into_iter().flat_map(|v| v.votes.iter()).filter(|v| v.vote.session == session) {
-        if !pool.iter().any(|p| p.vote.agent == v.vote.agent) {
-            pool.push(v.clone());
-        }
-    }
-    pool.sort_by_key(|v| v.vote.agent);
+    let pool = held_votes(view, session);
     let q = env.committee.vote_q;
     let fresh_own = |rng: &mut ChaCha8Rng| signed_vote(env, own_vote(rng, env, session, spec));
     let mut set = pool.clone();
@@ -158,6 +151,19 @@ pub(super) fn vote_set(
         }
     }
     set
+}
+
+/// The votes of `session` it holds, one per agent (the first it saw), ascending: what an honest
+/// proposer holds (L16a).
+pub(super) fn held_votes(view: Option<&SessionView>, session: SessionId) -> Vec<SignedVote> {
+    let mut pool: Vec<SignedVote> = Vec::new();
+    for v in view.into_iter().flat_map(|v| v.votes.iter()).filter(|v| v.vote.session == session) {
+        if !pool.iter().any(|p| p.vote.agent == v.vote.agent) {
+            pool.push(v.clone());
+        }
+    }
+    pool.sort_by_key(|v| v.vote.agent);
+    pool
 }
 
 /// A value of `session` carrying `votes`: mostly the outcome every validator recomputes (V4),

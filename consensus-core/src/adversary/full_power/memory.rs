@@ -104,6 +104,22 @@ impl SessionView {
         ids
     }
 
+    /// The agents other than `me` it saw precommit a value other than `id` in a round above
+    /// `round`: locked (L36) later than a polka of `round` for `id`, on another value, so an
+    /// honest one among them must refuse a re-proposal of `id` with valid round `round` (L28).
+    pub fn locked_above(&self, round: Round, id: ValueId, me: AgentId) -> Vec<AgentId> {
+        let mut agents: Vec<AgentId> = self
+            .round_votes
+            .iter()
+            .filter(|v| v.kind == VoteKind::Precommit && v.round > round && v.agent != me)
+            .filter(|v| v.value.is_some_and(|x| x != id))
+            .map(|v| v.agent)
+            .collect();
+        agents.sort_unstable();
+        agents.dedup();
+        agents
+    }
+
     /// (round, value, distinct prevoters) for every value of which it knows the value and holds
     /// prevotes: the polkas it could certify (with its own prevote added), fewest rounds first.
     pub fn polkas(&self) -> Vec<(Round, ValueId, usize)> {

@@ -16,6 +16,7 @@
 //! | `sync` | `Sync` with any `next`, and the client's `Open`s re-sent to anyone |
 //! | `malformed` | frames that do not decode: truncated, extended, a wrong length field, an unknown variant tag, a foreign magic or version ([`Output::SendRaw`]) |
 //! | `deviate` | the inner honest agent's own messages dropped, delayed, sent to a subset only, or replaced for some recipients by a conflicting version |
+//! | `replay` | signatures it saw reused on content they do not sign: another session's client-signed spec (as it is, renamed, or with this session's spec under its signature, or this session's spec altered), honest agents' vote, prevote, precommit and proposal signatures on other votes, values, rounds or kinds, polka certificates of prevotes relabelled to another value; vote sets that reach the quorum with one voter twice (`replay.rs`) |
 //! | `flood` | (off by default) once per run, more copies of one of its prevotes for a session past the pipeline than a peer buffers ([`flood`]) |
 //!
 //! **Randomness** comes from ChaCha8 streams derived per purpose (each family, the wake-ups) and
@@ -55,6 +56,7 @@ mod deviate;
 pub mod flood;
 mod malformed;
 mod memory;
+mod replay;
 mod streams;
 #[cfg(test)]
 mod tests;
@@ -97,12 +99,14 @@ pub enum Family {
     Deviate,
     /// Once per run, a burst past a peer's buffer bound ([`flood`]). Not in [`Family::ALL`].
     Flood,
+    /// Seen signatures on other content, specs of other sessions, a voter counted twice.
+    Replay,
 }
 
 impl Family {
     /// The default families, in declaration order (all but [`Family::Flood`], which a scenario
     /// names when it wants it).
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Proposals,
         Family::RoundVotes,
         Family::Votes,
@@ -110,6 +114,7 @@ impl Family {
         Family::Sync,
         Family::Malformed,
         Family::Deviate,
+        Family::Replay,
     ];
 
     /// The kebab-case name, as in scenario files.
@@ -123,6 +128,7 @@ impl Family {
             Family::Malformed => "malformed",
             Family::Deviate => "deviate",
             Family::Flood => "flood",
+            Family::Replay => "replay",
         }
     }
 
@@ -334,6 +340,7 @@ impl FullPower {
                     Family::Certificates => actions::certificates(&mut rng, env, &mut self.memory, out),
                     Family::Sync => actions::sync(&mut rng, env, &self.memory, out),
                     Family::Malformed => malformed::send(&mut rng, env, &self.memory, out),
+                    Family::Replay => replay::replay(&mut rng, env, &mut self.memory, out),
                     Family::Deviate | Family::Flood => {}
                 }
             }

@@ -10,7 +10,7 @@ use super::memory::{MAX_COMMITS, MAX_OWN_VALUES, MAX_PROPOSALS, MAX_ROUND_VOTES,
 use super::*;
 use crate::adversary::{Byzantine, Strategy};
 use crate::protocol::messages::{SessionSpec, SignedSpec};
-use crate::protocol::{DecisionRecord, ProtocolConfig, ValueId, VoteKind};
+use crate::protocol::{DecisionRecord, ProposalMode, ProtocolConfig, ValueId, VoteKind};
 use crate::sign::{sim_committee, Keys, SimKeyring, SimSigner};
 use crate::types::{AgentSpecialization, AgentVote, CandidateId};
 use crate::wire;
@@ -483,4 +483,304 @@ fn a_flood_passes_one_peers_buffer_bound_once() {
     const { assert!(flood::FLOOD > crate::protocol::MAX_BUFFERED_PER_SESSION) };
     assert!(w.buffer_full >= (flood::FLOOD - crate::protocol::MAX_BUFFERED_PER_SESSION) as u64, "{}", w.buffer_full);
     assert_eq!(w.honest_agreement().len(), 2, "both sessions decided by every honest agent");
+}
+
+/// What the honest world sent the full-power agent: every signature it may copy.
+struct Received {
+    specs: Vec<SignedSpec>,
+    votes: Vec<crate::protocol::SignedVote>,
+    round_votes: Vec<crate::protocol::RoundVote>,
+    proposals: Vec<crate::protocol::Proposal>,
+}
+
+fn received(w: &World) -> Received {
+    let mut r = Received { specs: Vec::new(), votes: Vec::new(), round_votes: Vec::new(), proposals: Vec::new() };
+    for m in &w.byz_in {
+        match m {
+            Message::Open(s) => r.specs.push(s.clone()),
+            Message::Vote(v) => r.votes.push(v.clone()),
+            Message::RoundVote(v) => r.round_votes.push(v.clone()),
+            Message::Proposal(p) => {
+                r.specs.push(p.value.spec.clone());
+                r.votes.extend(p.value.votes.iter().cloned());
+                r.round_votes.extend(p.polka.iter().cloned());
+                r.proposals.push((**p).clone());
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+/// The `replay` family reuses signatures it received on content they do not sign (specs,
+/// votes, round votes, proposals, polka certificates) and counts voters twice; with correct
+/// code none of it verifies and the honest agents still agree and decide.
+#[test]
+fn replay_reuses_seen_signatures_on_other_content() {
+    let w = world(71, config(&[Family::Replay], 1_000_000), 4, 20_000);
+    let r = received(&w);
+    let k = &w.keyring;
+    let committee = Committee::of(&Registry::seed_committee(N, &EngineConfig::default()), Mutation::None);
+    let (mut specs, mut votes, mut duplicated, mut round_votes, mut proposals, mut polkas, mut opens) =
+        (0, 0, 0, 0, 0, 0, 0);
+    let replayed_spec = |s: &SignedSpec, session: SessionId| {
+        let client = k.verify(AgentId::CLIENT, &wire::spec_signing_bytes(&s.spec), &s.signature);
+        let seen = r.specs.iter().any(|x| x.signature == s.signature);
+        seen && !(client && s.spec.session == session)
+    };
+    let recombined_round_vote = |v: &crate::protocol::RoundVote| {
+        let bytes = wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value);
+        v.agent != BYZ
+            && !k.verify(v.agent, &bytes, &v.signature)
+            && r.round_votes.iter().any(|x| x.signature == v.signature)
+    };
+    for m in w.byz_messages() {
+        match m {
+            Message::Open(s) => {
+                opens += usize::from(r.specs.iter().all(|x| x != s) && replayed_spec(s, s.spec.session))
+            }
+            Message::RoundVote(v) => round_votes += usize::from(recombined_round_vote(v)),
+            Message::Proposal(p) => {
+                specs += usize::from(replayed_spec(&p.value.spec, p.value.session));
+                let recombined = p.value.votes.iter().any(|v| {
+                    !k.verify(v.vote.agent, &wire::vote_signing_bytes(&v.vote), &v.signature)
+                        && r.votes.iter().any(|x| x.signature == v.signature && x.vote != v.vote)
+                });
+                votes += usize::from(recombined);
+                let distinct: BTreeSet<AgentId> = p.value.votes.iter().map(|v| v.vote.agent).collect();
+                duplicated +=
+                    usize::from(p.value.votes.len() >= committee.vote_q && distinct.len() < p.value.votes.len());
+                let bytes = wire::proposal_signing_bytes(&p.value, p.round, p.valid_round);
+                let foreign = p.proposer != BYZ && !k.verify(p.proposer, &bytes, &p.signature);
+                proposals += usize::from(foreign && r.proposals.iter().any(|x| x.signature == p.signature));
+                polkas += usize::from(p.polka.iter().any(&recombined_round_vote));
+            }
+            _ => {}
+        }
+    }
+    let counts = [specs, votes, duplicated, round_votes, proposals, polkas, opens];
+    assert!(counts.iter().all(|c| *c > 0), "spec, vote, duplicate, round vote, proposal, polka, open: {counts:?}");
+    assert_eq!(w.honest_agreement().len(), 4, "every replay refused: every honest agent decides every session");
+}
+
+/// A small view for the direct tests of the actions: the full-power agent `BYZ` of `N` agents,
+/// in round `round` of session 0.
+struct Fixture {
+    keys: Keyset,
+    registry: Registry,
+    engine: EngineConfig,
+    peers: Vec<AgentId>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let engine = EngineConfig::default();
+        Fixture {
+            keys: sim_committee(81, N),
+            registry: Registry::seed_committee(N, &engine),
+            engine,
+            peers: (1..N).map(AgentId).collect(),
+        }
+    }
+
+    fn env(&self, round: Round) -> Env<'_> {
+        Env {
+            me: BYZ,
+            now: 0,
+            signer: &self.keys.agents[BYZ.0 as usize],
+            peers: &self.peers,
+            committee: Committee::of(&self.registry, Mutation::None),
+            registry: &self.registry,
+            engine: &self.engine,
+            client: AgentId::CLIENT,
+            pipeline: 64,
+            applied: 0,
+            retransmit_ms: 100,
+            session: SessionId(0),
+            round,
+        }
+    }
+
+    fn spec(&self, s: u64) -> SignedSpec {
+        let spec = SessionSpec {
+            session: SessionId(s),
+            query: format!("q{s}"),
+            candidates: vec![CandidateId(0), CandidateId(1)],
+            opened_ms: 0,
+        };
+        let signature = self.keys.client.sign(&wire::spec_signing_bytes(&spec));
+        SignedSpec { spec, signature }
+    }
+
+    fn vote(&self, agent: u32, s: u64) -> crate::protocol::SignedVote {
+        let vote = vote_on(&self.spec(s).spec, AgentId(agent));
+        let signature = self.keys.agents[agent as usize].sign(&wire::vote_signing_bytes(&vote));
+        crate::protocol::SignedVote { vote, signature }
+    }
+
+    fn round_vote(&self, agent: u32, kind: VoteKind, round: Round, value: ValueId) -> crate::protocol::RoundVote {
+        let bytes = wire::round_vote_signing_bytes(kind, SessionId(0), round, Some(value));
+        let signature = self.keys.agents[agent as usize].sign(&bytes);
+        crate::protocol::RoundVote {
+            kind,
+            session: SessionId(0),
+            round,
+            value: Some(value),
+            agent: AgentId(agent),
+            signature,
+        }
+    }
+
+    /// Session 0 and 1 opened, every honest agent's vote of both, and a proposal of session 0's
+    /// value `A` by agent 1 in round 0; returns the memory and `A`.
+    fn memory(&self) -> (Memory, crate::protocol::ProposalValue) {
+        let mut m = Memory::default();
+        for s in 0..2 {
+            m.observe(&Message::Open(self.spec(s)), BYZ);
+            for a in 1..N {
+                m.observe(&Message::Vote(self.vote(a, s)), BYZ);
+            }
+        }
+        let votes: Vec<_> = (1..N).map(|a| self.vote(a, 0)).collect();
+        let spec = self.spec(0);
+        let outcome = crate::protocol::recompute(ProposalMode::Normal, &spec, &votes, &self.registry, &self.engine).0;
+        let value =
+            crate::protocol::ProposalValue { session: SessionId(0), spec, mode: ProposalMode::Normal, votes, outcome };
+        let id = ValueId::of(&value);
+        let bytes = wire::proposal_id_signing_bytes(SessionId(0), 0, None, id);
+        let signature = self.keys.agents[1].sign(&bytes);
+        let p = crate::protocol::Proposal {
+            round: 0,
+            valid_round: None,
+            value: value.clone(),
+            proposer: AgentId(1),
+            signature,
+            polka: Vec::new(),
+        };
+        m.observe(&Message::Proposal(Box::new(p)), BYZ);
+        (m, value)
+    }
+}
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    use rand::SeedableRng;
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// A forged spec is never the client's signed spec of the session: another session's, or one
+/// whose client signature does not cover it; every kind occurs.
+#[test]
+fn forged_specs_carry_a_client_signature_that_does_not_cover_them() {
+    let f = Fixture::new();
+    let (memory, _) = f.memory();
+    let (mut foreign, mut renamed, mut altered) = (0, 0, 0);
+    for seed in 0..200 {
+        let Some(s) = replay::forged_spec(&mut rng(seed), &memory, SessionId(0)) else { panic!("no spec forged") };
+        let covered = f.keys.keyring.verify(AgentId::CLIENT, &wire::spec_signing_bytes(&s.spec), &s.signature);
+        assert!(s.spec.session != SessionId(0) || !covered, "seed {seed}: the client's own spec {s:?}");
+        assert!([f.spec(0).signature, f.spec(1).signature].contains(&s.signature), "a signature it saw");
+        foreign += usize::from(s.spec.session != SessionId(0));
+        renamed += usize::from(s.spec.session == SessionId(0) && s.spec.query == "q1");
+        altered += usize::from(s.spec.query == "q0" && s.spec != f.spec(0).spec);
+    }
+    assert!(foreign > 10 && renamed > 10 && altered > 10, "{foreign} foreign, {renamed} renamed, {altered} altered");
+}
+
+/// A recombined vote keeps the voter and the signature of a vote it saw on other content, which
+/// the signature does not cover.
+#[test]
+fn recombined_votes_do_not_verify() {
+    let f = Fixture::new();
+    let original = f.vote(2, 1);
+    let candidates = f.spec(0).spec.candidates;
+    for seed in 0..100 {
+        for session in [SessionId(0), SessionId(1)] {
+            let v = replay::recombined_vote(&mut rng(seed), &original, &candidates, session);
+            assert_eq!((v.vote.agent, v.signature), (AgentId(2), original.signature));
+            assert_eq!(v.vote.session, session);
+            assert!(!f.keys.keyring.verify(AgentId(2), &wire::vote_signing_bytes(&v.vote), &v.signature), "{v:?}");
+        }
+    }
+}
+
+/// A duplicated-voter set reaches the vote quorum with fewer distinct voters, sorted (adjacent
+/// duplicates: what V2's distinct-ascending check refuses).
+#[test]
+fn duplicated_voter_sets_reach_the_quorum_with_fewer_distinct_voters() {
+    let f = Fixture::new();
+    let (memory, _) = f.memory();
+    let env = f.env(0);
+    let mut short = 0;
+    for seed in 0..100 {
+        let set = replay::duplicated_voter(&mut rng(seed), &env, memory.view(SessionId(0)), SessionId(0))
+            .unwrap_or_else(|| panic!("no set"));
+        let distinct: BTreeSet<AgentId> = set.iter().map(|v| v.vote.agent).collect();
+        assert!(set.len() >= env.committee.vote_q && distinct.len() < set.len(), "seed {seed}: {set:?}");
+        assert!(set.windows(2).all(|w| w[0].vote.agent <= w[1].vote.agent));
+        short += usize::from(distinct.len() < env.committee.vote_q);
+    }
+    assert!(short > 30, "{short} of 100 sets have fewer distinct voters than the quorum");
+}
+
+/// A recombined round vote is another agent's signature on another value, round, kind or
+/// session.
+#[test]
+fn recombined_round_votes_do_not_verify() {
+    let f = Fixture::new();
+    let (mut memory, value) = f.memory();
+    let id = ValueId::of(&value);
+    for a in 1..N {
+        memory.observe(&Message::RoundVote(f.round_vote(a, VoteKind::Prevote, 0, id)), BYZ);
+    }
+    let env = f.env(0);
+    let view = memory.view(SessionId(0)).unwrap_or_else(|| panic!("no view"));
+    for seed in 0..100 {
+        let v = replay::recombined_round_vote(&mut rng(seed), &env, view).unwrap_or_else(|| panic!("none"));
+        let bytes = wire::round_vote_signing_bytes(v.kind, v.session, v.round, v.value);
+        assert!(v.agent != BYZ && !f.keys.keyring.verify(v.agent, &bytes, &v.signature), "{v:?}");
+    }
+}
+
+/// With a polka of `A` in round 0 and agents 2 and 3 seen precommitting `B` in round 1 (locked
+/// later, on another value), a re-proposal in round 2 mostly re-proposes `A` with valid round 0
+/// and its certificate, to agents 2 and 3 only (L28's case).
+#[test]
+fn a_reproposal_of_an_older_polka_goes_to_the_agents_locked_later() {
+    let f = Fixture::new();
+    let (mut memory, value) = f.memory();
+    let a = ValueId::of(&value);
+    let b = ValueId([7; 32]);
+    for agent in 1..N {
+        memory.observe(&Message::RoundVote(f.round_vote(agent, VoteKind::Prevote, 0, a)), BYZ);
+    }
+    for agent in [2, 3] {
+        memory.observe(&Message::RoundVote(f.round_vote(agent, VoteKind::Precommit, 1, b)), BYZ);
+    }
+    let env = f.env(2);
+    let (mut targeted, mut certified) = (0, 0);
+    for seed in 0..100 {
+        let mut out = Vec::new();
+        actions::repropose(&mut rng(seed), &env, &memory, SessionId(0), 2, &actions::To::All, &mut out);
+        let to: Vec<AgentId> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { to, message: Message::Proposal(p) }
+                    if ValueId::of(&p.value) == a && p.valid_round == Some(0) && p.round == 2 =>
+                {
+                    Some(*to)
+                }
+                _ => None,
+            })
+            .collect();
+        targeted += usize::from(to == [AgentId(2), AgentId(3)]);
+        let polka = out.iter().any(|o| match o {
+            Output::Send { message: Message::Proposal(p), .. } | Output::Broadcast(Message::Proposal(p)) => {
+                p.polka.len() >= env.committee.q && p.polka.iter().all(|v| v.value == Some(a) && v.round == 0)
+            }
+            _ => false,
+        });
+        certified += usize::from(polka);
+    }
+    assert!(targeted > 40, "{targeted} of 100 re-proposals of A went to the agents locked on B");
+    assert!(certified > 40, "{certified} of 100 carried a full polka certificate");
 }
