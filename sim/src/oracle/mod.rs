@@ -16,6 +16,7 @@
 //! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
 //! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the value passes V1–V7 against the session's registry epoch ([`proposal`]) |
 //! | `timely-proposal` | an honest proposer's nil prevote leaves it, in the judged class ([`timely`]) | after GST an honest proposer does not let its round's propose timeout expire without proposing later than the design's wait for votes, vote collection and the deadline allows |
+//! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -37,7 +38,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::protocol::{
-    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, ValueId,
+    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, RoundVote,
+    ValueId,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::SimKeyring;
@@ -47,6 +49,7 @@ use consensus_core::{AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 mod decide;
 pub mod durability;
 mod proposal;
+mod skip;
 pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
@@ -85,8 +88,10 @@ pub mod names {
     pub const HONEST_PROPOSAL_VALID: &str = "honest-proposal-valid";
     /// An honest proposer proposes by the design's point after GST.
     pub const TIMELY_PROPOSAL: &str = "timely-proposal";
+    /// An honest agent holding votes of a later round from f + 1 agents starts it (L54–L55).
+    pub const ROUND_SKIP: &str = "round-skip";
     /// All of them.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -101,6 +106,7 @@ pub mod names {
         CATCH_UP,
         HONEST_PROPOSAL_VALID,
         TIMELY_PROPOSAL,
+        ROUND_SKIP,
     ];
 }
 
@@ -207,6 +213,8 @@ pub struct Oracle {
     proposals_checked: BTreeSet<proposal::Checked>,
     /// `timely-proposal`'s terms and judged sessions.
     timely: timely::Timely,
+    /// What `round-skip` saw delivered and voted.
+    skip: skip::RoundSkip,
 }
 
 impl Oracle {
@@ -247,6 +255,7 @@ impl Oracle {
             durable: durability::DurableChecks::default(),
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
+            skip: skip::RoundSkip::default(),
         }
     }
 
@@ -304,6 +313,7 @@ impl Oracle {
             .collect();
         let honest = self.honest.contains(&agent);
         self.durable.on_restart(agent, now, honest, &undecided);
+        self.round_skip_on_restart(agent);
     }
 
     /// `agent` crashed or stopped.
@@ -502,7 +512,13 @@ impl Oracle {
 
     /// An honest agent sent its own round vote of `round` in `session`, so it is in that round
     /// (or was): liveness in rounds (`expect.liveness_rounds`).
-    pub fn on_own_round_vote(&mut self, agent: AgentId, session: SessionId, round: Round, step: u64, now: TimeMs) {
+    /// Also judges `round-skip` ([`skip`]).
+    pub fn on_own_round_vote(&mut self, agent: AgentId, vote: &RoundVote, step: u64, now: TimeMs) {
+        if !self.honest.contains(&agent) {
+            return;
+        }
+        self.round_skip_on_own_vote(agent, vote, step, now);
+        let (session, round) = (vote.session, vote.round);
         let Some(bound) = self.liveness_rounds else { return };
         if u64::from(round) < bound || !self.honest.contains(&agent) {
             return;
