@@ -43,6 +43,8 @@ pub enum Stream {
     ExploreStorage,
     /// The explorer: scenario `i`'s quiet restart.
     ExploreQuiet,
+    /// The explorer: scenario `i`'s round lag.
+    ExploreLag,
     /// The explorer's guided mode: whether slot `i` is guided.
     ExploreGuidedSlot,
     /// The explorer's guided mode: scenario `i`'s mutations.
@@ -69,6 +71,7 @@ impl Stream {
             Stream::ExploreTimeouts => "explore-timeouts",
             Stream::ExploreStorage => "explore-storage",
             Stream::ExploreQuiet => "explore-quiet",
+            Stream::ExploreLag => "explore-lag",
             Stream::ExploreGuidedSlot => "explore-guided-slot",
             Stream::ExploreGuided => "explore-guided",
         }
