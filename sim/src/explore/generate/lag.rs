@@ -64,7 +64,7 @@ impl Generator {
         let mut silent: Vec<u32> =
             (1..n).filter(|a| *a != laggard && !faulted.contains(a) && !byzantine.contains(a)).collect();
         silent.shuffle(&mut rng);
-        let budget = f.saturating_sub(byzantine.len() as u64);
+        let budget = f.saturating_sub(byzantine.len() as u64).saturating_sub(down_for_good(&d.faults).len() as u64);
         for agent in silent.into_iter().take(usize::try_from(budget).unwrap_or(0)) {
             let mut t = Table::new();
             t.insert("kind".into(), Value::String("crash".into()));
@@ -73,6 +73,31 @@ impl Generator {
         }
         d.features.insert("faults:round-lag".into());
     }
+}
+
+/// The agents the draft's faults leave down at the end: stopped by a disk fault (`flip-bit`:
+/// its restart refuses the damaged log; `fail-sync`, `disk-full`) or crashed last.
+fn down_for_good(faults: &[(u64, Table)]) -> BTreeSet<u32> {
+    let mut sorted: Vec<&(u64, Table)> = faults.iter().collect();
+    sorted.sort_by_key(|(at, _)| *at);
+    let mut down = BTreeSet::new();
+    let mut stopped = BTreeSet::new();
+    for (_, t) in sorted {
+        let Some(agent) = super::quiet::agent_of(t) else { continue };
+        match t.get("kind").and_then(Value::as_str) {
+            Some("crash") => {
+                down.insert(agent);
+            }
+            Some("restart") => {
+                down.remove(&agent);
+            }
+            Some("flip-bit" | "fail-sync" | "disk-full") => {
+                stopped.insert(agent);
+            }
+            _ => {}
+        }
+    }
+    down.union(&stopped).copied().collect()
 }
 
 /// The Byzantine agents a draft names (`byzantine.agents`).
@@ -129,7 +154,17 @@ mod tests {
                 })
                 .collect();
             let f = (n - 1) / 3;
-            assert!(crashes.len() as u32 + s.byzantine.count.min(f) <= f, "run {i}: {crashes:?}");
+            let down = plain.scenario.faults.iter().filter(|f| {
+                matches!(
+                    f.action,
+                    FaultAction::FlipBit { .. } | FaultAction::FailSync { .. } | FaultAction::DiskFull { .. }
+                )
+            });
+            let budget = f.saturating_sub(s.byzantine.count).saturating_sub(down.count() as u32);
+            assert!(crashes.len() as u32 <= budget, "run {i}: {crashes:?}");
+            if !crashes.is_empty() {
+                assert!(s.promises_liveness(), "run {i}: the crashes stay within the budget");
+            }
             assert!(!crashes.contains(&0), "run {i}");
         }
         assert!(lagged > 20, "{lagged}");
