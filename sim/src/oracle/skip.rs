@@ -159,6 +159,8 @@ impl Oracle {
             return;
         }
         view.max_voted = Some(round);
+        // No round is above the last one (`scenarios/regressions/last-round-restarted.toml`).
+        let Some(above) = round.checked_add(1) else { return };
         // Kept long enough before this vote left that it was cast after them.
         let before = now.saturating_sub(2 * self.skip.sync_ms + 1);
         let Some(members) =
@@ -168,7 +170,7 @@ impl Oracle {
         };
         let skip = consensus_core::quorum::f_max(members.len() as u64) as usize + 1;
         let view = &self.skip.views[&(agent, v.session)];
-        let found = view.kept.range(round.saturating_add(1)..).rev().find_map(|(later, signers)| {
+        let found = view.kept.range(above..).rev().find_map(|(later, signers)| {
             let counted: Vec<AgentId> =
                 signers.iter().filter(|(a, at)| **at <= before && members.contains(a)).map(|(a, _)| *a).collect();
             (counted.len() >= skip).then_some((*later, counted))

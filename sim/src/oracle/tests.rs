@@ -466,6 +466,16 @@ fn round_skip_fails_a_new_round_below_one_f_plus_one_honest_agents_voted_in() {
     o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
     assert_eq!(o.violation(), None, "kept before the restart, or before its first vote after it");
 
+    // Nothing is above the last round, 2^32 − 1.
+    let mut o = setup(0);
+    for agent in [1, 2] {
+        o.on_own_round_vote(AgentId(agent), &prevote(s, Round::MAX, agent), 2, 21);
+    }
+    deliver(&mut o, prevote(s, Round::MAX, 1), 30);
+    deliver(&mut o, prevote(s, Round::MAX, 2), 31);
+    o.on_own_round_vote(me, &prevote(s, Round::MAX, 0), 3, 40);
+    assert_eq!(o.violation(), None, "the last round itself");
+
     // Commit certificates and polka certificates only tell what the agent may hold.
     let mut o = setup(0);
     let commit = Commit { proposal: proposal_of(s), precommits: vec![vote(VoteKind::Precommit, s, 3, 1)] };
