@@ -45,6 +45,8 @@ pub enum Stream {
     ExploreQuiet,
     /// The explorer: scenario `i`'s log compaction.
     ExploreCompaction,
+    /// The explorer: scenario `i`'s round lag.
+    ExploreLag,
     /// The explorer's guided mode: whether slot `i` is guided.
     ExploreGuidedSlot,
     /// The explorer's guided mode: scenario `i`'s mutations.
@@ -72,6 +74,7 @@ impl Stream {
             Stream::ExploreStorage => "explore-storage",
             Stream::ExploreQuiet => "explore-quiet",
             Stream::ExploreCompaction => "explore-compaction",
+            Stream::ExploreLag => "explore-lag",
             Stream::ExploreGuidedSlot => "explore-guided-slot",
             Stream::ExploreGuided => "explore-guided",
         }

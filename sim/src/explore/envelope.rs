@@ -113,6 +113,8 @@ pub struct FaultSpace {
     pub clogs: Span<u32>,
     /// Probability of a quiet restart (any mode but Twins, its own random stream).
     pub quiet_restart: f64,
+    /// Probability of a round lag in session 0 (swarm runs, its own random stream).
+    pub round_lag: f64,
 }
 
 /// `[workload]`.
@@ -380,6 +382,7 @@ impl Envelope {
             ("byzantine.same", self.byzantine.same),
             ("faults.one_way", self.faults.one_way),
             ("faults.quiet_restart", self.faults.quiet_restart),
+            ("faults.round_lag", self.faults.round_lag),
             ("protocol.early_unanimous", self.protocol.early_unanimous),
             ("protocol.short_timeouts", self.protocol.short_timeouts),
             ("storage.small_keep_decided", self.storage.small_keep_decided),

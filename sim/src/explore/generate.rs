@@ -33,6 +33,7 @@ use crate::seeds::{derive, Stream};
 
 mod disks;
 mod draft;
+mod lag;
 mod partitions;
 mod quiet;
 use partitions::{groups_value, random_groups, round_partition, twin_partitions};
@@ -152,6 +153,7 @@ impl Generator {
         self.timeouts(index, &mut draft);
         self.disks(index, mode, &mut draft);
         self.quiet_restart(index, mode, &mut draft);
+        self.round_lag(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);
@@ -444,12 +446,18 @@ impl Generator {
 /// timeouts of rounds 0..r: growing timeouts reach few rounds by GST, constant ones (the
 /// `constant-timeouts` mutation) race past the bound, which ends such a stalled run early.
 fn liveness_rounds(t: Timeouts, gst_ms: u64, rounds: u64, n: u32) -> u64 {
+    reached_by(t, gst_ms) + rounds + 2 * u64::from(n) + 4
+}
+
+/// The rounds an honest agent can reach by `gst_ms`: the first to enter round r waited the
+/// precommit timeouts of rounds 0..r ([`liveness_rounds`]).
+fn reached_by(t: Timeouts, gst_ms: u64) -> u64 {
     let (mut reached, mut waited) = (0u64, 0u64);
     while waited <= gst_ms {
         waited = waited.saturating_add(t.vote.saturating_add(t.delta.saturating_mul(reached)).max(1));
         reached += 1;
     }
-    reached + rounds + 2 * u64::from(n) + 4
+    reached
 }
 
 /// Two or three candidates of nearly equal quality, so that honest votes split and proposals
@@ -642,6 +650,8 @@ mod tests {
     fn short_timeouts_change_only_the_timeouts() {
         let (mut plain, mut short) = (Envelope::default(), Envelope::default());
         (plain.protocol.short_timeouts, short.protocol.short_timeouts) = (0.0, 1.0);
+        // The round lag's rounds are those the timeouts reach by GST.
+        (plain.faults.round_lag, short.faults.round_lag) = (0.0, 0.0);
         let (plain, scaled) = (Generator::new(plain, 3, None, "none"), Generator::new(short, 3, None, "none"));
         for i in 0..50 {
             let (a, b) = (plain.generate(i).unwrap(), scaled.generate(i).unwrap());

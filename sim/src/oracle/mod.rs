@@ -18,6 +18,7 @@
 //! | `timely-proposal` | an honest proposer's nil prevote leaves it, in the judged class ([`timely`]) | after GST an honest proposer does not let its round's propose timeout expire without proposing later than the design's wait for votes, vote collection and the deadline allows |
 //! | `evidence-sound` | an honest agent emits evidence ([`evidence`]) | it never convicts an honest agent; the two votes or round votes it carries are of one signer, session (round, kind), differ, and are both validly signed (signing bytes the oracle encodes itself); two different validly signed proposals of the convicted proposer for the round were delivered |
 //! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
+//! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -40,7 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::protocol::messages::{SessionSpec, SignedSpec};
 use consensus_core::protocol::{
-    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, ValueId,
+    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, RoundVote,
+    ValueId,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::SimKeyring;
@@ -52,6 +54,7 @@ pub mod durability;
 mod evidence;
 mod proposal;
 pub mod signing;
+mod skip;
 pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
@@ -94,8 +97,10 @@ pub mod names {
     pub const EVIDENCE_SOUND: &str = "evidence-sound";
     /// An honest agent delivered an equivocation emits evidence for it.
     pub const EQUIVOCATION_DETECTED: &str = "equivocation-detected";
+    /// An honest agent holding votes of a later round from f + 1 agents starts it (L54–L55).
+    pub const ROUND_SKIP: &str = "round-skip";
     /// All of them.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -112,6 +117,7 @@ pub mod names {
         TIMELY_PROPOSAL,
         EVIDENCE_SOUND,
         EQUIVOCATION_DETECTED,
+        ROUND_SKIP,
     ];
 }
 
@@ -224,6 +230,8 @@ pub struct Oracle {
     client_specs: BTreeMap<SessionId, Vec<SessionSpec>>,
     /// The run reports the client's specs: a decided spec must be one of them.
     client_specs_reported: bool,
+    /// What `round-skip` saw delivered and voted.
+    skip: skip::RoundSkip,
 }
 
 impl Oracle {
@@ -264,6 +272,7 @@ impl Oracle {
             durable: durability::DurableChecks::default(),
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
+            skip: skip::RoundSkip::default(),
             evidence: evidence::EvidenceChecks::default(),
             client_specs: BTreeMap::new(),
             client_specs_reported: false,
@@ -336,6 +345,7 @@ impl Oracle {
         let honest = self.honest.contains(&agent);
         self.durable.on_restart(agent, now, honest, &undecided);
         self.evidence.on_down(agent);
+        self.round_skip_on_restart(agent);
     }
 
     /// `agent` crashed or stopped.
@@ -535,10 +545,14 @@ impl Oracle {
 
     /// An honest agent sent its own round vote of `round` in `session`, so it is in that round
     /// (or was): liveness in rounds (`expect.liveness_rounds`).
-    pub fn on_own_round_vote(&mut self, agent: AgentId, session: SessionId, round: Round, step: u64, now: TimeMs) {
-        if self.honest.contains(&agent) {
-            self.evidence.on_own_round_vote(agent, session, round);
+    /// Also judges `round-skip` ([`skip`]).
+    pub fn on_own_round_vote(&mut self, agent: AgentId, vote: &RoundVote, step: u64, now: TimeMs) {
+        if !self.honest.contains(&agent) {
+            return;
         }
+        self.round_skip_on_own_vote(agent, vote, step, now);
+        let (session, round) = (vote.session, vote.round);
+        self.evidence.on_own_round_vote(agent, session, round);
         let Some(bound) = self.liveness_rounds else { return };
         if u64::from(round) < bound || !self.honest.contains(&agent) {
             return;

@@ -1,9 +1,10 @@
 //! The oracle's unit tests: each invariant's checker can fail, on constructed decisions.
 
 use super::*;
-use consensus_core::protocol::messages::{Proposal, ProposalValue, SessionSpec, SignedSpec, SignedVote, ValueId};
-use consensus_core::protocol::Message;
-use consensus_core::protocol::VoteKind;
+use consensus_core::protocol::messages::{
+    Commit, Proposal, ProposalValue, SessionSpec, SignedSpec, SignedVote, ValueId,
+};
+use consensus_core::protocol::{Message, VoteKind};
 use consensus_core::sign::{sim_committee, Signature, Signer};
 use consensus_core::wire;
 use consensus_core::{AgentSpecialization, Ppm};
@@ -14,6 +15,17 @@ fn oracle(n: u32) -> Oracle {
     let registry = Registry::seed_committee(n, &engine);
     let honest = (0..n).map(AgentId).collect();
     Oracle::new(keys.keyring, registry, engine, ProtocolConfig::default(), honest)
+}
+
+/// A nil prevote of `agent`, with a signature of its own (the oracle compares signatures with
+/// what the signer sent, it does not check them).
+fn prevote(session: SessionId, round: Round, agent: u32) -> RoundVote {
+    vote(VoteKind::Prevote, session, round, agent)
+}
+
+fn vote(kind: VoteKind, session: SessionId, round: Round, agent: u32) -> RoundVote {
+    let signature = Signature([u8::try_from(agent).unwrap_or(0xff); 64]);
+    RoundVote { kind, session, round, value: None, agent: AgentId(agent), signature }
 }
 
 fn chose(candidate: u32) -> AgreedOutcome {
@@ -76,21 +88,21 @@ fn liveness_in_rounds_fails_an_honest_undecided_agent_at_the_bound_round() {
     let session = SessionId(3);
     let mut honest = oracle(4).with_liveness_rounds(Some(5));
     honest.honest.remove(&AgentId(2));
-    honest.on_own_round_vote(AgentId(0), session, 4, 1, 100);
+    honest.on_own_round_vote(AgentId(0), &prevote(session, 4, 0), 1, 100);
     assert_eq!(honest.violation(), None, "round 4 is below the bound of 5 rounds");
-    honest.on_own_round_vote(AgentId(2), session, 9, 2, 110);
+    honest.on_own_round_vote(AgentId(2), &prevote(session, 9, 2), 2, 110);
     assert_eq!(honest.violation(), None, "a Byzantine agent's rounds prove nothing");
     let seen = SeenDecision { value: None, round: Some(1), outcome: chose(0), mode: ProposalMode::Normal, at_ms: 5 };
     honest.decisions.entry(session).or_default().insert(AgentId(1), seen);
-    honest.on_own_round_vote(AgentId(1), session, 7, 3, 120);
+    honest.on_own_round_vote(AgentId(1), &prevote(session, 7, 1), 3, 120);
     assert_eq!(honest.violation(), None, "agent 1 decided the session");
-    honest.on_own_round_vote(AgentId(0), session, 5, 4, 130);
+    honest.on_own_round_vote(AgentId(0), &prevote(session, 5, 0), 4, 130);
     let v = honest.violation().expect("agent 0 entered round 5 undecided");
     assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::LIVENESS, 4, 130));
     assert!(v.detail.contains("round 5 of session-3"), "{}", v.detail);
 
     let mut off = oracle(4);
-    off.on_own_round_vote(AgentId(0), session, 1_000, 1, 100);
+    off.on_own_round_vote(AgentId(0), &prevote(session, 1_000, 0), 1, 100);
     assert_eq!(off.violation(), None, "no round bound unless the scenario sets one");
 }
 
@@ -387,7 +399,7 @@ fn session_vote(keys: &SimKeys, agent: u32, candidate: u32) -> SignedVote {
 }
 
 /// `agent`'s prevote in session 0, `round`, for `value` (a byte of the id) or nil, signed by it.
-fn prevote(keys: &SimKeys, agent: u32, round: Round, value: Option<u8>) -> consensus_core::protocol::RoundVote {
+fn signed_prevote(keys: &SimKeys, agent: u32, round: Round, value: Option<u8>) -> consensus_core::protocol::RoundVote {
     use consensus_core::protocol::VoteKind;
     let value = value.map(|b| ValueId([b; 32]));
     let bytes = wire::round_vote_signing_bytes(VoteKind::Prevote, SessionId(0), round, value);
@@ -439,24 +451,28 @@ fn evidence_sound_fails_on_wrong_evidence_only() {
     let mut other_session = session_vote(&keys, 3, 1);
     other_session.vote.session = SessionId(1);
     other_session.signature = keys.agents[3].sign(&wire::vote_signing_bytes(&other_session.vote));
-    let mut forged_prevote = prevote(&keys, 3, 0, Some(2));
+    let mut forged_prevote = signed_prevote(&keys, 3, 0, Some(2));
     forged_prevote.signature = Signature::ZERO;
     let table: Vec<(&str, Evidence, Option<&str>)> = vec![
         ("two votes", votes(session_vote(&keys, 3, 0), session_vote(&keys, 3, 1)), None),
-        ("two prevotes", round_votes(prevote(&keys, 3, 0, Some(1)), prevote(&keys, 3, 0, None)), None),
+        ("two prevotes", round_votes(signed_prevote(&keys, 3, 0, Some(1)), signed_prevote(&keys, 3, 0, None)), None),
         ("an honest voter", votes(session_vote(&keys, 1, 0), session_vote(&keys, 1, 1)), Some("agent-1 is honest")),
         ("the same vote", votes(session_vote(&keys, 3, 0), session_vote(&keys, 3, 0)), Some("the same")),
         ("a forged vote", votes(session_vote(&keys, 3, 0), forged), Some("a vote is not signed by agent-3")),
         ("two sessions", votes(session_vote(&keys, 3, 0), other_session), Some("not of one signer and session")),
         (
             "two rounds",
-            round_votes(prevote(&keys, 3, 0, Some(1)), prevote(&keys, 3, 1, Some(2))),
+            round_votes(signed_prevote(&keys, 3, 0, Some(1)), signed_prevote(&keys, 3, 1, Some(2))),
             Some("not of one signer, session, round"),
         ),
-        ("one value", round_votes(prevote(&keys, 3, 0, Some(1)), prevote(&keys, 3, 0, Some(1))), Some("same value")),
+        (
+            "one value",
+            round_votes(signed_prevote(&keys, 3, 0, Some(1)), signed_prevote(&keys, 3, 0, Some(1))),
+            Some("same value"),
+        ),
         (
             "a forged prevote",
-            round_votes(prevote(&keys, 3, 0, Some(1)), forged_prevote),
+            round_votes(signed_prevote(&keys, 3, 0, Some(1)), forged_prevote),
             Some("a round vote is not signed"),
         ),
         (
@@ -538,7 +554,7 @@ fn equivocation_detected_owes_evidence_for_conflicts_delivered() {
     let (o, keys) = evidence_oracle();
     let r = round_proposed_by(&o, 3);
     let vote = |c| M::Vote(session_vote(&keys, 3, c));
-    let pv = |round, v| M::RoundVote(prevote(&keys, 3, round, v));
+    let pv = |round, v| M::RoundVote(signed_prevote(&keys, 3, round, v));
     let prop = |round, q| M::Proposal(Box::new(signed_proposal(&keys, 3, round, q)));
     let votes_evidence = Evidence::ConflictingVotes {
         first: Box::new(session_vote(&keys, 3, 0)),
@@ -563,15 +579,15 @@ fn equivocation_detected_owes_evidence_for_conflicts_delivered() {
     assert_eq!(after_two(early, vote(0), vote(1), None), None, "evidence emitted earlier");
     // Evidence about another subject does not discharge it.
     let other = Evidence::ConflictingRoundVotes {
-        first: Box::new(prevote(&keys, 3, 0, Some(1))),
-        second: Box::new(prevote(&keys, 3, 0, None)),
+        first: Box::new(signed_prevote(&keys, 3, 0, Some(1))),
+        second: Box::new(signed_prevote(&keys, 3, 0, None)),
     };
     assert!(after_two(nothing, vote(0), vote(1), Some(other)).is_some(), "prevote evidence for votes");
     // Outside the class: quiet.
     assert_eq!(after_two(nothing, vote(0), vote(0), None), None, "the same vote twice");
     assert_eq!(after_two(nothing, pv(0, Some(1)), pv(1, None), None), None, "two rounds");
     assert_eq!(after_two(nothing, pv(2, Some(1)), pv(2, None), None), None, "round 2 may be beyond the keeper's bound");
-    let in_round_1 = |o: &mut Oracle| o.on_own_round_vote(AgentId(1), SessionId(0), 1, 0, 0);
+    let in_round_1 = |o: &mut Oracle| o.on_own_round_vote(AgentId(1), &prevote(SessionId(0), 1, 1), 0, 0);
     assert!(after_two(in_round_1, pv(2, Some(1)), pv(2, None), None).is_some(), "round 2 from round 1 is kept");
     let down = |o: &mut Oracle| o.on_down(AgentId(1));
     assert_eq!(after_two(down, vote(0), vote(1), None), None, "an agent that was down");
@@ -702,4 +718,123 @@ fn external_validity_rejects_a_spec_that_is_not_the_clients() {
             }
         }
     }
+}
+
+/// `round-skip`: an agent that certainly kept votes of one later round from f + 1 honest agents
+/// (n = 4: f + 1 = 2) and then votes in a new round below it fails; every way of not holding
+/// such votes passes.
+#[test]
+fn round_skip_fails_a_new_round_below_one_f_plus_one_honest_agents_voted_in() {
+    let s = SessionId(0);
+    let (me, byz) = (AgentId(0), AgentId(3));
+    // Agents 1 and 2 sent their round-3 prevotes; agent 0 is in round 0.
+    let setup = |sync_ms: TimeMs| {
+        let mut o = oracle(4).with_round_skip(sync_ms);
+        o.honest.remove(&byz);
+        o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
+        for agent in [1, 2] {
+            o.on_own_round_vote(AgentId(agent), &prevote(s, 3, agent), 2, 20);
+        }
+        o
+    };
+    let deliver = |o: &mut Oracle, v: RoundVote, at: TimeMs| o.on_delivered(me, &Message::RoundVote(v), at);
+
+    let mut o = setup(0);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    deliver(&mut o, prevote(s, 3, 2), 31);
+    o.on_own_round_vote(me, &prevote(s, 0, 0), 3, 40);
+    assert_eq!(o.violation(), None, "a copy of its round-0 vote is not a vote in a new round");
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 4, 41);
+    let v = o.violation().expect("round 1 after keeping round-3 votes of agents 1 and 2");
+    assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::ROUND_SKIP, 4, 41));
+    assert!(v.detail.contains("round 1 of session-0") && v.detail.contains("round 3"), "{}", v.detail);
+
+    // Voting in the later round itself, or above it, is what L55 does.
+    let mut o = setup(0);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    deliver(&mut o, prevote(s, 3, 2), 31);
+    o.on_own_round_vote(me, &prevote(s, 3, 0), 3, 40);
+    assert_eq!(o.violation(), None, "it started round 3");
+
+    // One honest agent and a Byzantine one: f + 1 counts honest agents only here.
+    let mut o = setup(0);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    deliver(&mut o, prevote(s, 3, 3), 31);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
+    assert_eq!(o.violation(), None, "one honest sender of round 3");
+
+    // A vote that is not the one its signer sent (a forgery) is rejected by the agent.
+    let mut o = setup(0);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    let mut forged = prevote(s, 3, 2);
+    forged.signature = Signature([0x77; 64]);
+    deliver(&mut o, forged, 31);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
+    assert_eq!(o.violation(), None, "a forged vote does not count");
+
+    // Agent 2's votes of two other rounds beyond round 1 reached agent 0 first (in a polka
+    // certificate): its vote keeper may refuse agent 2's round-3 prevote (L31–L33).
+    let mut o = setup(0);
+    for agent in [1, 2] {
+        o.on_own_round_vote(AgentId(agent), &prevote(s, 4, agent), 2, 21);
+    }
+    let mut proposal = proposal_of(s);
+    proposal.polka = vec![prevote(s, 5, 2), prevote(s, 4, 2)];
+    o.on_delivered(me, &Message::Proposal(Box::new(proposal.clone())), 25);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    deliver(&mut o, prevote(s, 3, 2), 31);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
+    assert_eq!(o.violation(), None, "agent 2's round-3 vote may not have been kept");
+    // In round 2 (a vote of it left), only round 5 of agent 2 is beyond round 3 besides 4: its
+    // round-4 prevote is certainly kept, and round 4 has f + 1.
+    o.on_own_round_vote(me, &prevote(s, 2, 0), 4, 50);
+    assert_eq!(o.violation(), None, "round 3 holds one honest agent's vote for sure");
+    deliver(&mut o, prevote(s, 4, 1), 52);
+    deliver(&mut o, prevote(s, 4, 2), 53);
+    o.on_own_round_vote(me, &prevote(s, 3, 0), 5, 60);
+    assert_eq!(o.violation().map(|v| v.invariant.as_str()), Some(names::ROUND_SKIP), "round 4 from 1 and 2");
+
+    // Delivered too shortly before the vote left: it may have been cast before (two fsyncs).
+    let mut o = setup(5);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    deliver(&mut o, prevote(s, 3, 2), 31);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 41);
+    assert_eq!(o.violation(), None, "31 + 2 · 5 + 1 > 41");
+    o.on_own_round_vote(me, &prevote(s, 2, 0), 4, 42);
+    assert_eq!(o.violation().map(|v| v.invariant.as_str()), Some(names::ROUND_SKIP), "31 + 11 ≤ 42");
+
+    // A restart loses the vote keeper: what came before it does not count.
+    let mut o = setup(0);
+    deliver(&mut o, prevote(s, 3, 1), 30);
+    deliver(&mut o, prevote(s, 3, 2), 31);
+    o.on_restart(me, 35);
+    deliver(&mut o, prevote(s, 3, 1), 36);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
+    assert_eq!(o.violation(), None, "kept before the restart, or before its first vote after it");
+
+    // Nothing is above the last round, 2^32 − 1.
+    let mut o = setup(0);
+    for agent in [1, 2] {
+        o.on_own_round_vote(AgentId(agent), &prevote(s, Round::MAX, agent), 2, 21);
+    }
+    deliver(&mut o, prevote(s, Round::MAX, 1), 30);
+    deliver(&mut o, prevote(s, Round::MAX, 2), 31);
+    o.on_own_round_vote(me, &prevote(s, Round::MAX, 0), 3, 40);
+    assert_eq!(o.violation(), None, "the last round itself");
+
+    // Commit certificates and polka certificates only tell what the agent may hold.
+    let mut o = setup(0);
+    let commit = Commit { proposal: proposal_of(s), precommits: vec![vote(VoteKind::Precommit, s, 3, 1)] };
+    o.on_delivered(me, &Message::Commit(Box::new(commit)), 30);
+    proposal.polka = vec![prevote(s, 3, 2)];
+    o.on_delivered(me, &Message::Proposal(Box::new(proposal)), 31);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
+    assert_eq!(o.violation(), None, "no round vote of round 3 delivered as such");
+}
+
+/// A proposal of session `s` (only its certificate matters to `round-skip`).
+fn proposal_of(s: SessionId) -> Proposal {
+    let mut p = honest_proposal().1;
+    p.value.session = s;
+    p
 }

@@ -139,6 +139,7 @@ fn oracle_of(scenario: &Scenario, derived: &Derived, oracle: Oracle) -> Oracle {
         .with_liveness_rounds(scenario.expect.liveness_rounds.filter(|_| scenario.promises_liveness()))
         .with_catch_up(catch_up)
         .with_timely(crate::oracle::timely::TimelyBound::of(scenario, derived.byzantine.len() as u64))
+        .with_round_skip(Oracle::round_skip_sync(scenario))
 }
 
 /// The node's durability settings, with the scenario's compaction size.

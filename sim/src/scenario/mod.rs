@@ -53,7 +53,7 @@ pub const MAX_CANDIDATES: u32 = 256;
 /// Most scenarios one `[sweep]` may expand to.
 pub const MAX_SWEEP_COMBINATIONS: usize = 4_096;
 /// The invariants `expect.invariant` may name (the oracle's names).
-pub const INVARIANTS: [&str; 15] = [
+pub const INVARIANTS: [&str; 16] = [
     "agreement",
     "integrity",
     "external-validity",
@@ -69,6 +69,7 @@ pub const INVARIANTS: [&str; 15] = [
     "timely-proposal",
     "evidence-sound",
     "equivocation-detected",
+    "round-skip",
 ];
 
 /// The `(dotted key, value)` pairs that name one scenario of a sweep, in key order.

@@ -114,6 +114,9 @@ impl World {
             RunnerEvent::Send { to, message, bytes } => self.sent(now, agent, honest, *to, message, *bytes),
             RunnerEvent::SendRaw { to, bytes } => self.sent_raw(now, agent, *to, bytes),
             RunnerEvent::Deliver { from, message } => {
+                if honest {
+                    self.oracle.on_delivered(agent, message, now);
+                }
                 let step = self.message_event(now, "deliver", agent, *from, message, (0, sent_ms));
                 self.oracle.on_deliver(agent, message, step);
             }
@@ -138,7 +141,7 @@ impl World {
         if let Message::RoundVote(v) = message {
             if honest && v.agent == agent {
                 self.coverage.own_round_vote(agent, v.session, v.round, v.kind);
-                self.oracle.on_own_round_vote(agent, v.session, v.round, step, now);
+                self.oracle.on_own_round_vote(agent, v, step, now);
                 self.stop |= self.oracle.violation().is_some();
             }
         }
