@@ -43,6 +43,8 @@ pub enum Stream {
     ExploreStorage,
     /// The explorer: scenario `i`'s quiet restart.
     ExploreQuiet,
+    /// The explorer: scenario `i`'s far-behind restart.
+    ExploreFarBehind,
     /// The explorer's guided mode: whether slot `i` is guided.
     ExploreGuidedSlot,
     /// The explorer's guided mode: scenario `i`'s mutations.
@@ -69,6 +71,7 @@ impl Stream {
             Stream::ExploreTimeouts => "explore-timeouts",
             Stream::ExploreStorage => "explore-storage",
             Stream::ExploreQuiet => "explore-quiet",
+            Stream::ExploreFarBehind => "explore-far-behind",
             Stream::ExploreGuidedSlot => "explore-guided-slot",
             Stream::ExploreGuided => "explore-guided",
         }

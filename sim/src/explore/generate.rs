@@ -33,7 +33,10 @@ use crate::seeds::{derive, Stream};
 
 mod disks;
 mod draft;
+mod far_behind;
 mod partitions;
+#[cfg(test)]
+pub(crate) use far_behind::{catch_up_bound, Backlog};
 mod quiet;
 use partitions::{groups_value, random_groups, round_partition, twin_partitions};
 mod full_power;
@@ -152,6 +155,7 @@ impl Generator {
         self.timeouts(index, &mut draft);
         self.disks(index, mode, &mut draft);
         self.quiet_restart(index, mode, &mut draft);
+        self.far_behind(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);

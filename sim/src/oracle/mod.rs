@@ -16,6 +16,7 @@
 //! | `catch-up` | every step, if the scenario promises liveness | a restarted honest agent decides every session an honest agent decided, within `expect.catch_up_ms` |
 //! | `honest-proposal-valid` | an honest proposer's proposal leaves it, if agreement is promised | the value passes V1–V7 against the session's registry epoch ([`proposal`]) |
 //! | `timely-proposal` | an honest proposer's nil prevote leaves it, in the judged class ([`timely`]) | after GST an honest proposer does not let its round's propose timeout expire without proposing later than the design's wait for votes, vote collection and the deadline allows |
+//! | `sync-serve-rate` | an honest agent's answer to a `Sync` leaves it ([`rates`]) | it serves one asker at most 8 batches per retransmit interval and never a repeat of the last `Sync(next)` served it within the interval (L72–L73, L78: the amplification bound against a flooding peer) |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -47,6 +48,7 @@ use consensus_core::{AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 mod decide;
 pub mod durability;
 mod proposal;
+pub mod rates;
 pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
@@ -85,8 +87,10 @@ pub mod names {
     pub const HONEST_PROPOSAL_VALID: &str = "honest-proposal-valid";
     /// An honest proposer proposes by the design's point after GST.
     pub const TIMELY_PROPOSAL: &str = "timely-proposal";
+    /// An honest agent serves a peer's `Sync`s within the protocol's rate.
+    pub const SYNC_SERVE_RATE: &str = "sync-serve-rate";
     /// All of them.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -101,6 +105,7 @@ pub mod names {
         CATCH_UP,
         HONEST_PROPOSAL_VALID,
         TIMELY_PROPOSAL,
+        SYNC_SERVE_RATE,
     ];
 }
 
@@ -207,6 +212,8 @@ pub struct Oracle {
     proposals_checked: BTreeSet<proposal::Checked>,
     /// `timely-proposal`'s terms and judged sessions.
     timely: timely::Timely,
+    /// `sync-serve-rate`'s state.
+    rates: rates::ServeRates,
 }
 
 impl Oracle {
@@ -247,6 +254,7 @@ impl Oracle {
             durable: durability::DurableChecks::default(),
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
+            rates: rates::ServeRates::default(),
         }
     }
 
@@ -304,6 +312,18 @@ impl Oracle {
             .collect();
         let honest = self.honest.contains(&agent);
         self.durable.on_restart(agent, now, honest, &undecided);
+        self.rates.on_restart(agent);
+    }
+
+    /// An honest agent handled a `Sync` from a peer (`sync-serve-rate`): `seen.answered` when
+    /// certificates or `Pruned` went back to the peer in that step.
+    pub fn on_sync(&mut self, seen: rates::SyncSeen, step: u64, now: TimeMs) {
+        if !self.honest.contains(&seen.agent) || seen.from == seen.agent || seen.from == self.protocol.client {
+            return;
+        }
+        if let Some(detail) = self.rates.on_sync(seen, now, self.protocol.retransmit_ms) {
+            self.violate(names::SYNC_SERVE_RATE, step, now, detail);
+        }
     }
 
     /// `agent` crashed or stopped.
