@@ -47,6 +47,8 @@ pub enum Stream {
     ExploreCompaction,
     /// The explorer: scenario `i`'s round lag.
     ExploreLag,
+    /// The explorer: scenario `i`'s far-behind restart.
+    ExploreFarBehind,
     /// The explorer's guided mode: whether slot `i` is guided.
     ExploreGuidedSlot,
     /// The explorer's guided mode: scenario `i`'s mutations.
@@ -75,6 +77,7 @@ impl Stream {
             Stream::ExploreQuiet => "explore-quiet",
             Stream::ExploreCompaction => "explore-compaction",
             Stream::ExploreLag => "explore-lag",
+            Stream::ExploreFarBehind => "explore-far-behind",
             Stream::ExploreGuidedSlot => "explore-guided-slot",
             Stream::ExploreGuided => "explore-guided",
         }

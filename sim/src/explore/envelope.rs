@@ -43,6 +43,8 @@ pub struct Envelope {
     pub byzzfuzz: ByzzFuzz,
     /// The `full-power` Byzantine agent.
     pub full_power: FullPowerSpace,
+    /// The far-behind restart.
+    pub far_behind: FarBehindSpace,
     /// The liveness bound.
     pub liveness: Liveness,
 }
@@ -263,6 +265,29 @@ pub struct FullPowerSpace {
     pub flood: f64,
 }
 
+/// `[far_behind]`: an honest agent down while many sessions are decided, restarted when the
+/// workload is over, judged by a catch-up bound derived from the protocol's promised rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FarBehindSpace {
+    /// Probability (its own random stream) that a swarm run that qualifies gets the shape.
+    pub share: f64,
+    /// Largest committee that qualifies.
+    pub max_agents: u32,
+    /// Sessions of such a run (the backlog).
+    pub sessions: Span<u64>,
+    /// The latency's maximum in such a run (no tail).
+    pub latency_max_ms: Span<u64>,
+    /// Probability of loss in such a run.
+    pub lossy: f64,
+    /// The loss probability, when lossy.
+    pub drop: Span<f64>,
+    /// Probability of `keep_decided` from `[storage] keep_decided` (the archive serves).
+    pub small_keep_decided: f64,
+    /// The restart comes this many ms per session after GST.
+    pub per_session_ms: Span<u64>,
+}
+
 /// `[liveness]`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -392,6 +417,11 @@ impl Envelope {
             ("full_power.twins", self.full_power.twins),
             ("full_power.off", self.full_power.off),
             ("full_power.flood", self.full_power.flood),
+            ("far_behind.share", self.far_behind.share),
+            ("far_behind.lossy", self.far_behind.lossy),
+            ("far_behind.drop[0]", self.far_behind.drop[0]),
+            ("far_behind.drop[1]", self.far_behind.drop[1]),
+            ("far_behind.small_keep_decided", self.far_behind.small_keep_decided),
             ("full_power.rate[0]", self.full_power.rate[0]),
             ("full_power.rate[1]", self.full_power.rate[1]),
             ("network.drop[0]", self.network.drop[0]),
@@ -453,6 +483,19 @@ impl Envelope {
             ("byzzfuzz.c", self.byzzfuzz.c[0] <= self.byzzfuzz.c[1]),
             ("byzzfuzz.d", self.byzzfuzz.d[0] <= self.byzzfuzz.d[1]),
             ("full_power.rate", self.full_power.rate[0] <= self.full_power.rate[1]),
+            ("far_behind.drop", self.far_behind.drop[0] <= self.far_behind.drop[1]),
+            (
+                "far_behind.sessions",
+                1 <= self.far_behind.sessions[0]
+                    && self.far_behind.sessions[0] <= self.far_behind.sessions[1]
+                    && self.far_behind.sessions[1] <= 1_000,
+            ),
+            (
+                "far_behind.latency_max_ms",
+                1 <= self.far_behind.latency_max_ms[0]
+                    && self.far_behind.latency_max_ms[0] <= self.far_behind.latency_max_ms[1],
+            ),
+            ("far_behind.per_session_ms", self.far_behind.per_session_ms[0] <= self.far_behind.per_session_ms[1]),
             (
                 "full_power.actions_per_input",
                 1 <= self.full_power.actions_per_input[0]

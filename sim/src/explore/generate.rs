@@ -33,8 +33,11 @@ use crate::seeds::{derive, Stream};
 
 mod disks;
 mod draft;
+mod far_behind;
 mod lag;
 mod partitions;
+#[cfg(test)]
+pub(crate) use far_behind::{catch_up_bound, Backlog};
 mod quiet;
 use partitions::{groups_value, random_groups, round_partition, twin_partitions};
 mod full_power;
@@ -154,6 +157,7 @@ impl Generator {
         self.disks(index, mode, &mut draft);
         self.quiet_restart(index, mode, &mut draft);
         self.round_lag(index, mode, &mut draft);
+        self.far_behind(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);

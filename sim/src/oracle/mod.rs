@@ -19,6 +19,7 @@
 //! | `evidence-sound` | an honest agent emits evidence ([`evidence`]) | it never convicts an honest agent; the two votes or round votes it carries are of one signer, session (round, kind), differ, and are both validly signed (signing bytes the oracle encodes itself); two different validly signed proposals of the convicted proposer for the round were delivered |
 //! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
 //! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
+//! | `sync-serve-rate` | an honest agent's answer to a `Sync` leaves it ([`rates`]) | it serves one asker at most 8 batches per retransmit interval and never a repeat of the last `Sync(next)` served it within the interval (L72–L73, L78: the amplification bound against a flooding peer) |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -53,6 +54,7 @@ mod decide;
 pub mod durability;
 mod evidence;
 mod proposal;
+pub mod rates;
 pub mod signing;
 mod skip;
 pub mod timely;
@@ -99,8 +101,10 @@ pub mod names {
     pub const EQUIVOCATION_DETECTED: &str = "equivocation-detected";
     /// An honest agent holding votes of a later round from f + 1 agents starts it (L54–L55).
     pub const ROUND_SKIP: &str = "round-skip";
+    /// An honest agent serves a peer's `Sync`s within the protocol's rate.
+    pub const SYNC_SERVE_RATE: &str = "sync-serve-rate";
     /// All of them.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -118,6 +122,7 @@ pub mod names {
         EVIDENCE_SOUND,
         EQUIVOCATION_DETECTED,
         ROUND_SKIP,
+        SYNC_SERVE_RATE,
     ];
 }
 
@@ -232,6 +237,8 @@ pub struct Oracle {
     client_specs_reported: bool,
     /// What `round-skip` saw delivered and voted.
     skip: skip::RoundSkip,
+    /// `sync-serve-rate`'s state.
+    rates: rates::ServeRates,
 }
 
 impl Oracle {
@@ -272,6 +279,7 @@ impl Oracle {
             durable: durability::DurableChecks::default(),
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
+            rates: rates::ServeRates::default(),
             skip: skip::RoundSkip::default(),
             evidence: evidence::EvidenceChecks::default(),
             client_specs: BTreeMap::new(),
@@ -346,6 +354,18 @@ impl Oracle {
         self.durable.on_restart(agent, now, honest, &undecided);
         self.evidence.on_down(agent);
         self.round_skip_on_restart(agent);
+        self.rates.on_restart(agent);
+    }
+
+    /// An honest agent handled a `Sync` from a peer (`sync-serve-rate`): `seen.answered` when
+    /// certificates or `Pruned` went back to the peer in that step.
+    pub fn on_sync(&mut self, seen: rates::SyncSeen, step: u64, now: TimeMs) {
+        if !self.honest.contains(&seen.agent) || seen.from == seen.agent || seen.from == self.protocol.client {
+            return;
+        }
+        if let Some(detail) = self.rates.on_sync(seen, now, self.protocol.retransmit_ms) {
+            self.violate(names::SYNC_SERVE_RATE, step, now, detail);
+        }
     }
 
     /// `agent` crashed or stopped.

@@ -838,3 +838,61 @@ fn proposal_of(s: SessionId) -> Proposal {
     p.value.session = s;
     p
 }
+
+fn sync_from(agent: u32, from: u32, next: u64, answered: bool) -> rates::SyncSeen {
+    rates::SyncSeen { agent: AgentId(agent), from: AgentId(from), next: SessionId(next), answered }
+}
+
+/// `sync-serve-rate` (L72–L73, L78): an honest agent that answers a ninth `Sync` of one asker
+/// within a retransmit interval, or a repeat of the last `Sync(next)` within it, is reported;
+/// a Byzantine agent, its own `Sync`s and the client's are not judged, and a new interval
+/// serves again.
+#[test]
+fn sync_serve_rate_reports_serving_beyond_the_protocols_rate() {
+    let mut o = oracle(4);
+    for k in 0..8 {
+        o.on_sync(sync_from(1, 2, 16 * k, true), k, 10 + k);
+    }
+    assert_eq!(o.violation(), None, "8 batches in one interval");
+    o.on_sync(sync_from(1, 2, 500, true), 9, 110);
+    assert_eq!(o.violation(), None, "the next interval");
+    o.on_sync(sync_from(1, 2, 500, true), 10, 120);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("a repeat within the interval was served"));
+    assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::SYNC_SERVE_RATE, 10, 120));
+    assert!(v.detail.contains("the same Sync(500)"), "{}", v.detail);
+
+    let mut o = oracle(4);
+    for k in 0..9 {
+        o.on_sync(sync_from(1, 3, 16 * k, true), k, 10 + k);
+    }
+    assert_eq!(o.violation().map(|v| v.invariant.as_str()), Some(names::SYNC_SERVE_RATE), "a ninth batch");
+
+    let mut o = oracle(4);
+    o.honest.remove(&AgentId(1));
+    for k in 0..12 {
+        o.on_sync(sync_from(1, 3, 7, true), k, 10 + k);
+        o.on_sync(sync_from(2, 2, 7, true), k, 10 + k);
+        o.on_sync(sync_from(2, ProtocolConfig::default().client.0, 7, true), k, 10 + k);
+    }
+    assert_eq!(o.violation(), None, "a Byzantine server, an agent's own Syncs and the client's");
+}
+
+/// `sync-serve-rate` and `catch-up` stay quiet on the correct protocol where they have most to
+/// judge: agent 2 is down while 60 sessions are decided, restarts far behind its peers'
+/// `keep_decided` (the archive serves, L78) with a catch-up bound of the far-behind family, and
+/// catches up through the L80 chase, every answer judged.
+#[test]
+fn sync_serve_rate_and_the_far_behind_bound_hold_on_the_correct_protocol() {
+    let backlog = crate::explore::generate::Backlog { sessions: 60, faulty_peers: 0, hop_ms: 5, drop: 0.0 };
+    let bound = crate::explore::generate::catch_up_bound(backlog);
+    let text = format!(
+        "name = \"far\"\n[agents]\ncount = 4\n[workload]\nsessions = 60\n[network]\nlatency_ms = [1, 5]\n\
+         [protocol]\nkeep_decided = 3\n[expect]\ncatch_up_ms = {bound}\nliveness_bound_ms = 60000\n\
+         [[faults]]\nat_ms = 5\nkind = \"crash\"\nagent = 2\n[[faults]]\nat_ms = 20000\nkind = \"restart\"\nagent = 2\n"
+    );
+    let scenario = crate::scenario::parse(&text, std::path::Path::new("far.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for seed in 0..2 {
+        let out = crate::run::run(&scenario, seed, BTreeMap::new(), crate::run::RunOptions::default());
+        assert!(out.record.violations.is_empty(), "seed {seed}: {:?}", out.record.violations);
+    }
+}

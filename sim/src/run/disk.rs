@@ -13,7 +13,8 @@
 //! record written before it).
 //!
 //! Every own signed message an honest agent lets out is shown to the oracle when it leaves
-//! (`no-equivocation-across-restarts`); every record the simulator damages is checked at the
+//! (`no-equivocation-across-restarts`), and its answer to every `Sync` it handles
+//! (`sync-serve-rate`); every record the simulator damages is checked at the
 //! next restart (`corruption-detected`).
 
 use std::collections::VecDeque;
@@ -23,13 +24,14 @@ use std::task::{Poll, Waker};
 
 use consensus_core::protocol::{Input, Message, Node, Output, TimerKind};
 use consensus_core::runner::{Clock, Frame};
-use consensus_core::{AgentId, TimeMs};
+use consensus_core::{AgentId, SessionId, TimeMs};
 use durable::{Archived, DurableAgent, DurableConfig, Op, Recoverable, SimDisk};
 
 pub(super) use super::disks::{AgentStorage, Disks};
 use super::{lock, Shared, SimClock};
 use crate::oracle::durability::Signed;
 use crate::oracle::names;
+use crate::oracle::rates::SyncSeen;
 
 /// The frame a node's transport decoded last, left for the agent's log (which logs the frame
 /// as it arrived rather than encoding the message again).
@@ -202,6 +204,20 @@ impl DurableNode {
             })
             .collect()
     }
+
+    /// `sync-serve-rate` (honest agents): the `Sync` this step handled, if any, and whether
+    /// certificates or `Pruned` went back to its sender (after the archive answered for the
+    /// agent, L78).
+    fn judge_sync(&self, now: TimeMs, sync: Option<(AgentId, SessionId)>, outputs: &[Output]) {
+        let Some((from, next)) = sync.filter(|_| self.check) else { return };
+        let answered = outputs.iter().any(
+            |o| matches!(o, Output::Send { to, message: Message::Commit(_) | Message::Pruned { .. } } if *to == from),
+        );
+        let mut w = lock(&self.life.world);
+        let step = w.trace.step();
+        w.oracle.on_sync(SyncSeen { agent: self.life.me, from, next, answered }, step, now);
+        w.stop |= w.oracle.violation().is_some();
+    }
 }
 
 impl Node for DurableNode {
@@ -214,10 +230,15 @@ impl Node for DurableNode {
             return;
         }
         let start = out.len();
+        let sync = match &input {
+            Input::Receive { from, message: Message::Sync { next } } => Some((*from, *next)),
+            _ => None,
+        };
         let agent = match &mut self.agent {
             Layer::Logged(agent) => agent,
             Layer::Direct(inner) => {
                 inner.handle(now_ms, input, out);
+                self.judge_sync(now_ms, sync, &out[start..]);
                 let signed = self.signed(&out[start..]);
                 publish(&self.life.world, self.life.me, now_ms, signed);
                 return;
@@ -236,6 +257,7 @@ impl Node for DurableNode {
             }
         };
         let signed = self.signed(&out[start..]);
+        self.judge_sync(now_ms, sync, &out[start..]);
         let Layer::Logged(agent) = &mut self.agent else { return };
         if agent.needs_compaction() {
             // As the node does: a snapshot of the agent, then a new log (everything durable).
