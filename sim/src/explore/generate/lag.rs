@@ -119,6 +119,9 @@ mod tests {
     #[test]
     fn a_round_lag_cuts_every_round_until_gst_and_silences_the_budget_left() {
         let mut e = Envelope::default();
+        // The far-behind family is drawn after the round lag and never beside it: off here, so
+        // that the runs the lag leaves alone are the same with it off.
+        e.far_behind.share = 0.0;
         e.faults.round_lag = 1.0;
         let on = Generator::new(e.clone(), 5, None, "none");
         e.faults.round_lag = 0.0;
