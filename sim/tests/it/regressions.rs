@@ -144,3 +144,10 @@ fn a_slow_disk_after_gst_lengthens_the_timely_wait() {
 fn an_agent_paused_for_good_owes_no_decision() {
     replay("paused-for-good.toml", 0);
 }
+
+/// A Byzantine relay re-sent an honest proposer's proposal with another polka certificate, and
+/// honest agents convicted the proposer of conflicting proposals (`evidence-sound`).
+#[test]
+fn a_relayed_proposal_with_another_certificate_is_no_evidence() {
+    replay("evidence-relayed-proposal.toml", 9116518785244220559);
+}

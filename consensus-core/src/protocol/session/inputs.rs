@@ -172,8 +172,8 @@ impl SessionMachine {
             out.push(Output::Reject { from, reason: Rejection::InvalidProposal });
             return;
         }
-        if let Some((first, _)) = self.proposals.get(&p.round) {
-            if *first != p {
+        if let Some((first, first_id)) = self.proposals.get(&p.round) {
+            if (first.valid_round, *first_id) != (p.valid_round, id) {
                 ctx.cover(Point::L22Conflicting);
                 let evidence =
                     Evidence::ConflictingProposals { proposer: p.proposer, session: self.session, round: p.round };

@@ -265,6 +265,18 @@ pub(super) fn prevoting_l22_to_l25() -> Vec<Case> {
         ),
         case(
             "L22",
+            "a relayed copy of the round's proposal with another polka certificate (not signed) is no evidence",
+            0,
+            |f| f.ready(0).at(20).proposal(0, A, None, &[]),
+            |f| {
+                let mut p = f.proposal(0, A, None, &[]);
+                p.polka.push(f.round_vote(VoteKind::Prevote, 0, 2, A));
+                f.at(30).from(3, Message::Proposal(Box::new(p)))
+            },
+            &[NoEvidence, NoRoundVote],
+        ),
+        case(
+            "L22",
             "past the propose step a proposal gets no second prevote",
             0,
             |f| f.ready(0).at(200).timeout(0, TimerKind::Propose),
