@@ -32,8 +32,9 @@
 //!     at most one above the highest round of the receiver's own round votes so far (the vote
 //!     keeper admits every round up to `round_p + 1`; it bounds the rounds beyond that per
 //!     signer). Any new value beside a held one is reported, kept or over the per-signer bound;
-//!   - proposals (L22): two different proposals (any field: the agent compares whole
-//!     proposals) of the round's proposer for one round, both validly signed; under the
+//!   - proposals (L22): two proposals of the round's proposer for one round, both validly
+//!     signed, that differ in what the proposer signed (valid round, value id; the polka
+//!     certificate is not signed, and a relay may change it); under the
 //!     `pol-round-zero-rejected` mutation a proposal of valid round 0 is not one the agent
 //!     takes.
 //!
@@ -113,7 +114,7 @@ impl Decided {
 /// The state of both evidence invariants.
 #[derive(Default)]
 pub(super) struct EvidenceChecks {
-    /// Distinct validly signed proposals (digests of the whole message) of non-honest
+    /// Distinct validly signed proposals (digests of their signing bytes) of non-honest
     /// proposers per (session, round, proposer), at most two, from every delivery.
     proposals: BTreeMap<(SessionId, Round, AgentId), Vec<[u8; 32]>>,
     /// Honest agents that have been down: no longer judged by `equivocation-detected`.
@@ -234,15 +235,14 @@ impl Oracle {
                 if self.honest.contains(&p.proposer) {
                     return None;
                 }
-                let signed = self.signed_by(
-                    p.proposer,
-                    &signing::proposal(p.value.session, p.round, p.valid_round, signing::value_id(&p.value)),
-                    &p.signature,
-                );
-                if !signed {
+                // Two proposals differ in what the proposer signed (valid round, value id), never
+                // in the polka certificate, which is not signed and which any relay may change
+                // (docs/protocol.md, "Evidence").
+                let bytes = signing::proposal(p.value.session, p.round, p.valid_round, signing::value_id(&p.value));
+                if !self.signed_by(p.proposer, &bytes, &p.signature) {
                     return None;
                 }
-                let whole = digest(&postcard::to_allocvec(p.as_ref()).unwrap_or_default());
+                let whole = digest(&bytes);
                 let seen = self.evidence.proposals.entry((p.value.session, p.round, p.proposer)).or_default();
                 if seen.len() < 2 && !seen.contains(&whole) {
                     seen.push(whole);

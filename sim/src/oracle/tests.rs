@@ -585,6 +585,12 @@ fn equivocation_detected_owes_evidence_for_conflicts_delivered() {
     assert!(after_two(nothing, vote(0), vote(1), Some(other)).is_some(), "prevote evidence for votes");
     // Outside the class: quiet.
     assert_eq!(after_two(nothing, vote(0), vote(0), None), None, "the same vote twice");
+    let relayed = {
+        let mut p = signed_proposal(&keys, 3, r, "a");
+        p.polka.push(signed_prevote(&keys, 3, 0, Some(1)));
+        M::Proposal(Box::new(p))
+    };
+    assert_eq!(after_two(nothing, prop(r, "a"), relayed, None), None, "another (unsigned) polka certificate");
     assert_eq!(after_two(nothing, pv(0, Some(1)), pv(1, None), None), None, "two rounds");
     assert_eq!(after_two(nothing, pv(2, Some(1)), pv(2, None), None), None, "round 2 may be beyond the keeper's bound");
     let in_round_1 = |o: &mut Oracle| o.on_own_round_vote(AgentId(1), &prevote(SessionId(0), 1, 1), 0, 0);
