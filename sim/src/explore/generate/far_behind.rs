@@ -139,13 +139,7 @@ impl Generator {
         let after = d.faults.iter().filter(|(_, t)| agent_of(t) == Some(agent)).map(|(at, _)| at + 1).max();
         let crash = after.unwrap_or(0) + rng.gen_range(0..=200);
         let restart = d.gst_ms.max(crash + 1) + sessions * draw(&mut rng, e.per_session_ms);
-        for (at, kind) in [(crash, "crash"), (restart, "restart")] {
-            let mut t = Table::new();
-            t.insert("kind".into(), Value::String(kind.into()));
-            t.insert("agent".into(), int(u64::from(agent)));
-            d.faults.push((at, t));
-        }
-        d.gst_ms = restart;
+        super::quiet::crash_and_restart(d, agent, crash, restart);
         let backlog = Backlog { sessions, faulty_peers: u64::from(faulty), hop_ms: max, drop };
         set(&mut d.table, "expect.catch_up_ms", int(catch_up_bound(backlog)));
         d.features.insert("faults:far-behind".into());

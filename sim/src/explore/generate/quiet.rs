@@ -43,13 +43,7 @@ impl Generator {
         let crash = rng.gen_range(after..gst);
         let [low, high] = PER_SESSION_MS;
         let restart = gst.saturating_add(d.sessions.max(1).saturating_mul(rng.gen_range(low..=high)));
-        for (at, kind) in [(crash, "crash"), (restart, "restart")] {
-            let mut t = Table::new();
-            t.insert("kind".into(), Value::String(kind.into()));
-            t.insert("agent".into(), int(u64::from(agent)));
-            d.faults.push((at, t));
-        }
-        d.gst_ms = restart;
+        crash_and_restart(d, agent, crash, restart);
         d.features.insert("faults:quiet-restart".into());
     }
 }
@@ -57,6 +51,17 @@ impl Generator {
 /// The agent a fault table is about, if any.
 pub(super) fn agent_of(t: &Table) -> Option<u32> {
     t.get("agent").and_then(Value::as_integer).and_then(|a| u32::try_from(a).ok())
+}
+
+/// `agent` crashes at `crash` and restarts at `restart`, the run's last fault: GST moves there.
+pub(super) fn crash_and_restart(d: &mut Draft, agent: u32, crash: u64, restart: u64) {
+    for (at, kind) in [(crash, "crash"), (restart, "restart")] {
+        let mut t = Table::new();
+        t.insert("kind".into(), Value::String(kind.into()));
+        t.insert("agent".into(), int(u64::from(agent)));
+        d.faults.push((at, t));
+    }
+    d.gst_ms = restart;
 }
 
 #[cfg(test)]
