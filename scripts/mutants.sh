@@ -89,6 +89,8 @@ prepare() {
   commit=$(cat "$OUT/commit")
   if [ "$(cat "$dir/.commit" 2>/dev/null)" != "$commit" ]; then
     mkdir -p "$dir/target"
+    # Outcomes an interrupted call left are of the copy's old commit: never recorded for this one.
+    rm -rf "$dir"/out-*
     git archive "$commit" | tar -x -C "$dir"
     # Inside this worktree, cargo also reads the worktree's .cargo/config.toml and would pass
     # `--cfg madsim` twice: a different fingerprint, every dependency rebuilt. The copy's own
