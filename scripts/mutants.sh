@@ -91,6 +91,10 @@ prepare() {
     mkdir -p "$dir/target"
     # Outcomes an interrupted call left are of the copy's old commit: never recorded for this one.
     rm -rf "$dir"/out-*
+    # Every workspace crate rebuilds for a new commit anyway; an incremental cache left by a
+    # build that was killed can fail the link ("undefined hidden symbol"), which cargo-mutants
+    # would record as an unviable mutant.
+    rm -rf "$dir/target/mutants/incremental"
     git archive "$commit" | tar -x -C "$dir"
     # Inside this worktree, cargo also reads the worktree's .cargo/config.toml and would pass
     # `--cfg madsim` twice: a different fingerprint, every dependency rebuilt. The copy's own
