@@ -54,11 +54,17 @@ pub async fn open_many(base: &str, count: usize, window: usize, tag: &str) -> Ve
 /// more than the 64 they keep in memory (`keep_decided`). Restarted, agent 3 learns every one
 /// of them from its peers' archives (L78) within 60 s, serves each with a certificate that
 /// verifies and agrees with agent 0, reports `ok` again, and decides new sessions. Before the
-/// fix it stopped 64 sessions in and rejected every later session as `wrong-session`.
+/// fix it stopped 64 sessions in and rejected every later session as `wrong-session`. The
+/// peers must have sent at least as many certificates as it missed sessions, less the frames
+/// they had queued for it (a bound that holds however the catch-up is split between archive
+/// answers and the chase; the first version asserted a fixed 900 and failed once with 749).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_missed_1000_sessions_catches_up_and_decides_again() {
     let _one = exclusive().await;
-    let mut cluster = Cluster::start("catchup", 5, &[]);
+    // Short peer queues (64 frames): the frames queued for agent 3 while it is down can teach
+    // it only a few of the sessions it missed; the rest must come from certificates.
+    let mut cluster =
+        Cluster::start_edited_text("catchup", 5, &|t| t.replace("queue_frames = 4096", "queue_frames = 64"));
     let run = async {
         cluster.wait_healthy(&[0, 1, 2, 3, 4]).await;
         let first = crate::harness::open_at(cluster.urls[0].clone(), "before".into()).await;
@@ -71,6 +77,14 @@ async fn a_node_that_missed_1000_sessions_catches_up_and_decides_again() {
         }
 
         let commits_before = commits_sent(&cluster).await;
+        // Frames the peers queued for agent 3 while it was down wait in their queues and are
+        // delivered after its restart (docs/node.md "Transport"): a missed session can be
+        // learned from them, without a certificate sent after this point. Each queued frame
+        // belongs to one session, and a writer may hold one more frame in hand.
+        let mut backlog = 0.0;
+        for i in [0, 1, 2, 4] {
+            backlog += cluster.metric(i, "bftsim_peer_queue_depth", "peer=\"3\"").await + 1.0;
+        }
         cluster.restart(3);
         let restarted = Instant::now();
         let mut caught_up = None;
@@ -103,8 +117,12 @@ async fn a_node_that_missed_1000_sessions_catches_up_and_decides_again() {
             cluster.must_decide(3, s, 20_000).await;
         }
         cluster.wait_healthy(&[3]).await;
+        // Every missed session not learned from the backlog was learned from a certificate a
+        // peer sent after the restart (L78 archive answers or L80 chase).
         let served = commits_sent(&cluster).await - commits_before;
-        assert!(served >= 900.0, "the peers sent agent 3 the certificates ({served})");
+        let must = missed.len() as f64 - backlog;
+        eprintln!("the peers sent {served} certificates after the restart; backlog {backlog} frames");
+        assert!(served >= must, "the peers sent agent 3 {served} certificates, fewer than the {must} it could not have learned from the {backlog} queued frames");
     };
     tokio::time::timeout(Duration::from_secs(300), run).await.unwrap_or_else(|_| panic!("timed out"));
 }
