@@ -32,7 +32,11 @@ impl Oracle {
     /// own, the value must pass V1–V7 and the proposal carry its signature (verified over the
     /// oracle's own [`signing`] bytes). Each (session, round) is judged once, at its first send.
     pub fn on_proposal_sent(&mut self, agent: AgentId, proposal: &Proposal, step: u64, now: TimeMs) {
-        if proposal.proposer != agent || !self.honest.contains(&agent) || !self.promises.agreement {
+        if proposal.proposer != agent || !self.honest.contains(&agent) {
+            return;
+        }
+        self.round_skip_on_own_proposal(agent, proposal);
+        if !self.promises.agreement {
             return;
         }
         let session = proposal.value.session;

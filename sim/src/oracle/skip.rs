@@ -1,6 +1,6 @@
-//! `round-skip`: an honest agent that holds round votes of a later round from f + 1 distinct
-//! agents starts that round (docs/protocol.md L54–L55) before it casts a vote in any new round
-//! below it.
+//! `round-skip`: an honest agent that holds messages of a later round from f + 1 distinct
+//! agents (round votes, and the round's proposal) starts that round (docs/protocol.md L54–L55)
+//! before it casts a vote in any new round below it.
 //!
 //! What the oracle sees, per honest receiver p and session s:
 //!
@@ -18,15 +18,21 @@
 //!   certificates: what p may hold) are fewer than two. Votes delivered before p's first own vote
 //!   since its restart are not counted (the session may not have started there, and a crash loses
 //!   the vote keeper);
+//! - **the proposals delivered to p**: a proposal of round r′ signed by its honest proposer
+//!   a ≠ p (the very proposal a signed; a relay may have changed its unsigned polka
+//!   certificate). p keeps the first proposal of each round whatever its round (L22), and L54
+//!   counts its proposer as a sender of r′ once p holds a vote of r′ (`VoteKeeper::senders`,
+//!   with the proposer as `extra`, counted once if it also voted). The oracle counts it only
+//!   together with at least one certainly kept honest vote of r′;
 //! - **the rounds p votes in**: each own round vote that leaves p. Its first vote in a round
 //!   above every round it voted in before is p acting in a new round r.
 //!
-//! Once p keeps votes of round r′ > round_p from f + 1 distinct agents (f = f_max of the
+//! Once p keeps messages of round r′ > round_p from f + 1 distinct agents (f = f_max of the
 //! session's committee), the rule loop that kept the last of them starts round r′ (L54–L55:
-//! every other rule it runs first is about round_p, which the new vote does not change), so p
+//! every other rule it runs first is about round_p, which the new message does not change), so p
 //! never votes in a new round below r′ afterwards. A violation: p's first vote in round r,
-//! while f + 1 honest members of the session's committee had votes of one round r′ > r certainly
-//! kept by p, each delivered at least two fsyncs (plus 1 ms) before the vote left: a signed
+//! while f + 1 honest members of the session's committee had messages of one round r′ > r kept by
+//! p for certain (votes; the proposal, next to one of those votes), each delivered at least two fsyncs (plus 1 ms) before the vote left: a signed
 //! message leaves only once p's log is durable, so the vote may have been cast up to two fsyncs
 //! before the oracle sees it (the slowest fsync of the run, `[storage] sync_ms` or a
 //! `slow-disk`). Byzantine votes are never counted: they can only make p skip sooner.
@@ -38,7 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus_core::protocol::{Committee, Message, Mutation, Round, RoundVote, VoteKind};
+use consensus_core::protocol::{Committee, Message, Mutation, Proposal, Round, RoundVote, VoteKind};
 use consensus_core::sign::Signature;
 use consensus_core::{AgentId, SessionId, TimeMs};
 
@@ -56,6 +62,8 @@ pub(super) struct RoundSkip {
     sync_ms: TimeMs,
     /// The signature of every round vote an honest agent sent of its own.
     sent: BTreeMap<(AgentId, SessionId, Round, VoteKind), Signature>,
+    /// The signature of every proposal an honest proposer sent of its own.
+    proposed: BTreeMap<(AgentId, SessionId, Round), Signature>,
     /// Per (receiver, session).
     views: BTreeMap<(AgentId, SessionId), View>,
 }
@@ -72,6 +80,9 @@ struct View {
     /// Per round beyond `since_restart`: the honest signers whose votes of that round it
     /// certainly kept, and when the first arrived.
     kept: BTreeMap<Round, BTreeMap<AgentId, TimeMs>>,
+    /// Per round beyond `since_restart`: the honest proposer whose own proposal of that round
+    /// it was delivered, and when (it keeps the first proposal of a round whatever else: L22).
+    proposals: BTreeMap<Round, (AgentId, TimeMs)>,
 }
 
 impl View {
@@ -121,6 +132,7 @@ impl Oracle {
         match message {
             Message::RoundVote(v) => self.delivered_vote(agent, v, true, now),
             Message::Proposal(p) => {
+                self.delivered_proposal(agent, p, now);
                 for v in &p.polka {
                     self.delivered_vote(agent, v, false, now);
                 }
@@ -148,6 +160,27 @@ impl Oracle {
         view.seen.entry(v.agent).or_default().insert(v.round);
     }
 
+    /// A proposal delivered to `agent`: counted as its proposer's message of that round when
+    /// the proposer is honest and signed exactly this (a relay may change only the unsigned
+    /// polka certificate, which does not stop the agent keeping the proposal).
+    fn delivered_proposal(&mut self, agent: AgentId, p: &Proposal, now: TimeMs) {
+        let session = p.value.session;
+        if p.proposer == agent || self.decisions.get(&session).is_some_and(|d| d.contains_key(&agent)) {
+            return;
+        }
+        let genuine = self.honest.contains(&p.proposer)
+            && self.skip.proposed.get(&(p.proposer, session, p.round)) == Some(&p.signature);
+        let view = self.skip.views.entry((agent, session)).or_default();
+        if genuine && view.since_restart.is_some_and(|b| p.round > b) {
+            view.proposals.entry(p.round).or_insert((p.proposer, now));
+        }
+    }
+
+    /// An honest proposer's own proposal left it: remembered as genuine.
+    pub(super) fn round_skip_on_own_proposal(&mut self, agent: AgentId, p: &Proposal) {
+        self.skip.proposed.entry((agent, p.value.session, p.round)).or_insert(p.signature);
+    }
+
     /// An honest agent's own round vote left it: remembered as genuine, and judged when it is
     /// the agent's first in a new round.
     pub(super) fn round_skip_on_own_vote(&mut self, agent: AgentId, v: &RoundVote, step: u64, now: TimeMs) {
@@ -171,14 +204,21 @@ impl Oracle {
         let skip = consensus_core::quorum::f_max(members.len() as u64) as usize + 1;
         let view = &self.skip.views[&(agent, v.session)];
         let found = view.kept.range(above..).rev().find_map(|(later, signers)| {
-            let counted: Vec<AgentId> =
+            let mut counted: Vec<AgentId> =
                 signers.iter().filter(|(a, at)| **at <= before && members.contains(a)).map(|(a, _)| *a).collect();
+            // L54 counts messages, not votes: the round's proposer is a sender too, once the
+            // agent holds a vote of that round (`VoteKeeper::senders`' `extra`).
+            if let Some((proposer, at)) = view.proposals.get(later) {
+                if !counted.is_empty() && *at <= before && members.contains(proposer) && !counted.contains(proposer) {
+                    counted.push(*proposer);
+                }
+            }
             (counted.len() >= skip).then_some((*later, counted))
         });
         if let Some((later, signers)) = found {
             let signers: Vec<String> = signers.iter().map(ToString::to_string).collect();
             let detail = format!(
-                "{agent} voted in round {round} of {} while it held votes of round {later} from f + 1 = {skip} \
+                "{agent} voted in round {round} of {} while it held messages of round {later} from f + 1 = {skip} \
                  honest agents ({}): L54–L55 start round {later} first",
                 v.session,
                 signers.join(", ")
@@ -193,6 +233,7 @@ impl Oracle {
         for (_, view) in self.skip.views.range_mut((agent, SessionId(0))..=(agent, SessionId(u64::MAX))) {
             view.since_restart = None;
             view.kept.clear();
+            view.proposals.clear();
         }
     }
 

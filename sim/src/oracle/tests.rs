@@ -839,6 +839,80 @@ fn round_skip_fails_a_new_round_below_one_f_plus_one_honest_agents_voted_in() {
 }
 
 /// A proposal of session `s` (only its certificate matters to `round-skip`).
+/// `round-skip` counts messages, not only votes (L54): the proposer of the later round is one
+/// of the f + 1 senders once the agent holds a vote of that round, and only once.
+#[test]
+fn round_skip_counts_the_later_rounds_honest_proposer() {
+    let s = SessionId(0);
+    let (me, byz) = (AgentId(0), AgentId(3));
+    let proposal = |round: Round, proposer: u32, signature: u8| {
+        let mut p = proposal_of(s);
+        (p.round, p.proposer, p.signature) = (round, AgentId(proposer), Signature([signature; 64]));
+        p
+    };
+    let setup = || {
+        let mut o = oracle(4).with_round_skip(0);
+        o.honest.remove(&byz);
+        o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
+        o.on_own_round_vote(AgentId(1), &prevote(s, 3, 1), 2, 20);
+        o.on_own_round_vote(AgentId(2), &prevote(s, 3, 2), 2, 20);
+        o.round_skip_on_own_proposal(AgentId(2), &proposal(3, 2, 2));
+        o
+    };
+    let deliver = |o: &mut Oracle, m: Message, at: TimeMs| o.on_delivered(me, &m, at);
+    let cases: [(&str, Vec<Message>, bool); 6] = [
+        (
+            "agent 1's prevote and agent 2's proposal of round 3",
+            vec![Message::RoundVote(prevote(s, 3, 1)), Message::Proposal(Box::new(proposal(3, 2, 2)))],
+            true,
+        ),
+        ("the proposal alone (no vote of round 3 held)", vec![Message::Proposal(Box::new(proposal(3, 2, 2)))], false),
+        (
+            "agent 2's prevote and its proposal: one sender",
+            vec![Message::RoundVote(prevote(s, 3, 2)), Message::Proposal(Box::new(proposal(3, 2, 2)))],
+            false,
+        ),
+        (
+            "a proposal agent 2 never signed",
+            vec![Message::RoundVote(prevote(s, 3, 1)), Message::Proposal(Box::new(proposal(3, 2, 9)))],
+            false,
+        ),
+        (
+            "a Byzantine proposer's proposal",
+            vec![Message::RoundVote(prevote(s, 3, 1)), Message::Proposal(Box::new(proposal(3, 3, 3)))],
+            false,
+        ),
+        (
+            "a relayed copy with another polka certificate still counts",
+            vec![Message::RoundVote(prevote(s, 3, 1)), {
+                let mut p = proposal(3, 2, 2);
+                p.polka = vec![prevote(s, 2, 1)];
+                Message::Proposal(Box::new(p))
+            }],
+            true,
+        ),
+    ];
+    for (name, messages, fails) in cases {
+        let mut o = setup();
+        for (k, m) in messages.into_iter().enumerate() {
+            deliver(&mut o, m, 30 + k as TimeMs);
+        }
+        o.on_own_round_vote(me, &prevote(s, 1, 0), 3, 40);
+        match o.violation() {
+            Some(v) => {
+                assert!(fails, "{name}: {v:?}");
+                assert_eq!(v.invariant, names::ROUND_SKIP, "{name}");
+                assert!(
+                    v.detail.contains("agent-1, agent-2") || v.detail.contains("agent-2, agent-1"),
+                    "{name}: {}",
+                    v.detail
+                );
+            }
+            None => assert!(!fails, "{name}: not reported"),
+        }
+    }
+}
+
 fn proposal_of(s: SessionId) -> Proposal {
     let mut p = honest_proposal().1;
     p.value.session = s;
