@@ -44,7 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus_core::protocol::{Committee, Message, Mutation, Proposal, Round, RoundVote, VoteKind};
+use consensus_core::protocol::{Committee, Message, Mutation, Proposal, Round, RoundVote, Timer, TimerKind, VoteKind};
 use consensus_core::sign::Signature;
 use consensus_core::{AgentId, SessionId, TimeMs};
 
@@ -66,6 +66,8 @@ pub(super) struct RoundSkip {
     proposed: BTreeMap<(AgentId, SessionId, Round), Signature>,
     /// Per (receiver, session).
     views: BTreeMap<(AgentId, SessionId), View>,
+    /// Per (honest agent, session): the other direction, how it may have entered rounds.
+    entries: BTreeMap<(AgentId, SessionId), Entry>,
 }
 
 /// One honest receiver's view of one session.
@@ -83,6 +85,21 @@ struct View {
     /// Per round beyond `since_restart`: the honest proposer whose own proposal of that round
     /// it was delivered, and when (it keeps the first proposal of a round whatever else: L22).
     proposals: BTreeMap<Round, (AgentId, TimeMs)>,
+}
+
+/// What one honest agent may have started rounds of one session by, since the run began
+/// (kept across restarts and decisions: a crash can lose a decision, and the agent then goes
+/// on in the session).
+#[derive(Default)]
+struct Entry {
+    /// The highest round it voted in.
+    max_voted: Option<Round>,
+    /// Per round: every agent whose message of that round was delivered to it (a vote signed
+    /// by it in any message, or a proposal of it), honest or not: an upper bound on the senders
+    /// its vote keeper and proposals may hold, whatever a crash lost.
+    heard: BTreeMap<Round, BTreeSet<AgentId>>,
+    /// The rounds whose precommit timeout fired at it (L60–L61 start the next round).
+    precommit_fired: BTreeSet<Round>,
 }
 
 impl View {
@@ -147,6 +164,9 @@ impl Oracle {
     }
 
     fn delivered_vote(&mut self, agent: AgentId, v: &RoundVote, direct: bool, now: TimeMs) {
+        if v.agent != agent {
+            self.skip.entries.entry((agent, v.session)).or_default().heard.entry(v.round).or_default().insert(v.agent);
+        }
         if v.agent == agent || self.decisions.get(&v.session).is_some_and(|d| d.contains_key(&agent)) {
             return;
         }
@@ -165,6 +185,9 @@ impl Oracle {
     /// polka certificate, which does not stop the agent keeping the proposal).
     fn delivered_proposal(&mut self, agent: AgentId, p: &Proposal, now: TimeMs) {
         let session = p.value.session;
+        if p.proposer != agent {
+            self.skip.entries.entry((agent, session)).or_default().heard.entry(p.round).or_default().insert(p.proposer);
+        }
         if p.proposer == agent || self.decisions.get(&session).is_some_and(|d| d.contains_key(&agent)) {
             return;
         }
@@ -185,6 +208,10 @@ impl Oracle {
     /// the agent's first in a new round.
     pub(super) fn round_skip_on_own_vote(&mut self, agent: AgentId, v: &RoundVote, step: u64, now: TimeMs) {
         self.skip.sent.entry((agent, v.session, v.round, v.kind)).or_insert(v.signature);
+        self.round_entry_justified(agent, v, step, now);
+        if self.violation().is_some() {
+            return;
+        }
         let view = self.skip.views.entry((agent, v.session)).or_default();
         let round = v.round;
         view.since_restart = Some(view.since_restart.map_or(round, |b| b.max(round)));
@@ -224,6 +251,47 @@ impl Oracle {
                 signers.join(", ")
             );
             self.violate(names::ROUND_SKIP, step, now, detail);
+        }
+    }
+
+    /// The other direction of L54–L55 ("only upon"): `agent`'s first vote in round r > 0 left
+    /// it, so it started round r, which only L61 (its precommit timeout of round r − 1 fired)
+    /// or L55 (messages of round r from f + 1 distinct agents) do. Judged against an upper bound
+    /// of what it had: every message of round r ever delivered to it, from any agent, and every
+    /// precommit timeout that fired (a restart replays its log into the same state or an
+    /// earlier one, never into a round nothing justified).
+    fn round_entry_justified(&mut self, agent: AgentId, v: &RoundVote, step: u64, now: TimeMs) {
+        let round = v.round;
+        let entry = self.skip.entries.entry((agent, v.session)).or_default();
+        if entry.max_voted.is_some_and(|m| round <= m) {
+            return;
+        }
+        entry.max_voted = Some(round);
+        let Some(before) = round.checked_sub(1) else { return };
+        let Some(members) =
+            self.epochs.get(&self.epoch_of(v.session)).map(|r| Committee::of(r, Mutation::None).members)
+        else {
+            return;
+        };
+        let skip = consensus_core::quorum::f_max(members.len() as u64) as usize + 1;
+        let entry = &self.skip.entries[&(agent, v.session)];
+        let heard = entry.heard.get(&round).map_or(0, BTreeSet::len);
+        if entry.precommit_fired.contains(&before) || heard >= skip {
+            return;
+        }
+        let detail = format!(
+            "{agent} voted in round {round} of {} without having started it by a rule: its precommit timeout \
+             of round {before} never fired and it was delivered messages of round {round} from {heard} agents, \
+             fewer than f + 1 = {skip} (L54–L55, L60–L61)",
+            v.session
+        );
+        self.violate(names::ROUND_SKIP, step, now, detail);
+    }
+
+    /// A timer fired at `agent`: a precommit timeout may start the next round (L60–L61).
+    pub fn on_timer_fired(&mut self, agent: AgentId, timer: &Timer) {
+        if timer.kind == TimerKind::Precommit && self.honest.contains(&agent) {
+            self.skip.entries.entry((agent, timer.session)).or_default().precommit_fired.insert(timer.round);
         }
     }
 

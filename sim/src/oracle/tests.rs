@@ -593,7 +593,10 @@ fn equivocation_detected_owes_evidence_for_conflicts_delivered() {
     assert_eq!(after_two(nothing, prop(r, "a"), relayed, None), None, "another (unsigned) polka certificate");
     assert_eq!(after_two(nothing, pv(0, Some(1)), pv(1, None), None), None, "two rounds");
     assert_eq!(after_two(nothing, pv(2, Some(1)), pv(2, None), None), None, "round 2 may be beyond the keeper's bound");
-    let in_round_1 = |o: &mut Oracle| o.on_own_round_vote(AgentId(1), &prevote(SessionId(0), 1, 1), 0, 0);
+    let in_round_1 = |o: &mut Oracle| {
+        rounds_entered_by_timeouts(o, SessionId(0));
+        o.on_own_round_vote(AgentId(1), &prevote(SessionId(0), 1, 1), 0, 0);
+    };
     assert!(after_two(in_round_1, pv(2, Some(1)), pv(2, None), None).is_some(), "round 2 from round 1 is kept");
     let down = |o: &mut Oracle| o.on_down(AgentId(1));
     assert_eq!(after_two(down, vote(0), vote(1), None), None, "an agent that was down");
@@ -736,6 +739,7 @@ fn round_skip_fails_a_new_round_below_one_f_plus_one_honest_agents_voted_in() {
     // Agents 1 and 2 sent their round-3 prevotes; agent 0 is in round 0.
     let setup = |sync_ms: TimeMs| {
         let mut o = oracle(4).with_round_skip(sync_ms);
+        rounds_entered_by_timeouts(&mut o, s);
         o.honest.remove(&byz);
         o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
         for agent in [1, 2] {
@@ -852,6 +856,7 @@ fn round_skip_counts_the_later_rounds_honest_proposer() {
     };
     let setup = || {
         let mut o = oracle(4).with_round_skip(0);
+        rounds_entered_by_timeouts(&mut o, s);
         o.honest.remove(&byz);
         o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
         o.on_own_round_vote(AgentId(1), &prevote(s, 3, 1), 2, 20);
@@ -909,6 +914,120 @@ fn round_skip_counts_the_later_rounds_honest_proposer() {
                 );
             }
             None => assert!(!fails, "{name}: not reported"),
+        }
+    }
+}
+
+/// `round-skip`, the other direction: an agent's first vote in round r > 0 needs its
+/// precommit timeout of round r − 1 to have fired (L61) or messages of round r from f + 1
+/// distinct agents, any agents, delivered to it (L55); a restart forgets nothing of either.
+#[test]
+fn round_skip_fails_a_round_entered_without_a_rule() {
+    use consensus_core::protocol::{Timer, TimerKind};
+    let s = SessionId(0);
+    let me = AgentId(0);
+    let precommit_timeout = move |round: Round| Timer { kind: TimerKind::Precommit, session: s, round };
+    let proposal = move |round: Round, proposer: u32| {
+        let mut p = proposal_of(s);
+        (p.round, p.proposer) = (round, AgentId(proposer));
+        Message::Proposal(Box::new(p))
+    };
+    type Step = Box<dyn Fn(&mut Oracle)>;
+    let deliver = |m: Message| -> Step { Box::new(move |o: &mut Oracle| o.on_delivered(me, &m, 30)) };
+    let cases: Vec<(&str, Vec<Step>, bool)> = vec![
+        ("nothing of round 2, no timeout", vec![], true),
+        (
+            "its precommit timeout of round 1 fired",
+            vec![Box::new(move |o: &mut Oracle| o.on_timer_fired(me, &precommit_timeout(1)))],
+            false,
+        ),
+        (
+            "a precommit timeout of round 0 only",
+            vec![Box::new(move |o: &mut Oracle| o.on_timer_fired(me, &precommit_timeout(0)))],
+            true,
+        ),
+        (
+            "votes of round 2 from agents 1 and 3",
+            vec![deliver(Message::RoundVote(prevote(s, 2, 1))), deliver(Message::RoundVote(prevote(s, 2, 3)))],
+            false,
+        ),
+        (
+            "agent 1's vote and agent 2's proposal of round 2",
+            vec![deliver(Message::RoundVote(prevote(s, 2, 1))), deliver(proposal(2, 2))],
+            false,
+        ),
+        (
+            "agent 1's vote and its own proposal: one agent",
+            vec![deliver(Message::RoundVote(prevote(s, 2, 1))), deliver(proposal(2, 1))],
+            true,
+        ),
+        (
+            "agent 1's vote twice",
+            vec![
+                deliver(Message::RoundVote(prevote(s, 2, 1))),
+                deliver(Message::RoundVote(vote(VoteKind::Precommit, s, 2, 1))),
+            ],
+            true,
+        ),
+        (
+            "a vote of round 2 inside a commit certificate and another agent's vote",
+            vec![
+                deliver(Message::RoundVote(prevote(s, 2, 1))),
+                deliver(Message::RoundVote(prevote(s, 3, 2))),
+                deliver(Message::RoundVote(prevote(s, 2, 2))),
+            ],
+            false,
+        ),
+        (
+            "held before a decision a crash then lost",
+            vec![
+                deliver(Message::RoundVote(prevote(s, 2, 1))),
+                deliver(Message::RoundVote(prevote(s, 2, 2))),
+                Box::new(move |o: &mut Oracle| o.round_skip_on_decide(me, s)),
+            ],
+            false,
+        ),
+        (
+            "held before a restart",
+            vec![
+                deliver(Message::RoundVote(prevote(s, 2, 1))),
+                deliver(Message::RoundVote(prevote(s, 2, 2))),
+                Box::new(move |o: &mut Oracle| o.on_restart(me, 35)),
+            ],
+            false,
+        ),
+    ];
+    for (name, steps, fails) in cases {
+        let mut o = oracle(4).with_round_skip(0);
+        o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
+        for step in &steps {
+            step(&mut o);
+        }
+        o.on_own_round_vote(me, &prevote(s, 2, 0), 3, 40);
+        match o.violation() {
+            Some(v) => {
+                assert!(fails, "{name}: {v:?}");
+                assert_eq!(v.invariant, names::ROUND_SKIP, "{name}");
+                assert!(v.detail.contains("without having started it by a rule"), "{name}: {}", v.detail);
+            }
+            None => assert!(!fails, "{name}: not reported"),
+        }
+    }
+    // Round 0 needs no rule, and a copy of a vote in a round it already voted in is not a new round.
+    let mut o = oracle(4).with_round_skip(0);
+    o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 0, 0), 2, 11);
+    assert_eq!(o.violation(), None);
+}
+
+/// Every agent of 4 may enter any round of `s` by its precommit timeouts (L61), so that a
+/// fixture's votes in later rounds are not themselves unjustified (`round-skip`'s other
+/// direction).
+fn rounds_entered_by_timeouts(o: &mut Oracle, s: SessionId) {
+    use consensus_core::protocol::{Timer, TimerKind};
+    for agent in 0..4 {
+        for round in (0..8).chain([Round::MAX - 1]) {
+            o.on_timer_fired(AgentId(agent), &Timer { kind: TimerKind::Precommit, session: s, round });
         }
     }
 }

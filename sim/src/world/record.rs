@@ -278,6 +278,7 @@ impl World {
     }
 
     fn timer_event(&mut self, now: TimeMs, agent: AgentId, timer: Timer) {
+        self.oracle.on_timer_fired(agent, &timer);
         let key = Key { agent: agent.0, session: timer.session.0, extra: u64::from(timer.round), ..Key::default() };
         self.trace.record(now, "timeout", key, |step| TraceEvent {
             step,
