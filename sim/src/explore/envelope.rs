@@ -286,6 +286,10 @@ pub struct FarBehindSpace {
     pub small_keep_decided: f64,
     /// The restart comes this many ms per session after GST.
     pub per_session_ms: Span<u64>,
+    /// Probability that one honest peer cannot reach the agent, nor it the peer, from just
+    /// before its restart to the end (a clogged link): whom the agent asks, and when it gives
+    /// up on one, decides whether it catches up in time (L75–L76, L80).
+    pub unreachable_peer: f64,
 }
 
 /// `[liveness]`.
@@ -422,6 +426,7 @@ impl Envelope {
             ("far_behind.drop[0]", self.far_behind.drop[0]),
             ("far_behind.drop[1]", self.far_behind.drop[1]),
             ("far_behind.small_keep_decided", self.far_behind.small_keep_decided),
+            ("far_behind.unreachable_peer", self.far_behind.unreachable_peer),
             ("full_power.rate[0]", self.full_power.rate[0]),
             ("full_power.rate[1]", self.full_power.rate[1]),
             ("network.drop[0]", self.network.drop[0]),

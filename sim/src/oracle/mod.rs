@@ -20,6 +20,7 @@
 //! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
 //! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
 //! | `sync-serve-rate` | an honest agent's answer to a `Sync` leaves it ([`rates`]) | it serves one asker at most 8 batches per retransmit interval and never a repeat of the last `Sync(next)` served it within the interval (L72–L73, L78: the amplification bound against a flooding peer) |
+//! | `sync-requests` | every step of an honest agent ([`asks`]) | the `Sync`s it sends are those L70–L71, L76 and L80 send: a status tick asks the next member in turn for what it lacks, a session whose spec it lost is asked of the committee's members in turn, a chase asks for the next batch once the last is applied, again after Δ, then the next member, and stops after 3 intervals without progress |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
 //! session whose decision its lost unsynced log tail forgot (the same value: agreement still
@@ -42,14 +43,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_core::protocol::messages::{SessionSpec, SignedSpec};
 use consensus_core::protocol::{
-    recompute, AgreedOutcome, Committee, DecisionRecord, Mutation, ProposalMode, ProtocolConfig, Round, RoundVote,
-    ValueId,
+    recompute, AgreedOutcome, Committee, DecisionRecord, Message, Mutation, Output, ProposalMode, ProtocolConfig,
+    Round, RoundVote, ValueId,
 };
 use consensus_core::registry::{Registry, SessionRecord};
 use consensus_core::sign::SimKeyring;
 use consensus_core::types::{AgentVote, ConsensusMethod, VoteValue};
 use consensus_core::{AgentId, CandidateId, EngineConfig, SessionId, TimeMs};
 
+pub mod asks;
 mod decide;
 pub mod durability;
 mod evidence;
@@ -103,8 +105,10 @@ pub mod names {
     pub const ROUND_SKIP: &str = "round-skip";
     /// An honest agent serves a peer's `Sync`s within the protocol's rate.
     pub const SYNC_SERVE_RATE: &str = "sync-serve-rate";
+    /// An honest agent asks for certificates whom and when L70–L71, L76 and L80 say.
+    pub const SYNC_REQUESTS: &str = "sync-requests";
     /// All of them.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -123,6 +127,7 @@ pub mod names {
         EQUIVOCATION_DETECTED,
         ROUND_SKIP,
         SYNC_SERVE_RATE,
+        SYNC_REQUESTS,
     ];
 }
 
@@ -239,6 +244,12 @@ pub struct Oracle {
     skip: skip::RoundSkip,
     /// `sync-serve-rate`'s state.
     rates: rates::ServeRates,
+    /// `sync-requests`' state.
+    asks: asks::Requests,
+    /// The active agents, while they never changed (`sync-requests` judges the turn only then).
+    active: Option<Vec<AgentId>>,
+    /// Per honest agent, its peers in turn (the active agents but itself and the client).
+    peers: BTreeMap<AgentId, Vec<AgentId>>,
 }
 
 impl Oracle {
@@ -254,6 +265,7 @@ impl Oracle {
         epochs.insert(0, registry.clone());
         let byzantine = registry.active().filter(|r| !honest.contains(&r.id)).count() as u64;
         let reference = (byzantine > 0).then(|| HonestReference::new(engine, honest.len()));
+        let active = registry.active().map(|a| a.id).collect();
         Oracle {
             keyring,
             engine,
@@ -280,6 +292,9 @@ impl Oracle {
             proposals_checked: BTreeSet::new(),
             timely: timely::Timely::default(),
             rates: rates::ServeRates::default(),
+            asks: asks::Requests::default(),
+            active: Some(active),
+            peers: BTreeMap::new(),
             skip: skip::RoundSkip::default(),
             evidence: evidence::EvidenceChecks::default(),
             client_specs: BTreeMap::new(),
@@ -355,6 +370,59 @@ impl Oracle {
         self.evidence.on_down(agent);
         self.round_skip_on_restart(agent);
         self.rates.on_restart(agent);
+        self.asks.on_restart(agent);
+    }
+
+    /// One step of an honest agent: its input and outputs (`sync-requests`, [`asks`]).
+    pub fn on_agent_step(
+        &mut self,
+        agent: AgentId,
+        input: asks::StepInput,
+        outputs: &[Output],
+        step: u64,
+        now: TimeMs,
+    ) {
+        if !self.honest.contains(&agent) {
+            return;
+        }
+        let client = self.protocol.client;
+        let peers = match &self.active {
+            Some(active) => Some(
+                self.peers
+                    .entry(agent)
+                    .or_insert_with(|| active.iter().copied().filter(|a| *a != agent && *a != client).collect()),
+            ),
+            None => None,
+        };
+        let others = match input {
+            asks::StepInput::Retransmit(session)
+                if outputs
+                    .iter()
+                    .any(|o| matches!(o, Output::Send { message: Message::Sync { next }, .. } if *next == session)) =>
+            {
+                let epoch = session.0.saturating_add(1).saturating_sub(self.protocol.pipeline.max(1));
+                self.epochs.get(&epoch).map(|r| {
+                    Committee::of(r, self.protocol.mutation).members.into_iter().filter(|a| *a != agent).collect()
+                })
+            }
+            _ => None,
+        };
+        let decided: Vec<u64> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Decide(record) => Some(record.session.0),
+                _ => None,
+            })
+            .collect();
+        let view = asks::StepView {
+            peers: peers.map(|p| p.as_slice()),
+            others,
+            interval_ms: self.protocol.retransmit_ms,
+            batch: self.protocol.sync_batch,
+        };
+        if let Some(detail) = self.asks.on_step(agent, input, outputs, &decided, now, &view) {
+            self.violate(names::SYNC_REQUESTS, step, now, detail);
+        }
     }
 
     /// An honest agent handled a `Sync` from a peer (`sync-serve-rate`): `seen.answered` when
@@ -555,6 +623,10 @@ impl Oracle {
                 _ => SessionRecord { chosen: record.outcome.chosen(), ..SessionRecord::default() },
             };
             self.registry.apply(&registry_record, &self.engine);
+            if self.active.as_ref().is_some_and(|a| !a.iter().copied().eq(self.registry.active().map(|r| r.id))) {
+                self.active = None;
+                self.peers.clear();
+            }
             self.applied += 1;
             self.epochs.insert(self.applied, self.registry.clone());
             // Late deciders of recent sessions are still checked against their epoch.

@@ -1095,3 +1095,37 @@ fn sync_serve_rate_and_the_far_behind_bound_hold_on_the_correct_protocol() {
         assert!(out.record.violations.is_empty(), "seed {seed}: {:?}", out.record.violations);
     }
 }
+
+fn sync_to(to: u32, next: u64) -> Output {
+    Output::Send { to: AgentId(to), message: Message::Sync { next: SessionId(next) } }
+}
+
+/// `sync-requests` (L76, L80): an honest agent whose status ticks ask the same peer twice in a
+/// row, or whose chase stops although the batch it asked for was applied, is reported with the
+/// step; a Byzantine agent is not judged.
+#[test]
+fn sync_requests_reports_a_status_tick_or_a_chase_off_their_rules() {
+    let mut o = oracle(4);
+    o.on_agent_step(AgentId(1), asks::StepInput::Status, &[sync_to(0, 0)], 1, 500);
+    o.on_agent_step(AgentId(1), asks::StepInput::Status, &[sync_to(2, 0)], 2, 1_000);
+    assert_eq!(o.violation(), None, "peers 0 then 2 in turn");
+    o.on_agent_step(AgentId(1), asks::StepInput::Status, &[sync_to(2, 0)], 3, 1_500);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("the same peer twice not caught"));
+    assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::SYNC_REQUESTS, 3, 1_500));
+    assert!(v.detail.contains("next member in turn is agent-3"), "{}", v.detail);
+
+    // L77/L80: peer 3 is 40 sessions ahead; asked at once, then silence after a batch applied.
+    let mut o = oracle(4);
+    let from3 = asks::StepInput::Sync { from: AgentId(3), next: 40 };
+    o.on_agent_step(AgentId(1), from3, &[sync_to(3, 0)], 1, 10);
+    assert_eq!(o.violation(), None);
+    o.on_agent_step(AgentId(1), asks::StepInput::Other, &[], 2, 150);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("no retry after Δ not caught"));
+    assert!(v.detail.contains("L80 asks agent-3 for Sync(0)"), "{}", v.detail);
+
+    let mut o = oracle(4);
+    o.honest.remove(&AgentId(1));
+    o.on_agent_step(AgentId(1), asks::StepInput::Status, &[], 1, 500);
+    o.on_agent_step(AgentId(1), asks::StepInput::Other, &[sync_to(1, 9), sync_to(2, 9)], 2, 600);
+    assert_eq!(o.violation(), None, "a Byzantine agent asks as it likes");
+}

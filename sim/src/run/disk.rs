@@ -13,8 +13,8 @@
 //! record written before it).
 //!
 //! Every own signed message an honest agent lets out is shown to the oracle when it leaves
-//! (`no-equivocation-across-restarts`), and its answer to every `Sync` it handles
-//! (`sync-serve-rate`); every record the simulator damages is checked at the
+//! (`no-equivocation-across-restarts`), its answer to every `Sync` it handles
+//! (`sync-serve-rate`) and every step's input and outputs (`sync-requests`); every record the simulator damages is checked at the
 //! next restart (`corruption-detected`).
 
 use std::collections::VecDeque;
@@ -29,6 +29,7 @@ use durable::{Archived, DurableAgent, DurableConfig, Op, Recoverable, SimDisk};
 
 pub(super) use super::disks::{AgentStorage, Disks};
 use super::{lock, Shared, SimClock};
+use crate::oracle::asks::StepInput;
 use crate::oracle::durability::Signed;
 use crate::oracle::names;
 use crate::oracle::rates::SyncSeen;
@@ -218,6 +219,30 @@ impl DurableNode {
         w.oracle.on_sync(SyncSeen { agent: self.life.me, from, next, answered }, step, now);
         w.stop |= w.oracle.violation().is_some();
     }
+
+    /// `sync-requests` (honest agents): the step's input and every output, for the `Sync`s it
+    /// sent and the sessions it decided.
+    fn judge_requests(&self, now: TimeMs, input: StepInput, outputs: &[Output]) {
+        if !self.check {
+            return;
+        }
+        let mut w = lock(&self.life.world);
+        let step = w.trace.step();
+        w.oracle.on_agent_step(self.life.me, input, outputs, step, now);
+        w.stop |= w.oracle.violation().is_some();
+    }
+}
+
+/// What a step's input is for `sync-requests`.
+fn step_input(input: &Input) -> StepInput {
+    match input {
+        Input::Receive { from, message: Message::Sync { next } } => StepInput::Sync { from: *from, next: next.0 },
+        Input::Receive { from, .. } => StepInput::Message { from: *from },
+        Input::Timeout(t) if t.kind == TimerKind::Status => StepInput::Status,
+        Input::Timeout(t) if t.kind == TimerKind::Retransmit => StepInput::Retransmit(t.session),
+        Input::Recover => StepInput::Recover,
+        Input::Timeout(_) | Input::LocalVote(_) | Input::Malformed { .. } => StepInput::Other,
+    }
 }
 
 impl Node for DurableNode {
@@ -234,11 +259,13 @@ impl Node for DurableNode {
             Input::Receive { from, message: Message::Sync { next } } => Some((*from, *next)),
             _ => None,
         };
+        let kind = step_input(&input);
         let agent = match &mut self.agent {
             Layer::Logged(agent) => agent,
             Layer::Direct(inner) => {
                 inner.handle(now_ms, input, out);
                 self.judge_sync(now_ms, sync, &out[start..]);
+                self.judge_requests(now_ms, kind, &out[start..]);
                 let signed = self.signed(&out[start..]);
                 publish(&self.life.world, self.life.me, now_ms, signed);
                 return;
@@ -258,6 +285,7 @@ impl Node for DurableNode {
         };
         let signed = self.signed(&out[start..]);
         self.judge_sync(now_ms, sync, &out[start..]);
+        self.judge_requests(now_ms, kind, &out[start..]);
         let Layer::Logged(agent) = &mut self.agent else { return };
         if agent.needs_compaction() {
             // As the node does: a snapshot of the agent, then a new log (everything durable).

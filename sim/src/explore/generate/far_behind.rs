@@ -8,7 +8,11 @@
 //! from the rate the protocol promises for that backlog ([`catch_up_bound`]) instead of the
 //! flat 10 s, so that a catch-up running at a fraction of that rate, or stalling on one peer,
 //! is a finding. Drawn from the run's own `explore-far-behind` stream, after every other
-//! family, so every other draw of the run is what it was without it.
+//! family, so every other draw of the run is what it was without it. With probability
+//! `[far_behind] unreachable_peer` one honest peer (never agent 0) and the agent cannot reach each
+//! other from just before the restart on (a clogged link): the restart's request, a status tick
+//! or a chase's rotation may pick it, and only the turn (L76) and the chase's give-up (L80)
+//! take the agent past it; it counts as one more faulty peer in the bound.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -140,7 +144,22 @@ impl Generator {
         let crash = after.unwrap_or(0) + rng.gen_range(0..=200);
         let restart = d.gst_ms.max(crash + 1) + sessions * draw(&mut rng, e.per_session_ms);
         super::quiet::crash_and_restart(d, agent, crash, restart);
-        let backlog = Backlog { sessions, faulty_peers: u64::from(faulty), hop_ms: max, drop };
+        // One honest peer out of the agent's reach for its whole catch-up (drawn after the rest,
+        // so a run without it draws what it drew before): one more peer that answers nothing.
+        let mut faulty_peers = u64::from(faulty);
+        if rng.gen_bool(e.unreachable_peer) {
+            let peers: Vec<u32> = candidates.iter().copied().filter(|a| *a != agent).collect();
+            if !peers.is_empty() {
+                let peer = peers[rng.gen_range(0..peers.len())];
+                let mut t = Table::new();
+                t.insert("kind".into(), Value::String("clog".into()));
+                t.insert("link".into(), Value::Array(vec![int(u64::from(agent)), int(u64::from(peer))]));
+                d.faults.push((restart - 1, t));
+                faulty_peers += 1;
+                d.features.insert("far-behind:unreachable-peer".into());
+            }
+        }
+        let backlog = Backlog { sessions, faulty_peers, hop_ms: max, drop };
         set(&mut d.table, "expect.catch_up_ms", int(catch_up_bound(backlog)));
         d.features.insert("faults:far-behind".into());
         if drop > 0.0 {
@@ -165,7 +184,7 @@ mod tests {
     use super::{catch_up_bound, Backlog};
     use crate::explore::envelope::Envelope;
     use crate::explore::generate::{Generator, Mode};
-    use crate::scenario::FaultAction;
+    use crate::scenario::{ClogTarget, FaultAction};
 
     /// The bound's terms: with no loss and no faulty peer, 300 sessions at 10 ms a hop are one
     /// status tick, a round trip and 19 batches of 33 ms with the slack; each faulty peer costs a tick.
@@ -190,7 +209,7 @@ mod tests {
         let on = Generator::new(e.clone(), 7, None, "none");
         e.far_behind.share = 0.0;
         let off = Generator::new(e.clone(), 7, None, "none");
-        let mut far = 0;
+        let (mut far, mut unreachable) = (0, 0);
         for i in 0..200 {
             let run = on.generate(i).unwrap_or_else(|err| panic!("run {i}: {err}"));
             let plain = off.generate(i).unwrap_or_else(|err| panic!("run {i}: {err}"));
@@ -211,7 +230,24 @@ mod tests {
             assert!(s.promises_liveness(), "run {i}");
             assert!(s.expect.catch_up_ms < 10_000, "run {i}: {}", s.expect.catch_up_ms);
             assert!(s.network.tail.is_none(), "run {i}");
+            if run.features.iter().any(|f| f == "far-behind:unreachable-peer") {
+                unreachable += 1;
+                let clogs: Vec<_> = s
+                    .faults
+                    .iter()
+                    .filter_map(|f| match f.action {
+                        FaultAction::Clog { target: ClogTarget::Link([a, b]) } => Some((f.at_ms, a, b)),
+                        _ => None,
+                    })
+                    .collect();
+                let (at, a, peer) = *clogs.last().unwrap_or_else(|| panic!("run {i}: no clogged link"));
+                assert_eq!((a, at), (agent, last.at_ms - 1), "run {i}: the agent's link, just before its restart");
+                assert!(peer != 0 && peer != agent, "run {i}: {peer}");
+                assert!(!s.byzantine.agents.iter().flatten().any(|b| *b == peer), "run {i}: the peer is honest");
+                assert!(!s.faults.iter().any(|f| f.at_ms > at && matches!(f.action, FaultAction::Unclog { .. })));
+            }
         }
         assert!(far > 10, "{far}");
+        assert!(unreachable > 3 && unreachable < far, "{unreachable} of {far}");
     }
 }
