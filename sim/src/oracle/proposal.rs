@@ -32,6 +32,9 @@ impl Oracle {
     /// own, the value must pass V1–V7 and the proposal carry its signature (verified over the
     /// oracle's own [`signing`] bytes). Each (session, round) is judged once, at its first send.
     pub fn on_proposal_sent(&mut self, agent: AgentId, proposal: &Proposal, step: u64, now: TimeMs) {
+        if proposal.proposer == agent && self.honest.contains(&agent) {
+            self.locks_on_proposal_sent(agent, proposal, step, now);
+        }
         if proposal.proposer != agent || !self.honest.contains(&agent) || !self.promises.agreement {
             return;
         }
