@@ -39,6 +39,7 @@ mod partitions;
 #[cfg(test)]
 pub(crate) use far_behind::{catch_up_bound, Backlog};
 mod quiet;
+mod split_locks;
 use partitions::{groups_value, random_groups, round_partition, twin_partitions};
 mod full_power;
 pub mod guided;
@@ -158,6 +159,7 @@ impl Generator {
         self.quiet_restart(index, mode, &mut draft);
         self.round_lag(index, mode, &mut draft);
         self.far_behind(index, mode, &mut draft);
+        self.split_locks(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);

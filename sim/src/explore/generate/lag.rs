@@ -101,7 +101,7 @@ fn down_for_good(faults: &[(u64, Table)]) -> BTreeSet<u32> {
 }
 
 /// The Byzantine agents a draft names (`byzantine.agents`).
-fn byzantine_agents(table: &Table) -> BTreeSet<u32> {
+pub(super) fn byzantine_agents(table: &Table) -> BTreeSet<u32> {
     let agents = table.get("byzantine").and_then(|b| b.get("agents")).and_then(Value::as_array);
     agents.into_iter().flatten().filter_map(Value::as_integer).filter_map(|a| u32::try_from(a).ok()).collect()
 }
