@@ -49,6 +49,8 @@ pub enum Stream {
     ExploreLag,
     /// The explorer: scenario `i`'s far-behind restart.
     ExploreFarBehind,
+    /// The explorer: scenario `i`'s split locks.
+    ExploreSplitLocks,
     /// The explorer's guided mode: whether slot `i` is guided.
     ExploreGuidedSlot,
     /// The explorer's guided mode: scenario `i`'s mutations.
@@ -78,6 +80,7 @@ impl Stream {
             Stream::ExploreCompaction => "explore-compaction",
             Stream::ExploreLag => "explore-lag",
             Stream::ExploreFarBehind => "explore-far-behind",
+            Stream::ExploreSplitLocks => "explore-split-locks",
             Stream::ExploreGuidedSlot => "explore-guided-slot",
             Stream::ExploreGuided => "explore-guided",
         }

@@ -117,6 +117,8 @@ pub struct FaultSpace {
     pub quiet_restart: f64,
     /// Probability of a round lag in session 0 (swarm runs, its own random stream).
     pub round_lag: f64,
+    /// Probability of split locks in session 0 (swarm runs, its own random stream).
+    pub split_locks: f64,
 }
 
 /// `[workload]`.
@@ -412,6 +414,7 @@ impl Envelope {
             ("faults.one_way", self.faults.one_way),
             ("faults.quiet_restart", self.faults.quiet_restart),
             ("faults.round_lag", self.faults.round_lag),
+            ("faults.split_locks", self.faults.split_locks),
             ("protocol.early_unanimous", self.protocol.early_unanimous),
             ("protocol.short_timeouts", self.protocol.short_timeouts),
             ("storage.small_keep_decided", self.storage.small_keep_decided),

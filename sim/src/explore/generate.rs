@@ -39,6 +39,7 @@ mod partitions;
 #[cfg(test)]
 pub(crate) use far_behind::{catch_up_bound, Backlog};
 mod quiet;
+mod split_locks;
 use partitions::{groups_value, random_groups, round_partition, twin_partitions};
 mod full_power;
 pub mod guided;
@@ -158,6 +159,7 @@ impl Generator {
         self.quiet_restart(index, mode, &mut draft);
         self.round_lag(index, mode, &mut draft);
         self.far_behind(index, mode, &mut draft);
+        self.split_locks(index, mode, &mut draft);
         self.finish(&mut rng, &mut draft);
         if let Some(faults) = draft.faults_value() {
             draft.table.insert("faults".into(), faults);
@@ -656,6 +658,8 @@ mod tests {
         (plain.protocol.short_timeouts, short.protocol.short_timeouts) = (0.0, 1.0);
         // The round lag's rounds are those the timeouts reach by GST.
         (plain.faults.round_lag, short.faults.round_lag) = (0.0, 0.0);
+        // So do the split-locks shape's cuts (until the time its rounds take).
+        (plain.faults.split_locks, short.faults.split_locks) = (0.0, 0.0);
         let (plain, scaled) = (Generator::new(plain, 3, None, "none"), Generator::new(short, 3, None, "none"));
         for i in 0..50 {
             let (a, b) = (plain.generate(i).unwrap(), scaled.generate(i).unwrap());

@@ -19,6 +19,8 @@
 //! | `evidence-sound` | an honest agent emits evidence ([`evidence`]) | it never convicts an honest agent; the two votes or round votes it carries are of one signer, session (round, kind), differ, and are both validly signed (signing bytes the oracle encodes itself); two different validly signed proposals of the convicted proposer for the round were delivered |
 //! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
 //! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
+//! | `lock-respected` | an honest agent's first prevote for a value in a round leaves it, if agreement is promised ([`locks`]) | an agent locked on another value (its own precommit) prevotes it only for a proposal of the round with a valid round vr ≥ its lock round and q prevotes for (vr, id(v)) it holds (L22–L28) |
+//! | `valid-value` | an honest proposer's first proposal of a round leaves it, if agreement is promised ([`locks`]) | a re-proposal's valid round is below the round and at least the proposer's lock round, and its polka certificate holds q signed prevotes of distinct members for it; a locked proposer re-proposes (L15, L39–L41) |
 //! | `sync-serve-rate` | an honest agent's answer to a `Sync` leaves it ([`rates`]) | it serves one asker at most 8 batches per retransmit interval and never a repeat of the last `Sync(next)` served it within the interval (L72–L73, L78: the amplification bound against a flooding peer) |
 //! | `sync-requests` | every step of an honest agent ([`asks`]) | the `Sync`s it sends are those L70–L71, L76 and L80 send: a status tick asks the next member in turn for what it lacks, a session whose spec it lost is asked of the committee's members in turn, a chase asks for the next batch once the last is applied, again after Δ, then the next member, and stops after 3 intervals without progress |
 //!
@@ -55,6 +57,7 @@ pub mod asks;
 mod decide;
 pub mod durability;
 mod evidence;
+mod locks;
 mod proposal;
 pub mod rates;
 pub mod signing;
@@ -107,8 +110,12 @@ pub mod names {
     pub const SYNC_SERVE_RATE: &str = "sync-serve-rate";
     /// An honest agent asks for certificates whom and when L70–L71, L76 and L80 say.
     pub const SYNC_REQUESTS: &str = "sync-requests";
+    /// An honest agent's prevote respects its lock (L22–L28).
+    pub const LOCK_RESPECTED: &str = "lock-respected";
+    /// An honest proposer re-proposes its valid value with its polka certificate (L15).
+    pub const VALID_VALUE: &str = "valid-value";
     /// All of them.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 21] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -128,6 +135,8 @@ pub mod names {
         ROUND_SKIP,
         SYNC_SERVE_RATE,
         SYNC_REQUESTS,
+        LOCK_RESPECTED,
+        VALID_VALUE,
     ];
 }
 
@@ -250,6 +259,8 @@ pub struct Oracle {
     active: Option<Vec<AgentId>>,
     /// Per honest agent, its peers in turn (the active agents but itself and the client).
     peers: BTreeMap<AgentId, Vec<AgentId>>,
+    /// What `lock-respected` and `valid-value` know of locks, proposals and prevotes.
+    locks: locks::Locks,
 }
 
 impl Oracle {
@@ -296,6 +307,7 @@ impl Oracle {
             active: Some(active),
             peers: BTreeMap::new(),
             skip: skip::RoundSkip::default(),
+            locks: locks::Locks::default(),
             evidence: evidence::EvidenceChecks::default(),
             client_specs: BTreeMap::new(),
             client_specs_reported: false,
@@ -643,6 +655,7 @@ impl Oracle {
             return;
         }
         self.round_skip_on_own_vote(agent, vote, step, now);
+        self.locks_on_own_vote(agent, vote, step, now);
         let (session, round) = (vote.session, vote.round);
         self.evidence.on_own_round_vote(agent, session, round);
         let Some(bound) = self.liveness_rounds else { return };

@@ -31,6 +31,7 @@ impl Oracle {
     /// `agent` sent `proposal` (`honest-proposal-valid`): when it is honest and the proposal its
     /// own, the value must pass V1–V7 and the proposal carry its signature (verified over the
     /// oracle's own [`signing`] bytes). Each (session, round) is judged once, at its first send.
+    /// Then `valid-value` ([`Oracle::locks_on_proposal_sent`]) judges the same proposal.
     pub fn on_proposal_sent(&mut self, agent: AgentId, proposal: &Proposal, step: u64, now: TimeMs) {
         if proposal.proposer != agent || !self.honest.contains(&agent) {
             return;

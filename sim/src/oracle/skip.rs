@@ -146,6 +146,7 @@ impl Oracle {
         if !self.honest.contains(&agent) {
             return;
         }
+        self.locks_on_delivered(agent, message);
         match message {
             Message::RoundVote(v) => self.delivered_vote(agent, v, true, now),
             Message::Proposal(p) => {

@@ -1129,3 +1129,177 @@ fn sync_requests_reports_a_status_tick_or_a_chase_off_their_rules() {
     o.on_agent_step(AgentId(1), asks::StepInput::Other, &[sync_to(1, 9), sync_to(2, 9)], 2, 600);
     assert_eq!(o.violation(), None, "a Byzantine agent asks as it likes");
 }
+
+/// `agent`'s round vote of `kind` in session 0, `round`, for `value`, signed by it.
+fn signed_round_vote(keys: &SimKeys, kind: VoteKind, agent: u32, round: Round, value: Option<ValueId>) -> RoundVote {
+    let signature = keys.agents[agent as usize].sign(&wire::round_vote_signing_bytes(kind, SessionId(0), round, value));
+    RoundVote { kind, session: SessionId(0), round, value, agent: AgentId(agent), signature }
+}
+
+/// `proposal` re-proposed by its proposer in `round` with valid round `vr` and the prevotes
+/// for its value in `vr` of `prevoters` as its certificate.
+fn reproposal(keys: &SimKeys, proposal: &Proposal, round: Round, vr: Round, prevoters: &[u32]) -> (Proposal, ValueId) {
+    let id = signing::value_id(&proposal.value);
+    let proposer = proposal.proposer.0;
+    let signature =
+        keys.agents[proposer as usize].sign(&wire::proposal_signing_bytes(&proposal.value, round, Some(vr)));
+    let polka = prevoters.iter().map(|a| signed_round_vote(keys, VoteKind::Prevote, *a, vr, Some(id))).collect();
+    let p = Proposal {
+        round,
+        valid_round: Some(vr),
+        value: proposal.value.clone(),
+        proposer: AgentId(proposer),
+        signature,
+        polka,
+    };
+    (p, id)
+}
+
+/// `lock-respected`: agent 0 precommitted value A in round 1 (locked on it); in round 2 it may
+/// prevote another value B only for a proposal with a valid round ≥ 1 and q prevotes for it.
+#[test]
+fn lock_respected_fails_a_prevote_against_the_lock_without_a_newer_polka() {
+    let judge = |vr: Round, prevoters: &[u32], lock: bool| {
+        let (mut o, keys) = evidence_oracle();
+        rounds_entered_by_timeouts(&mut o, SessionId(0));
+        let a = signed_proposal(&keys, 1, 1, "a");
+        let id_a = signing::value_id(&a.value);
+        if lock {
+            let precommit = signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(id_a));
+            o.on_own_round_vote(AgentId(0), &precommit, 1, 10);
+            o.on_own_round_vote(AgentId(0), &precommit, 2, 11); // a copy to another peer
+        }
+        let b = signed_proposal(&keys, 2, 0, "b");
+        let (b2, id_b) = reproposal(&keys, &b, 2, vr, prevoters);
+        o.on_delivered(AgentId(0), &Message::Proposal(Box::new(b2)), 20);
+        let prevote = signed_round_vote(&keys, VoteKind::Prevote, 0, 2, Some(id_b));
+        o.on_own_round_vote(AgentId(0), &prevote, 3, 30);
+        o.violation().cloned()
+    };
+    let v = judge(0, &[1, 2, 3], true).expect("an older polka against a newer lock");
+    assert_eq!(v.invariant, names::LOCK_RESPECTED);
+    assert_eq!(v.step, 3);
+    assert!(v.detail.contains("valid round 0, below its lock round 1"), "{}", v.detail);
+    let v = judge(1, &[1, 2], true).expect("a short polka");
+    assert!(v.detail.contains("prevotes of 2 committee members, not q = 3"), "{}", v.detail);
+    assert_eq!(judge(1, &[1, 2, 3], true), None, "L28: a polka of the lock round releases the lock");
+    assert_eq!(judge(0, &[1, 2, 3], false), None, "unlocked: nothing to respect");
+    // The prevotes of the polka count as well when delivered as round votes, own prevote included.
+    let (mut o, keys) = evidence_oracle();
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    let a = signed_proposal(&keys, 1, 1, "a");
+    o.on_own_round_vote(
+        AgentId(0),
+        &signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value))),
+        1,
+        10,
+    );
+    let b = signed_proposal(&keys, 2, 0, "b");
+    let (b2, _) = reproposal(&keys, &b, 2, 1, &[1, 2, 3]);
+    let (b3, id_b) = reproposal(&keys, &b, 3, 2, &[]);
+    o.on_delivered(AgentId(0), &Message::Proposal(Box::new(b2)), 19);
+    o.on_delivered(AgentId(0), &Message::Proposal(Box::new(b3)), 20);
+    for agent in [1, 3] {
+        o.on_delivered(
+            AgentId(0),
+            &Message::RoundVote(signed_round_vote(&keys, VoteKind::Prevote, agent, 2, Some(id_b))),
+            21,
+        );
+    }
+    o.on_own_round_vote(AgentId(0), &signed_round_vote(&keys, VoteKind::Prevote, 0, 2, Some(id_b)), 2, 22);
+    o.on_own_round_vote(AgentId(0), &signed_round_vote(&keys, VoteKind::Prevote, 0, 3, Some(id_b)), 3, 30);
+    assert_eq!(o.violation(), None, "q prevotes of round 2 held (its own among them), 1 ≤ 2 < 3");
+    assert_eq!(o.split_polkas(), 0, "one value prevoted by q in rounds 1 and 2: no split");
+    for agent in [1, 2] {
+        o.on_delivered(
+            AgentId(0),
+            &Message::RoundVote(signed_round_vote(
+                &keys,
+                VoteKind::Prevote,
+                agent,
+                0,
+                Some(signing::value_id(&a.value)),
+            )),
+            40,
+        );
+    }
+    o.on_own_round_vote(
+        AgentId(0),
+        &signed_round_vote(&keys, VoteKind::Prevote, 0, 0, Some(signing::value_id(&a.value))),
+        5,
+        41,
+    );
+    assert_eq!(o.split_polkas(), 1, "A in round 0 and B in rounds 1 and 2: a split");
+    // A fresh proposal of another value (L23) never justifies leaving the lock.
+    let (mut o, keys) = evidence_oracle();
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    let a = signed_proposal(&keys, 1, 1, "a");
+    o.on_own_round_vote(
+        AgentId(0),
+        &signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value))),
+        1,
+        10,
+    );
+    let b = signed_proposal(&keys, 2, 2, "b");
+    let id_b = signing::value_id(&b.value);
+    o.on_delivered(AgentId(0), &Message::Proposal(Box::new(b)), 20);
+    o.on_own_round_vote(AgentId(0), &signed_round_vote(&keys, VoteKind::Prevote, 0, 2, Some(id_b)), 4, 30);
+    let v = o.violation().cloned().expect("L23 with another lock");
+    assert!(v.detail.contains("no valid round"), "{}", v.detail);
+}
+
+/// `valid-value`: an honest re-proposal carries q signed prevotes for its value in its valid
+/// round, at or above the proposer's lock round; a locked proposer re-proposes.
+#[test]
+fn valid_value_fails_an_uncertified_reproposal_and_a_locked_fresh_proposal() {
+    let judge = |vr: Round, prevoters: &[u32], lock: Option<Round>, tamper: bool| {
+        let (mut o, keys) = evidence_oracle();
+        rounds_entered_by_timeouts(&mut o, SessionId(0));
+        let b = signed_proposal(&keys, 0, 0, "b");
+        let (mut p, id) = reproposal(&keys, &b, 3, vr, prevoters);
+        if tamper {
+            p.polka[0].signature = p.polka[1].signature;
+        }
+        if let Some(lr) = lock {
+            o.on_own_round_vote(AgentId(0), &signed_round_vote(&keys, VoteKind::Precommit, 0, lr, Some(id)), 1, 10);
+        }
+        o.locks_on_proposal_sent(AgentId(0), &p, 5, 50);
+        o.violation().cloned()
+    };
+    assert_eq!(judge(1, &[0, 1, 2], None, false), None);
+    assert_eq!(judge(2, &[1, 2, 3], Some(2), false), None, "vr = lockedRound");
+    for (why, found, part) in [
+        ("short", judge(1, &[0, 1], None, false), "certificate of 2 signed prevotes"),
+        ("forged", judge(1, &[0, 1, 2], None, true), "certificate of 2 signed prevotes"),
+        ("below the lock", judge(1, &[0, 1, 2], Some(2), false), "valid round 1, below its lock round 2"),
+        ("not below the round", judge(3, &[0, 1, 2], None, false), "valid round 3, not below the round"),
+    ] {
+        let v = found.unwrap_or_else(|| panic!("{why}: a finding"));
+        assert_eq!(v.invariant, names::VALID_VALUE, "{why}");
+        assert!(v.detail.contains(part), "{why}: {}", v.detail);
+    }
+    let (mut o, keys) = evidence_oracle();
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    let a = signed_proposal(&keys, 0, 2, "a");
+    o.on_own_round_vote(
+        AgentId(0),
+        &signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value))),
+        1,
+        10,
+    );
+    o.locks_on_proposal_sent(AgentId(0), &a, 5, 50);
+    let v = o.violation().cloned().expect("a fresh value while locked");
+    assert!(v.detail.contains("a fresh value while locked in round 1"), "{}", v.detail);
+    // Its own fresh proposal of the lock round itself, first seen later (a gossiped copy), is not judged.
+    let (mut o, keys) = evidence_oracle();
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    let a = signed_proposal(&keys, 0, 1, "a");
+    o.on_own_round_vote(
+        AgentId(0),
+        &signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value))),
+        1,
+        10,
+    );
+    o.locks_on_proposal_sent(AgentId(0), &a, 5, 50);
+    assert_eq!(o.violation(), None);
+}

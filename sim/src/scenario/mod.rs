@@ -53,7 +53,7 @@ pub const MAX_CANDIDATES: u32 = 256;
 /// Most scenarios one `[sweep]` may expand to.
 pub const MAX_SWEEP_COMBINATIONS: usize = 4_096;
 /// The invariants `expect.invariant` may name (the oracle's names).
-pub const INVARIANTS: [&str; 18] = [
+pub const INVARIANTS: [&str; 20] = [
     "agreement",
     "integrity",
     "external-validity",
@@ -72,6 +72,8 @@ pub const INVARIANTS: [&str; 18] = [
     "round-skip",
     "sync-serve-rate",
     "sync-requests",
+    "lock-respected",
+    "valid-value",
 ];
 
 /// The `(dotted key, value)` pairs that name one scenario of a sweep, in key order.

@@ -131,7 +131,10 @@ fn bundled_scenarios_say_what_they_exercise() {
     assert!(fallback.faults.iter().any(|f| f.at_ms > fallback.protocol.deadline_ms + 100));
     for (name, mutation, invariant) in [
         ("mut-quorum-one-short", Mutation::QuorumOneShort, "agreement"),
-        ("mut-no-locking", Mutation::NoLocking, "agreement"),
+        ("mut-no-locking", Mutation::NoLocking, "lock-respected"),
+        ("mut-polka-not-relayed", Mutation::PolkaNotRelayed, "valid-value"),
+        ("mut-repropose-fresh-value", Mutation::ReproposeFreshValue, "valid-value"),
+        ("mut-duplicate-votes-counted", Mutation::DuplicateVotesCounted, "valid-value"),
         ("mut-skip-signature-check", Mutation::SkipSignatureCheck, "evidence-sound"),
         ("mut-local-timeout-fallback", Mutation::LocalTimeoutFallback, "agreement"),
         ("mut-forget-lock-on-restart", Mutation::ForgetLockOnRestart, "no-equivocation-across-restarts"),

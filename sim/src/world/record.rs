@@ -136,6 +136,9 @@ impl World {
         let step = self.message_event(now, "send", agent, to, message, (bytes as u64, None));
         if let Message::Proposal(p) = message {
             self.oracle.on_proposal_sent(agent, p, step, now);
+            if honest && p.proposer == agent && self.oracle.violation().is_none() {
+                self.oracle.locks_on_proposal_sent(agent, p, step, now);
+            }
             self.stop |= self.oracle.violation().is_some();
         }
         if let Message::RoundVote(v) = message {

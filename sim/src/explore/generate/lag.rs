@@ -101,7 +101,7 @@ fn down_for_good(faults: &[(u64, Table)]) -> BTreeSet<u32> {
 }
 
 /// The Byzantine agents a draft names (`byzantine.agents`).
-fn byzantine_agents(table: &Table) -> BTreeSet<u32> {
+pub(super) fn byzantine_agents(table: &Table) -> BTreeSet<u32> {
     let agents = table.get("byzantine").and_then(|b| b.get("agents")).and_then(Value::as_array);
     agents.into_iter().flatten().filter_map(Value::as_integer).filter_map(|a| u32::try_from(a).ok()).collect()
 }
@@ -122,6 +122,8 @@ mod tests {
         // The far-behind family is drawn after the round lag and never beside it: off here, so
         // that the runs the lag leaves alone are the same with it off.
         e.far_behind.share = 0.0;
+        // So is the split-locks shape (it takes runs the lag leaves alone).
+        e.faults.split_locks = 0.0;
         e.faults.round_lag = 1.0;
         let on = Generator::new(e.clone(), 5, None, "none");
         e.faults.round_lag = 0.0;
