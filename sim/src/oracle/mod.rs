@@ -19,6 +19,8 @@
 //! | `evidence-sound` | an honest agent emits evidence ([`evidence`]) | it never convicts an honest agent; the two votes or round votes it carries are of one signer, session (round, kind), differ, and are both validly signed (signing bytes the oracle encodes itself); two different validly signed proposals of the convicted proposer for the round were delivered |
 //! | `equivocation-detected` | an honest agent's next input after a delivery, in the judged class ([`evidence`]) | an honest agent delivered two conflicting validly signed votes (L9), round votes of one (round, kind) (L32) or proposals of one round (L22) of a committee member emits evidence for them |
 //! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
+//! | `step-justified` | an honest agent's first nil precommit of a round or first fresh proposal leaves it ([`steps`]) | a nil precommit has q nil prevotes of the round held (L44–L45) or q prevotes held for `timeout_prevote(r)` (L34–L35, L58–L59, L75); a fresh proposal with fewer than n votes has ≥ q, is unanimous before vote collection ends (L16–L17) and a decision by the threshold before the deadline (L16b–L16c) |
+//! | `step-timely` | an honest agent's first precommit of a round leaves it ([`steps`]) | once it is in the prevote step holding q honest prevotes for nil (L44–L45) or for its own prevote's value (L36–L40), it precommits in that step |
 //! | `sync-serve-rate` | an honest agent's answer to a `Sync` leaves it ([`rates`]) | it serves one asker at most 8 batches per retransmit interval and never a repeat of the last `Sync(next)` served it within the interval (L72–L73, L78: the amplification bound against a flooding peer) |
 //!
 //! The durability invariants live in [`durability`]; an agent that restarts may decide again a
@@ -57,6 +59,7 @@ mod proposal;
 pub mod rates;
 pub mod signing;
 mod skip;
+mod steps;
 pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
@@ -103,8 +106,14 @@ pub mod names {
     pub const ROUND_SKIP: &str = "round-skip";
     /// An honest agent serves a peer's `Sync`s within the protocol's rate.
     pub const SYNC_SERVE_RATE: &str = "sync-serve-rate";
+    /// An honest agent's nil precommits and fresh proposals are allowed when it signs them
+    /// (L16–L17, L16b, L34–L35, L44–L45, L58–L59, L75).
+    pub const STEP_JUSTIFIED: &str = "step-justified";
+    /// An honest agent in the prevote step holding q prevotes for nil or its own prevote's
+    /// value precommits in that step (L36–L40, L44–L45).
+    pub const STEP_TIMELY: &str = "step-timely";
     /// All of them.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 20] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -123,6 +132,8 @@ pub mod names {
         EQUIVOCATION_DETECTED,
         ROUND_SKIP,
         SYNC_SERVE_RATE,
+        STEP_JUSTIFIED,
+        STEP_TIMELY,
     ];
 }
 
@@ -239,6 +250,8 @@ pub struct Oracle {
     skip: skip::RoundSkip,
     /// `sync-serve-rate`'s state.
     rates: rates::ServeRates,
+    /// What `step-justified` and `step-timely` saw delivered and sent.
+    steps: steps::Steps,
 }
 
 impl Oracle {
@@ -281,6 +294,7 @@ impl Oracle {
             timely: timely::Timely::default(),
             rates: rates::ServeRates::default(),
             skip: skip::RoundSkip::default(),
+            steps: steps::Steps::default(),
             evidence: evidence::EvidenceChecks::default(),
             client_specs: BTreeMap::new(),
             client_specs_reported: false,
@@ -354,6 +368,7 @@ impl Oracle {
         self.durable.on_restart(agent, now, honest, &undecided);
         self.evidence.on_down(agent);
         self.round_skip_on_restart(agent);
+        self.steps_on_restart(agent);
         self.rates.on_restart(agent);
     }
 
@@ -570,6 +585,7 @@ impl Oracle {
         if !self.honest.contains(&agent) {
             return;
         }
+        self.steps_on_own_vote(agent, vote, step, now);
         self.round_skip_on_own_vote(agent, vote, step, now);
         let (session, round) = (vote.session, vote.round);
         self.evidence.on_own_round_vote(agent, session, round);

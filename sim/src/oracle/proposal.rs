@@ -39,6 +39,7 @@ impl Oracle {
         if !self.proposals_checked.insert((session, proposal.round, agent)) {
             return;
         }
+        self.steps_on_proposal(agent, proposal, step, now);
         let Some(registry) = self.epochs.get(&self.epoch_of(session)) else { return };
         let bytes =
             signing::proposal(session, proposal.round, proposal.valid_round, signing::value_id(&proposal.value));
