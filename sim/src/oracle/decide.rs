@@ -28,6 +28,7 @@ impl Oracle {
         };
         self.round_skip_on_decide(agent, session);
         self.locks_on_decide(agent, session);
+        self.steps_on_decide(agent, session);
         let previous = self.decisions.entry(session).or_default().insert(agent, seen);
         self.evidence.on_decided(agent, session);
         // Deciding again after a restart whose log lost the first decision is not a second

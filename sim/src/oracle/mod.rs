@@ -21,6 +21,8 @@
 //! | `round-skip` | an honest agent's first round vote in a new round leaves it | it does not vote in a new round r while it certainly kept votes of one later round from f + 1 honest agents (L54–L55 start that round first; [`skip`]) |
 //! | `lock-respected` | an honest agent's first prevote for a value in a round leaves it, if agreement is promised ([`locks`]) | an agent locked on another value (its own precommit) prevotes it only for a proposal of the round with a valid round vr ≥ its lock round and q prevotes for (vr, id(v)) it holds (L22–L28) |
 //! | `valid-value` | an honest proposer's first proposal of a round leaves it, if agreement is promised ([`locks`]) | a re-proposal's valid round is below the round and at least the proposer's lock round, and its polka certificate holds q signed prevotes of distinct members for it; a locked proposer re-proposes (L15, L39–L41) |
+//! | `step-justified` | an honest agent's first nil precommit of a round or first fresh proposal leaves it ([`steps`]) | a nil precommit has q nil prevotes of the round held (L44–L45) or q prevotes held for `timeout_prevote(r)` (L34–L35, L58–L59, L75); a fresh proposal with fewer than n votes has ≥ q, is unanimous before vote collection ends (L16–L17) and a decision by the threshold before the deadline (L16b–L16c) |
+//! | `step-timely` | an honest agent's first precommit of a round leaves it ([`steps`]) | once it is in the prevote step holding q honest prevotes for nil (L44–L45) or for its own prevote's value (L36–L40), it precommits in that step |
 //! | `sync-serve-rate` | an honest agent's answer to a `Sync` leaves it ([`rates`]) | it serves one asker at most 8 batches per retransmit interval and never a repeat of the last `Sync(next)` served it within the interval (L72–L73, L78: the amplification bound against a flooding peer) |
 //! | `sync-requests` | every step of an honest agent ([`asks`]) | the `Sync`s it sends are those L70–L71, L76 and L80 send: a status tick asks the next member in turn for what it lacks, a session whose spec it lost is asked of the committee's members in turn, a chase asks for the next batch once the last is applied, again after Δ, then the next member, and stops after 3 intervals without progress |
 //!
@@ -62,6 +64,7 @@ mod proposal;
 pub mod rates;
 pub mod signing;
 mod skip;
+mod steps;
 pub mod timely;
 pub use crate::influence::Verdict;
 use crate::influence::{fallback_bound, influence_bound, margin, HonestReference};
@@ -114,8 +117,14 @@ pub mod names {
     pub const LOCK_RESPECTED: &str = "lock-respected";
     /// An honest proposer re-proposes its valid value with its polka certificate (L15).
     pub const VALID_VALUE: &str = "valid-value";
+    /// An honest agent's nil precommits and fresh proposals are allowed when it signs them
+    /// (L16–L17, L16b, L34–L35, L44–L45, L58–L59, L75).
+    pub const STEP_JUSTIFIED: &str = "step-justified";
+    /// An honest agent in the prevote step holding q prevotes for nil or its own prevote's
+    /// value precommits in that step (L36–L40, L44–L45).
+    pub const STEP_TIMELY: &str = "step-timely";
     /// All of them.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 23] = [
         AGREEMENT,
         INTEGRITY,
         EXTERNAL_VALIDITY,
@@ -137,6 +146,8 @@ pub mod names {
         SYNC_REQUESTS,
         LOCK_RESPECTED,
         VALID_VALUE,
+        STEP_JUSTIFIED,
+        STEP_TIMELY,
     ];
 }
 
@@ -261,6 +272,8 @@ pub struct Oracle {
     peers: BTreeMap<AgentId, Vec<AgentId>>,
     /// What `lock-respected` and `valid-value` know of locks, proposals and prevotes.
     locks: locks::Locks,
+    /// What `step-justified` and `step-timely` saw delivered and sent.
+    steps: steps::Steps,
 }
 
 impl Oracle {
@@ -308,6 +321,7 @@ impl Oracle {
             peers: BTreeMap::new(),
             skip: skip::RoundSkip::default(),
             locks: locks::Locks::default(),
+            steps: steps::Steps::default(),
             evidence: evidence::EvidenceChecks::default(),
             client_specs: BTreeMap::new(),
             client_specs_reported: false,
@@ -381,6 +395,7 @@ impl Oracle {
         self.durable.on_restart(agent, now, honest, &undecided);
         self.evidence.on_down(agent);
         self.round_skip_on_restart(agent);
+        self.steps_on_restart(agent);
         self.rates.on_restart(agent);
         self.asks.on_restart(agent);
     }
@@ -654,6 +669,7 @@ impl Oracle {
         if !self.honest.contains(&agent) {
             return;
         }
+        self.steps_on_own_vote(agent, vote, step, now);
         self.round_skip_on_own_vote(agent, vote, step, now);
         self.locks_on_own_vote(agent, vote, step, now);
         let (session, round) = (vote.session, vote.round);

@@ -44,7 +44,10 @@ impl Oracle {
         if !self.proposals_checked.insert((session, proposal.round, agent)) {
             return;
         }
-        let Some(registry) = self.epochs.get(&self.epoch_of(session)) else { return };
+        let Some(registry) = self.epochs.get(&self.epoch_of(session)) else {
+            self.steps_on_proposal(agent, proposal, step, now);
+            return;
+        };
         let bytes =
             signing::proposal(session, proposal.round, proposal.valid_round, signing::value_id(&proposal.value));
         let problem = self.invalid_because(session, &proposal.value, registry).or_else(|| {
@@ -57,7 +60,10 @@ impl Oracle {
                 proposal.round
             );
             self.violate(names::HONEST_PROPOSAL_VALID, step, now, detail);
+            return;
         }
+        // `step-justified` judges when it proposed, once the proposal is known to be valid.
+        self.steps_on_proposal(agent, proposal, step, now);
     }
 
     /// The first V-check (V1–V7) `value` fails for `session` against its epoch `registry`.

@@ -119,6 +119,17 @@ impl View {
 }
 
 impl RoundSkip {
+    /// The signature of `agent`'s own round vote of (session, round, kind), if it sent one.
+    pub(super) fn sent_signature(
+        &self,
+        agent: AgentId,
+        session: SessionId,
+        round: Round,
+        kind: VoteKind,
+    ) -> Option<&Signature> {
+        self.sent.get(&(agent, session, round, kind))
+    }
+
     /// The slowest fsync `scenario` can have: `[storage] sync_ms` or any `slow-disk` fault.
     pub(super) fn sync_of(scenario: &Scenario) -> TimeMs {
         let slow = scenario.faults.iter().filter_map(|f| match f.action {
@@ -147,6 +158,7 @@ impl Oracle {
             return;
         }
         self.locks_on_delivered(agent, message);
+        self.steps_on_delivered(agent, message, now);
         match message {
             Message::RoundVote(v) => self.delivered_vote(agent, v, true, now),
             Message::Proposal(p) => {

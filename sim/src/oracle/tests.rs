@@ -1016,7 +1016,7 @@ fn round_skip_fails_a_round_entered_without_a_rule() {
     // Round 0 needs no rule, and a copy of a vote in a round it already voted in is not a new round.
     let mut o = oracle(4).with_round_skip(0);
     o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 10);
-    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 0, 0), 2, 11);
+    o.on_own_round_vote(me, &prevote(s, 0, 0), 2, 11);
     assert_eq!(o.violation(), None);
 }
 
@@ -1302,4 +1302,238 @@ fn valid_value_fails_an_uncertified_reproposal_and_a_locked_fresh_proposal() {
     );
     o.locks_on_proposal_sent(AgentId(0), &a, 5, 50);
     assert_eq!(o.violation(), None);
+}
+
+/// A prevote of `agent` in round `round` of `s` for `value` (nil: `None`).
+fn prevote_for(s: SessionId, round: Round, agent: u32, value: Option<u8>) -> RoundVote {
+    RoundVote { value: value.map(|b| ValueId([b; 32])), ..prevote(s, round, agent) }
+}
+
+/// `step-justified`, nil precommits (n = 4, q = 3, timeout_prevote(1) = 100 ms): agent 0's nil
+/// precommit of round 1 needs q nil prevotes of the round (L44) or q prevotes of it held for
+/// timeout_prevote(1) (L35, L59); what it may hold counts from any message and incarnation.
+#[test]
+fn step_justified_fails_a_nil_precommit_without_q_nil_prevotes_or_the_prevote_timeout() {
+    let s = SessionId(0);
+    let me = AgentId(0);
+    let timeout = ProtocolConfig::default().timeout(consensus_core::protocol::TimerKind::Prevote, 1);
+    assert_eq!(timeout, 100);
+    // Agent 0 prevoted nil at 100; agent 1's prevote for a value arrived at 110, agent 2's nil
+    // prevote at 120: three prevotes (q), one of them only at 120.
+    let setup = || {
+        let mut o = oracle(4);
+        rounds_entered_by_timeouts(&mut o, SessionId(0));
+        o.on_own_round_vote(me, &prevote(s, 1, 0), 1, 100);
+        o.on_delivered(me, &Message::RoundVote(prevote_for(s, 1, 1, Some(7))), 110);
+        o.on_delivered(me, &Message::RoundVote(prevote(s, 1, 2)), 120);
+        o
+    };
+    let mut o = setup();
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 219);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("a nil precommit 99 ms after the q-th prevote"));
+    assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::STEP_JUSTIFIED, 2, 219));
+    assert!(v.detail.contains("round 1 of session-0") && v.detail.contains("at 120 ms"), "{}", v.detail);
+
+    let mut o = setup();
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 220);
+    assert_eq!(o.violation(), None, "timeout_prevote(1) after the q-th prevote: L59");
+
+    let mut o = setup();
+    o.on_delivered(me, &Message::RoundVote(prevote(s, 1, 3)), 125);
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 125);
+    assert_eq!(o.violation(), None, "q nil prevotes (0, 2, 3): L44");
+
+    // Only a re-sent copy is late; the first precommit was in time.
+    let mut o = setup();
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 230);
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 3, 231);
+    assert_eq!(o.violation(), None);
+
+    // Two prevotes only, whatever the wait.
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 1, 100);
+    o.on_delivered(me, &Message::RoundVote(prevote(s, 1, 1)), 110);
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 5_000);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("two prevotes of three"));
+    assert!(v.detail.contains("from only 2 members"), "{}", v.detail);
+
+    // A prevote carried in a polka certificate, delivered before a restart, may be held (the
+    // log replays it); one of a non-member (agent 9) is not counted.
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 1, 100);
+    let mut proposal = proposal_of(s);
+    proposal.polka = vec![prevote_for(s, 1, 1, Some(7)), prevote_for(s, 1, 9, Some(7))];
+    o.on_delivered(me, &Message::Proposal(Box::new(proposal)), 105);
+    o.on_delivered(me, &Message::RoundVote(prevote(s, 1, 2)), 110);
+    o.on_restart(me, 150);
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 210);
+    assert_eq!(o.violation(), None, "prevotes of 0, 1, 2 by 110: L59 at 210");
+
+    // Without any prevote held, an honest agent's nil precommit is flagged; a Byzantine
+    // agent's is not judged, nor an honest agent's precommit for a value.
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 5);
+    assert_eq!(o.violation().map(|v| v.invariant.clone()), Some(names::STEP_JUSTIFIED.to_owned()));
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    o.honest.remove(&me);
+    o.on_own_round_vote(me, &vote(VoteKind::Precommit, s, 1, 0), 2, 5);
+    o.on_own_round_vote(
+        AgentId(1),
+        &RoundVote { value: Some(ValueId([7; 32])), ..vote(VoteKind::Precommit, s, 1, 1) },
+        3,
+        5,
+    );
+    assert_eq!(o.violation(), None, "a Byzantine agent's nil precommit, an honest one for a value");
+}
+
+/// `step-timely` (n = 4, q = 3): agent 0, in the prevote step of round 1 (its prevote sent),
+/// holding three honest nil prevotes (its own, 1's, 2's) precommits at once (L44); holding
+/// three prevotes for the value it prevoted, it precommits at once (L36). Only genuine honest
+/// prevotes delivered since its restart while it had voted in round 0 or later count.
+#[test]
+fn step_timely_fails_a_precommit_after_the_step_it_was_owed_in() {
+    let s = SessionId(0);
+    let me = AgentId(0);
+    let sent = |o: &mut Oracle, agents: &[u32], value: Option<u8>| {
+        for a in agents {
+            o.on_own_round_vote(AgentId(*a), &prevote_for(s, 1, *a, value), 1, 90);
+        }
+    };
+    let deliver = |o: &mut Oracle, v: RoundVote, at: TimeMs| o.on_delivered(me, &Message::RoundVote(v), at);
+    let setup = |own: Option<u8>, others: Option<u8>| {
+        let mut o = oracle(4);
+        rounds_entered_by_timeouts(&mut o, SessionId(0));
+        sent(&mut o, &[1, 2], others);
+        o.on_own_round_vote(me, &prevote_for(s, 1, 0, own), 2, 100);
+        deliver(&mut o, prevote_for(s, 1, 1, others), 110);
+        deliver(&mut o, prevote_for(s, 1, 2, others), 120);
+        o
+    };
+    let precommit =
+        |value: Option<u8>| RoundVote { value: value.map(|b| ValueId([b; 32])), ..vote(VoteKind::Precommit, s, 1, 0) };
+
+    let mut o = setup(None, None);
+    o.on_own_round_vote(me, &precommit(None), 3, 120);
+    assert_eq!(o.violation(), None, "precommitted nil in the step the third nil prevote arrived");
+    let mut o = setup(None, None);
+    o.on_own_round_vote(me, &precommit(None), 3, 220);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("a nil precommit at the prevote timeout, not at L44"));
+    assert_eq!((v.invariant.as_str(), v.step, v.time_ms), (names::STEP_TIMELY, 3, 220));
+    assert!(v.detail.contains("from 120 ms") && v.detail.contains("L44"), "{}", v.detail);
+
+    // L36: its own prevote and two more for its value.
+    let mut o = setup(Some(5), Some(5));
+    o.on_own_round_vote(me, &precommit(Some(5)), 3, 121);
+    let v = o.violation().cloned().unwrap_or_else(|| panic!("a precommit for its value one step late"));
+    assert!(v.detail.contains("L36"), "{}", v.detail);
+    let mut o = setup(Some(5), Some(5));
+    o.on_own_round_vote(me, &precommit(Some(5)), 3, 120);
+    assert_eq!(o.violation(), None);
+
+    // Prevotes for another value than its own: the proposal's value may be invalid to it.
+    let mut o = setup(Some(5), Some(6));
+    o.on_delivered(me, &Message::RoundVote(prevote_for(s, 1, 3, Some(6))), 130);
+    o.on_own_round_vote(me, &precommit(None), 3, 500);
+    assert_eq!(o.violation(), None, "q prevotes for a value it did not prevote");
+
+    // A forged prevote, or a Byzantine agent's, does not count.
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    o.honest.remove(&AgentId(3));
+    sent(&mut o, &[1, 2], None);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 2, 100);
+    deliver(&mut o, prevote(s, 1, 1), 110);
+    let mut forged = prevote(s, 1, 2);
+    forged.signature = Signature([0x77; 64]);
+    deliver(&mut o, forged, 115);
+    deliver(&mut o, prevote(s, 1, 3), 120);
+    o.on_own_round_vote(me, &precommit(None), 3, 220);
+    assert_eq!(o.violation().map(|v| v.invariant.clone()), None, "one genuine honest nil prevote besides its own");
+
+    // Delivered before it had voted in round 0 or later since its restart: maybe not kept.
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    sent(&mut o, &[1, 2], None);
+    deliver(&mut o, prevote(s, 1, 1), 50);
+    deliver(&mut o, prevote(s, 1, 2), 60);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 2, 100);
+    o.on_own_round_vote(me, &precommit(None), 3, 220);
+    assert_eq!(o.violation(), None, "round 1's prevotes arrived before its round was known");
+    let mut o = oracle(4);
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    sent(&mut o, &[1, 2], None);
+    o.on_own_round_vote(me, &prevote(s, 0, 0), 1, 40);
+    deliver(&mut o, prevote(s, 1, 1), 50);
+    deliver(&mut o, prevote(s, 1, 2), 60);
+    o.on_own_round_vote(me, &prevote(s, 1, 0), 2, 100);
+    o.on_own_round_vote(me, &precommit(None), 3, 220);
+    assert_eq!(o.violation().map(|v| v.invariant.clone()), Some(names::STEP_TIMELY.to_owned()), "kept: round 0 voted");
+
+    // A restart between: the vote keeper and the step may be lost.
+    let mut o = setup(None, None);
+    o.on_restart(me, 150);
+    o.on_own_round_vote(me, &precommit(None), 3, 220);
+    assert_eq!(o.violation(), None, "restarted after the obligation arose");
+}
+
+/// `step-justified`, fresh proposals (n = 7, q = 5; vote collection ends at 150 ms, the
+/// deadline at 500 ms): with votes missing, a proposer proposes before vote collection only a
+/// unanimous set and before the deadline only a decision by the threshold (L16–L17, L16b).
+#[test]
+fn step_justified_fails_a_fresh_proposal_the_proposer_had_to_hold_back() {
+    let (_, base) = honest_proposal();
+    let collection = ProtocolConfig::default().vote_collect_ms;
+    let deadline = EngineConfig::default().deadline_ms;
+    assert_eq!((collection, deadline), (150, 500));
+    let threshold = AgreedOutcome::Decided {
+        chosen: CandidateId(0),
+        method: ConsensusMethod::Threshold,
+        agreement: Ppm::ONE,
+        byzantine: Vec::new(),
+    };
+    let dissent = AgreedOutcome::Decided {
+        chosen: CandidateId(0),
+        method: ConsensusMethod::MajorityWithDissent,
+        agreement: Ppm::saturating(600_000),
+        byzantine: Vec::new(),
+    };
+    let judge = |votes: usize, split: bool, outcome: &AgreedOutcome, valid_round: Option<Round>, at: TimeMs| {
+        let (mut o, _) = honest_proposal();
+        let mut p = base.clone();
+        p.value.votes.truncate(votes);
+        if split {
+            p.value.votes[1].vote.candidate = CandidateId(1);
+        }
+        p.value.outcome = outcome.clone();
+        p.valid_round = valid_round;
+        o.steps_on_proposal(AgentId(0), &p, 4, at);
+        o.violation().map(|v| (v.invariant.clone(), v.detail.clone()))
+    };
+    let rows: [(&str, usize, bool, &AgreedOutcome, Option<Round>, TimeMs, Option<&str>); 10] = [
+        ("all seven votes, any time", 7, true, &dissent, None, 10, None),
+        ("q unanimous votes deciding by the threshold early (L17)", 5, false, &threshold, None, 10, None),
+        ("q split votes before vote collection", 5, true, &threshold, None, 149, Some("L16–L17")),
+        ("q split votes by the threshold after vote collection", 5, true, &threshold, None, 150, None),
+        ("q votes without a threshold decision before the deadline", 6, false, &dissent, None, 300, Some("L16b")),
+        ("the same at the deadline", 6, false, &dissent, None, 500, None),
+        ("fewer than q votes", 4, false, &threshold, None, 600, Some("fewer than q")),
+        ("a re-proposal (L15)", 4, true, &dissent, Some(0), 10, None),
+        ("unanimous early but no threshold decision", 5, false, &dissent, None, 10, Some("L16b")),
+        ("six votes by the threshold after vote collection", 6, true, &threshold, None, 200, None),
+    ];
+    for (what, votes, split, outcome, valid_round, at, fires) in rows {
+        let found = judge(votes, split, outcome, valid_round, at);
+        match (fires, found) {
+            (None, None) => {}
+            (Some(why), Some((invariant, detail))) => {
+                assert_eq!(invariant, names::STEP_JUSTIFIED, "{what}");
+                assert!(detail.contains(why) && detail.contains("round 0 of session-0"), "{what}: {detail}");
+            }
+            (fires, found) => panic!("{what}: expected {fires:?}, found {found:?}"),
+        }
+    }
 }

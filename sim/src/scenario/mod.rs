@@ -53,7 +53,7 @@ pub const MAX_CANDIDATES: u32 = 256;
 /// Most scenarios one `[sweep]` may expand to.
 pub const MAX_SWEEP_COMBINATIONS: usize = 4_096;
 /// The invariants `expect.invariant` may name (the oracle's names).
-pub const INVARIANTS: [&str; 20] = [
+pub const INVARIANTS: [&str; 22] = [
     "agreement",
     "integrity",
     "external-validity",
@@ -74,6 +74,8 @@ pub const INVARIANTS: [&str; 20] = [
     "sync-requests",
     "lock-respected",
     "valid-value",
+    "step-justified",
+    "step-timely",
 ];
 
 /// The `(dotted key, value)` pairs that name one scenario of a sweep, in key order.
