@@ -45,6 +45,8 @@
 //! variant precommits nil `timeout_prevote(r)` late, inside every liveness bound.)
 //!
 //! Not judged: agents that decided the session (a decided agent ignores round votes, L66),
+//! agents outside the session's committee (they follow it and count their own votes, which no
+//! member counts; the regressions `timely-slow-disk` and `timely-link-clogged` have them),
 //! beyond the Byzantine count agreement is promised for (the oracle's registry epoch is then
 //! not necessarily the agent's), sessions whose epoch the oracle does not keep, and the
 //! `duplicate-votes-counted` mutation (its agents count copies of a vote again: it is judged by
@@ -161,6 +163,11 @@ impl Oracle {
             }
             VoteKind::Precommit if first => {
                 let Some(committee) = self.committee_of(v.session) else { return };
+                // An agent outside the committee (quarantined, excluded) follows the session and
+                // counts its own votes, which no member counts: its steps are not judged.
+                if !committee.contains(agent) {
+                    return;
+                }
                 let view = &self.steps.views[&(agent, v.session)];
                 let detail = match v.value {
                     None => view.unjustified_nil_precommit(agent, v, &committee, &self.protocol, now),
@@ -197,6 +204,9 @@ impl Oracle {
             return;
         }
         let Some(committee) = self.committee_of(session) else { return };
+        if !committee.contains(agent) {
+            return;
+        }
         let value = &proposal.value;
         let (have, n) = (value.votes.len(), committee.members.len());
         if have >= n {
