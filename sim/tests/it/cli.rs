@@ -216,7 +216,7 @@ fn every_subcommand_follows_the_exit_code_contract() {
         (vec!["audit", "--agents", "9", "--byzantine", "3"], 1, "[ERROR] too-few-agents"),
         (vec!["audit", "--threshold", "1.5"], 2, ""),
         (vec!["reproduce", &baseline, "--seed", "1", "--limit", "0"], 0, "trace_hash"),
-        (vec!["reproduce", &mutation, "--seed", "5", "--limit", "0"], 1, "VIOLATION agreement"),
+        (vec!["reproduce", &mutation, "--seed", "5", "--limit", "0"], 1, "VIOLATION lock-respected"),
         (vec!["reproduce", &sweep, "--seed", "3"], 2, ""),
         (vec!["reproduce", &baseline, "--seed", "1", "--kind", "nonsense"], 2, ""),
         (vec!["run", "--no-such-flag"], 2, ""),

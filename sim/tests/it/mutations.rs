@@ -42,7 +42,7 @@ fn quorum_one_short_is_caught_by_agreement() {
 }
 
 #[test]
-fn no_locking_is_caught_by_agreement() {
+fn no_locking_is_caught_by_lock_respected() {
     let seed = first_catch("mut-no-locking.toml");
     clean_without_mutation("mut-no-locking.toml", seed);
 }
@@ -60,7 +60,7 @@ fn local_timeout_fallback_is_caught_by_agreement() {
 }
 
 #[test]
-fn repropose_fresh_value_is_caught_by_liveness() {
+fn repropose_fresh_value_is_caught_by_valid_value() {
     let seed = first_catch("mut-repropose-fresh-value.toml");
     clean_without_mutation("mut-repropose-fresh-value.toml", seed);
 }
@@ -72,7 +72,7 @@ fn pol_round_zero_rejected_is_caught_by_liveness() {
 }
 
 #[test]
-fn duplicate_votes_counted_is_caught_by_agreement() {
+fn duplicate_votes_counted_is_caught_by_valid_value() {
     let seed = first_catch("mut-duplicate-votes-counted.toml");
     clean_without_mutation("mut-duplicate-votes-counted.toml", seed);
 }
@@ -113,13 +113,13 @@ fn proposal_not_reset_is_caught_by_timely_proposal() {
 }
 
 #[test]
-fn polka_not_relayed_is_caught_by_liveness() {
+fn polka_not_relayed_is_caught_by_valid_value() {
     let seed = first_catch("mut-polka-not-relayed.toml");
     clean_without_mutation("mut-polka-not-relayed.toml", seed);
 }
 
 #[test]
-fn quorum_two_f_plus_one_is_caught_by_agreement() {
+fn quorum_two_f_plus_one_is_caught_by_valid_value() {
     let seed = first_catch("mut-quorum-two-f-plus-one.toml");
     clean_without_mutation("mut-quorum-two-f-plus-one.toml", seed);
 }
