@@ -167,9 +167,10 @@ async fn https_client_follows_redirects_reads_chunks_and_refuses_untrusted_certi
     assert_eq!(judge.seen.judged.load(Ordering::SeqCst), 3, "the redirect kept the POST and its body");
     // Kept alive and pooled: the calls reuse their connection. A redirect may be followed before
     // the connection that carried the 307 is back in the pool (then a second one opens, and is
-    // pooled too); without keep-alive it would be 6.
+    // pooled too), and on a loaded machine a pooled connection may be dropped before its next
+    // use: 1 or 2 connections usually, 3 seen once under load; without keep-alive it is 6.
     let connections = judge.seen.connections.load(Ordering::SeqCst);
-    assert!((1..=2).contains(&connections), "six requests over {connections} connections");
+    assert!((1..6).contains(&connections), "six requests over {connections} connections");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
