@@ -1513,7 +1513,9 @@ fn step_justified_fails_a_fresh_proposal_the_proposer_had_to_hold_back() {
         o.steps_on_proposal(AgentId(0), &p, 4, at);
         o.violation().map(|v| (v.invariant.clone(), v.detail.clone()))
     };
-    let rows: [(&str, usize, bool, &AgreedOutcome, Option<Round>, TimeMs, Option<&str>); 10] = [
+    /// (name, votes kept, split, outcome, valid round, proposed at, the rule a violation names)
+    type Row<'a> = (&'a str, usize, bool, &'a AgreedOutcome, Option<Round>, TimeMs, Option<&'a str>);
+    let rows: [Row; 10] = [
         ("all seven votes, any time", 7, true, &dissent, None, 10, None),
         ("q unanimous votes deciding by the threshold early (L17)", 5, false, &threshold, None, 10, None),
         ("q split votes before vote collection", 5, true, &threshold, None, 149, Some("L16–L17")),
