@@ -236,12 +236,7 @@ impl Oracle {
         let Some(above) = round.checked_add(1) else { return };
         // Kept long enough before this vote left that it was cast after them.
         let before = now.saturating_sub(2 * self.skip.sync_ms + 1);
-        let Some(members) =
-            self.epochs.get(&self.epoch_of(v.session)).map(|r| Committee::of(r, Mutation::None).members)
-        else {
-            return;
-        };
-        let skip = consensus_core::quorum::f_max(members.len() as u64) as usize + 1;
+        let Some((members, skip)) = self.skip_senders(v.session) else { return };
         let view = &self.skip.views[&(agent, v.session)];
         let found = view.kept.range(above..).rev().find_map(|(later, signers)| {
             let mut counted: Vec<AgentId> =
@@ -267,6 +262,14 @@ impl Oracle {
         }
     }
 
+    /// The committee of `session`'s registry epoch and L54's f + 1 (f = its f_max), if the
+    /// oracle keeps that epoch.
+    fn skip_senders(&self, session: SessionId) -> Option<(Vec<AgentId>, usize)> {
+        let members = Committee::of(self.epochs.get(&self.epoch_of(session))?, Mutation::None).members;
+        let skip = consensus_core::quorum::f_max(members.len() as u64) as usize + 1;
+        Some((members, skip))
+    }
+
     /// The other direction of L54–L55 ("only upon"): `agent`'s first vote in round r > 0 left
     /// it, so it started round r, which only L61 (its precommit timeout of round r − 1 fired)
     /// or L55 (messages of round r from f + 1 distinct agents) do. Judged against an upper bound
@@ -281,12 +284,7 @@ impl Oracle {
         }
         entry.max_voted = Some(round);
         let Some(before) = round.checked_sub(1) else { return };
-        let Some(members) =
-            self.epochs.get(&self.epoch_of(v.session)).map(|r| Committee::of(r, Mutation::None).members)
-        else {
-            return;
-        };
-        let skip = consensus_core::quorum::f_max(members.len() as u64) as usize + 1;
+        let Some((_, skip)) = self.skip_senders(v.session) else { return };
         let entry = &self.skip.entries[&(agent, v.session)];
         let heard = entry.heard.get(&round).map_or(0, BTreeSet::len);
         if entry.precommit_fired.contains(&before) || heard >= skip {

@@ -1130,6 +1130,16 @@ fn sync_requests_reports_a_status_tick_or_a_chase_off_their_rules() {
     assert_eq!(o.violation(), None, "a Byzantine agent asks as it likes");
 }
 
+/// An oracle of 4 whose agent 0 is locked on value "a" in round 1 of session 0 (its precommit).
+fn locked_in_round_1() -> (Oracle, SimKeys) {
+    let (mut o, keys) = evidence_oracle();
+    rounds_entered_by_timeouts(&mut o, SessionId(0));
+    let a = signed_proposal(&keys, 1, 1, "a");
+    let precommit = signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value)));
+    o.on_own_round_vote(AgentId(0), &precommit, 1, 10);
+    (o, keys)
+}
+
 /// `agent`'s round vote of `kind` in session 0, `round`, for `value`, signed by it.
 fn signed_round_vote(keys: &SimKeys, kind: VoteKind, agent: u32, round: Round, value: Option<ValueId>) -> RoundVote {
     let signature = keys.agents[agent as usize].sign(&wire::round_vote_signing_bytes(kind, SessionId(0), round, value));
@@ -1185,15 +1195,7 @@ fn lock_respected_fails_a_prevote_against_the_lock_without_a_newer_polka() {
     assert_eq!(judge(1, &[1, 2, 3], true), None, "L28: a polka of the lock round releases the lock");
     assert_eq!(judge(0, &[1, 2, 3], false), None, "unlocked: nothing to respect");
     // The prevotes of the polka count as well when delivered as round votes, own prevote included.
-    let (mut o, keys) = evidence_oracle();
-    rounds_entered_by_timeouts(&mut o, SessionId(0));
-    let a = signed_proposal(&keys, 1, 1, "a");
-    o.on_own_round_vote(
-        AgentId(0),
-        &signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value))),
-        1,
-        10,
-    );
+    let (mut o, keys) = locked_in_round_1();
     let b = signed_proposal(&keys, 2, 0, "b");
     let (b2, _) = reproposal(&keys, &b, 2, 1, &[1, 2, 3]);
     let (b3, id_b) = reproposal(&keys, &b, 3, 2, &[]);
@@ -1210,6 +1212,7 @@ fn lock_respected_fails_a_prevote_against_the_lock_without_a_newer_polka() {
     o.on_own_round_vote(AgentId(0), &signed_round_vote(&keys, VoteKind::Prevote, 0, 3, Some(id_b)), 3, 30);
     assert_eq!(o.violation(), None, "q prevotes of round 2 held (its own among them), 1 ≤ 2 < 3");
     assert_eq!(o.split_polkas(), 0, "one value prevoted by q in rounds 1 and 2: no split");
+    let a = signed_proposal(&keys, 1, 1, "a");
     for agent in [1, 2] {
         o.on_delivered(
             AgentId(0),
@@ -1231,15 +1234,7 @@ fn lock_respected_fails_a_prevote_against_the_lock_without_a_newer_polka() {
     );
     assert_eq!(o.split_polkas(), 1, "A in round 0 and B in rounds 1 and 2: a split");
     // A fresh proposal of another value (L23) never justifies leaving the lock.
-    let (mut o, keys) = evidence_oracle();
-    rounds_entered_by_timeouts(&mut o, SessionId(0));
-    let a = signed_proposal(&keys, 1, 1, "a");
-    o.on_own_round_vote(
-        AgentId(0),
-        &signed_round_vote(&keys, VoteKind::Precommit, 0, 1, Some(signing::value_id(&a.value))),
-        1,
-        10,
-    );
+    let (mut o, keys) = locked_in_round_1();
     let b = signed_proposal(&keys, 2, 2, "b");
     let id_b = signing::value_id(&b.value);
     o.on_delivered(AgentId(0), &Message::Proposal(Box::new(b)), 20);
