@@ -5,11 +5,12 @@
 //!
 //! - **its lock**, from its own precommits: a precommit for w in round lr leaves p only at L40,
 //!   right after L39 locked p on (lr, w), and lock rounds only grow, so p's lock is at least the
-//!   newest value it precommitted. Locks are durable: every input is logged before p handles it
-//!   and a signed message leaves only once the log is durable, so a restart (log replay, or a
-//!   snapshot and the log since) rebuilds the lock of every precommit that left. A lock whose
-//!   precommit never left (a crash in between) is not known to the oracle: it judges less then,
-//!   never wrongly;
+//!   newest value it precommitted. The oracle sees a precommit when p's runner performs it,
+//!   before the log makes it leave, so a crash in between can lose the lock (`disk-slow`, seed
+//!   85: a proposer locked before a crash that lost its precommit proposed a fresh value after
+//!   its restart, rightly). A restart therefore forgets the lock the oracle knew; p re-sends the
+//!   precommits its log kept (L62–L63), and the oracle learns the lock again from them. It
+//!   judges less meanwhile, never wrongly;
 //! - **what p may hold**: every proposal delivered to p (directly or in a commit certificate)
 //!   and p's own, each with its valid round and value id (the oracle's own `id(v)`), and every
 //!   prevote for a value delivered to p in any message (round votes, polka certificates, commit
@@ -245,6 +246,13 @@ impl Oracle {
         if let Some(problem) = problem {
             let detail = format!("{agent}, honest, proposed in round {round} of {session}: {problem}");
             self.violate(names::VALID_VALUE, step, now, detail);
+        }
+    }
+
+    /// `agent` restarted: the locks of precommits that had not left may be lost (module doc).
+    pub(super) fn locks_on_restart(&mut self, agent: AgentId) {
+        for (_, view) in self.locks.views.range_mut((agent, SessionId(0))..=(agent, SessionId(u64::MAX))) {
+            view.lock = None;
         }
     }
 

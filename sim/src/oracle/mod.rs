@@ -396,6 +396,7 @@ impl Oracle {
         self.evidence.on_down(agent);
         self.round_skip_on_restart(agent);
         self.steps_on_restart(agent);
+        self.locks_on_restart(agent);
         self.rates.on_restart(agent);
         self.asks.on_restart(agent);
     }
